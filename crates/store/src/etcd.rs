@@ -1,0 +1,3 @@
+//! placeholder, being written
+/// etcd store.
+pub struct EtcdStore;

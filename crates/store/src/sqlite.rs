@@ -1,0 +1,3 @@
+//! placeholder, being written
+/// Embedded store.
+pub struct SqliteStore;
