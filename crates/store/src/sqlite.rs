@@ -1,3 +1,0 @@
-//! placeholder, being written
-/// Embedded store.
-pub struct SqliteStore;

@@ -1,0 +1,305 @@
+//! The single writer thread: group commit, compaction in small steps, and the
+//! hand-off of committed changes to the index and to watchers.
+//!
+//! Every write goes through here. Requests that queue up while a commit is
+//! being synced are taken together into the next transaction, so concurrent
+//! writers share one fsync. A request is answered only after its transaction is
+//! durable and the index shows it.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use tokio::sync::oneshot;
+
+use super::{now_ms, Live, Shared};
+use crate::{Error, Event, EventKind, KeyValue, Precondition, Result, WriteOp, WriteOutcome};
+
+/// Most requests folded into one transaction.
+const MAX_BATCH: usize = 1024;
+/// Revisions scanned per compaction step; each step is its own short transaction.
+const COMPACT_STEP: i64 = 4096;
+
+pub(super) enum Msg {
+    Write {
+        cond: Precondition,
+        op: WriteOp,
+        reply: oneshot::Sender<Result<WriteOutcome>>,
+    },
+    Compact {
+        revision: i64,
+        reply: oneshot::Sender<Result<()>>,
+    },
+}
+
+/// A batch of committed changes as watchers receive it.
+pub(super) struct Batch {
+    pub events: Vec<Event>,
+    pub last_rev: i64,
+}
+
+struct Compaction {
+    next_lo: i64,
+    target: i64,
+}
+
+pub(super) fn run(conn: Connection, shared: Arc<Shared>, rx: Receiver<Msg>) {
+    let mut compaction: Option<Compaction> = None;
+    let mut pending: Vec<Msg> = Vec::with_capacity(MAX_BATCH);
+    loop {
+        let first = if compaction.is_some() {
+            match rx.try_recv() {
+                Ok(m) => Some(m),
+                Err(TryRecvError::Empty) => None,
+                Err(TryRecvError::Disconnected) => break,
+            }
+        } else {
+            match rx.recv() {
+                Ok(m) => Some(m),
+                Err(_) => break,
+            }
+        };
+        if let Some(first) = first {
+            pending.push(first);
+            while pending.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(m) => pending.push(m),
+                    Err(_) => break,
+                }
+            }
+            let mut writes = Vec::with_capacity(pending.len());
+            for m in pending.drain(..) {
+                match m {
+                    Msg::Write { cond, op, reply } => writes.push((cond, op, reply)),
+                    Msg::Compact { revision, reply } => {
+                        // Writes queued before the compaction request go first.
+                        commit_batch(&conn, &shared, std::mem::take(&mut writes));
+                        let r = start_compaction(&conn, &shared, revision);
+                        if r.is_ok() {
+                            // Rows kept by an earlier compaction may be superseded
+                            // now, so every pass starts from the oldest row.
+                            let oldest: i64 = conn
+                                .query_row("SELECT coalesce(min(rev), 1) - 1 FROM kv", [], |r| r.get(0))
+                                .unwrap_or(0);
+                            compaction = Some(Compaction { next_lo: oldest, target: revision });
+                        }
+                        let _ = reply.send(r);
+                    }
+                }
+            }
+            commit_batch(&conn, &shared, writes);
+        }
+        if let Some(c) = compaction.as_mut() {
+            match compact_step(&conn, c) {
+                Ok(true) => {
+                    compaction = None;
+                    finish_compaction(&conn);
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "compaction step failed; will retry at the next compaction");
+                    compaction = None;
+                }
+            }
+        }
+    }
+    tracing::debug!("store writer stopped");
+}
+
+fn fetch_kv(conn: &Connection, key: &[u8], live: &Live) -> Result<KeyValue> {
+    let value: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT value FROM kv WHERE rev = ?1")?
+        .query_row(params![live.mod_rev], |r| r.get(0))
+        .optional()?
+        .flatten();
+    let value = value.ok_or_else(|| Error::Closed(format!("index names missing revision {}", live.mod_rev)))?;
+    Ok(KeyValue {
+        key: key.to_vec(),
+        value: Bytes::from(value),
+        create_revision: live.create_rev,
+        mod_revision: live.mod_rev,
+        version: live.version,
+    })
+}
+
+type Reply = oneshot::Sender<Result<WriteOutcome>>;
+
+fn commit_batch(conn: &Connection, shared: &Shared, writes: Vec<(Precondition, WriteOp, Reply)>) {
+    if writes.is_empty() {
+        return;
+    }
+    let base_rev = shared.state.read().expect("state lock").rev;
+    match apply_batch(conn, shared, base_rev, &writes) {
+        Ok((outcomes, overlay, events, rev)) => {
+            {
+                let mut st = shared.state.write().expect("state lock");
+                for (key, live) in overlay {
+                    if let Some(old) = st.index.get(&key) {
+                        if let Some(at) = old.expires_ms {
+                            st.expiries.remove(&(at, key.clone()));
+                        }
+                    }
+                    match live {
+                        Some(l) => {
+                            if let Some(at) = l.expires_ms {
+                                st.expiries.insert((at, key.clone()));
+                            }
+                            st.index.insert(key, l);
+                        }
+                        None => {
+                            st.index.remove(&key);
+                        }
+                    }
+                }
+                st.rev = rev;
+            }
+            if !events.is_empty() {
+                // No receivers is fine: nobody is watching.
+                let _ = shared.events.send(Arc::new(Batch { events, last_rev: rev }));
+            }
+            for ((_, _, reply), outcome) in writes.into_iter().zip(outcomes) {
+                let _ = reply.send(Ok(outcome));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, requests = writes.len(), "store transaction failed");
+            let msg = e.to_string();
+            for (_, _, reply) in writes {
+                let _ = reply.send(Err(Error::Closed(format!("write failed: {msg}"))));
+            }
+        }
+    }
+}
+
+type Applied = (Vec<WriteOutcome>, HashMap<Vec<u8>, Option<Live>>, Vec<Event>, i64);
+
+fn apply_batch(
+    conn: &Connection,
+    shared: &Shared,
+    base_rev: i64,
+    writes: &[(Precondition, WriteOp, Reply)],
+) -> Result<Applied> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let mut overlay: HashMap<Vec<u8>, Option<Live>> = HashMap::new();
+    let mut outcomes = Vec::with_capacity(writes.len());
+    let mut events = Vec::new();
+    let mut rev = base_rev;
+    let now = now_ms();
+    {
+        let st = shared.state.read().expect("state lock");
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO kv (rev, key, create_rev, version, value, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for (cond, op, _) in writes {
+            let key = op.key();
+            let current: Option<Live> = match overlay.get(key) {
+                Some(v) => *v,
+                None => st.index.get(key).copied(),
+            };
+            let ok = match (cond, op) {
+                (_, WriteOp::Delete { .. }) if current.is_none() => false,
+                (Precondition::None, _) => true,
+                (Precondition::Absent, _) => current.is_none(),
+                (Precondition::ModRevision(r), _) => current.is_some_and(|l| l.mod_rev == *r),
+            };
+            let prev = match &current {
+                Some(l) => Some(fetch_kv(&tx, key, l)?),
+                None => None,
+            };
+            if !ok {
+                outcomes.push(WriteOutcome::Failed { current: prev });
+                continue;
+            }
+            rev += 1;
+            let (kind, kv, live) = match op {
+                WriteOp::Put { value, ttl, .. } => {
+                    let live = Live {
+                        mod_rev: rev,
+                        create_rev: current.map_or(rev, |l| l.create_rev),
+                        version: current.map_or(1, |l| l.version + 1),
+                        expires_ms: ttl.map(|d| now + d.as_millis() as i64),
+                    };
+                    insert.execute(params![
+                        rev,
+                        key,
+                        live.create_rev,
+                        live.version,
+                        value.as_ref(),
+                        live.expires_ms
+                    ])?;
+                    let kv = KeyValue {
+                        key: key.to_vec(),
+                        value: value.clone(),
+                        create_revision: live.create_rev,
+                        mod_revision: rev,
+                        version: live.version,
+                    };
+                    (EventKind::Put, kv, Some(live))
+                }
+                WriteOp::Delete { .. } => {
+                    insert.execute(params![rev, key, 0, 0, Option::<&[u8]>::None, Option::<i64>::None])?;
+                    let kv = KeyValue {
+                        key: key.to_vec(),
+                        value: Bytes::new(),
+                        create_revision: 0,
+                        mod_revision: rev,
+                        version: 0,
+                    };
+                    (EventKind::Delete, kv, None)
+                }
+            };
+            overlay.insert(key.to_vec(), live);
+            events.push(Event { kind, kv: kv.clone(), prev_kv: prev.clone() });
+            outcomes.push(WriteOutcome::Committed { revision: rev, kv, prev });
+        }
+    }
+    if rev != base_rev {
+        tx.execute("UPDATE meta SET value = ?1 WHERE name = 'rev'", params![rev])?;
+    }
+    tx.commit()?;
+    Ok((outcomes, overlay, events, rev))
+}
+
+/// Record the new compaction revision durably and in memory. From here on reads
+/// below it fail, so the physical deletes that follow can never be observed.
+fn start_compaction(conn: &Connection, shared: &Shared, revision: i64) -> Result<()> {
+    {
+        let st = shared.state.read().expect("state lock");
+        if revision > st.rev {
+            return Err(Error::FutureRevision { requested: revision, current: st.rev });
+        }
+        if revision <= st.compact_rev {
+            return Err(Error::Compacted { requested: revision, compacted: st.compact_rev });
+        }
+    }
+    conn.execute("UPDATE meta SET value = ?1 WHERE name = 'compact_rev'", params![revision])?;
+    shared.state.write().expect("state lock").compact_rev = revision;
+    tracing::debug!(revision, "compaction started");
+    Ok(())
+}
+
+/// Delete, in one short transaction, the rows in the next slice of revisions
+/// that are superseded at or below the target (and tombstones at or below it).
+/// Returns true when the whole range is done.
+fn compact_step(conn: &Connection, c: &mut Compaction) -> Result<bool> {
+    let hi = (c.next_lo + COMPACT_STEP).min(c.target);
+    conn.prepare_cached(
+        "DELETE FROM kv WHERE rev > ?1 AND rev <= ?2 AND (value IS NULL OR EXISTS
+           (SELECT 1 FROM kv AS b WHERE b.key = kv.key AND b.rev > kv.rev AND b.rev <= ?3))",
+    )?
+    .execute(params![c.next_lo, hi, c.target])?;
+    c.next_lo = hi;
+    Ok(hi >= c.target)
+}
+
+/// Give freed pages back and keep the WAL from growing.
+fn finish_compaction(conn: &Connection) {
+    let r = conn
+        .execute_batch("PRAGMA incremental_vacuum;")
+        .and_then(|_| conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())));
+    if let Err(e) = r {
+        tracing::warn!(error = %e, "post-compaction vacuum failed");
+    }
+}
