@@ -298,7 +298,7 @@ fn compact_step(conn: &Connection, c: &mut Compaction) -> Result<bool> {
 fn finish_compaction(conn: &Connection) {
     let r = conn
         .execute_batch("PRAGMA incremental_vacuum;")
-        .and_then(|_| conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())));
+        .and_then(|_| conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())));
     if let Err(e) = r {
         tracing::warn!(error = %e, "post-compaction vacuum failed");
     }

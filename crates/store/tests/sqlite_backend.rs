@@ -1,0 +1,183 @@
+//! Behaviour specific to the embedded backend: restarts, damaged files, lagging
+//! watchers, periodic compaction and the file size under churn.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use store::{Error, KeyRange, RangeRequest, SqliteStore, Store, StoreOptions, WatchRequest, WatchResponse};
+
+fn opts() -> StoreOptions {
+    StoreOptions { compaction_interval: None, ..StoreOptions::default() }
+}
+
+async fn put(s: &SqliteStore, key: &str, value: &[u8]) -> i64 {
+    let (cur, _) = s.get(key.as_bytes()).await.unwrap();
+    let out = match cur {
+        Some(kv) => s.update(key.as_bytes(), kv.mod_revision, Bytes::copy_from_slice(value), None).await,
+        None => s.create(key.as_bytes(), Bytes::copy_from_slice(value), None).await,
+    };
+    out.unwrap().revision().expect("committed")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reopen_keeps_state_revision_and_compaction_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db").join("state.db");
+    let s = SqliteStore::open(&path, opts()).await.unwrap();
+    for i in 0..20 {
+        put(&s, &format!("/r/{i}"), b"v1").await;
+    }
+    put(&s, "/r/3", b"v2").await;
+    let c = s.current_revision().await.unwrap();
+    // The newest revision is a delete that compaction removes from the log:
+    // the revision must still not go back after a restart.
+    let del_rev = s.delete(b"/r/0", s.get(b"/r/0").await.unwrap().0.unwrap().mod_revision).await.unwrap();
+    let last = del_rev.revision().unwrap();
+    s.compact(last).await.unwrap();
+    let before = s.range(RangeRequest::prefix("/r/")).await.unwrap();
+    s.close().await;
+    assert!(matches!(s.create(b"/r/x", Bytes::new(), None).await, Err(Error::Closed(_))));
+
+    let s = SqliteStore::open(&path, opts()).await.unwrap();
+    assert_eq!(s.current_revision().await.unwrap(), last);
+    assert_eq!(s.compacted_revision().await.unwrap(), last);
+    let after = s.range(RangeRequest::prefix("/r/")).await.unwrap();
+    assert_eq!(after.kvs, before.kvs);
+    assert_eq!(after.count, 19);
+    let r = s.range(RangeRequest::prefix("/r/").at_revision(c)).await;
+    assert!(matches!(r, Err(Error::Compacted { .. })), "{r:?}");
+    assert_eq!(put(&s, "/r/new", b"x").await, last + 1);
+}
+
+fn assert_corrupt(err: Error, path: &std::path::Path) {
+    match &err {
+        Error::Corrupt { path: p, .. } => assert_eq!(p, path),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert!(err.to_string().contains(&path.display().to_string()), "the error names the file: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_files_are_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.db");
+    let s = SqliteStore::open(&good, opts()).await.unwrap();
+    for i in 0..400 {
+        put(&s, &format!("/d/{i:04}"), &[b'x'; 900]).await;
+    }
+    s.close().await;
+    let bytes = std::fs::read(&good).unwrap();
+    assert!(bytes.len() > 200_000, "the sample database should span many pages");
+
+    // Not a database at all.
+    let garbage = dir.path().join("garbage.db");
+    std::fs::write(&garbage, vec![0x5a; 64 * 1024]).unwrap();
+    assert_corrupt(SqliteStore::open(&garbage, opts()).await.err().unwrap(), &garbage);
+    assert_eq!(std::fs::read(&garbage).unwrap(), vec![0x5a; 64 * 1024], "never emptied or rewritten");
+
+    // Truncated to half.
+    let truncated = dir.path().join("truncated.db");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    assert_corrupt(SqliteStore::open(&truncated, opts()).await.err().unwrap(), &truncated);
+    assert_eq!(std::fs::metadata(&truncated).unwrap().len() as usize, bytes.len() / 2);
+
+    // Pages in the middle overwritten.
+    let smashed = dir.path().join("smashed.db");
+    let mut damaged = bytes.clone();
+    let mid = bytes.len() / 2;
+    damaged[mid..mid + 16384].fill(0xff);
+    std::fs::write(&smashed, &damaged).unwrap();
+    assert_corrupt(SqliteStore::open(&smashed, opts()).await.err().unwrap(), &smashed);
+
+    // The intact file still opens with everything in it.
+    let s = SqliteStore::open(&good, opts()).await.unwrap();
+    assert_eq!(s.count(KeyRange::prefix("/d/")).await.unwrap(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lagging_watcher_catches_up_from_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(dir.path().join("s.db"), opts()).await.unwrap();
+    let mut w = s.watch(WatchRequest::prefix("/lag/", 0)).await.unwrap();
+    let first = s.current_revision().await.unwrap() + 1;
+    // More committed batches than the broadcast keeps, while the consumer sleeps.
+    let n = 6000;
+    for i in 0..n {
+        s.create(format!("/lag/{i}").as_bytes(), Bytes::from_static(b"x"), None).await.unwrap();
+    }
+    let mut next = first;
+    while next < first + n {
+        match tokio::time::timeout(Duration::from_secs(30), w.next()).await.unwrap().unwrap().unwrap() {
+            WatchResponse::Events(evs) => {
+                for e in evs {
+                    assert_eq!(e.kv.mod_revision, next);
+                    next += 1;
+                }
+            }
+            WatchResponse::Progress { .. } => {}
+        }
+    }
+    // Still live afterwards.
+    let r = put(&s, "/lag/live", b"y").await;
+    match tokio::time::timeout(Duration::from_secs(10), w.next()).await.unwrap().unwrap().unwrap() {
+        WatchResponse::Events(evs) => assert_eq!(evs[0].kv.mod_revision, r),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn periodic_compaction_trails_by_one_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = StoreOptions { compaction_interval: Some(Duration::from_millis(300)), ..StoreOptions::default() };
+    let s = SqliteStore::open(dir.path().join("s.db"), o).await.unwrap();
+    let first = put(&s, "/pc/a", b"1").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while s.compacted_revision().await.unwrap() < first {
+        put(&s, "/pc/a", b"more").await;
+        assert!(tokio::time::Instant::now() < deadline, "periodic compaction never ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let c = s.compacted_revision().await.unwrap();
+    assert!(c < s.current_revision().await.unwrap(), "compaction keeps the most recent interval");
+}
+
+fn file_size(path: &std::path::Path) -> u64 {
+    let wal = path.with_extension("db-wal");
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) + std::fs::metadata(wal).map(|m| m.len()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_size_is_bounded_under_churn_with_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let s = SqliteStore::open(&path, opts()).await.unwrap();
+    let value = vec![b'v'; 2048];
+    let mut sizes = Vec::new();
+    for _round in 0..8 {
+        let mut tasks = Vec::new();
+        for t in 0..8 {
+            let s = s.clone();
+            let value = value.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..500 {
+                    put(&s, &format!("/churn/{t}/{}", i % 25), &value).await;
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        s.compact(s.current_revision().await.unwrap()).await.unwrap();
+        // Let the stepwise physical compaction finish.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sizes.push(file_size(&path));
+    }
+    // Each round writes ~8 MB; the live data is ~400 KB.
+    let written_per_round = 8 * 500 * 2048u64;
+    eprintln!("sizes after each round: {sizes:?}");
+    let settled = sizes[2];
+    assert!(
+        *sizes.last().unwrap() <= settled + written_per_round / 2,
+        "database keeps growing under churn: {sizes:?}"
+    );
+}
