@@ -1,29 +1,28 @@
-//! One task per watch: replay from the log, then follow committed batches.
+//! A watch is a stream the consumer drives: replay from the log, then follow
+//! committed batches.
 //!
-//! The task subscribes to the broadcast of committed batches *before* reading
-//! the current revision, so every batch past that revision reaches it. Batches at
-//! or below the next revision to deliver are skipped; history below it is read
-//! from the log. When the task lags behind the broadcast it reads the gap from
-//! the log, so a slow consumer costs itself latency and never costs writers.
+//! It subscribes to the broadcast of committed batches *before* reading the
+//! current revision, so every batch past that revision reaches it. Batches below
+//! the next revision to deliver are skipped; history below it is read from the
+//! log. A consumer that stops polling just falls behind the broadcast ring; on its
+//! next poll it reads the gap from the log. So a slow consumer costs itself
+//! latency, never costs writers, and there is no task or buffer per watch.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use rusqlite::params;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 
 use super::writer::Batch;
 use super::{ReaderSource, Shared};
 use crate::{Error, Event, EventKind, KeyRange, KeyValue, Result, WatchRequest, WatchResponse, WatchStream};
 
-/// Responses buffered for the consumer before the task waits.
-const CONSUMER_BUFFER: usize = 256;
 /// Log rows read per catch-up query.
 const REPLAY_CHUNK: i64 = 2048;
 
 pub(super) fn start(shared: &Arc<Shared>, reader: ReaderSource, req: WatchRequest, progress: Duration) -> WatchStream {
-    let (tx, rx) = mpsc::channel(CONSUMER_BUFFER);
     let sub = shared.events.subscribe();
     let (cur, compacted) = {
         let st = shared.state.read().expect("state lock");
@@ -31,12 +30,29 @@ pub(super) fn start(shared: &Arc<Shared>, reader: ReaderSource, req: WatchReques
     };
     let start = if req.start_revision <= 0 { cur + 1 } else { req.start_revision };
     if start <= compacted {
-        let _ = tx.try_send(Err(Error::Compacted { requested: start, compacted }));
-        return WatchStream::new(rx, None);
+        let err = Error::Compacted { requested: start, compacted };
+        return WatchStream::from_stream(Box::pin(futures::stream::iter([Err(err)])));
     }
-    let w = Watch { shared: Arc::downgrade(shared), reader, range: req.range, next: start, tx };
-    let handle = tokio::spawn(w.run(sub, cur, req.progress_notify.then_some(progress)));
-    WatchStream::new(rx, Some(handle.abort_handle()))
+    let tick = req.progress_notify.then(|| {
+        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + progress, progress);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
+    let w = Watch {
+        shared: Arc::downgrade(shared),
+        reader,
+        range: req.range,
+        next: start,
+        catch_up_to: cur,
+        sub,
+        tick,
+        sent_since_tick: false,
+        done: false,
+    };
+    WatchStream::from_stream(Box::pin(futures::stream::unfold(w, |mut w| async move {
+        let item = w.step().await?;
+        Some((item, w))
+    })))
 }
 
 struct Watch {
@@ -45,22 +61,44 @@ struct Watch {
     range: KeyRange,
     /// The next revision this watch has not yet delivered.
     next: i64,
-    tx: mpsc::Sender<Result<WatchResponse>>,
+    /// Revisions up to here must be read from the log.
+    catch_up_to: i64,
+    sub: broadcast::Receiver<Arc<Batch>>,
+    tick: Option<tokio::time::Interval>,
+    sent_since_tick: bool,
+    done: bool,
 }
 
 impl Watch {
-    async fn run(mut self, mut sub: broadcast::Receiver<Arc<Batch>>, cur: i64, progress: Option<Duration>) {
-        if let Err(e) = self.catch_up(cur).await {
-            let _ = self.tx.send(Err(e)).await;
-            return;
+    async fn step(&mut self) -> Option<Result<WatchResponse>> {
+        if self.done {
+            return None;
         }
-        let period = progress.unwrap_or(Duration::from_secs(3600));
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        let mut sent_since_tick = false;
         loop {
+            if self.next <= self.catch_up_to {
+                match self.read_chunk().await {
+                    Ok(events) if events.is_empty() => continue,
+                    Ok(events) => {
+                        self.sent_since_tick = true;
+                        return Some(Ok(WatchResponse::Events(events)));
+                    }
+                    Err(e) => {
+                        self.done = true;
+                        return Some(Err(e));
+                    }
+                }
+            }
+            let tick = async {
+                match self.tick.as_mut() {
+                    Some(t) => {
+                        t.tick().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
             tokio::select! {
                 biased;
-                r = sub.recv() => match r {
+                r = self.sub.recv() => match r {
                     Ok(batch) => {
                         if batch.last_rev < self.next {
                             continue;
@@ -73,56 +111,40 @@ impl Watch {
                             .collect();
                         self.next = batch.last_rev + 1;
                         if !events.is_empty() {
-                            sent_since_tick = true;
-                            if self.tx.send(Ok(WatchResponse::Events(events))).await.is_err() {
-                                return;
-                            }
+                            self.sent_since_tick = true;
+                            return Some(Ok(WatchResponse::Events(events)));
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::debug!(missed, next = self.next, "watch lagged; reading the log");
-                        let Some(shared) = self.shared.upgrade() else { return };
-                        let cur = shared.state.read().expect("state lock").rev;
-                        drop(shared);
-                        sent_since_tick = true;
-                        if let Err(e) = self.catch_up(cur).await {
-                            let _ = self.tx.send(Err(e)).await;
-                            return;
-                        }
+                        let shared = self.shared.upgrade()?;
+                        self.catch_up_to = shared.state.read().expect("state lock").rev;
+                        tracing::debug!(missed, next = self.next, upto = self.catch_up_to, "watch lagged; reading the log");
                     }
-                    Err(broadcast::error::RecvError::Closed) => return,
+                    Err(broadcast::error::RecvError::Closed) => return None,
                 },
-                _ = tick.tick(), if progress.is_some() => {
-                    if !sent_since_tick {
-                        let p = WatchResponse::Progress { revision: self.next - 1 };
-                        if self.tx.send(Ok(p)).await.is_err() {
-                            return;
-                        }
+                _ = tick => {
+                    let idle = !self.sent_since_tick;
+                    self.sent_since_tick = false;
+                    if idle {
+                        return Some(Ok(WatchResponse::Progress { revision: self.next - 1 }));
                     }
-                    sent_since_tick = false;
                 }
-                _ = self.tx.closed() => return,
             }
         }
     }
 
-    /// Deliver every change in `[next, upto]` from the log.
-    async fn catch_up(&mut self, upto: i64) -> Result<()> {
-        while self.next <= upto {
-            let lo = self.next;
-            let hi = (lo + REPLAY_CHUNK - 1).min(upto);
-            let reader = self.reader.clone();
-            let range = self.range.clone();
-            let shared = self.shared.clone();
-            let events = tokio::task::spawn_blocking(move || read_log(&reader, &shared, &range, lo, hi))
-                .await
-                .map_err(|e| Error::Closed(e.to_string()))??;
-            self.next = hi + 1;
-            if !events.is_empty() && self.tx.send(Ok(WatchResponse::Events(events))).await.is_err() {
-                return Err(Error::Closed("watch consumer gone".into()));
-            }
-        }
-        Ok(())
+    /// Read the next chunk of `[next, catch_up_to]` from the log.
+    async fn read_chunk(&mut self) -> Result<Vec<Event>> {
+        let lo = self.next;
+        let hi = (lo + REPLAY_CHUNK - 1).min(self.catch_up_to);
+        let reader = self.reader.clone();
+        let range = self.range.clone();
+        let shared = self.shared.clone();
+        let events = tokio::task::spawn_blocking(move || read_log(&reader, &shared, &range, lo, hi))
+            .await
+            .map_err(|e| Error::Closed(e.to_string()))??;
+        self.next = hi + 1;
+        Ok(events)
     }
 }
 

@@ -1,4 +1,6 @@
-//! `wharf bench …`: the benchmark suites.
+//! `wharf bench …`: the benchmark suites. Each prints a table; none is a test.
+
+use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
@@ -10,12 +12,68 @@ pub struct BenchArgs {
 
 #[derive(Subcommand, Debug)]
 enum Suite {
-    /// The embedded store against a local single-member etcd.
-    Store,
+    /// The embedded store against a local single-member etcd, on one workload.
+    Store(StoreArgs),
+}
+
+#[derive(Args, Debug)]
+struct StoreArgs {
+    /// Creates by one writer, one at a time.
+    #[arg(long)]
+    serial_writes: Option<usize>,
+    /// Creates spread over the concurrent writers.
+    #[arg(long)]
+    concurrent_writes: Option<usize>,
+    /// Concurrent writers.
+    #[arg(long)]
+    writers: Option<usize>,
+    /// Point reads.
+    #[arg(long)]
+    reads: Option<usize>,
+    /// Keys in the timed range.
+    #[arg(long)]
+    range_keys: Option<usize>,
+    /// Watchers in the latency phase.
+    #[arg(long)]
+    watchers: Option<usize>,
+    /// Writes in the latency phase.
+    #[arg(long)]
+    watch_events: Option<usize>,
+    /// Size of each value in bytes.
+    #[arg(long)]
+    value_bytes: Option<usize>,
+    /// Where the databases go (default: the system temp dir).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Exit non-zero if a goal is missed.
+    #[arg(long)]
+    check_goals: bool,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.suite {
-        Suite::Store => anyhow::bail!("the store benchmark is being wired in"),
+        Suite::Store(a) => {
+            let mut cfg = bench::StoreBenchConfig::default();
+            let set = |field: &mut usize, v: Option<usize>| {
+                if let Some(v) = v {
+                    *field = v;
+                }
+            };
+            set(&mut cfg.serial_writes, a.serial_writes);
+            set(&mut cfg.concurrent_writes, a.concurrent_writes);
+            set(&mut cfg.writers, a.writers);
+            set(&mut cfg.reads, a.reads);
+            set(&mut cfg.range_keys, a.range_keys);
+            set(&mut cfg.watchers, a.watchers);
+            set(&mut cfg.watch_events, a.watch_events);
+            set(&mut cfg.value_bytes, a.value_bytes);
+            cfg.work_dir = a.work_dir;
+            let report = bench::run_store_bench(&cfg).await?;
+            println!("{report}");
+            if a.check_goals && !report.all_goals_met() {
+                anyhow::bail!("some goals were missed");
+            }
+            Ok(())
+        }
     }
 }

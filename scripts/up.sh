@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Installs prerequisites, builds wharf and runs a single-node server in the
+# foreground (Ctrl-C stops it). Data lives in ${WHARF_DATA_DIR:-/var/lib/wharf}.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/install-deps.sh
+cargo build --locked --release -p wharf
+exec ./target/release/wharf server "$@"
