@@ -37,8 +37,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::{
-    Error, Event, EventKind, KeyRange, KeyValue, Precondition, RangeRequest, WatchRequest, WatchResponse, WatchStream,
-    WriteOp, WriteOutcome, MAX_VALUE_BYTES,
+    Error, Event, EventKind, KeyRange, KeyValue, Precondition, RangeRequest, WatchRequest,
+    WatchResponse, WatchStream, WriteOp, WriteOutcome, MAX_VALUE_BYTES,
 };
 
 /// Expand one `#[tokio::test]` per conformance case, each calling `$fresh`.
@@ -70,14 +70,21 @@ macro_rules! conformance_tests {
 }
 
 fn opts() -> StoreOptions {
-    StoreOptions { compaction_interval: None, progress_interval: Duration::from_millis(200) }
+    StoreOptions {
+        compaction_interval: None,
+        progress_interval: Duration::from_millis(200),
+    }
 }
 
 fn b(s: &str) -> Bytes {
     Bytes::copy_from_slice(s.as_bytes())
 }
 
-async fn must(store: &dyn Store, cond: Precondition, op: WriteOp) -> (i64, KeyValue, Option<KeyValue>) {
+async fn must(
+    store: &dyn Store,
+    cond: Precondition,
+    op: WriteOp,
+) -> (i64, KeyValue, Option<KeyValue>) {
     match store.write(cond, op.clone()).await.expect("write") {
         WriteOutcome::Committed { revision, kv, prev } => (revision, kv, prev),
         other => panic!("{op:?} under {cond:?} should commit, got {other:?}"),
@@ -85,7 +92,11 @@ async fn must(store: &dyn Store, cond: Precondition, op: WriteOp) -> (i64, KeyVa
 }
 
 async fn put(store: &dyn Store, key: &str, value: &str) -> i64 {
-    let op = WriteOp::Put { key: key.into(), value: b(value), ttl: None };
+    let op = WriteOp::Put {
+        key: key.into(),
+        value: b(value),
+        ttl: None,
+    };
     must(store, Precondition::None, op).await.0
 }
 
@@ -124,9 +135,21 @@ pub async fn revisions_and_preconditions(fresh: &impl Fresh) {
     let s = fx.store.as_ref();
     let r0 = s.current_revision().await.unwrap();
 
-    let (r1, kv, prev) = must(s, Precondition::Absent, WriteOp::Put { key: b"/a".to_vec(), value: b("1"), ttl: None }).await;
+    let (r1, kv, prev) = must(
+        s,
+        Precondition::Absent,
+        WriteOp::Put {
+            key: b"/a".to_vec(),
+            value: b("1"),
+            ttl: None,
+        },
+    )
+    .await;
     assert_eq!(r1, r0 + 1);
-    assert_eq!((kv.create_revision, kv.mod_revision, kv.version), (r1, r1, 1));
+    assert_eq!(
+        (kv.create_revision, kv.mod_revision, kv.version),
+        (r1, r1, 1)
+    );
     assert_eq!(prev, None);
 
     // create-if-absent on an existing key fails and reports it
@@ -142,40 +165,100 @@ pub async fn revisions_and_preconditions(fresh: &impl Fresh) {
         WriteOutcome::Failed { current: Some(cur) } => assert_eq!(cur.mod_revision, r1),
         other => panic!("expected conflict, got {other:?}"),
     }
-    assert_eq!(s.current_revision().await.unwrap(), r1, "failed writes must not bump the revision");
+    assert_eq!(
+        s.current_revision().await.unwrap(),
+        r1,
+        "failed writes must not bump the revision"
+    );
 
-    let (r2, kv, prev) = must(s, Precondition::ModRevision(r1), WriteOp::Put { key: b"/a".to_vec(), value: b("2"), ttl: None }).await;
+    let (r2, kv, prev) = must(
+        s,
+        Precondition::ModRevision(r1),
+        WriteOp::Put {
+            key: b"/a".to_vec(),
+            value: b("2"),
+            ttl: None,
+        },
+    )
+    .await;
     assert_eq!(r2, r1 + 1);
-    assert_eq!((kv.create_revision, kv.mod_revision, kv.version), (r1, r2, 2));
+    assert_eq!(
+        (kv.create_revision, kv.mod_revision, kv.version),
+        (r1, r2, 2)
+    );
     assert_eq!(prev.unwrap().value, b("1"));
 
     let (got, rev) = s.get(b"/a").await.unwrap();
     assert_eq!(rev, r2);
     let got = got.unwrap();
-    assert_eq!((got.value.clone(), got.create_revision, got.mod_revision, got.version), (b("2"), r1, r2, 2));
+    assert_eq!(
+        (
+            got.value.clone(),
+            got.create_revision,
+            got.mod_revision,
+            got.version
+        ),
+        (b("2"), r1, r2, 2)
+    );
 
     // delete with a stale revision fails; with the right one succeeds
-    assert!(matches!(s.delete(b"/a", r1).await.unwrap(), WriteOutcome::Failed { current: Some(_) }));
-    let (r3, kv, prev) = must(s, Precondition::ModRevision(r2), WriteOp::Delete { key: b"/a".to_vec() }).await;
+    assert!(matches!(
+        s.delete(b"/a", r1).await.unwrap(),
+        WriteOutcome::Failed { current: Some(_) }
+    ));
+    let (r3, kv, prev) = must(
+        s,
+        Precondition::ModRevision(r2),
+        WriteOp::Delete {
+            key: b"/a".to_vec(),
+        },
+    )
+    .await;
     assert_eq!(r3, r2 + 1);
     assert_eq!((kv.mod_revision, kv.version), (r3, 0));
     assert_eq!(prev.unwrap().value, b("2"));
     assert_eq!(s.get(b"/a").await.unwrap().0, None);
 
     // deleting a missing key is a failure that writes nothing
-    assert_eq!(s.delete(b"/a", r3).await.unwrap(), WriteOutcome::Failed { current: None });
-    let op = WriteOp::Delete { key: b"/a".to_vec() };
-    assert_eq!(s.write(Precondition::None, op).await.unwrap(), WriteOutcome::Failed { current: None });
+    assert_eq!(
+        s.delete(b"/a", r3).await.unwrap(),
+        WriteOutcome::Failed { current: None }
+    );
+    let op = WriteOp::Delete {
+        key: b"/a".to_vec(),
+    };
+    assert_eq!(
+        s.write(Precondition::None, op).await.unwrap(),
+        WriteOutcome::Failed { current: None }
+    );
     assert_eq!(s.current_revision().await.unwrap(), r3);
 
     // re-creation starts a new generation
-    let (r4, kv, _) = must(s, Precondition::Absent, WriteOp::Put { key: b"/a".to_vec(), value: b("3"), ttl: None }).await;
+    let (r4, kv, _) = must(
+        s,
+        Precondition::Absent,
+        WriteOp::Put {
+            key: b"/a".to_vec(),
+            value: b("3"),
+            ttl: None,
+        },
+    )
+    .await;
     assert_eq!((r4, kv.create_revision, kv.version), (r3 + 1, r4, 1));
 
     // unconditional put, and an empty key is refused
     let r5 = put(s, "/b", "x").await;
     assert_eq!(r5, r4 + 1);
-    let bad = s.write(Precondition::None, WriteOp::Put { key: vec![], value: b("x"), ttl: None }).await;
+    let bad = s
+        .write(
+            Precondition::None,
+            WriteOp::Put {
+                key: vec![],
+                value: b("x"),
+                ttl: None,
+            },
+        )
+        .await;
     assert!(matches!(bad, Err(Error::InvalidRequest(_))), "{bad:?}");
     assert_eq!(s.count(KeyRange::prefix("/")).await.unwrap(), 2);
 }
@@ -191,7 +274,13 @@ pub async fn revisions_are_dense_under_concurrency(fresh: &impl Fresh) {
             let mut revs = Vec::new();
             for i in 0..25 {
                 let k = format!("/dense/{t}/{i}");
-                revs.push(s.create(k.as_bytes(), b("v"), None).await.unwrap().revision().unwrap());
+                revs.push(
+                    s.create(k.as_bytes(), b("v"), None)
+                        .await
+                        .unwrap()
+                        .revision()
+                        .unwrap(),
+                );
             }
             revs
         }));
@@ -221,7 +310,11 @@ pub async fn cas_race(fresh: &impl Fresh) {
                     let (kv, _) = s.get(b"/counter").await.unwrap();
                     let kv = kv.unwrap();
                     let n: u64 = std::str::from_utf8(&kv.value).unwrap().parse().unwrap();
-                    match s.update(b"/counter", kv.mod_revision, b(&(n + 1).to_string()), None).await.unwrap() {
+                    match s
+                        .update(b"/counter", kv.mod_revision, b(&(n + 1).to_string()), None)
+                        .await
+                        .unwrap()
+                    {
                         WriteOutcome::Committed { .. } => break,
                         WriteOutcome::Failed { current } => {
                             assert!(current.unwrap().mod_revision > kv.mod_revision);
@@ -251,7 +344,9 @@ pub async fn paging_at_fixed_revision(fresh: &impl Fresh) {
     let mut expected = BTreeMap::new();
     for i in 0..250 {
         let k = format!("/p/{i:04}");
-        s.create(k.as_bytes(), b(&format!("v{i}")), None).await.unwrap();
+        s.create(k.as_bytes(), b(&format!("v{i}")), None)
+            .await
+            .unwrap();
         expected.insert(k.into_bytes(), b(&format!("v{i}")));
     }
     put(s.as_ref(), "/q/outside", "x").await;
@@ -267,7 +362,10 @@ pub async fn paging_at_fixed_revision(fresh: &impl Fresh) {
                 let k = format!("/p/{:04}", i % 300);
                 put(s.as_ref(), &k, "changed").await;
                 if i % 7 == 0 {
-                    let (kv, _) = s.get(format!("/p/{:04}", (i * 3) % 250).as_bytes()).await.unwrap();
+                    let (kv, _) = s
+                        .get(format!("/p/{:04}", (i * 3) % 250).as_bytes())
+                        .await
+                        .unwrap();
                     if let Some(kv) = kv {
                         s.delete(&kv.key, kv.mod_revision).await.unwrap();
                     }
@@ -294,17 +392,26 @@ pub async fn paging_at_fixed_revision(fresh: &impl Fresh) {
             break;
         }
         let last = resp.kvs.last().unwrap().key.clone();
-        req = RangeRequest::prefix("/p/").limit(40).at_revision(at).after(&last);
+        req = RangeRequest::prefix("/p/")
+            .limit(40)
+            .at_revision(at)
+            .after(&last);
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let churned = churn.await.unwrap();
     assert!(churned > 0, "writers must have run during paging");
     assert_eq!(pages, 7, "250 keys in pages of 40");
-    assert_eq!(got, expected, "pages at a fixed revision must equal the snapshot");
+    assert_eq!(
+        got, expected,
+        "pages at a fixed revision must equal the snapshot"
+    );
 
     // count at the old revision is still 250; the latest read sees the churn
-    let resp = s.range(RangeRequest::prefix("/p/").limit(1).at_revision(at)).await.unwrap();
+    let resp = s
+        .range(RangeRequest::prefix("/p/").limit(1).at_revision(at))
+        .await
+        .unwrap();
     assert_eq!(resp.count, 250);
     assert!(resp.more);
     let latest = s.range(RangeRequest::prefix("/p/")).await.unwrap();
@@ -313,8 +420,13 @@ pub async fn paging_at_fixed_revision(fresh: &impl Fresh) {
     assert_eq!(latest.count, latest.kvs.len() as i64);
     assert!(!latest.more);
 
-    let future = s.range(RangeRequest::prefix("/p/").at_revision(latest.revision + 1000)).await;
-    assert!(matches!(future, Err(Error::FutureRevision { .. })), "{future:?}");
+    let future = s
+        .range(RangeRequest::prefix("/p/").at_revision(latest.revision + 1000))
+        .await;
+    assert!(
+        matches!(future, Err(Error::FutureRevision { .. })),
+        "{future:?}"
+    );
 }
 
 /// A watch delivers every change once, in order, with the previous value; a
@@ -331,7 +443,12 @@ pub async fn watch_order_and_resume(fresh: &impl Fresh) {
         let (kv, _) = s.get(k.as_bytes()).await.unwrap();
         match kv {
             Some(kv) if i % 4 == 0 => {
-                let r = s.delete(k.as_bytes(), kv.mod_revision).await.unwrap().revision().unwrap();
+                let r = s
+                    .delete(k.as_bytes(), kv.mod_revision)
+                    .await
+                    .unwrap()
+                    .revision()
+                    .unwrap();
                 writes.push((r, k, EventKind::Delete));
             }
             _ => {
@@ -341,8 +458,10 @@ pub async fn watch_order_and_resume(fresh: &impl Fresh) {
         }
     }
     let events = take_events(&mut w, writes.len(), Duration::from_secs(20)).await;
-    let seen: Vec<(i64, String, EventKind)> =
-        events.iter().map(|e| (e.kv.mod_revision, e.kv.key_str(), e.kind)).collect();
+    let seen: Vec<(i64, String, EventKind)> = events
+        .iter()
+        .map(|e| (e.kv.mod_revision, e.kv.key_str(), e.kind))
+        .collect();
     assert_eq!(seen, writes);
     for e in &events {
         match e.kind {
@@ -351,7 +470,10 @@ pub async fn watch_order_and_resume(fresh: &impl Fresh) {
                 assert!(e.kv.value.is_empty());
             }
             EventKind::Put if e.kv.version > 1 => {
-                let prev = e.prev_kv.as_ref().expect("an update carries the previous value");
+                let prev = e
+                    .prev_kv
+                    .as_ref()
+                    .expect("an update carries the previous value");
                 assert!(prev.mod_revision < e.kv.mod_revision);
                 assert_eq!(prev.version + 1, e.kv.version);
             }
@@ -364,8 +486,10 @@ pub async fn watch_order_and_resume(fresh: &impl Fresh) {
     let mid = writes[25].0;
     let mut w2 = s.watch(WatchRequest::prefix("/w/", mid)).await.unwrap();
     let replay = take_events(&mut w2, writes.len() - 25, Duration::from_secs(20)).await;
-    let replay: Vec<(i64, String, EventKind)> =
-        replay.iter().map(|e| (e.kv.mod_revision, e.kv.key_str(), e.kind)).collect();
+    let replay: Vec<(i64, String, EventKind)> = replay
+        .iter()
+        .map(|e| (e.kv.mod_revision, e.kv.key_str(), e.kind))
+        .collect();
     assert_eq!(replay, writes[25..].to_vec());
     // and it keeps following live changes after the replay
     let r = put(s.as_ref(), "/w/live", "x").await;
@@ -385,7 +509,11 @@ pub async fn watch_prefix_filter(fresh: &impl Fresh) {
     let s = fx.store.as_ref();
     let mut wp = s.watch(WatchRequest::prefix("/f/a/", 0)).await.unwrap();
     let mut wk = s
-        .watch(WatchRequest { range: KeyRange::single("/f/a/1"), start_revision: 0, progress_notify: false })
+        .watch(WatchRequest {
+            range: KeyRange::single("/f/a/1"),
+            start_revision: 0,
+            progress_notify: false,
+        })
         .await
         .unwrap();
     put(s, "/f/b/1", "x").await;
@@ -429,7 +557,11 @@ pub async fn slow_watcher_does_not_block_writers(fresh: &impl Fresh) {
     let events = take_events(&mut w, n_tasks * per_task, Duration::from_secs(60)).await;
     assert_eq!(events.len(), n_tasks * per_task);
     for pair in events.windows(2) {
-        assert_eq!(pair[1].kv.mod_revision, pair[0].kv.mod_revision + 1, "in order, none missing, none twice");
+        assert_eq!(
+            pair[1].kv.mod_revision,
+            pair[0].kv.mod_revision + 1,
+            "in order, none missing, none twice"
+        );
     }
 }
 
@@ -451,26 +583,53 @@ pub async fn compaction(fresh: &impl Fresh) {
     s.compact(c).await.unwrap();
     assert_eq!(s.compacted_revision().await.unwrap(), c);
 
-    let r = s.range(RangeRequest::prefix("/c/").at_revision(before_c)).await;
+    let r = s
+        .range(RangeRequest::prefix("/c/").at_revision(before_c))
+        .await;
     assert!(matches!(r, Err(Error::Compacted { .. })), "{r:?}");
-    let at_c = s.range(RangeRequest::prefix("/c/").at_revision(c)).await.unwrap();
-    let state: Vec<(String, Bytes)> = at_c.kvs.iter().map(|kv| (kv.key_str(), kv.value.clone())).collect();
-    assert_eq!(state, vec![("/c/hot".to_string(), b("v49")), ("/c/keep".to_string(), b("at-c"))]);
+    let at_c = s
+        .range(RangeRequest::prefix("/c/").at_revision(c))
+        .await
+        .unwrap();
+    let state: Vec<(String, Bytes)> = at_c
+        .kvs
+        .iter()
+        .map(|kv| (kv.key_str(), kv.value.clone()))
+        .collect();
+    assert_eq!(
+        state,
+        vec![
+            ("/c/hot".to_string(), b("v49")),
+            ("/c/keep".to_string(), b("at-c"))
+        ]
+    );
 
-    let mut w = s.watch(WatchRequest::prefix("/c/", before_c)).await.unwrap();
-    match tokio::time::timeout(Duration::from_secs(10), w.next()).await.expect("answer") {
+    let mut w = s
+        .watch(WatchRequest::prefix("/c/", before_c))
+        .await
+        .unwrap();
+    match tokio::time::timeout(Duration::from_secs(10), w.next())
+        .await
+        .expect("answer")
+    {
         Some(Err(Error::Compacted { .. })) => {}
         other => panic!("expected Compacted, got {other:?}"),
     }
     let mut w = s.watch(WatchRequest::prefix("/c/", c)).await.unwrap();
-    match tokio::time::timeout(Duration::from_secs(10), w.next()).await.expect("answer") {
+    match tokio::time::timeout(Duration::from_secs(10), w.next())
+        .await
+        .expect("answer")
+    {
         Some(Err(Error::Compacted { .. })) => {}
         other => panic!("a watch from the compaction revision itself must fail, got {other:?}"),
     }
     let mut w = s.watch(WatchRequest::prefix("/c/", c + 1)).await.unwrap();
     let evs = take_events(&mut w, 1, Duration::from_secs(10)).await;
     assert_eq!(evs[0].kv.mod_revision, after);
-    assert_eq!(evs[0].prev_kv.as_ref().map(|p| p.value.clone()), Some(b("v49")));
+    assert_eq!(
+        evs[0].prev_kv.as_ref().map(|p| p.value.clone()),
+        Some(b("v49"))
+    );
 
     // compacting again at or below the point is refused
     assert!(matches!(s.compact(c).await, Err(Error::Compacted { .. })));
@@ -485,7 +644,11 @@ pub async fn ttl_expiry(fresh: &impl Fresh) {
     let fx = fresh(opts()).await;
     let s = fx.store.as_ref();
     let mut w = s.watch(WatchRequest::prefix("/ttl/", 0)).await.unwrap();
-    let op = WriteOp::Put { key: b"/ttl/event".to_vec(), value: b("e"), ttl: Some(Duration::from_secs(2)) };
+    let op = WriteOp::Put {
+        key: b"/ttl/event".to_vec(),
+        value: b("e"),
+        ttl: Some(Duration::from_secs(2)),
+    };
     let (created, _, _) = must(s, Precondition::Absent, op).await;
     put(s, "/ttl/forever", "f").await;
     assert!(s.get(b"/ttl/event").await.unwrap().0.is_some());
@@ -504,11 +667,21 @@ pub async fn progress_notify(fresh: &impl Fresh) {
     let s = fx.store.as_ref();
     put(s, "/other/x", "x").await;
     let cur = s.current_revision().await.unwrap();
-    let req = WatchRequest { range: KeyRange::prefix("/idle/"), start_revision: 0, progress_notify: true };
+    let req = WatchRequest {
+        range: KeyRange::prefix("/idle/"),
+        start_revision: 0,
+        progress_notify: true,
+    };
     let mut w = s.watch(req).await.unwrap();
-    match tokio::time::timeout(Duration::from_secs(20), w.next()).await.expect("a progress notification") {
+    match tokio::time::timeout(Duration::from_secs(20), w.next())
+        .await
+        .expect("a progress notification")
+    {
         Some(Ok(WatchResponse::Progress { revision })) => {
-            assert!(revision >= cur, "progress {revision} must not be behind {cur}");
+            assert!(
+                revision >= cur,
+                "progress {revision} must not be behind {cur}"
+            );
         }
         other => panic!("expected progress, got {other:?}"),
     }
@@ -516,7 +689,10 @@ pub async fn progress_notify(fresh: &impl Fresh) {
     let r = put(s, "/other/y", "y").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        match tokio::time::timeout_at(deadline, w.next()).await.expect("a progress notification") {
+        match tokio::time::timeout_at(deadline, w.next())
+            .await
+            .expect("a progress notification")
+        {
             Some(Ok(WatchResponse::Progress { revision })) if revision >= r => break,
             Some(Ok(WatchResponse::Progress { .. })) => continue,
             other => panic!("expected progress, got {other:?}"),
@@ -529,13 +705,25 @@ pub async fn value_limits(fresh: &impl Fresh) {
     let fx = fresh(opts()).await;
     let s = fx.store.as_ref();
     let big = Bytes::from(vec![b'x'; 1024 * 1024]);
-    let (r, kv, _) = must(s, Precondition::Absent, WriteOp::Put { key: b"/big/ok".to_vec(), value: big.clone(), ttl: None }).await;
+    let (r, kv, _) = must(
+        s,
+        Precondition::Absent,
+        WriteOp::Put {
+            key: b"/big/ok".to_vec(),
+            value: big.clone(),
+            ttl: None,
+        },
+    )
+    .await;
     assert_eq!(kv.mod_revision, r);
     assert_eq!(s.get(b"/big/ok").await.unwrap().0.unwrap().value, big);
     let too_big = Bytes::from(vec![b'x'; MAX_VALUE_BYTES + 1]);
     let err = s.create(b"/big/no", too_big, None).await.unwrap_err();
     assert!(matches!(err, Error::ValueTooLarge { .. }), "{err:?}");
-    assert!(err.to_string().contains("/big/no"), "the error names the key: {err}");
+    assert!(
+        err.to_string().contains("/big/no"),
+        "the error names the key: {err}"
+    );
     assert_eq!(s.current_revision().await.unwrap(), r);
     assert!(s.get(b"/big/no").await.unwrap().0.is_none());
 }

@@ -68,14 +68,20 @@ pub struct KeyRange {
 impl KeyRange {
     /// Exactly one key.
     pub fn single(key: impl Into<Vec<u8>>) -> Self {
-        KeyRange { key: key.into(), range_end: None }
+        KeyRange {
+            key: key.into(),
+            range_end: None,
+        }
     }
 
     /// Every key starting with `prefix`.
     pub fn prefix(prefix: impl Into<Vec<u8>>) -> Self {
         let key = prefix.into();
         let range_end = prefix_end(&key);
-        KeyRange { key, range_end: Some(range_end) }
+        KeyRange {
+            key,
+            range_end: Some(range_end),
+        }
     }
 
     /// Whether `k` falls in the range.
@@ -114,7 +120,11 @@ pub struct RangeRequest {
 impl RangeRequest {
     /// Read every key under `prefix` at the latest revision.
     pub fn prefix(prefix: impl Into<Vec<u8>>) -> Self {
-        RangeRequest { range: KeyRange::prefix(prefix), revision: 0, limit: 0 }
+        RangeRequest {
+            range: KeyRange::prefix(prefix),
+            revision: 0,
+            limit: 0,
+        }
     }
 
     /// Limit the page size.
@@ -279,7 +289,11 @@ pub struct WatchRequest {
 impl WatchRequest {
     /// Watch every key under `prefix` from `start_revision` (0: from now).
     pub fn prefix(prefix: impl Into<Vec<u8>>, start_revision: i64) -> Self {
-        WatchRequest { range: KeyRange::prefix(prefix), start_revision, progress_notify: false }
+        WatchRequest {
+            range: KeyRange::prefix(prefix),
+            start_revision,
+            progress_notify: false,
+        }
     }
 }
 
@@ -340,20 +354,43 @@ pub trait Store: Send + Sync + 'static {
     /// Read one key at the latest revision; returns it and the store revision.
     async fn get(&self, key: &[u8]) -> Result<(Option<KeyValue>, i64)> {
         let resp = self
-            .range(RangeRequest { range: KeyRange::single(key), revision: 0, limit: 1 })
+            .range(RangeRequest {
+                range: KeyRange::single(key),
+                revision: 0,
+                limit: 1,
+            })
             .await?;
         Ok((resp.kvs.into_iter().next(), resp.revision))
     }
 
     /// Number of keys in a range at the latest revision.
     async fn count(&self, range: KeyRange) -> Result<i64> {
-        Ok(self.range(RangeRequest { range, revision: 0, limit: 1 }).await?.count)
+        Ok(self
+            .range(RangeRequest {
+                range,
+                revision: 0,
+                limit: 1,
+            })
+            .await?
+            .count)
     }
 
     /// Create `key` only if it does not exist.
-    async fn create(&self, key: &[u8], value: Bytes, ttl: Option<Duration>) -> Result<WriteOutcome> {
-        self.write(Precondition::Absent, WriteOp::Put { key: key.to_vec(), value, ttl })
-            .await
+    async fn create(
+        &self,
+        key: &[u8],
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<WriteOutcome> {
+        self.write(
+            Precondition::Absent,
+            WriteOp::Put {
+                key: key.to_vec(),
+                value,
+                ttl,
+            },
+        )
+        .await
     }
 
     /// Replace `key` only if its `mod_revision` is still `expected`.
@@ -364,13 +401,23 @@ pub trait Store: Send + Sync + 'static {
         value: Bytes,
         ttl: Option<Duration>,
     ) -> Result<WriteOutcome> {
-        self.write(Precondition::ModRevision(expected), WriteOp::Put { key: key.to_vec(), value, ttl })
-            .await
+        self.write(
+            Precondition::ModRevision(expected),
+            WriteOp::Put {
+                key: key.to_vec(),
+                value,
+                ttl,
+            },
+        )
+        .await
     }
 
     /// Delete `key` only if its `mod_revision` is still `expected`.
     async fn delete(&self, key: &[u8], expected: i64) -> Result<WriteOutcome> {
-        self.write(Precondition::ModRevision(expected), WriteOp::Delete { key: key.to_vec() })
-            .await
+        self.write(
+            Precondition::ModRevision(expected),
+            WriteOp::Delete { key: key.to_vec() },
+        )
+        .await
     }
 }

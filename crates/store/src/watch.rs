@@ -16,7 +16,10 @@ pub struct WatchStream {
 
 enum Source {
     /// Fed by a producer task, aborted on drop.
-    Channel { rx: mpsc::Receiver<Result<WatchResponse>>, producer: Option<AbortHandle> },
+    Channel {
+        rx: mpsc::Receiver<Result<WatchResponse>>,
+        producer: Option<AbortHandle>,
+    },
     /// Driven directly by the consumer's polls.
     Stream(BoxStream<'static, Result<WatchResponse>>),
 }
@@ -25,12 +28,16 @@ impl WatchStream {
     /// Wrap a channel fed by a producer task; the task is aborted when the stream
     /// is dropped.
     pub fn new(rx: mpsc::Receiver<Result<WatchResponse>>, producer: Option<AbortHandle>) -> Self {
-        WatchStream { source: Source::Channel { rx, producer } }
+        WatchStream {
+            source: Source::Channel { rx, producer },
+        }
     }
 
     /// Wrap a stream that does its work when polled.
     pub fn from_stream(s: BoxStream<'static, Result<WatchResponse>>) -> Self {
-        WatchStream { source: Source::Stream(s) }
+        WatchStream {
+            source: Source::Stream(s),
+        }
     }
 
     /// The next response, or `None` once the watch has ended.
@@ -52,7 +59,10 @@ impl Stream for WatchStream {
 
 impl Drop for WatchStream {
     fn drop(&mut self) {
-        if let Source::Channel { producer: Some(h), .. } = &mut self.source {
+        if let Source::Channel {
+            producer: Some(h), ..
+        } = &mut self.source
+        {
             h.abort();
         }
     }

@@ -4,17 +4,33 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use store::{Error, KeyRange, RangeRequest, SqliteStore, Store, StoreOptions, WatchRequest, WatchResponse};
+use store::{
+    Error, KeyRange, RangeRequest, SqliteStore, Store, StoreOptions, WatchRequest, WatchResponse,
+};
 
 fn opts() -> StoreOptions {
-    StoreOptions { compaction_interval: None, ..StoreOptions::default() }
+    StoreOptions {
+        compaction_interval: None,
+        ..StoreOptions::default()
+    }
 }
 
 async fn put(s: &SqliteStore, key: &str, value: &[u8]) -> i64 {
     let (cur, _) = s.get(key.as_bytes()).await.unwrap();
     let out = match cur {
-        Some(kv) => s.update(key.as_bytes(), kv.mod_revision, Bytes::copy_from_slice(value), None).await,
-        None => s.create(key.as_bytes(), Bytes::copy_from_slice(value), None).await,
+        Some(kv) => {
+            s.update(
+                key.as_bytes(),
+                kv.mod_revision,
+                Bytes::copy_from_slice(value),
+                None,
+            )
+            .await
+        }
+        None => {
+            s.create(key.as_bytes(), Bytes::copy_from_slice(value), None)
+                .await
+        }
     };
     out.unwrap().revision().expect("committed")
 }
@@ -31,12 +47,21 @@ async fn reopen_keeps_state_revision_and_compaction_point() {
     let c = s.current_revision().await.unwrap();
     // The newest revision is a delete that compaction removes from the log:
     // the revision must still not go back after a restart.
-    let del_rev = s.delete(b"/r/0", s.get(b"/r/0").await.unwrap().0.unwrap().mod_revision).await.unwrap();
+    let del_rev = s
+        .delete(
+            b"/r/0",
+            s.get(b"/r/0").await.unwrap().0.unwrap().mod_revision,
+        )
+        .await
+        .unwrap();
     let last = del_rev.revision().unwrap();
     s.compact(last).await.unwrap();
     let before = s.range(RangeRequest::prefix("/r/")).await.unwrap();
     s.close().await;
-    assert!(matches!(s.create(b"/r/x", Bytes::new(), None).await, Err(Error::Closed(_))));
+    assert!(matches!(
+        s.create(b"/r/x", Bytes::new(), None).await,
+        Err(Error::Closed(_))
+    ));
 
     let s = SqliteStore::open(&path, opts()).await.unwrap();
     assert_eq!(s.current_revision().await.unwrap(), last);
@@ -54,7 +79,10 @@ fn assert_corrupt(err: Error, path: &std::path::Path) {
         Error::Corrupt { path: p, .. } => assert_eq!(p, path),
         other => panic!("expected Corrupt, got {other:?}"),
     }
-    assert!(err.to_string().contains(&path.display().to_string()), "the error names the file: {err}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "the error names the file: {err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,19 +95,35 @@ async fn damaged_files_are_refused_and_left_alone() {
     }
     s.close().await;
     let bytes = std::fs::read(&good).unwrap();
-    assert!(bytes.len() > 200_000, "the sample database should span many pages");
+    assert!(
+        bytes.len() > 200_000,
+        "the sample database should span many pages"
+    );
 
     // Not a database at all.
     let garbage = dir.path().join("garbage.db");
     std::fs::write(&garbage, vec![0x5a; 64 * 1024]).unwrap();
-    assert_corrupt(SqliteStore::open(&garbage, opts()).await.err().unwrap(), &garbage);
-    assert_eq!(std::fs::read(&garbage).unwrap(), vec![0x5a; 64 * 1024], "never emptied or rewritten");
+    assert_corrupt(
+        SqliteStore::open(&garbage, opts()).await.err().unwrap(),
+        &garbage,
+    );
+    assert_eq!(
+        std::fs::read(&garbage).unwrap(),
+        vec![0x5a; 64 * 1024],
+        "never emptied or rewritten"
+    );
 
     // Truncated to half.
     let truncated = dir.path().join("truncated.db");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-    assert_corrupt(SqliteStore::open(&truncated, opts()).await.err().unwrap(), &truncated);
-    assert_eq!(std::fs::metadata(&truncated).unwrap().len() as usize, bytes.len() / 2);
+    assert_corrupt(
+        SqliteStore::open(&truncated, opts()).await.err().unwrap(),
+        &truncated,
+    );
+    assert_eq!(
+        std::fs::metadata(&truncated).unwrap().len() as usize,
+        bytes.len() / 2
+    );
 
     // Pages in the middle overwritten.
     let smashed = dir.path().join("smashed.db");
@@ -87,7 +131,10 @@ async fn damaged_files_are_refused_and_left_alone() {
     let mid = bytes.len() / 2;
     damaged[mid..mid + 16384].fill(0xff);
     std::fs::write(&smashed, &damaged).unwrap();
-    assert_corrupt(SqliteStore::open(&smashed, opts()).await.err().unwrap(), &smashed);
+    assert_corrupt(
+        SqliteStore::open(&smashed, opts()).await.err().unwrap(),
+        &smashed,
+    );
 
     // The intact file still opens with everything in it.
     let s = SqliteStore::open(&good, opts()).await.unwrap();
@@ -97,17 +144,30 @@ async fn damaged_files_are_refused_and_left_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lagging_watcher_catches_up_from_the_log() {
     let dir = tempfile::tempdir().unwrap();
-    let s = SqliteStore::open(dir.path().join("s.db"), opts()).await.unwrap();
+    let s = SqliteStore::open(dir.path().join("s.db"), opts())
+        .await
+        .unwrap();
     let mut w = s.watch(WatchRequest::prefix("/lag/", 0)).await.unwrap();
     let first = s.current_revision().await.unwrap() + 1;
     // More committed batches than the broadcast keeps, while the consumer sleeps.
     let n = 6000;
     for i in 0..n {
-        s.create(format!("/lag/{i}").as_bytes(), Bytes::from_static(b"x"), None).await.unwrap();
+        s.create(
+            format!("/lag/{i}").as_bytes(),
+            Bytes::from_static(b"x"),
+            None,
+        )
+        .await
+        .unwrap();
     }
     let mut next = first;
     while next < first + n {
-        match tokio::time::timeout(Duration::from_secs(30), w.next()).await.unwrap().unwrap().unwrap() {
+        match tokio::time::timeout(Duration::from_secs(30), w.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+        {
             WatchResponse::Events(evs) => {
                 for e in evs {
                     assert_eq!(e.kv.mod_revision, next);
@@ -119,7 +179,12 @@ async fn lagging_watcher_catches_up_from_the_log() {
     }
     // Still live afterwards.
     let r = put(&s, "/lag/live", b"y").await;
-    match tokio::time::timeout(Duration::from_secs(10), w.next()).await.unwrap().unwrap().unwrap() {
+    match tokio::time::timeout(Duration::from_secs(10), w.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+    {
         WatchResponse::Events(evs) => assert_eq!(evs[0].kv.mod_revision, r),
         other => panic!("{other:?}"),
     }
@@ -128,22 +193,32 @@ async fn lagging_watcher_catches_up_from_the_log() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn periodic_compaction_trails_by_one_interval() {
     let dir = tempfile::tempdir().unwrap();
-    let o = StoreOptions { compaction_interval: Some(Duration::from_millis(300)), ..StoreOptions::default() };
+    let o = StoreOptions {
+        compaction_interval: Some(Duration::from_millis(300)),
+        ..StoreOptions::default()
+    };
     let s = SqliteStore::open(dir.path().join("s.db"), o).await.unwrap();
     let first = put(&s, "/pc/a", b"1").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while s.compacted_revision().await.unwrap() < first {
         put(&s, "/pc/a", b"more").await;
-        assert!(tokio::time::Instant::now() < deadline, "periodic compaction never ran");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "periodic compaction never ran"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let c = s.compacted_revision().await.unwrap();
-    assert!(c < s.current_revision().await.unwrap(), "compaction keeps the most recent interval");
+    assert!(
+        c < s.current_revision().await.unwrap(),
+        "compaction keeps the most recent interval"
+    );
 }
 
 fn file_size(path: &std::path::Path) -> u64 {
     let wal = path.with_extension("db-wal");
-    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) + std::fs::metadata(wal).map(|m| m.len()).unwrap_or(0)
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+        + std::fs::metadata(wal).map(|m| m.len()).unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,7 +242,9 @@ async fn file_size_is_bounded_under_churn_with_compaction() {
         for t in tasks {
             t.await.unwrap();
         }
-        s.compact(s.current_revision().await.unwrap()).await.unwrap();
+        s.compact(s.current_revision().await.unwrap())
+            .await
+            .unwrap();
         // Let the stepwise physical compaction finish.
         tokio::time::sleep(Duration::from_millis(300)).await;
         sizes.push(file_size(&path));

@@ -26,7 +26,10 @@ pub struct ChildGuard {
 impl ChildGuard {
     /// Guard `child`.
     pub fn new(name: impl Into<String>, child: Child) -> Self {
-        ChildGuard { child: Some(child), name: name.into() }
+        ChildGuard {
+            child: Some(child),
+            name: name.into(),
+        }
     }
 
     /// The PID, while running.

@@ -27,16 +27,25 @@ fn start_server(data_dir: &Path, extra: &[&str]) -> (ChildGuard, String) {
         let _ = BufReader::new(stdout).read_line(&mut line);
         let _ = tx.send(line);
     });
-    let line = rx.recv_timeout(Duration::from_secs(30)).expect("server printed its readiness");
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("server printed its readiness");
     (ChildGuard::new("wharf server", child), line)
 }
 
 fn terminate(mut guard: ChildGuard) {
     let mut child = guard.child.take().unwrap();
-    let ok = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    let ok = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
     assert!(ok.success());
     let status = child.wait().unwrap();
-    assert!(status.success(), "wharf server exits cleanly on SIGTERM: {status}");
+    assert!(
+        status.success(),
+        "wharf server exits cleanly on SIGTERM: {status}"
+    );
 }
 
 #[test]
@@ -58,7 +67,10 @@ fn server_with_etcd_datastore() {
     let dir = tempfile::tempdir().unwrap();
     let ep = etcd.endpoints()[0].replace("http://", "etcd://");
     let (guard, line) = start_server(dir.path(), &["--datastore-endpoint", &ep]);
-    assert!(line.contains("store ready") && line.contains("Etcd"), "{line}");
+    assert!(
+        line.contains("store ready") && line.contains("Etcd"),
+        "{line}"
+    );
     terminate(guard);
 }
 
@@ -76,6 +88,12 @@ fn server_refuses_a_damaged_database() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&db.display().to_string()) && err.contains("corrupt"), "{err}");
-    assert_eq!(std::fs::read(&db).unwrap(), b"this is not a database, and it must not be emptied");
+    assert!(
+        err.contains(&db.display().to_string()) && err.contains("corrupt"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        b"this is not a database, and it must not be emptied"
+    );
 }

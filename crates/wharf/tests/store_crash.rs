@@ -68,7 +68,9 @@ async fn kill_nine_loses_no_acknowledged_write() {
             }
         });
         // Wait for the child to start, then let it write for 50–450 ms.
-        let ready = rx.recv_timeout(Duration::from_secs(30)).expect("child READY");
+        let ready = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("child READY");
         assert!(ready.starts_with("READY"), "{ready}");
         let start_rev: i64 = ready[6..].parse().unwrap();
         assert!(
@@ -89,21 +91,33 @@ async fn kill_nine_loses_no_acknowledged_write() {
         // Lines fully printed before the kill are acknowledged writes too; a torn
         // last line does not parse.
         acks.extend(rx.try_iter().filter_map(|l| parse(&l)));
-        assert!(!acks.is_empty(), "cycle {cycle}: the child acknowledged nothing in {run_for:?}");
+        assert!(
+            !acks.is_empty(),
+            "cycle {cycle}: the child acknowledged nothing in {run_for:?}"
+        );
         total_acks += acks.len();
 
-        let opts = StoreOptions { compaction_interval: None, ..Default::default() };
+        let opts = StoreOptions {
+            compaction_interval: None,
+            ..Default::default()
+        };
         let store = SqliteStore::open(&db, opts)
             .await
             .unwrap_or_else(|e| panic!("cycle {cycle}: reopen after kill -9: {e}"));
         let cur = store.current_revision().await.unwrap();
         let max_ack = acks.iter().map(|(r, _)| *r).max().unwrap();
-        assert!(cur >= max_ack, "cycle {cycle}: revision {cur} is behind acknowledged {max_ack}");
+        assert!(
+            cur >= max_ack,
+            "cycle {cycle}: revision {cur} is behind acknowledged {max_ack}"
+        );
         assert!(cur >= highest_seen, "cycle {cycle}: revision went back");
         highest_seen = cur;
 
         // A watch resumed from before this crash sees every revision once, in order.
-        let mut w = store.watch(WatchRequest::prefix("/load/", verified_upto + 1)).await.unwrap();
+        let mut w = store
+            .watch(WatchRequest::prefix("/load/", verified_upto + 1))
+            .await
+            .unwrap();
         let mut seen: HashMap<i64, Ack> = HashMap::new();
         let mut next = verified_upto + 1;
         while next <= cur {
@@ -112,11 +126,19 @@ async fn kill_nine_loses_no_acknowledged_write() {
                 .expect("watch replay in time")
                 .expect("watch still open")
                 .expect("watch item");
-            let WatchResponse::Events(evs) = resp else { continue };
+            let WatchResponse::Events(evs) = resp else {
+                continue;
+            };
             for e in evs {
-                assert_eq!(e.kv.mod_revision, next, "cycle {cycle}: each revision once, in order");
+                assert_eq!(
+                    e.kv.mod_revision, next,
+                    "cycle {cycle}: each revision once, in order"
+                );
                 let ack = match e.kind {
-                    EventKind::Put => Ack::Put(e.kv.key_str(), String::from_utf8(e.kv.value.to_vec()).unwrap()),
+                    EventKind::Put => Ack::Put(
+                        e.kv.key_str(),
+                        String::from_utf8(e.kv.value.to_vec()).unwrap(),
+                    ),
                     EventKind::Delete => Ack::Del(e.kv.key_str()),
                 };
                 seen.insert(next, ack);
@@ -124,12 +146,19 @@ async fn kill_nine_loses_no_acknowledged_write() {
             }
         }
         for (rev, ack) in &acks {
-            assert_eq!(seen.get(rev), Some(ack), "cycle {cycle}: acknowledged write at revision {rev} lost");
+            assert_eq!(
+                seen.get(rev),
+                Some(ack),
+                "cycle {cycle}: acknowledged write at revision {rev} lost"
+            );
         }
         drop(w);
         store.close().await;
         verified_upto = cur;
     }
-    assert!(total_acks > CYCLES * 10, "too little load to mean anything: {total_acks} acks");
+    assert!(
+        total_acks > CYCLES * 10,
+        "too little load to mean anything: {total_acks} acks"
+    );
     eprintln!("{CYCLES} kills, {total_acks} acknowledged writes, final revision {highest_seen}: none lost");
 }

@@ -30,8 +30,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{broadcast, oneshot};
 
 use crate::{
-    Error, KeyRange, KeyValue, Precondition, RangeRequest, RangeResponse, Result, Store, StoreOptions,
-    WatchRequest, WatchStream, WriteOp, WriteOutcome,
+    Error, KeyRange, KeyValue, Precondition, RangeRequest, RangeResponse, Result, Store,
+    StoreOptions, WatchRequest, WatchStream, WriteOp, WriteOutcome,
 };
 
 /// Committed batches kept for watchers that are momentarily behind.
@@ -102,7 +102,10 @@ impl SqliteStore {
         .map_err(|e| Error::Closed(e.to_string()))??;
         tracing::info!(path = %path.display(), revision = state.rev, keys = state.index.len(), "store opened");
         let (events, _) = broadcast::channel(BROADCAST_BATCHES);
-        let shared = Arc::new(Shared { state: RwLock::new(state), events });
+        let shared = Arc::new(Shared {
+            state: RwLock::new(state),
+            events,
+        });
         let (tx, rx) = mpsc::channel();
         let s2 = shared.clone();
         let thread = std::thread::Builder::new()
@@ -141,8 +144,11 @@ impl SqliteStore {
 
     fn send(&self, msg: writer::Msg) -> Result<()> {
         let guard = self.inner.writer.lock().expect("writer lock");
-        let tx = guard.as_ref().ok_or_else(|| Error::Closed("store closed".into()))?;
-        tx.send(msg).map_err(|_| Error::Closed("store writer stopped".into()))
+        let tx = guard
+            .as_ref()
+            .ok_or_else(|| Error::Closed("store closed".into()))?;
+        tx.send(msg)
+            .map_err(|_| Error::Closed("store writer stopped".into()))
     }
 
     fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
@@ -155,10 +161,16 @@ impl SqliteStore {
             (st.rev, st.compact_rev)
         };
         if req.revision > cur {
-            return Err(Error::FutureRevision { requested: req.revision, current: cur });
+            return Err(Error::FutureRevision {
+                requested: req.revision,
+                current: cur,
+            });
         }
         if req.revision > 0 && req.revision < compacted {
-            return Err(Error::Compacted { requested: req.revision, compacted });
+            return Err(Error::Compacted {
+                requested: req.revision,
+                compacted,
+            });
         }
         if req.revision <= 0 || req.revision == cur {
             loop {
@@ -178,7 +190,10 @@ impl SqliteStore {
             let st = self.inner.shared.state.read().expect("state lock");
             let mut count = 0i64;
             let mut page = Vec::new();
-            for (k, l) in st.index.range::<[u8], _>((Bound::Included(start.as_slice()), end_bound(&end))) {
+            for (k, l) in st
+                .index
+                .range::<[u8], _>((Bound::Included(start.as_slice()), end_bound(&end)))
+            {
                 if req.limit <= 0 || (page.len() as i64) < req.limit {
                     page.push((k.clone(), *l));
                 }
@@ -192,7 +207,9 @@ impl SqliteStore {
             let mut stmt = tx.prepare_cached("SELECT value FROM kv WHERE rev = ?1")?;
             let mut kvs = Vec::with_capacity(page.len());
             for (key, l) in page {
-                let v: Option<Option<Vec<u8>>> = stmt.query_row(params![l.mod_rev], |r| r.get(0)).optional()?;
+                let v: Option<Option<Vec<u8>>> = stmt
+                    .query_row(params![l.mod_rev], |r| r.get(0))
+                    .optional()?;
                 let Some(Some(v)) = v else { return Ok(None) };
                 kvs.push(KeyValue {
                     key,
@@ -204,7 +221,12 @@ impl SqliteStore {
             }
             Ok(Some(kvs))
         })?;
-        Ok(kvs.map(|kvs| RangeResponse { kvs, more, count, revision: rev }))
+        Ok(kvs.map(|kvs| RangeResponse {
+            kvs,
+            more,
+            count,
+            revision: rev,
+        }))
     }
 
     fn range_past(&self, req: &RangeRequest) -> Result<RangeResponse> {
@@ -238,9 +260,18 @@ impl SqliteStore {
         })?;
         // Compaction publishes its revision before deleting anything, so if the
         // read raced a compaction past `at` this check sees it.
-        let compacted = self.inner.shared.state.read().expect("state lock").compact_rev;
+        let compacted = self
+            .inner
+            .shared
+            .state
+            .read()
+            .expect("state lock")
+            .compact_rev;
         if at < compacted {
-            return Err(Error::Compacted { requested: at, compacted });
+            return Err(Error::Compacted {
+                requested: at,
+                compacted,
+            });
         }
         Ok(resp)
     }
@@ -302,17 +333,24 @@ impl Store for SqliteStore {
         op.validate()?;
         let (reply, rx) = oneshot::channel();
         self.send(writer::Msg::Write { cond, op, reply })?;
-        rx.await.map_err(|_| Error::Closed("store writer stopped".into()))?
+        rx.await
+            .map_err(|_| Error::Closed("store writer stopped".into()))?
     }
 
     async fn watch(&self, req: WatchRequest) -> Result<WatchStream> {
-        Ok(watcher::start(&self.inner.shared, self.inner.clone_reader_source(), req, self.inner.opts.progress_interval))
+        Ok(watcher::start(
+            &self.inner.shared,
+            self.inner.clone_reader_source(),
+            req,
+            self.inner.opts.progress_interval,
+        ))
     }
 
     async fn compact(&self, revision: i64) -> Result<()> {
         let (reply, rx) = oneshot::channel();
         self.send(writer::Msg::Compact { revision, reply })?;
-        rx.await.map_err(|_| Error::Closed("store writer stopped".into()))?
+        rx.await
+            .map_err(|_| Error::Closed("store writer stopped".into()))?
     }
 
     async fn current_revision(&self) -> Result<i64> {
@@ -320,7 +358,13 @@ impl Store for SqliteStore {
     }
 
     async fn compacted_revision(&self) -> Result<i64> {
-        Ok(self.inner.shared.state.read().expect("state lock").compact_rev)
+        Ok(self
+            .inner
+            .shared
+            .state
+            .read()
+            .expect("state lock")
+            .compact_rev)
     }
 }
 
@@ -331,7 +375,10 @@ pub(crate) struct ReaderSource(Weak<Inner>);
 
 impl ReaderSource {
     pub(crate) fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let inner = self.0.upgrade().ok_or_else(|| Error::Closed("store dropped".into()))?;
+        let inner = self
+            .0
+            .upgrade()
+            .ok_or_else(|| Error::Closed("store dropped".into()))?;
         inner.with_reader(f)
     }
 }
@@ -364,9 +411,17 @@ async fn ttl_sweeper(inner: Weak<Inner>) {
         }
         let store = SqliteStore { inner };
         for (key, rev) in expired {
-            match store.write(Precondition::ModRevision(rev), WriteOp::Delete { key: key.clone() }).await {
+            match store
+                .write(
+                    Precondition::ModRevision(rev),
+                    WriteOp::Delete { key: key.clone() },
+                )
+                .await
+            {
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, key = %String::from_utf8_lossy(&key), "ttl delete failed"),
+                Err(e) => {
+                    tracing::warn!(error = %e, key = %String::from_utf8_lossy(&key), "ttl delete failed")
+                }
             }
         }
     }
@@ -388,7 +443,9 @@ async fn periodic_compaction(inner: Weak<Inner>, every: Duration) {
             if target > compacted {
                 match store.compact(target).await {
                     Ok(()) => tracing::info!(revision = target, "compacted"),
-                    Err(e) => tracing::warn!(error = %e, revision = target, "periodic compaction failed"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, revision = target, "periodic compaction failed")
+                    }
                 }
             }
         }

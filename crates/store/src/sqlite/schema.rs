@@ -29,20 +29,26 @@ INSERT OR IGNORE INTO meta(name, value) VALUES ('rev', 0), ('compact_rev', 0);
 ";
 
 fn corrupt(path: &Path, detail: impl Into<String>) -> Error {
-    Error::Corrupt { path: path.to_path_buf(), detail: detail.into() }
+    Error::Corrupt {
+        path: path.to_path_buf(),
+        detail: detail.into(),
+    }
 }
 
 /// Map SQLite's "not a database" and "malformed" errors to [`Error::Corrupt`].
 pub(super) fn classify(path: &Path, e: rusqlite::Error) -> Error {
     use rusqlite::ffi::ErrorCode;
     match e.sqlite_error_code() {
-        Some(ErrorCode::NotADatabase) | Some(ErrorCode::DatabaseCorrupt) => corrupt(path, e.to_string()),
+        Some(ErrorCode::NotADatabase) | Some(ErrorCode::DatabaseCorrupt) => {
+            corrupt(path, e.to_string())
+        }
         _ => Error::Sqlite(e),
     }
 }
 
 fn apply_pragmas(conn: &Connection, path: &Path) -> Result<()> {
-    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| classify(path, e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(|e| classify(path, e))?;
     // auto_vacuum only takes effect before the first table exists.
     conn.execute_batch(
         "PRAGMA auto_vacuum = INCREMENTAL;
@@ -84,7 +90,10 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection> {
             .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
             .map_err(|e| classify(path, e))?;
         if tables != 2 && any != 0 {
-            return Err(corrupt(path, "not a wharf store: tables kv and meta are missing"));
+            return Err(corrupt(
+                path,
+                "not a wharf store: tables kv and meta are missing",
+            ));
         }
     }
     conn.execute_batch(SCHEMA).map_err(|e| classify(path, e))?;
@@ -98,7 +107,8 @@ pub(super) fn open_reader(path: &Path) -> Result<Connection> {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|e| classify(path, e))?;
-    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| classify(path, e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(|e| classify(path, e))?;
     conn.execute_batch("PRAGMA query_only = 1; PRAGMA cache_size = -8000;")
         .map_err(|e| classify(path, e))?;
     Ok(conn)
@@ -130,8 +140,12 @@ fn check_header(path: &Path) -> Result<bool> {
 /// Rebuild the in-memory index from the newest row of every key.
 pub(super) fn load_state(conn: &Connection, path: &Path) -> Result<State> {
     let meta = |name: &str| -> Result<i64> {
-        conn.query_row("SELECT value FROM meta WHERE name = ?1", params![name], |r| r.get(0))
-            .map_err(|e| classify(path, e))
+        conn.query_row(
+            "SELECT value FROM meta WHERE name = ?1",
+            params![name],
+            |r| r.get(0),
+        )
+        .map_err(|e| classify(path, e))
     };
     let mut rev = meta("rev")?;
     let compact_rev = meta("compact_rev")?;
@@ -166,5 +180,10 @@ pub(super) fn load_state(conn: &Connection, path: &Path) -> Result<State> {
             index.insert(key, live);
         }
     }
-    Ok(State { index, expiries, rev, compact_rev })
+    Ok(State {
+        index,
+        expiries,
+        rev,
+        compact_rev,
+    })
 }

@@ -17,20 +17,34 @@ use tokio::sync::broadcast;
 
 use super::writer::Batch;
 use super::{ReaderSource, Shared};
-use crate::{Error, Event, EventKind, KeyRange, KeyValue, Result, WatchRequest, WatchResponse, WatchStream};
+use crate::{
+    Error, Event, EventKind, KeyRange, KeyValue, Result, WatchRequest, WatchResponse, WatchStream,
+};
 
 /// Log rows read per catch-up query.
 const REPLAY_CHUNK: i64 = 2048;
 
-pub(super) fn start(shared: &Arc<Shared>, reader: ReaderSource, req: WatchRequest, progress: Duration) -> WatchStream {
+pub(super) fn start(
+    shared: &Arc<Shared>,
+    reader: ReaderSource,
+    req: WatchRequest,
+    progress: Duration,
+) -> WatchStream {
     let sub = shared.events.subscribe();
     let (cur, compacted) = {
         let st = shared.state.read().expect("state lock");
         (st.rev, st.compact_rev)
     };
-    let start = if req.start_revision <= 0 { cur + 1 } else { req.start_revision };
+    let start = if req.start_revision <= 0 {
+        cur + 1
+    } else {
+        req.start_revision
+    };
     if start <= compacted {
-        let err = Error::Compacted { requested: start, compacted };
+        let err = Error::Compacted {
+            requested: start,
+            compacted,
+        };
         return WatchStream::from_stream(Box::pin(futures::stream::iter([Err(err)])));
     }
     let tick = req.progress_notify.then(|| {
@@ -140,15 +154,22 @@ impl Watch {
         let reader = self.reader.clone();
         let range = self.range.clone();
         let shared = self.shared.clone();
-        let events = tokio::task::spawn_blocking(move || read_log(&reader, &shared, &range, lo, hi))
-            .await
-            .map_err(|e| Error::Closed(e.to_string()))??;
+        let events =
+            tokio::task::spawn_blocking(move || read_log(&reader, &shared, &range, lo, hi))
+                .await
+                .map_err(|e| Error::Closed(e.to_string()))??;
         self.next = hi + 1;
         Ok(events)
     }
 }
 
-fn read_log(reader: &ReaderSource, shared: &std::sync::Weak<Shared>, range: &KeyRange, lo: i64, hi: i64) -> Result<Vec<Event>> {
+fn read_log(
+    reader: &ReaderSource,
+    shared: &std::sync::Weak<Shared>,
+    range: &KeyRange,
+    lo: i64,
+    hi: i64,
+) -> Result<Vec<Event>> {
     let events = reader.with_reader(|conn| {
         let tx = conn.unchecked_transaction()?;
         let mut rows = tx.prepare_cached(
@@ -196,9 +217,14 @@ fn read_log(reader: &ReaderSource, shared: &std::sync::Weak<Shared>, range: &Key
     })?;
     // Compaction publishes its revision before it deletes rows: if it passed `lo`
     // while we read, rows may be missing, and the watch must not pretend otherwise.
-    let compacted = shared.upgrade().map_or(0, |s| s.state.read().expect("state lock").compact_rev);
+    let compacted = shared
+        .upgrade()
+        .map_or(0, |s| s.state.read().expect("state lock").compact_rev);
     if lo <= compacted {
-        return Err(Error::Compacted { requested: lo, compacted });
+        return Err(Error::Compacted {
+            requested: lo,
+            compacted,
+        });
     }
     Ok(events)
 }

@@ -81,9 +81,14 @@ pub(super) fn run(conn: Connection, shared: Arc<Shared>, rx: Receiver<Msg>) {
                             // Rows kept by an earlier compaction may be superseded
                             // now, so every pass starts from the oldest row.
                             let oldest: i64 = conn
-                                .query_row("SELECT coalesce(min(rev), 1) - 1 FROM kv", [], |r| r.get(0))
+                                .query_row("SELECT coalesce(min(rev), 1) - 1 FROM kv", [], |r| {
+                                    r.get(0)
+                                })
                                 .unwrap_or(0);
-                            compaction = Some(Compaction { next_lo: oldest, target: revision });
+                            compaction = Some(Compaction {
+                                next_lo: oldest,
+                                target: revision,
+                            });
                         }
                         let _ = reply.send(r);
                     }
@@ -114,7 +119,8 @@ fn fetch_kv(conn: &Connection, key: &[u8], live: &Live) -> Result<KeyValue> {
         .query_row(params![live.mod_rev], |r| r.get(0))
         .optional()?
         .flatten();
-    let value = value.ok_or_else(|| Error::Closed(format!("index names missing revision {}", live.mod_rev)))?;
+    let value = value
+        .ok_or_else(|| Error::Closed(format!("index names missing revision {}", live.mod_rev)))?;
     Ok(KeyValue {
         key: key.to_vec(),
         value: Bytes::from(value),
@@ -157,7 +163,10 @@ fn commit_batch(conn: &Connection, shared: &Shared, writes: Vec<(Precondition, W
             }
             if !events.is_empty() {
                 // No receivers is fine: nobody is watching.
-                let _ = shared.events.send(Arc::new(Batch { events, last_rev: rev }));
+                let _ = shared.events.send(Arc::new(Batch {
+                    events,
+                    last_rev: rev,
+                }));
             }
             for ((_, _, reply), outcome) in writes.into_iter().zip(outcomes) {
                 let _ = reply.send(Ok(outcome));
@@ -173,7 +182,12 @@ fn commit_batch(conn: &Connection, shared: &Shared, writes: Vec<(Precondition, W
     }
 }
 
-type Applied = (Vec<WriteOutcome>, HashMap<Vec<u8>, Option<Live>>, Vec<Event>, i64);
+type Applied = (
+    Vec<WriteOutcome>,
+    HashMap<Vec<u8>, Option<Live>>,
+    Vec<Event>,
+    i64,
+);
 
 fn apply_batch(
     conn: &Connection,
@@ -239,7 +253,14 @@ fn apply_batch(
                     (EventKind::Put, kv, Some(live))
                 }
                 WriteOp::Delete { .. } => {
-                    insert.execute(params![rev, key, 0, 0, Option::<&[u8]>::None, Option::<i64>::None])?;
+                    insert.execute(params![
+                        rev,
+                        key,
+                        0,
+                        0,
+                        Option::<&[u8]>::None,
+                        Option::<i64>::None
+                    ])?;
                     let kv = KeyValue {
                         key: key.to_vec(),
                         value: Bytes::new(),
@@ -251,12 +272,23 @@ fn apply_batch(
                 }
             };
             overlay.insert(key.to_vec(), live);
-            events.push(Event { kind, kv: kv.clone(), prev_kv: prev.clone() });
-            outcomes.push(WriteOutcome::Committed { revision: rev, kv, prev });
+            events.push(Event {
+                kind,
+                kv: kv.clone(),
+                prev_kv: prev.clone(),
+            });
+            outcomes.push(WriteOutcome::Committed {
+                revision: rev,
+                kv,
+                prev,
+            });
         }
     }
     if rev != base_rev {
-        tx.execute("UPDATE meta SET value = ?1 WHERE name = 'rev'", params![rev])?;
+        tx.execute(
+            "UPDATE meta SET value = ?1 WHERE name = 'rev'",
+            params![rev],
+        )?;
     }
     tx.commit()?;
     Ok((outcomes, overlay, events, rev))
@@ -268,13 +300,22 @@ fn start_compaction(conn: &Connection, shared: &Shared, revision: i64) -> Result
     {
         let st = shared.state.read().expect("state lock");
         if revision > st.rev {
-            return Err(Error::FutureRevision { requested: revision, current: st.rev });
+            return Err(Error::FutureRevision {
+                requested: revision,
+                current: st.rev,
+            });
         }
         if revision <= st.compact_rev {
-            return Err(Error::Compacted { requested: revision, compacted: st.compact_rev });
+            return Err(Error::Compacted {
+                requested: revision,
+                compacted: st.compact_rev,
+            });
         }
     }
-    conn.execute("UPDATE meta SET value = ?1 WHERE name = 'compact_rev'", params![revision])?;
+    conn.execute(
+        "UPDATE meta SET value = ?1 WHERE name = 'compact_rev'",
+        params![revision],
+    )?;
     shared.state.write().expect("state lock").compact_rev = revision;
     tracing::debug!(revision, "compaction started");
     Ok(())

@@ -41,7 +41,10 @@ pub async fn run(args: DebugArgs) -> anyhow::Result<()> {
 /// guarded updates and deletes with creates. A line is printed only after the
 /// store acknowledged the write, so the parent knows exactly what must survive.
 async fn store_load(db: PathBuf, writers: usize, keys: usize) -> anyhow::Result<()> {
-    let opts = StoreOptions { compaction_interval: None, ..StoreOptions::default() };
+    let opts = StoreOptions {
+        compaction_interval: None,
+        ..StoreOptions::default()
+    };
     let store = SqliteStore::open(&db, opts).await?;
     let tag = std::process::id();
     println!("READY {}", store.current_revision().await?);
@@ -63,13 +66,21 @@ async fn store_load(db: PathBuf, writers: usize, keys: usize) -> anyhow::Result<
                 let k = (seq as usize) % keys;
                 let key = format!("/load/{w}/{k}");
                 let (cond, op, what) = match revs[k] {
-                    Some(r) if seq % 5 == 0 => {
-                        (Precondition::ModRevision(r), WriteOp::Delete { key: key.clone().into_bytes() }, None)
-                    }
+                    Some(r) if seq.is_multiple_of(5) => (
+                        Precondition::ModRevision(r),
+                        WriteOp::Delete {
+                            key: key.clone().into_bytes(),
+                        },
+                        None,
+                    ),
                     cur => {
                         let value = format!("{tag}-{w}-{seq}");
                         let cond = cur.map_or(Precondition::Absent, Precondition::ModRevision);
-                        let op = WriteOp::Put { key: key.clone().into_bytes(), value: Bytes::from(value.clone()), ttl: None };
+                        let op = WriteOp::Put {
+                            key: key.clone().into_bytes(),
+                            value: Bytes::from(value.clone()),
+                            ttl: None,
+                        };
                         (cond, op, Some(value))
                     }
                 };
@@ -85,7 +96,9 @@ async fn store_load(db: PathBuf, writers: usize, keys: usize) -> anyhow::Result<
                         out.flush()?;
                     }
                     WriteOutcome::Failed { current } => {
-                        anyhow::bail!("writer {w} owns {key} but its precondition failed: {current:?}");
+                        anyhow::bail!(
+                            "writer {w} owns {key} but its precondition failed: {current:?}"
+                        );
                     }
                 }
             }

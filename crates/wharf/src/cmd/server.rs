@@ -62,7 +62,10 @@ pub enum Datastore {
 
 /// Parse `--datastore-endpoint`: `etcd://h1:2379,h2:2379` or `http(s)://…` lists
 /// mean etcd; `sqlite://PATH` an explicit database file; nothing, the default file.
-pub fn parse_datastore(endpoint: Option<&str>, data_dir: &std::path::Path) -> anyhow::Result<Datastore> {
+pub fn parse_datastore(
+    endpoint: Option<&str>,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<Datastore> {
     let Some(ep) = endpoint.map(str::trim).filter(|e| !e.is_empty()) else {
         return Ok(Datastore::Sqlite(data_dir.join("db").join("state.db")));
     };
@@ -101,7 +104,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("opening the embedded store at {}", path.display()))?,
         ),
         Datastore::Etcd(urls) => Arc::new(
-            EtcdStore::connect(urls, opts).await.with_context(|| format!("connecting to etcd at {urls:?}"))?,
+            EtcdStore::connect(urls, opts)
+                .await
+                .with_context(|| format!("connecting to etcd at {urls:?}"))?,
         ),
     };
     let rev = store.current_revision().await?;
@@ -134,7 +139,10 @@ mod tests {
     #[test]
     fn datastore_endpoints() {
         let d = Path::new("/var/lib/wharf");
-        assert_eq!(parse_datastore(None, d).unwrap(), Datastore::Sqlite(d.join("db/state.db")));
+        assert_eq!(
+            parse_datastore(None, d).unwrap(),
+            Datastore::Sqlite(d.join("db/state.db"))
+        );
         assert_eq!(
             parse_datastore(Some("etcd://a:2379,b:2379"), d).unwrap(),
             Datastore::Etcd(vec!["http://a:2379".into(), "http://b:2379".into()])
@@ -143,7 +151,10 @@ mod tests {
             parse_datastore(Some("https://a:2379"), d).unwrap(),
             Datastore::Etcd(vec!["https://a:2379".into()])
         );
-        assert_eq!(parse_datastore(Some("sqlite:///tmp/x.db"), d).unwrap(), Datastore::Sqlite("/tmp/x.db".into()));
+        assert_eq!(
+            parse_datastore(Some("sqlite:///tmp/x.db"), d).unwrap(),
+            Datastore::Sqlite("/tmp/x.db".into())
+        );
         assert!(parse_datastore(Some("mysql://x"), d).is_err());
     }
 }
