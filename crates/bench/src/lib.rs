@@ -19,13 +19,21 @@ use anyhow::Context;
 use store::{EtcdStore, SqliteStore, StoreOptions};
 use test_support::etcd::EtcdCluster;
 
-pub use report::{BackendResults, StoreReport, GOAL_CONCURRENT_WRITES_PER_SEC, GOAL_WATCH_P99};
+pub use report::{
+    BackendResults, StoreReport, GOAL_COMPACTION_STALL, GOAL_CONCURRENT_WRITES_PER_SEC,
+    GOAL_WATCH_P99,
+};
 pub use stats::{median, percentile};
 
 /// Concurrent tasks doing point reads.
 pub const READERS: usize = 16;
 /// How many times the full range is timed; the median is reported.
 pub const RANGE_RUNS: usize = 5;
+/// How long the compaction phase keeps writing after `compact()` returns; the
+/// embedded store deletes rows in steps after it has recorded the compaction.
+pub const COMPACTION_TAIL: Duration = Duration::from_secs(3);
+/// Revisions of churn the compaction phase creates before compacting.
+pub const CHURN_REVISIONS: usize = 40_000;
 /// The watch phase's writer does one put per this interval.
 pub const WATCH_PACE: Duration = Duration::from_millis(2);
 

@@ -22,13 +22,15 @@ use tokio::time::MissedTickBehavior;
 
 use crate::report::BackendResults;
 use crate::stats::{median, percentile, rate};
-use crate::{StoreBenchConfig, RANGE_RUNS, READERS, WATCH_PACE};
+use crate::{StoreBenchConfig, CHURN_REVISIONS, COMPACTION_TAIL, RANGE_RUNS, READERS, WATCH_PACE};
 
 const SERIAL: &str = "/bench/serial/";
 const CONCURRENT: &str = "/bench/concurrent/";
 const RANGE: &str = "/bench/range/";
 const WATCH: &str = "/bench/watch/";
 const WATCH_EVENT: &str = "/bench/watch/ev/";
+const CHURN: &str = "/bench/churn/";
+const COMPACTING: &str = "/bench/compacting/";
 const WATCH_READY: &[u8] = b"/bench/watch/ready";
 const WATCH_END: &[u8] = b"/bench/watch/end";
 /// How long the watchers may take to start, and to drain after the last put.
@@ -149,6 +151,8 @@ pub(crate) async fn run<S: Store>(
     r.watch_p99 = w.p99;
     r.watch_samples = w.samples;
     r.watch_clamped = w.clamped;
+    r.watch_ack_p50 = w.ack_p50;
+    r.watch_ack_p99 = w.ack_p99;
     eprintln!(
         "[bench] {name}:   p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms over {} deliveries ({} before the ack)",
         ms(w.p50),
@@ -157,7 +161,83 @@ pub(crate) async fn run<S: Store>(
         w.samples,
         w.clamped
     );
+
+    eprintln!(
+        "[bench] {name}: compaction: {CHURN_REVISIONS} revisions of churn, then compact while one task writes ..."
+    );
+    let c = compaction_stall(&store, &value).await?;
+    r.compaction_max_write = c.during;
+    r.baseline_max_write = c.before;
+    r.compacted_revisions = c.revisions;
+    eprintln!(
+        "[bench] {name}:   longest put {:.2} ms during compaction of {} revisions ({:.2} ms just before)",
+        ms(c.during),
+        c.revisions,
+        ms(c.before)
+    );
     Ok(r)
+}
+
+struct Stall {
+    before: Duration,
+    during: Duration,
+    revisions: i64,
+}
+
+/// Build history by updating a small set of keys over and over, then compact it
+/// all while one task keeps writing, and report that task's longest write.
+async fn compaction_stall<S: Store>(store: &Arc<S>, value: &Bytes) -> Result<Stall> {
+    const KEYS: usize = 500;
+    const TASKS: usize = 16;
+    let mut handles = Vec::new();
+    for t in 0..TASKS {
+        let store = store.clone();
+        let value = value.clone();
+        handles.push(tokio::spawn(async move {
+            for i in (t..CHURN_REVISIONS).step_by(TASKS) {
+                put(&*store, &key(CHURN, i % KEYS), value.clone()).await?;
+            }
+            Ok(())
+        }));
+    }
+    join_all(handles).await?;
+    let first = store.compacted_revision().await?;
+    let target = store.current_revision().await?;
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let longest_put = |stop: Arc<std::sync::atomic::AtomicBool>| {
+        let store = store.clone();
+        let value = value.clone();
+        async move {
+            let mut longest = Duration::ZERO;
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let start = Instant::now();
+                put(&*store, &key(COMPACTING, i % KEYS), value.clone()).await?;
+                longest = longest.max(start.elapsed());
+                i += 1;
+            }
+            Ok::<_, anyhow::Error>(longest)
+        }
+    };
+    let stop_before = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = tokio::spawn(longest_put(stop_before.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop_before.store(true, std::sync::atomic::Ordering::Relaxed);
+    let before = writer.await.map_err(|e| anyhow!("writer: {e}"))??;
+
+    let writer = tokio::spawn(longest_put(stop.clone()));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let compacted = store.compact(target).await.context("compact");
+    tokio::time::sleep(COMPACTION_TAIL).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let during = writer.await.map_err(|e| anyhow!("writer: {e}"))??;
+    compacted?;
+    Ok(Stall {
+        before,
+        during,
+        revisions: target - first,
+    })
 }
 
 fn ms(d: Duration) -> f64 {
@@ -305,11 +385,24 @@ async fn point_reads<S: Store>(store: &Arc<S>, cfg: &StoreBenchConfig) -> Result
 
 #[derive(Debug)]
 struct WatchLatency {
+    /// From the put being issued (commit included), as etcd's own
+    /// `benchmark watch-latency` measures.
     p50: Duration,
     p99: Duration,
     max: Duration,
+    /// From the put's acknowledgement, clamped at 0.
+    ack_p50: Duration,
+    ack_p99: Duration,
     samples: usize,
     clamped: usize,
+}
+
+/// One timed put of the watch phase.
+#[derive(Clone, Copy, Debug)]
+struct Timed {
+    revision: i64,
+    issued: Instant,
+    acked: Instant,
 }
 
 /// Open `cfg.watchers` watches on one prefix, each drained by its own task; wait
@@ -370,12 +463,18 @@ async fn watch_latency<S: Store>(
         }
     }
 
-    let mut acks: Vec<(i64, Instant)> = Vec::with_capacity(cfg.watch_events);
+    let mut acks: Vec<Timed> = Vec::with_capacity(cfg.watch_events);
     let mut tick = tokio::time::interval(WATCH_PACE);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     for i in 0..cfg.watch_events {
         tick.tick().await;
-        acks.push(put(&**store, &key(WATCH_EVENT, i), value.clone()).await?);
+        let issued = Instant::now();
+        let (revision, acked) = put(&**store, &key(WATCH_EVENT, i), value.clone()).await?;
+        acks.push(Timed {
+            revision,
+            issued,
+            acked,
+        });
     }
     put(&**store, WATCH_END, Bytes::from_static(b"end")).await?;
 
@@ -436,21 +535,23 @@ async fn drain_watch(
 }
 
 /// Check that every watcher got every acknowledged revision exactly once, and
-/// compute the latency percentiles, delivery minus acknowledgement, clamped at 0.
-fn measure(acks: &[(i64, Instant)], deliveries: &[Vec<(i64, Instant)>]) -> Result<WatchLatency> {
-    let acked: HashMap<i64, Instant> = acks.iter().copied().collect();
+/// compute the latency percentiles: from each put's issue, and from its
+/// acknowledgement (clamped at 0 when the event beat the ack).
+fn measure(acks: &[Timed], deliveries: &[Vec<(i64, Instant)>]) -> Result<WatchLatency> {
+    let acked: HashMap<i64, Timed> = acks.iter().map(|t| (t.revision, *t)).collect();
     ensure!(
         acked.len() == acks.len(),
         "the store acknowledged two puts at the same revision"
     );
-    let mut latencies = Vec::with_capacity(acks.len() * deliveries.len());
+    let mut from_issue = Vec::with_capacity(acks.len() * deliveries.len());
+    let mut from_ack = Vec::with_capacity(acks.len() * deliveries.len());
     let mut clamped = 0;
     let mut problems = Vec::new();
     for (w, got) in deliveries.iter().enumerate() {
         let mut seen = HashSet::with_capacity(got.len());
         let (mut duplicated, mut unexpected) = (0usize, 0usize);
         for &(rev, at) in got {
-            let Some(&ack) = acked.get(&rev) else {
+            let Some(t) = acked.get(&rev) else {
                 unexpected += 1;
                 continue;
             };
@@ -458,10 +559,11 @@ fn measure(acks: &[(i64, Instant)], deliveries: &[Vec<(i64, Instant)>]) -> Resul
                 duplicated += 1;
                 continue;
             }
-            if at < ack {
+            if at < t.acked {
                 clamped += 1;
             }
-            latencies.push(at.saturating_duration_since(ack));
+            from_issue.push(at.saturating_duration_since(t.issued));
+            from_ack.push(at.saturating_duration_since(t.acked));
         }
         let missing = acks.len() - seen.len();
         if missing + duplicated + unexpected > 0 {
@@ -485,13 +587,16 @@ fn measure(acks: &[(i64, Instant)], deliveries: &[Vec<(i64, Instant)>]) -> Resul
             if problems.len() > 5 { "; ..." } else { "" }
         );
     }
-    latencies.sort_unstable();
-    let pick = |p| percentile(&latencies, p).unwrap_or_default();
+    from_issue.sort_unstable();
+    from_ack.sort_unstable();
+    let pick = |v: &[Duration], p| percentile(v, p).unwrap_or_default();
     Ok(WatchLatency {
-        p50: pick(50.0),
-        p99: pick(99.0),
-        max: pick(100.0),
-        samples: latencies.len(),
+        p50: pick(&from_issue, 50.0),
+        p99: pick(&from_issue, 99.0),
+        max: pick(&from_issue, 100.0),
+        ack_p50: pick(&from_ack, 50.0),
+        ack_p99: pick(&from_ack, 99.0),
+        samples: from_issue.len(),
         clamped,
     })
 }
@@ -504,7 +609,18 @@ mod tests {
     fn measure_clamps_and_checks_exactly_once() {
         let t0 = Instant::now();
         let at = |us| t0 + Duration::from_micros(us);
-        let acks = vec![(10, at(1000)), (11, at(3000))];
+        let acks = vec![
+            Timed {
+                revision: 10,
+                issued: at(600),
+                acked: at(1000),
+            },
+            Timed {
+                revision: 11,
+                issued: at(2800),
+                acked: at(3000),
+            },
+        ];
         // Watcher 0 got revision 10 before the writer saw the ack.
         let ok = vec![
             vec![(10, at(900)), (11, at(3500))],
@@ -513,9 +629,12 @@ mod tests {
         let m = measure(&acks, &ok).unwrap();
         assert_eq!(m.samples, 4);
         assert_eq!(m.clamped, 1);
-        // Sorted: 0, 200, 500, 1000 µs.
-        assert_eq!(m.p50, Duration::from_micros(200));
-        assert_eq!(m.p99, Duration::from_micros(1000));
+        // From the ack, sorted: 0, 200, 500, 1000 µs.
+        assert_eq!(m.ack_p50, Duration::from_micros(200));
+        assert_eq!(m.ack_p99, Duration::from_micros(1000));
+        // From the issue: 300, 600, 700, 1200 µs.
+        assert_eq!(m.p50, Duration::from_micros(600));
+        assert_eq!(m.p99, Duration::from_micros(1200));
 
         let dup = vec![vec![(10, at(1100)), (10, at(1100)), (11, at(3100))]];
         let err = measure(&acks, &dup).unwrap_err().to_string();

@@ -36,6 +36,8 @@ use crate::{
 
 /// Committed batches kept for watchers that are momentarily behind.
 const BROADCAST_BATCHES: usize = 4096;
+/// How often the WAL is folded back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// How often expired TTL keys are looked for.
 const TTL_SWEEP: Duration = Duration::from_millis(200);
 
@@ -68,6 +70,8 @@ struct Inner {
     shared: Arc<Shared>,
     writer: Mutex<Option<mpsc::Sender<writer::Msg>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
+    /// Dropping the sender stops the checkpointer thread.
+    checkpointer: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
     readers: Mutex<Vec<Connection>>,
 }
 
@@ -111,12 +115,18 @@ impl SqliteStore {
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || writer::run(conn, s2, rx))?;
+        let ckpt_conn = schema::open_checkpointer(&path)?;
+        let (stop_tx, stop_rx) = mpsc::channel();
+        let ckpt = std::thread::Builder::new()
+            .name("store-checkpoint".into())
+            .spawn(move || checkpointer(ckpt_conn, stop_rx))?;
         let inner = Arc::new(Inner {
             path,
             opts,
             shared,
             writer: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(thread)),
+            checkpointer: Mutex::new(Some((stop_tx, ckpt))),
             readers: Mutex::new(Vec::new()),
         });
         tokio::spawn(ttl_sweeper(Arc::downgrade(&inner)));
@@ -135,6 +145,16 @@ impl SqliteStore {
     /// the file. Later writes through any clone fail with [`Error::Closed`].
     pub async fn close(&self) {
         self.inner.writer.lock().expect("writer lock").take();
+        let ckpt = self
+            .inner
+            .checkpointer
+            .lock()
+            .expect("checkpointer lock")
+            .take();
+        if let Some((stop, h)) = ckpt {
+            drop(stop);
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
         let handle = self.inner.writer_thread.lock().expect("thread lock").take();
         if let Some(h) = handle {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
@@ -386,6 +406,21 @@ impl ReaderSource {
 impl Inner {
     fn clone_reader_source(self: &Arc<Self>) -> ReaderSource {
         ReaderSource(Arc::downgrade(self))
+    }
+}
+
+/// Copies committed WAL frames into the database file off the commit path. A
+/// PASSIVE checkpoint never waits for the writer; it leaves the writer's own
+/// auto-checkpoint (which also lets the WAL restart) little to copy.
+fn checkpointer(conn: Connection, stop: mpsc::Receiver<()>) {
+    loop {
+        match stop.recv_timeout(CHECKPOINT_EVERY) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "checkpoint failed");
+        }
     }
 }
 

@@ -49,13 +49,16 @@ pub(super) fn classify(path: &Path, e: rusqlite::Error) -> Error {
 fn apply_pragmas(conn: &Connection, path: &Path) -> Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(|e| classify(path, e))?;
-    // auto_vacuum only takes effect before the first table exists.
+    // auto_vacuum only takes effect before the first table exists. The writer's
+    // own small auto-checkpoint is what lets the WAL restart under steady writes
+    // (no frames can be added while it runs); the checkpointer thread in mod.rs
+    // copies most frames beforehand, so that one has little left to do.
     conn.execute_batch(
         "PRAGMA auto_vacuum = INCREMENTAL;
          PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
-         PRAGMA wal_autocheckpoint = 4000;
-         PRAGMA journal_size_limit = 67108864;
+         PRAGMA wal_autocheckpoint = 1000;
+         PRAGMA journal_size_limit = 16777216;
          PRAGMA cache_size = -16000;",
     )
     .map_err(|e| classify(path, e))
@@ -110,6 +113,16 @@ pub(super) fn open_reader(path: &Path) -> Result<Connection> {
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(|e| classify(path, e))?;
     conn.execute_batch("PRAGMA query_only = 1; PRAGMA cache_size = -8000;")
+        .map_err(|e| classify(path, e))?;
+    Ok(conn)
+}
+
+/// Open the connection the checkpointer thread uses.
+pub(super) fn open_checkpointer(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path).map_err(|e| classify(path, e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(|e| classify(path, e))?;
+    conn.execute_batch("PRAGMA synchronous = FULL;")
         .map_err(|e| classify(path, e))?;
     Ok(conn)
 }

@@ -19,8 +19,14 @@ use crate::{Error, Event, EventKind, KeyValue, Precondition, Result, WriteOp, Wr
 
 /// Most requests folded into one transaction.
 const MAX_BATCH: usize = 1024;
-/// Revisions scanned per compaction step; each step is its own short transaction.
-const COMPACT_STEP: i64 = 4096;
+/// Each compaction step is its own short transaction run between write batches,
+/// so a step's length bounds a writer's extra wait. The number of revisions a
+/// step scans adapts to keep it near this long.
+const COMPACT_STEP_TARGET: std::time::Duration = std::time::Duration::from_millis(2);
+const COMPACT_STEP_MIN: i64 = 64;
+const COMPACT_STEP_MAX: i64 = 8192;
+/// Free pages handed back to the file system per vacuum step.
+const VACUUM_STEP_PAGES: i64 = 256;
 
 pub(super) enum Msg {
     Write {
@@ -43,13 +49,22 @@ pub(super) struct Batch {
 struct Compaction {
     next_lo: i64,
     target: i64,
+    /// Revisions the next step scans.
+    step: i64,
+}
+
+/// Background work done in small steps between write batches.
+enum Chore {
+    Compact(Compaction),
+    /// Steps left; bounded, because concurrent writes keep freeing pages.
+    Vacuum(i64),
 }
 
 pub(super) fn run(conn: Connection, shared: Arc<Shared>, rx: Receiver<Msg>) {
-    let mut compaction: Option<Compaction> = None;
+    let mut chore: Option<Chore> = None;
     let mut pending: Vec<Msg> = Vec::with_capacity(MAX_BATCH);
     loop {
-        let first = if compaction.is_some() {
+        let first = if chore.is_some() {
             match rx.try_recv() {
                 Ok(m) => Some(m),
                 Err(TryRecvError::Empty) => None,
@@ -85,10 +100,11 @@ pub(super) fn run(conn: Connection, shared: Arc<Shared>, rx: Receiver<Msg>) {
                                     r.get(0)
                                 })
                                 .unwrap_or(0);
-                            compaction = Some(Compaction {
+                            chore = Some(Chore::Compact(Compaction {
                                 next_lo: oldest,
                                 target: revision,
-                            });
+                                step: 256,
+                            }));
                         }
                         let _ = reply.send(r);
                     }
@@ -96,19 +112,44 @@ pub(super) fn run(conn: Connection, shared: Arc<Shared>, rx: Receiver<Msg>) {
             }
             commit_batch(&conn, &shared, writes);
         }
-        if let Some(c) = compaction.as_mut() {
-            match compact_step(&conn, c) {
+        let step_started = std::time::Instant::now();
+        let had_chore = chore.is_some();
+        chore = match chore.take() {
+            Some(Chore::Compact(mut c)) => match compact_step(&conn, &mut c) {
                 Ok(true) => {
-                    compaction = None;
-                    finish_compaction(&conn);
+                    match conn.query_row("PRAGMA freelist_count", [], |r| r.get::<_, i64>(0)) {
+                        Ok(free) if free > 0 => Some(Chore::Vacuum(free / VACUUM_STEP_PAGES + 1)),
+                        _ => None,
+                    }
                 }
-                Ok(false) => {}
+                Ok(false) => Some(Chore::Compact(c)),
                 Err(e) => {
-                    tracing::error!(error = %e, "compaction step failed; will retry at the next compaction");
-                    compaction = None;
+                    tracing::error!(error = %e, "compaction step failed; the next compaction retries");
+                    None
                 }
-            }
+            },
+            Some(Chore::Vacuum(left)) => match vacuum_step(&conn) {
+                Ok(true) => None,
+                Ok(false) if left > 1 => Some(Chore::Vacuum(left - 1)),
+                Ok(false) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "vacuum step failed");
+                    None
+                }
+            },
+            None => None,
+        };
+        if had_chore {
+            tracing::debug!(
+                took_us = step_started.elapsed().as_micros() as u64,
+                "maintenance step"
+            );
         }
+    }
+    // Nothing else writes now: fold the WAL into the database and truncate it,
+    // so a stopped store is one compact file.
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+        tracing::warn!(error = %e, "final checkpoint failed");
     }
     tracing::debug!("store writer stopped");
 }
@@ -325,22 +366,26 @@ fn start_compaction(conn: &Connection, shared: &Shared, revision: i64) -> Result
 /// that are superseded at or below the target (and tombstones at or below it).
 /// Returns true when the whole range is done.
 fn compact_step(conn: &Connection, c: &mut Compaction) -> Result<bool> {
-    let hi = (c.next_lo + COMPACT_STEP).min(c.target);
+    let started = std::time::Instant::now();
+    let hi = (c.next_lo + c.step).min(c.target);
     conn.prepare_cached(
         "DELETE FROM kv WHERE rev > ?1 AND rev <= ?2 AND (value IS NULL OR EXISTS
            (SELECT 1 FROM kv AS b WHERE b.key = kv.key AND b.rev > kv.rev AND b.rev <= ?3))",
     )?
     .execute(params![c.next_lo, hi, c.target])?;
     c.next_lo = hi;
+    let took = started.elapsed();
+    if took < COMPACT_STEP_TARGET / 2 {
+        c.step = (c.step * 2).min(COMPACT_STEP_MAX);
+    } else if took > COMPACT_STEP_TARGET * 2 {
+        c.step = (c.step / 2).max(COMPACT_STEP_MIN);
+    }
     Ok(hi >= c.target)
 }
 
-/// Give freed pages back and keep the WAL from growing.
-fn finish_compaction(conn: &Connection) {
-    let r = conn
-        .execute_batch("PRAGMA incremental_vacuum;")
-        .and_then(|_| conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())));
-    if let Err(e) = r {
-        tracing::warn!(error = %e, "post-compaction vacuum failed");
-    }
+/// Give some freed pages back to the file system. Returns true when none are left.
+fn vacuum_step(conn: &Connection) -> Result<bool> {
+    conn.execute_batch(&format!("PRAGMA incremental_vacuum({VACUUM_STEP_PAGES});"))?;
+    let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+    Ok(free == 0)
 }
