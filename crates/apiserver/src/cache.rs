@@ -1,0 +1,466 @@
+//! The watch cache: every object under `/registry/` in memory, kept current by
+//! one store watch, plus a window of recent events.
+//!
+//! Reads are served from here once the cache has caught up with the store's
+//! current revision, so a read reflects every write acknowledged before it.
+//! Watches start from the event window when they can, and from the store
+//! otherwise (which answers "compacted", i.e. 410, when history is gone).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::Bound;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::Value;
+use store::{EventKind, KeyRange, RangeRequest, Store, WatchRequest, WatchResponse};
+use tokio::sync::{broadcast, watch};
+
+use crate::resources::{self, ResourceInfo};
+use crate::strategy;
+
+/// Every object lives under this prefix.
+pub const REGISTRY_PREFIX: &str = "/registry/";
+/// Events kept for watches that start a little in the past.
+const EVENT_WINDOW: usize = 20_000;
+/// Cache events buffered per live watch subscriber before it is cut off.
+const BROADCAST: usize = 8192;
+
+/// One object as served: its JSON with `metadata.resourceVersion` set, and
+/// what selectors need, extracted once.
+#[derive(Debug)]
+pub struct Entry {
+    /// Store key.
+    pub key: String,
+    /// The resource.
+    pub info: &'static ResourceInfo,
+    /// `mod_revision` (for a deleted object: the delete's revision).
+    pub rev: i64,
+    /// The object's JSON as served.
+    pub raw: Bytes,
+    /// Namespace, for namespaced kinds.
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Selectable field values, including `metadata.name` and `metadata.namespace`.
+    pub fields: Vec<(&'static str, String)>,
+}
+
+impl Entry {
+    /// A field's value for field selectors.
+    pub fn field(&self, name: &str) -> Option<String> {
+        self.fields
+            .iter()
+            .find(|(f, _)| *f == name)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// Parse the JSON.
+    pub fn value(&self) -> Value {
+        serde_json::from_slice(&self.raw).unwrap_or(Value::Null)
+    }
+}
+
+/// Added, modified or deleted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    /// `ADDED`
+    Added,
+    /// `MODIFIED`
+    Modified,
+    /// `DELETED`
+    Deleted,
+}
+
+impl EventType {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change to one object.
+#[derive(Debug)]
+pub struct Event {
+    /// Revision of the change.
+    pub rev: i64,
+    /// What happened.
+    pub kind: EventType,
+    /// The object after the change (for a delete: its last state, at the delete's revision).
+    pub entry: Arc<Entry>,
+    /// The object before, if known.
+    pub prev: Option<Arc<Entry>>,
+}
+
+/// What flows to live watchers: changes, and progress when the store reports it.
+#[derive(Clone, Debug)]
+pub enum Update {
+    /// A change.
+    Event(Arc<Event>),
+    /// Everything up to this revision has been delivered.
+    Progress(i64),
+}
+
+struct State {
+    objects: BTreeMap<String, Arc<Entry>>,
+    events: VecDeque<Arc<Event>>,
+    /// The cache reflects the store at this revision.
+    rev: i64,
+    /// The window holds every event after this revision.
+    window_start: i64,
+}
+
+/// The cache. Cheap to share.
+pub struct WatchCache {
+    state: RwLock<State>,
+    updates: broadcast::Sender<Update>,
+    rev_tx: watch::Sender<i64>,
+    store: Arc<dyn Store>,
+}
+
+/// The resource a key belongs to: `/registry/{group|core}/{plural}/...`.
+pub fn resource_of_key(key: &str) -> Option<&'static ResourceInfo> {
+    let rest = key.strip_prefix(REGISTRY_PREFIX)?;
+    let mut it = rest.splitn(3, '/');
+    let group = it.next()?;
+    let plural = it.next()?;
+    let group = if group == "core" { "" } else { group };
+    resources::RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.plural == plural)
+}
+
+/// Build a served entry from a stored value at `rev`.
+pub fn make_entry(key: &str, stored: &[u8], rev: i64) -> Option<Entry> {
+    let info = resource_of_key(key)?;
+    let mut v: Value = serde_json::from_slice(stored).ok()?;
+    let meta = v.get_mut("metadata")?.as_object_mut()?;
+    meta.insert("resourceVersion".into(), Value::String(rev.to_string()));
+    let name = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let namespace = meta
+        .get("namespace")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let labels: BTreeMap<String, String> = meta
+        .get("labels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut fields = vec![("metadata.name", name.clone())];
+    if info.namespaced {
+        fields.push(("metadata.namespace", namespace.clone().unwrap_or_default()));
+    }
+    fields.extend(strategy::strategy_for(info).selectable_fields(&v));
+    let raw = Bytes::from(serde_json::to_vec(&v).ok()?);
+    Some(Entry {
+        key: key.to_string(),
+        info,
+        rev,
+        raw,
+        namespace,
+        name,
+        labels,
+        fields,
+    })
+}
+
+impl WatchCache {
+    /// Load everything and start following the store.
+    pub async fn start(store: Arc<dyn Store>) -> store::Result<Arc<WatchCache>> {
+        let (updates, _) = broadcast::channel(BROADCAST);
+        let (rev_tx, _) = watch::channel(0);
+        let cache = Arc::new(WatchCache {
+            state: RwLock::new(State {
+                objects: BTreeMap::new(),
+                events: VecDeque::new(),
+                rev: 0,
+                window_start: 0,
+            }),
+            updates,
+            rev_tx,
+            store,
+        });
+        let rev = cache.relist().await?;
+        tokio::spawn(follow(Arc::downgrade(&cache), rev));
+        Ok(cache)
+    }
+
+    /// Replace the contents with a fresh list, announcing differences as events.
+    async fn relist(&self) -> store::Result<i64> {
+        let resp = self
+            .store
+            .range(RangeRequest::prefix(REGISTRY_PREFIX))
+            .await?;
+        let rev = resp.revision;
+        let mut fresh = BTreeMap::new();
+        for kv in resp.kvs {
+            let key = String::from_utf8_lossy(&kv.key).into_owned();
+            match make_entry(&key, &kv.value, kv.mod_revision) {
+                Some(e) => {
+                    fresh.insert(key, Arc::new(e));
+                }
+                None if key.starts_with(crate::alloc::INTERNAL_PREFIX) => {}
+                None => tracing::warn!(key, "skipping undecodable object in the store"),
+            }
+        }
+        let mut events = Vec::new();
+        {
+            let mut st = self.state.write().expect("cache lock");
+            for (k, e) in &fresh {
+                match st.objects.get(k) {
+                    None => events.push(Event {
+                        rev,
+                        kind: EventType::Added,
+                        entry: e.clone(),
+                        prev: None,
+                    }),
+                    Some(old) if old.rev != e.rev => events.push(Event {
+                        rev,
+                        kind: EventType::Modified,
+                        entry: e.clone(),
+                        prev: Some(old.clone()),
+                    }),
+                    _ => {}
+                }
+            }
+            for (k, old) in &st.objects {
+                if !fresh.contains_key(k) {
+                    events.push(Event {
+                        rev,
+                        kind: EventType::Deleted,
+                        entry: old.clone(),
+                        prev: Some(old.clone()),
+                    });
+                }
+            }
+            st.objects = fresh;
+            st.events.clear();
+            st.rev = rev;
+            st.window_start = rev;
+        }
+        for e in events {
+            let _ = self.updates.send(Update::Event(Arc::new(e)));
+        }
+        self.rev_tx.send_replace(rev);
+        tracing::info!(revision = rev, "watch cache listed");
+        Ok(rev)
+    }
+
+    fn apply(&self, batch: Vec<store::Event>) {
+        let mut out = Vec::with_capacity(batch.len());
+        let mut last = 0;
+        {
+            let mut st = self.state.write().expect("cache lock");
+            for ev in batch {
+                let key = String::from_utf8_lossy(&ev.kv.key).into_owned();
+                let rev = ev.kv.mod_revision;
+                last = rev;
+                let prev = st.objects.get(&key).cloned();
+                let event = match ev.kind {
+                    EventKind::Put => {
+                        let Some(entry) = make_entry(&key, &ev.kv.value, rev) else {
+                            if !key.starts_with(crate::alloc::INTERNAL_PREFIX) {
+                                tracing::warn!(key, "skipping undecodable object in the store");
+                            }
+                            continue;
+                        };
+                        let entry = Arc::new(entry);
+                        st.objects.insert(key, entry.clone());
+                        let kind = if prev.is_some() {
+                            EventType::Modified
+                        } else {
+                            EventType::Added
+                        };
+                        Event {
+                            rev,
+                            kind,
+                            entry,
+                            prev,
+                        }
+                    }
+                    EventKind::Delete => {
+                        st.objects.remove(&key);
+                        let Some(last_state) = prev.clone().or_else(|| {
+                            ev.prev_kv.as_ref().and_then(|p| {
+                                make_entry(&key, &p.value, p.mod_revision).map(Arc::new)
+                            })
+                        }) else {
+                            continue;
+                        };
+                        // The DELETED event carries the last state at the delete's revision.
+                        let at_delete = make_entry(&key, &last_state.raw, rev).map(Arc::new);
+                        let Some(entry) = at_delete else { continue };
+                        Event {
+                            rev,
+                            kind: EventType::Deleted,
+                            entry,
+                            prev,
+                        }
+                    }
+                };
+                let event = Arc::new(event);
+                st.events.push_back(event.clone());
+                out.push(event);
+            }
+            while st.events.len() > EVENT_WINDOW {
+                if let Some(e) = st.events.pop_front() {
+                    st.window_start = e.rev;
+                }
+            }
+            if last > st.rev {
+                st.rev = last;
+            }
+        }
+        for e in out {
+            let _ = self.updates.send(Update::Event(e));
+        }
+        if last > 0 {
+            self.rev_tx.send_replace(last);
+        }
+    }
+
+    fn progress(&self, rev: i64) {
+        {
+            let mut st = self.state.write().expect("cache lock");
+            if rev <= st.rev {
+                return;
+            }
+            st.rev = rev;
+        }
+        let _ = self.updates.send(Update::Progress(rev));
+        self.rev_tx.send_replace(rev);
+    }
+
+    /// The revision the cache reflects.
+    pub fn revision(&self) -> i64 {
+        self.state.read().expect("cache lock").rev
+    }
+
+    /// Wait until the cache reflects at least `rev`; false on timeout.
+    pub async fn wait_for(&self, rev: i64, timeout: Duration) -> bool {
+        let mut rx = self.rev_tx.subscribe();
+        let ok = matches!(
+            tokio::time::timeout(timeout, rx.wait_for(|r| *r >= rev)).await,
+            Ok(Ok(_))
+        );
+        ok
+    }
+
+    /// Wait until the cache reflects every write acknowledged so far.
+    pub async fn sync(&self) -> bool {
+        match self.store.current_revision().await {
+            Ok(cur) => self.wait_for(cur, Duration::from_secs(5)).await,
+            Err(_) => false,
+        }
+    }
+
+    /// One object.
+    pub fn get(&self, key: &str) -> Option<Arc<Entry>> {
+        self.state
+            .read()
+            .expect("cache lock")
+            .objects
+            .get(key)
+            .cloned()
+    }
+
+    /// Every object under `prefix`, in key order, and the revision they reflect.
+    pub fn list(&self, prefix: &str) -> (Vec<Arc<Entry>>, i64) {
+        let st = self.state.read().expect("cache lock");
+        let end = store::prefix_end(prefix.as_bytes());
+        let end = String::from_utf8_lossy(&end).into_owned();
+        let items = st
+            .objects
+            .range::<str, _>((Bound::Included(prefix), Bound::Excluded(end.as_str())))
+            .map(|(_, e)| e.clone())
+            .collect();
+        (items, st.rev)
+    }
+
+    /// Subscribe to live updates, and get the events after `from` that the
+    /// window still holds. `None` if the window does not reach back that far.
+    pub fn subscribe_from(
+        &self,
+        from: i64,
+    ) -> Option<(Vec<Arc<Event>>, broadcast::Receiver<Update>, i64)> {
+        let st = self.state.read().expect("cache lock");
+        if from < st.window_start {
+            return None;
+        }
+        let rx = self.updates.subscribe();
+        let past = st.events.iter().filter(|e| e.rev > from).cloned().collect();
+        Some((past, rx, st.rev))
+    }
+
+    /// The store behind the cache.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+}
+
+/// Follow the store from `rev`; on any failure, relist and start over.
+async fn follow(cache: std::sync::Weak<WatchCache>, mut rev: i64) {
+    loop {
+        let Some(c) = cache.upgrade() else { return };
+        let req = WatchRequest {
+            range: KeyRange::prefix(REGISTRY_PREFIX),
+            start_revision: rev + 1,
+            progress_notify: true,
+        };
+        let mut stream = match c.store.watch(req).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "watch cache: store watch failed; retrying");
+                drop(c);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        drop(c);
+        loop {
+            let item = stream.next().await;
+            let Some(c) = cache.upgrade() else { return };
+            match item {
+                Some(Ok(WatchResponse::Events(evs))) => {
+                    if let Some(last) = evs.last() {
+                        rev = last.kv.mod_revision;
+                    }
+                    c.apply(evs);
+                }
+                Some(Ok(WatchResponse::Progress { revision })) => {
+                    rev = rev.max(revision);
+                    c.progress(revision);
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "watch cache: store watch ended; relisting");
+                    match c.relist().await {
+                        Ok(r) => rev = r,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "watch cache: relist failed");
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
+                    }
+                    break;
+                }
+                None => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! The Kubernetes API server of wharf.
+//!
+//! An HTTPS server (rustls) that speaks the Kubernetes REST API over the
+//! [`store`] crate: authentication, one generic registry for every resource
+//! with a strategy per kind, discovery, server-side tables, and a watch cache
+//! that serves reads and watches from memory.
+
+pub mod alloc;
+pub mod authn;
+pub mod bootstrap;
+pub mod cache;
+pub mod discovery;
+pub mod error;
+pub mod handler;
+pub mod openapi;
+pub mod pki;
+pub mod registry;
+pub mod resources;
+pub mod route;
+pub mod selector;
+pub mod server;
+pub mod strategy;
+pub mod subresource;
+pub mod table;
+pub mod yaml;

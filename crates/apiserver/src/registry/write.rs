@@ -1,0 +1,731 @@
+//! create, update and patch.
+
+use std::net::Ipv4Addr;
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+use store::WriteOutcome;
+
+use super::meta::{
+    meta_str, metadata_mut, name_suffix, now_rfc3339, remove_path, spec_part, without_volatile,
+};
+use super::{store_error, FieldValidation, Registry, WriteOptions, WriteResult};
+use crate::cache::make_entry;
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::resources::ResourceInfo;
+use crate::route::ResourcePath;
+use crate::strategy::{self, Strategy};
+
+/// PATCH content types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PatchType {
+    /// `application/json-patch+json` (RFC 6902)
+    Json,
+    /// `application/merge-patch+json` (RFC 7386)
+    Merge,
+    /// `application/strategic-merge-patch+json`
+    Strategic,
+}
+
+/// Most operations a JSON patch may carry (CVE-2019-1002100).
+const MAX_JSON_PATCH_OPS: usize = 10_000;
+/// Retries of a patch or an unconditional update that lost a race.
+const CONFLICT_RETRIES: usize = 8;
+
+fn served(obj: &Value, rev: i64) -> Value {
+    let mut v = obj.clone();
+    metadata_mut(&mut v).insert("resourceVersion".into(), json!(rev.to_string()));
+    v
+}
+
+/// Check `apiVersion`/`kind` of a body against the endpoint; missing ones are
+/// taken from the endpoint, as upstream's decoder defaults them.
+fn check_type(info: &ResourceInfo, obj: &mut Value) -> ApiResult<()> {
+    let Some(m) = obj.as_object_mut() else {
+        return Err(ApiError::bad_request(
+            "the body of the request must be a JSON object",
+        ));
+    };
+    let kind = m
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let api_version = m
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if !api_version.is_empty() && api_version != info.api_version() {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({api_version}) does not match the expected API version ({})",
+            info.api_version()
+        )));
+    }
+    if !kind.is_empty() && kind != info.kind {
+        return Err(ApiError::bad_request(format!(
+            "the kind in the data ({kind}) does not match the expected kind ({})",
+            info.kind
+        )));
+    }
+    m.insert("apiVersion".into(), json!(info.api_version()));
+    m.insert("kind".into(), json!(info.kind));
+    if m.get("metadata")
+        .is_some_and(|md| !md.is_object() && !md.is_null())
+    {
+        return Err(ApiError::bad_request("metadata must be an object"));
+    }
+    Ok(())
+}
+
+/// Drop unknown fields, or refuse or warn, per `fieldValidation`.
+fn handle_unknown(
+    strat: &dyn Strategy,
+    obj: &mut Value,
+    fv: FieldValidation,
+    warnings: &mut Vec<String>,
+) -> ApiResult<()> {
+    let unknown = strat.unknown_fields(obj);
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    match fv {
+        FieldValidation::Strict => {
+            let list = unknown
+                .iter()
+                .map(|f| format!("unknown field \"{f}\""))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(ApiError::bad_request(format!(
+                "strict decoding error: {list}"
+            )));
+        }
+        FieldValidation::Warn => {
+            warnings.extend(unknown.iter().map(|f| format!("unknown field \"{f}\"")))
+        }
+        FieldValidation::Ignore => {}
+    }
+    for f in unknown.iter().rev() {
+        remove_path(obj, f);
+    }
+    Ok(())
+}
+
+fn check_namespace(rp: &ResourcePath, obj: &mut Value) -> ApiResult<()> {
+    let body_ns = meta_str(obj, "namespace").map(str::to_string);
+    if rp.info.namespaced {
+        let ns = rp
+            .namespace
+            .as_deref()
+            .ok_or_else(|| ApiError::bad_request("a namespace is required"))?;
+        match body_ns.as_deref() {
+            Some(b) if !b.is_empty() && b != ns => {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ))
+            }
+            _ => {
+                metadata_mut(obj).insert("namespace".into(), json!(ns));
+            }
+        }
+    } else {
+        metadata_mut(obj).remove("namespace");
+    }
+    Ok(())
+}
+
+fn invalid(info: &ResourceInfo, obj: &Value, errs: &[FieldError]) -> ApiError {
+    let name = meta_str(obj, "name").unwrap_or_default();
+    ApiError::invalid(info.group, info.kind, name, errs)
+}
+
+impl Registry {
+    async fn check_namespace_lifecycle(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+    ) -> ApiResult<()> {
+        let (Some(ns), true) = (ns, info.namespaced) else {
+            return Ok(());
+        };
+        let key = crate::resources::lookup("", "v1", "namespaces")
+            .expect("namespaces are served")
+            .key(None, ns);
+        let found = match self.cache.get(&key) {
+            Some(e) => Some(e.value()),
+            None => {
+                // The cache may be a moment behind a namespace just created.
+                self.cache.sync().await;
+                self.cache.get(&key).map(|e| e.value())
+            }
+        };
+        match found {
+            None => Err(ApiError::not_found(
+                crate::error::GroupResource {
+                    group: "",
+                    resource: "namespaces",
+                },
+                ns,
+            )),
+            Some(v)
+                if v["metadata"]
+                    .get("deletionTimestamp")
+                    .is_some_and(|d| !d.is_null()) =>
+            {
+                Err(ApiError::forbidden(format!(
+                    "unable to create new content in namespace {ns} because it is being terminated"
+                )))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// POST to a collection.
+    pub async fn create(
+        &self,
+        rp: &ResourcePath,
+        mut obj: Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<WriteResult> {
+        let info = rp.info;
+        check_type(info, &mut obj)?;
+        let strat = strategy::strategy_for(info);
+        let mut warnings = Vec::new();
+        handle_unknown(strat, &mut obj, opts.field_validation, &mut warnings)?;
+        check_namespace(rp, &mut obj)?;
+        {
+            let m = metadata_mut(&mut obj);
+            let name = m
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            if name.is_empty() {
+                if let Some(g) = m
+                    .get("generateName")
+                    .and_then(Value::as_str)
+                    .filter(|g| !g.is_empty())
+                {
+                    let g = g.to_string();
+                    m.insert("name".into(), json!(format!("{g}{}", name_suffix())));
+                }
+            }
+            m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+            m.insert("creationTimestamp".into(), json!(now_rfc3339()));
+            for f in [
+                "resourceVersion",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "selfLink",
+            ] {
+                m.remove(f);
+            }
+            if strat.tracks_generation() {
+                m.insert("generation".into(), json!(1));
+            } else {
+                m.remove("generation");
+            }
+        }
+        strat.prepare_for_create(&mut obj);
+        strat.default(&mut obj);
+        let mut errs = strategy::validate_object_meta(&obj, info);
+        errs.extend(strat.validate(&obj));
+        if !errs.is_empty() {
+            return Err(invalid(info, &obj, &errs));
+        }
+        let name = meta_str(&obj, "name").unwrap_or_default().to_string();
+        self.check_namespace_lifecycle(info, rp.namespace.as_deref())
+            .await?;
+        if opts.dry_run {
+            return Ok(WriteResult {
+                object: obj,
+                code: 201,
+                warnings,
+            });
+        }
+        let key = info.key(rp.namespace.as_deref(), &name);
+        let allocated = self.allocate_service(info, &key, &mut obj, None).await?;
+        let bytes =
+            Bytes::from(serde_json::to_vec(&obj).map_err(|e| ApiError::internal(e.to_string()))?);
+        let out = self.store.create(key.as_bytes(), bytes, None).await;
+        match out {
+            Ok(WriteOutcome::Committed { revision, .. }) => Ok(WriteResult {
+                object: served(&obj, revision),
+                code: 201,
+                warnings,
+            }),
+            Ok(WriteOutcome::Failed { .. }) => {
+                self.release_service(&allocated).await;
+                Err(ApiError::already_exists(info.group_resource(), &name))
+            }
+            Err(e) => {
+                self.release_service(&allocated).await;
+                Err(store_error(e))
+            }
+        }
+    }
+
+    /// PUT of an object or its `status`.
+    pub async fn update(
+        &self,
+        rp: &ResourcePath,
+        mut obj: Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<WriteResult> {
+        let info = rp.info;
+        let name = rp
+            .name
+            .clone()
+            .ok_or_else(|| ApiError::method_not_allowed("update needs a name"))?;
+        check_type(info, &mut obj)?;
+        let strat = strategy::strategy_for(info);
+        let mut warnings = Vec::new();
+        handle_unknown(strat, &mut obj, opts.field_validation, &mut warnings)?;
+        check_namespace(rp, &mut obj)?;
+        match meta_str(&obj, "name") {
+            Some(n) if n == name => {}
+            Some(n) if !n.is_empty() => {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({n}) does not match the name on the URL ({name})"
+                )))
+            }
+            _ => {
+                metadata_mut(&mut obj).insert("name".into(), json!(name));
+            }
+        }
+        let wanted_rv = meta_str(&obj, "resourceVersion")
+            .filter(|s| !s.is_empty())
+            .map(super::parse_rv)
+            .transpose()?;
+        self.guaranteed_update(rp, &name, wanted_rv, opts, warnings, |_old| Ok(obj.clone()))
+            .await
+    }
+
+    /// PATCH of an object or its `status`.
+    pub async fn patch(
+        &self,
+        rp: &ResourcePath,
+        patch_type: PatchType,
+        patch: &[u8],
+        opts: &WriteOptions,
+    ) -> ApiResult<WriteResult> {
+        let name = rp
+            .name
+            .clone()
+            .ok_or_else(|| ApiError::method_not_allowed("patch needs a name"))?;
+        let patch: Value = serde_json::from_slice(patch)
+            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+        if patch_type == PatchType::Json {
+            let n = patch.as_array().map(Vec::len).ok_or_else(|| {
+                ApiError::bad_request("json patch must be an array of operations")
+            })?;
+            if n > MAX_JSON_PATCH_OPS {
+                return Err(ApiError::too_large(format!("The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPS}, got {n}")));
+            }
+        } else if !patch.is_object() {
+            return Err(ApiError::bad_request("merge patch must be a JSON object"));
+        }
+        // A patch may pin the version it was computed against.
+        let wanted_rv = patch
+            .get("metadata")
+            .and_then(|m| m.get("resourceVersion"))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(super::parse_rv)
+            .transpose()?;
+        let info = rp.info;
+        let obj_name = name.clone();
+        self.guaranteed_update(rp, &name, wanted_rv, opts, Vec::new(), move |old| {
+            let mut doc = old.clone();
+            match patch_type {
+                PatchType::Json => {
+                    let p: json_patch::Patch = serde_json::from_value(patch.clone())
+                        .map_err(|e| ApiError::bad_request(format!("error decoding json patch: {e}")))?;
+                    json_patch::patch(&mut doc, &p).map_err(|e| ApiError::invalid(info.group, info.kind, &obj_name, &[FieldError::invalid("", "", format!("the server rejected our request due to an error in our request: {e}"))]))?;
+                }
+                PatchType::Merge => json_patch::merge(&mut doc, &patch),
+                PatchType::Strategic => json_patch::merge(&mut doc, &strip_directives(&patch)),
+            }
+            let size = serde_json::to_vec(&doc).map(|v| v.len()).unwrap_or(0);
+            if size > store::MAX_VALUE_BYTES {
+                return Err(ApiError::too_large("Request entity too large: the patched object is too large"));
+            }
+            Ok(doc)
+        })
+        .await
+    }
+
+    /// Read, change, validate and compare-and-swap, retrying lost races unless
+    /// the caller pinned a resourceVersion.
+    async fn guaranteed_update(
+        &self,
+        rp: &ResourcePath,
+        name: &str,
+        wanted_rv: Option<i64>,
+        opts: &WriteOptions,
+        mut warnings: Vec<String>,
+        change: impl Fn(&Value) -> ApiResult<Value>,
+    ) -> ApiResult<WriteResult> {
+        let info = rp.info;
+        let strat = strategy::strategy_for(info);
+        let key = info.key(rp.namespace.as_deref(), name);
+        let status_only = rp.subresource.as_deref() == Some("status");
+        for _ in 0..CONFLICT_RETRIES {
+            let (kv, _) = self.store.get(key.as_bytes()).await.map_err(store_error)?;
+            let kv = kv.ok_or_else(|| ApiError::not_found(info.group_resource(), name))?;
+            if let Some(rv) = wanted_rv {
+                if rv != kv.mod_revision {
+                    return Err(ApiError::conflict(
+                        info.group_resource(),
+                        name,
+                        "the object has been modified; please apply your changes to the latest version and try again",
+                    ));
+                }
+            }
+            let old_entry = make_entry(&key, &kv.value, kv.mod_revision)
+                .ok_or_else(|| ApiError::internal("undecodable stored object"))?;
+            let old = old_entry.value();
+            let mut new = change(&old)?;
+            check_type(info, &mut new)?;
+            if rp.info.namespaced {
+                metadata_mut(&mut new).insert(
+                    "namespace".into(),
+                    json!(rp.namespace.clone().unwrap_or_default()),
+                );
+            }
+            if meta_str(&new, "name") != Some(name) {
+                return Err(ApiError::bad_request(
+                    "the name of the object may not change",
+                ));
+            }
+            // System-owned metadata comes from the stored object.
+            {
+                let old_meta = old["metadata"].as_object().cloned().unwrap_or_default();
+                let m = metadata_mut(&mut new);
+                for f in [
+                    "uid",
+                    "creationTimestamp",
+                    "deletionTimestamp",
+                    "deletionGracePeriodSeconds",
+                    "generation",
+                ] {
+                    match old_meta.get(f) {
+                        Some(v) => {
+                            m.insert(f.into(), v.clone());
+                        }
+                        None => {
+                            m.remove(f);
+                        }
+                    }
+                }
+                m.remove("resourceVersion");
+                m.remove("selfLink");
+            }
+            if status_only {
+                strat.prepare_for_status_update(&mut new, &old);
+            } else {
+                strat.prepare_for_update(&mut new, &old);
+            }
+            strat.default(&mut new);
+            if strat.tracks_generation() && !status_only && spec_part(&new) != spec_part(&old) {
+                let g = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
+                metadata_mut(&mut new).insert("generation".into(), json!(g));
+            }
+            let mut errs = strategy::validate_object_meta_update(&new, &old, info);
+            errs.extend(if status_only {
+                strat.validate_status_update(&new, &old)
+            } else {
+                strat.validate_update(&new, &old)
+            });
+            if !errs.is_empty() {
+                return Err(invalid(info, &new, &errs));
+            }
+            // Nothing changed: no write, the stored version stands.
+            if without_volatile(&new) == without_volatile(&old) {
+                return Ok(WriteResult {
+                    object: old,
+                    code: 200,
+                    warnings,
+                });
+            }
+            // The last finalizer of an object being deleted is gone: delete it.
+            let deleting = new["metadata"]
+                .get("deletionTimestamp")
+                .is_some_and(|d| !d.is_null());
+            let no_finalizers = new["metadata"]["finalizers"]
+                .as_array()
+                .is_none_or(|f| f.is_empty());
+            let graceful_pod = info.plural == "pods"
+                && info.group.is_empty()
+                && new["metadata"]["deletionGracePeriodSeconds"]
+                    .as_i64()
+                    .unwrap_or(0)
+                    > 0;
+            if deleting && no_finalizers && !graceful_pod {
+                if opts.dry_run {
+                    return Ok(WriteResult {
+                        object: new,
+                        code: 200,
+                        warnings,
+                    });
+                }
+                return match self.store.delete(key.as_bytes(), kv.mod_revision).await.map_err(store_error)? {
+                    WriteOutcome::Committed { revision, .. } => {
+                        self.release_service_of(info, &new).await;
+                        Ok(WriteResult { object: served(&new, revision), code: 200, warnings })
+                    }
+                    WriteOutcome::Failed { .. } if wanted_rv.is_none() => continue,
+                    WriteOutcome::Failed { .. } => Err(ApiError::conflict(info.group_resource(), name, "the object has been modified; please apply your changes to the latest version and try again")),
+                };
+            }
+            if opts.dry_run {
+                return Ok(WriteResult {
+                    object: served(&new, kv.mod_revision),
+                    code: 200,
+                    warnings,
+                });
+            }
+            let allocated = self
+                .allocate_service(info, &key, &mut new, Some(&old))
+                .await?;
+            let bytes = Bytes::from(
+                serde_json::to_vec(&new).map_err(|e| ApiError::internal(e.to_string()))?,
+            );
+            match self
+                .store
+                .update(key.as_bytes(), kv.mod_revision, bytes, None)
+                .await
+            {
+                Ok(WriteOutcome::Committed { revision, .. }) => {
+                    self.release_replaced_ports(info, &old, &new).await;
+                    return Ok(WriteResult {
+                        object: served(&new, revision),
+                        code: 200,
+                        warnings,
+                    });
+                }
+                Ok(WriteOutcome::Failed { .. }) => {
+                    self.release_service(&allocated).await;
+                    if wanted_rv.is_some() {
+                        return Err(ApiError::conflict(info.group_resource(), name, "the object has been modified; please apply your changes to the latest version and try again"));
+                    }
+                }
+                Err(e) => {
+                    self.release_service(&allocated).await;
+                    return Err(store_error(e));
+                }
+            }
+            warnings.clear();
+        }
+        Err(ApiError::conflict(
+            info.group_resource(),
+            name,
+            "too many concurrent updates; try again",
+        ))
+    }
+}
+
+/// A strategic merge patch without its directives, applied as a merge patch:
+/// right for maps (labels, annotations, most fields); list merge keys arrive
+/// with the strategic-merge issue.
+fn strip_directives(p: &Value) -> Value {
+    match p {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| {
+                    !k.starts_with("$setElementOrder/")
+                        && !k.starts_with("$deleteFromPrimitiveList/")
+                        && k.as_str() != "$retainKeys"
+                        && k.as_str() != "$patch"
+                })
+                .map(|(k, v)| (k.clone(), strip_directives(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// What a service write allocated, to give back if the write fails.
+#[derive(Default)]
+pub(super) struct Allocated {
+    ips: Vec<Ipv4Addr>,
+    ports: Vec<u16>,
+}
+
+fn node_ports(svc: &Value) -> Vec<u16> {
+    svc["spec"]["ports"]
+        .as_array()
+        .map(|ps| {
+            ps.iter()
+                .filter_map(|p| p["nodePort"].as_u64())
+                .map(|p| p as u16)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Registry {
+    /// Give a service its ClusterIP and NodePorts.
+    pub(super) async fn allocate_service(
+        &self,
+        info: &ResourceInfo,
+        key: &str,
+        svc: &mut Value,
+        old: Option<&Value>,
+    ) -> ApiResult<Allocated> {
+        let mut got = Allocated::default();
+        if !(info.group.is_empty() && info.plural == "services") {
+            return Ok(got);
+        }
+        let owner = key.trim_start_matches(&info.key_prefix()).to_string();
+        let ty = svc["spec"]["type"]
+            .as_str()
+            .unwrap_or("ClusterIP")
+            .to_string();
+        let old_ip = old
+            .and_then(|o| o["spec"]["clusterIP"].as_str())
+            .filter(|s| !s.is_empty() && *s != "None")
+            .map(str::to_string);
+        if ty != "ExternalName" {
+            let ip = svc["spec"]["clusterIP"].as_str().unwrap_or("").to_string();
+            if ip.is_empty() && old_ip.is_none() {
+                let a = self.services.allocate_ip(None, &owner).await?;
+                got.ips.push(a);
+                svc["spec"]["clusterIP"] = json!(a.to_string());
+                svc["spec"]["clusterIPs"] = json!([a.to_string()]);
+            } else if !ip.is_empty() && ip != "None" && old_ip.as_deref() != Some(ip.as_str()) {
+                let requested: Ipv4Addr = ip.parse().map_err(|_| {
+                    ApiError::invalid(
+                        "",
+                        "Service",
+                        owner.rsplit('/').next().unwrap_or(""),
+                        &[FieldError::invalid(
+                            "spec.clusterIPs[0]",
+                            ip.clone(),
+                            "must be a valid IP address",
+                        )],
+                    )
+                })?;
+                got.ips
+                    .push(self.services.allocate_ip(Some(requested), &owner).await?);
+                svc["spec"]["clusterIPs"] = json!([ip]);
+            } else if ip == "None" {
+                svc["spec"]["clusterIPs"] = json!(["None"]);
+            }
+        }
+        if matches!(ty.as_str(), "NodePort" | "LoadBalancer") {
+            let held: Vec<u16> = old.map(node_ports).unwrap_or_default();
+            if let Some(ports) = svc["spec"]["ports"].as_array_mut() {
+                for (i, p) in ports.iter_mut().enumerate() {
+                    let field = format!("spec.ports[{i}].nodePort");
+                    match p["nodePort"].as_u64() {
+                        Some(n) if held.contains(&(n as u16)) => {}
+                        Some(n) => got.ports.push(
+                            self.services
+                                .allocate_node_port(Some(n as u16), &owner, &field)
+                                .await?,
+                        ),
+                        None => {
+                            let n = self
+                                .services
+                                .allocate_node_port(None, &owner, &field)
+                                .await?;
+                            got.ports.push(n);
+                            p["nodePort"] = json!(n);
+                        }
+                    }
+                }
+            }
+        } else if let Some(ports) = svc["spec"]["ports"].as_array_mut() {
+            for p in ports {
+                if let Some(m) = p.as_object_mut() {
+                    m.remove("nodePort");
+                }
+            }
+        }
+        Ok(got)
+    }
+
+    pub(super) async fn release_service(&self, a: &Allocated) {
+        for ip in &a.ips {
+            self.services.release_ip(*ip).await;
+        }
+        for p in &a.ports {
+            self.services.release_node_port(*p).await;
+        }
+    }
+
+    /// Free a deleted service's address and ports.
+    pub(super) async fn release_service_of(&self, info: &ResourceInfo, svc: &Value) {
+        if !(info.group.is_empty() && info.plural == "services") {
+            return;
+        }
+        if let Some(ip) = svc["spec"]["clusterIP"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+        {
+            self.services.release_ip(ip).await;
+        }
+        for p in node_ports(svc) {
+            self.services.release_node_port(p).await;
+        }
+    }
+
+    async fn release_replaced_ports(&self, info: &ResourceInfo, old: &Value, new: &Value) {
+        if !(info.group.is_empty() && info.plural == "services") {
+            return;
+        }
+        let kept = node_ports(new);
+        for p in node_ports(old) {
+            if !kept.contains(&p) {
+                self.services.release_node_port(p).await;
+            }
+        }
+    }
+}
+
+impl Registry {
+    /// Change a stored object with `f`, bypassing the kind's update strategy:
+    /// for subresources (binding, scale, finalize) that check what they change
+    /// themselves. `expected` pins the resourceVersion; otherwise lost races
+    /// are retried.
+    pub async fn modify(
+        &self,
+        info: &'static ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        expected: Option<i64>,
+        f: impl Fn(&mut Value) -> ApiResult<()>,
+    ) -> ApiResult<Value> {
+        let key = info.key(namespace, name);
+        for _ in 0..CONFLICT_RETRIES {
+            let (kv, _) = self.store.get(key.as_bytes()).await.map_err(store_error)?;
+            let kv = kv.ok_or_else(|| ApiError::not_found(info.group_resource(), name))?;
+            if expected.is_some_and(|rv| rv != kv.mod_revision) {
+                return Err(ApiError::conflict(info.group_resource(), name, "the object has been modified; please apply your changes to the latest version and try again"));
+            }
+            let mut obj: Value =
+                serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(e.to_string()))?;
+            let before = obj.clone();
+            f(&mut obj)?;
+            if obj == before {
+                return Ok(served(&obj, kv.mod_revision));
+            }
+            let bytes = Bytes::from(
+                serde_json::to_vec(&obj).map_err(|e| ApiError::internal(e.to_string()))?,
+            );
+            match self.store.update(key.as_bytes(), kv.mod_revision, bytes, None).await.map_err(store_error)? {
+                WriteOutcome::Committed { revision, .. } => return Ok(served(&obj, revision)),
+                WriteOutcome::Failed { .. } if expected.is_none() => continue,
+                WriteOutcome::Failed { .. } => {
+                    return Err(ApiError::conflict(info.group_resource(), name, "the object has been modified; please apply your changes to the latest version and try again"))
+                }
+            }
+        }
+        Err(ApiError::conflict(
+            info.group_resource(),
+            name,
+            "too many concurrent updates; try again",
+        ))
+    }
+}

@@ -1,0 +1,19 @@
+//! The controller manager: each controller is a level-triggered reconcile
+//! function driven by kube-rs's runtime, talking to the API server over HTTPS
+//! like any other client. It never touches the store.
+
+pub mod namespace;
+
+use std::time::Duration;
+
+/// Start every controller on `client`; runs until the returned task is aborted.
+pub fn start(client: kube::Client) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let ns = tokio::spawn(namespace::run(client.clone()));
+        let _ = ns.await;
+        tracing::warn!("controller manager stopped");
+    })
+}
+
+/// How long a controller waits before retrying an object whose reconcile failed.
+pub const ERROR_REQUEUE: Duration = Duration::from_secs(5);
