@@ -46,7 +46,6 @@ pub(crate) struct Ctx {
     pub authn: Authenticator,
     pub ready: AtomicBool,
     pub advertise: SocketAddr,
-    pub started: std::time::SystemTime,
 }
 
 /// A running API server.
@@ -111,7 +110,6 @@ impl ApiServer {
             authn,
             ready: AtomicBool::new(false),
             advertise,
-            started: std::time::SystemTime::now(),
         });
         crate::bootstrap::run(&ctx.registry, advertise, first_ip).await?;
         ctx.ready.store(true, Ordering::SeqCst);

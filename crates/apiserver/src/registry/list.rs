@@ -160,7 +160,6 @@ impl Registry {
             if !from_cache {
                 return self
                     .list_from_store(
-                        rp.info,
                         &prefix,
                         opts,
                         if exact {
@@ -182,7 +181,7 @@ impl Registry {
             }
             None => {
                 if !self.cache.sync().await {
-                    return self.list_from_store(rp.info, &prefix, opts, None).await;
+                    return self.list_from_store(&prefix, opts, None).await;
                 }
             }
         }
@@ -199,7 +198,6 @@ impl Registry {
     /// Page through the store at one revision, filtering as we go.
     async fn list_from_store(
         &self,
-        info: &'static ResourceInfo,
         prefix: &str,
         opts: &ListOptions,
         at: Option<i64>,

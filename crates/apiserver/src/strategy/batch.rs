@@ -169,7 +169,7 @@ impl Strategy for JobStrategy {
         if !manual(obj.get("spec").unwrap_or(&Value::Null)) {
             generate_selector(obj);
         }
-        obj["status"] = json!({});
+        put(obj, "status", json!({}));
         // Upstream applies this default again when reading the stored Job, so
         // a new Job shows its generated labels at once.
         labels_from_template(obj);
@@ -479,7 +479,7 @@ impl Strategy for CronJobStrategy {
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {
-        obj["status"] = json!({});
+        put(obj, "status", json!({}));
     }
 
     fn prepare_for_update(&self, new: &mut Value, old: &Value) {

@@ -299,7 +299,7 @@ impl Strategy for NamespaceStrategy {
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {
-        obj["status"] = json!({ "phase": "Active" });
+        put(obj, "status", json!({ "phase": "Active" }));
         let Some(spec) = obj_mut(obj, "spec") else {
             return;
         };
@@ -648,7 +648,7 @@ impl Strategy for ResourceQuotaStrategy {
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {
-        obj["status"] = json!({});
+        put(obj, "status", json!({}));
     }
 
     fn prepare_for_update(&self, new: &mut Value, old: &Value) {

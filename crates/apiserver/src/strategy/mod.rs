@@ -207,6 +207,96 @@ mod tests {
         }
     }
 
+    /// Wrong types anywhere must never panic: every hook on hostile shapes.
+    #[test]
+    fn hostile_input_never_panics() {
+        let weird = [
+            json!(1),
+            json!("x"),
+            json!([1, "a", null, {}]),
+            json!({ "a": [1, 2], "b": "c" }),
+            Value::Null,
+        ];
+        let keys = [
+            "spec",
+            "status",
+            "metadata",
+            "data",
+            "subsets",
+            "endpoints",
+            "ports",
+            "rules",
+            "roleRef",
+            "subjects",
+            "regarding",
+            "series",
+            "value",
+            "type",
+            "schedule",
+        ];
+        let inner = [
+            "containers",
+            "initContainers",
+            "volumes",
+            "template",
+            "selector",
+            "ports",
+            "tolerations",
+            "jobTemplate",
+            "updateStrategy",
+            "strategy",
+            "securityContext",
+            "affinity",
+            "resources",
+            "clusterIPs",
+            "finalizers",
+            "limits",
+            "hard",
+            "capacity",
+            "taints",
+            "ingress",
+            "egress",
+            "podSelector",
+            "volumeClaimTemplates",
+        ];
+        for info in RESOURCES {
+            let s = strategy_for(info);
+            let base = json!({ "apiVersion": info.api_version(), "kind": info.kind, "metadata": { "name": "x", "namespace": "d" } });
+            for k in keys {
+                for w in &weird {
+                    let mut objs = vec![];
+                    let mut o = base.clone();
+                    o[k] = w.clone();
+                    objs.push(o);
+                    for ik in inner {
+                        let mut o = base.clone();
+                        o[k] = json!({ ik: w.clone(), "template": { "spec": { ik: w.clone() } } });
+                        objs.push(o);
+                        let mut o = base.clone();
+                        o[k] = json!({ ik: [w.clone()], "containers": [{ ik: w.clone(), "ports": [w.clone()] }] });
+                        objs.push(o);
+                    }
+                    for mut o in objs {
+                        let old = o.clone();
+                        let _ = s.unknown_fields(&o);
+                        s.prepare_for_create(&mut o);
+                        s.default(&mut o);
+                        let _ = s.validate(&o);
+                        let _ = validate_object_meta(&o, info);
+                        let mut u = o.clone();
+                        s.prepare_for_update(&mut u, &old);
+                        s.default(&mut u);
+                        let _ = s.validate_update(&u, &old);
+                        s.prepare_for_status_update(&mut u, &old);
+                        let _ = s.validate_status_update(&u, &old);
+                        let _ = validate_object_meta_update(&u, &old, info);
+                        let _ = s.selectable_fields(&u);
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn name_rules() {
         let rule = |g: &str, p: &str| name_rule(crate::resources::lookup(g, "v1", p).unwrap());

@@ -159,7 +159,7 @@ impl Strategy for IngressStrategy {
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {
-        obj["status"] = json!({ "loadBalancer": {} });
+        put(obj, "status", json!({ "loadBalancer": {} }));
     }
 
     fn prepare_for_update(&self, new: &mut Value, old: &Value) {

@@ -207,7 +207,11 @@ impl Strategy for PodDisruptionBudgetStrategy {
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {
-        obj["status"] = json!({ "currentHealthy": 0, "desiredHealthy": 0, "disruptionsAllowed": 0, "expectedPods": 0 });
+        put(
+            obj,
+            "status",
+            json!({ "currentHealthy": 0, "desiredHealthy": 0, "disruptionsAllowed": 0, "expectedPods": 0 }),
+        );
     }
 
     fn prepare_for_update(&self, new: &mut Value, old: &Value) {

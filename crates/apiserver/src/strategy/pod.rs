@@ -208,7 +208,7 @@ fn validate_pod_update(new: &Value, old: &Value) -> Vec<FieldError> {
         let found = arr(ns, "tolerations").iter().any(|nt| {
             let mut o = old_t.clone();
             match nt.get("tolerationSeconds") {
-                Some(v) => o["tolerationSeconds"] = v.clone(),
+                Some(v) => put(&mut o, "tolerationSeconds", v.clone()),
                 None => {
                     o.as_object_mut().map(|m| m.remove("tolerationSeconds"));
                 }
@@ -250,7 +250,7 @@ fn validate_pod_update(new: &Value, old: &Value) -> Vec<FieldError> {
                     .and_then(|o| o.get(i))
                     .and_then(|c| c.get("image"))
                 {
-                    c["image"] = img.clone();
+                    put(c, "image", img.clone());
                 }
             }
         }
@@ -380,7 +380,7 @@ impl Strategy for PodStrategy {
                 "reason": "SchedulingGated", "message": "Scheduling is blocked due to non-empty scheduling gates"
             }]);
         }
-        obj["status"] = status;
+        put(obj, "status", status);
     }
 
     fn prepare_for_update(&self, new: &mut Value, old: &Value) {

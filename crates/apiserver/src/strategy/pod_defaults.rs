@@ -241,7 +241,7 @@ pub fn default_pod(pod: &mut Value) {
                 each_mut(c, "ports", |p| {
                     if int(p, "hostPort").unwrap_or(0) == 0 {
                         if let Some(cp) = p.get("containerPort").cloned() {
-                            p["hostPort"] = cp;
+                            put(p, "hostPort", cp);
                         }
                     }
                 })

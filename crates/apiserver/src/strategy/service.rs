@@ -83,7 +83,7 @@ fn patch_allocated_values(new: &mut Value, old: &Value) {
             if int(p, "nodePort").unwrap_or(0) == 0 {
                 if let Some((_, n)) = by_name.iter().find(|(name, _)| name == s(p, "name")) {
                     if *n != 0 && !used.contains(n) {
-                        p["nodePort"] = json!(n);
+                        put(p, "nodePort", json!(n));
                     }
                 }
             }
@@ -561,7 +561,7 @@ impl Strategy for ServiceStrategy {
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {
-        obj["status"] = json!({ "loadBalancer": {} });
+        put(obj, "status", json!({ "loadBalancer": {} }));
         normalize_cluster_ips(obj, None);
     }
 
@@ -605,7 +605,8 @@ impl Strategy for ServiceStrategy {
                 _ => false,
             };
             if unset {
-                p["targetPort"] = p.get("port").cloned().unwrap_or(json!(0));
+                let port = p.get("port").cloned().unwrap_or(json!(0));
+                put(p, "targetPort", port);
             }
         });
         if externally_accessible(spec) {

@@ -37,7 +37,11 @@ impl Strategy for StatefulSetStrategy {
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {
-        obj["status"] = json!({ "replicas": 0, "availableReplicas": 0 });
+        put(
+            obj,
+            "status",
+            json!({ "replicas": 0, "availableReplicas": 0 }),
+        );
     }
 
     fn prepare_for_update(&self, new: &mut Value, old: &Value) {
@@ -215,7 +219,11 @@ impl Strategy for DaemonSetStrategy {
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {
-        obj["status"] = json!({ "currentNumberScheduled": 0, "desiredNumberScheduled": 0, "numberMisscheduled": 0, "numberReady": 0 });
+        put(
+            obj,
+            "status",
+            json!({ "currentNumberScheduled": 0, "desiredNumberScheduled": 0, "numberMisscheduled": 0, "numberReady": 0 }),
+        );
         let g = template_generation(obj).max(1);
         set_template_generation(obj, g);
     }

@@ -155,7 +155,11 @@ impl Strategy for PersistentVolumeStrategy {
             .and_then(Value::as_str)
             .map(str::to_string)
             .unwrap_or_else(now_rfc3339);
-        obj["status"] = json!({ "phase": "Pending", "lastPhaseTransitionTime": now });
+        put(
+            obj,
+            "status",
+            json!({ "phase": "Pending", "lastPhaseTransitionTime": now }),
+        );
     }
 
     fn prepare_for_update(&self, new: &mut Value, old: &Value) {
@@ -328,7 +332,7 @@ impl Strategy for PersistentVolumeClaimStrategy {
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {
-        obj["status"] = json!({});
+        put(obj, "status", json!({}));
     }
 
     fn prepare_for_update(&self, new: &mut Value, old: &Value) {

@@ -134,6 +134,14 @@ pub fn set_default_str(v: &mut Value, k: &str, val: &str) {
     }
 }
 
+/// Set `k` on `v` if `v` is an object (input may hold anything where an
+/// object belongs; defaulting must never panic on it).
+pub fn put(v: &mut Value, k: &str, val: Value) {
+    if let Some(m) = v.as_object_mut() {
+        m.insert(k.to_string(), val);
+    }
+}
+
 /// Run `f` on each element of the array at `k`.
 pub fn each_mut(v: &mut Value, k: &str, mut f: impl FnMut(&mut Value)) {
     if let Some(a) = v.get_mut(k).and_then(Value::as_array_mut) {

@@ -221,7 +221,7 @@ impl Strategy for DeploymentStrategy {
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {
-        obj["status"] = json!({});
+        put(obj, "status", json!({}));
     }
 
     fn prepare_for_update(&self, new: &mut Value, old: &Value) {
@@ -374,7 +374,7 @@ impl Strategy for ReplicaSetStrategy {
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {
-        obj["status"] = json!({ "replicas": 0 });
+        put(obj, "status", json!({ "replicas": 0 }));
     }
 
     fn prepare_for_update(&self, new: &mut Value, old: &Value) {
@@ -447,7 +447,7 @@ impl Strategy for ReplicationControllerStrategy {
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {
-        obj["status"] = json!({ "replicas": 0 });
+        put(obj, "status", json!({ "replicas": 0 }));
     }
 
     fn prepare_for_update(&self, new: &mut Value, old: &Value) {

@@ -1,0 +1,387 @@
+//! The API server benchmark: `wharf server` started as a child process and
+//! driven over HTTPS on loopback by the `kube` client.
+//!
+//! [`run_apiserver_bench`] starts the server on a fresh data directory, waits
+//! for `/readyz`, loads the admin kubeconfig it wrote, runs the phases (pod
+//! creates, GETs, LISTs, watch delivery) and reads the server's resident memory
+//! from `/proc/<pid>/status` along the way. The returned [`ApiReport`] prints
+//! as a table against the goals. Progress goes to stderr.
+//!
+//! The caller provides the tokio runtime; it should be multi-threaded.
+
+#[path = "apiserver_report.rs"]
+mod report;
+#[path = "apiserver_workload.rs"]
+mod workload;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use test_support::ChildGuard;
+
+pub use report::{
+    ApiReport, GOAL_CREATES_PER_SEC, GOAL_GET_P99, GOAL_IDLE_RSS_MIB, GOAL_LIST, GOAL_WATCH_P99,
+};
+
+/// How many times the full LIST is timed; the median is reported.
+pub const LIST_RUNS: usize = 5;
+/// How long the server idles after `/readyz` before its idle RSS is read.
+pub const IDLE_SETTLE: Duration = Duration::from_secs(2);
+/// How long the server may take to write its kubeconfig and become ready.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Namespace of the pods.
+pub const POD_NAMESPACE: &str = "wharf-bench";
+/// Namespace of the watched config maps.
+pub const WATCH_NAMESPACE: &str = "wharf-bench-watch";
+
+/// The workload of [`run_apiserver_bench`].
+#[derive(Clone, Debug)]
+pub struct ApiBenchConfig {
+    /// Pods created (about 2 KB of JSON each), all in [`POD_NAMESPACE`].
+    pub pods: usize,
+    /// Concurrent client tasks for the create and GET phases; each has one
+    /// request in flight at a time.
+    pub clients: usize,
+    /// GETs of single pods chosen at random among those created.
+    pub gets: usize,
+    /// Watches open on [`WATCH_NAMESPACE`]'s config maps in the watch phase.
+    pub watchers: usize,
+    /// Config maps the watch phase's single writer creates.
+    pub watch_events: usize,
+    /// The writer creates one config map per this interval.
+    pub watch_pace: Duration,
+    /// Directory for the server's temporary data directory; the system
+    /// temporary directory if `None`.
+    pub work_dir: Option<PathBuf>,
+}
+
+impl Default for ApiBenchConfig {
+    /// Sized to finish in about three minutes on a two-core machine (usually
+    /// much less).
+    fn default() -> Self {
+        ApiBenchConfig {
+            pods: 10_000,
+            clients: 32,
+            gets: 20_000,
+            watchers: 1_000,
+            watch_events: 500,
+            watch_pace: Duration::from_millis(5),
+            work_dir: None,
+        }
+    }
+}
+
+impl ApiBenchConfig {
+    fn validate(&self) -> Result<()> {
+        let positive = [
+            ("pods", self.pods),
+            ("clients", self.clients),
+            ("gets", self.gets),
+            ("watchers", self.watchers),
+            ("watch_events", self.watch_events),
+        ];
+        for (name, v) in positive {
+            anyhow::ensure!(v > 0, "{name} must be positive");
+        }
+        anyhow::ensure!(self.pods < 100_000, "pods must be below 100,000");
+        anyhow::ensure!(
+            self.watch_events < 100_000,
+            "watch_events must be below 100,000"
+        );
+        Ok(())
+    }
+}
+
+/// Start `wharf_exe server` on a fresh data directory and a free loopback port,
+/// run every phase against it over HTTPS, and stop it (by PID). Fails if the
+/// server fails a request or a watcher misses or repeats an event.
+pub async fn run_apiserver_bench(cfg: &ApiBenchConfig, wharf_exe: &Path) -> Result<ApiReport> {
+    cfg.validate()?;
+    let dir = {
+        let mut b = tempfile::Builder::new();
+        b.prefix("wharf-apibench-");
+        match &cfg.work_dir {
+            Some(d) => {
+                std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+                b.tempdir_in(d)
+            }
+            None => b.tempdir(),
+        }
+        .context("creating a temporary directory for the server")?
+    };
+    let mut server = Server::start(wharf_exe, dir.path())?;
+    let result = async {
+        let client = server.wait_ready().await?;
+        workload::run(&client, cfg, &mut server).await
+    }
+    .await;
+    let result = result.map_err(|e| {
+        let tail = server.log_tail(20);
+        if tail.is_empty() {
+            e
+        } else {
+            e.context(format!("server log (last lines):\n{tail}"))
+        }
+    });
+    server.stop();
+    drop(dir);
+    result
+}
+
+/// The server child process.
+pub(crate) struct Server {
+    guard: ChildGuard,
+    pid: u32,
+    port: u16,
+    data_dir: PathBuf,
+    log: PathBuf,
+}
+
+impl Server {
+    fn start(wharf_exe: &Path, dir: &Path) -> Result<Server> {
+        let data_dir = dir.join("data");
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("creating {}", data_dir.display()))?;
+        let log = dir.join("server.log");
+        let out = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let err = out.try_clone().context("duplicating the log file handle")?;
+        let port = test_support::free_port();
+        let mut cmd = Command::new(wharf_exe);
+        cmd.arg("server")
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .arg("--https-listen-port")
+            .arg(port.to_string())
+            .args(["--bind-address", "127.0.0.1"])
+            .args(["--advertise-address", "127.0.0.1"])
+            .arg("--disable-agent")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err));
+        // Flags win over the environment, but a stray WHARF_DATASTORE_ENDPOINT or
+        // WHARF_TOKEN must not change what is measured; keep only the log filter.
+        for (k, _) in std::env::vars_os() {
+            if let Some(k) = k.to_str() {
+                if k.starts_with("WHARF_") && k != "WHARF_LOG" {
+                    cmd.env_remove(k);
+                }
+            }
+        }
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {} server", wharf_exe.display()))?;
+        let pid = child.id();
+        eprintln!(
+            "[bench] apiserver: started {} server (pid {pid}) on 127.0.0.1:{port}, data in {}",
+            wharf_exe.display(),
+            data_dir.display()
+        );
+        Ok(Server {
+            guard: ChildGuard::new("wharf server", child),
+            pid,
+            port,
+            data_dir,
+            log,
+        })
+    }
+
+    /// Wait for the kubeconfig, then for `/readyz` to answer 200 through a
+    /// client that trusts the kubeconfig's CA and presents its client
+    /// certificate; return that client.
+    async fn wait_ready(&mut self) -> Result<kube::Client> {
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let path = self.data_dir.join("kubeconfig.yaml");
+        let kubeconfig = loop {
+            self.ensure_running()?;
+            if let Ok(k) = Kubeconfig::read_from(&path) {
+                if !k.clusters.is_empty() && !k.auth_infos.is_empty() {
+                    break k;
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the server did not write {} within {STARTUP_TIMEOUT:?}",
+                    path.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .with_context(|| format!("loading {}", path.display()))?;
+        // A retried request would hide a 429/503 and its latency.
+        config.default_retry = false;
+        let url = config.cluster_url.to_string();
+        anyhow::ensure!(
+            url.starts_with(&format!("https://127.0.0.1:{}", self.port)),
+            "the kubeconfig points at {url}, not at the loopback port {}",
+            self.port
+        );
+        let client = kube::Client::try_from(config).context("building the client")?;
+        let mut last = String::from("no answer yet");
+        loop {
+            self.ensure_running()?;
+            let req = http::Request::get("/readyz")
+                .body(Vec::new())
+                .expect("a valid request");
+            match tokio::time::timeout(Duration::from_secs(2), client.request_text(req)).await {
+                Ok(Ok(_)) => break,
+                Ok(Err(e)) => last = e.to_string(),
+                Err(_) => last = "timed out".into(),
+            }
+            if Instant::now() > deadline {
+                bail!("/readyz did not answer 200 within {STARTUP_TIMEOUT:?}: {last}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        eprintln!("[bench] apiserver: /readyz ok; kubeconfig {}", path.display());
+        Ok(client)
+    }
+
+    fn ensure_running(&mut self) -> Result<()> {
+        if self.guard.is_running() {
+            Ok(())
+        } else {
+            Err(anyhow!("the server (pid {}) exited", self.pid))
+        }
+    }
+
+    /// `VmRSS` and `VmHWM` of the server, in KiB.
+    pub(crate) fn memory_kib(&mut self) -> Result<(u64, u64)> {
+        self.ensure_running()?;
+        let path = format!("/proc/{}/status", self.pid);
+        let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        let rss = status_kib(&status, "VmRSS").ok_or_else(|| anyhow!("no VmRSS in {path}"))?;
+        let hwm = status_kib(&status, "VmHWM").ok_or_else(|| anyhow!("no VmHWM in {path}"))?;
+        Ok((rss, hwm))
+    }
+
+    /// The server's port.
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The last `n` lines of the server's output.
+    fn log_tail(&self, n: usize) -> String {
+        let Ok(text) = std::fs::read_to_string(&self.log) else {
+            return String::new();
+        };
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// SIGKILL the server by its PID and reap it.
+    fn stop(&mut self) {
+        self.guard.kill();
+    }
+}
+
+/// A `Name:   123 kB` field of `/proc/<pid>/status`, in KiB.
+fn status_kib(status: &str, field: &str) -> Option<u64> {
+    status.lines().find_map(|line| {
+        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+        let mut parts = rest.split_whitespace();
+        let n = parts.next()?.parse().ok()?;
+        match parts.next() {
+            Some("kB") | None => Some(n),
+            Some(_) => None,
+        }
+    })
+}
+
+/// Socket inodes of the ESTABLISHED connections in a `/proc/net/tcp` or
+/// `/proc/net/tcp6` table whose remote port is `port`.
+fn established_to(table: &str, port: u16) -> Vec<u64> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 10 || f[3] != "01" {
+                return None;
+            }
+            let (_, rem_port) = f[2].rsplit_once(':')?;
+            if u16::from_str_radix(rem_port, 16).ok()? != port {
+                return None;
+            }
+            f[9].parse().ok()
+        })
+        .collect()
+}
+
+/// How many TCP connections this process has open to `port` on any address
+/// (the client's connections to the server); `None` if `/proc` cannot tell.
+pub(crate) fn client_connections(port: u16) -> Option<usize> {
+    let mut ours = HashSet::new();
+    for entry in std::fs::read_dir("/proc/self/fd").ok()?.flatten() {
+        if let Ok(target) = std::fs::read_link(entry.path()) {
+            let t = target.to_string_lossy();
+            if let Some(inode) = t
+                .strip_prefix("socket:[")
+                .and_then(|s| s.strip_suffix(']'))
+                .and_then(|s| s.parse::<u64>().ok())
+            {
+                ours.insert(inode);
+            }
+        }
+    }
+    let mut n = 0;
+    for table in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
+        if let Ok(text) = std::fs::read_to_string(table) {
+            n += established_to(&text, port)
+                .into_iter()
+                .filter(|i| ours.contains(i))
+                .count();
+        }
+    }
+    Some(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_fields() {
+        let status = "Name:\twharf\nVmPeak:\t  900000 kB\nVmHWM:\t   40960 kB\nVmRSS:\t   30720 kB\nThreads:\t5\n";
+        assert_eq!(status_kib(status, "VmRSS"), Some(30720));
+        assert_eq!(status_kib(status, "VmHWM"), Some(40960));
+        assert_eq!(status_kib(status, "VmSwap"), None);
+        // A field name that is a prefix of another does not match it.
+        assert_eq!(status_kib("VmRSSx:\t1 kB\n", "VmRSS"), None);
+    }
+
+    #[test]
+    fn established_connections_by_remote_port() {
+        let table = "\
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 111 1 0 100 0 0 10 0
+   1: 0100007F:A000 0100007F:1F90 01 00000000:00000000 00:00000000 00000000  1000        0 222 1 0 20 4 30 10 -1
+   2: 0100007F:A001 0100007F:1F90 06 00000000:00000000 03:00000000 00000000     0        0 0 3 0
+   3: 0100007F:A002 0100007F:1F91 01 00000000:00000000 00:00000000 00000000  1000        0 333 1 0 20 4 30 10 -1
+   4: 0100007F:A003 0100007F:1F90 01 00000000:00000000 00:00000000 00000000  1000        0 444 1 0 20 4 30 10 -1
+";
+        assert_eq!(established_to(table, 0x1F90), vec![222, 444]);
+        assert_eq!(established_to(table, 0x1F91), vec![333]);
+        assert!(established_to(table, 80).is_empty());
+        let v6 = "\
+  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000000000000000000001000000:B000 00000000000000000000000001000000:1F90 01 00000000:00000000 00:00000000 00000000  1000        0 555 1 0 20 4 30 10 -1
+";
+        assert_eq!(established_to(v6, 0x1F90), vec![555]);
+    }
+
+    #[test]
+    fn config_validation() {
+        assert!(ApiBenchConfig::default().validate().is_ok());
+        let cfg = ApiBenchConfig {
+            clients: 0,
+            ..ApiBenchConfig::default()
+        };
+        assert!(cfg.validate().unwrap_err().to_string().contains("clients"));
+    }
+}
