@@ -144,9 +144,14 @@ impl FieldError {
         }
     }
 
-    /// The message upstream prints for this error.
+    /// The message upstream prints for this error: the field, then [`Self::body`].
     pub fn message(&self) -> String {
-        let mut m = format!("{}: {}", self.field, self.kind.phrase());
+        format!("{}: {}", self.field, self.body())
+    }
+
+    /// The message without the field, as a `StatusCause` carries it.
+    pub fn body(&self) -> String {
+        let mut m = self.kind.phrase().to_string();
         if let Some(v) = &self.value {
             if !matches!(
                 self.kind,
@@ -285,7 +290,7 @@ impl ApiError {
         };
         let causes: Vec<Value> = errors
             .iter()
-            .map(|fe| json!({ "reason": fe.kind.cause_type(), "message": fe.message(), "field": fe.field }))
+            .map(|fe| json!({ "reason": fe.kind.cause_type(), "message": fe.body(), "field": fe.field }))
             .collect();
         let mut details = json!({ "name": name, "kind": kind, "causes": causes });
         if !group.is_empty() {

@@ -210,11 +210,7 @@ mod tests {
     /// Wrong types anywhere must never panic: every hook on hostile shapes.
     #[test]
     fn hostile_input_never_panics() {
-        let weird = [
-            json!(1),
-            json!("x"),
-            json!([1, "a", null, {}]),
-        ];
+        let weird = [json!(1), json!("x"), json!([1, "a", null, {}])];
         let keys = [
             "spec",
             "status",

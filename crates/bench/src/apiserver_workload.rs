@@ -1,0 +1,987 @@
+//! The phases of the API server benchmark, in order: idle memory, pod creates,
+//! GETs, LISTs, then watch delivery.
+//!
+//! Every request goes through one `kube::Client` (HTTP/1.1 over TLS; its pool
+//! opens a connection per request in flight, so `clients` tasks keep `clients`
+//! requests in flight). Bodies are sent as prepared JSON and responses are
+//! timed until their last byte, not parsed, so the client's own work stays
+//! small; what is checked (status, names, counts) is checked outside the timed
+//! span where it costs anything.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use bytes::Bytes;
+use futures::TryStreamExt;
+use http::StatusCode;
+use http_body_util::BodyExt;
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EnvVar, HTTPGetAction, Pod, PodSpec, Probe, ResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::core::WatchEvent;
+use kube::Client;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Deserialize;
+use tokio::sync::{mpsc, Barrier, Semaphore};
+use tokio::task::{AbortHandle, JoinHandle};
+use tokio::time::MissedTickBehavior;
+
+use super::report::{ApiReport, WatchResults};
+use super::{
+    client_connections, ApiBenchConfig, Server, IDLE_SETTLE, LIST_RUNS, POD_NAMESPACE,
+    WATCH_NAMESPACE,
+};
+use crate::stats::{median, percentile, rate};
+
+/// Name prefix of the config maps whose delivery is timed.
+const EVENT_PREFIX: &str = "ev-";
+/// Name prefix of the markers written until every watcher is live.
+const READY_PREFIX: &str = "ready-";
+/// The marker written after the last timed event.
+const END_NAME: &str = "end";
+/// How long the watchers may take to start, and to drain after the last write.
+const WATCH_TIMEOUT: Duration = Duration::from_secs(60);
+/// Watches being opened at once (TLS handshakes in flight).
+const OPENING: usize = 64;
+/// Bytes of the `data.payload` value of every watched config map.
+const WATCH_PAYLOAD: usize = 256;
+
+pub(crate) async fn run(
+    client: &Client,
+    cfg: &ApiBenchConfig,
+    server: &mut Server,
+) -> Result<ApiReport> {
+    let name = "[bench] apiserver";
+    tokio::time::sleep(IDLE_SETTLE).await;
+    let (rss_idle_kib, _) = server.memory_kib()?;
+    eprintln!(
+        "{name}: idle RSS {:.1} MiB ({} s after /readyz)",
+        mib(rss_idle_kib),
+        IDLE_SETTLE.as_secs()
+    );
+
+    for ns in [POD_NAMESPACE, WATCH_NAMESPACE] {
+        create_namespace(client, ns).await?;
+    }
+
+    eprintln!(
+        "{name}: creates: {} pods from {} tasks ...",
+        cfg.pods, cfg.clients
+    );
+    let c = creates(client, cfg).await?;
+    let connections_after_creates = client_connections(server.port());
+    let (rss_loaded_kib, _) = server.memory_kib()?;
+    let creates_per_sec = rate(cfg.pods, c.took);
+    eprintln!(
+        "{name}:   {creates_per_sec:.0} creates/s ({:.2} s), p50 {:.3} / p99 {:.3} ms; {} bytes of JSON per pod; \
+         RSS {:.1} MiB; {} client connections",
+        c.took.as_secs_f64(),
+        ms(c.p50),
+        ms(c.p99),
+        c.pod_bytes,
+        mib(rss_loaded_kib),
+        fmt_opt(connections_after_creates)
+    );
+
+    eprintln!(
+        "{name}: GETs: {} of random pods from {} tasks ...",
+        cfg.gets, cfg.clients
+    );
+    let g = gets(client, cfg).await?;
+    let gets_per_sec = rate(cfg.gets, g.took);
+    eprintln!(
+        "{name}:   {gets_per_sec:.0} GETs/s ({:.2} s), p50 {:.3} / p99 {:.3} ms",
+        g.took.as_secs_f64(),
+        ms(g.p50),
+        ms(g.p99)
+    );
+
+    eprintln!(
+        "{name}: LIST: all {} pods, {LIST_RUNS} times ...",
+        cfg.pods
+    );
+    let (list_runs, list_bytes) = lists(client, cfg).await?;
+    let list_median = median(&list_runs).expect("at least one LIST");
+    eprintln!(
+        "{name}:   median {:.1} ms ({}), {:.1} MiB per response",
+        ms(list_median),
+        list_runs
+            .iter()
+            .map(|d| format!("{:.1}", ms(*d)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        list_bytes as f64 / (1024.0 * 1024.0)
+    );
+
+    eprintln!(
+        "{name}: watch: {} watchers on {WATCH_NAMESPACE}'s config maps, {} creates one every {} ms ...",
+        cfg.watchers,
+        cfg.watch_events,
+        cfg.watch_pace.as_millis()
+    );
+    let (watch, connections_with_watchers) = watch_latency(client, cfg, server.port()).await?;
+    eprintln!(
+        "{name}:   p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms over {} deliveries ({} before the ack); \
+         from the ack p50 {:.3} / p99 {:.3} ms; {} client connections",
+        ms(watch.p50),
+        ms(watch.p99),
+        ms(watch.max),
+        watch.samples,
+        watch.clamped,
+        ms(watch.ack_p50),
+        ms(watch.ack_p99),
+        fmt_opt(connections_with_watchers)
+    );
+    let (rss_end_kib, hwm_end_kib) = server.memory_kib()?;
+
+    Ok(ApiReport {
+        config: cfg.clone(),
+        pod_bytes: c.pod_bytes,
+        creates_per_sec,
+        create_p50: c.p50,
+        create_p99: c.p99,
+        gets_per_sec,
+        get_p50: g.p50,
+        get_p99: g.p99,
+        list_median,
+        list_runs,
+        list_bytes,
+        watch,
+        rss_idle_kib,
+        rss_loaded_kib,
+        rss_end_kib,
+        hwm_end_kib,
+        connections_after_creates,
+        connections_with_watchers,
+    })
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn fmt_opt(n: Option<usize>) -> String {
+    n.map_or_else(|| "?".into(), |n| n.to_string())
+}
+
+// ---------------------------------------------------------------------------
+// Requests
+
+fn get(uri: &str) -> http::Request<Vec<u8>> {
+    http::Request::get(uri)
+        .header(http::header::ACCEPT, "application/json")
+        .body(Vec::new())
+        .expect("a valid GET")
+}
+
+fn post(uri: &str, body: Vec<u8>) -> http::Request<Vec<u8>> {
+    http::Request::post(uri)
+        .header(http::header::ACCEPT, "application/json")
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .expect("a valid POST")
+}
+
+/// Send `req` and read the whole response body.
+async fn call(client: &Client, req: http::Request<Vec<u8>>) -> Result<(StatusCode, Bytes)> {
+    let res = client.send(req.map(kube::client::Body::from)).await?;
+    let status = res.status();
+    let body = res.into_body().collect().await?.to_bytes();
+    Ok((status, body))
+}
+
+/// Send `req`; any status but 2xx is an error naming `what`.
+async fn call_ok(client: &Client, req: http::Request<Vec<u8>>, what: &str) -> Result<Bytes> {
+    let (status, body) = call(client, req)
+        .await
+        .with_context(|| what.to_string())?;
+    ensure!(
+        status.is_success(),
+        "{what}: HTTP {status}: {}",
+        excerpt(&body)
+    );
+    Ok(body)
+}
+
+fn excerpt(body: &[u8]) -> String {
+    String::from_utf8_lossy(&body[..body.len().min(400)]).into_owned()
+}
+
+async fn create_namespace(client: &Client, ns: &str) -> Result<()> {
+    let body = serde_json::to_vec(&serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": ns},
+    }))?;
+    let (status, resp) = call(client, post("/api/v1/namespaces", body))
+        .await
+        .with_context(|| format!("creating namespace {ns}"))?;
+    ensure!(
+        status.is_success() || status == StatusCode::CONFLICT,
+        "creating namespace {ns}: HTTP {status}: {}",
+        excerpt(&resp)
+    );
+    Ok(())
+}
+
+/// Only what the checks need of an object.
+#[derive(Clone, Debug, Deserialize)]
+struct Slim {
+    metadata: SlimMeta,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SlimMeta {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    resource_version: String,
+    #[serde(rename = "continue", default)]
+    continue_: Option<String>,
+}
+
+/// Only what the checks need of a list.
+#[derive(Debug, Deserialize)]
+struct SlimList {
+    #[serde(default)]
+    metadata: SlimMeta,
+    items: Vec<serde::de::IgnoredAny>,
+}
+
+/// Aborts the tasks it holds when dropped, so a failed phase leaves nothing
+/// running.
+struct AbortOnDrop(Vec<AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for h in &self.0 {
+            h.abort();
+        }
+    }
+}
+
+/// Wait for every task; the first failure (error or panic) is returned.
+async fn join_all<T>(handles: Vec<JoinHandle<Result<T>>>) -> Result<Vec<T>> {
+    let _guard = AbortOnDrop(handles.iter().map(JoinHandle::abort_handle).collect());
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await.map_err(|e| anyhow!("task failed: {e}"))??);
+    }
+    Ok(out)
+}
+
+/// Run `per_task` for each of `tasks` tasks, released together; returns their
+/// outputs and the time from the release until the last one finished.
+async fn timed_tasks<T, F, Fut>(tasks: usize, mut per_task: F) -> Result<(Vec<T>, Duration)>
+where
+    T: Send + 'static,
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<T>> + Send + 'static,
+{
+    let barrier = Arc::new(Barrier::new(tasks + 1));
+    let mut handles = Vec::with_capacity(tasks);
+    for t in 0..tasks {
+        let work = per_task(t);
+        let barrier = barrier.clone();
+        handles.push(tokio::spawn(async move {
+            barrier.wait().await;
+            work.await
+        }));
+    }
+    barrier.wait().await;
+    let start = Instant::now();
+    let out = join_all(handles).await?;
+    Ok((out, start.elapsed()))
+}
+
+/// Sorted latencies' p50 and p99.
+fn p50_p99(mut samples: Vec<Duration>) -> (Duration, Duration) {
+    samples.sort_unstable();
+    (
+        percentile(&samples, 50.0).unwrap_or_default(),
+        percentile(&samples, 99.0).unwrap_or_default(),
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Pods
+
+fn pods_path() -> String {
+    format!("/api/v1/namespaces/{POD_NAMESPACE}/pods")
+}
+
+fn pod_name(i: usize) -> String {
+    format!("bench-web-{i:05}")
+}
+
+fn env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..EnvVar::default()
+    }
+}
+
+fn port(name: &str, port: i32) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.into()),
+        container_port: port,
+        protocol: Some("TCP".into()),
+        ..ContainerPort::default()
+    }
+}
+
+fn resources(cpu_req: &str, mem_req: &str, cpu_lim: &str, mem_lim: &str) -> ResourceRequirements {
+    let q = |cpu: &str, mem: &str| {
+        [
+            ("cpu".to_string(), Quantity(cpu.into())),
+            ("memory".to_string(), Quantity(mem.into())),
+        ]
+        .into_iter()
+        .collect()
+    };
+    ResourceRequirements {
+        requests: Some(q(cpu_req, mem_req)),
+        limits: Some(q(cpu_lim, mem_lim)),
+        ..ResourceRequirements::default()
+    }
+}
+
+/// Pod `i` of the benchmark: a web server and a log shipper, with labels,
+/// annotations, env, resources, ports and probes, as a Deployment would stamp
+/// out; no `nodeName`. About 2 KB of JSON.
+fn make_pod(i: usize) -> Pod {
+    let name = pod_name(i);
+    let labels = [
+        ("app.kubernetes.io/name", "bench-web".to_string()),
+        ("app.kubernetes.io/instance", "bench-web-prod".to_string()),
+        ("app.kubernetes.io/version", "1.27.3".to_string()),
+        ("app.kubernetes.io/component", "frontend".to_string()),
+        ("pod-template-hash", "7c9d8f6b5d".to_string()),
+        ("bench.wharf.dev/shard", format!("shard-{}", i % 16)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let annotations = [
+        ("prometheus.io/scrape", "true".to_string()),
+        ("prometheus.io/port", "9090".to_string()),
+        ("kubectl.kubernetes.io/default-container", "web".to_string()),
+        (
+            "bench.wharf.dev/config-checksum",
+            format!("sha256:{:064x}", (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let web = Container {
+        name: "web".into(),
+        image: Some("registry.example.com/bench/web:1.27.3".into()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        args: Some(vec![
+            "--listen=:8080".into(),
+            "--metrics-listen=:9090".into(),
+            "--log-format=json".into(),
+        ]),
+        env: Some(vec![
+            env("POD_INDEX", i.to_string()),
+            env("LOG_LEVEL", "info"),
+            env("UPSTREAM_URL", "http://bench-api.wharf-bench.svc.cluster.local:8080"),
+            env("CACHE_TTL_SECONDS", "300"),
+            env("FEATURE_FLAGS", "compression,http2,keepalive"),
+        ]),
+        ports: Some(vec![port("http", 8080), port("metrics", 9090)]),
+        resources: Some(resources("250m", "256Mi", "1", "512Mi")),
+        readiness_probe: Some(Probe {
+            http_get: Some(HTTPGetAction {
+                path: Some("/healthz".into()),
+                port: IntOrString::String("http".into()),
+                ..HTTPGetAction::default()
+            }),
+            period_seconds: Some(10),
+            ..Probe::default()
+        }),
+        ..Container::default()
+    };
+    let shipper = Container {
+        name: "log-shipper".into(),
+        image: Some("registry.example.com/bench/log-shipper:2.4.0".into()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        env: Some(vec![
+            env("SHIP_TO", "logs.wharf-bench.svc.cluster.local:24224"),
+            env("BUFFER_SIZE", "8MiB"),
+            env("FLUSH_INTERVAL", "5s"),
+        ]),
+        ports: Some(vec![port("admin", 2020)]),
+        resources: Some(resources("50m", "64Mi", "200m", "128Mi")),
+        ..Container::default()
+    };
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: Some(POD_NAMESPACE.into()),
+            labels: Some(labels),
+            annotations: Some(annotations),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PodSpec {
+            containers: vec![web, shipper],
+            restart_policy: Some("Always".into()),
+            termination_grace_period_seconds: Some(30),
+            ..PodSpec::default()
+        }),
+        status: None,
+    }
+}
+
+fn pod_json(i: usize) -> Vec<u8> {
+    let mut v = serde_json::to_value(make_pod(i)).expect("a pod serializes");
+    let obj = v.as_object_mut().expect("a pod is an object");
+    obj.insert("apiVersion".into(), "v1".into());
+    obj.insert("kind".into(), "Pod".into());
+    serde_json::to_vec(&v).expect("a pod serializes")
+}
+
+struct Creates {
+    took: Duration,
+    p50: Duration,
+    p99: Duration,
+    pod_bytes: usize,
+}
+
+/// `cfg.pods` creates from `cfg.clients` tasks, task `t` taking every
+/// `clients`-th pod from `t`; bodies are serialized before the clock starts.
+async fn creates(client: &Client, cfg: &ApiBenchConfig) -> Result<Creates> {
+    let tasks = cfg.clients.min(cfg.pods);
+    let path = Arc::new(pods_path());
+    let mut total_bytes = 0;
+    let (lats, took) = timed_tasks(tasks, |t| {
+        let bodies: Vec<(usize, Vec<u8>)> = (t..cfg.pods)
+            .step_by(tasks)
+            .map(|i| (i, pod_json(i)))
+            .collect();
+        total_bytes += bodies.iter().map(|(_, b)| b.len()).sum::<usize>();
+        let (client, path) = (client.clone(), path.clone());
+        async move {
+            let mut lat = Vec::with_capacity(bodies.len());
+            for (i, body) in bodies {
+                let start = Instant::now();
+                let (status, resp) = call(&client, post(&path, body))
+                    .await
+                    .with_context(|| format!("creating pod {}", pod_name(i)))?;
+                lat.push(start.elapsed());
+                ensure!(
+                    status.is_success(),
+                    "creating pod {}: HTTP {status}: {}",
+                    pod_name(i),
+                    excerpt(&resp)
+                );
+            }
+            Ok(lat)
+        }
+    })
+    .await?;
+    let (p50, p99) = p50_p99(lats.into_iter().flatten().collect());
+    Ok(Creates {
+        took,
+        p50,
+        p99,
+        pod_bytes: total_bytes / cfg.pods,
+    })
+}
+
+struct Gets {
+    took: Duration,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// `cfg.gets` GETs of pods chosen at random, from `cfg.clients` tasks. Every
+/// one must answer 200 with the pod asked for.
+async fn gets(client: &Client, cfg: &ApiBenchConfig) -> Result<Gets> {
+    let tasks = cfg.clients.min(cfg.gets);
+    let base = pods_path();
+    let (lats, took) = timed_tasks(tasks, |t| {
+        let n = cfg.gets / tasks + usize::from(t < cfg.gets % tasks);
+        let mut rng = StdRng::seed_from_u64(t as u64);
+        let targets: Vec<(String, String)> = (0..n)
+            .map(|_| {
+                let name = pod_name(rng.random_range(0..cfg.pods));
+                (format!("{base}/{name}"), format!("\"name\":\"{name}\""))
+            })
+            .collect();
+        let client = client.clone();
+        async move {
+            let mut lat = Vec::with_capacity(targets.len());
+            for (uri, needle) in targets {
+                let start = Instant::now();
+                let (status, body) = call(&client, get(&uri))
+                    .await
+                    .with_context(|| format!("GET {uri}"))?;
+                lat.push(start.elapsed());
+                ensure!(
+                    status == StatusCode::OK,
+                    "GET {uri}: HTTP {status}: {}",
+                    excerpt(&body)
+                );
+                ensure!(
+                    contains(&body, needle.as_bytes()),
+                    "GET {uri} returned another object: {}",
+                    excerpt(&body)
+                );
+            }
+            Ok(lat)
+        }
+    })
+    .await?;
+    let (p50, p99) = p50_p99(lats.into_iter().flatten().collect());
+    Ok(Gets { took, p50, p99 })
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// [`LIST_RUNS`] full LISTs of the pods (no limit), each timed to its last
+/// byte and then checked to hold every pod in one page. Returns the times and
+/// the size of the last response.
+async fn lists(client: &Client, cfg: &ApiBenchConfig) -> Result<(Vec<Duration>, usize)> {
+    let path = pods_path();
+    let mut runs = Vec::with_capacity(LIST_RUNS);
+    let mut bytes = 0;
+    for _ in 0..LIST_RUNS {
+        let start = Instant::now();
+        let body = call_ok(client, get(&path), "LIST of the pods").await?;
+        runs.push(start.elapsed());
+        let list: SlimList = serde_json::from_slice(&body).context("parsing the pod list")?;
+        ensure!(
+            list.items.len() == cfg.pods,
+            "the LIST returned {} pods, expected {}",
+            list.items.len(),
+            cfg.pods
+        );
+        ensure!(
+            list.metadata.continue_.as_deref().unwrap_or("").is_empty(),
+            "the LIST without a limit returned a continue token"
+        );
+        bytes = body.len();
+    }
+    Ok((runs, bytes))
+}
+
+// ---------------------------------------------------------------------------
+// Watch
+
+fn configmaps_path() -> String {
+    format!("/api/v1/namespaces/{WATCH_NAMESPACE}/configmaps")
+}
+
+fn configmap_json(name: &str) -> Vec<u8> {
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut rng = StdRng::seed_from_u64(0x5eed);
+    let payload: String = (0..WATCH_PAYLOAD)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .collect();
+    serde_json::to_vec(&serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "labels": {"app.kubernetes.io/name": "wharf-bench", "bench.wharf.dev/phase": "watch"},
+        },
+        "data": {"payload": payload},
+    }))
+    .expect("a config map serializes")
+}
+
+/// One timed write of the watch phase.
+#[derive(Clone, Debug)]
+struct Written {
+    resource_version: String,
+    issued: Instant,
+    acked: Instant,
+}
+
+/// One timed event as a watcher received it.
+#[derive(Clone, Debug)]
+struct Delivery {
+    /// `i` of the config map `ev-<i>`.
+    index: usize,
+    resource_version: String,
+    at: Instant,
+}
+
+/// Open `cfg.watchers` watches (`?watch=1&resourceVersion=<rv>`) on the watch
+/// namespace's config maps, each drained by its own task; wait until all are
+/// live; then create `cfg.watch_events` config maps at a steady pace from one
+/// task and time, for every (watcher, event) pair, the delivery. Also returns
+/// the client's connection count while the watches were open.
+async fn watch_latency(
+    client: &Client,
+    cfg: &ApiBenchConfig,
+    port: u16,
+) -> Result<(WatchResults, Option<usize>)> {
+    let path = configmaps_path();
+    let body = call_ok(client, get(&path), "LIST of the watched config maps").await?;
+    let list: SlimList = serde_json::from_slice(&body).context("parsing the config map list")?;
+    let rv = list.metadata.resource_version;
+    ensure!(
+        !rv.is_empty(),
+        "the config map list has no resourceVersion"
+    );
+    let uri = format!("{path}?watch=1&resourceVersion={rv}");
+
+    let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<usize>();
+    let opening = Arc::new(Semaphore::new(OPENING));
+    let mut handles = Vec::with_capacity(cfg.watchers);
+    for w in 0..cfg.watchers {
+        handles.push(tokio::spawn(drain_watch(
+            w,
+            client.clone(),
+            uri.clone(),
+            opening.clone(),
+            ready_tx.clone(),
+            cfg.watch_events,
+        )));
+    }
+    let _guard = AbortOnDrop(handles.iter().map(JoinHandle::abort_handle).collect());
+    drop(ready_tx);
+
+    // A watch may be registered a little after its response headers arrive, so
+    // keep writing markers until every watcher has seen one.
+    let deadline = tokio::time::Instant::now() + WATCH_TIMEOUT;
+    let mut ready = HashSet::with_capacity(cfg.watchers);
+    let mut round = 0;
+    while ready.len() < cfg.watchers {
+        if let Some(w) = handles.iter().position(|h| h.is_finished()) {
+            let err = match (&mut handles[w]).await {
+                Ok(Ok(_)) => anyhow!("watcher {w} stopped before the run started"),
+                Ok(Err(e)) => e.context(format!("watcher {w}")),
+                Err(e) => anyhow!("watcher {w} failed: {e}"),
+            };
+            return Err(err);
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "only {} of {} watchers saw a marker within {WATCH_TIMEOUT:?}",
+            ready.len(),
+            cfg.watchers
+        );
+        let marker = format!("{READY_PREFIX}{round}");
+        round += 1;
+        call_ok(
+            client,
+            post(&path, configmap_json(&marker)),
+            "creating a marker",
+        )
+        .await?;
+        let until = tokio::time::Instant::now() + Duration::from_millis(500);
+        while ready.len() < cfg.watchers {
+            match tokio::time::timeout_at(until, ready_rx.recv()).await {
+                Ok(Some(w)) => {
+                    ready.insert(w);
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
+    let connections = client_connections(port);
+
+    let bodies: Vec<Vec<u8>> = (0..cfg.watch_events)
+        .map(|i| configmap_json(&format!("{EVENT_PREFIX}{i}")))
+        .collect();
+    let mut writes = Vec::with_capacity(cfg.watch_events);
+    let mut tick = tokio::time::interval(cfg.watch_pace);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    for (i, body) in bodies.into_iter().enumerate() {
+        tick.tick().await;
+        let issued = Instant::now();
+        let resp = call_ok(client, post(&path, body), "creating a watched config map").await?;
+        let acked = Instant::now();
+        let obj: Slim = serde_json::from_slice(&resp)
+            .with_context(|| format!("parsing the created config map {EVENT_PREFIX}{i}"))?;
+        writes.push(Written {
+            resource_version: obj.metadata.resource_version,
+            issued,
+            acked,
+        });
+    }
+    call_ok(
+        client,
+        post(&path, configmap_json(END_NAME)),
+        "creating the end marker",
+    )
+    .await?;
+
+    let deadline = tokio::time::Instant::now() + WATCH_TIMEOUT;
+    let mut deliveries = Vec::with_capacity(cfg.watchers);
+    for (w, h) in handles.into_iter().enumerate() {
+        match tokio::time::timeout_at(deadline, h).await {
+            Err(_) => bail!(
+                "watcher {w} had not seen the end marker {WATCH_TIMEOUT:?} after the last write"
+            ),
+            Ok(Err(e)) => bail!("watcher {w} failed: {e}"),
+            Ok(Ok(r)) => deliveries.push(r.with_context(|| format!("watcher {w}"))?),
+        }
+    }
+    Ok((measure(&writes, &deliveries)?, connections))
+}
+
+/// Open one watch and record when each `ev-<i>` config map arrives, until the
+/// end marker. Reports `w` on `ready` at the first marker.
+async fn drain_watch(
+    w: usize,
+    client: Client,
+    uri: String,
+    opening: Arc<Semaphore>,
+    ready: mpsc::UnboundedSender<usize>,
+    expected: usize,
+) -> Result<Vec<Delivery>> {
+    let stream = {
+        let _permit = opening.acquire().await?;
+        client
+            .request_events::<Slim>(get(&uri))
+            .await
+            .with_context(|| format!("opening watch {w}"))?
+    };
+    let mut stream = Box::pin(stream);
+    let mut got = Vec::with_capacity(expected);
+    let mut ready = Some(ready);
+    loop {
+        let event = stream
+            .try_next()
+            .await
+            .context("reading the watch")?
+            .ok_or_else(|| anyhow!("the watch ended before the end marker"))?;
+        let at = Instant::now();
+        let (added, obj) = match event {
+            WatchEvent::Added(o) => (true, o),
+            WatchEvent::Modified(o) | WatchEvent::Deleted(o) => (false, o),
+            WatchEvent::Bookmark(_) => continue,
+            WatchEvent::Error(s) => bail!("watch error: {} ({})", s.message, s.reason),
+        };
+        let name = obj.metadata.name.as_str();
+        if let Some(i) = name.strip_prefix(EVENT_PREFIX) {
+            ensure!(added, "a change other than ADDED for {name}");
+            ensure!(ready.is_none(), "saw {name} before any marker");
+            got.push(Delivery {
+                index: i.parse().with_context(|| format!("event name {name}"))?,
+                resource_version: obj.metadata.resource_version,
+                at,
+            });
+        } else if name.starts_with(READY_PREFIX) {
+            if let Some(tx) = ready.take() {
+                let _ = tx.send(w);
+            }
+        } else if name == END_NAME {
+            return Ok(got);
+        }
+        // Anything else in the namespace (a controller's object) is not ours.
+    }
+}
+
+/// Check that every watcher got every write exactly once, at the
+/// resourceVersion the write returned, and compute the latency percentiles:
+/// from each write's issue, and from its acknowledgement (clamped at 0 when
+/// the event beat the ack).
+fn measure(writes: &[Written], deliveries: &[Vec<Delivery>]) -> Result<WatchResults> {
+    let mut from_issue = Vec::with_capacity(writes.len() * deliveries.len());
+    let mut from_ack = Vec::with_capacity(writes.len() * deliveries.len());
+    let mut clamped = 0;
+    let mut problems = Vec::new();
+    for (w, got) in deliveries.iter().enumerate() {
+        let mut seen = vec![false; writes.len()];
+        let (mut duplicated, mut unexpected, mut wrong_rv) = (0usize, 0usize, 0usize);
+        for d in got {
+            let Some(t) = writes.get(d.index) else {
+                unexpected += 1;
+                continue;
+            };
+            if std::mem::replace(&mut seen[d.index], true) {
+                duplicated += 1;
+                continue;
+            }
+            if d.resource_version != t.resource_version {
+                wrong_rv += 1;
+            }
+            if d.at < t.acked {
+                clamped += 1;
+            }
+            from_issue.push(d.at.saturating_duration_since(t.issued));
+            from_ack.push(d.at.saturating_duration_since(t.acked));
+        }
+        let missing = seen.iter().filter(|s| !**s).count();
+        if missing + duplicated + unexpected + wrong_rv > 0 {
+            problems.push(format!(
+                "watcher {w}: {missing} missing, {duplicated} duplicated, {unexpected} unexpected, \
+                 {wrong_rv} at another resourceVersion"
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        bail!(
+            "{} of {} watchers did not get each of the {} events exactly once: {}{}",
+            problems.len(),
+            deliveries.len(),
+            writes.len(),
+            problems
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; "),
+            if problems.len() > 5 { "; ..." } else { "" }
+        );
+    }
+    from_issue.sort_unstable();
+    from_ack.sort_unstable();
+    let pick = |v: &[Duration], p| percentile(v, p).unwrap_or_default();
+    Ok(WatchResults {
+        p50: pick(&from_issue, 50.0),
+        p99: pick(&from_issue, 99.0),
+        max: pick(&from_issue, 100.0),
+        ack_p50: pick(&from_ack, 50.0),
+        ack_p99: pick(&from_ack, 99.0),
+        samples: from_issue.len(),
+        clamped,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pods_are_about_two_kilobytes() {
+        for i in [0, 7, 9_999, 99_999] {
+            let body = pod_json(i);
+            assert!(
+                (1_800..=2_300).contains(&body.len()),
+                "pod {i} is {} bytes",
+                body.len()
+            );
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v["kind"], "Pod");
+            assert_eq!(v["metadata"]["name"], pod_name(i));
+            assert_eq!(v["spec"]["containers"].as_array().unwrap().len(), 2);
+            assert!(v["spec"].get("nodeName").is_none());
+            assert!(v.get("status").is_none());
+        }
+        assert_ne!(pod_json(1), pod_json(2));
+    }
+
+    #[test]
+    fn configmaps_are_small_and_named() {
+        let body = configmap_json("ev-12");
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["metadata"]["name"], "ev-12");
+        assert_eq!(
+            v["data"]["payload"].as_str().unwrap().len(),
+            WATCH_PAYLOAD
+        );
+        assert!(body.len() < 600, "{} bytes", body.len());
+    }
+
+    #[test]
+    fn slim_parsing() {
+        let list: SlimList = serde_json::from_str(
+            r#"{"kind":"PodList","metadata":{"resourceVersion":"42"},"items":[{"a":1},{"b":[2]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(list.items.len(), 2);
+        assert_eq!(list.metadata.resource_version, "42");
+        assert_eq!(list.metadata.continue_, None);
+        let ev: WatchEvent<Slim> = serde_json::from_str(
+            r#"{"type":"ADDED","object":{"kind":"ConfigMap","metadata":{"name":"ev-3","resourceVersion":"77"},"data":{}}}"#,
+        )
+        .unwrap();
+        match ev {
+            WatchEvent::Added(o) => {
+                assert_eq!(o.metadata.name, "ev-3");
+                assert_eq!(o.metadata.resource_version, "77");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn byte_search() {
+        assert!(contains(b"{\"name\":\"a\"}", b"\"name\":\"a\""));
+        assert!(!contains(b"{\"name\":\"ab\"}", b"\"name\":\"a\""));
+        assert!(contains(b"x", b""));
+    }
+
+    #[test]
+    fn measure_clamps_and_checks_exactly_once() {
+        let t0 = Instant::now();
+        let at = |us| t0 + Duration::from_micros(us);
+        let writes = vec![
+            Written {
+                resource_version: "10".into(),
+                issued: at(600),
+                acked: at(1000),
+            },
+            Written {
+                resource_version: "11".into(),
+                issued: at(2800),
+                acked: at(3000),
+            },
+        ];
+        let d = |index, rv: &str, us| Delivery {
+            index,
+            resource_version: rv.into(),
+            at: at(us),
+        };
+        // Watcher 0 got event 0 before the writer saw the ack.
+        let ok = vec![
+            vec![d(0, "10", 900), d(1, "11", 3500)],
+            vec![d(0, "10", 1200), d(1, "11", 4000)],
+        ];
+        let m = measure(&writes, &ok).unwrap();
+        assert_eq!(m.samples, 4);
+        assert_eq!(m.clamped, 1);
+        // From the ack, sorted: 0, 200, 500, 1000 µs.
+        assert_eq!(m.ack_p50, Duration::from_micros(200));
+        assert_eq!(m.ack_p99, Duration::from_micros(1000));
+        // From the issue: 300, 600, 700, 1200 µs.
+        assert_eq!(m.p50, Duration::from_micros(600));
+        assert_eq!(m.p99, Duration::from_micros(1200));
+        assert_eq!(m.max, Duration::from_micros(1200));
+
+        let dup = vec![vec![d(0, "10", 1100), d(0, "10", 1100), d(1, "11", 3100)]];
+        let err = measure(&writes, &dup).unwrap_err().to_string();
+        assert!(err.contains("watcher 0: 0 missing, 1 duplicated"), "{err}");
+        let bad = vec![
+            vec![d(0, "10", 1100)],
+            vec![d(0, "10", 1100), d(1, "12", 3100), d(2, "13", 3200)],
+        ];
+        let err = measure(&writes, &bad).unwrap_err().to_string();
+        assert!(err.contains("watcher 0: 1 missing"), "{err}");
+        assert!(
+            err.contains("watcher 1: 0 missing, 0 duplicated, 1 unexpected, 1 at another resourceVersion"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn latency_percentiles() {
+        let v: Vec<Duration> = (1..=100).rev().map(Duration::from_millis).collect();
+        assert_eq!(
+            p50_p99(v),
+            (Duration::from_millis(50), Duration::from_millis(99))
+        );
+        assert_eq!(p50_p99(Vec::new()), (Duration::ZERO, Duration::ZERO));
+    }
+}
