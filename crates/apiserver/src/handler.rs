@@ -341,6 +341,17 @@ fn decode_object(content_type: &str, body: &[u8]) -> ApiResult<Value> {
         "" | "application/json" => serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding JSON: {e}"))),
         "application/yaml" => crate::yaml::decode(body).map_err(ApiError::bad_request),
+        // Typed client-go clients (kubectl create namespace, secret, ...) send
+        // protobuf; we read it and answer in JSON, which they accept.
+        "application/vnd.kubernetes.protobuf" => crate::protobuf::decode(body).map_err(|e| {
+            if e.http_status() == 415 {
+                let mut err = ApiError::unsupported_media_type(mt);
+                err.message = e.to_string();
+                err
+            } else {
+                ApiError::bad_request(e.to_string())
+            }
+        }),
         other => Err(ApiError::unsupported_media_type(other)),
     }
 }

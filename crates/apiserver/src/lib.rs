@@ -14,6 +14,7 @@ pub mod error;
 pub mod handler;
 pub mod openapi;
 pub mod pki;
+pub mod protobuf;
 pub mod registry;
 pub mod resources;
 pub mod route;

@@ -24,7 +24,8 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use test_support::ChildGuard;
 
 pub use report::{
-    ApiReport, GOAL_CREATES_PER_SEC, GOAL_GET_P99, GOAL_IDLE_RSS_MIB, GOAL_LIST, GOAL_WATCH_P99,
+    ApiReport, WatchResults, GOAL_CREATES_PER_SEC, GOAL_GET_P99, GOAL_IDLE_RSS_MIB, GOAL_LIST,
+    GOAL_WATCH_P99,
 };
 
 /// How many times the full LIST is timed; the median is reported.
@@ -147,7 +148,8 @@ impl Server {
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("creating {}", data_dir.display()))?;
         let log = dir.join("server.log");
-        let out = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let out =
+            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let err = out.try_clone().context("duplicating the log file handle")?;
         let port = test_support::free_port();
         let mut cmd = Command::new(wharf_exe);
@@ -210,9 +212,10 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
-        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .with_context(|| format!("loading {}", path.display()))?;
+        let mut config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("loading {}", path.display()))?;
         // A retried request would hide a 429/503 and its latency.
         config.default_retry = false;
         let url = config.cluster_url.to_string();
@@ -222,23 +225,27 @@ impl Server {
             self.port
         );
         let client = kube::Client::try_from(config).context("building the client")?;
-        let mut last = String::from("no answer yet");
         loop {
             self.ensure_running()?;
             let req = http::Request::get("/readyz")
                 .body(Vec::new())
                 .expect("a valid request");
-            match tokio::time::timeout(Duration::from_secs(2), client.request_text(req)).await {
+            let last = match tokio::time::timeout(Duration::from_secs(2), client.request_text(req))
+                .await
+            {
                 Ok(Ok(_)) => break,
-                Ok(Err(e)) => last = e.to_string(),
-                Err(_) => last = "timed out".into(),
-            }
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "timed out".to_string(),
+            };
             if Instant::now() > deadline {
                 bail!("/readyz did not answer 200 within {STARTUP_TIMEOUT:?}: {last}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        eprintln!("[bench] apiserver: /readyz ok; kubeconfig {}", path.display());
+        eprintln!(
+            "[bench] apiserver: /readyz ok; kubeconfig {}",
+            path.display()
+        );
         Ok(client)
     }
 

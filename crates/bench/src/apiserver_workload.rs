@@ -102,10 +102,7 @@ pub(crate) async fn run(
         ms(g.p99)
     );
 
-    eprintln!(
-        "{name}: LIST: all {} pods, {LIST_RUNS} times ...",
-        cfg.pods
-    );
+    eprintln!("{name}: LIST: all {} pods, {LIST_RUNS} times ...", cfg.pods);
     let (list_runs, list_bytes) = lists(client, cfg).await?;
     let list_median = median(&list_runs).expect("at least one LIST");
     eprintln!(
@@ -143,6 +140,7 @@ pub(crate) async fn run(
     Ok(ApiReport {
         config: cfg.clone(),
         pod_bytes: c.pod_bytes,
+        watch_object_bytes: configmap_json(&format!("{EVENT_PREFIX}0")).len(),
         creates_per_sec,
         create_p50: c.p50,
         create_p99: c.p99,
@@ -202,9 +200,7 @@ async fn call(client: &Client, req: http::Request<Vec<u8>>) -> Result<(StatusCod
 
 /// Send `req`; any status but 2xx is an error naming `what`.
 async fn call_ok(client: &Client, req: http::Request<Vec<u8>>, what: &str) -> Result<Bytes> {
-    let (status, body) = call(client, req)
-        .await
-        .with_context(|| what.to_string())?;
+    let (status, body) = call(client, req).await.with_context(|| what.to_string())?;
     ensure!(
         status.is_success(),
         "{what}: HTTP {status}: {}",
@@ -380,7 +376,10 @@ fn make_pod(i: usize) -> Pod {
         ("kubectl.kubernetes.io/default-container", "web".to_string()),
         (
             "bench.wharf.dev/config-checksum",
-            format!("sha256:{:064x}", (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+            format!(
+                "sha256:{:064x}",
+                (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            ),
         ),
     ]
     .into_iter()
@@ -398,7 +397,10 @@ fn make_pod(i: usize) -> Pod {
         env: Some(vec![
             env("POD_INDEX", i.to_string()),
             env("LOG_LEVEL", "info"),
-            env("UPSTREAM_URL", "http://bench-api.wharf-bench.svc.cluster.local:8080"),
+            env(
+                "UPSTREAM_URL",
+                "http://bench-api.wharf-bench.svc.cluster.local:8080",
+            ),
             env("CACHE_TTL_SECONDS", "300"),
             env("FEATURE_FLAGS", "compression,http2,keepalive"),
         ]),
@@ -637,10 +639,7 @@ async fn watch_latency(
     let body = call_ok(client, get(&path), "LIST of the watched config maps").await?;
     let list: SlimList = serde_json::from_slice(&body).context("parsing the config map list")?;
     let rv = list.metadata.resource_version;
-    ensure!(
-        !rv.is_empty(),
-        "the config map list has no resourceVersion"
-    );
+    ensure!(!rv.is_empty(), "the config map list has no resourceVersion");
     let uri = format!("{path}?watch=1&resourceVersion={rv}");
 
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<usize>();
@@ -887,10 +886,7 @@ mod tests {
         let body = configmap_json("ev-12");
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["metadata"]["name"], "ev-12");
-        assert_eq!(
-            v["data"]["payload"].as_str().unwrap().len(),
-            WATCH_PAYLOAD
-        );
+        assert_eq!(v["data"]["payload"].as_str().unwrap().len(), WATCH_PAYLOAD);
         assert!(body.len() < 600, "{} bytes", body.len());
     }
 
@@ -970,7 +966,9 @@ mod tests {
         let err = measure(&writes, &bad).unwrap_err().to_string();
         assert!(err.contains("watcher 0: 1 missing"), "{err}");
         assert!(
-            err.contains("watcher 1: 0 missing, 0 duplicated, 1 unexpected, 1 at another resourceVersion"),
+            err.contains(
+                "watcher 1: 0 missing, 0 duplicated, 1 unexpected, 1 at another resourceVersion"
+            ),
             "{err}"
         );
     }

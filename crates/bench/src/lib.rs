@@ -7,6 +7,7 @@
 //!
 //! The caller provides the tokio runtime; it should be multi-threaded.
 
+pub mod apiserver;
 mod report;
 mod stats;
 mod workload;
@@ -19,6 +20,7 @@ use anyhow::Context;
 use store::{EtcdStore, SqliteStore, StoreOptions};
 use test_support::etcd::EtcdCluster;
 
+pub use apiserver::{run_apiserver_bench, ApiBenchConfig, ApiReport};
 pub use report::{
     BackendResults, StoreReport, GOAL_COMPACTION_STALL, GOAL_CONCURRENT_WRITES_PER_SEC,
     GOAL_WATCH_P99,

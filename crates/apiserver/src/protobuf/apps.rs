@@ -4,8 +4,8 @@
 //! and `types.go`; `omit` marks Go value fields tagged `omitempty`, whose zero
 //! value means unset (see [`super::schema::Card`]).
 
+use super::schema::{msg, omit, opt, rep, Msg, BOOL, I32, I64, INT_OR_STR, STR, TIME};
 use super::{core, meta};
-use super::schema::{msg, opt, omit, rep, Msg, STR, BOOL, I32, I64, INT_OR_STR, TIME};
 
 /// `apps/v1.Deployment`.
 pub static DEPLOYMENT: Msg = Msg {
@@ -110,13 +110,21 @@ pub static STATEFUL_SET_SPEC: Msg = Msg {
         opt(1, "replicas", I32),
         opt(2, "selector", msg(&meta::LABEL_SELECTOR)),
         opt(3, "template", msg(&core::POD_TEMPLATE_SPEC)),
-        rep(4, "volumeClaimTemplates", msg(&core::PERSISTENT_VOLUME_CLAIM)),
+        rep(
+            4,
+            "volumeClaimTemplates",
+            msg(&core::PERSISTENT_VOLUME_CLAIM),
+        ),
         opt(5, "serviceName", STR),
         omit(6, "podManagementPolicy", STR),
         opt(7, "updateStrategy", msg(&STATEFUL_SET_UPDATE_STRATEGY)),
         opt(8, "revisionHistoryLimit", I32),
         omit(9, "minReadySeconds", I32),
-        opt(10, "persistentVolumeClaimRetentionPolicy", msg(&STATEFUL_SET_PERSISTENT_VOLUME_CLAIM_RETENTION_POLICY)),
+        opt(
+            10,
+            "persistentVolumeClaimRetentionPolicy",
+            msg(&STATEFUL_SET_PERSISTENT_VOLUME_CLAIM_RETENTION_POLICY),
+        ),
         opt(11, "ordinals", msg(&STATEFUL_SET_ORDINALS)),
     ],
 };
@@ -206,25 +214,24 @@ pub static STATEFUL_SET_UPDATE_STRATEGY: Msg = Msg {
     name: "apps/v1.StatefulSetUpdateStrategy",
     fields: &[
         omit(1, "type", STR),
-        opt(2, "rollingUpdate", msg(&ROLLING_UPDATE_STATEFUL_SET_STRATEGY)),
+        opt(
+            2,
+            "rollingUpdate",
+            msg(&ROLLING_UPDATE_STATEFUL_SET_STRATEGY),
+        ),
     ],
 };
 
 /// `apps/v1.StatefulSetPersistentVolumeClaimRetentionPolicy`.
 pub static STATEFUL_SET_PERSISTENT_VOLUME_CLAIM_RETENTION_POLICY: Msg = Msg {
     name: "apps/v1.StatefulSetPersistentVolumeClaimRetentionPolicy",
-    fields: &[
-        omit(1, "whenDeleted", STR),
-        omit(2, "whenScaled", STR),
-    ],
+    fields: &[omit(1, "whenDeleted", STR), omit(2, "whenScaled", STR)],
 };
 
 /// `apps/v1.StatefulSetOrdinals`.
 pub static STATEFUL_SET_ORDINALS: Msg = Msg {
     name: "apps/v1.StatefulSetOrdinals",
-    fields: &[
-        opt(1, "start", I32),
-    ],
+    fields: &[opt(1, "start", I32)],
 };
 
 /// `apps/v1.StatefulSetCondition`.

@@ -6,7 +6,7 @@
 //! value means unset (see [`super::schema::Card`]).
 
 use super::meta;
-use super::schema::{msg, opt, omit, rep, map, Msg, STR, BOOL, I64, TIME, STR_LIST};
+use super::schema::{map, msg, omit, opt, rep, Msg, BOOL, I64, STR, STR_LIST, TIME};
 
 /// `authentication/v1.TokenRequest`.
 pub static TOKEN_REQUEST: Msg = Msg {
@@ -51,27 +51,19 @@ pub static TOKEN_REQUEST_SPEC: Msg = Msg {
 /// `authentication/v1.TokenRequestStatus`.
 pub static TOKEN_REQUEST_STATUS: Msg = Msg {
     name: "authentication/v1.TokenRequestStatus",
-    fields: &[
-        opt(1, "token", STR),
-        opt(2, "expirationTimestamp", TIME),
-    ],
+    fields: &[opt(1, "token", STR), opt(2, "expirationTimestamp", TIME)],
 };
 
 /// `authentication/v1.SelfSubjectReviewStatus`.
 pub static SELF_SUBJECT_REVIEW_STATUS: Msg = Msg {
     name: "authentication/v1.SelfSubjectReviewStatus",
-    fields: &[
-        opt(1, "userInfo", msg(&USER_INFO)),
-    ],
+    fields: &[opt(1, "userInfo", msg(&USER_INFO))],
 };
 
 /// `authentication/v1.TokenReviewSpec`.
 pub static TOKEN_REVIEW_SPEC: Msg = Msg {
     name: "authentication/v1.TokenReviewSpec",
-    fields: &[
-        omit(1, "token", STR),
-        rep(2, "audiences", STR),
-    ],
+    fields: &[omit(1, "token", STR), rep(2, "audiences", STR)],
 };
 
 /// `authentication/v1.TokenReviewStatus`.

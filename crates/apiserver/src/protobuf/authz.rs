@@ -6,7 +6,7 @@
 //! value means unset (see [`super::schema::Card`]).
 
 use super::meta;
-use super::schema::{msg, opt, omit, rep, map, Msg, STR, BOOL, STR_LIST};
+use super::schema::{map, msg, omit, opt, rep, Msg, BOOL, STR, STR_LIST};
 
 /// `authorization/v1.SelfSubjectAccessReview`.
 pub static SELF_SUBJECT_ACCESS_REVIEW: Msg = Msg {
@@ -71,9 +71,7 @@ pub static SUBJECT_ACCESS_REVIEW_STATUS: Msg = Msg {
 /// `authorization/v1.SelfSubjectRulesReviewSpec`.
 pub static SELF_SUBJECT_RULES_REVIEW_SPEC: Msg = Msg {
     name: "authorization/v1.SelfSubjectRulesReviewSpec",
-    fields: &[
-        omit(1, "namespace", STR),
-    ],
+    fields: &[omit(1, "namespace", STR)],
 };
 
 /// `authorization/v1.SubjectRulesReviewStatus`.
@@ -119,10 +117,7 @@ pub static RESOURCE_ATTRIBUTES: Msg = Msg {
 /// `authorization/v1.NonResourceAttributes`.
 pub static NON_RESOURCE_ATTRIBUTES: Msg = Msg {
     name: "authorization/v1.NonResourceAttributes",
-    fields: &[
-        omit(1, "path", STR),
-        omit(2, "verb", STR),
-    ],
+    fields: &[omit(1, "path", STR), omit(2, "verb", STR)],
 };
 
 /// `authorization/v1.ResourceRule`.
@@ -139,10 +134,7 @@ pub static RESOURCE_RULE: Msg = Msg {
 /// `authorization/v1.NonResourceRule`.
 pub static NON_RESOURCE_RULE: Msg = Msg {
     name: "authorization/v1.NonResourceRule",
-    fields: &[
-        rep(1, "verbs", STR),
-        rep(2, "nonResourceURLs", STR),
-    ],
+    fields: &[rep(1, "verbs", STR), rep(2, "nonResourceURLs", STR)],
 };
 
 /// `authorization/v1.FieldSelectorAttributes`.

@@ -5,7 +5,7 @@
 //! value means unset (see [`super::schema::Card`]).
 
 use super::meta;
-use super::schema::{msg, opt, omit, rep, Msg, STR, I32, I64, QTY, TIME};
+use super::schema::{msg, omit, opt, rep, Msg, I32, I64, QTY, STR, TIME};
 
 /// `autoscaling/v2.HorizontalPodAutoscaler`.
 pub static HORIZONTAL_POD_AUTOSCALER: Msg = Msg {
@@ -60,7 +60,11 @@ pub static METRIC_SPEC: Msg = Msg {
         opt(2, "object", msg(&OBJECT_METRIC_SOURCE)),
         opt(3, "pods", msg(&PODS_METRIC_SOURCE)),
         opt(4, "resource", msg(&RESOURCE_METRIC_SOURCE)),
-        opt(7, "containerResource", msg(&CONTAINER_RESOURCE_METRIC_SOURCE)),
+        opt(
+            7,
+            "containerResource",
+            msg(&CONTAINER_RESOURCE_METRIC_SOURCE),
+        ),
         opt(5, "external", msg(&EXTERNAL_METRIC_SOURCE)),
     ],
 };
@@ -82,7 +86,11 @@ pub static METRIC_STATUS: Msg = Msg {
         opt(2, "object", msg(&OBJECT_METRIC_STATUS)),
         opt(3, "pods", msg(&PODS_METRIC_STATUS)),
         opt(4, "resource", msg(&RESOURCE_METRIC_STATUS)),
-        opt(7, "containerResource", msg(&CONTAINER_RESOURCE_METRIC_STATUS)),
+        opt(
+            7,
+            "containerResource",
+            msg(&CONTAINER_RESOURCE_METRIC_STATUS),
+        ),
         opt(5, "external", msg(&EXTERNAL_METRIC_STATUS)),
     ],
 };
@@ -122,10 +130,7 @@ pub static PODS_METRIC_SOURCE: Msg = Msg {
 /// `autoscaling/v2.ResourceMetricSource`.
 pub static RESOURCE_METRIC_SOURCE: Msg = Msg {
     name: "autoscaling/v2.ResourceMetricSource",
-    fields: &[
-        opt(1, "name", STR),
-        opt(2, "target", msg(&METRIC_TARGET)),
-    ],
+    fields: &[opt(1, "name", STR), opt(2, "target", msg(&METRIC_TARGET))],
 };
 
 /// `autoscaling/v2.ContainerResourceMetricSource`.

@@ -6,7 +6,7 @@
 //! value means unset (see [`super::schema::Card`]).
 
 use super::meta;
-use super::schema::{msg, opt, omit, Msg, STR, I32, I64, TIME};
+use super::schema::{msg, omit, opt, Msg, I32, I64, STR, TIME};
 
 /// `autoscaling/v1.HorizontalPodAutoscaler`.
 pub static HORIZONTAL_POD_AUTOSCALER: Msg = Msg {

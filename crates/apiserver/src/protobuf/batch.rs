@@ -4,8 +4,8 @@
 //! and `types.go`; `omit` marks Go value fields tagged `omitempty`, whose zero
 //! value means unset (see [`super::schema::Card`]).
 
+use super::schema::{msg, omit, opt, rep, Msg, BOOL, I32, I64, STR, TIME};
 use super::{core, meta, scheduling};
-use super::schema::{msg, opt, omit, rep, Msg, STR, BOOL, I32, I64, TIME};
 
 /// `batch/v1.Job`.
 pub static JOB: Msg = Msg {
@@ -64,7 +64,11 @@ pub static JOB_STATUS: Msg = Msg {
         opt(11, "terminating", I32),
         omit(7, "completedIndexes", STR),
         opt(10, "failedIndexes", STR),
-        opt(8, "uncountedTerminatedPods", msg(&UNCOUNTED_TERMINATED_PODS)),
+        opt(
+            8,
+            "uncountedTerminatedPods",
+            msg(&UNCOUNTED_TERMINATED_PODS),
+        ),
         opt(9, "ready", I32),
     ],
 };
@@ -97,27 +101,39 @@ pub static CRON_JOB_STATUS: Msg = Msg {
 /// `batch/v1.PodFailurePolicy`.
 pub static POD_FAILURE_POLICY: Msg = Msg {
     name: "batch/v1.PodFailurePolicy",
-    fields: &[
-        rep(1, "rules", msg(&POD_FAILURE_POLICY_RULE)),
-    ],
+    fields: &[rep(1, "rules", msg(&POD_FAILURE_POLICY_RULE))],
 };
 
 /// `batch/v1.SuccessPolicy`.
 pub static SUCCESS_POLICY: Msg = Msg {
     name: "batch/v1.SuccessPolicy",
-    fields: &[
-        rep(1, "rules", msg(&SUCCESS_POLICY_RULE)),
-    ],
+    fields: &[rep(1, "rules", msg(&SUCCESS_POLICY_RULE))],
 };
 
 /// `batch/v1.JobSchedulingConfiguration`.
 pub static JOB_SCHEDULING_CONFIGURATION: Msg = Msg {
     name: "batch/v1.JobSchedulingConfiguration",
     fields: &[
-        opt(1, "schedulingPolicy", msg(&scheduling::WORKLOAD_POD_GROUP_SCHEDULING_POLICY)),
-        opt(2, "schedulingConstraints", msg(&scheduling::WORKLOAD_POD_GROUP_SCHEDULING_CONSTRAINTS)),
-        opt(3, "disruptionMode", msg(&scheduling::WORKLOAD_POD_GROUP_DISRUPTION_MODE)),
-        rep(4, "resourceClaims", msg(&scheduling::WORKLOAD_POD_GROUP_RESOURCE_CLAIM)),
+        opt(
+            1,
+            "schedulingPolicy",
+            msg(&scheduling::WORKLOAD_POD_GROUP_SCHEDULING_POLICY),
+        ),
+        opt(
+            2,
+            "schedulingConstraints",
+            msg(&scheduling::WORKLOAD_POD_GROUP_SCHEDULING_CONSTRAINTS),
+        ),
+        opt(
+            3,
+            "disruptionMode",
+            msg(&scheduling::WORKLOAD_POD_GROUP_DISRUPTION_MODE),
+        ),
+        rep(
+            4,
+            "resourceClaims",
+            msg(&scheduling::WORKLOAD_POD_GROUP_RESOURCE_CLAIM),
+        ),
     ],
 };
 
@@ -137,10 +153,7 @@ pub static JOB_CONDITION: Msg = Msg {
 /// `batch/v1.UncountedTerminatedPods`.
 pub static UNCOUNTED_TERMINATED_PODS: Msg = Msg {
     name: "batch/v1.UncountedTerminatedPods",
-    fields: &[
-        rep(1, "succeeded", STR),
-        rep(2, "failed", STR),
-    ],
+    fields: &[rep(1, "succeeded", STR), rep(2, "failed", STR)],
 };
 
 /// `batch/v1.JobTemplateSpec`.
@@ -157,8 +170,16 @@ pub static POD_FAILURE_POLICY_RULE: Msg = Msg {
     name: "batch/v1.PodFailurePolicyRule",
     fields: &[
         opt(1, "action", STR),
-        opt(2, "onExitCodes", msg(&POD_FAILURE_POLICY_ON_EXIT_CODES_REQUIREMENT)),
-        rep(3, "onPodConditions", msg(&POD_FAILURE_POLICY_ON_POD_CONDITIONS_PATTERN)),
+        opt(
+            2,
+            "onExitCodes",
+            msg(&POD_FAILURE_POLICY_ON_EXIT_CODES_REQUIREMENT),
+        ),
+        rep(
+            3,
+            "onPodConditions",
+            msg(&POD_FAILURE_POLICY_ON_POD_CONDITIONS_PATTERN),
+        ),
     ],
 };
 
@@ -184,8 +205,5 @@ pub static POD_FAILURE_POLICY_ON_EXIT_CODES_REQUIREMENT: Msg = Msg {
 /// `batch/v1.PodFailurePolicyOnPodConditionsPattern`.
 pub static POD_FAILURE_POLICY_ON_POD_CONDITIONS_PATTERN: Msg = Msg {
     name: "batch/v1.PodFailurePolicyOnPodConditionsPattern",
-    fields: &[
-        opt(1, "type", STR),
-        opt(2, "status", STR),
-    ],
+    fields: &[opt(1, "type", STR), opt(2, "status", STR)],
 };

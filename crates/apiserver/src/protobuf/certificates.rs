@@ -6,7 +6,7 @@
 //! value means unset (see [`super::schema::Card`]).
 
 use super::meta;
-use super::schema::{msg, opt, omit, rep, map, Msg, STR, BYTES, I32, TIME, STR_LIST};
+use super::schema::{map, msg, omit, opt, rep, Msg, BYTES, I32, STR, STR_LIST, TIME};
 
 /// `certificates/v1.CertificateSigningRequest`.
 pub static CERTIFICATE_SIGNING_REQUEST: Msg = Msg {

@@ -6,8 +6,10 @@
 //! and `types.go`; `omit` marks Go value fields tagged `omitempty`, whose zero
 //! value means unset (see [`super::schema::Card`]).
 
+use super::schema::{
+    map, msg, omit, opt, rep, Msg, BOOL, BYTES, I32, I64, INT_OR_STR, QTY, STR, TIME,
+};
 use super::{meta, pod, volume};
-use super::schema::{msg, opt, omit, rep, map, Msg, STR, BYTES, BOOL, I32, I64, QTY, INT_OR_STR, TIME};
 
 /// `core/v1.Namespace`.
 pub static NAMESPACE: Msg = Msg {
@@ -123,9 +125,7 @@ pub static POD_TEMPLATE: Msg = Msg {
 /// `core/v1.NamespaceSpec`.
 pub static NAMESPACE_SPEC: Msg = Msg {
     name: "core/v1.NamespaceSpec",
-    fields: &[
-        rep(1, "finalizers", STR),
-    ],
+    fields: &[rep(1, "finalizers", STR)],
 };
 
 /// `core/v1.NamespaceStatus`.
@@ -208,10 +208,18 @@ pub static POD_STATUS: Msg = Msg {
         rep(13, "ephemeralContainerStatuses", msg(&CONTAINER_STATUS)),
         omit(14, "resize", STR),
         rep(15, "resourceClaimStatuses", msg(&POD_RESOURCE_CLAIM_STATUS)),
-        opt(18, "extendedResourceClaimStatus", msg(&POD_EXTENDED_RESOURCE_CLAIM_STATUS)),
+        opt(
+            18,
+            "extendedResourceClaimStatus",
+            msg(&POD_EXTENDED_RESOURCE_CLAIM_STATUS),
+        ),
         map(19, "allocatedResources", QTY),
         opt(20, "resources", msg(&pod::RESOURCE_REQUIREMENTS)),
-        rep(21, "nodeAllocatableResourceClaimStatuses", msg(&NODE_ALLOCATABLE_RESOURCE_CLAIM_STATUS)),
+        rep(
+            21,
+            "nodeAllocatableResourceClaimStatuses",
+            msg(&NODE_ALLOCATABLE_RESOURCE_CLAIM_STATUS),
+        ),
         rep(22, "volumeHealth", msg(&POD_VOLUME_HEALTH)),
     ],
 };
@@ -229,18 +237,13 @@ pub static RESOURCE_QUOTA_SPEC: Msg = Msg {
 /// `core/v1.ResourceQuotaStatus`.
 pub static RESOURCE_QUOTA_STATUS: Msg = Msg {
     name: "core/v1.ResourceQuotaStatus",
-    fields: &[
-        map(1, "hard", QTY),
-        map(2, "used", QTY),
-    ],
+    fields: &[map(1, "hard", QTY), map(2, "used", QTY)],
 };
 
 /// `core/v1.LimitRangeSpec`.
 pub static LIMIT_RANGE_SPEC: Msg = Msg {
     name: "core/v1.LimitRangeSpec",
-    fields: &[
-        rep(1, "limits", msg(&LIMIT_RANGE_ITEM)),
-    ],
+    fields: &[rep(1, "limits", msg(&LIMIT_RANGE_ITEM))],
 };
 
 /// `core/v1.PersistentVolumeClaimStatus`.
@@ -306,17 +309,13 @@ pub static SERVICE_PORT: Msg = Msg {
 /// `core/v1.SessionAffinityConfig`.
 pub static SESSION_AFFINITY_CONFIG: Msg = Msg {
     name: "core/v1.SessionAffinityConfig",
-    fields: &[
-        opt(1, "clientIP", msg(&CLIENT_IP_CONFIG)),
-    ],
+    fields: &[opt(1, "clientIP", msg(&CLIENT_IP_CONFIG))],
 };
 
 /// `core/v1.LoadBalancerStatus`.
 pub static LOAD_BALANCER_STATUS: Msg = Msg {
     name: "core/v1.LoadBalancerStatus",
-    fields: &[
-        rep(1, "ingress", msg(&LOAD_BALANCER_INGRESS)),
-    ],
+    fields: &[rep(1, "ingress", msg(&LOAD_BALANCER_INGRESS))],
 };
 
 /// `core/v1.PodCondition`.
@@ -336,17 +335,13 @@ pub static POD_CONDITION: Msg = Msg {
 /// `core/v1.HostIP`.
 pub static HOST_IP: Msg = Msg {
     name: "core/v1.HostIP",
-    fields: &[
-        opt(1, "ip", STR),
-    ],
+    fields: &[opt(1, "ip", STR)],
 };
 
 /// `core/v1.PodIP`.
 pub static POD_IP: Msg = Msg {
     name: "core/v1.PodIP",
-    fields: &[
-        opt(1, "ip", STR),
-    ],
+    fields: &[opt(1, "ip", STR)],
 };
 
 /// `core/v1.ContainerStatus`.
@@ -374,17 +369,18 @@ pub static CONTAINER_STATUS: Msg = Msg {
 /// `core/v1.PodResourceClaimStatus`.
 pub static POD_RESOURCE_CLAIM_STATUS: Msg = Msg {
     name: "core/v1.PodResourceClaimStatus",
-    fields: &[
-        opt(1, "name", STR),
-        opt(2, "resourceClaimName", STR),
-    ],
+    fields: &[opt(1, "name", STR), opt(2, "resourceClaimName", STR)],
 };
 
 /// `core/v1.PodExtendedResourceClaimStatus`.
 pub static POD_EXTENDED_RESOURCE_CLAIM_STATUS: Msg = Msg {
     name: "core/v1.PodExtendedResourceClaimStatus",
     fields: &[
-        rep(1, "requestMappings", msg(&CONTAINER_EXTENDED_RESOURCE_REQUEST)),
+        rep(
+            1,
+            "requestMappings",
+            msg(&CONTAINER_EXTENDED_RESOURCE_REQUEST),
+        ),
         opt(2, "resourceClaimName", STR),
     ],
 };
@@ -413,9 +409,11 @@ pub static POD_VOLUME_HEALTH: Msg = Msg {
 /// `core/v1.ScopeSelector`.
 pub static SCOPE_SELECTOR: Msg = Msg {
     name: "core/v1.ScopeSelector",
-    fields: &[
-        rep(1, "matchExpressions", msg(&SCOPED_RESOURCE_SELECTOR_REQUIREMENT)),
-    ],
+    fields: &[rep(
+        1,
+        "matchExpressions",
+        msg(&SCOPED_RESOURCE_SELECTOR_REQUIREMENT),
+    )],
 };
 
 /// `core/v1.LimitRangeItem`.
@@ -487,9 +485,7 @@ pub static ENDPOINT_PORT: Msg = Msg {
 /// `core/v1.ClientIPConfig`.
 pub static CLIENT_IP_CONFIG: Msg = Msg {
     name: "core/v1.ClientIPConfig",
-    fields: &[
-        opt(1, "timeoutSeconds", I32),
-    ],
+    fields: &[opt(1, "timeoutSeconds", I32)],
 };
 
 /// `core/v1.LoadBalancerIngress`.
@@ -528,9 +524,7 @@ pub static VOLUME_MOUNT_STATUS: Msg = Msg {
 /// `core/v1.ContainerUser`.
 pub static CONTAINER_USER: Msg = Msg {
     name: "core/v1.ContainerUser",
-    fields: &[
-        opt(1, "linux", msg(&LINUX_CONTAINER_USER)),
-    ],
+    fields: &[opt(1, "linux", msg(&LINUX_CONTAINER_USER))],
 };
 
 /// `core/v1.ResourceStatus`.
@@ -555,10 +549,7 @@ pub static CONTAINER_EXTENDED_RESOURCE_REQUEST: Msg = Msg {
 /// `core/v1.NodeAllocatableMappedResources`.
 pub static NODE_ALLOCATABLE_MAPPED_RESOURCES: Msg = Msg {
     name: "core/v1.NodeAllocatableMappedResources",
-    fields: &[
-        opt(1, "name", STR),
-        opt(2, "quantity", QTY),
-    ],
+    fields: &[opt(1, "name", STR), opt(2, "quantity", QTY)],
 };
 
 /// `core/v1.NodeAllocatableOverheadResources`.
@@ -604,18 +595,13 @@ pub static PORT_STATUS: Msg = Msg {
 /// `core/v1.ContainerStateWaiting`.
 pub static CONTAINER_STATE_WAITING: Msg = Msg {
     name: "core/v1.ContainerStateWaiting",
-    fields: &[
-        omit(1, "reason", STR),
-        omit(2, "message", STR),
-    ],
+    fields: &[omit(1, "reason", STR), omit(2, "message", STR)],
 };
 
 /// `core/v1.ContainerStateRunning`.
 pub static CONTAINER_STATE_RUNNING: Msg = Msg {
     name: "core/v1.ContainerStateRunning",
-    fields: &[
-        opt(1, "startedAt", TIME),
-    ],
+    fields: &[opt(1, "startedAt", TIME)],
 };
 
 /// `core/v1.ContainerStateTerminated`.
@@ -635,9 +621,7 @@ pub static CONTAINER_STATE_TERMINATED: Msg = Msg {
 /// `core/v1.VolumeStatus`.
 pub static VOLUME_STATUS: Msg = Msg {
     name: "core/v1.VolumeStatus",
-    fields: &[
-        opt(1, "image", msg(&IMAGE_VOLUME_STATUS)),
-    ],
+    fields: &[opt(1, "image", msg(&IMAGE_VOLUME_STATUS))],
 };
 
 /// `core/v1.LinuxContainerUser`.
@@ -663,7 +647,5 @@ pub static RESOURCE_HEALTH: Msg = Msg {
 /// `core/v1.ImageVolumeStatus`.
 pub static IMAGE_VOLUME_STATUS: Msg = Msg {
     name: "core/v1.ImageVolumeStatus",
-    fields: &[
-        omit(1, "imageRef", STR),
-    ],
+    fields: &[omit(1, "imageRef", STR)],
 };

@@ -5,7 +5,7 @@
 //! and `types.go`; `omit` marks Go value fields tagged `omitempty`, whose zero
 //! value means unset (see [`super::schema::Card`]).
 
-use super::schema::{msg, opt, omit, rep, map, Msg, STR, BOOL, I64, TIME, RAW_JSON};
+use super::schema::{map, msg, omit, opt, rep, Msg, BOOL, I64, RAW_JSON, STR, TIME};
 
 /// `meta/v1.DeleteOptions`.
 pub static DELETE_OPTIONS: Msg = Msg {
@@ -23,10 +23,7 @@ pub static DELETE_OPTIONS: Msg = Msg {
 /// `meta/v1.Preconditions`.
 pub static PRECONDITIONS: Msg = Msg {
     name: "meta/v1.Preconditions",
-    fields: &[
-        opt(1, "uid", STR),
-        opt(2, "resourceVersion", STR),
-    ],
+    fields: &[opt(1, "uid", STR), opt(2, "resourceVersion", STR)],
 };
 
 /// `meta/v1.ObjectMeta`.

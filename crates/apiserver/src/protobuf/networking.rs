@@ -4,8 +4,8 @@
 //! and `types.go`; `omit` marks Go value fields tagged `omitempty`, whose zero
 //! value means unset (see [`super::schema::Card`]).
 
+use super::schema::{inline, msg, omit, opt, rep, Msg, I32, INT_OR_STR, STR};
 use super::{meta, volume};
-use super::schema::{msg, opt, omit, rep, inline, Msg, STR, I32, INT_OR_STR};
 
 /// `networking/v1.Ingress`.
 pub static INGRESS: Msg = Msg {
@@ -49,9 +49,7 @@ pub static INGRESS_SPEC: Msg = Msg {
 /// `networking/v1.IngressStatus`.
 pub static INGRESS_STATUS: Msg = Msg {
     name: "networking/v1.IngressStatus",
-    fields: &[
-        opt(1, "loadBalancer", msg(&INGRESS_LOAD_BALANCER_STATUS)),
-    ],
+    fields: &[opt(1, "loadBalancer", msg(&INGRESS_LOAD_BALANCER_STATUS))],
 };
 
 /// `networking/v1.IngressClassSpec`.
@@ -86,27 +84,19 @@ pub static INGRESS_BACKEND: Msg = Msg {
 /// `networking/v1.IngressTLS`.
 pub static INGRESS_TLS: Msg = Msg {
     name: "networking/v1.IngressTLS",
-    fields: &[
-        rep(1, "hosts", STR),
-        omit(2, "secretName", STR),
-    ],
+    fields: &[rep(1, "hosts", STR), omit(2, "secretName", STR)],
 };
 
 /// `networking/v1.IngressRule`.
 pub static INGRESS_RULE: Msg = Msg {
     name: "networking/v1.IngressRule",
-    fields: &[
-        omit(1, "host", STR),
-        inline(2, msg(&INGRESS_RULE_VALUE)),
-    ],
+    fields: &[omit(1, "host", STR), inline(2, msg(&INGRESS_RULE_VALUE))],
 };
 
 /// `networking/v1.IngressLoadBalancerStatus`.
 pub static INGRESS_LOAD_BALANCER_STATUS: Msg = Msg {
     name: "networking/v1.IngressLoadBalancerStatus",
-    fields: &[
-        rep(1, "ingress", msg(&INGRESS_LOAD_BALANCER_INGRESS)),
-    ],
+    fields: &[rep(1, "ingress", msg(&INGRESS_LOAD_BALANCER_INGRESS))],
 };
 
 /// `networking/v1.IngressClassParametersReference`.
@@ -151,9 +141,7 @@ pub static INGRESS_SERVICE_BACKEND: Msg = Msg {
 /// `networking/v1.IngressRuleValue`.
 pub static INGRESS_RULE_VALUE: Msg = Msg {
     name: "networking/v1.IngressRuleValue",
-    fields: &[
-        opt(1, "http", msg(&HTTP_INGRESS_RULE_VALUE)),
-    ],
+    fields: &[opt(1, "http", msg(&HTTP_INGRESS_RULE_VALUE))],
 };
 
 /// `networking/v1.IngressLoadBalancerIngress`.
@@ -189,18 +177,13 @@ pub static NETWORK_POLICY_PEER: Msg = Msg {
 /// `networking/v1.ServiceBackendPort`.
 pub static SERVICE_BACKEND_PORT: Msg = Msg {
     name: "networking/v1.ServiceBackendPort",
-    fields: &[
-        omit(1, "name", STR),
-        omit(2, "number", I32),
-    ],
+    fields: &[omit(1, "name", STR), omit(2, "number", I32)],
 };
 
 /// `networking/v1.HTTPIngressRuleValue`.
 pub static HTTP_INGRESS_RULE_VALUE: Msg = Msg {
     name: "networking/v1.HTTPIngressRuleValue",
-    fields: &[
-        rep(1, "paths", msg(&HTTP_INGRESS_PATH)),
-    ],
+    fields: &[rep(1, "paths", msg(&HTTP_INGRESS_PATH))],
 };
 
 /// `networking/v1.IngressPortStatus`.
@@ -216,10 +199,7 @@ pub static INGRESS_PORT_STATUS: Msg = Msg {
 /// `networking/v1.IPBlock`.
 pub static IP_BLOCK: Msg = Msg {
     name: "networking/v1.IPBlock",
-    fields: &[
-        opt(1, "cidr", STR),
-        rep(2, "except", STR),
-    ],
+    fields: &[opt(1, "cidr", STR), rep(2, "except", STR)],
 };
 
 /// `networking/v1.HTTPIngressPath`.

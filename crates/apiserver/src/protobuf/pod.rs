@@ -5,15 +5,13 @@
 //! and `types.go`; `omit` marks Go value fields tagged `omitempty`, whose zero
 //! value means unset (see [`super::schema::Card`]).
 
+use super::schema::{inline, map, msg, omit, opt, rep, Msg, BOOL, I32, I64, INT_OR_STR, QTY, STR};
 use super::{meta, volume};
-use super::schema::{msg, opt, omit, rep, map, inline, Msg, STR, BOOL, I32, I64, QTY, INT_OR_STR};
 
 /// `core/v1.LocalObjectReference`.
 pub static LOCAL_OBJECT_REFERENCE: Msg = Msg {
     name: "core/v1.LocalObjectReference",
-    fields: &[
-        omit(1, "name", STR),
-    ],
+    fields: &[omit(1, "name", STR)],
 };
 
 /// `core/v1.PodSpec`.
@@ -53,7 +51,11 @@ pub static POD_SPEC: Msg = Msg {
         opt(30, "enableServiceLinks", BOOL),
         opt(31, "preemptionPolicy", STR),
         map(32, "overhead", QTY),
-        rep(33, "topologySpreadConstraints", msg(&TOPOLOGY_SPREAD_CONSTRAINT)),
+        rep(
+            33,
+            "topologySpreadConstraints",
+            msg(&TOPOLOGY_SPREAD_CONSTRAINT),
+        ),
         opt(35, "setHostnameAsFQDN", BOOL),
         opt(36, "os", msg(&POD_OS)),
         opt(37, "hostUsers", BOOL),
@@ -152,10 +154,7 @@ pub static TOLERATION: Msg = Msg {
 /// `core/v1.HostAlias`.
 pub static HOST_ALIAS: Msg = Msg {
     name: "core/v1.HostAlias",
-    fields: &[
-        opt(1, "ip", STR),
-        rep(2, "hostnames", STR),
-    ],
+    fields: &[opt(1, "ip", STR), rep(2, "hostnames", STR)],
 };
 
 /// `core/v1.PodDNSConfig`.
@@ -171,9 +170,7 @@ pub static POD_DNS_CONFIG: Msg = Msg {
 /// `core/v1.PodReadinessGate`.
 pub static POD_READINESS_GATE: Msg = Msg {
     name: "core/v1.PodReadinessGate",
-    fields: &[
-        opt(1, "conditionType", STR),
-    ],
+    fields: &[opt(1, "conditionType", STR)],
 };
 
 /// `core/v1.TopologySpreadConstraint`.
@@ -194,17 +191,13 @@ pub static TOPOLOGY_SPREAD_CONSTRAINT: Msg = Msg {
 /// `core/v1.PodOS`.
 pub static POD_OS: Msg = Msg {
     name: "core/v1.PodOS",
-    fields: &[
-        opt(1, "name", STR),
-    ],
+    fields: &[opt(1, "name", STR)],
 };
 
 /// `core/v1.PodSchedulingGate`.
 pub static POD_SCHEDULING_GATE: Msg = Msg {
     name: "core/v1.PodSchedulingGate",
-    fields: &[
-        opt(1, "name", STR),
-    ],
+    fields: &[opt(1, "name", STR)],
 };
 
 /// `core/v1.PodResourceClaim`.
@@ -230,18 +223,13 @@ pub static RESOURCE_REQUIREMENTS: Msg = Msg {
 /// `core/v1.PodSchedulingGroup`.
 pub static POD_SCHEDULING_GROUP: Msg = Msg {
     name: "core/v1.PodSchedulingGroup",
-    fields: &[
-        opt(1, "podGroupName", STR),
-    ],
+    fields: &[opt(1, "podGroupName", STR)],
 };
 
 /// `core/v1.EvictionResponder`.
 pub static EVICTION_RESPONDER: Msg = Msg {
     name: "core/v1.EvictionResponder",
-    fields: &[
-        opt(1, "name", STR),
-        opt(2, "priority", I32),
-    ],
+    fields: &[opt(1, "name", STR), opt(2, "priority", I32)],
 };
 
 /// `core/v1.ContainerPort`.
@@ -279,10 +267,7 @@ pub static ENV_VAR: Msg = Msg {
 /// `core/v1.ContainerResizePolicy`.
 pub static CONTAINER_RESIZE_POLICY: Msg = Msg {
     name: "core/v1.ContainerResizePolicy",
-    fields: &[
-        opt(1, "resourceName", STR),
-        opt(2, "restartPolicy", STR),
-    ],
+    fields: &[opt(1, "resourceName", STR), opt(2, "restartPolicy", STR)],
 };
 
 /// `core/v1.ContainerRestartRule`.
@@ -312,10 +297,7 @@ pub static VOLUME_MOUNT: Msg = Msg {
 /// `core/v1.VolumeDevice`.
 pub static VOLUME_DEVICE: Msg = Msg {
     name: "core/v1.VolumeDevice",
-    fields: &[
-        opt(1, "name", STR),
-        opt(2, "devicePath", STR),
-    ],
+    fields: &[opt(1, "name", STR), opt(2, "devicePath", STR)],
 };
 
 /// `core/v1.Probe`.
@@ -418,36 +400,35 @@ pub static WINDOWS_SECURITY_CONTEXT_OPTIONS: Msg = Msg {
 /// `core/v1.Sysctl`.
 pub static SYSCTL: Msg = Msg {
     name: "core/v1.Sysctl",
-    fields: &[
-        opt(1, "name", STR),
-        opt(2, "value", STR),
-    ],
+    fields: &[opt(1, "name", STR), opt(2, "value", STR)],
 };
 
 /// `core/v1.SeccompProfile`.
 pub static SECCOMP_PROFILE: Msg = Msg {
     name: "core/v1.SeccompProfile",
-    fields: &[
-        opt(1, "type", STR),
-        opt(2, "localhostProfile", STR),
-    ],
+    fields: &[opt(1, "type", STR), opt(2, "localhostProfile", STR)],
 };
 
 /// `core/v1.AppArmorProfile`.
 pub static APP_ARMOR_PROFILE: Msg = Msg {
     name: "core/v1.AppArmorProfile",
-    fields: &[
-        opt(1, "type", STR),
-        opt(2, "localhostProfile", STR),
-    ],
+    fields: &[opt(1, "type", STR), opt(2, "localhostProfile", STR)],
 };
 
 /// `core/v1.NodeAffinity`.
 pub static NODE_AFFINITY: Msg = Msg {
     name: "core/v1.NodeAffinity",
     fields: &[
-        opt(1, "requiredDuringSchedulingIgnoredDuringExecution", msg(&NODE_SELECTOR)),
-        rep(2, "preferredDuringSchedulingIgnoredDuringExecution", msg(&PREFERRED_SCHEDULING_TERM)),
+        opt(
+            1,
+            "requiredDuringSchedulingIgnoredDuringExecution",
+            msg(&NODE_SELECTOR),
+        ),
+        rep(
+            2,
+            "preferredDuringSchedulingIgnoredDuringExecution",
+            msg(&PREFERRED_SCHEDULING_TERM),
+        ),
     ],
 };
 
@@ -455,8 +436,16 @@ pub static NODE_AFFINITY: Msg = Msg {
 pub static POD_AFFINITY: Msg = Msg {
     name: "core/v1.PodAffinity",
     fields: &[
-        rep(1, "requiredDuringSchedulingIgnoredDuringExecution", msg(&POD_AFFINITY_TERM)),
-        rep(2, "preferredDuringSchedulingIgnoredDuringExecution", msg(&WEIGHTED_POD_AFFINITY_TERM)),
+        rep(
+            1,
+            "requiredDuringSchedulingIgnoredDuringExecution",
+            msg(&POD_AFFINITY_TERM),
+        ),
+        rep(
+            2,
+            "preferredDuringSchedulingIgnoredDuringExecution",
+            msg(&WEIGHTED_POD_AFFINITY_TERM),
+        ),
     ],
 };
 
@@ -464,27 +453,29 @@ pub static POD_AFFINITY: Msg = Msg {
 pub static POD_ANTI_AFFINITY: Msg = Msg {
     name: "core/v1.PodAntiAffinity",
     fields: &[
-        rep(1, "requiredDuringSchedulingIgnoredDuringExecution", msg(&POD_AFFINITY_TERM)),
-        rep(2, "preferredDuringSchedulingIgnoredDuringExecution", msg(&WEIGHTED_POD_AFFINITY_TERM)),
+        rep(
+            1,
+            "requiredDuringSchedulingIgnoredDuringExecution",
+            msg(&POD_AFFINITY_TERM),
+        ),
+        rep(
+            2,
+            "preferredDuringSchedulingIgnoredDuringExecution",
+            msg(&WEIGHTED_POD_AFFINITY_TERM),
+        ),
     ],
 };
 
 /// `core/v1.PodDNSConfigOption`.
 pub static POD_DNS_CONFIG_OPTION: Msg = Msg {
     name: "core/v1.PodDNSConfigOption",
-    fields: &[
-        omit(1, "name", STR),
-        opt(2, "value", STR),
-    ],
+    fields: &[omit(1, "name", STR), opt(2, "value", STR)],
 };
 
 /// `core/v1.ResourceClaim`.
 pub static RESOURCE_CLAIM: Msg = Msg {
     name: "core/v1.ResourceClaim",
-    fields: &[
-        opt(1, "name", STR),
-        omit(2, "request", STR),
-    ],
+    fields: &[opt(1, "name", STR), omit(2, "request", STR)],
 };
 
 /// `core/v1.ConfigMapEnvSource`.
@@ -520,10 +511,7 @@ pub static ENV_VAR_SOURCE: Msg = Msg {
 /// `core/v1.ContainerRestartRuleOnExitCodes`.
 pub static CONTAINER_RESTART_RULE_ON_EXIT_CODES: Msg = Msg {
     name: "core/v1.ContainerRestartRuleOnExitCodes",
-    fields: &[
-        omit(1, "operator", STR),
-        rep(2, "values", I32),
-    ],
+    fields: &[omit(1, "operator", STR), rep(2, "values", I32)],
 };
 
 /// `core/v1.ProbeHandler`.
@@ -551,18 +539,13 @@ pub static LIFECYCLE_HANDLER: Msg = Msg {
 /// `core/v1.Capabilities`.
 pub static CAPABILITIES: Msg = Msg {
     name: "core/v1.Capabilities",
-    fields: &[
-        rep(1, "add", STR),
-        rep(2, "drop", STR),
-    ],
+    fields: &[rep(1, "add", STR), rep(2, "drop", STR)],
 };
 
 /// `core/v1.NodeSelector`.
 pub static NODE_SELECTOR: Msg = Msg {
     name: "core/v1.NodeSelector",
-    fields: &[
-        rep(1, "nodeSelectorTerms", msg(&NODE_SELECTOR_TERM)),
-    ],
+    fields: &[rep(1, "nodeSelectorTerms", msg(&NODE_SELECTOR_TERM))],
 };
 
 /// `core/v1.PreferredSchedulingTerm`.
@@ -599,10 +582,7 @@ pub static WEIGHTED_POD_AFFINITY_TERM: Msg = Msg {
 /// `core/v1.ObjectFieldSelector`.
 pub static OBJECT_FIELD_SELECTOR: Msg = Msg {
     name: "core/v1.ObjectFieldSelector",
-    fields: &[
-        omit(1, "apiVersion", STR),
-        opt(2, "fieldPath", STR),
-    ],
+    fields: &[omit(1, "apiVersion", STR), opt(2, "fieldPath", STR)],
 };
 
 /// `core/v1.ResourceFieldSelector`.
@@ -649,9 +629,7 @@ pub static FILE_KEY_SELECTOR: Msg = Msg {
 /// `core/v1.ExecAction`.
 pub static EXEC_ACTION: Msg = Msg {
     name: "core/v1.ExecAction",
-    fields: &[
-        rep(1, "command", STR),
-    ],
+    fields: &[rep(1, "command", STR)],
 };
 
 /// `core/v1.HTTPGetAction`.
@@ -670,10 +648,7 @@ pub static HTTP_GET_ACTION: Msg = Msg {
 /// `core/v1.TCPSocketAction`.
 pub static TCP_SOCKET_ACTION: Msg = Msg {
     name: "core/v1.TCPSocketAction",
-    fields: &[
-        opt(1, "port", INT_OR_STR),
-        omit(2, "host", STR),
-    ],
+    fields: &[opt(1, "port", INT_OR_STR), omit(2, "host", STR)],
 };
 
 /// `core/v1.GRPCAction`.
@@ -689,9 +664,7 @@ pub static GRPC_ACTION: Msg = Msg {
 /// `core/v1.SleepAction`.
 pub static SLEEP_ACTION: Msg = Msg {
     name: "core/v1.SleepAction",
-    fields: &[
-        opt(1, "seconds", I64),
-    ],
+    fields: &[opt(1, "seconds", I64)],
 };
 
 /// `core/v1.NodeSelectorTerm`.
@@ -706,10 +679,7 @@ pub static NODE_SELECTOR_TERM: Msg = Msg {
 /// `core/v1.HTTPHeader`.
 pub static HTTP_HEADER: Msg = Msg {
     name: "core/v1.HTTPHeader",
-    fields: &[
-        opt(1, "name", STR),
-        opt(2, "value", STR),
-    ],
+    fields: &[opt(1, "name", STR), opt(2, "value", STR)],
 };
 
 /// `core/v1.NodeSelectorRequirement`.

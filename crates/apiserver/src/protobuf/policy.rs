@@ -5,7 +5,7 @@
 //! value means unset (see [`super::schema::Card`]).
 
 use super::meta;
-use super::schema::{msg, opt, omit, rep, map, Msg, STR, I32, I64, INT_OR_STR, TIME};
+use super::schema::{map, msg, omit, opt, rep, Msg, I32, I64, INT_OR_STR, STR, TIME};
 
 /// `policy/v1.PodDisruptionBudget`.
 pub static POD_DISRUPTION_BUDGET: Msg = Msg {

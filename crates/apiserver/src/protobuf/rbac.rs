@@ -5,7 +5,7 @@
 //! value means unset (see [`super::schema::Card`]).
 
 use super::meta;
-use super::schema::{msg, opt, omit, rep, Msg, STR};
+use super::schema::{msg, omit, opt, rep, Msg, STR};
 
 /// `rbac/v1.Role`.
 pub static ROLE: Msg = Msg {
@@ -61,9 +61,7 @@ pub static POLICY_RULE: Msg = Msg {
 /// `rbac/v1.AggregationRule`.
 pub static AGGREGATION_RULE: Msg = Msg {
     name: "rbac/v1.AggregationRule",
-    fields: &[
-        rep(1, "clusterRoleSelectors", msg(&meta::LABEL_SELECTOR)),
-    ],
+    fields: &[rep(1, "clusterRoleSelectors", msg(&meta::LABEL_SELECTOR))],
 };
 
 /// `rbac/v1.Subject`.

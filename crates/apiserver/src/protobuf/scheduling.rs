@@ -6,7 +6,7 @@
 //! value means unset (see [`super::schema::Card`]).
 
 use super::meta;
-use super::schema::{msg, opt, omit, rep, Msg, STR, BOOL, I32};
+use super::schema::{msg, omit, opt, rep, Msg, BOOL, I32, STR};
 
 /// `scheduling/v1.PriorityClass`.
 pub static PRIORITY_CLASS: Msg = Msg {
@@ -32,9 +32,7 @@ pub static WORKLOAD_POD_GROUP_SCHEDULING_POLICY: Msg = Msg {
 /// `scheduling/v1alpha3.WorkloadPodGroupSchedulingConstraints`.
 pub static WORKLOAD_POD_GROUP_SCHEDULING_CONSTRAINTS: Msg = Msg {
     name: "scheduling/v1alpha3.WorkloadPodGroupSchedulingConstraints",
-    fields: &[
-        rep(1, "topology", msg(&TOPOLOGY_CONSTRAINT)),
-    ],
+    fields: &[rep(1, "topology", msg(&TOPOLOGY_CONSTRAINT))],
 };
 
 /// `scheduling/v1alpha3.WorkloadPodGroupDisruptionMode`.
@@ -59,36 +57,29 @@ pub static WORKLOAD_POD_GROUP_RESOURCE_CLAIM: Msg = Msg {
 /// `scheduling/v1alpha3.WorkloadPodGroupBasicSchedulingPolicy`.
 pub static WORKLOAD_POD_GROUP_BASIC_SCHEDULING_POLICY: Msg = Msg {
     name: "scheduling/v1alpha3.WorkloadPodGroupBasicSchedulingPolicy",
-    fields: &[
-    ],
+    fields: &[],
 };
 
 /// `scheduling/v1alpha3.WorkloadPodGroupGangSchedulingPolicy`.
 pub static WORKLOAD_POD_GROUP_GANG_SCHEDULING_POLICY: Msg = Msg {
     name: "scheduling/v1alpha3.WorkloadPodGroupGangSchedulingPolicy",
-    fields: &[
-        opt(1, "minCount", I32),
-    ],
+    fields: &[opt(1, "minCount", I32)],
 };
 
 /// `scheduling/v1alpha3.TopologyConstraint`.
 pub static TOPOLOGY_CONSTRAINT: Msg = Msg {
     name: "scheduling/v1alpha3.TopologyConstraint",
-    fields: &[
-        opt(1, "key", STR),
-    ],
+    fields: &[opt(1, "key", STR)],
 };
 
 /// `scheduling/v1alpha3.WorkloadPodGroupSingleDisruptionMode`.
 pub static WORKLOAD_POD_GROUP_SINGLE_DISRUPTION_MODE: Msg = Msg {
     name: "scheduling/v1alpha3.WorkloadPodGroupSingleDisruptionMode",
-    fields: &[
-    ],
+    fields: &[],
 };
 
 /// `scheduling/v1alpha3.WorkloadPodGroupAllDisruptionMode`.
 pub static WORKLOAD_POD_GROUP_ALL_DISRUPTION_MODE: Msg = Msg {
     name: "scheduling/v1alpha3.WorkloadPodGroupAllDisruptionMode",
-    fields: &[
-    ],
+    fields: &[],
 };

@@ -95,7 +95,10 @@ impl Ty {
     /// Whether the value is a nested message on the wire (every type but
     /// the scalars), so that a repeated occurrence merges rather than replaces.
     pub fn is_message(self) -> bool {
-        !matches!(self, Ty::String | Ty::Bytes | Ty::Bool | Ty::Int32 | Ty::Int64)
+        !matches!(
+            self,
+            Ty::String | Ty::Bytes | Ty::Bool | Ty::Int32 | Ty::Int64
+        )
     }
 }
 
@@ -129,25 +132,50 @@ pub const fn msg(m: &'static Msg) -> Ty {
 
 /// A singular field kept whenever present (see [`Card::Opt`]).
 pub const fn opt(tag: u32, json: &'static str, ty: Ty) -> Field {
-    Field { tag, json, ty, card: Card::Opt }
+    Field {
+        tag,
+        json,
+        ty,
+        card: Card::Opt,
+    }
 }
 
 /// A singular `omitempty` value field (see [`Card::Omit`]).
 pub const fn omit(tag: u32, json: &'static str, ty: Ty) -> Field {
-    Field { tag, json, ty, card: Card::Omit }
+    Field {
+        tag,
+        json,
+        ty,
+        card: Card::Omit,
+    }
 }
 
 /// A repeated field.
 pub const fn rep(tag: u32, json: &'static str, ty: Ty) -> Field {
-    Field { tag, json, ty, card: Card::Rep }
+    Field {
+        tag,
+        json,
+        ty,
+        card: Card::Rep,
+    }
 }
 
 /// A `map<string, ty>` field.
 pub const fn map(tag: u32, json: &'static str, ty: Ty) -> Field {
-    Field { tag, json, ty, card: Card::Map }
+    Field {
+        tag,
+        json,
+        ty,
+        card: Card::Map,
+    }
 }
 
 /// An embedded message flattened into its parent's JSON (see [`Card::Inline`]).
 pub const fn inline(tag: u32, ty: Ty) -> Field {
-    Field { tag, json: "", ty, card: Card::Inline }
+    Field {
+        tag,
+        json: "",
+        ty,
+        card: Card::Inline,
+    }
 }

@@ -31,14 +31,19 @@ pub(crate) fn format(seconds: i64, nanos: i64, micro: bool) -> Result<Value, Str
     }
     let days = secs.div_euclid(86_400);
     if !(FIRST_DAY..=LAST_DAY).contains(&days) {
-        return Err(format!("timestamp {seconds}s is outside the years 0000 to 9999"));
+        return Err(format!(
+            "timestamp {seconds}s is outside the years 0000 to 9999"
+        ));
     }
     let of_day = secs.rem_euclid(86_400);
     // In range by the check above, so the narrowing cannot truncate.
     let (y, m, d) = civil_from_days(days as i64);
     let (hh, mm, ss) = (of_day / 3600, of_day / 60 % 60, of_day % 60);
     let text = if micro {
-        format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{:06}Z", frac / 1_000)
+        format!(
+            "{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{:06}Z",
+            frac / 1_000
+        )
     } else {
         format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
     };
@@ -52,11 +57,16 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468; // days since 0000-03-01
     let era = z.div_euclid(146_097);
     let day_of_era = z.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_from_march = (5 * day_of_year + 2) / 153;
     let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 };
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     (year, month, day)
 }
@@ -87,7 +97,10 @@ mod tests {
 
     #[test]
     fn micro_times_match_go() {
-        assert_eq!(format(1_704_164_645, 123_456_789, true).unwrap(), "2024-01-02T03:04:05.123456Z");
+        assert_eq!(
+            format(1_704_164_645, 123_456_789, true).unwrap(),
+            "2024-01-02T03:04:05.123456Z"
+        );
         assert_eq!(format(0, 0, true).unwrap(), "1970-01-01T00:00:00.000000Z");
         assert_eq!(format(-62_135_596_800, 999, true).unwrap(), Value::Null);
     }

@@ -5,8 +5,8 @@
 //! and `types.go`; `omit` marks Go value fields tagged `omitempty`, whose zero
 //! value means unset (see [`super::schema::Card`]).
 
+use super::schema::{inline, map, msg, omit, opt, rep, Msg, BOOL, I32, I64, QTY, STR};
 use super::{meta, pod};
-use super::schema::{msg, opt, omit, rep, map, inline, Msg, STR, BOOL, I32, I64, QTY};
 
 /// `core/v1.PersistentVolumeClaimSpec`.
 pub static PERSISTENT_VOLUME_CLAIM_SPEC: Msg = Msg {
@@ -27,19 +27,13 @@ pub static PERSISTENT_VOLUME_CLAIM_SPEC: Msg = Msg {
 /// `core/v1.Volume`.
 pub static VOLUME: Msg = Msg {
     name: "core/v1.Volume",
-    fields: &[
-        opt(1, "name", STR),
-        inline(2, msg(&VOLUME_SOURCE)),
-    ],
+    fields: &[opt(1, "name", STR), inline(2, msg(&VOLUME_SOURCE))],
 };
 
 /// `core/v1.VolumeResourceRequirements`.
 pub static VOLUME_RESOURCE_REQUIREMENTS: Msg = Msg {
     name: "core/v1.VolumeResourceRequirements",
-    fields: &[
-        map(1, "limits", QTY),
-        map(2, "requests", QTY),
-    ],
+    fields: &[map(1, "limits", QTY), map(2, "requests", QTY)],
 };
 
 /// `core/v1.TypedLocalObjectReference`.
@@ -69,14 +63,26 @@ pub static VOLUME_SOURCE: Msg = Msg {
     fields: &[
         opt(1, "hostPath", msg(&HOST_PATH_VOLUME_SOURCE)),
         opt(2, "emptyDir", msg(&EMPTY_DIR_VOLUME_SOURCE)),
-        opt(3, "gcePersistentDisk", msg(&GCE_PERSISTENT_DISK_VOLUME_SOURCE)),
-        opt(4, "awsElasticBlockStore", msg(&AWS_ELASTIC_BLOCK_STORE_VOLUME_SOURCE)),
+        opt(
+            3,
+            "gcePersistentDisk",
+            msg(&GCE_PERSISTENT_DISK_VOLUME_SOURCE),
+        ),
+        opt(
+            4,
+            "awsElasticBlockStore",
+            msg(&AWS_ELASTIC_BLOCK_STORE_VOLUME_SOURCE),
+        ),
         opt(5, "gitRepo", msg(&GIT_REPO_VOLUME_SOURCE)),
         opt(6, "secret", msg(&SECRET_VOLUME_SOURCE)),
         opt(7, "nfs", msg(&NFS_VOLUME_SOURCE)),
         opt(8, "iscsi", msg(&ISCSI_VOLUME_SOURCE)),
         opt(9, "glusterfs", msg(&GLUSTERFS_VOLUME_SOURCE)),
-        opt(10, "persistentVolumeClaim", msg(&PERSISTENT_VOLUME_CLAIM_VOLUME_SOURCE)),
+        opt(
+            10,
+            "persistentVolumeClaim",
+            msg(&PERSISTENT_VOLUME_CLAIM_VOLUME_SOURCE),
+        ),
         opt(11, "rbd", msg(&RBD_VOLUME_SOURCE)),
         opt(12, "flexVolume", msg(&FLEX_VOLUME_SOURCE)),
         opt(13, "cinder", msg(&CINDER_VOLUME_SOURCE)),
@@ -86,10 +92,18 @@ pub static VOLUME_SOURCE: Msg = Msg {
         opt(17, "fc", msg(&FC_VOLUME_SOURCE)),
         opt(18, "azureFile", msg(&AZURE_FILE_VOLUME_SOURCE)),
         opt(19, "configMap", msg(&CONFIG_MAP_VOLUME_SOURCE)),
-        opt(20, "vsphereVolume", msg(&VSPHERE_VIRTUAL_DISK_VOLUME_SOURCE)),
+        opt(
+            20,
+            "vsphereVolume",
+            msg(&VSPHERE_VIRTUAL_DISK_VOLUME_SOURCE),
+        ),
         opt(21, "quobyte", msg(&QUOBYTE_VOLUME_SOURCE)),
         opt(22, "azureDisk", msg(&AZURE_DISK_VOLUME_SOURCE)),
-        opt(23, "photonPersistentDisk", msg(&PHOTON_PERSISTENT_DISK_VOLUME_SOURCE)),
+        opt(
+            23,
+            "photonPersistentDisk",
+            msg(&PHOTON_PERSISTENT_DISK_VOLUME_SOURCE),
+        ),
         opt(26, "projected", msg(&PROJECTED_VOLUME_SOURCE)),
         opt(24, "portworxVolume", msg(&PORTWORX_VOLUME_SOURCE)),
         opt(25, "scaleIO", msg(&SCALE_IO_VOLUME_SOURCE)),
@@ -103,10 +117,7 @@ pub static VOLUME_SOURCE: Msg = Msg {
 /// `core/v1.HostPathVolumeSource`.
 pub static HOST_PATH_VOLUME_SOURCE: Msg = Msg {
     name: "core/v1.HostPathVolumeSource",
-    fields: &[
-        opt(1, "path", STR),
-        opt(2, "type", STR),
-    ],
+    fields: &[opt(1, "path", STR), opt(2, "type", STR)],
 };
 
 /// `core/v1.EmptyDirVolumeSource`.
@@ -204,10 +215,7 @@ pub static GLUSTERFS_VOLUME_SOURCE: Msg = Msg {
 /// `core/v1.PersistentVolumeClaimVolumeSource`.
 pub static PERSISTENT_VOLUME_CLAIM_VOLUME_SOURCE: Msg = Msg {
     name: "core/v1.PersistentVolumeClaimVolumeSource",
-    fields: &[
-        opt(1, "claimName", STR),
-        omit(2, "readOnly", BOOL),
-    ],
+    fields: &[opt(1, "claimName", STR), omit(2, "readOnly", BOOL)],
 };
 
 /// `core/v1.RBDVolumeSource`.
@@ -264,10 +272,7 @@ pub static CEPH_FS_VOLUME_SOURCE: Msg = Msg {
 /// `core/v1.FlockerVolumeSource`.
 pub static FLOCKER_VOLUME_SOURCE: Msg = Msg {
     name: "core/v1.FlockerVolumeSource",
-    fields: &[
-        omit(1, "datasetName", STR),
-        omit(2, "datasetUUID", STR),
-    ],
+    fields: &[omit(1, "datasetName", STR), omit(2, "datasetUUID", STR)],
 };
 
 /// `core/v1.DownwardAPIVolumeSource`.
@@ -354,10 +359,7 @@ pub static AZURE_DISK_VOLUME_SOURCE: Msg = Msg {
 /// `core/v1.PhotonPersistentDiskVolumeSource`.
 pub static PHOTON_PERSISTENT_DISK_VOLUME_SOURCE: Msg = Msg {
     name: "core/v1.PhotonPersistentDiskVolumeSource",
-    fields: &[
-        opt(1, "pdID", STR),
-        omit(2, "fsType", STR),
-    ],
+    fields: &[opt(1, "pdID", STR), omit(2, "fsType", STR)],
 };
 
 /// `core/v1.ProjectedVolumeSource`.
@@ -424,18 +426,17 @@ pub static CSI_VOLUME_SOURCE: Msg = Msg {
 /// `core/v1.EphemeralVolumeSource`.
 pub static EPHEMERAL_VOLUME_SOURCE: Msg = Msg {
     name: "core/v1.EphemeralVolumeSource",
-    fields: &[
-        opt(1, "volumeClaimTemplate", msg(&PERSISTENT_VOLUME_CLAIM_TEMPLATE)),
-    ],
+    fields: &[opt(
+        1,
+        "volumeClaimTemplate",
+        msg(&PERSISTENT_VOLUME_CLAIM_TEMPLATE),
+    )],
 };
 
 /// `core/v1.ImageVolumeSource`.
 pub static IMAGE_VOLUME_SOURCE: Msg = Msg {
     name: "core/v1.ImageVolumeSource",
-    fields: &[
-        omit(1, "reference", STR),
-        omit(2, "pullPolicy", STR),
-    ],
+    fields: &[omit(1, "reference", STR), omit(2, "pullPolicy", STR)],
 };
 
 /// `core/v1.KeyToPath`.
@@ -468,8 +469,16 @@ pub static VOLUME_PROJECTION: Msg = Msg {
         opt(1, "secret", msg(&SECRET_PROJECTION)),
         opt(2, "downwardAPI", msg(&DOWNWARD_API_PROJECTION)),
         opt(3, "configMap", msg(&CONFIG_MAP_PROJECTION)),
-        opt(4, "serviceAccountToken", msg(&SERVICE_ACCOUNT_TOKEN_PROJECTION)),
-        opt(5, "clusterTrustBundle", msg(&CLUSTER_TRUST_BUNDLE_PROJECTION)),
+        opt(
+            4,
+            "serviceAccountToken",
+            msg(&SERVICE_ACCOUNT_TOKEN_PROJECTION),
+        ),
+        opt(
+            5,
+            "clusterTrustBundle",
+            msg(&CLUSTER_TRUST_BUNDLE_PROJECTION),
+        ),
         opt(6, "podCertificate", msg(&POD_CERTIFICATE_PROJECTION)),
     ],
 };
@@ -496,9 +505,7 @@ pub static SECRET_PROJECTION: Msg = Msg {
 /// `core/v1.DownwardAPIProjection`.
 pub static DOWNWARD_API_PROJECTION: Msg = Msg {
     name: "core/v1.DownwardAPIProjection",
-    fields: &[
-        rep(1, "items", msg(&DOWNWARD_API_VOLUME_FILE)),
-    ],
+    fields: &[rep(1, "items", msg(&DOWNWARD_API_VOLUME_FILE))],
 };
 
 /// `core/v1.ConfigMapProjection`.

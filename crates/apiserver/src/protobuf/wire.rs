@@ -100,7 +100,9 @@ impl<'a> Reader<'a> {
                 self.pos += n;
                 Ok(out)
             }
-            _ => Err(format!("length {len} runs past the end of the data ({left} bytes left)")),
+            _ => Err(format!(
+                "length {len} runs past the end of the data ({left} bytes left)"
+            )),
         }
     }
 }

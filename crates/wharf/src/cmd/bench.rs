@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::{Args, Subcommand};
 
 #[derive(Args, Debug)]
@@ -14,6 +15,8 @@ pub struct BenchArgs {
 enum Suite {
     /// The embedded store against a local single-member etcd, on one workload.
     Store(StoreArgs),
+    /// The API server over HTTPS: pod creates, GETs, LISTs, watch delivery, memory.
+    Apiserver(ApiArgs),
 }
 
 #[derive(Args, Debug)]
@@ -50,6 +53,34 @@ struct StoreArgs {
     check_goals: bool,
 }
 
+#[derive(Args, Debug)]
+struct ApiArgs {
+    /// Pods created (about 2 KB of JSON each), then read by the GETs and LISTs.
+    #[arg(long)]
+    pods: Option<usize>,
+    /// Concurrent clients for the creates and GETs.
+    #[arg(long)]
+    clients: Option<usize>,
+    /// GETs of single pods.
+    #[arg(long)]
+    gets: Option<usize>,
+    /// Watches open in the watch phase.
+    #[arg(long)]
+    watchers: Option<usize>,
+    /// Writes in the watch phase.
+    #[arg(long)]
+    watch_events: Option<usize>,
+    /// Milliseconds between two writes of the watch phase.
+    #[arg(long)]
+    watch_pace_ms: Option<u64>,
+    /// Where the server's data directory goes (default: the system temp dir).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Exit non-zero if a goal is missed.
+    #[arg(long)]
+    check_goals: bool,
+}
+
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.suite {
         Suite::Store(a) => {
@@ -69,6 +100,30 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             set(&mut cfg.value_bytes, a.value_bytes);
             cfg.work_dir = a.work_dir;
             let report = bench::run_store_bench(&cfg).await?;
+            println!("{report}");
+            if a.check_goals && !report.all_goals_met() {
+                anyhow::bail!("some goals were missed");
+            }
+            Ok(())
+        }
+        Suite::Apiserver(a) => {
+            let mut cfg = bench::ApiBenchConfig::default();
+            let set = |field: &mut usize, v: Option<usize>| {
+                if let Some(v) = v {
+                    *field = v;
+                }
+            };
+            set(&mut cfg.pods, a.pods);
+            set(&mut cfg.clients, a.clients);
+            set(&mut cfg.gets, a.gets);
+            set(&mut cfg.watchers, a.watchers);
+            set(&mut cfg.watch_events, a.watch_events);
+            if let Some(ms) = a.watch_pace_ms {
+                cfg.watch_pace = std::time::Duration::from_millis(ms);
+            }
+            cfg.work_dir = a.work_dir;
+            let exe = std::env::current_exe().context("locating the wharf executable")?;
+            let report = bench::run_apiserver_bench(&cfg, &exe).await?;
             println!("{report}");
             if a.check_goals && !report.all_goals_met() {
                 anyhow::bail!("some goals were missed");

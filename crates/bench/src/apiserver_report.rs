@@ -1,0 +1,430 @@
+//! The results of the API server benchmark and the table they print as.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::{ApiBenchConfig, IDLE_SETTLE, LIST_RUNS, POD_NAMESPACE, WATCH_NAMESPACE};
+use crate::report::{fmt_num, render_table, Align};
+
+/// Goal: pod creates per second with [`ApiBenchConfig::clients`] concurrent clients.
+pub const GOAL_CREATES_PER_SEC: f64 = 5_000.0;
+/// Goal: 99th-percentile latency of a single-pod GET.
+pub const GOAL_GET_P99: Duration = Duration::from_millis(5);
+/// Goal: a full LIST of [`ApiBenchConfig::pods`] pods (the median run).
+pub const GOAL_LIST: Duration = Duration::from_millis(150);
+/// Goal: 99th-percentile watch delivery latency, from the write's issue.
+pub const GOAL_WATCH_P99: Duration = Duration::from_millis(10);
+/// Goal: resident memory of the idle server, in MiB.
+pub const GOAL_IDLE_RSS_MIB: f64 = 64.0;
+
+/// Watch delivery over every (watcher, event) pair.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WatchResults {
+    /// Median latency from the write being issued (its commit included).
+    pub p50: Duration,
+    /// 99th-percentile latency from the write being issued.
+    pub p99: Duration,
+    /// The longest delivery from the write being issued.
+    pub max: Duration,
+    /// Median latency from the write's acknowledgement, clamped at 0.
+    pub ack_p50: Duration,
+    /// 99th-percentile latency from the acknowledgement, clamped at 0.
+    pub ack_p99: Duration,
+    /// (watcher, event) deliveries measured.
+    pub samples: usize,
+    /// Deliveries that arrived before the writer had the acknowledgement.
+    pub clamped: usize,
+}
+
+/// What the API server benchmark measured.
+#[derive(Clone, Debug)]
+pub struct ApiReport {
+    /// The workload that was run.
+    pub config: ApiBenchConfig,
+    /// Mean size of a pod's JSON as sent.
+    pub pod_bytes: usize,
+    /// Size of a watched config map's JSON as sent.
+    pub watch_object_bytes: usize,
+    /// Pod creates per second, all clients together.
+    pub creates_per_sec: f64,
+    /// Median latency of one create.
+    pub create_p50: Duration,
+    /// 99th-percentile latency of one create.
+    pub create_p99: Duration,
+    /// Single-pod GETs per second, all clients together.
+    pub gets_per_sec: f64,
+    /// Median GET latency.
+    pub get_p50: Duration,
+    /// 99th-percentile GET latency.
+    pub get_p99: Duration,
+    /// Median time of a full LIST of the pods, to its last byte.
+    pub list_median: Duration,
+    /// Every timed LIST, in order.
+    pub list_runs: Vec<Duration>,
+    /// Bytes in one LIST response.
+    pub list_bytes: usize,
+    /// Watch delivery.
+    pub watch: WatchResults,
+    /// Server VmRSS [`IDLE_SETTLE`] after `/readyz`, in KiB.
+    pub rss_idle_kib: u64,
+    /// Server VmRSS right after the create phase, in KiB.
+    pub rss_loaded_kib: u64,
+    /// Server VmRSS after the watch phase, in KiB.
+    pub rss_end_kib: u64,
+    /// Server VmHWM (peak RSS) after the watch phase, in KiB.
+    pub hwm_end_kib: u64,
+    /// The client's TCP connections to the server after the create phase.
+    pub connections_after_creates: Option<usize>,
+    /// The client's TCP connections to the server with every watch open.
+    pub connections_with_watchers: Option<usize>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Goal {
+    AtLeast(f64),
+    AtMost(f64),
+}
+
+struct Row {
+    label: String,
+    value: f64,
+    decimals: usize,
+    unit: &'static str,
+    goal: Option<Goal>,
+}
+
+impl Row {
+    fn goal_text(&self) -> String {
+        match self.goal {
+            None => "-".into(),
+            Some(Goal::AtLeast(min)) => format!(">= {}{}", fmt_num(min, 0), self.unit),
+            Some(Goal::AtMost(max)) => format!("<= {}{}", fmt_num(max, 0), self.unit),
+        }
+    }
+
+    /// `None` without a goal; else whether it was met and the verdict text.
+    fn verdict(&self) -> Option<(bool, String)> {
+        let v = self.value;
+        Some(match self.goal? {
+            Goal::AtLeast(min) if v >= min => (true, "yes".into()),
+            Goal::AtLeast(min) => (
+                false,
+                format!(
+                    "NO (below by {}, {:.0}%)",
+                    fmt_num(min - v, self.decimals),
+                    (min - v) / min * 100.0
+                ),
+            ),
+            Goal::AtMost(max) if v <= max => (true, "yes".into()),
+            Goal::AtMost(max) => (
+                false,
+                format!(
+                    "NO (above by {}{}, {:.0}%)",
+                    fmt_num(v - max, self.decimals),
+                    self.unit,
+                    (v - max) / max * 100.0
+                ),
+            ),
+        })
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn count(n: Option<usize>) -> String {
+    n.map_or_else(|| "an unknown number of".into(), |n| n.to_string())
+}
+
+impl ApiReport {
+    fn rows(&self) -> Vec<Row> {
+        let c = &self.config;
+        vec![
+            Row {
+                label: format!("pod creates/s ({} concurrent clients)", c.clients),
+                value: self.creates_per_sec,
+                decimals: 0,
+                unit: "",
+                goal: Some(Goal::AtLeast(GOAL_CREATES_PER_SEC)),
+            },
+            Row {
+                label: format!("pod GET p50 (ms, {} concurrent clients)", c.clients),
+                value: ms(self.get_p50),
+                decimals: 3,
+                unit: " ms",
+                goal: None,
+            },
+            Row {
+                label: format!("pod GET p99 (ms, {} concurrent clients)", c.clients),
+                value: ms(self.get_p99),
+                decimals: 3,
+                unit: " ms",
+                goal: Some(Goal::AtMost(ms(GOAL_GET_P99))),
+            },
+            Row {
+                label: format!("LIST of {} pods (ms, median of {LIST_RUNS})", c.pods),
+                value: ms(self.list_median),
+                decimals: 1,
+                unit: " ms",
+                goal: Some(Goal::AtMost(ms(GOAL_LIST))),
+            },
+            Row {
+                label: format!("watch delivery p50 (ms, {} watchers)*", c.watchers),
+                value: ms(self.watch.p50),
+                decimals: 3,
+                unit: " ms",
+                goal: None,
+            },
+            Row {
+                label: format!("watch delivery p99 (ms, {} watchers)*", c.watchers),
+                value: ms(self.watch.p99),
+                decimals: 3,
+                unit: " ms",
+                goal: Some(Goal::AtMost(ms(GOAL_WATCH_P99))),
+            },
+            Row {
+                label: "server RSS idle (MiB)".into(),
+                value: mib(self.rss_idle_kib),
+                decimals: 1,
+                unit: " MiB",
+                goal: Some(Goal::AtMost(GOAL_IDLE_RSS_MIB)),
+            },
+            Row {
+                label: format!("server RSS with {} pods (MiB)", c.pods),
+                value: mib(self.rss_loaded_kib),
+                decimals: 1,
+                unit: " MiB",
+                goal: None,
+            },
+        ]
+    }
+
+    /// Whether every goal was met.
+    pub fn all_goals_met(&self) -> bool {
+        self.rows()
+            .iter()
+            .filter_map(Row::verdict)
+            .all(|(met, _)| met)
+    }
+}
+
+impl fmt::Display for ApiReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rows = self.rows();
+        let (mut goals, mut met) = (0, 0);
+        let cells: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                let verdict = match r.verdict() {
+                    Some((ok, text)) => {
+                        goals += 1;
+                        met += usize::from(ok);
+                        text
+                    }
+                    None => "-".into(),
+                };
+                vec![
+                    r.label.clone(),
+                    fmt_num(r.value, r.decimals),
+                    r.goal_text(),
+                    verdict,
+                ]
+            })
+            .collect();
+        f.write_str(&render_table(
+            &["metric", "value", "goal", "met?"],
+            &[Align::Left, Align::Right, Align::Right, Align::Left],
+            &cells,
+        ))?;
+
+        let c = &self.config;
+        let w = &self.watch;
+        let pct = |n: usize, of: usize| {
+            if of == 0 {
+                0.0
+            } else {
+                n as f64 * 100.0 / of as f64
+            }
+        };
+        writeln!(f)?;
+        writeln!(
+            f,
+            "Setup: `wharf server` (embedded SQLite, --disable-agent) started by the benchmark as a child process on a \
+             fresh data directory, listening on 127.0.0.1 only; the client is the `kube` crate in the benchmark process, \
+             HTTPS with the admin client certificate from the kubeconfig the server wrote, JSON, HTTP/1.1 (kube's TLS \
+             connector offers no HTTP/2, so every request in flight has its own connection). Client and server share \
+             this machine's {} CPUs. Request bodies are serialized before the clock starts; responses are timed to \
+             their last byte and not deserialized inside the timed span.",
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        )?;
+        writeln!(
+            f,
+            "creates: {} pods of {} bytes of JSON each (6 labels, 4 annotations, 2 containers with env, resources, \
+             ports and a probe; no nodeName) in namespace {POD_NAMESPACE}, from {} tasks with one request in flight \
+             each, over {} connections; per create p50 {:.3} / p99 {:.3} ms.",
+            c.pods,
+            self.pod_bytes,
+            c.clients,
+            count(self.connections_after_creates),
+            ms(self.create_p50),
+            ms(self.create_p99),
+        )?;
+        writeln!(
+            f,
+            "GET: {} GETs of single pods chosen at random among those created, from {} tasks: {} GETs/s.",
+            c.gets,
+            c.clients,
+            fmt_num(self.gets_per_sec, 0),
+        )?;
+        writeln!(
+            f,
+            "LIST: GET of every pod in the namespace, no limit, one page of {:.1} MiB, timed to the last byte; \
+             runs: {} ms.",
+            self.list_bytes as f64 / (1024.0 * 1024.0),
+            self.list_runs
+                .iter()
+                .map(|d| format!("{:.1}", ms(*d)))
+                .collect::<Vec<_>>()
+                .join(", "),
+        )?;
+        writeln!(
+            f,
+            "* watch: {} watches `?watch=1&resourceVersion=<rv>` on namespace {WATCH_NAMESPACE}'s config maps, over \
+             {} connections; one writer creates a config map ({} bytes of JSON) every {} ms, {} in all. Latency is \
+             measured for every (watcher, event) pair from the moment the writer issued the create to the moment \
+             the watcher's task had the event. It includes the write's own commit (request, validation, store \
+             commit, response), so it is an upper bound on commit-to-delivery. From the create's acknowledgement \
+             instead (0 when the event beat the ack): p50 {:.3} / p99 {:.3} ms; events that beat the ack: {} of {} \
+             ({:.1}%); longest delivery from the issue {:.3} ms. Every watcher got every event exactly once, at the \
+             resourceVersion the create returned.",
+            c.watchers,
+            count(self.connections_with_watchers),
+            self.watch_object_bytes,
+            c.watch_pace.as_millis(),
+            c.watch_events,
+            ms(w.ack_p50),
+            ms(w.ack_p99),
+            w.clamped,
+            w.samples,
+            pct(w.clamped, w.samples),
+            ms(w.max),
+        )?;
+        writeln!(
+            f,
+            "RSS: VmRSS of the server process from /proc/<pid>/status: idle = {} s after /readyz, before the \
+             benchmark's first request; with pods = right after the create phase; after the watch phase {:.1} MiB, \
+             peak (VmHWM) {:.1} MiB.",
+            IDLE_SETTLE.as_secs(),
+            mib(self.rss_end_kib),
+            mib(self.hwm_end_kib),
+        )?;
+        writeln!(
+            f,
+            "goals: >= {} creates/s; GET p99 <= {} ms; LIST of {} pods <= {} ms; watch p99 <= {} ms; idle RSS <= {} \
+             MiB. Goals met: {met} of {goals}.",
+            fmt_num(GOAL_CREATES_PER_SEC, 0),
+            GOAL_GET_P99.as_millis(),
+            c.pods,
+            GOAL_LIST.as_millis(),
+            GOAL_WATCH_P99.as_millis(),
+            GOAL_IDLE_RSS_MIB,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> ApiReport {
+        let ms = Duration::from_millis;
+        ApiReport {
+            config: ApiBenchConfig::default(),
+            pod_bytes: 2_050,
+            watch_object_bytes: 420,
+            creates_per_sec: 6_000.0,
+            create_p50: ms(4),
+            create_p99: ms(12),
+            gets_per_sec: 20_000.0,
+            get_p50: ms(1),
+            get_p99: ms(4),
+            list_median: ms(120),
+            list_runs: vec![ms(130), ms(120), ms(110), ms(125), ms(118)],
+            list_bytes: 30 * 1024 * 1024,
+            watch: WatchResults {
+                p50: ms(3),
+                p99: ms(9),
+                max: ms(20),
+                ack_p50: ms(1),
+                ack_p99: ms(5),
+                samples: 500_000,
+                clamped: 5_000,
+            },
+            rss_idle_kib: 40 * 1024,
+            rss_loaded_kib: 120 * 1024,
+            rss_end_kib: 150 * 1024,
+            hwm_end_kib: 160 * 1024,
+            connections_after_creates: Some(32),
+            connections_with_watchers: Some(1_032),
+        }
+    }
+
+    fn line<'a>(text: &'a str, start: &str) -> &'a str {
+        text.lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no line starting {start:?} in\n{text}"))
+    }
+
+    #[test]
+    fn all_goals_met() {
+        let r = report();
+        let text = r.to_string();
+        assert!(r.all_goals_met(), "{text}");
+        assert!(text.starts_with("metric "), "{text}");
+        let creates = line(&text, "pod creates/s (32 concurrent clients)");
+        assert!(creates.contains("6,000"), "{creates}");
+        assert!(creates.contains(">= 5,000"), "{creates}");
+        assert!(creates.trim_end().ends_with("| yes"), "{creates}");
+        let p50 = line(&text, "pod GET p50");
+        assert!(p50.trim_end().ends_with("| -"), "{p50}");
+        let list = line(&text, "LIST of 10000 pods (ms, median of 5)");
+        assert!(list.contains("120.0"), "{list}");
+        assert!(list.contains("<= 150 ms"), "{list}");
+        let rss = line(&text, "server RSS idle (MiB)");
+        assert!(rss.contains("40.0"), "{rss}");
+        assert!(rss.contains("<= 64 MiB"), "{rss}");
+        assert!(text.contains("Goals met: 5 of 5."), "{text}");
+        assert!(
+            text.contains("events that beat the ack: 5000 of 500000 (1.0%)"),
+            "{text}"
+        );
+        assert!(text.contains("over 1032 connections"), "{text}");
+    }
+
+    #[test]
+    fn missed_goals_say_by_how_much() {
+        let mut r = report();
+        r.creates_per_sec = 3_750.0;
+        r.watch.p99 = Duration::from_millis(15);
+        r.rss_idle_kib = 80 * 1024;
+        r.connections_with_watchers = None;
+        let text = r.to_string();
+        assert!(!r.all_goals_met());
+        let creates = line(&text, "pod creates/s");
+        assert!(creates.contains("NO (below by 1,250, 25%)"), "{creates}");
+        let watch = line(&text, "watch delivery p99");
+        assert!(watch.contains("NO (above by 5.000 ms, 50%)"), "{watch}");
+        let rss = line(&text, "server RSS idle");
+        assert!(rss.contains("NO (above by 16.0 MiB, 25%)"), "{rss}");
+        assert!(text.contains("Goals met: 2 of 5."), "{text}");
+        assert!(
+            text.contains("over an unknown number of connections"),
+            "{text}"
+        );
+    }
+}
