@@ -335,7 +335,7 @@ async fn read_body(req: Request<Incoming>) -> ApiResult<Bytes> {
 }
 
 /// Decode a JSON or YAML object body.
-fn decode_object(content_type: &str, body: &[u8]) -> ApiResult<Value> {
+pub(crate) fn decode_object(content_type: &str, body: &[u8]) -> ApiResult<Value> {
     let mt = content_type.split(';').next().unwrap_or("").trim();
     match mt {
         "" | "application/json" => serde_json::from_slice(body)

@@ -27,9 +27,13 @@ fn json_response(code: u16, v: &Value) -> Response<Body> {
     r
 }
 
-fn decode(body: &[u8]) -> ApiResult<Value> {
+fn decode(content_type: &str, body: &[u8]) -> ApiResult<Value> {
+    crate::handler::decode_object(content_type, body)
+}
+
+fn decode_patch(body: &[u8]) -> ApiResult<Value> {
     serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("error decoding JSON: {e}")))
+        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))
 }
 
 /// The label selector of a workload, as the Scale status shows it.
@@ -106,9 +110,9 @@ pub async fn handle(
         ("scale", m @ (Method::PUT | Method::PATCH)) => {
             let current = to_scale(&reg.get(&parent, None).await?);
             let scale = if m == Method::PUT {
-                decode(&body)?
+                decode(content_type, &body)?
             } else {
-                let patch = decode(&body)?;
+                let patch = decode_patch(&body)?;
                 let mut doc = current.clone();
                 match content_type.split(';').next().unwrap_or("").trim() {
                     "application/json-patch+json" => {
@@ -155,7 +159,7 @@ pub async fn handle(
             Ok(json_response(200, &to_scale(&updated)))
         }
         ("binding", Method::POST) => {
-            let b = decode(&body)?;
+            let b = decode(content_type, &body)?;
             let node = b["target"]["name"].as_str().unwrap_or("").to_string();
             if node.is_empty() {
                 return Err(ApiError::invalid(
@@ -195,7 +199,7 @@ pub async fn handle(
             ))
         }
         ("eviction", Method::POST) => {
-            let ev = decode(&body)?;
+            let ev = decode(content_type, &body)?;
             let pod = reg.get(&parent, None).await?;
             let labels = pod["metadata"]["labels"]
                 .as_object()
@@ -236,7 +240,7 @@ pub async fn handle(
             ))
         }
         ("finalize", Method::PUT) => {
-            let ns_obj = decode(&body)?;
+            let ns_obj = decode(content_type, &body)?;
             let finalizers = ns_obj["spec"]["finalizers"].clone();
             let updated = reg
                 .modify(info, None, &name, None, |obj| {

@@ -24,8 +24,8 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use test_support::ChildGuard;
 
 pub use report::{
-    ApiReport, WatchResults, GOAL_CREATES_PER_SEC, GOAL_GET_P99, GOAL_IDLE_RSS_MIB, GOAL_LIST,
-    GOAL_WATCH_P99,
+    ApiReport, PhaseCpu, WatchResults, GOAL_CREATES_PER_SEC, GOAL_GET_P99, GOAL_IDLE_RSS_MIB,
+    GOAL_LIST, GOAL_WATCH_P99,
 };
 
 /// How many times the full LIST is timed; the median is reported.
@@ -267,6 +267,13 @@ impl Server {
         Ok((rss, hwm))
     }
 
+    /// Reads the CPU time of the server and of this process.
+    pub(crate) fn cpu_meter(&self) -> CpuMeter {
+        CpuMeter {
+            server_pid: self.pid,
+        }
+    }
+
     /// The server's port.
     pub(crate) fn port(&self) -> u16 {
         self.port
@@ -284,6 +291,61 @@ impl Server {
     /// SIGKILL the server by its PID and reap it.
     fn stop(&mut self) {
         self.guard.kill();
+    }
+}
+
+/// Clock ticks per second of the times in `/proc/<pid>/stat` (`USER_HZ`,
+/// 100 on every Linux ABI).
+const USER_HZ: u64 = 100;
+
+/// User plus system CPU time, all threads, from a `/proc/<pid>/stat` line.
+fn stat_cpu(stat: &str) -> Option<Duration> {
+    // Fields after the command name, which is in parentheses and may hold
+    // spaces: the state (field 3) comes first, utime and stime are 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = f.get(11)?.parse().ok()?;
+    let stime: u64 = f.get(12)?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 1000 / USER_HZ))
+}
+
+fn process_cpu(pid: &str) -> Option<Duration> {
+    stat_cpu(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Samples the CPU time of the server and of the benchmark process.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CpuMeter {
+    server_pid: u32,
+}
+
+/// CPU times at one instant.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CpuSample {
+    at: Instant,
+    server: Option<Duration>,
+    client: Option<Duration>,
+}
+
+impl CpuMeter {
+    pub(crate) fn sample(&self) -> CpuSample {
+        CpuSample {
+            at: Instant::now(),
+            server: process_cpu(&self.server_pid.to_string()),
+            client: process_cpu("self"),
+        }
+    }
+}
+
+impl CpuSample {
+    /// What was spent from `self` to `later`.
+    pub(crate) fn until(&self, later: &CpuSample) -> PhaseCpu {
+        let diff = |a: Option<Duration>, b: Option<Duration>| Some(b?.saturating_sub(a?));
+        PhaseCpu {
+            wall: later.at.saturating_duration_since(self.at),
+            server: diff(self.server, later.server),
+            client: diff(self.client, later.client),
+        }
     }
 }
 
@@ -360,6 +422,14 @@ mod tests {
         assert_eq!(status_kib(status, "VmSwap"), None);
         // A field name that is a prefix of another does not match it.
         assert_eq!(status_kib("VmRSSx:\t1 kB\n", "VmRSS"), None);
+    }
+
+    #[test]
+    fn stat_cpu_times() {
+        let stat = "4242 (wharf (x) y) S 1 4242 4242 0 -1 4194560 5000 0 3 0 250 125 0 0 20 0 9 0 100 900000 7000 18446744073709551615";
+        assert_eq!(stat_cpu(stat), Some(Duration::from_millis(3_750)));
+        assert_eq!(stat_cpu("4242 (wharf) S 1"), None);
+        assert!(process_cpu("self").is_some());
     }
 
     #[test]

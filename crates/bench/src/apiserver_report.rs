@@ -36,6 +36,49 @@ pub struct WatchResults {
     pub clamped: usize,
 }
 
+/// CPU spent during one phase, by the server and by the benchmark process
+/// (the client), from `/proc/<pid>/stat`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PhaseCpu {
+    /// Wall time the samples span.
+    pub wall: Duration,
+    /// CPU time of the server process, all threads; `None` if unreadable.
+    pub server: Option<Duration>,
+    /// CPU time of the benchmark process, all threads; `None` if unreadable.
+    pub client: Option<Duration>,
+}
+
+impl PhaseCpu {
+    /// The sum of two spans.
+    pub fn add(&self, other: &PhaseCpu) -> PhaseCpu {
+        let sum = |a: Option<Duration>, b: Option<Duration>| Some(a? + b?);
+        PhaseCpu {
+            wall: self.wall + other.wall,
+            server: sum(self.server, other.server),
+            client: sum(self.client, other.client),
+        }
+    }
+
+    /// Average cores busy: CPU time over wall time.
+    fn cores(&self, cpu: Option<Duration>) -> String {
+        match cpu {
+            Some(c) if !self.wall.is_zero() => {
+                format!("{:.2}", c.as_secs_f64() / self.wall.as_secs_f64())
+            }
+            _ => "?".into(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "server {} + client {} cores over {:.2} s",
+            self.cores(self.server),
+            self.cores(self.client),
+            self.wall.as_secs_f64()
+        )
+    }
+}
+
 /// What the API server benchmark measured.
 #[derive(Clone, Debug)]
 pub struct ApiReport {
@@ -77,6 +120,14 @@ pub struct ApiReport {
     pub connections_after_creates: Option<usize>,
     /// The client's TCP connections to the server with every watch open.
     pub connections_with_watchers: Option<usize>,
+    /// CPU during the timed creates.
+    pub cpu_creates: PhaseCpu,
+    /// CPU during the timed GETs.
+    pub cpu_gets: PhaseCpu,
+    /// CPU during the timed LISTs, all runs together.
+    pub cpu_list: PhaseCpu,
+    /// CPU from the first timed watch write until every watcher saw the end.
+    pub cpu_watch: PhaseCpu,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -167,21 +218,30 @@ impl ApiReport {
                 goal: Some(Goal::AtMost(ms(GOAL_GET_P99))),
             },
             Row {
-                label: format!("LIST of {} pods (ms, median of {LIST_RUNS})", c.pods),
+                label: format!(
+                    "LIST of {} pods (ms, median of {LIST_RUNS})",
+                    fmt_num(c.pods as f64, 0)
+                ),
                 value: ms(self.list_median),
                 decimals: 1,
                 unit: " ms",
                 goal: Some(Goal::AtMost(ms(GOAL_LIST))),
             },
             Row {
-                label: format!("watch delivery p50 (ms, {} watchers)*", c.watchers),
+                label: format!(
+                    "watch delivery p50 (ms, {} watchers)*",
+                    fmt_num(c.watchers as f64, 0)
+                ),
                 value: ms(self.watch.p50),
                 decimals: 3,
                 unit: " ms",
                 goal: None,
             },
             Row {
-                label: format!("watch delivery p99 (ms, {} watchers)*", c.watchers),
+                label: format!(
+                    "watch delivery p99 (ms, {} watchers)*",
+                    fmt_num(c.watchers as f64, 0)
+                ),
                 value: ms(self.watch.p99),
                 decimals: 3,
                 unit: " ms",
@@ -195,7 +255,7 @@ impl ApiReport {
                 goal: Some(Goal::AtMost(GOAL_IDLE_RSS_MIB)),
             },
             Row {
-                label: format!("server RSS with {} pods (MiB)", c.pods),
+                label: format!("server RSS with {} pods (MiB)", fmt_num(c.pods as f64, 0)),
                 value: mib(self.rss_loaded_kib),
                 decimals: 1,
                 unit: " MiB",
@@ -264,7 +324,7 @@ impl fmt::Display for ApiReport {
         )?;
         writeln!(
             f,
-            "creates: {} pods of {} bytes of JSON each (6 labels, 4 annotations, 2 containers with env, resources, \
+            "creates: {} pods of {} bytes of JSON each (6 labels, 5 annotations, 2 containers with env, resources, \
              ports and a probe; no nodeName) in namespace {POD_NAMESPACE}, from {} tasks with one request in flight \
              each, over {} connections; per create p50 {:.3} / p99 {:.3} ms.",
             c.pods,
@@ -325,11 +385,19 @@ impl fmt::Display for ApiReport {
         )?;
         writeln!(
             f,
+            "CPU (cores busy = CPU time / wall time, /proc/<pid>/stat): creates {}; GETs {}; LISTs {}; watch {}.",
+            self.cpu_creates.describe(),
+            self.cpu_gets.describe(),
+            self.cpu_list.describe(),
+            self.cpu_watch.describe(),
+        )?;
+        writeln!(
+            f,
             "goals: >= {} creates/s; GET p99 <= {} ms; LIST of {} pods <= {} ms; watch p99 <= {} ms; idle RSS <= {} \
              MiB. Goals met: {met} of {goals}.",
             fmt_num(GOAL_CREATES_PER_SEC, 0),
             GOAL_GET_P99.as_millis(),
-            c.pods,
+            fmt_num(c.pods as f64, 0),
             GOAL_LIST.as_millis(),
             GOAL_WATCH_P99.as_millis(),
             GOAL_IDLE_RSS_MIB,
@@ -371,6 +439,18 @@ mod tests {
             hwm_end_kib: 160 * 1024,
             connections_after_creates: Some(32),
             connections_with_watchers: Some(1_032),
+            cpu_creates: PhaseCpu {
+                wall: Duration::from_secs(2),
+                server: Some(Duration::from_millis(2_500)),
+                client: Some(Duration::from_millis(1_000)),
+            },
+            cpu_gets: PhaseCpu::default(),
+            cpu_list: PhaseCpu::default(),
+            cpu_watch: PhaseCpu {
+                wall: Duration::from_secs(3),
+                server: None,
+                client: Some(Duration::from_secs(3)),
+            },
         }
     }
 
@@ -392,7 +472,7 @@ mod tests {
         assert!(creates.trim_end().ends_with("| yes"), "{creates}");
         let p50 = line(&text, "pod GET p50");
         assert!(p50.trim_end().ends_with("| -"), "{p50}");
-        let list = line(&text, "LIST of 10000 pods (ms, median of 5)");
+        let list = line(&text, "LIST of 10,000 pods (ms, median of 5)");
         assert!(list.contains("120.0"), "{list}");
         assert!(list.contains("<= 150 ms"), "{list}");
         let rss = line(&text, "server RSS idle (MiB)");
@@ -404,6 +484,33 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("over 1032 connections"), "{text}");
+        assert!(
+            text.contains("creates server 1.25 + client 0.50 cores over 2.00 s; GETs server ? + client ? cores"),
+            "{text}"
+        );
+        assert!(
+            text.contains("watch server ? + client 1.00 cores over 3.00 s."),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn phase_cpu_adds() {
+        let a = PhaseCpu {
+            wall: Duration::from_millis(100),
+            server: Some(Duration::from_millis(150)),
+            client: Some(Duration::from_millis(50)),
+        };
+        let b = PhaseCpu {
+            wall: Duration::from_millis(300),
+            server: Some(Duration::from_millis(250)),
+            client: None,
+        };
+        let s = a.add(&b);
+        assert_eq!(s.wall, Duration::from_millis(400));
+        assert_eq!(s.server, Some(Duration::from_millis(400)));
+        assert_eq!(s.client, None);
+        assert_eq!(s.describe(), "server 1.00 + client ? cores over 0.40 s");
     }
 
     #[test]

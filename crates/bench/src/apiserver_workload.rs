@@ -32,9 +32,9 @@ use tokio::sync::{mpsc, Barrier, Semaphore};
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::MissedTickBehavior;
 
-use super::report::{ApiReport, WatchResults};
+use super::report::{ApiReport, PhaseCpu, WatchResults};
 use super::{
-    client_connections, ApiBenchConfig, Server, IDLE_SETTLE, LIST_RUNS, POD_NAMESPACE,
+    client_connections, ApiBenchConfig, CpuMeter, Server, IDLE_SETTLE, LIST_RUNS, POD_NAMESPACE,
     WATCH_NAMESPACE,
 };
 use crate::stats::{median, percentile, rate};
@@ -58,6 +58,7 @@ pub(crate) async fn run(
     server: &mut Server,
 ) -> Result<ApiReport> {
     let name = "[bench] apiserver";
+    let meter = server.cpu_meter();
     tokio::time::sleep(IDLE_SETTLE).await;
     let (rss_idle_kib, _) = server.memory_kib()?;
     eprintln!(
@@ -74,7 +75,7 @@ pub(crate) async fn run(
         "{name}: creates: {} pods from {} tasks ...",
         cfg.pods, cfg.clients
     );
-    let c = creates(client, cfg).await?;
+    let c = creates(client, cfg, meter).await?;
     let connections_after_creates = client_connections(server.port());
     let (rss_loaded_kib, _) = server.memory_kib()?;
     let creates_per_sec = rate(cfg.pods, c.took);
@@ -93,7 +94,7 @@ pub(crate) async fn run(
         "{name}: GETs: {} of random pods from {} tasks ...",
         cfg.gets, cfg.clients
     );
-    let g = gets(client, cfg).await?;
+    let g = gets(client, cfg, meter).await?;
     let gets_per_sec = rate(cfg.gets, g.took);
     eprintln!(
         "{name}:   {gets_per_sec:.0} GETs/s ({:.2} s), p50 {:.3} / p99 {:.3} ms",
@@ -103,7 +104,7 @@ pub(crate) async fn run(
     );
 
     eprintln!("{name}: LIST: all {} pods, {LIST_RUNS} times ...", cfg.pods);
-    let (list_runs, list_bytes) = lists(client, cfg).await?;
+    let (list_runs, list_bytes, cpu_list) = lists(client, cfg, meter).await?;
     let list_median = median(&list_runs).expect("at least one LIST");
     eprintln!(
         "{name}:   median {:.1} ms ({}), {:.1} MiB per response",
@@ -122,7 +123,8 @@ pub(crate) async fn run(
         cfg.watch_events,
         cfg.watch_pace.as_millis()
     );
-    let (watch, connections_with_watchers) = watch_latency(client, cfg, server.port()).await?;
+    let (watch, connections_with_watchers, cpu_watch) =
+        watch_latency(client, cfg, server.port(), meter).await?;
     eprintln!(
         "{name}:   p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms over {} deliveries ({} before the ack); \
          from the ack p50 {:.3} / p99 {:.3} ms; {} client connections",
@@ -157,6 +159,10 @@ pub(crate) async fn run(
         hwm_end_kib,
         connections_after_creates,
         connections_with_watchers,
+        cpu_creates: c.cpu,
+        cpu_gets: g.cpu,
+        cpu_list,
+        cpu_watch,
     })
 }
 
@@ -278,8 +284,13 @@ async fn join_all<T>(handles: Vec<JoinHandle<Result<T>>>) -> Result<Vec<T>> {
 }
 
 /// Run `per_task` for each of `tasks` tasks, released together; returns their
-/// outputs and the time from the release until the last one finished.
-async fn timed_tasks<T, F, Fut>(tasks: usize, mut per_task: F) -> Result<(Vec<T>, Duration)>
+/// outputs, the time from the release until the last one finished, and the
+/// CPU spent meanwhile.
+async fn timed_tasks<T, F, Fut>(
+    tasks: usize,
+    meter: CpuMeter,
+    mut per_task: F,
+) -> Result<(Vec<T>, Duration, PhaseCpu)>
 where
     T: Send + 'static,
     F: FnMut(usize) -> Fut,
@@ -295,10 +306,13 @@ where
             work.await
         }));
     }
+    let before = meter.sample();
     barrier.wait().await;
     let start = Instant::now();
     let out = join_all(handles).await?;
-    Ok((out, start.elapsed()))
+    let took = start.elapsed();
+    let cpu = before.until(&meter.sample());
+    Ok((out, took, cpu))
 }
 
 /// Sorted latencies' p50 and p99.
@@ -375,6 +389,10 @@ fn make_pod(i: usize) -> Pod {
         ("prometheus.io/port", "9090".to_string()),
         ("kubectl.kubernetes.io/default-container", "web".to_string()),
         (
+            "bench.wharf.dev/owner",
+            "team-frontend@example.com".to_string(),
+        ),
+        (
             "bench.wharf.dev/config-checksum",
             format!(
                 "sha256:{:064x}",
@@ -403,6 +421,12 @@ fn make_pod(i: usize) -> Pod {
             ),
             env("CACHE_TTL_SECONDS", "300"),
             env("FEATURE_FLAGS", "compression,http2,keepalive"),
+            env(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "http://otel-collector.observability.svc.cluster.local:4317",
+            ),
+            env("GOMAXPROCS", "1"),
+            env("TZ", "UTC"),
         ]),
         ports: Some(vec![port("http", 8080), port("metrics", 9090)]),
         resources: Some(resources("250m", "256Mi", "1", "512Mi")),
@@ -458,6 +482,7 @@ fn pod_json(i: usize) -> Vec<u8> {
 
 struct Creates {
     took: Duration,
+    cpu: PhaseCpu,
     p50: Duration,
     p99: Duration,
     pod_bytes: usize,
@@ -465,11 +490,11 @@ struct Creates {
 
 /// `cfg.pods` creates from `cfg.clients` tasks, task `t` taking every
 /// `clients`-th pod from `t`; bodies are serialized before the clock starts.
-async fn creates(client: &Client, cfg: &ApiBenchConfig) -> Result<Creates> {
+async fn creates(client: &Client, cfg: &ApiBenchConfig, meter: CpuMeter) -> Result<Creates> {
     let tasks = cfg.clients.min(cfg.pods);
     let path = Arc::new(pods_path());
     let mut total_bytes = 0;
-    let (lats, took) = timed_tasks(tasks, |t| {
+    let (lats, took, cpu) = timed_tasks(tasks, meter, |t| {
         let bodies: Vec<(usize, Vec<u8>)> = (t..cfg.pods)
             .step_by(tasks)
             .map(|i| (i, pod_json(i)))
@@ -498,6 +523,7 @@ async fn creates(client: &Client, cfg: &ApiBenchConfig) -> Result<Creates> {
     let (p50, p99) = p50_p99(lats.into_iter().flatten().collect());
     Ok(Creates {
         took,
+        cpu,
         p50,
         p99,
         pod_bytes: total_bytes / cfg.pods,
@@ -506,16 +532,17 @@ async fn creates(client: &Client, cfg: &ApiBenchConfig) -> Result<Creates> {
 
 struct Gets {
     took: Duration,
+    cpu: PhaseCpu,
     p50: Duration,
     p99: Duration,
 }
 
 /// `cfg.gets` GETs of pods chosen at random, from `cfg.clients` tasks. Every
 /// one must answer 200 with the pod asked for.
-async fn gets(client: &Client, cfg: &ApiBenchConfig) -> Result<Gets> {
+async fn gets(client: &Client, cfg: &ApiBenchConfig, meter: CpuMeter) -> Result<Gets> {
     let tasks = cfg.clients.min(cfg.gets);
     let base = pods_path();
-    let (lats, took) = timed_tasks(tasks, |t| {
+    let (lats, took, cpu) = timed_tasks(tasks, meter, |t| {
         let n = cfg.gets / tasks + usize::from(t < cfg.gets % tasks);
         let mut rng = StdRng::seed_from_u64(t as u64);
         let targets: Vec<(String, String)> = (0..n)
@@ -549,7 +576,12 @@ async fn gets(client: &Client, cfg: &ApiBenchConfig) -> Result<Gets> {
     })
     .await?;
     let (p50, p99) = p50_p99(lats.into_iter().flatten().collect());
-    Ok(Gets { took, p50, p99 })
+    Ok(Gets {
+        took,
+        cpu,
+        p50,
+        p99,
+    })
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -557,16 +589,23 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 /// [`LIST_RUNS`] full LISTs of the pods (no limit), each timed to its last
-/// byte and then checked to hold every pod in one page. Returns the times and
-/// the size of the last response.
-async fn lists(client: &Client, cfg: &ApiBenchConfig) -> Result<(Vec<Duration>, usize)> {
+/// byte and then checked to hold every pod in one page. Returns the times,
+/// the size of the last response, and the CPU spent in the timed spans.
+async fn lists(
+    client: &Client,
+    cfg: &ApiBenchConfig,
+    meter: CpuMeter,
+) -> Result<(Vec<Duration>, usize, PhaseCpu)> {
     let path = pods_path();
     let mut runs = Vec::with_capacity(LIST_RUNS);
     let mut bytes = 0;
+    let mut cpu = PhaseCpu::default();
     for _ in 0..LIST_RUNS {
+        let before = meter.sample();
         let start = Instant::now();
         let body = call_ok(client, get(&path), "LIST of the pods").await?;
         runs.push(start.elapsed());
+        cpu = cpu.add(&before.until(&meter.sample()));
         let list: SlimList = serde_json::from_slice(&body).context("parsing the pod list")?;
         ensure!(
             list.items.len() == cfg.pods,
@@ -580,7 +619,7 @@ async fn lists(client: &Client, cfg: &ApiBenchConfig) -> Result<(Vec<Duration>, 
         );
         bytes = body.len();
     }
-    Ok((runs, bytes))
+    Ok((runs, bytes, cpu))
 }
 
 // ---------------------------------------------------------------------------
@@ -629,12 +668,14 @@ struct Delivery {
 /// namespace's config maps, each drained by its own task; wait until all are
 /// live; then create `cfg.watch_events` config maps at a steady pace from one
 /// task and time, for every (watcher, event) pair, the delivery. Also returns
-/// the client's connection count while the watches were open.
+/// the client's connection count while the watches were open, and the CPU
+/// spent from the first timed write until every watcher saw the end.
 async fn watch_latency(
     client: &Client,
     cfg: &ApiBenchConfig,
     port: u16,
-) -> Result<(WatchResults, Option<usize>)> {
+    meter: CpuMeter,
+) -> Result<(WatchResults, Option<usize>, PhaseCpu)> {
     let path = configmaps_path();
     let body = call_ok(client, get(&path), "LIST of the watched config maps").await?;
     let list: SlimList = serde_json::from_slice(&body).context("parsing the config map list")?;
@@ -704,6 +745,7 @@ async fn watch_latency(
     let mut writes = Vec::with_capacity(cfg.watch_events);
     let mut tick = tokio::time::interval(cfg.watch_pace);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let before = meter.sample();
     for (i, body) in bodies.into_iter().enumerate() {
         tick.tick().await;
         let issued = Instant::now();
@@ -735,7 +777,8 @@ async fn watch_latency(
             Ok(Ok(r)) => deliveries.push(r.with_context(|| format!("watcher {w}"))?),
         }
     }
-    Ok((measure(&writes, &deliveries)?, connections))
+    let cpu = before.until(&meter.sample());
+    Ok((measure(&writes, &deliveries)?, connections, cpu))
 }
 
 /// Open one watch and record when each `ev-<i>` config map arrives, until the
@@ -867,7 +910,7 @@ mod tests {
         for i in [0, 7, 9_999, 99_999] {
             let body = pod_json(i);
             assert!(
-                (1_800..=2_300).contains(&body.len()),
+                (1_950..=2_150).contains(&body.len()),
                 "pod {i} is {} bytes",
                 body.len()
             );

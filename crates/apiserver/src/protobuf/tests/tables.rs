@@ -174,7 +174,7 @@ fn certificate_signing_request_as_approve_sends_it() {
                 reason: s("KubectlApprove"),
                 message: s("This CSR was approved by kubectl certificate approve."),
                 last_update_time: Some(time(1_704_164_645)),
-                last_transition_time: Some(meta_zero_time()),
+                last_transition_time: Some(pbmeta::Time::default()),
             }],
             certificate: None,
         }),
@@ -207,8 +207,4 @@ fn certificate_signing_request_as_approve_sends_it() {
         &decoded("certificates.k8s.io/v1", "CertificateSigningRequest", &csr),
         want,
     );
-}
-
-fn meta_zero_time() -> pbmeta::Time {
-    pbmeta::Time::default()
 }
