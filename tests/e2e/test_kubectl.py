@@ -72,6 +72,12 @@ def test_namespaces_create_and_delete(kubectl):
     kubectl("delete", "namespace", "ns-life", timeout=60)
     p = kubectl.run("get", "namespace", "ns-life", check=False)
     assert p.returncode != 0 and "NotFound" in p.stderr
+    # Deletion in the background, then kubectl waits for it to be gone.
+    kubectl("create", "namespace", "ns-wait")
+    kubectl("create", "configmap", "c1", "-n", "ns-wait", "--from-literal=a=b")
+    kubectl("delete", "namespace", "ns-wait", "--wait=false")
+    kubectl("wait", "--for=delete", "namespace/ns-wait", "--timeout=30s")
+    assert kubectl.run("get", "namespace", "ns-wait", check=False).returncode != 0
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"]:
         assert kubectl("get", "namespace", ns, "-o", "name") == f"namespace/{ns}\n"
 
@@ -162,7 +168,6 @@ def test_describe_label_annotate_patch_delete(kubectl, namespace):
     assert kubectl("get", "configmaps", "-n", namespace, "-l", "group=g", "-o", "name") == ""
     assert 'configmap "settings" deleted' in kubectl("delete", "configmap", "settings", "-n", namespace)
     kubectl("delete", "pod", "solo", "-n", namespace, "--grace-period=0", "--force")
-    kubectl("wait", "--for=delete", "pod/solo", "-n", namespace, "--timeout=20s", check=False)
     assert kubectl.run("get", "pod", "solo", "-n", namespace, check=False).returncode != 0
     kubectl("delete", "all", "--all", "-n", namespace)
     assert kubectl("get", "deployments,services,pods", "-n", namespace, "-o", "name") == ""

@@ -25,8 +25,11 @@ pub enum WatchItem {
     Error(ApiError),
 }
 
-/// Items buffered for a slow client before its watch is closed.
-const CLIENT_BUFFER: usize = 1024;
+/// Events buffered for a slow client. When they are all unsent, the client
+/// gets a short grace period, then its watch is closed; it resumes from the
+/// last resourceVersion it saw. This bounds the memory a stalled client pins.
+const CLIENT_BUFFER: usize = 128;
+const FULL_BUFFER_GRACE: Duration = Duration::from_millis(250);
 /// Bookmarks go out at most this often.
 const BOOKMARK_EVERY: Duration = Duration::from_secs(5);
 
@@ -195,9 +198,7 @@ async fn follow_cache(
                 }
                 sent_rev = e.rev;
                 if let Some((k, entry)) = filter.translate(e.kind, &e.entry, e.prev.as_ref()) {
-                    // A full buffer means the client stopped reading: close the
-                    // watch rather than hold memory; it resumes from its last RV.
-                    if tx.try_send(WatchItem::Event(k, entry)).is_err() {
+                    if !send_or_give_up(&tx, WatchItem::Event(k, entry)).await {
                         return;
                     }
                 }
@@ -206,13 +207,28 @@ async fn follow_cache(
                 sent_rev = sent_rev.max(rev);
                 if filter.opts.allow_bookmarks && last_bookmark.elapsed() >= BOOKMARK_EVERY {
                     last_bookmark = tokio::time::Instant::now();
-                    if tx.try_send(WatchItem::Bookmark(sent_rev)).is_err() {
+                    if !send_or_give_up(&tx, WatchItem::Bookmark(sent_rev)).await {
                         return;
                     }
                 }
             }
             Err(broadcast::error::RecvError::Lagged(_))
             | Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Send without waiting if there is room; otherwise wait a short grace period.
+/// False means the client is gone or stalled and the watch should end.
+async fn send_or_give_up(tx: &mpsc::Sender<WatchItem>, item: WatchItem) -> bool {
+    match tx.try_send(item) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+        Err(mpsc::error::TrySendError::Full(item)) => {
+            matches!(
+                tokio::time::timeout(FULL_BUFFER_GRACE, tx.send(item)).await,
+                Ok(Ok(()))
+            )
         }
     }
 }
