@@ -313,6 +313,21 @@ fn process_cpu(pid: &str) -> Option<Duration> {
     stat_cpu(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
+/// Busy CPU time of the whole machine, all CPUs together, from the `cpu`
+/// line of `/proc/stat`: everything but idle and iowait (guest time is
+/// already inside user time).
+fn machine_busy(proc_stat: &str) -> Option<Duration> {
+    let line = proc_stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal [guest guest_nice]
+    let busy = v.get(..8)?.iter().sum::<u64>() - v[3] - v[4];
+    Some(Duration::from_millis(busy * 1000 / USER_HZ))
+}
+
 /// Samples the CPU time of the server and of the benchmark process.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct CpuMeter {
@@ -325,6 +340,7 @@ pub(crate) struct CpuSample {
     at: Instant,
     server: Option<Duration>,
     client: Option<Duration>,
+    machine: Option<Duration>,
 }
 
 impl CpuMeter {
@@ -333,6 +349,9 @@ impl CpuMeter {
             at: Instant::now(),
             server: process_cpu(&self.server_pid.to_string()),
             client: process_cpu("self"),
+            machine: std::fs::read_to_string("/proc/stat")
+                .ok()
+                .and_then(|s| machine_busy(&s)),
         }
     }
 }
@@ -345,6 +364,7 @@ impl CpuSample {
             wall: later.at.saturating_duration_since(self.at),
             server: diff(self.server, later.server),
             client: diff(self.client, later.client),
+            machine: diff(self.machine, later.machine),
         }
     }
 }
@@ -430,6 +450,11 @@ mod tests {
         assert_eq!(stat_cpu(stat), Some(Duration::from_millis(3_750)));
         assert_eq!(stat_cpu("4242 (wharf) S 1"), None);
         assert!(process_cpu("self").is_some());
+        let proc_stat =
+            "cpu  100 5 50 1000 20 1 4 2 30 0\ncpu0 50 2 25 500 10 1 2 1 15 0\nintr 1\n";
+        // user + nice + system + irq + softirq + steal = 162 ticks.
+        assert_eq!(machine_busy(proc_stat), Some(Duration::from_millis(1_620)));
+        assert_eq!(machine_busy("cpu0 1 2 3\n"), None);
     }
 
     #[test]

@@ -34,6 +34,12 @@ pub struct WatchResults {
     pub samples: usize,
     /// Deliveries that arrived before the writer had the acknowledgement.
     pub clamped: usize,
+    /// Median time of one of the writer's creates, issue to acknowledgement.
+    pub write_p50: Duration,
+    /// 99th-percentile time of one of the writer's creates.
+    pub write_p99: Duration,
+    /// From the first write's issue to the last write's acknowledgement.
+    pub write_span: Duration,
 }
 
 /// CPU spent during one phase, by the server and by the benchmark process
@@ -46,6 +52,9 @@ pub struct PhaseCpu {
     pub server: Option<Duration>,
     /// CPU time of the benchmark process, all threads; `None` if unreadable.
     pub client: Option<Duration>,
+    /// Busy time of the whole machine, all CPUs (`/proc/stat`); `None` if
+    /// unreadable.
+    pub machine: Option<Duration>,
 }
 
 impl PhaseCpu {
@@ -56,6 +65,7 @@ impl PhaseCpu {
             wall: self.wall + other.wall,
             server: sum(self.server, other.server),
             client: sum(self.client, other.client),
+            machine: sum(self.machine, other.machine),
         }
     }
 
@@ -69,11 +79,21 @@ impl PhaseCpu {
         }
     }
 
+    /// Busy time of the machine outside the server and the client.
+    fn rest(&self) -> Option<Duration> {
+        Some(
+            self.machine?
+                .saturating_sub(self.server?)
+                .saturating_sub(self.client?),
+        )
+    }
+
     fn describe(&self) -> String {
         format!(
-            "server {} + client {} cores over {:.2} s",
+            "server {} + client {} + rest of the machine {} cores over {:.2} s",
             self.cores(self.server),
             self.cores(self.client),
+            self.cores(self.rest()),
             self.wall.as_secs_f64()
         )
     }
@@ -327,7 +347,7 @@ impl fmt::Display for ApiReport {
             "creates: {} pods of {} bytes of JSON each (6 labels, 5 annotations, 2 containers with env, resources, \
              ports and a probe; no nodeName) in namespace {POD_NAMESPACE}, from {} tasks with one request in flight \
              each, over {} connections; per create p50 {:.3} / p99 {:.3} ms.",
-            c.pods,
+            fmt_num(c.pods as f64, 0),
             self.pod_bytes,
             c.clients,
             count(self.connections_after_creates),
@@ -337,7 +357,7 @@ impl fmt::Display for ApiReport {
         writeln!(
             f,
             "GET: {} GETs of single pods chosen at random among those created, from {} tasks: {} GETs/s.",
-            c.gets,
+            fmt_num(c.gets as f64, 0),
             c.clients,
             fmt_num(self.gets_per_sec, 0),
         )?;
@@ -360,19 +380,25 @@ impl fmt::Display for ApiReport {
              the watcher's task had the event. It includes the write's own commit (request, validation, store \
              commit, response), so it is an upper bound on commit-to-delivery. From the create's acknowledgement \
              instead (0 when the event beat the ack): p50 {:.3} / p99 {:.3} ms; events that beat the ack: {} of {} \
-             ({:.1}%); longest delivery from the issue {:.3} ms. Every watcher got every event exactly once, at the \
-             resourceVersion the create returned.",
-            c.watchers,
+             ({:.1}%); longest delivery from the issue {:.3} ms. The writer's creates took p50 {:.3} / p99 {:.3} ms \
+             each, so the {} writes spanned {:.2} s (one every {:.2} ms on average). Every watcher got every event \
+             exactly once, at the resourceVersion the create returned.",
+            fmt_num(c.watchers as f64, 0),
             count(self.connections_with_watchers),
             self.watch_object_bytes,
             c.watch_pace.as_millis(),
             c.watch_events,
             ms(w.ack_p50),
             ms(w.ack_p99),
-            w.clamped,
-            w.samples,
+            fmt_num(w.clamped as f64, 0),
+            fmt_num(w.samples as f64, 0),
             pct(w.clamped, w.samples),
             ms(w.max),
+            ms(w.write_p50),
+            ms(w.write_p99),
+            c.watch_events,
+            w.write_span.as_secs_f64(),
+            ms(w.write_span) / c.watch_events.max(1) as f64,
         )?;
         writeln!(
             f,
@@ -385,7 +411,8 @@ impl fmt::Display for ApiReport {
         )?;
         writeln!(
             f,
-            "CPU (cores busy = CPU time / wall time, /proc/<pid>/stat): creates {}; GETs {}; LISTs {}; watch {}.",
+            "CPU (cores busy = CPU time / wall time, from /proc/<pid>/stat and /proc/stat; the rest includes \
+             softirq time for loopback traffic and any other process): creates {}; GETs {}; LISTs {}; watch {}.",
             self.cpu_creates.describe(),
             self.cpu_gets.describe(),
             self.cpu_list.describe(),
@@ -432,6 +459,9 @@ mod tests {
                 ack_p99: ms(5),
                 samples: 500_000,
                 clamped: 5_000,
+                write_p50: ms(2),
+                write_p99: ms(4),
+                write_span: Duration::from_millis(2_600),
             },
             rss_idle_kib: 40 * 1024,
             rss_loaded_kib: 120 * 1024,
@@ -443,6 +473,7 @@ mod tests {
                 wall: Duration::from_secs(2),
                 server: Some(Duration::from_millis(2_500)),
                 client: Some(Duration::from_millis(1_000)),
+                machine: Some(Duration::from_millis(3_800)),
             },
             cpu_gets: PhaseCpu::default(),
             cpu_list: PhaseCpu::default(),
@@ -450,6 +481,7 @@ mod tests {
                 wall: Duration::from_secs(3),
                 server: None,
                 client: Some(Duration::from_secs(3)),
+                machine: Some(Duration::from_secs(6)),
             },
         }
     }
@@ -480,16 +512,29 @@ mod tests {
         assert!(rss.contains("<= 64 MiB"), "{rss}");
         assert!(text.contains("Goals met: 5 of 5."), "{text}");
         assert!(
-            text.contains("events that beat the ack: 5000 of 500000 (1.0%)"),
+            text.contains("events that beat the ack: 5,000 of 500,000 (1.0%)"),
             "{text}"
         );
         assert!(text.contains("over 1032 connections"), "{text}");
         assert!(
-            text.contains("creates server 1.25 + client 0.50 cores over 2.00 s; GETs server ? + client ? cores"),
+            text.contains("creates: 10,000 pods of 2050 bytes"),
             "{text}"
         );
         assert!(
-            text.contains("watch server ? + client 1.00 cores over 3.00 s."),
+            text.contains("p50 2.000 / p99 4.000 ms each, so the 500 writes spanned 2.60 s (one every 5.20 ms"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "creates server 1.25 + client 0.50 + rest of the machine 0.15 cores over 2.00 s; \
+                 GETs server ? + client ? + rest of the machine ? cores"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "watch server ? + client 1.00 + rest of the machine ? cores over 3.00 s."
+            ),
             "{text}"
         );
     }
@@ -500,17 +545,23 @@ mod tests {
             wall: Duration::from_millis(100),
             server: Some(Duration::from_millis(150)),
             client: Some(Duration::from_millis(50)),
+            machine: Some(Duration::from_millis(250)),
         };
         let b = PhaseCpu {
             wall: Duration::from_millis(300),
             server: Some(Duration::from_millis(250)),
             client: None,
+            machine: Some(Duration::from_millis(350)),
         };
         let s = a.add(&b);
         assert_eq!(s.wall, Duration::from_millis(400));
         assert_eq!(s.server, Some(Duration::from_millis(400)));
         assert_eq!(s.client, None);
-        assert_eq!(s.describe(), "server 1.00 + client ? cores over 0.40 s");
+        assert_eq!(s.machine, Some(Duration::from_millis(600)));
+        assert_eq!(
+            s.describe(),
+            "server 1.00 + client ? + rest of the machine ? cores over 0.40 s"
+        );
     }
 
     #[test]

@@ -127,7 +127,8 @@ pub(crate) async fn run(
         watch_latency(client, cfg, server.port(), meter).await?;
     eprintln!(
         "{name}:   p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms over {} deliveries ({} before the ack); \
-         from the ack p50 {:.3} / p99 {:.3} ms; {} client connections",
+         from the ack p50 {:.3} / p99 {:.3} ms; writes p50 {:.3} / p99 {:.3} ms over {:.2} s; \
+         {} client connections",
         ms(watch.p50),
         ms(watch.p99),
         ms(watch.max),
@@ -135,6 +136,9 @@ pub(crate) async fn run(
         watch.clamped,
         ms(watch.ack_p50),
         ms(watch.ack_p99),
+        ms(watch.write_p50),
+        ms(watch.write_p99),
+        watch.write_span.as_secs_f64(),
         fmt_opt(connections_with_watchers)
     );
     let (rss_end_kib, hwm_end_kib) = server.memory_kib()?;
@@ -599,13 +603,14 @@ async fn lists(
     let path = pods_path();
     let mut runs = Vec::with_capacity(LIST_RUNS);
     let mut bytes = 0;
-    let mut cpu = PhaseCpu::default();
+    let mut cpu: Option<PhaseCpu> = None;
     for _ in 0..LIST_RUNS {
         let before = meter.sample();
         let start = Instant::now();
         let body = call_ok(client, get(&path), "LIST of the pods").await?;
         runs.push(start.elapsed());
-        cpu = cpu.add(&before.until(&meter.sample()));
+        let run = before.until(&meter.sample());
+        cpu = Some(cpu.map_or(run, |c| c.add(&run)));
         let list: SlimList = serde_json::from_slice(&body).context("parsing the pod list")?;
         ensure!(
             list.items.len() == cfg.pods,
@@ -619,7 +624,7 @@ async fn lists(
         );
         bytes = body.len();
     }
-    Ok((runs, bytes, cpu))
+    Ok((runs, bytes, cpu.unwrap_or_default()))
 }
 
 // ---------------------------------------------------------------------------
@@ -889,6 +894,16 @@ fn measure(writes: &[Written], deliveries: &[Vec<Delivery>]) -> Result<WatchResu
     }
     from_issue.sort_unstable();
     from_ack.sort_unstable();
+    let (write_p50, write_p99) = p50_p99(
+        writes
+            .iter()
+            .map(|t| t.acked.saturating_duration_since(t.issued))
+            .collect(),
+    );
+    let write_span = match (writes.first(), writes.last()) {
+        (Some(a), Some(b)) => b.acked.saturating_duration_since(a.issued),
+        _ => Duration::ZERO,
+    };
     let pick = |v: &[Duration], p| percentile(v, p).unwrap_or_default();
     Ok(WatchResults {
         p50: pick(&from_issue, 50.0),
@@ -898,6 +913,9 @@ fn measure(writes: &[Written], deliveries: &[Vec<Delivery>]) -> Result<WatchResu
         ack_p99: pick(&from_ack, 99.0),
         samples: from_issue.len(),
         clamped,
+        write_p50,
+        write_p99,
+        write_span,
     })
 }
 
@@ -998,6 +1016,10 @@ mod tests {
         assert_eq!(m.p50, Duration::from_micros(600));
         assert_eq!(m.p99, Duration::from_micros(1200));
         assert_eq!(m.max, Duration::from_micros(1200));
+        // Writes took 400 and 200 µs; the first issue to the last ack is 2400 µs.
+        assert_eq!(m.write_p50, Duration::from_micros(200));
+        assert_eq!(m.write_p99, Duration::from_micros(400));
+        assert_eq!(m.write_span, Duration::from_micros(2400));
 
         let dup = vec![vec![d(0, "10", 1100), d(0, "10", 1100), d(1, "11", 3100)]];
         let err = measure(&writes, &dup).unwrap_err().to_string();

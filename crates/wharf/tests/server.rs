@@ -10,10 +10,19 @@ use test_support::etcd::EtcdCluster;
 use test_support::ChildGuard;
 
 fn start_server(data_dir: &Path, extra: &[&str]) -> (ChildGuard, String) {
+    let port = test_support::free_port().to_string();
     let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
         .arg("server")
         .arg("--data-dir")
         .arg(data_dir)
+        .args([
+            "--https-listen-port",
+            &port,
+            "--bind-address",
+            "127.0.0.1",
+            "--advertise-address",
+            "127.0.0.1",
+        ])
         .args(extra)
         .env("WHARF_LOG", "warn")
         .stdout(Stdio::piped())
@@ -52,12 +61,12 @@ fn terminate(mut guard: ChildGuard) {
 fn server_with_embedded_store_starts_and_stops() {
     let dir = tempfile::tempdir().unwrap();
     let (guard, line) = start_server(dir.path(), &[]);
-    assert!(line.contains("store ready"), "{line}");
+    assert!(line.contains("API server at https://127.0.0.1:"), "{line}");
     assert!(dir.path().join("db").join("state.db").exists());
     terminate(guard);
     // A second start reopens the same file.
     let (guard, line) = start_server(dir.path(), &[]);
-    assert!(line.contains("store ready"), "{line}");
+    assert!(line.contains("API server at https://127.0.0.1:"), "{line}");
     terminate(guard);
 }
 
@@ -68,7 +77,7 @@ fn server_with_etcd_datastore() {
     let ep = etcd.endpoints()[0].replace("http://", "etcd://");
     let (guard, line) = start_server(dir.path(), &["--datastore-endpoint", &ep]);
     assert!(
-        line.contains("store ready") && line.contains("Etcd"),
+        line.contains("API server at") && line.contains("Etcd"),
         "{line}"
     );
     terminate(guard);
@@ -80,10 +89,12 @@ fn server_refuses_a_damaged_database() {
     let db = dir.path().join("db").join("state.db");
     std::fs::create_dir_all(db.parent().unwrap()).unwrap();
     std::fs::write(&db, b"this is not a database, and it must not be emptied").unwrap();
+    let port = test_support::free_port().to_string();
     let out = Command::new(env!("CARGO_BIN_EXE_wharf"))
         .arg("server")
         .arg("--data-dir")
         .arg(dir.path())
+        .args(["--https-listen-port", &port, "--bind-address", "127.0.0.1"])
         .output()
         .unwrap();
     assert!(!out.status.success());

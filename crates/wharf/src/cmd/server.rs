@@ -99,6 +99,9 @@ pub fn parse_datastore(
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    // Take SIGTERM from the start: a stop during startup is a clean stop too.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
     let opts = StoreOptions {
         compaction_interval: Some(Duration::from_secs(args.compaction_interval_seconds.max(1))),
         ..StoreOptions::default()
@@ -161,7 +164,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let client =
         kube::Client::try_from(client_config).context("building the controllers' API client")?;
     let controllers = controllers::start(client);
-    wait_for_shutdown().await;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
     tracing::info!("shutting down");
     controllers.abort();
     api.shutdown().await;
@@ -182,20 +188,6 @@ fn host_address() -> std::net::IpAddr {
                 .find(|a| a.is_ipv4())
         })
         .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
-}
-
-async fn wait_for_shutdown() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
 
 #[cfg(test)]
