@@ -176,9 +176,13 @@ async fn serve(
                 .peer_certificates()
                 .map(|c| c.iter().map(|c| c.clone().into_owned()).collect());
             let conn_ctx = ctx.clone();
+            let conn_auth = Arc::new(ConnAuth {
+                certs,
+                cached: std::sync::Mutex::new(None),
+            });
             let svc = service_fn(move |req: Request<Incoming>| {
                 let ctx = conn_ctx.clone();
-                let user = authenticate(&ctx, certs.as_deref(), &req);
+                let user = authenticate(&ctx, &conn_auth, &req);
                 async move {
                     Ok::<_, std::convert::Infallible>(crate::handler::handle(ctx, user, req).await)
                 }
@@ -194,14 +198,34 @@ async fn serve(
     }
 }
 
-fn authenticate(
-    ctx: &Ctx,
-    certs: Option<&[rustls::pki_types::CertificateDer<'static>]>,
-    req: &Request<Incoming>,
-) -> Option<UserInfo> {
+/// How long a connection's verified client certificate is trusted before it
+/// is checked again (which also catches expiry on long-lived connections).
+const CERT_RECHECK: Duration = Duration::from_secs(60);
+
+/// A connection's client certificate and the identity it proved. Verifying the
+/// chain costs a signature check, so it is done once per connection (and again
+/// after [`CERT_RECHECK`]), not on every request.
+struct ConnAuth {
+    certs: Option<Vec<rustls::pki_types::CertificateDer<'static>>>,
+    cached: std::sync::Mutex<Option<(UserInfo, std::time::Instant)>>,
+}
+
+fn authenticate(ctx: &Ctx, conn: &ConnAuth, req: &Request<Incoming>) -> Option<UserInfo> {
     let auth = req
         .headers()
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    ctx.authn.authenticate(certs, auth).ok()
+    if auth.is_some() {
+        return ctx.authn.authenticate(conn.certs.as_deref(), auth).ok();
+    }
+    let certs = conn.certs.as_deref()?;
+    let mut cached = conn.cached.lock().expect("auth cache lock");
+    if let Some((user, at)) = cached.as_ref() {
+        if at.elapsed() < CERT_RECHECK {
+            return Some(user.clone());
+        }
+    }
+    let user = ctx.authn.authenticate(Some(certs), None).ok()?;
+    *cached = Some((user.clone(), std::time::Instant::now()));
+    Some(user)
 }
