@@ -105,18 +105,23 @@ struct Continue {
 }
 
 fn encode_continue(rv: i64, start: &str) -> String {
-    use base64_lite::encode;
+    use base64::Engine;
     let c = Continue {
         v: "meta.k8s.io/v1".into(),
         rv,
         start: start.into(),
     };
-    encode(&serde_json::to_vec(&c).unwrap_or_default())
+    base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&c).unwrap_or_default())
 }
 
 fn decode_continue(token: &str) -> ApiResult<Continue> {
     let bad = || ApiError::bad_request("continue key is not valid: illegal base64 data");
-    let bytes = base64_lite::decode(token).ok_or_else(bad)?;
+    let bytes = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(token)
+            .map_err(|_| bad())?
+    };
     let c: Continue = serde_json::from_slice(&bytes)
         .map_err(|_| ApiError::bad_request("continue key is not valid: invalid JSON"))?;
     if c.v != "meta.k8s.io/v1" {
@@ -282,61 +287,6 @@ impl Registry {
             let mut next = last_key.expect("checked above").into_bytes();
             next.push(0);
             start = String::from_utf8_lossy(&next).into_owned();
-        }
-    }
-}
-
-/// Standard base64 without a dependency, for continue tokens.
-mod base64_lite {
-    const CHARS: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-    pub fn encode(data: &[u8]) -> String {
-        let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-        for chunk in data.chunks(3) {
-            let b = [
-                chunk[0],
-                *chunk.get(1).unwrap_or(&0),
-                *chunk.get(2).unwrap_or(&0),
-            ];
-            let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(CHARS[(n >> (18 - 6 * i) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
-    }
-
-    pub fn decode(s: &str) -> Option<Vec<u8>> {
-        let s = s.trim_end_matches('=');
-        let mut out = Vec::with_capacity(s.len() * 3 / 4);
-        let (mut acc, mut bits) = (0u32, 0);
-        for c in s.bytes() {
-            let v = CHARS.iter().position(|&x| x == c)? as u32;
-            acc = acc << 6 | v;
-            bits += 6;
-            if bits >= 8 {
-                bits -= 8;
-                out.push((acc >> bits & 0xff) as u8);
-            }
-        }
-        Some(out)
-    }
-
-    #[cfg(test)]
-    mod tests {
-        #[test]
-        fn roundtrip() {
-            for s in ["", "a", "ab", "abc", "abcd", "{\"v\":\"meta.k8s.io/v1\"}"] {
-                assert_eq!(
-                    super::decode(&super::encode(s.as_bytes())).unwrap(),
-                    s.as_bytes()
-                );
-            }
-            assert_eq!(super::encode(b"hello"), "aGVsbG8=");
         }
     }
 }
