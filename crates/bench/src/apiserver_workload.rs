@@ -29,7 +29,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Deserialize;
 use tokio::sync::{mpsc, Barrier, Semaphore};
-use tokio::task::{AbortHandle, JoinHandle};
+use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use super::report::{ApiReport, PhaseCpu, WatchResults};
@@ -38,6 +38,7 @@ use super::{
     WATCH_NAMESPACE,
 };
 use crate::stats::{median, percentile, rate};
+use crate::tasks::{join_all, AbortOnDrop};
 
 /// Name prefix of the config maps whose delivery is timed.
 const EVENT_PREFIX: &str = "ev-";
@@ -263,28 +264,6 @@ struct SlimList {
     #[serde(default)]
     metadata: SlimMeta,
     items: Vec<serde::de::IgnoredAny>,
-}
-
-/// Aborts the tasks it holds when dropped, so a failed phase leaves nothing
-/// running.
-struct AbortOnDrop(Vec<AbortHandle>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        for h in &self.0 {
-            h.abort();
-        }
-    }
-}
-
-/// Wait for every task; the first failure (error or panic) is returned.
-async fn join_all<T>(handles: Vec<JoinHandle<Result<T>>>) -> Result<Vec<T>> {
-    let _guard = AbortOnDrop(handles.iter().map(JoinHandle::abort_handle).collect());
-    let mut out = Vec::with_capacity(handles.len());
-    for h in handles {
-        out.push(h.await.map_err(|e| anyhow!("task failed: {e}"))??);
-    }
-    Ok(out)
 }
 
 /// Run `per_task` for each of `tasks` tasks, released together; returns their

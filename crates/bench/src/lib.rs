@@ -10,6 +10,7 @@
 pub mod apiserver;
 mod report;
 mod stats;
+mod tasks;
 mod workload;
 
 use std::path::PathBuf;

@@ -17,11 +17,12 @@ use store::{
     WriteOp, WriteOutcome,
 };
 use tokio::sync::{mpsc, Barrier};
-use tokio::task::{AbortHandle, JoinHandle};
+use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use crate::report::BackendResults;
 use crate::stats::{median, percentile, rate};
+use crate::tasks::{join_all, AbortOnDrop};
 use crate::{StoreBenchConfig, CHURN_REVISIONS, COMPACTION_TAIL, RANGE_RUNS, READERS, WATCH_PACE};
 
 const SERIAL: &str = "/bench/serial/";
@@ -279,27 +280,6 @@ async fn put<S: Store + ?Sized>(store: &S, key: &[u8], value: Bytes) -> Result<(
         )
     })?;
     Ok((rev, acked))
-}
-
-/// Aborts the tasks it holds when dropped, so a failed phase leaves nothing
-/// running against the store.
-struct AbortOnDrop(Vec<AbortHandle>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        for h in &self.0 {
-            h.abort();
-        }
-    }
-}
-
-/// Wait for every task; the first failure (error or panic) is returned.
-async fn join_all(handles: Vec<JoinHandle<Result<()>>>) -> Result<()> {
-    let _guard = AbortOnDrop(handles.iter().map(JoinHandle::abort_handle).collect());
-    for h in handles {
-        h.await.map_err(|e| anyhow!("task failed: {e}"))??;
-    }
-    Ok(())
 }
 
 /// Create keys `prefix00000000 ..` up to `total` from `tasks` concurrent tasks,
