@@ -18,6 +18,7 @@ pub mod protobuf;
 pub mod registry;
 pub mod resources;
 pub mod route;
+pub mod schema;
 pub mod selector;
 pub mod server;
 pub mod strategy;
