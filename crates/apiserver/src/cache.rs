@@ -96,6 +96,8 @@ pub struct Event {
     pub entry: Arc<Entry>,
     /// The object before, if known.
     pub prev: Option<Arc<Entry>>,
+    /// When the cache saw it; a watcher still behind an old event is stalled.
+    pub at: std::time::Instant,
 }
 
 /// What flows to live watchers: changes, and progress when the store reports it.
@@ -227,12 +229,14 @@ impl WatchCache {
                         kind: EventType::Added,
                         entry: e.clone(),
                         prev: None,
+                        at: std::time::Instant::now(),
                     }),
                     Some(old) if old.rev != e.rev => events.push(Event {
                         rev,
                         kind: EventType::Modified,
                         entry: e.clone(),
                         prev: Some(old.clone()),
+                        at: std::time::Instant::now(),
                     }),
                     _ => {}
                 }
@@ -244,6 +248,7 @@ impl WatchCache {
                         kind: EventType::Deleted,
                         entry: old.clone(),
                         prev: Some(old.clone()),
+                        at: std::time::Instant::now(),
                     });
                 }
             }
@@ -290,6 +295,7 @@ impl WatchCache {
                             kind,
                             entry,
                             prev,
+                            at: std::time::Instant::now(),
                         }
                     }
                     EventKind::Delete => {
@@ -309,6 +315,7 @@ impl WatchCache {
                             kind: EventType::Deleted,
                             entry,
                             prev,
+                            at: std::time::Instant::now(),
                         }
                     }
                 };

@@ -526,10 +526,10 @@ async fn resource(
         (Method::GET, _) => {
             let opts = list_options(&q)?;
             if q.flag("watch") {
-                let rx = reg.watch(&rp, opts).await?;
+                let events = reg.watch(&rp, opts).await?;
                 return Ok(watch_response(
                     info,
-                    rx,
+                    events,
                     wants_table(accept),
                     include_object(&q),
                 ));
@@ -640,7 +640,7 @@ fn bookmark(info: &crate::resources::ResourceInfo, rev: i64, initial_end: bool) 
 
 fn watch_response(
     info: &'static crate::resources::ResourceInfo,
-    rx: tokio::sync::mpsc::Receiver<WatchItem>,
+    events: crate::registry::WatchStream,
     table_mode: bool,
     include: IncludeObject,
 ) -> Response<Body> {
@@ -658,7 +658,7 @@ fn watch_response(
             e.raw.to_vec()
         }
     };
-    let stream = tokio_stream_from(rx).map(move |item| {
+    let stream = events.map(move |item| {
         let line = match item {
             WatchItem::Event(kind, entry) => event_line(kind.as_str(), &render(&entry)),
             WatchItem::Bookmark(rev) => event_line(
@@ -685,12 +685,6 @@ fn watch_response(
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
     r
-}
-
-fn tokio_stream_from<T: Send + 'static>(
-    mut rx: tokio::sync::mpsc::Receiver<T>,
-) -> impl futures::Stream<Item = T> + Send {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use crate::selector::{FieldSelector, LabelSelector};
 
 pub use list::ListResult;
 pub use meta::now_rfc3339;
-pub use watch::WatchItem;
+pub use watch::{WatchItem, WatchStream};
 pub use write::PatchType;
 
 /// The registry.

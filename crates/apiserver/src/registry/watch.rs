@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::Stream;
+use std::pin::Pin;
 use tokio::sync::{broadcast, mpsc};
 
 use super::list::{check_fields, list_prefix, matches};
@@ -25,13 +27,21 @@ pub enum WatchItem {
     Error(ApiError),
 }
 
-/// Events buffered for a slow client. When they are all unsent, the client
-/// gets a short grace period, then its watch is closed; it resumes from the
-/// last resourceVersion it saw. This bounds the memory a stalled client pins.
-const CLIENT_BUFFER: usize = 128;
-const FULL_BUFFER_GRACE: Duration = Duration::from_millis(250);
+/// A client more than this many events behind, whose next event is older than
+/// [`STALL_GRACE`], is stalled: its watch is closed and it resumes from the
+/// last resourceVersion it saw. Nothing is buffered per client (the pending
+/// events are the shared broadcast ring's), so a stalled client pins no
+/// memory and never blocks writers or other watchers.
+const CLIENT_BACKLOG: usize = 128;
+const STALL_GRACE: Duration = Duration::from_millis(250);
 /// Bookmarks go out at most this often.
 const BOOKMARK_EVERY: Duration = Duration::from_secs(5);
+/// Buffer between the store-backed follower task and the client.
+const STORE_BUFFER: usize = 128;
+
+/// The items of one watch. Ends when the timeout passes or the client falls
+/// too far behind; the client dropping it ends the watch.
+pub type WatchStream = Pin<Box<dyn Stream<Item = WatchItem> + Send + Sync>>;
 
 struct Filter {
     prefix: String,
@@ -68,13 +78,10 @@ impl Filter {
 }
 
 impl Registry {
-    /// Start a watch; items arrive on the returned channel until the client
-    /// goes away, the timeout passes, or the client falls too far behind.
-    pub async fn watch(
-        &self,
-        rp: &ResourcePath,
-        opts: ListOptions,
-    ) -> ApiResult<mpsc::Receiver<WatchItem>> {
+    /// Start a watch. Events from the cache are read straight from its
+    /// broadcast by the client's own connection task: one wake-up per event
+    /// per client, with no copy and no task in between.
+    pub async fn watch(&self, rp: &ResourcePath, opts: ListOptions) -> ApiResult<WatchStream> {
         check_fields(rp.info, &opts)?;
         let mut opts = opts;
         if let Some(name) = &rp.name {
@@ -101,7 +108,6 @@ impl Registry {
             opts: opts.clone(),
         };
         let timeout = Duration::from_secs(opts.timeout_seconds.unwrap_or(1800 + rand_secs(1800)));
-        let (tx, rx) = mpsc::channel(CLIENT_BUFFER);
 
         // Without a revision (or with 0), or when asked, begin with the current
         // state as synthetic ADDED events.
@@ -124,22 +130,9 @@ impl Registry {
             };
             let initial_items: Vec<Arc<Entry>> =
                 items.into_iter().filter(|e| filter.wants(e)).collect();
-            tokio::spawn(async move {
-                for e in initial_items {
-                    if tx
-                        .send(WatchItem::Event(EventType::Added, e))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-                if initial && tx.send(WatchItem::InitialEventsEnd(rev)).await.is_err() {
-                    return;
-                }
-                follow_cache(tx, filter, past, sub, rev, timeout).await;
-            });
-            return Ok(rx);
+            let live = Live::new(filter, past, sub, rev, timeout)
+                .with_initial(initial_items, initial.then_some(rev));
+            return Ok(live.into_stream());
         }
         let from = from.expect("set when not synthetic");
         let cache_rev = self.cache.revision();
@@ -147,15 +140,16 @@ impl Registry {
             return Err(super::too_large_rv(from, self.cache.revision()));
         }
         match self.cache.subscribe_from(from) {
-            Some((past, sub, _)) => {
-                tokio::spawn(follow_cache(tx, filter, past, sub, from, timeout));
-            }
+            Some((past, sub, _)) => Ok(Live::new(filter, past, sub, from, timeout).into_stream()),
             None => {
+                let (tx, mut rx) = mpsc::channel(STORE_BUFFER);
                 let store = self.store.clone();
                 tokio::spawn(follow_store(store, tx, filter, from, timeout));
+                Ok(Box::pin(futures::stream::poll_fn(move |cx| {
+                    rx.poll_recv(cx)
+                })))
             }
         }
-        Ok(rx)
     }
 }
 
@@ -164,71 +158,107 @@ fn rand_secs(max: u64) -> u64 {
     (b % max as u128) as u64
 }
 
-async fn follow_cache(
-    tx: mpsc::Sender<WatchItem>,
+/// A watch served from the cache: the initial state (if asked), the events
+/// already in the window, then live events from the broadcast.
+struct Live {
     filter: Filter,
-    past: Vec<Arc<crate::cache::Event>>,
-    mut sub: broadcast::Receiver<Update>,
-    mut sent_rev: i64,
-    timeout: Duration,
-) {
-    let deadline = tokio::time::Instant::now() + timeout;
-    for e in past {
-        if e.rev <= sent_rev {
-            continue;
-        }
-        if let Some((k, entry)) = filter.translate(e.kind, &e.entry, e.prev.as_ref()) {
-            if tx.send(WatchItem::Event(k, entry)).await.is_err() {
-                return;
-            }
-        }
-        sent_rev = e.rev;
-    }
-    let mut last_bookmark = tokio::time::Instant::now();
-    loop {
-        let update = tokio::select! {
-            u = sub.recv() => u,
-            _ = tokio::time::sleep_until(deadline) => return,
-            _ = tx.closed() => return,
-        };
-        match update {
-            Ok(Update::Event(e)) => {
-                if e.rev <= sent_rev {
-                    continue;
-                }
-                sent_rev = e.rev;
-                if let Some((k, entry)) = filter.translate(e.kind, &e.entry, e.prev.as_ref()) {
-                    if !send_or_give_up(&tx, WatchItem::Event(k, entry)).await {
-                        return;
-                    }
-                }
-            }
-            Ok(Update::Progress(rev)) => {
-                sent_rev = sent_rev.max(rev);
-                if filter.opts.allow_bookmarks && last_bookmark.elapsed() >= BOOKMARK_EVERY {
-                    last_bookmark = tokio::time::Instant::now();
-                    if !send_or_give_up(&tx, WatchItem::Bookmark(sent_rev)).await {
-                        return;
-                    }
-                }
-            }
-            Err(broadcast::error::RecvError::Lagged(_))
-            | Err(broadcast::error::RecvError::Closed) => return,
-        }
-    }
+    initial: std::vec::IntoIter<Arc<Entry>>,
+    initial_end: Option<i64>,
+    past: std::vec::IntoIter<Arc<crate::cache::Event>>,
+    sub: broadcast::Receiver<Update>,
+    sent_rev: i64,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    last_bookmark: tokio::time::Instant,
 }
 
-/// Send without waiting if there is room; otherwise wait a short grace period.
-/// False means the client is gone or stalled and the watch should end.
-async fn send_or_give_up(tx: &mpsc::Sender<WatchItem>, item: WatchItem) -> bool {
-    match tx.try_send(item) {
-        Ok(()) => true,
-        Err(mpsc::error::TrySendError::Closed(_)) => false,
-        Err(mpsc::error::TrySendError::Full(item)) => {
-            matches!(
-                tokio::time::timeout(FULL_BUFFER_GRACE, tx.send(item)).await,
-                Ok(Ok(()))
-            )
+impl Live {
+    fn new(
+        filter: Filter,
+        past: Vec<Arc<crate::cache::Event>>,
+        sub: broadcast::Receiver<Update>,
+        sent_rev: i64,
+        timeout: Duration,
+    ) -> Live {
+        Live {
+            filter,
+            initial: Vec::new().into_iter(),
+            initial_end: None,
+            past: past.into_iter(),
+            sub,
+            sent_rev,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+            last_bookmark: tokio::time::Instant::now(),
+        }
+    }
+
+    fn with_initial(mut self, items: Vec<Arc<Entry>>, end: Option<i64>) -> Live {
+        self.initial = items.into_iter();
+        self.initial_end = end;
+        self
+    }
+
+    fn into_stream(self) -> WatchStream {
+        Box::pin(futures::stream::unfold(self, |mut live| async move {
+            let item = live.next().await?;
+            Some((item, live))
+        }))
+    }
+
+    /// The next item, or `None` when the watch is over.
+    async fn next(&mut self) -> Option<WatchItem> {
+        if let Some(e) = self.initial.next() {
+            return Some(WatchItem::Event(EventType::Added, e));
+        }
+        if let Some(rev) = self.initial_end.take() {
+            return Some(WatchItem::InitialEventsEnd(rev));
+        }
+        for e in self.past.by_ref() {
+            if e.rev <= self.sent_rev {
+                continue;
+            }
+            self.sent_rev = e.rev;
+            if let Some((k, entry)) = self.filter.translate(e.kind, &e.entry, e.prev.as_ref()) {
+                return Some(WatchItem::Event(k, entry));
+            }
+        }
+        loop {
+            let update = tokio::select! {
+                biased;
+                u = self.sub.recv() => u,
+                _ = &mut self.deadline => return None,
+            };
+            match update {
+                Ok(Update::Event(e)) => {
+                    if e.rev <= self.sent_rev {
+                        continue;
+                    }
+                    if self.sub.len() > CLIENT_BACKLOG && e.at.elapsed() > STALL_GRACE {
+                        tracing::debug!(
+                            rev = e.rev,
+                            backlog = self.sub.len(),
+                            "closing a stalled watch"
+                        );
+                        return None;
+                    }
+                    self.sent_rev = e.rev;
+                    if let Some((k, entry)) =
+                        self.filter.translate(e.kind, &e.entry, e.prev.as_ref())
+                    {
+                        return Some(WatchItem::Event(k, entry));
+                    }
+                }
+                Ok(Update::Progress(rev)) => {
+                    self.sent_rev = self.sent_rev.max(rev);
+                    if self.filter.opts.allow_bookmarks
+                        && self.last_bookmark.elapsed() >= BOOKMARK_EVERY
+                    {
+                        self.last_bookmark = tokio::time::Instant::now();
+                        return Some(WatchItem::Bookmark(self.sent_rev));
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_))
+                | Err(broadcast::error::RecvError::Closed) => return None,
+            }
         }
     }
 }
