@@ -38,6 +38,8 @@ pub struct Config {
     pub kubeconfig_path: Option<PathBuf>,
     /// Its file mode.
     pub kubeconfig_mode: u32,
+    /// How long Events live after their last write.
+    pub event_ttl: std::time::Duration,
 }
 
 /// Shared by every request.
@@ -103,7 +105,8 @@ impl ApiServer {
         )?;
 
         let cache = WatchCache::start(store.clone()).await?;
-        let registry = Registry::new(store, cache, services);
+        let mut registry = Registry::new(store, cache, services);
+        registry.event_ttl = config.event_ttl;
         let advertise = SocketAddr::new(config.advertise_address, local_addr.port());
         let ctx = Arc::new(Ctx {
             registry,

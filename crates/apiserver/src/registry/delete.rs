@@ -181,7 +181,7 @@ impl Registry {
             );
             match self
                 .store
-                .update(key.as_bytes(), kv.mod_revision, bytes, None)
+                .update(key.as_bytes(), kv.mod_revision, bytes, self.ttl_of(info))
                 .await
                 .map_err(store_error)?
             {

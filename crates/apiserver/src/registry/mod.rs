@@ -35,7 +35,12 @@ pub struct Registry {
     pub cache: Arc<WatchCache>,
     /// Service address allocation.
     pub services: crate::alloc::ServiceAllocator,
+    /// How long an Event lives after its last write (upstream's `--event-ttl`).
+    pub event_ttl: std::time::Duration,
 }
+
+/// Upstream's default `--event-ttl`.
+pub const DEFAULT_EVENT_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Query options of list and watch.
 #[derive(Clone, Debug, Default)]
@@ -114,7 +119,19 @@ impl Registry {
             store,
             cache,
             services,
+            event_ttl: DEFAULT_EVENT_TTL,
         }
+    }
+
+    /// The store TTL of a write to `info`: Events expire `event_ttl` after
+    /// their last write, as upstream's do; nothing else expires.
+    pub(crate) fn ttl_of(
+        &self,
+        info: &crate::resources::ResourceInfo,
+    ) -> Option<std::time::Duration> {
+        let event =
+            info.kind == "Event" && (info.group.is_empty() || info.group == "events.k8s.io");
+        event.then_some(self.event_ttl)
     }
 
     /// Read one object.

@@ -247,7 +247,10 @@ impl Registry {
         let allocated = self.allocate_service(info, &key, &mut obj, None).await?;
         let bytes =
             Bytes::from(serde_json::to_vec(&obj).map_err(|e| ApiError::internal(e.to_string()))?);
-        let out = self.store.create(key.as_bytes(), bytes, None).await;
+        let out = self
+            .store
+            .create(key.as_bytes(), bytes, self.ttl_of(info))
+            .await;
         match out {
             Ok(WriteOutcome::Committed { revision, .. }) => Ok(WriteResult {
                 object: served(&obj, revision),
@@ -493,7 +496,7 @@ impl Registry {
             );
             match self
                 .store
-                .update(key.as_bytes(), kv.mod_revision, bytes, None)
+                .update(key.as_bytes(), kv.mod_revision, bytes, self.ttl_of(info))
                 .await
             {
                 Ok(WriteOutcome::Committed { revision, .. }) => {
@@ -714,7 +717,7 @@ impl Registry {
             let bytes = Bytes::from(
                 serde_json::to_vec(&obj).map_err(|e| ApiError::internal(e.to_string()))?,
             );
-            match self.store.update(key.as_bytes(), kv.mod_revision, bytes, None).await.map_err(store_error)? {
+            match self.store.update(key.as_bytes(), kv.mod_revision, bytes, self.ttl_of(info)).await.map_err(store_error)? {
                 WriteOutcome::Committed { revision, .. } => return Ok(served(&obj, revision)),
                 WriteOutcome::Failed { .. } if expected.is_none() => continue,
                 WriteOutcome::Failed { .. } => {

@@ -56,6 +56,10 @@ pub struct ServerArgs {
     /// History older than this many seconds is compacted.
     #[arg(long, env = "WHARF_COMPACTION_INTERVAL_SECONDS", default_value_t = 300)]
     pub compaction_interval_seconds: u64,
+    /// Events are deleted this many seconds after their last write
+    /// (kube-apiserver's `--event-ttl`, 1h).
+    #[arg(long, env = "WHARF_EVENT_TTL_SECONDS", default_value_t = 3600)]
+    pub event_ttl_seconds: u64,
 }
 
 /// Where the cluster state lives.
@@ -144,6 +148,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         extra_sans: args.tls_san.clone(),
         kubeconfig_path: args.write_kubeconfig.clone(),
         kubeconfig_mode: mode,
+        event_ttl: Duration::from_secs(args.event_ttl_seconds.max(1)),
     };
     let api = apiserver::server::ApiServer::start(config, store)
         .await
