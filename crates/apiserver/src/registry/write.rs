@@ -10,7 +10,6 @@ use super::meta::{
     meta_str, metadata_mut, name_suffix, now_rfc3339, remove_path, spec_part, without_volatile,
 };
 use super::{store_error, FieldValidation, Registry, WriteOptions, WriteResult};
-use crate::cache::make_entry;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::resources::ResourceInfo;
 use crate::route::ResourcePath;
@@ -32,10 +31,9 @@ const MAX_JSON_PATCH_OPS: usize = 10_000;
 /// Retries of a patch or an unconditional update that lost a race.
 const CONFLICT_RETRIES: usize = 8;
 
-fn served(obj: &Value, rev: i64) -> Value {
-    let mut v = obj.clone();
-    metadata_mut(&mut v).insert("resourceVersion".into(), json!(rev.to_string()));
-    v
+fn served(mut obj: Value, rev: i64) -> Value {
+    metadata_mut(&mut obj).insert("resourceVersion".into(), json!(rev.to_string()));
+    obj
 }
 
 /// Check `apiVersion`/`kind` of a body against the endpoint; missing ones are
@@ -253,7 +251,7 @@ impl Registry {
             .await;
         match out {
             Ok(WriteOutcome::Committed { revision, .. }) => Ok(WriteResult {
-                object: served(&obj, revision),
+                object: served(obj, revision),
                 code: 201,
                 warnings,
             }),
@@ -385,9 +383,10 @@ impl Registry {
                     ));
                 }
             }
-            let old_entry = make_entry(&key, &kv.value, kv.mod_revision)
-                .ok_or_else(|| ApiError::internal("undecodable stored object"))?;
-            let old = old_entry.value();
+            let mut old: Value = serde_json::from_slice(&kv.value)
+                .map_err(|e| ApiError::internal(format!("undecodable stored object: {e}")))?;
+            metadata_mut(&mut old)
+                .insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
             let mut new = change(&old)?;
             check_type(info, &mut new)?;
             if rp.info.namespaced {
@@ -475,7 +474,7 @@ impl Registry {
                 return match self.store.delete(key.as_bytes(), kv.mod_revision).await.map_err(store_error)? {
                     WriteOutcome::Committed { revision, .. } => {
                         self.release_service_of(info, &new).await;
-                        Ok(WriteResult { object: served(&new, revision), code: 200, warnings })
+                        Ok(WriteResult { object: served(new, revision), code: 200, warnings })
                     }
                     WriteOutcome::Failed { .. } if wanted_rv.is_none() => continue,
                     WriteOutcome::Failed { .. } => Err(ApiError::conflict(info.group_resource(), name, "the object has been modified; please apply your changes to the latest version and try again")),
@@ -483,7 +482,7 @@ impl Registry {
             }
             if opts.dry_run {
                 return Ok(WriteResult {
-                    object: served(&new, kv.mod_revision),
+                    object: served(new, kv.mod_revision),
                     code: 200,
                     warnings,
                 });
@@ -502,7 +501,7 @@ impl Registry {
                 Ok(WriteOutcome::Committed { revision, .. }) => {
                     self.release_replaced_ports(info, &old, &new).await;
                     return Ok(WriteResult {
-                        object: served(&new, revision),
+                        object: served(new, revision),
                         code: 200,
                         warnings,
                     });
@@ -712,13 +711,13 @@ impl Registry {
             let before = obj.clone();
             f(&mut obj)?;
             if obj == before {
-                return Ok(served(&obj, kv.mod_revision));
+                return Ok(served(obj, kv.mod_revision));
             }
             let bytes = Bytes::from(
                 serde_json::to_vec(&obj).map_err(|e| ApiError::internal(e.to_string()))?,
             );
             match self.store.update(key.as_bytes(), kv.mod_revision, bytes, self.ttl_of(info)).await.map_err(store_error)? {
-                WriteOutcome::Committed { revision, .. } => return Ok(served(&obj, revision)),
+                WriteOutcome::Committed { revision, .. } => return Ok(served(obj, revision)),
                 WriteOutcome::Failed { .. } if expected.is_none() => continue,
                 WriteOutcome::Failed { .. } => {
                     return Err(ApiError::conflict(info.group_resource(), name, "the object has been modified; please apply your changes to the latest version and try again"))
