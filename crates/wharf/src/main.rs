@@ -9,6 +9,19 @@ mod cmd;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `mi_option_arena_eager_commit` in mimalloc v3's `mi_option_e`.
+const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+
+/// Commit arena memory as it is used, not up front: with eager commit an
+/// idle server's RSS doubled (21 to 40 MiB) for no measurable speed-up.
+/// An explicit `MIMALLOC_ARENA_EAGER_COMMIT` in the environment still wins.
+fn tune_allocator() {
+    if std::env::var_os("MIMALLOC_ARENA_EAGER_COMMIT").is_none() {
+        // SAFETY: mi_option_set only stores an integer in mimalloc's option table.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0) };
+    }
+}
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -34,6 +47,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    tune_allocator();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WHARF_LOG")
@@ -52,4 +66,15 @@ fn main() -> anyhow::Result<()> {
             Command::Debug(a) => cmd::debug::run(a).await,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_arena_eager_commit_option_is_where_we_think() {
+        // Its documented default is 2 ("only where the OS overcommits"); no
+        // neighbouring option defaults to 2, so this catches a renumbering.
+        let v = unsafe { libmimalloc_sys::mi_option_get(super::MI_OPTION_ARENA_EAGER_COMMIT) };
+        assert_eq!(v, 2);
+    }
 }
