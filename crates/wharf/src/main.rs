@@ -85,10 +85,14 @@ fn main() -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn the_arena_eager_commit_option_is_where_we_think() {
-        // Its documented default is 2 ("only where the OS overcommits"); no
-        // neighbouring option defaults to 2, so this catches a renumbering.
-        let v = unsafe { libmimalloc_sys::mi_option_get(super::MI_OPTION_ARENA_EAGER_COMMIT) };
-        assert_eq!(v, 2);
+    fn the_constructor_turned_off_eager_arena_commit() {
+        // SAFETY: mi_option_get only reads mimalloc's option table.
+        let get = |o| unsafe { libmimalloc_sys::mi_option_get(o) };
+        // The constructor ran for this test binary too. The neighbours keep
+        // their documented defaults (deprecated_eager_commit = 1 before it,
+        // purge_decommits = 1 after it), which catches a renumbering.
+        assert_eq!(get(super::MI_OPTION_ARENA_EAGER_COMMIT), 0);
+        assert_eq!(get(super::MI_OPTION_ARENA_EAGER_COMMIT - 1), 1);
+        assert_eq!(get(super::MI_OPTION_ARENA_EAGER_COMMIT + 1), 1);
     }
 }
