@@ -383,7 +383,11 @@ fn list_options(q: &Query) -> ApiResult<ListOptions> {
     })
 }
 
-fn write_options(q: &Query) -> ApiResult<WriteOptions> {
+fn write_options(
+    q: &Query,
+    headers: &http::HeaderMap,
+    options_kind: &str,
+) -> ApiResult<WriteOptions> {
     let field_validation = match q.get("fieldValidation") {
         None | Some("") | Some("Warn") => FieldValidation::Warn,
         Some("Strict") => FieldValidation::Strict,
@@ -401,11 +405,54 @@ fn write_options(q: &Query) -> ApiResult<WriteOptions> {
             )))
         }
     };
+    let explicit = q.get("fieldManager").unwrap_or("");
+    let errs = crate::apply::validate_field_manager(explicit);
+    if !errs.is_empty() {
+        return Err(ApiError::invalid("meta.k8s.io", options_kind, "", &errs));
+    }
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     Ok(WriteOptions {
         dry_run,
         field_validation,
-        field_manager: q.get("fieldManager").map(str::to_string),
+        field_manager: Some(crate::apply::manager_or_user_agent(explicit, user_agent)),
     })
+}
+
+/// The checks of `PatchOptions` that depend on the patch type: apply needs
+/// a `fieldManager`, and only apply takes `force`.
+fn apply_options(q: &Query, apply: bool) -> ApiResult<Option<bool>> {
+    let force = match q.get("force") {
+        None => None,
+        Some(v) => Some(match v {
+            "1" | "t" | "T" | "TRUE" | "true" | "True" => true,
+            "0" | "f" | "F" | "FALSE" | "false" | "False" => false,
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "force: strconv.ParseBool: parsing {other:?}: invalid syntax"
+                )))
+            }
+        }),
+    };
+    let mut errs = Vec::new();
+    if apply && q.get("fieldManager").unwrap_or("").is_empty() {
+        errs.push(crate::error::FieldError::required(
+            "fieldManager",
+            "is required for apply patch",
+        ));
+    }
+    if !apply && force.is_some() {
+        errs.push(crate::error::FieldError::forbidden(
+            "force",
+            "may not be specified for non-apply patch",
+        ));
+    }
+    if !errs.is_empty() {
+        return Err(ApiError::invalid("meta.k8s.io", "PatchOptions", "", &errs));
+    }
+    Ok(force)
 }
 
 fn with_warnings(mut r: Response<Body>, warnings: &[String]) -> Response<Body> {
@@ -483,6 +530,7 @@ async fn resource(
             )));
         }
         if matches!(s, "scale" | "eviction" | "binding" | "finalize") {
+            let opts = write_options(&q, req.headers(), "UpdateOptions")?;
             return crate::subresource::handle(
                 reg,
                 &rp,
@@ -490,7 +538,7 @@ async fn resource(
                 method,
                 &content_type,
                 read_body(req).await?,
-                accept,
+                &opts,
             )
             .await;
         }
@@ -553,32 +601,40 @@ async fn resource(
             Ok(respond(200, "application/json", list.to_json(info)))
         }
         (Method::POST, false) => {
-            let opts = write_options(&q)?;
+            let opts = write_options(&q, req.headers(), "CreateOptions")?;
             let body = read_body(req).await?;
             let obj = decode_object(&content_type, &body)?;
             let w = reg.create(&rp, obj, &opts).await?;
             Ok(write_response(w, accept, info, include_object(&q)))
         }
         (Method::PUT, true) => {
-            let opts = write_options(&q)?;
+            let opts = write_options(&q, req.headers(), "UpdateOptions")?;
             let body = read_body(req).await?;
             let obj = decode_object(&content_type, &body)?;
             let w = reg.update(&rp, obj, &opts).await?;
             Ok(write_response(w, accept, info, include_object(&q)))
         }
         (Method::PATCH, true) => {
-            let opts = write_options(&q)?;
             let mt = content_type.split(';').next().unwrap_or("").trim();
             let pt = match mt {
                 "application/json-patch+json" => PatchType::Json,
                 "application/merge-patch+json" => PatchType::Merge,
                 "application/strategic-merge-patch+json" => PatchType::Strategic,
+                "application/apply-patch+yaml" => PatchType::Apply { force: false },
                 other => {
                     let mut e = ApiError::unsupported_media_type(other);
-                    e.message = format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {other:?})");
+                    e.message = format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {other:?})");
                     return Err(e);
                 }
             };
+            let force = apply_options(&q, matches!(pt, PatchType::Apply { .. }))?;
+            let pt = match pt {
+                PatchType::Apply { .. } => PatchType::Apply {
+                    force: force.unwrap_or(false),
+                },
+                other => other,
+            };
+            let opts = write_options(&q, req.headers(), "PatchOptions")?;
             let body = read_body(req).await?;
             let w = reg.patch(&rp, pt, &body, &opts).await?;
             Ok(write_response(w, accept, info, include_object(&q)))

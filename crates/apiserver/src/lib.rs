@@ -6,6 +6,7 @@
 //! that serves reads and watches from memory.
 
 pub mod alloc;
+pub mod apply;
 pub mod authn;
 pub mod bootstrap;
 pub mod cache;

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::registry::delete::DeleteOptions;
-use crate::registry::{parse_rv, Registry};
+use crate::registry::{parse_rv, Registry, WriteOptions};
 use crate::route::ResourcePath;
 use crate::selector::LabelSelector;
 
@@ -35,6 +35,15 @@ fn decode_patch(body: &[u8]) -> ApiResult<Value> {
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))
 }
+
+/// Where the replicas a Scale speaks of live in the parent object.
+static REPLICAS: std::sync::LazyLock<[crate::apply::path::PathElement; 2]> =
+    std::sync::LazyLock::new(|| {
+        [
+            crate::apply::path::PathElement::field("spec"),
+            crate::apply::path::PathElement::field("replicas"),
+        ]
+    });
 
 /// The label selector of a workload, as the Scale status shows it.
 fn selector_string(obj: &Value) -> String {
@@ -91,7 +100,7 @@ pub async fn handle(
     method: Method,
     content_type: &str,
     body: Bytes,
-    _accept: &str,
+    opts: &WriteOptions,
 ) -> ApiResult<Response<Body>> {
     let info = rp.info;
     let name = rp.name.clone().ok_or_else(ApiError::not_found_path)?;
@@ -146,13 +155,20 @@ pub async fn handle(
                 .filter(|s| !s.is_empty())
                 .map(parse_rv)
                 .transpose()?;
+            let manager = opts.field_manager.as_deref().unwrap_or("");
+            let api_version = info.api_version();
             let updated = reg
                 .modify(info, ns, &name, expected, |obj| {
+                    let before = obj.clone();
                     obj["spec"]["replicas"] = json!(replicas);
                     if obj["spec"] != Value::Null {
                         let g = obj["metadata"]["generation"].as_i64().unwrap_or(0);
                         obj["metadata"]["generation"] = json!(g + 1);
                     }
+                    // The replicas are the parent's `.spec.replicas`; the
+                    // scaler takes them over as a `scale` manager.
+                    let w = crate::apply::writer(info, "scale", manager, &api_version);
+                    crate::apply::managed::track_field(&before, obj, REPLICAS.as_slice(), &w);
                     Ok(())
                 })
                 .await?;

@@ -6,6 +6,7 @@
 //! revision; writes go to the store as compare-and-swap transactions keyed by
 //! `metadata.resourceVersion`, which is the store revision.
 
+mod apply;
 pub mod delete;
 mod list;
 mod meta;

@@ -24,6 +24,21 @@ pub enum PatchType {
     Merge,
     /// `application/strategic-merge-patch+json`
     Strategic,
+    /// `application/apply-patch+yaml` (server-side apply), with `force`
+    Apply {
+        /// Take over fields other managers own instead of failing.
+        force: bool,
+    },
+}
+
+/// Whether a write records its manager's fields itself, or an apply
+/// computed the managed fields already.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Track {
+    /// Record the writer's changes as an `Update`.
+    Update,
+    /// Keep the managed fields the change produced.
+    Precomputed,
 }
 
 /// Most operations a JSON patch may carry (CVE-2019-1002100).
@@ -182,8 +197,18 @@ impl Registry {
     pub async fn create(
         &self,
         rp: &ResourcePath,
+        obj: Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<WriteResult> {
+        self.create_tracked(rp, obj, opts, Track::Update).await
+    }
+
+    pub(super) async fn create_tracked(
+        &self,
+        rp: &ResourcePath,
         mut obj: Value,
         opts: &WriteOptions,
+        track: Track,
     ) -> ApiResult<WriteResult> {
         let info = rp.info;
         check_type(info, &mut obj)?;
@@ -226,6 +251,17 @@ impl Registry {
         }
         strat.prepare_for_create(&mut obj);
         strat.default(&mut obj);
+        if track == Track::Update {
+            let (manager, version) = (
+                opts.field_manager.as_deref().unwrap_or(""),
+                info.api_version(),
+            );
+            crate::apply::track_create(
+                info,
+                &mut obj,
+                &crate::apply::writer(info, "", manager, &version),
+            );
+        }
         let mut errs = strategy::validate_object_meta(&obj, info);
         errs.extend(strat.validate(&obj));
         if !errs.is_empty() {
@@ -298,8 +334,16 @@ impl Registry {
             .filter(|s| !s.is_empty())
             .map(super::parse_rv)
             .transpose()?;
-        self.guaranteed_update(rp, &name, wanted_rv, opts, warnings, |_old| Ok(obj.clone()))
-            .await
+        self.guaranteed_update(
+            rp,
+            &name,
+            wanted_rv,
+            opts,
+            warnings,
+            Track::Update,
+            |_old| Ok(obj.clone()),
+        )
+        .await
     }
 
     /// PATCH of an object or its `status`.
@@ -310,6 +354,9 @@ impl Registry {
         patch: &[u8],
         opts: &WriteOptions,
     ) -> ApiResult<WriteResult> {
+        if let PatchType::Apply { force } = patch_type {
+            return self.apply_patch(rp, patch, force, opts).await;
+        }
         let name = rp
             .name
             .clone()
@@ -336,9 +383,10 @@ impl Registry {
             .transpose()?;
         let info = rp.info;
         let obj_name = name.clone();
-        self.guaranteed_update(rp, &name, wanted_rv, opts, Vec::new(), move |old| {
+        self.guaranteed_update(rp, &name, wanted_rv, opts, Vec::new(), Track::Update, move |old| {
             let mut doc = old.clone();
             match patch_type {
+                PatchType::Apply { .. } => unreachable!("apply is dispatched above"),
                 PatchType::Json => {
                     let p: json_patch::Patch = serde_json::from_value(patch.clone())
                         .map_err(|e| ApiError::bad_request(format!("error decoding json patch: {e}")))?;
@@ -358,13 +406,15 @@ impl Registry {
 
     /// Read, change, validate and compare-and-swap, retrying lost races unless
     /// the caller pinned a resourceVersion.
-    async fn guaranteed_update(
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn guaranteed_update(
         &self,
         rp: &ResourcePath,
         name: &str,
         wanted_rv: Option<i64>,
         opts: &WriteOptions,
         mut warnings: Vec<String>,
+        track: Track,
         change: impl Fn(&Value) -> ApiResult<Value>,
     ) -> ApiResult<WriteResult> {
         let info = rp.info;
@@ -433,6 +483,15 @@ impl Registry {
                 let g = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
                 metadata_mut(&mut new).insert("generation".into(), json!(g));
             }
+            if track == Track::Update {
+                let sub = rp.subresource.as_deref().unwrap_or("");
+                let (manager, version) = (
+                    opts.field_manager.as_deref().unwrap_or(""),
+                    info.api_version(),
+                );
+                let w = crate::apply::writer(info, sub, manager, &version);
+                crate::apply::track_update(info, &old, &mut new, &w);
+            }
             let mut errs = strategy::validate_object_meta_update(&new, &old, info);
             errs.extend(if status_only {
                 strat.validate_status_update(&new, &old)
@@ -443,7 +502,9 @@ impl Registry {
                 return Err(invalid(info, &new, &errs));
             }
             // Nothing changed: no write, the stored version stands.
-            if without_volatile(&new) == without_volatile(&old) {
+            if without_volatile(&new) == without_volatile(&old)
+                && crate::apply::same_ignoring_time(&new, &old)
+            {
                 return Ok(WriteResult {
                     object: old,
                     code: 200,

@@ -1,0 +1,479 @@
+//! `metadata.managedFields`: decoding, encoding, and the bookkeeping of an
+//! update (create, update, patch) by one manager.
+
+use serde_json::{json, Map, Value};
+
+use super::set::Set;
+use super::typed::{compare, Scope, Ty};
+
+/// The two operations a manager records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Operation {
+    /// Server-side apply.
+    Apply,
+    /// Any other write.
+    Update,
+}
+
+impl Operation {
+    /// The wire form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Apply => "Apply",
+            Operation::Update => "Update",
+        }
+    }
+}
+
+/// Who a set of fields belongs to. Appliers are one manager whatever API
+/// version they used; updaters are one per version.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ManagerId {
+    /// `manager`
+    pub manager: String,
+    /// `operation`
+    pub operation: Operation,
+    /// `apiVersion`, empty for appliers.
+    pub api_version: String,
+    /// `subresource`, e.g. `status`; empty for the main resource.
+    pub subresource: String,
+}
+
+impl ManagerId {
+    /// A manager of `operation`; an empty name is `unknown`, as upstream.
+    pub fn new(manager: &str, operation: Operation, api_version: &str, subresource: &str) -> Self {
+        ManagerId {
+            manager: if manager.is_empty() {
+                "unknown".into()
+            } else {
+                manager.into()
+            },
+            operation,
+            api_version: match operation {
+                Operation::Apply => String::new(),
+                Operation::Update => api_version.into(),
+            },
+            subresource: subresource.into(),
+        }
+    }
+
+    /// Upstream's identifier string (the entry as JSON without fields and
+    /// time), which orders managers in conflict messages.
+    pub fn identifier(&self) -> String {
+        let mut s = format!(
+            "{{\"manager\":{},\"operation\":\"{}\"",
+            Value::String(self.manager.clone()),
+            self.operation.as_str()
+        );
+        if !self.api_version.is_empty() {
+            s.push_str(&format!(
+                ",\"apiVersion\":{}",
+                Value::String(self.api_version.clone())
+            ));
+        }
+        if !self.subresource.is_empty() {
+            s.push_str(&format!(
+                ",\"subresource\":{}",
+                Value::String(self.subresource.clone())
+            ));
+        }
+        s.push('}');
+        s
+    }
+
+    /// How conflict messages name the manager: `"kubectl-scale" with
+    /// subresource "scale" using apps/v1`.
+    pub fn describe(&self) -> String {
+        let mut s = Value::String(self.manager.clone()).to_string();
+        if !self.subresource.is_empty() {
+            s.push_str(&format!(
+                " with subresource {}",
+                Value::String(self.subresource.clone())
+            ));
+        }
+        if self.operation == Operation::Update {
+            s.push_str(&format!(" using {}", self.api_version));
+        }
+        s
+    }
+}
+
+/// One entry of `managedFields`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    /// Who.
+    pub id: ManagerId,
+    /// The API version of the last write (for appliers too).
+    pub api_version: String,
+    /// When the manager last changed something.
+    pub time: Option<String>,
+    /// What it owns.
+    pub set: Set,
+}
+
+/// All entries of an object, one per manager.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Managed {
+    /// The entries, unique by id.
+    pub entries: Vec<Entry>,
+}
+
+/// The most `Update` managers kept; older ones are merged into one
+/// `ancient-changes` entry per API version, as upstream does.
+pub const MAX_UPDATE_MANAGERS: usize = 10;
+const ANCIENT_CHANGES: &str = "ancient-changes";
+
+impl Managed {
+    /// Whether no manager owns anything.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The entry of `id`.
+    pub fn get(&self, id: &ManagerId) -> Option<&Entry> {
+        self.entries.iter().find(|e| &e.id == id)
+    }
+
+    /// The entry of `id`, created empty if missing.
+    pub fn entry(&mut self, id: &ManagerId, api_version: &str) -> &mut Entry {
+        let i = match self.entries.iter().position(|e| &e.id == id) {
+            Some(i) => i,
+            None => {
+                self.entries.push(Entry {
+                    id: id.clone(),
+                    api_version: api_version.into(),
+                    time: None,
+                    set: Set::new(),
+                });
+                self.entries.len() - 1
+            }
+        };
+        &mut self.entries[i]
+    }
+
+    /// Every path anyone owns.
+    pub fn owned(&self) -> Set {
+        let mut all = Set::new();
+        for e in &self.entries {
+            all.union_with(&e.set);
+        }
+        all
+    }
+
+    /// Drop managers left with nothing.
+    pub fn prune_empty(&mut self) {
+        self.entries.retain(|e| !e.set.is_empty());
+    }
+
+    /// The `managedFields` of an object; an object without them has none.
+    pub fn decode(obj: &Value) -> Result<Managed, String> {
+        match obj.get("metadata").and_then(|m| m.get("managedFields")) {
+            None | Some(Value::Null) => Ok(Managed::default()),
+            Some(Value::Array(list)) => {
+                let mut m = Managed::default();
+                for (i, e) in list.iter().enumerate() {
+                    let entry = decode_entry(i, e)?;
+                    match m.entries.iter_mut().find(|x| x.id == entry.id) {
+                        Some(x) => *x = entry,
+                        None => m.entries.push(entry),
+                    }
+                }
+                Ok(m)
+            }
+            Some(other) => Err(format!("managedFields must be a list, got {other}")),
+        }
+    }
+
+    /// The wire form, in upstream's order: appliers first, then by time,
+    /// manager, version and subresource. `None` when empty.
+    pub fn encode(&self) -> Option<Value> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        let mut entries: Vec<&Entry> = self.entries.iter().collect();
+        entries.sort_by(|a, b| {
+            a.id.operation
+                .cmp(&b.id.operation)
+                .then_with(|| {
+                    a.time
+                        .as_deref()
+                        .unwrap_or("")
+                        .cmp(b.time.as_deref().unwrap_or(""))
+                })
+                .then_with(|| a.id.manager.cmp(&b.id.manager))
+                .then_with(|| a.api_version.cmp(&b.api_version))
+                .then_with(|| a.id.subresource.cmp(&b.id.subresource))
+        });
+        Some(Value::Array(
+            entries
+                .into_iter()
+                .map(|e| {
+                    let mut m = Map::new();
+                    m.insert("manager".into(), json!(e.id.manager));
+                    m.insert("operation".into(), json!(e.id.operation.as_str()));
+                    m.insert("apiVersion".into(), json!(e.api_version));
+                    if let Some(t) = &e.time {
+                        m.insert("time".into(), json!(t));
+                    }
+                    m.insert("fieldsType".into(), json!("FieldsV1"));
+                    m.insert("fieldsV1".into(), e.set.to_fields_v1());
+                    if !e.id.subresource.is_empty() {
+                        m.insert("subresource".into(), json!(e.id.subresource));
+                    }
+                    Value::Object(m)
+                })
+                .collect(),
+        ))
+    }
+
+    /// Put the entries into `obj` (or remove `managedFields` if none).
+    pub fn write_to(&self, obj: &mut Value) {
+        let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
+            if let Some(v) = self.encode() {
+                obj["metadata"] = json!({ "managedFields": v });
+            }
+            return;
+        };
+        match self.encode() {
+            Some(v) => {
+                meta.insert("managedFields".into(), v);
+            }
+            None => {
+                meta.remove("managedFields");
+            }
+        }
+    }
+
+    /// Keep at most [`MAX_UPDATE_MANAGERS`] `Update` managers: the oldest
+    /// are merged, per API version, into an `ancient-changes` manager.
+    pub fn cap_updaters(&mut self, max: usize) {
+        let mut updaters: Vec<ManagerId> = self
+            .entries
+            .iter()
+            .filter(|e| e.id.operation == Operation::Update)
+            .map(|e| e.id.clone())
+            .collect();
+        if updaters.len() <= max {
+            return;
+        }
+        let key = |m: &Managed, id: &ManagerId| {
+            (
+                m.get(id).and_then(|e| e.time.clone()).unwrap_or_default(),
+                id.identifier(),
+            )
+        };
+        updaters.sort_by_cached_key(|id| key(self, id));
+        let mut first_of_version: std::collections::HashMap<String, ManagerId> =
+            std::collections::HashMap::new();
+        let mut count = updaters.len();
+        for id in updaters {
+            if count <= max {
+                break;
+            }
+            let Some(e) = self.get(&id).cloned() else {
+                continue;
+            };
+            let bucket = ManagerId::new(ANCIENT_CHANGES, Operation::Update, &e.api_version, "");
+            match first_of_version.get(&e.api_version) {
+                None => {
+                    first_of_version.insert(e.api_version.clone(), id);
+                }
+                Some(first) => {
+                    if self.get(&bucket).is_none() {
+                        if let Some(f) = self.entries.iter_mut().find(|x| &x.id == first) {
+                            f.id = bucket.clone();
+                        }
+                    }
+                    self.entries.retain(|x| x.id != id);
+                    let b = self.entry(&bucket, &e.api_version);
+                    b.set.union_with(&e.set);
+                    b.time = e.time.clone();
+                    count -= 1;
+                }
+            }
+        }
+    }
+}
+
+fn decode_entry(i: usize, e: &Value) -> Result<Entry, String> {
+    let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("");
+    let operation = match s("operation") {
+        "Apply" => Operation::Apply,
+        "Update" => Operation::Update,
+        _ => return Err("operation must be `Apply` or `Update`".into()),
+    };
+    let api_version = s("apiVersion");
+    if api_version.is_empty() {
+        return Err("apiVersion must not be empty".into());
+    }
+    match s("fieldsType") {
+        "FieldsV1" => {}
+        "" => return Err(format!("missing fieldsType in managed fields entry {i}")),
+        other => {
+            return Err(format!(
+                "invalid fieldsType {other:?} in managed fields entry {i}"
+            ))
+        }
+    }
+    let set = match e.get("fieldsV1") {
+        None | Some(Value::Null) => Set::new(),
+        Some(f) => Set::from_fields_v1(f).map_err(|err| format!("error decoding set: {err}"))?,
+    };
+    Ok(Entry {
+        id: ManagerId::new(s("manager"), operation, api_version, s("subresource")),
+        api_version: api_version.into(),
+        time: e.get("time").and_then(Value::as_str).map(str::to_string),
+        set,
+    })
+}
+
+/// Whether a client asked to clear `managedFields`: an empty list, or a
+/// list of one empty entry.
+fn is_reset(v: Option<&Value>) -> bool {
+    match v {
+        Some(Value::Array(a)) if a.is_empty() => true,
+        Some(Value::Array(a)) if a.len() == 1 => a[0].as_object().is_some_and(|m| {
+            m.values().all(|x| match x {
+                Value::Null => true,
+                Value::String(s) => s.is_empty(),
+                Value::Object(o) => o.is_empty(),
+                _ => false,
+            })
+        }),
+        _ => false,
+    }
+}
+
+/// A write by one manager, and what of the object it may own.
+#[derive(Clone, Debug)]
+pub struct Writer<'a> {
+    /// The manager name (`fieldManager`, else from the User-Agent).
+    pub manager: &'a str,
+    /// The API version of the request, e.g. `apps/v1`.
+    pub api_version: &'a str,
+    /// `status`, `scale`, or empty for the main resource.
+    pub subresource: &'a str,
+    /// Which parts of the object are not tracked on this endpoint.
+    pub scope: Scope,
+    /// The time to record, as metav1.Time.
+    pub now: String,
+}
+
+impl Writer<'_> {
+    /// The writer's manager id for `operation`.
+    pub fn id(&self, operation: Operation) -> ManagerId {
+        ManagerId::new(self.manager, operation, self.api_version, self.subresource)
+    }
+}
+
+/// The managers an update starts from: the live object's for subresources;
+/// for the main resource, the ones the client sent if it sent valid ones
+/// (so clients can hand ownership over), none if it sent an empty list,
+/// else the live object's. Invalid entries are never kept.
+fn starting_point(old: Option<&Value>, new: &Value, w: &Writer<'_>) -> Managed {
+    let live = || {
+        old.and_then(|o| Managed::decode(o).ok())
+            .unwrap_or_default()
+    };
+    if !w.subresource.is_empty() {
+        return live();
+    }
+    let sent = new.get("metadata").and_then(|m| m.get("managedFields"));
+    if is_reset(sent) {
+        return Managed::default();
+    }
+    match Managed::decode(new) {
+        Ok(m) if !m.is_empty() => m,
+        _ => live(),
+    }
+}
+
+/// Record in `new.metadata.managedFields` what `w` changed from `old`
+/// (`None` on create). Managers lose what the writer changed or removed;
+/// the writer gains what it changed. An existing object without managed
+/// fields stays without, as upstream.
+pub fn track_update(ty: Ty<'_>, old: Option<&Value>, new: &mut Value, w: &Writer<'_>) {
+    let mut managed = starting_point(old, new, w);
+    if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("managedFields");
+    }
+    if managed.is_empty() && old.is_some() {
+        return;
+    }
+    let empty = json!({});
+    let cmp = compare(ty, old.unwrap_or(&empty), new, &w.scope);
+    let changed = cmp.changed();
+    for e in &mut managed.entries {
+        if !changed.is_empty() {
+            e.set = e.set.difference(&changed);
+        }
+        if !cmp.removed.is_empty() {
+            e.set = e.set.difference(&cmp.removed);
+        }
+    }
+    if !changed.is_empty() {
+        let e = managed.entry(&w.id(Operation::Update), w.api_version);
+        e.set.union_with(&changed);
+        e.api_version = w.api_version.into();
+        e.time = Some(w.now.clone());
+    }
+    managed.prune_empty();
+    managed.cap_updaters(MAX_UPDATE_MANAGERS);
+    managed.write_to(new);
+}
+
+/// Whether two objects carry the same managers and sets, whatever the
+/// times: a write that changes only times is no change.
+pub fn same_ignoring_time(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| -> Option<Vec<Value>> {
+        let list = v.get("metadata")?.get("managedFields")?.as_array()?;
+        Some(
+            list.iter()
+                .map(|e| {
+                    let mut e = e.clone();
+                    if let Some(m) = e.as_object_mut() {
+                        m.remove("time");
+                    }
+                    e
+                })
+                .collect(),
+        )
+    };
+    strip(a) == strip(b)
+}
+
+/// Record that `w` set the field at `path` of `new` (changed from `old`)
+/// through a subresource that speaks another kind (`scale` and its
+/// replicas): the writer takes the field over if its value changed.
+pub fn track_field(
+    old: &Value,
+    new: &mut Value,
+    path: &[super::path::PathElement],
+    w: &Writer<'_>,
+) {
+    let Ok(mut managed) = Managed::decode(old) else {
+        return;
+    };
+    if managed.is_empty() {
+        return;
+    }
+    fn at<'v>(v: &'v Value, path: &[super::path::PathElement]) -> Option<&'v Value> {
+        path.iter().try_fold(v, |cur, pe| match pe {
+            super::path::PathElement::Field(k) => cur.get(k),
+            _ => None,
+        })
+    }
+    if at(old, path) != at(new, path) {
+        let taken = Set::from_paths([path]);
+        let id = w.id(Operation::Update);
+        for e in &mut managed.entries {
+            e.set = e.set.difference(&taken);
+        }
+        let e = managed.entry(&id, w.api_version);
+        e.set.union_with(&taken);
+        e.time = Some(w.now.clone());
+        managed.prune_empty();
+        managed.cap_updaters(MAX_UPDATE_MANAGERS);
+    }
+    managed.write_to(new);
+}

@@ -1,0 +1,698 @@
+//! Table-driven tests of apply and managed fields over small schemas built
+//! here (as a custom resource brings them) and the built-in Pod schema.
+
+use serde_json::{json, Map, Value};
+
+use super::managed::{track_update, Managed, Operation, Writer, MAX_UPDATE_MANAGERS};
+use super::operation::{apply, check_config};
+use super::typed::{validate, Scope};
+use crate::schema::SchemaNode;
+
+/// A custom-resource-like schema with one field of each kind.
+fn schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object", "properties": {
+                "name": {"type": "string"},
+                "namespace": {"type": "string"},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+                "managedFields": {"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}
+            }},
+            "spec": {"type": "object", "properties": {
+                "replicas": {"type": "integer"},
+                "mode": {"type": "string"},
+                "args": {"type": "array", "items": {"type": "string"}},
+                "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+                "items": {
+                    "type": "array",
+                    "x-kubernetes-list-type": "map",
+                    "x-kubernetes-list-map-keys": ["name"],
+                    "items": {"type": "object", "properties": {
+                        "name": {"type": "string"},
+                        "value": {"type": "string"},
+                        "port": {"type": "integer"}
+                    }}
+                },
+                "selector": {"type": "object", "x-kubernetes-map-type": "atomic", "additionalProperties": {"type": "string"}},
+                "config": {"type": "object", "additionalProperties": {"type": "string"}},
+                "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+            }},
+            "status": {"type": "object", "properties": {"ready": {"type": "boolean"}}}
+        }
+    })
+}
+
+struct Fixture {
+    defs: Map<String, Value>,
+    root: Value,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        Fixture {
+            defs: Map::new(),
+            root: schema(),
+        }
+    }
+
+    fn node(&self) -> Option<SchemaNode<'_>> {
+        Some(SchemaNode::new(&self.defs, &self.root))
+    }
+}
+
+fn writer(manager: &str) -> Writer<'_> {
+    Writer {
+        manager,
+        api_version: "example.com/v1",
+        subresource: "",
+        scope: Scope {
+            skip_status: true,
+            skip_spec: false,
+        },
+        now: "2030-01-01T00:00:00Z".into(),
+    }
+}
+
+fn obj(spec: Value) -> Value {
+    json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": "default"}, "spec": spec})
+}
+
+/// The fields of `manager`'s entry, as `FieldsV1`.
+fn fields_of(o: &Value, manager: &str) -> Option<Value> {
+    Managed::decode(o)
+        .unwrap()
+        .entries
+        .into_iter()
+        .find(|e| e.id.manager == manager)
+        .map(|e| e.set.to_fields_v1())
+}
+
+fn managers(o: &Value) -> Vec<(String, Operation)> {
+    let mut m: Vec<_> = Managed::decode(o)
+        .unwrap()
+        .entries
+        .into_iter()
+        .map(|e| (e.id.manager, e.id.operation))
+        .collect();
+    m.sort();
+    m
+}
+
+#[test]
+fn apply_creates_and_owns_what_it_sets() {
+    let f = Fixture::new();
+    let cfg = obj(
+        json!({"replicas": 2, "tags": ["a"], "items": [{"name": "x", "value": "1"}], "config": {"k": "v"}, "selector": {"app": "w"}}),
+    );
+    let out = apply(f.node(), None, &cfg, &writer("ctl"), false).unwrap();
+    assert_eq!(out["spec"], cfg["spec"]);
+    assert_eq!(
+        fields_of(&out, "ctl").unwrap(),
+        json!({"f:spec": {
+            "f:replicas": {},
+            "f:tags": {"v:\"a\"": {}},
+            "f:items": {"k:{\"name\":\"x\"}": {".": {}, "f:name": {}, "f:value": {}}},
+            "f:config": {"f:k": {}},
+            "f:selector": {}
+        }})
+    );
+    let entry = &out["metadata"]["managedFields"][0];
+    assert_eq!(entry["operation"], "Apply");
+    assert_eq!(entry["apiVersion"], "example.com/v1");
+    assert_eq!(entry["fieldsType"], "FieldsV1");
+    assert_eq!(entry["time"], "2030-01-01T00:00:00Z");
+    assert!(entry.get("subresource").is_none());
+}
+
+#[test]
+fn reapply_removes_what_is_no_longer_applied() {
+    let f = Fixture::new();
+    let first = obj(
+        json!({"replicas": 2, "mode": "fast", "tags": ["a", "b"], "items": [{"name": "x", "value": "1"}, {"name": "y"}], "config": {"k": "v", "j": "w"}}),
+    );
+    let live = apply(f.node(), None, &first, &writer("ctl"), false).unwrap();
+    let second =
+        obj(json!({"replicas": 2, "tags": ["a"], "items": [{"name": "x"}], "config": {"k": "v"}}));
+    let out = apply(f.node(), Some(&live), &second, &writer("ctl"), false).unwrap();
+    assert_eq!(
+        out["spec"],
+        json!({"replicas": 2, "tags": ["a"], "items": [{"name": "x"}], "config": {"k": "v"}})
+    );
+    // Stopping to apply everything under a map removes the map.
+    let third = obj(json!({"replicas": 2}));
+    let out = apply(f.node(), Some(&out), &third, &writer("ctl"), false).unwrap();
+    assert_eq!(out["spec"], json!({"replicas": 2}));
+}
+
+#[test]
+fn fields_another_manager_owns_stay() {
+    let f = Fixture::new();
+    let a = obj(json!({"config": {"k": "v"}, "items": [{"name": "x", "value": "1"}]}));
+    let live = apply(f.node(), None, &a, &writer("a"), false).unwrap();
+    // b applies the same values: shared ownership, no conflict.
+    let live = apply(f.node(), Some(&live), &a, &writer("b"), false).unwrap();
+    assert_eq!(
+        managers(&live),
+        [
+            ("a".into(), Operation::Apply),
+            ("b".into(), Operation::Apply)
+        ]
+    );
+    // a stops: b still holds them.
+    let nothing =
+        json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}});
+    let out = apply(f.node(), Some(&live), &nothing, &writer("a"), false).unwrap();
+    assert_eq!(out["spec"], a["spec"]);
+    assert_eq!(managers(&out), [("b".into(), Operation::Apply)]);
+}
+
+#[test]
+fn updaters_keep_fields_an_applier_drops() {
+    let f = Fixture::new();
+    let live = apply(
+        f.node(),
+        None,
+        &obj(json!({"mode": "fast", "replicas": 1})),
+        &writer("a"),
+        false,
+    )
+    .unwrap();
+    // Another client changes the mode with an ordinary update.
+    let mut new = live.clone();
+    new["spec"]["mode"] = json!("slow");
+    track_update(f.node(), Some(&live), &mut new, &writer("editor"));
+    assert_eq!(
+        fields_of(&new, "editor").unwrap(),
+        json!({"f:spec": {"f:mode": {}}})
+    );
+    assert_eq!(
+        fields_of(&new, "a").unwrap(),
+        json!({"f:spec": {"f:replicas": {}}})
+    );
+    // a no longer owns the mode, so dropping it from a's config keeps it.
+    let out = apply(
+        f.node(),
+        Some(&new),
+        &obj(json!({"replicas": 1})),
+        &writer("a"),
+        false,
+    )
+    .unwrap();
+    assert_eq!(out["spec"]["mode"], "slow");
+    // And applying another value conflicts with the editor.
+    let e = apply(
+        f.node(),
+        Some(&new),
+        &obj(json!({"replicas": 1, "mode": "fast"})),
+        &writer("a"),
+        false,
+    )
+    .unwrap_err();
+    assert_eq!(e.code, 409);
+    assert_eq!(
+        e.message,
+        "Apply failed with 1 conflict: conflict with \"editor\" using example.com/v1: .spec.mode"
+    );
+}
+
+#[test]
+fn conflicts_by_list_and_map_type() {
+    struct Case {
+        name: &'static str,
+        first: Value,
+        second: Value,
+        conflicts: &'static [&'static str],
+        merged: Value,
+    }
+    let cases = [
+        Case {
+            name: "scalar",
+            first: json!({"replicas": 1}),
+            second: json!({"replicas": 2}),
+            conflicts: &[".spec.replicas"],
+            merged: json!({"replicas": 2}),
+        },
+        Case {
+            name: "atomic list is one field",
+            first: json!({"args": ["a", "b"]}),
+            second: json!({"args": ["a", "c"]}),
+            conflicts: &[".spec.args"],
+            merged: json!({"args": ["a", "c"]}),
+        },
+        Case {
+            name: "atomic map is one field",
+            first: json!({"selector": {"app": "a"}}),
+            second: json!({"selector": {"tier": "b"}}),
+            conflicts: &[".spec.selector"],
+            merged: json!({"selector": {"tier": "b"}}),
+        },
+        Case {
+            name: "set items are separate",
+            first: json!({"tags": ["a"]}),
+            second: json!({"tags": ["b"]}),
+            conflicts: &[],
+            merged: json!({"tags": ["a", "b"]}),
+        },
+        Case {
+            name: "map items by key",
+            first: json!({"items": [{"name": "x", "value": "1"}]}),
+            second: json!({"items": [{"name": "y", "value": "2"}, {"name": "x", "value": "3"}]}),
+            conflicts: &[".spec.items[name=\"x\"].value"],
+            merged: json!({"items": [{"name": "y", "value": "2"}, {"name": "x", "value": "3"}]}),
+        },
+        Case {
+            name: "granular map keys are separate",
+            first: json!({"config": {"a": "1"}}),
+            second: json!({"config": {"b": "2", "a": "1"}}),
+            conflicts: &[],
+            merged: json!({"config": {"a": "1", "b": "2"}}),
+        },
+        Case {
+            name: "free-form objects are granular",
+            first: json!({"free": {"x": {"y": 1}}}),
+            second: json!({"free": {"x": {"y": 2, "z": [1]}}}),
+            conflicts: &[".spec.free.x.y"],
+            merged: json!({"free": {"x": {"y": 2, "z": [1]}}}),
+        },
+    ];
+    let f = Fixture::new();
+    for c in cases {
+        let live = apply(f.node(), None, &obj(c.first.clone()), &writer("one"), false).unwrap();
+        let res = apply(
+            f.node(),
+            Some(&live),
+            &obj(c.second.clone()),
+            &writer("two"),
+            false,
+        );
+        if c.conflicts.is_empty() {
+            let out = res.unwrap_or_else(|e| panic!("{}: {}", c.name, e.message));
+            assert_eq!(out["spec"], c.merged, "{}", c.name);
+            continue;
+        }
+        let e = res.expect_err(c.name);
+        assert_eq!(e.code, 409, "{}", c.name);
+        let fields: Vec<&str> = e.details.as_ref().unwrap()["causes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(fields, c.conflicts, "{}", c.name);
+        // Forced, the second applier wins and the first loses the fields.
+        let out = apply(
+            f.node(),
+            Some(&live),
+            &obj(c.second.clone()),
+            &writer("two"),
+            true,
+        )
+        .unwrap();
+        assert_eq!(out["spec"], c.merged, "{} (forced)", c.name);
+        let one = fields_of(&out, "one").unwrap_or(json!({}));
+        for path in c.conflicts {
+            assert!(
+                !one.to_string().contains(path.rsplit('.').next().unwrap()),
+                "{}: one still owns {path}: {one}",
+                c.name
+            );
+        }
+    }
+}
+
+#[test]
+fn list_order_follows_the_configuration_for_shared_items() {
+    let f = Fixture::new();
+    let live = apply(
+        f.node(),
+        None,
+        &obj(json!({"items": [{"name": "a"}, {"name": "b"}, {"name": "c"}]})),
+        &writer("one"),
+        false,
+    )
+    .unwrap();
+    let out = apply(
+        f.node(),
+        Some(&live),
+        &obj(json!({"items": [{"name": "c"}, {"name": "d"}, {"name": "a"}]})),
+        &writer("two"),
+        false,
+    )
+    .unwrap();
+    let names: Vec<&str> = out["spec"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["b", "c", "d", "a"]);
+}
+
+#[test]
+fn update_bookkeeping() {
+    let f = Fixture::new();
+    let mut created = obj(json!({"replicas": 1, "config": {"a": "1"}}));
+    track_update(f.node(), None, &mut created, &writer("creator"));
+    assert_eq!(
+        fields_of(&created, "creator").unwrap(),
+        json!({"f:spec": {".": {}, "f:replicas": {}, "f:config": {".": {}, "f:a": {}}}})
+    );
+    assert_eq!(
+        created["metadata"]["managedFields"][0]["operation"],
+        "Update"
+    );
+
+    // An update that changes nothing records nothing new.
+    let mut same = created.clone();
+    track_update(f.node(), Some(&created), &mut same, &writer("other"));
+    assert_eq!(managers(&same), [("creator".into(), Operation::Update)]);
+
+    // Removing a field takes it from its owner; the remover owns nothing.
+    let mut removed = created.clone();
+    removed["spec"]["config"].as_object_mut().unwrap().clear();
+    track_update(f.node(), Some(&created), &mut removed, &writer("other"));
+    assert_eq!(
+        fields_of(&removed, "creator").unwrap(),
+        json!({"f:spec": {".": {}, "f:replicas": {}, "f:config": {}}})
+    );
+    assert_eq!(fields_of(&removed, "other"), None);
+    // Changing a value moves it to the writer.
+    let mut changed = created.clone();
+    changed["spec"]["replicas"] = json!(2);
+    track_update(f.node(), Some(&created), &mut changed, &writer("other"));
+    assert_eq!(
+        fields_of(&changed, "other"),
+        Some(json!({"f:spec": {"f:replicas": {}}}))
+    );
+    assert_eq!(
+        fields_of(&changed, "creator").unwrap(),
+        json!({"f:spec": {".": {}, "f:config": {".": {}, "f:a": {}}}})
+    );
+
+    // Status is another endpoint's: not tracked on the main resource.
+    let mut status = created.clone();
+    status["status"] = json!({"ready": true});
+    track_update(f.node(), Some(&created), &mut status, &writer("other"));
+    assert_eq!(managers(&status), [("creator".into(), Operation::Update)]);
+}
+
+#[test]
+fn clients_may_reset_or_hand_over_managed_fields() {
+    let f = Fixture::new();
+    let mut live = obj(json!({"replicas": 1}));
+    track_update(f.node(), None, &mut live, &writer("creator"));
+
+    // `managedFields: []` clears them, and the object stays untracked.
+    let mut reset = live.clone();
+    reset["metadata"]["managedFields"] = json!([]);
+    track_update(f.node(), Some(&live), &mut reset, &writer("x"));
+    assert!(reset["metadata"].get("managedFields").is_none());
+    let mut later = reset.clone();
+    later["spec"]["replicas"] = json!(5);
+    track_update(f.node(), Some(&reset), &mut later, &writer("y"));
+    assert!(later["metadata"].get("managedFields").is_none());
+
+    // Valid entries sent by the client replace the stored ones.
+    let mut handed = live.clone();
+    handed["metadata"]["managedFields"][0]["manager"] = json!("new-owner");
+    track_update(f.node(), Some(&live), &mut handed, &writer("x"));
+    assert_eq!(managers(&handed), [("new-owner".into(), Operation::Update)]);
+
+    // Invalid ones are ignored: the stored ones stay.
+    let mut bad = live.clone();
+    bad["metadata"]["managedFields"] =
+        json!([{"manager": "m", "operation": "Nope", "apiVersion": "v1"}]);
+    track_update(f.node(), Some(&live), &mut bad, &writer("x"));
+    assert_eq!(managers(&bad), [("creator".into(), Operation::Update)]);
+}
+
+#[test]
+fn first_apply_to_an_untracked_object_conflicts_with_its_fields() {
+    let f = Fixture::new();
+    let live = obj(json!({"replicas": 1, "mode": "fast"}));
+    let e = apply(
+        f.node(),
+        Some(&live),
+        &obj(json!({"replicas": 3})),
+        &writer("a"),
+        false,
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.message,
+        "Apply failed with 1 conflict: conflict with \"before-first-apply\" using example.com/v1: .spec.replicas"
+    );
+    let out = apply(
+        f.node(),
+        Some(&live),
+        &obj(json!({"replicas": 1})),
+        &writer("a"),
+        false,
+    )
+    .unwrap();
+    assert_eq!(
+        managers(&out),
+        [
+            ("a".into(), Operation::Apply),
+            ("before-first-apply".into(), Operation::Update)
+        ]
+    );
+}
+
+#[test]
+fn old_updaters_are_bucketed() {
+    let f = Fixture::new();
+    let mut live = obj(json!({}));
+    track_update(f.node(), None, &mut live, &writer("m00"));
+    for i in 0..13 {
+        let mut next = live.clone();
+        next["spec"]["config"][format!("k{i}")] = json!("v");
+        let mut w = writer("");
+        let name = format!("m{i:02}");
+        w.manager = &name;
+        w.now = format!("2030-01-01T00:00:{i:02}Z");
+        track_update(f.node(), Some(&live), &mut next, &w);
+        live = next;
+    }
+    // The bucket counts as one of the ten: m00..m03 are merged into it.
+    let m = managers(&live);
+    assert_eq!(m.len(), MAX_UPDATE_MANAGERS, "{m:?}");
+    assert!(m.contains(&("ancient-changes".into(), Operation::Update)));
+    assert!(m.contains(&("m04".into(), Operation::Update)));
+    assert!(m.contains(&("m12".into(), Operation::Update)));
+    assert!(!m.contains(&("m03".into(), Operation::Update)));
+    // Nothing owned is lost in the bucket.
+    let all = Managed::decode(&live).unwrap().owned();
+    for i in 0..13 {
+        assert!(all.has(&[
+            super::path::PathElement::field("spec"),
+            super::path::PathElement::field("config"),
+            super::path::PathElement::field(&format!("k{i}")),
+        ]));
+    }
+}
+
+#[test]
+fn kubectl_takes_over_what_client_side_apply_set() {
+    let f = Fixture::new();
+    let last = obj(json!({"replicas": 1}));
+    let mut live = last.clone();
+    live["metadata"]["annotations"] =
+        json!({super::operation::LAST_APPLIED: serde_json::to_string(&last).unwrap()});
+    track_update(
+        f.node(),
+        None,
+        &mut live,
+        &writer("kubectl-client-side-apply"),
+    );
+    // kubectl changes the value it applied client-side: no conflict.
+    let out = apply(
+        f.node(),
+        Some(&live),
+        &obj(json!({"replicas": 2})),
+        &writer("kubectl"),
+        false,
+    )
+    .unwrap();
+    assert_eq!(out["spec"]["replicas"], 2);
+    let annotation = out["metadata"]["annotations"][super::operation::LAST_APPLIED]
+        .as_str()
+        .unwrap();
+    let recorded: Value = serde_json::from_str(annotation).unwrap();
+    assert_eq!(recorded["spec"]["replicas"], 2);
+    assert!(annotation.ends_with('\n'));
+    // Another manager gets the conflict.
+    assert!(apply(
+        f.node(),
+        Some(&live),
+        &obj(json!({"replicas": 2})),
+        &writer("other"),
+        false
+    )
+    .is_err());
+}
+
+#[test]
+fn configurations_are_checked_against_the_schema() {
+    let f = Fixture::new();
+    let cases: &[(Value, &str)] = &[
+        (json!({"spec": {"nope": 1}}), ".spec.nope: field not declared in schema"),
+        (json!({"spec": {"replicas": "x"}}), ".spec.replicas: expected numeric (int or float), got string"),
+        (json!({"spec": {"mode": 1}}), ".spec.mode: expected string, got 1"),
+        (json!({"spec": {"config": []}}), ".spec.config: expected map, got []"),
+        (json!({"spec": {"items": [{"value": "1"}]}}), ".spec.items: element 0: associative list with keys has an element that omits all key fields [\"name\"] (and doesn't have default values for any key fields)"),
+        (json!({"spec": {"items": [{"name": "a"}, {"name": "a"}]}}), ".spec.items: duplicate entries for key [name=\"a\"]"),
+        (json!({"spec": {"tags": ["a", "a"]}}), ".spec.tags: duplicate entries for key [=\"a\"]"),
+        (json!({"spec": {"tags": [{}]}}), ".spec.tags: element 0: associative list without keys has an element that's a map type"),
+    ];
+    for (spec, want) in cases {
+        assert_eq!(validate(f.node(), spec).unwrap_err(), *want, "{spec}");
+    }
+    assert!(validate(
+        f.node(),
+        &json!({"spec": {"free": {"any": {"thing": [1]}}, "replicas": null}})
+    )
+    .is_ok());
+    let two = validate(f.node(), &json!({"spec": {"replicas": "x", "mode": 1}})).unwrap_err();
+    assert!(two.starts_with("errors:\n  "), "{two}");
+
+    let ok = obj(json!({"replicas": 1}));
+    assert!(check_config(f.node(), "example.com/v1", "Widget", &ok).is_ok());
+    let e = check_config(f.node(), "example.com/v1", "Gadget", &ok).unwrap_err();
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (400, "invalid object type: example.com/v1, Kind=Widget")
+    );
+    let mut mf = ok.clone();
+    mf["metadata"]["managedFields"] = json!([]);
+    let e = check_config(f.node(), "example.com/v1", "Widget", &mf).unwrap_err();
+    assert_eq!(e.message, "metadata.managedFields must be nil");
+    let e = check_config(f.node(), "example.com/v1", "Widget", &obj(json!({"x": 1}))).unwrap_err();
+    assert_eq!(
+        e.message,
+        "failed to create typed patch object (default/w; example.com/v1, Kind=Widget): .spec.x: field not declared in schema"
+    );
+}
+
+#[test]
+fn pods_merge_containers_by_name_and_ports_by_port_and_protocol() {
+    let info = crate::resources::lookup("", "v1", "pods").unwrap();
+    let ty = super::schema_for(info);
+    let mut w = writer("a");
+    w.api_version = "v1";
+    let pod = |containers: Value| json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": containers}});
+    let live = apply(
+        ty,
+        None,
+        &pod(json!([{"name": "web", "image": "nginx", "ports": [{"containerPort": 80}]}])),
+        &w,
+        false,
+    )
+    .unwrap();
+    assert_eq!(
+        fields_of(&live, "a").unwrap(),
+        json!({"f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {
+            ".": {}, "f:image": {}, "f:name": {},
+            "f:ports": {"k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}}}
+        }}}})
+    );
+    // Another manager adds a sidecar and a port: merged, no conflict.
+    let mut w2 = writer("b");
+    w2.api_version = "v1";
+    let out = apply(ty, Some(&live), &pod(json!([{"name": "web", "ports": [{"containerPort": 81, "protocol": "UDP"}]}, {"name": "side", "image": "busybox"}])), &w2, false).unwrap();
+    let c = &out["spec"]["containers"];
+    assert_eq!(c[0]["image"], "nginx");
+    assert_eq!(c[0]["ports"].as_array().unwrap().len(), 2);
+    assert_eq!(c[1]["name"], "side");
+    // A different image for web conflicts, naming the container.
+    let e = apply(
+        ty,
+        Some(&out),
+        &pod(json!([{"name": "web", "image": "httpd"}])),
+        &w2,
+        false,
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.message,
+        "Apply failed with 1 conflict: conflict with \"a\": .spec.containers[name=\"web\"].image"
+    );
+}
+
+#[test]
+fn real_manifests_fit_the_builtin_schemas() {
+    let kinds: &[(&str, &str, &str, Value)] = &[
+        (
+            "apps",
+            "v1",
+            "deployments",
+            json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "d", "labels": {"a": "b"}, "annotations": {"x": "y"}, "creationTimestamp": null},
+                "spec": {
+                    "replicas": 2,
+                    "selector": {"matchLabels": {"a": "b"}, "matchExpressions": [{"key": "k", "operator": "In", "values": ["v"]}]},
+                    "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 1}},
+                    "template": {
+                        "metadata": {"labels": {"a": "b"}, "creationTimestamp": null},
+                        "spec": {
+                            "containers": [{
+                                "name": "c", "image": "i", "command": ["sleep"], "args": ["1"],
+                                "env": [{"name": "E", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                                "resources": {"limits": {"cpu": 1, "memory": "1Gi"}, "requests": {"cpu": "100m"}},
+                                "ports": [{"containerPort": 80, "name": "http"}],
+                                "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 5},
+                                "volumeMounts": [{"name": "v", "mountPath": "/v"}]
+                            }],
+                            "volumes": [{"name": "v", "emptyDir": {"sizeLimit": "1Gi"}}],
+                            "tolerations": [{"key": "k", "operator": "Exists", "effect": "NoSchedule"}],
+                            "nodeSelector": {"disk": "ssd"}
+                        }
+                    }
+                },
+                "status": {}
+            }),
+        ),
+        (
+            "",
+            "v1",
+            "services",
+            json!({
+                "apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+                "spec": {"selector": {"a": "b"}, "ports": [{"port": 80, "targetPort": 8080}, {"name": "x", "port": 81, "targetPort": "web", "protocol": "UDP"}]}
+            }),
+        ),
+        (
+            "",
+            "v1",
+            "configmaps",
+            json!({
+                "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "b"}, "binaryData": {"b": "AAAA"}
+            }),
+        ),
+    ];
+    for (group, version, plural, manifest) in kinds {
+        let info = crate::resources::lookup(group, version, plural).unwrap();
+        let ty = super::schema_for(info);
+        assert!(ty.is_some(), "{plural} has a schema");
+        if let Err(e) = validate(ty, manifest) {
+            panic!("{plural}: {e}");
+        }
+        // And an apply of it owns its fields without error.
+        let mut w = writer("m");
+        let version = info.api_version();
+        w.api_version = &version;
+        let out = apply(ty, None, manifest, &w, false).unwrap();
+        assert!(out["metadata"]["managedFields"].is_array());
+    }
+    let info = crate::resources::lookup("", "v1", "pods").unwrap();
+    let bad = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "ports": [{"containerPort": 80, "hostPrt": 1}]}]}});
+    assert_eq!(
+        validate(super::schema_for(info), &bad).unwrap_err(),
+        ".spec.containers[name=\"c\"].ports[containerPort=80,protocol=\"TCP\"].hostPrt: field not declared in schema"
+    );
+}

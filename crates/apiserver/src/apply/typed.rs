@@ -1,0 +1,576 @@
+//! Objects read through their schema: which parts are tracked field by field
+//! and which as a whole, how list items are named, the set of fields an
+//! object sets, the difference between two objects, and the checks an apply
+//! configuration must pass.
+//!
+//! The rules are structured-merge-diff's, over a [`SchemaNode`]:
+//! - an object is granular (each field on its own) unless its schema says
+//!   `x-kubernetes-map-type: atomic`;
+//! - a list is atomic unless `x-kubernetes-list-type` is `set` (items by
+//!   value) or `map` (items by `x-kubernetes-list-map-keys`);
+//! - where there is no schema (free-form objects, preserved unknown fields,
+//!   `{}` schemas), maps are granular and lists atomic, as upstream's
+//!   "deduced" type.
+
+use serde_json::{Map, Value};
+
+use super::path::{Path, PathElement};
+use super::set::Set;
+use crate::schema::{ListType, SchemaNode, REF_PREFIX};
+
+/// The schema at some point; `None` is "deduced from the value".
+pub type Ty<'a> = Option<SchemaNode<'a>>;
+
+/// How a value is tracked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// Scalars, null, atomic maps and lists: one field.
+    Leaf,
+    /// A struct or a granular map: each field on its own.
+    Fields,
+    /// A list of type `map`: items by these key fields.
+    Keyed(Vec<String>),
+    /// A list of type `set`: items by their value.
+    Set,
+}
+
+/// Which parts of an object no manager owns: the identity and bookkeeping
+/// fields upstream strips, and the half of the object the other endpoint
+/// (main resource or `status`) writes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Scope {
+    /// Leave `.status` out (writes to the main resource of a kind with a
+    /// status subresource).
+    pub skip_status: bool,
+    /// Leave `.spec` out (writes to `status`).
+    pub skip_spec: bool,
+}
+
+/// Fields of `metadata` that no manager ever owns.
+const STRIPPED_META: &[&str] = &[
+    "name",
+    "namespace",
+    "creationTimestamp",
+    "selfLink",
+    "uid",
+    "clusterName",
+    "generation",
+    "managedFields",
+    "resourceVersion",
+];
+
+impl Scope {
+    /// Whether the field `key` under `path` is left out of tracking.
+    pub fn skips(&self, path: &[PathElement], key: &str) -> bool {
+        match path {
+            [] => {
+                key == "apiVersion"
+                    || key == "kind"
+                    || (self.skip_status && key == "status")
+                    || (self.skip_spec && key == "spec")
+            }
+            [PathElement::Field(m)] if m == "metadata" => STRIPPED_META.contains(&key),
+            _ => false,
+        }
+    }
+
+    /// Drop what tracking leaves out but a walk records anyway: the
+    /// `metadata` field itself (upstream strips it, keeping its children).
+    pub fn finish(&self, set: &mut Set) {
+        set.remove_member(&PathElement::field("metadata"));
+    }
+}
+
+fn type_is(n: &SchemaNode<'_>, t: &str) -> bool {
+    n.type_name() == Some(t)
+}
+
+fn is_object_schema(n: &SchemaNode<'_>) -> bool {
+    type_is(n, "object")
+        || n.value.get("properties").is_some()
+        || n.value.get("additionalProperties").is_some()
+}
+
+fn is_list_schema(n: &SchemaNode<'_>) -> bool {
+    type_is(n, "array") || n.value.get("items").is_some()
+}
+
+/// The definition a node refers to, e.g. `io.k8s.api.core.v1.ContainerPort`.
+fn definition_name<'a>(n: &SchemaNode<'a>) -> Option<&'a str> {
+    let site = n.site;
+    let r = site.get("$ref").or_else(|| {
+        site.get("allOf")
+            .and_then(Value::as_array)
+            .filter(|a| a.len() == 1)
+            .and_then(|a| a[0].get("$ref"))
+    })?;
+    r.as_str()?.strip_prefix(REF_PREFIX)
+}
+
+/// Definitions upstream converts to "any scalar" whatever their OpenAPI
+/// type says: quantities are written as numbers or strings.
+fn untyped_scalar(n: &SchemaNode<'_>) -> bool {
+    matches!(
+        definition_name(n),
+        Some("io.k8s.apimachinery.pkg.api.resource.Quantity")
+    ) || n.ext("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true)
+}
+
+/// How `v` is tracked where the schema is `ty`.
+pub fn shape(ty: Ty<'_>, v: &Value) -> Shape {
+    match (v, ty) {
+        (Value::Object(_), None) => Shape::Fields,
+        (Value::Object(_), Some(n)) => {
+            let scalar = ["string", "integer", "number", "boolean"]
+                .iter()
+                .any(|t| type_is(&n, t));
+            if n.map_atomic() || scalar || (is_list_schema(&n) && !is_object_schema(&n)) {
+                Shape::Leaf
+            } else {
+                Shape::Fields
+            }
+        }
+        (Value::Array(_), Some(n)) if is_list_schema(&n) => match n.list_type() {
+            ListType::Atomic => Shape::Leaf,
+            ListType::Set => Shape::Set,
+            ListType::Map(keys) if keys.is_empty() => Shape::Set,
+            ListType::Map(keys) => Shape::Keyed(keys),
+        },
+        _ => Shape::Leaf,
+    }
+}
+
+/// The schema of field `key` of an object.
+pub fn field_ty<'a>(ty: Ty<'a>, key: &str) -> Ty<'a> {
+    ty.and_then(|n| n.property(key).or_else(|| n.values()))
+}
+
+/// Whether `key` is a declared field of a struct (not a map key or an
+/// unknown field): declared fields are not owned by the mere presence of
+/// their children.
+pub fn is_named(ty: Ty<'_>, key: &str) -> bool {
+    ty.is_some_and(|n| n.property(key).is_some())
+}
+
+/// The schema of a list's items.
+pub fn item_ty(ty: Ty<'_>) -> Ty<'_> {
+    ty.and_then(|n| n.items())
+}
+
+/// The default of a list-map key field, used when an item omits it.
+/// Upstream's OpenAPI carries `default: "TCP"` on the `protocol` of
+/// container and service ports (`+default="TCP"`); our generated schemas
+/// do not, so those two are known here.
+fn key_default(item: Ty<'_>, key: &str) -> Option<Value> {
+    let n = item?;
+    if let Some(d) = n.property(key).and_then(|p| p.ext("default")) {
+        return Some(d.clone());
+    }
+    let def = definition_name(&n)?;
+    (key == "protocol"
+        && matches!(
+            def,
+            "io.k8s.api.core.v1.ContainerPort" | "io.k8s.api.core.v1.ServicePort"
+        ))
+    .then(|| Value::String("TCP".into()))
+}
+
+/// The path element naming one item of a set or list-map.
+pub fn item_element(shape: &Shape, item_ty: Ty<'_>, item: &Value) -> Result<PathElement, String> {
+    match shape {
+        Shape::Keyed(keys) => {
+            let obj = match item {
+                Value::Object(m) => m,
+                Value::Null => {
+                    return Err("associative list with keys may not have a null element".into())
+                }
+                _ => return Err("associative list with keys may not have non-map elements".into()),
+            };
+            let mut fields: Vec<(String, Value)> = keys
+                .iter()
+                .filter_map(|k| match obj.get(k) {
+                    Some(v) => Some((k.clone(), v.clone())),
+                    None => key_default(item_ty, k).map(|d| (k.clone(), d)),
+                })
+                .collect();
+            if fields.is_empty() {
+                return Err(format!(
+                    "associative list with keys has an element that omits all key fields {} (and doesn't have default values for any key fields)",
+                    quoted_list(keys)
+                ));
+            }
+            fields.sort_by(|a, b| a.0.cmp(&b.0));
+            Ok(PathElement::Key(fields))
+        }
+        _ => match item {
+            Value::Object(_) => {
+                Err("associative list without keys has an element that's a map type".into())
+            }
+            Value::Array(_) => Err("not supported: associative list with lists as elements".into()),
+            Value::Null => {
+                Err("associative list without keys has an element that's an explicit null".into())
+            }
+            v => Ok(PathElement::Value(v.clone())),
+        },
+    }
+}
+
+fn quoted_list(keys: &[String]) -> String {
+    let q: Vec<String> = keys.iter().map(|k| format!("{k:?}")).collect();
+    format!("[{}]", q.join(" "))
+}
+
+/// The items of an associative list grouped by path element, in order of
+/// first appearance; `None` if an item cannot be named (the list is then
+/// handled as a whole).
+pub fn index_items<'v>(
+    shape: &Shape,
+    item_ty: Ty<'_>,
+    items: &'v [Value],
+) -> Option<Vec<(PathElement, Vec<&'v Value>)>> {
+    let mut out: Vec<(PathElement, Vec<&'v Value>)> = Vec::with_capacity(items.len());
+    let mut seen: std::collections::BTreeMap<PathElement, usize> =
+        std::collections::BTreeMap::new();
+    for item in items {
+        let pe = item_element(shape, item_ty, item).ok()?;
+        match seen.get(&pe) {
+            Some(&i) => out[i].1.push(item),
+            None => {
+                seen.insert(pe.clone(), out.len());
+                out.push((pe, vec![item]));
+            }
+        }
+    }
+    Some(out)
+}
+
+fn is_empty(v: Option<&Value>) -> bool {
+    match v {
+        None | Some(Value::Null) => true,
+        Some(Value::Object(m)) => m.is_empty(),
+        Some(Value::Array(a)) => a.is_empty(),
+        Some(_) => false,
+    }
+}
+
+/// The shape two versions of one field are compared or merged with: both
+/// empty is one field (so `{}` and `null` stay distinct), and a null side
+/// takes the other side's shape.
+pub fn pair_shape(ty: Ty<'_>, a: Option<&Value>, b: Option<&Value>) -> Shape {
+    if is_empty(a) && is_empty(b) {
+        return Shape::Leaf;
+    }
+    match (a, b) {
+        (Some(x), Some(y)) => {
+            let (sx, sy) = (shape(ty, x), shape(ty, y));
+            if sx == sy {
+                sx
+            } else if x.is_null() {
+                sy
+            } else if y.is_null() {
+                sx
+            } else {
+                Shape::Leaf
+            }
+        }
+        (Some(x), None) => shape(ty, x),
+        (None, Some(y)) => shape(ty, y),
+        (None, None) => Shape::Leaf,
+    }
+}
+
+/// Fields present in only one object, or in both with different values.
+#[derive(Debug, Default)]
+pub struct Comparison {
+    /// Only in the new object.
+    pub added: Set,
+    /// In both, with different values.
+    pub modified: Set,
+    /// Only in the old object.
+    pub removed: Set,
+}
+
+impl Comparison {
+    /// Added or modified: what a writer takes over from others.
+    pub fn changed(&self) -> Set {
+        self.added.union(&self.modified)
+    }
+}
+
+/// Compare two objects of the schema `ty`.
+pub fn compare(ty: Ty<'_>, old: &Value, new: &Value, scope: &Scope) -> Comparison {
+    let mut c = Comparison::default();
+    compare_node(ty, Some(old), Some(new), &mut Vec::new(), scope, &mut c);
+    scope.finish(&mut c.added);
+    scope.finish(&mut c.modified);
+    scope.finish(&mut c.removed);
+    c
+}
+
+fn compare_node(
+    ty: Ty<'_>,
+    old: Option<&Value>,
+    new: Option<&Value>,
+    path: &mut Path,
+    scope: &Scope,
+    c: &mut Comparison,
+) {
+    if old.is_none() && new.is_none() {
+        return;
+    }
+    match pair_shape(ty, old, new) {
+        Shape::Leaf => {
+            match (old, new) {
+                (None, _) => c.added.insert(path),
+                (_, None) => c.removed.insert(path),
+                (Some(o), Some(n)) if o != n => c.modified.insert(path),
+                _ => {}
+            }
+            return;
+        }
+        Shape::Fields => {
+            let empty = Map::new();
+            let om = old.and_then(Value::as_object).unwrap_or(&empty);
+            let nm = new.and_then(Value::as_object).unwrap_or(&empty);
+            for (k, ov) in om {
+                if scope.skips(path, k) {
+                    continue;
+                }
+                path.push(PathElement::Field(k.clone()));
+                compare_node(field_ty(ty, k), Some(ov), nm.get(k), path, scope, c);
+                path.pop();
+            }
+            for (k, nv) in nm {
+                if om.contains_key(k) || scope.skips(path, k) {
+                    continue;
+                }
+                path.push(PathElement::Field(k.clone()));
+                compare_node(field_ty(ty, k), None, Some(nv), path, scope, c);
+                path.pop();
+            }
+        }
+        sh @ (Shape::Keyed(_) | Shape::Set) => {
+            let it = item_ty(ty);
+            let empty = Vec::new();
+            let ol = old.and_then(Value::as_array).unwrap_or(&empty);
+            let nl = new.and_then(Value::as_array).unwrap_or(&empty);
+            let (Some(oi), Some(ni)) = (index_items(&sh, it, ol), index_items(&sh, it, nl)) else {
+                // Items that cannot be named: the list is one field.
+                match (old, new) {
+                    (None, _) => c.added.insert(path),
+                    (_, None) => c.removed.insert(path),
+                    (Some(o), Some(n)) if o != n => c.modified.insert(path),
+                    _ => {}
+                }
+                return;
+            };
+            let om: std::collections::BTreeMap<&PathElement, &Vec<&Value>> =
+                oi.iter().map(|(pe, v)| (pe, v)).collect();
+            let nm: std::collections::BTreeMap<&PathElement, &Vec<&Value>> =
+                ni.iter().map(|(pe, v)| (pe, v)).collect();
+            let none: Vec<&Value> = Vec::new();
+            let mut all: Vec<&PathElement> = oi.iter().map(|(pe, _)| pe).collect();
+            all.extend(
+                ni.iter()
+                    .map(|(pe, _)| pe)
+                    .filter(|pe| !om.contains_key(pe)),
+            );
+            for pe in all {
+                let os = om.get(pe).copied().unwrap_or(&none);
+                let ns = nm.get(pe).copied().unwrap_or(&none);
+                path.push(pe.clone());
+                match (os.len(), ns.len()) {
+                    (0..=1, 0..=1) => {
+                        compare_node(it, os.first().copied(), ns.first().copied(), path, scope, c)
+                    }
+                    // Duplicates on both sides: compared as a whole.
+                    (2.., 2..) => {
+                        if os != ns {
+                            c.modified.insert(path);
+                        }
+                    }
+                    (2.., n) => {
+                        if n == 1 {
+                            compare_node(it, None, ns.first().copied(), path, scope, c);
+                        }
+                        c.removed.insert(path);
+                    }
+                    (o, _) => {
+                        if o == 1 {
+                            compare_node(it, os.first().copied(), None, path, scope, c);
+                        }
+                        c.added.insert(path);
+                    }
+                }
+                path.pop();
+            }
+        }
+    }
+    if old.is_none() {
+        c.added.insert(path);
+    } else if new.is_none() {
+        c.removed.insert(path);
+    }
+}
+
+/// The fields an object (an apply configuration) sets.
+pub fn field_set(ty: Ty<'_>, v: &Value, scope: &Scope) -> Set {
+    let mut out = Set::new();
+    field_set_node(ty, v, &mut Vec::new(), scope, &mut out);
+    scope.finish(&mut out);
+    out
+}
+
+fn field_set_node(ty: Ty<'_>, v: &Value, path: &mut Path, scope: &Scope, out: &mut Set) {
+    match shape(ty, v) {
+        Shape::Leaf => out.insert(path),
+        Shape::Fields => {
+            for (k, c) in v.as_object().into_iter().flatten() {
+                if scope.skips(path, k) {
+                    continue;
+                }
+                path.push(PathElement::Field(k.clone()));
+                field_set_node(field_ty(ty, k), c, path, scope, out);
+                let empty_map = c.as_object().is_some_and(Map::is_empty);
+                if c.is_null() || empty_map || !is_named(ty, k) {
+                    out.insert(path);
+                }
+                path.pop();
+            }
+        }
+        sh @ (Shape::Keyed(_) | Shape::Set) => {
+            let it = item_ty(ty);
+            let items = v.as_array().map(Vec::as_slice).unwrap_or_default();
+            let Some(idx) = index_items(&sh, it, items) else {
+                out.insert(path);
+                return;
+            };
+            for (pe, vs) in idx {
+                path.push(pe);
+                if vs.len() > 1 {
+                    out.insert(path);
+                } else {
+                    field_set_node(it, vs[0], path, scope, out);
+                    out.insert(path);
+                }
+                path.pop();
+            }
+        }
+    }
+}
+
+/// Check an apply configuration against the schema, as upstream's typed
+/// conversion does: unknown fields, values of the wrong type, list items
+/// without keys or with duplicate keys. The message lists every problem,
+/// each prefixed with its path.
+pub fn validate(ty: Ty<'_>, v: &Value) -> Result<(), String> {
+    let mut errs = Vec::new();
+    validate_node(ty, v, &mut Vec::new(), false, &mut errs);
+    match errs.len() {
+        0 => Ok(()),
+        1 => Err(errs.remove(0)),
+        _ => Err(format!("errors:\n  {}", errs.join("\n  "))),
+    }
+}
+
+fn at(path: &[PathElement], msg: impl std::fmt::Display) -> String {
+    if path.is_empty() {
+        msg.to_string()
+    } else {
+        format!("{}: {msg}", super::path::display(path))
+    }
+}
+
+fn go_type(v: &Value) -> &'static str {
+    match v {
+        Value::String(_) => "string",
+        Value::Bool(_) => "bool",
+        Value::Number(n) if n.is_f64() => "float64",
+        Value::Number(_) => "int64",
+        Value::Array(_) => "[]interface {}",
+        Value::Object(_) => "map[string]interface {}",
+        Value::Null => "<nil>",
+    }
+}
+
+fn validate_node(ty: Ty<'_>, v: &Value, path: &mut Path, preserve: bool, errs: &mut Vec<String>) {
+    let Some(n) = ty else { return };
+    if v.is_null() {
+        return;
+    }
+    let preserve = preserve || n.preserves_unknown();
+    if untyped_scalar(&n) {
+        if v.is_object() || v.is_array() {
+            errs.push(at(path, format!("expected any scalar, got {v}")));
+        }
+        return;
+    }
+    if is_object_schema(&n) {
+        let Some(m) = v.as_object() else {
+            errs.push(at(path, format!("expected map, got {v}")));
+            return;
+        };
+        let has_properties = n.value.get("properties").is_some();
+        for (k, c) in m {
+            let child = n.property(k).or_else(|| n.values());
+            path.push(PathElement::Field(k.clone()));
+            match child {
+                Some(c_ty) => validate_node(Some(c_ty), c, path, preserve, errs),
+                // Free-form objects and preserved fields take anything.
+                None if preserve || !has_properties => {}
+                None => {
+                    errs.push(at(path, "field not declared in schema"));
+                    path.pop();
+                    return;
+                }
+            }
+            path.pop();
+        }
+        return;
+    }
+    if is_list_schema(&n) {
+        let Some(items) = v.as_array() else {
+            errs.push(at(path, format!("expected list, got {v}")));
+            return;
+        };
+        let it = n.items();
+        let sh = shape(ty, v);
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, item) in items.iter().enumerate() {
+            let pe = match &sh {
+                Shape::Keyed(_) | Shape::Set => match item_element(&sh, it, item) {
+                    Ok(pe) => pe,
+                    Err(e) => {
+                        errs.push(at(path, format!("element {i}: {e}")));
+                        return;
+                    }
+                },
+                _ => PathElement::Index(i),
+            };
+            if matches!(pe, PathElement::Key(_) | PathElement::Value(_)) && !seen.insert(pe.clone())
+            {
+                errs.push(at(path, format!("duplicate entries for key {pe}")));
+            }
+            path.push(pe);
+            validate_node(it, item, path, preserve, errs);
+            path.pop();
+        }
+        return;
+    }
+    let ok = match n.type_name() {
+        Some("integer" | "number") => v.is_number(),
+        Some("string") => v.is_string(),
+        Some("boolean") => v.is_boolean(),
+        _ => true,
+    };
+    if !ok {
+        let msg = match n.type_name() {
+            Some("integer" | "number") => {
+                format!("expected numeric (int or float), got {}", go_type(v))
+            }
+            Some("string") => format!("expected string, got {v}"),
+            _ => format!("expected boolean, got {v}"),
+        };
+        errs.push(at(path, msg));
+    }
+}
