@@ -4,8 +4,6 @@ conflicts and force, with the real kubectl 1.37 and the Python client."""
 import json
 import re
 
-import pytest
-
 DEPLOY = """
 apiVersion: apps/v1
 kind: Deployment
@@ -250,33 +248,38 @@ def test_python_client_apply(api_client, core, namespace):
     assert code == 201 and obj["data"] == {"a": "b"}, obj
 
 
-@pytest.mark.parametrize("case", ["no-manager", "force-on-merge", "unknown-field", "managed-fields", "wrong-kind", "bad-yaml"])
-def test_apply_errors(api_client, core, namespace, case):
+ERROR_CASES = {
+    "no-manager": (422, 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch'),
+    "force-on-merge": (422, 'PatchOptions.meta.k8s.io "" is invalid: force: Forbidden: may not be specified for non-apply patch'),
+    "unknown-field": (400, "failed to create typed patch object (/err; /v1, Kind=ConfigMap): .spec: field not declared in schema"),
+    "managed-fields": (400, "metadata.managedFields must be nil"),
+    "wrong-kind": (400, "invalid object type: /v1, Kind=Secret"),
+    "name-mismatch": (400, "the name of the object (other) does not match the name on the URL (err)"),
+    "bad-yaml": (400, "error decoding patch"),
+}
+
+
+def test_apply_errors(api_client, core, namespace):
     core.create_namespaced_config_map(namespace, {"metadata": {"name": "err"}, "data": {"a": "b"}})
     path = f"/api/v1/namespaces/{namespace}/configmaps/err"
     cfg = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "err"}, "data": {"a": "c"}}
-    want_code, want = {
-        "no-manager": (422, 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch'),
-        "force-on-merge": (422, 'PatchOptions.meta.k8s.io "" is invalid: force: Forbidden: may not be specified for non-apply patch'),
-        "unknown-field": (400, "failed to create typed patch object (/err; /v1, Kind=ConfigMap): .spec: field not declared in schema"),
-        "managed-fields": (400, "metadata.managedFields must be nil"),
-        "wrong-kind": (400, "invalid object type: /v1, Kind=Secret"),
-        "bad-yaml": (400, "error decoding patch"),
-    }[case]
-    query, body, ct = [("fieldManager", "m")], cfg, "application/apply-patch+yaml"
-    if case == "no-manager":
-        query = []
-    elif case == "force-on-merge":
-        query, ct = [("force", "true")], "application/merge-patch+json"
-    elif case == "unknown-field":
-        body = dict(cfg, spec={"x": 1})
-    elif case == "managed-fields":
-        body = dict(cfg, metadata={"name": "err", "managedFields": []})
-    elif case == "wrong-kind":
-        body = dict(cfg, kind="Secret")
-    elif case == "bad-yaml":
-        body = "data: [unclosed"
-    code, status = _apply_raw(api_client, path, body, query, ct)
-    assert code == want_code, status
-    assert status["message"].startswith(want), status
-    assert core.read_namespaced_config_map("err", namespace).data == {"a": "b"}
+    for case, (want_code, want) in ERROR_CASES.items():
+        query, body, ct = [("fieldManager", "m")], cfg, "application/apply-patch+yaml"
+        if case == "no-manager":
+            query = []
+        elif case == "force-on-merge":
+            query, ct = [("force", "true")], "application/merge-patch+json"
+        elif case == "unknown-field":
+            body = dict(cfg, spec={"x": 1})
+        elif case == "managed-fields":
+            body = dict(cfg, metadata={"name": "err", "managedFields": []})
+        elif case == "wrong-kind":
+            body = dict(cfg, kind="Secret")
+        elif case == "name-mismatch":
+            body = dict(cfg, metadata={"name": "other"})
+        elif case == "bad-yaml":
+            body = "data: [unclosed"
+        code, status = _apply_raw(api_client, path, body, query, ct)
+        assert code == want_code, (case, status)
+        assert status["message"].startswith(want), (case, status)
+        assert core.read_namespaced_config_map("err", namespace).data == {"a": "b"}, case

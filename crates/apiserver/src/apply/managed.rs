@@ -423,21 +423,23 @@ pub fn track_update(ty: Ty<'_>, old: Option<&Value>, new: &mut Value, w: &Writer
 }
 
 /// Whether two objects carry the same managers and sets, whatever the
-/// times: a write that changes only times is no change.
+/// times: a write that changes only times is no change. Entries are sorted
+/// by time, so they are compared in any order.
 pub fn same_ignoring_time(a: &Value, b: &Value) -> bool {
-    let strip = |v: &Value| -> Option<Vec<Value>> {
+    let strip = |v: &Value| -> Option<Vec<String>> {
         let list = v.get("metadata")?.get("managedFields")?.as_array()?;
-        Some(
-            list.iter()
-                .map(|e| {
-                    let mut e = e.clone();
-                    if let Some(m) = e.as_object_mut() {
-                        m.remove("time");
-                    }
-                    e
-                })
-                .collect(),
-        )
+        let mut out: Vec<String> = list
+            .iter()
+            .map(|e| {
+                let mut e = e.clone();
+                if let Some(m) = e.as_object_mut() {
+                    m.remove("time");
+                }
+                e.to_string()
+            })
+            .collect();
+        out.sort();
+        Some(out)
     };
     strip(a) == strip(b)
 }

@@ -275,7 +275,7 @@ mod tests {
 
     #[test]
     fn order_follows_upstream() {
-        let mut v = vec![
+        let mut v = [
             PathElement::Index(0),
             PathElement::Value(json!("x")),
             PathElement::Key(vec![("name".into(), json!("a"))]),
