@@ -246,6 +246,16 @@ def test_python_client_apply(api_client, core, namespace):
                            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fresh"}, "data": {"a": "b"}},
                            [("fieldManager", "py-raw")])
     assert code == 201 and obj["data"] == {"a": "b"}, obj
+    # Through the status subresource the applier is recorded with it.
+    core.create_namespaced_pod(namespace, {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+    cond = {"type": "Example", "status": "True"}
+    code, obj = _apply_raw(api_client, f"/api/v1/namespaces/{namespace}/pods/p/status",
+                           {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "status": {"conditions": [cond]}},
+                           [("fieldManager", "py-status"), ("force", "true")])
+    assert code == 200, obj
+    mine = [e for e in obj["metadata"]["managedFields"] if e["manager"] == "py-status"]
+    assert mine and mine[0]["operation"] == "Apply" and mine[0]["subresource"] == "status", obj["metadata"]["managedFields"]
+    assert "f:status" in mine[0]["fieldsV1"]
 
 
 ERROR_CASES = {
@@ -256,6 +266,7 @@ ERROR_CASES = {
     "wrong-kind": (400, "invalid object type: /v1, Kind=Secret"),
     "name-mismatch": (400, "the name of the object (other) does not match the name on the URL (err)"),
     "bad-yaml": (400, "error decoding patch"),
+    "repeated-key-strict": (400, 'error strict decoding patch: yaml: unmarshal errors:\n  key "a" already set in map'),
 }
 
 
@@ -279,6 +290,9 @@ def test_apply_errors(api_client, core, namespace):
             body = dict(cfg, metadata={"name": "other"})
         elif case == "bad-yaml":
             body = "data: [unclosed"
+        elif case == "repeated-key-strict":
+            query = [("fieldManager", "m"), ("fieldValidation", "Strict")]
+            body = '{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "err"}, "data": {"a": "c", "a": "d"}}'
         code, status = _apply_raw(api_client, path, body, query, ct)
         assert code == want_code, (case, status)
         assert status["message"].startswith(want), (case, status)

@@ -696,3 +696,62 @@ fn real_manifests_fit_the_builtin_schemas() {
         ".spec.containers[name=\"c\"].ports[containerPort=80,protocol=\"TCP\"].hostPrt: field not declared in schema"
     );
 }
+
+#[test]
+fn open_metadata_of_a_custom_resource_is_object_meta() {
+    // As a CRD's schema has it: `metadata` is just an object.
+    let root = json!({"type": "object", "properties": {
+        "apiVersion": {"type": "string"}, "kind": {"type": "string"},
+        "metadata": {"type": "object"},
+        "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+    }});
+    let defs = Map::new();
+    let ty = Some(SchemaNode::new(&defs, &root));
+    let cfg = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "labels": {"a": "b"}}, "spec": {"x": [1]}});
+    let out = apply(ty, None, &cfg, &writer("m"), false).unwrap();
+    assert_eq!(
+        fields_of(&out, "m").unwrap(),
+        json!({"f:metadata": {"f:labels": {"f:a": {}}}, "f:spec": {"f:x": {}}})
+    );
+    let bad = json!({"metadata": {"lables": {}}});
+    assert_eq!(
+        validate(ty, &bad).unwrap_err(),
+        ".metadata.lables: field not declared in schema"
+    );
+}
+
+#[test]
+fn managed_fields_entries_round_trip() {
+    let entries = json!([
+        {"manager": "a", "operation": "Apply", "apiVersion": "v1", "time": "2030-01-01T00:00:00Z",
+         "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:x": {}}}},
+        {"manager": "b", "operation": "Update", "apiVersion": "v1", "time": "2030-01-01T00:00:01Z",
+         "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {"f:y": {}}}, "subresource": "status"}
+    ]);
+    let o = json!({"metadata": {"managedFields": entries}});
+    let m = Managed::decode(&o).unwrap();
+    assert_eq!(m.encode().unwrap(), entries);
+    for (bad, why) in [
+        (
+            json!([{"manager": "a", "operation": "Get", "apiVersion": "v1", "fieldsType": "FieldsV1"}]),
+            "operation must be `Apply` or `Update`",
+        ),
+        (
+            json!([{"manager": "a", "operation": "Apply", "fieldsType": "FieldsV1"}]),
+            "apiVersion must not be empty",
+        ),
+        (
+            json!([{"manager": "a", "operation": "Apply", "apiVersion": "v1"}]),
+            "missing fieldsType in managed fields entry 0",
+        ),
+        (
+            json!([{"manager": "a", "operation": "Apply", "apiVersion": "v1", "fieldsType": "FieldsV2"}]),
+            "invalid fieldsType \"FieldsV2\" in managed fields entry 0",
+        ),
+    ] {
+        assert_eq!(
+            Managed::decode(&json!({"metadata": {"managedFields": bad}})).unwrap_err(),
+            why
+        );
+    }
+}

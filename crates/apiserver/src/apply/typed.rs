@@ -141,8 +141,23 @@ pub fn shape(ty: Ty<'_>, v: &Value) -> Shape {
 }
 
 /// The schema of field `key` of an object.
+///
+/// The `metadata` of a kind (an object with `apiVersion` and `kind`) whose
+/// schema leaves it open, as custom resource schemas do, is an ObjectMeta:
+/// upstream gives custom resources the ObjectMeta schema too.
 pub fn field_ty<'a>(ty: Ty<'a>, key: &str) -> Ty<'a> {
-    ty.and_then(|n| n.property(key).or_else(|| n.values()))
+    let n = ty?;
+    let child = n.property(key).or_else(|| n.values());
+    if key == "metadata"
+        && child.is_none_or(|c| c.value.get("properties").is_none())
+        && n.property("apiVersion").is_some()
+        && n.property("kind").is_some()
+    {
+        return crate::schema::builtin()
+            .definition("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta")
+            .or(child);
+    }
+    child
 }
 
 /// Whether `key` is a declared field of a struct (not a map key or an
@@ -512,7 +527,7 @@ fn validate_node(ty: Ty<'_>, v: &Value, path: &mut Path, preserve: bool, errs: &
         };
         let has_properties = n.value.get("properties").is_some();
         for (k, c) in m {
-            let child = n.property(k).or_else(|| n.values());
+            let child = field_ty(ty, k);
             path.push(PathElement::Field(k.clone()));
             match child {
                 Some(c_ty) => validate_node(Some(c_ty), c, path, preserve, errs),
