@@ -1,3 +1,4 @@
 pub mod bench;
 pub mod debug;
+pub mod hollow;
 pub mod server;
