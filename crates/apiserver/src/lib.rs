@@ -13,6 +13,7 @@ pub mod discovery;
 pub mod error;
 pub mod handler;
 pub mod openapi;
+pub mod patch;
 pub mod pki;
 pub mod protobuf;
 pub mod registry;

@@ -314,8 +314,12 @@ impl Registry {
             .name
             .clone()
             .ok_or_else(|| ApiError::method_not_allowed("patch needs a name"))?;
-        let patch: Value = serde_json::from_slice(patch)
-            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+        let patch: Value = if patch_type == PatchType::Strategic {
+            Value::Object(crate::patch::decode_strategic(patch)?)
+        } else {
+            serde_json::from_slice(patch)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
+        };
         if patch_type == PatchType::Json {
             let n = patch.as_array().map(Vec::len).ok_or_else(|| {
                 ApiError::bad_request("json patch must be an array of operations")
@@ -336,7 +340,12 @@ impl Registry {
             .transpose()?;
         let info = rp.info;
         let obj_name = name.clone();
-        self.guaranteed_update(rp, &name, wanted_rv, opts, Vec::new(), move |old| {
+        let strat = strategy::strategy_for(info);
+        let fv = opts.field_validation;
+        // Warnings of the latest attempt: the closure runs once per attempt.
+        let patch_warnings = std::sync::Mutex::new(Vec::new());
+        let pw = &patch_warnings;
+        let mut res = self.guaranteed_update(rp, &name, wanted_rv, opts, Vec::new(), move |old| {
             let mut doc = old.clone();
             match patch_type {
                 PatchType::Json => {
@@ -345,7 +354,14 @@ impl Registry {
                     json_patch::patch(&mut doc, &p).map_err(|e| ApiError::invalid(info.group, info.kind, &obj_name, &[FieldError::invalid("", "", format!("the server rejected our request due to an error in our request: {e}"))]))?;
                 }
                 PatchType::Merge => json_patch::merge(&mut doc, &patch),
-                PatchType::Strategic => json_patch::merge(&mut doc, &strip_directives(&patch)),
+                PatchType::Strategic => {
+                    let smp = patch.as_object().cloned().unwrap_or_default();
+                    doc = crate::patch::apply_strategic(info, old, &smp)?;
+                    crate::patch::refuse_unknown(strat, &doc, &smp, fv)?;
+                    let mut w = Vec::new();
+                    handle_unknown(strat, &mut doc, fv, &mut w)?;
+                    *pw.lock().unwrap_or_else(|e| e.into_inner()) = w;
+                }
             }
             let size = serde_json::to_vec(&doc).map(|v| v.len()).unwrap_or(0);
             if size > store::MAX_VALUE_BYTES {
@@ -353,7 +369,13 @@ impl Registry {
             }
             Ok(doc)
         })
-        .await
+        .await?;
+        res.warnings.extend(
+            patch_warnings
+                .into_inner()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        Ok(res)
     }
 
     /// Read, change, validate and compare-and-swap, retrying lost races unless
@@ -524,26 +546,6 @@ impl Registry {
             name,
             "too many concurrent updates; try again",
         ))
-    }
-}
-
-/// A strategic merge patch without its directives, applied as a merge patch:
-/// right for maps (labels, annotations, most fields); list merge keys arrive
-/// with the strategic-merge issue.
-fn strip_directives(p: &Value) -> Value {
-    match p {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .filter(|(k, _)| {
-                    !k.starts_with("$setElementOrder/")
-                        && !k.starts_with("$deleteFromPrimitiveList/")
-                        && k.as_str() != "$retainKeys"
-                        && k.as_str() != "$patch"
-                })
-                .map(|(k, v)| (k.clone(), strip_directives(v)))
-                .collect(),
-        ),
-        other => other.clone(),
     }
 }
 
