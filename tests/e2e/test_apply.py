@@ -303,8 +303,9 @@ def test_apply_service_and_configmap(kubectl, namespace):
     apply(kubectl, namespace, SERVICE_V1 + "---" + CONFIGMAP_V1)
     svc = kubectl.json("get", "service", "front", "-n", namespace)
     ip = svc["spec"]["clusterIP"]
-    # Another client adds data the manifest does not mention.
+    # Other clients add data and an annotation the manifest does not mention.
     kubectl("patch", "configmap", "settings", "-n", namespace, "-p", '{"data":{"extra":"kept"}}')
+    kubectl("annotate", "configmap", "settings", "-n", namespace, "note=kept")
 
     out = apply(kubectl, namespace, SERVICE_V2 + "---" + CONFIGMAP_V2)
     assert "service/front configured" in out and "configmap/settings configured" in out
@@ -316,3 +317,5 @@ def test_apply_service_and_configmap(kubectl, namespace):
     ]
     cm = kubectl.json("get", "configmap", "settings", "-n", namespace)
     assert cm["data"] == {"color": "green", "shape": "round", "extra": "kept"}
+    assert cm["metadata"]["annotations"]["note"] == "kept"
+    assert last_applied(cm)["data"] == {"color": "green", "shape": "round"}

@@ -355,9 +355,10 @@ impl Registry {
                 }
                 PatchType::Merge => json_patch::merge(&mut doc, &patch),
                 PatchType::Strategic => {
-                    let smp = patch.as_object().cloned().unwrap_or_default();
-                    doc = crate::patch::apply_strategic(info, old, &smp)?;
-                    crate::patch::refuse_unknown(strat, &doc, &smp, fv)?;
+                    let no_patch = serde_json::Map::new();
+                    let smp = patch.as_object().unwrap_or(&no_patch);
+                    doc = crate::patch::apply_strategic(info, old, smp)?;
+                    crate::patch::refuse_unknown(strat, &doc, smp, fv)?;
                     let mut w = Vec::new();
                     handle_unknown(strat, &mut doc, fv, &mut w)?;
                     *pw.lock().unwrap_or_else(|e| e.into_inner()) = w;
