@@ -11,11 +11,15 @@ from conftest import WHARF
 
 
 @pytest.fixture
-def hollow(server, request):
-    """Start `wharf hollow-nodes` with a prefix of its own; stop it by PID."""
+def hollow(server, kubectl, request):
+    """Start `wharf hollow-nodes` with a prefix of its own; stop it by PID,
+    then delete its nodes, so the scheduler does not place other tests' pods
+    on nodes nobody runs."""
     procs = []
+    prefixes = set()
 
     def start(count, prefix, *extra):
+        prefixes.add(prefix)
         log = open(server.data_dir / f"hollow-{prefix}.log", "w")
         p = subprocess.Popen(
             [WHARF, "hollow-nodes", "--count", str(count), "--prefix", prefix,
@@ -29,6 +33,8 @@ def hollow(server, request):
         if p.poll() is None:
             p.terminate()
             p.wait(timeout=10)
+    for prefix in prefixes:
+        kubectl("delete", "nodes", "-l", f"hollow.wharf.dev/prefix={prefix}")
 
 
 def wait_for(what, check, timeout=30):

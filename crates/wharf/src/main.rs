@@ -59,6 +59,8 @@ enum Command {
     /// Simulate nodes that run pods on paper (like KWOK), for tests and
     /// benchmarks at scale.
     HollowNodes(cmd::hollow::HollowArgs),
+    /// Run the scheduler alone, as a client of an API server.
+    Scheduler(cmd::scheduler::SchedulerArgs),
     /// Developer tools used by the test suite.
     #[command(hide = true)]
     Debug(cmd::debug::DebugArgs),
@@ -81,6 +83,7 @@ fn main() -> anyhow::Result<()> {
             Command::Server(a) => cmd::server::run(a).await,
             Command::Bench(a) => cmd::bench::run(a).await,
             Command::HollowNodes(a) => cmd::hollow::run(a).await,
+            Command::Scheduler(a) => cmd::scheduler::run(a).await,
             Command::Debug(a) => cmd::debug::run(a).await,
         }
     })

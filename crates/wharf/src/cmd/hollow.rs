@@ -52,18 +52,7 @@ pub struct HollowArgs {
 
 pub async fn run(args: HollowArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.count > 0, "--count must be positive");
-    let kubeconfig = kube::config::Kubeconfig::read_from(&args.kubeconfig)
-        .with_context(|| format!("reading {}", args.kubeconfig.display()))?;
-    let mut config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .context("loading the kubeconfig")?;
-    if let Some(url) = &args.server {
-        config.cluster_url = url.parse().with_context(|| format!("--server {url}"))?;
-    }
-    let client = kube::Client::try_from(config).context("building the API client")?;
+    let client = super::client_from(&args.kubeconfig, args.server.as_deref()).await?;
     let cfg = hollow::Config {
         count: args.count,
         prefix: args.prefix,
