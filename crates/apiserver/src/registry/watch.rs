@@ -36,6 +36,7 @@ const BOOKMARK_EVERY: Duration = Duration::from_secs(5);
 struct Filter {
     prefix: String,
     opts: ListOptions,
+    info: &'static crate::resources::ResourceInfo,
 }
 
 impl Filter {
@@ -56,6 +57,7 @@ impl Filter {
         }
         let now = matches(entry, &self.opts);
         let before = prev.is_some_and(|p| matches(p, &self.opts));
+        let entry = &crate::crd::entry_at_version(self.info, entry.clone());
         match kind {
             EventType::Added if now => Some((EventType::Added, entry.clone())),
             EventType::Modified if now && before => Some((EventType::Modified, entry.clone())),
@@ -99,6 +101,7 @@ impl Registry {
         let filter = Filter {
             prefix: list_prefix(rp),
             opts: opts.clone(),
+            info: rp.info,
         };
         let timeout = Duration::from_secs(opts.timeout_seconds.unwrap_or(1800 + rand_secs(1800)));
         let (tx, rx) = mpsc::channel(CLIENT_BUFFER);
@@ -122,8 +125,11 @@ impl Registry {
             let Some((past, sub, _)) = self.cache.subscribe_from(rev) else {
                 return Err(ApiError::timeout("the watch cache moved on; retry"));
             };
-            let initial_items: Vec<Arc<Entry>> =
-                items.into_iter().filter(|e| filter.wants(e)).collect();
+            let initial_items: Vec<Arc<Entry>> = items
+                .into_iter()
+                .filter(|e| filter.wants(e))
+                .map(|e| crate::crd::entry_at_version(rp.info, e))
+                .collect();
             tokio::spawn(async move {
                 for e in initial_items {
                     if tx
