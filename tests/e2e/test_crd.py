@@ -15,7 +15,7 @@ import pytest
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
-from conftest import KUBECTL
+from conftest import KUBECTL, Kubectl, Server
 
 GROUP = "stable.example.com"
 CRD_NAME = f"crontabs.{GROUP}"
@@ -99,7 +99,8 @@ spec:
       storage: true{VERSION_COMMON}
     - name: v1beta1
       served: true
-      storage: false{VERSION_COMMON}
+      storage: false
+      deprecated: true{VERSION_COMMON}
 """
 
 CLUSTER_CRD = """
@@ -224,10 +225,12 @@ def test_custom_resources_with_kubectl(k, namespace):
         assert row[0] == "first" and row[1:6] == ["*", "*", "*", "*", "*/5"] and row[6] == "1" and row[7] == "Slow"
         assert row[8].endswith("s")
 
-        # Another version of the same object.
-        v1beta1 = k.json("get", f"crontabs.v1beta1.{GROUP}", "first", "-n", namespace)
+        # Another (deprecated) version of the same object.
+        p = k.run("get", f"crontabs.v1beta1.{GROUP}", "first", "-n", namespace, "-o", "json")
+        v1beta1 = json.loads(p.stdout)
         assert v1beta1["apiVersion"] == f"{GROUP}/v1beta1"
         assert v1beta1["metadata"]["uid"] == cr["metadata"]["uid"]
+        assert f"Warning: {GROUP}/v1beta1 CronTab is deprecated; use {GROUP}/v1 CronTab" in p.stderr, p.stderr
 
         # Apply again with a change; merge patch and JSON patch.
         k("apply", "-n", namespace, "-f", "-", input=cronjob("first", image="other"))
@@ -242,7 +245,9 @@ def test_custom_resources_with_kubectl(k, namespace):
         # Strategic merge patch is not supported for custom resources.
         p = k.run("patch", "ct", "first", "-n", namespace, "--type=strategic", "-p", '{"spec":{"mode":"Slow"}}',
                   check=False)
-        assert p.returncode != 0 and "UnsupportedMediaType" in p.stderr or "unknown format" in p.stderr, p.stderr
+        assert p.returncode != 0, p.stdout
+        assert f"application/strategic-merge-patch+json is not supported by {GROUP}/v1, Kind=CronTab" in p.stderr
+        assert "accepted media types include: application/json-patch+json, application/merge-patch+json" in p.stderr
 
         # Scale subresource.
         k("scale", "crontab", "first", "-n", namespace, "--replicas=3")
@@ -504,3 +509,22 @@ def test_watch_custom_resources_with_kubectl(k, kubectl, server, namespace):
                 w.wait()
     finally:
         uninstall(k, CRD_NAME)
+
+
+def test_custom_resources_survive_a_restart():
+    with tempfile.TemporaryDirectory(prefix="wharf-crd-") as d:
+        server = Server(d).start()
+        try:
+            kubectl = Kubectl(server.kubeconfig)
+            with tempfile.TemporaryDirectory(prefix="kcache-") as cache:
+                kubectl("apply", "-f", "-", "--cache-dir", cache, input=CRD)
+                kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=30s", "--cache-dir", cache)
+                kubectl("apply", "-n", "default", "-f", "-", "--cache-dir", cache, input=cronjob("kept"))
+            server.stop()
+            server.start()
+            with tempfile.TemporaryDirectory(prefix="kcache-") as cache:
+                cr = json.loads(kubectl("get", "ct", "kept", "-n", "default", "-o", "json", "--cache-dir", cache))
+                assert cr["spec"]["replicas"] == 1
+                assert "crontabs" in kubectl("api-resources", "--api-group", GROUP, "--cache-dir", cache)
+        finally:
+            server.stop()

@@ -204,7 +204,15 @@ async fn dispatch(
         Route::ResourceList { group, version } => discovery::resource_list(&group, &version)
             .map(|d| json_response(200, &d))
             .ok_or_else(ApiError::not_found_path),
-        Route::Resource(rp) => resource(ctx, &user, rp, query, &accept, req).await,
+        Route::Resource(rp) => {
+            // Requests to a deprecated custom resource version carry a warning.
+            let deprecated = crate::crd::deprecation_warning(rp.info);
+            let r = resource(ctx, &user, rp, query, &accept, req).await;
+            match deprecated {
+                Some(w) => r.map(|resp| with_warnings(resp, &[w])),
+                None => r,
+            }
+        }
         Route::OpenApi(_) | Route::Unknown => Err(ApiError::not_found_path()),
         Route::Health { .. } | Route::Version => unreachable!("handled above"),
     }

@@ -288,6 +288,35 @@ pub fn for_storage(info: &ResourceInfo, obj: &Value) -> Option<Value> {
     Some(out)
 }
 
+/// The warning every request to a deprecated version gets: the version's own
+/// `deprecationWarning`, or upstream's default naming the newest served
+/// version that is not deprecated.
+pub fn deprecation_warning(info: &ResourceInfo) -> Option<String> {
+    let (def, v) = version_of(info)?;
+    if !v.deprecated {
+        return None;
+    }
+    if let Some(w) = &v.deprecation_warning {
+        return Some(w.clone());
+    }
+    let mut msg = format!("{}/{} {} is deprecated", def.group, v.name, def.names.kind);
+    let mut newer: Vec<&str> = def
+        .versions
+        .iter()
+        .filter(|o| {
+            o.served
+                && !o.deprecated
+                && compare_versions(&o.name, &v.name) == std::cmp::Ordering::Less
+        })
+        .map(|o| o.name.as_str())
+        .collect();
+    newer.sort_by(|a, b| compare_versions(a, b));
+    if let Some(best) = newer.first() {
+        msg.push_str(&format!("; use {}/{best} {}", def.group, def.names.kind));
+    }
+    Some(msg)
+}
+
 /// Upstream refuses creates while a CRD is being deleted (405), though reads,
 /// updates and deletes still work.
 pub fn refuse_create_while_terminating(info: &ResourceInfo) -> ApiResult<()> {
