@@ -347,7 +347,8 @@ pub const CUSTOM_VERBS: &[&str] = &[
     "watch",
 ];
 /// Verbs of a custom resource whose definition is being deleted.
-pub const CUSTOM_TERMINATING_VERBS: &[&str] = &["delete", "deletecollection", "get", "list", "watch"];
+pub const CUSTOM_TERMINATING_VERBS: &[&str] =
+    &["delete", "deletecollection", "get", "list", "watch"];
 
 /// A dynamic resource to serve, with owned strings; see [`intern`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

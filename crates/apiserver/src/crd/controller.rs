@@ -139,19 +139,26 @@ async fn accept_names(reg: &Registry, crd: &Value, all: &[Value], name: &str) ->
     if requested == accepted && established {
         return Ok(());
     }
-    let (used_resources, used_kinds) = names_in_use(all, crd["spec"]["group"].as_str().unwrap_or(""));
+    let (used_resources, used_kinds) =
+        names_in_use(all, crd["spec"]["group"].as_str().unwrap_or(""));
     let mut new = accepted.clone();
     let mut conflict: Option<(&str, String)> = None;
     let fresh = |req: &str, acc: &str, used: &HashSet<String>| req == acc || !used.contains(req);
     if fresh(&requested.plural, &accepted.plural, &used_resources) {
         new.plural = requested.plural.clone();
     } else {
-        conflict = Some(("PluralConflict", format!("{:?} is already in use", requested.plural)));
+        conflict = Some((
+            "PluralConflict",
+            format!("{:?} is already in use", requested.plural),
+        ));
     }
     if fresh(&requested.singular, &accepted.singular, &used_resources) {
         new.singular = requested.singular.clone();
     } else {
-        conflict = Some(("SingularConflict", format!("{:?} is already in use", requested.singular)));
+        conflict = Some((
+            "SingularConflict",
+            format!("{:?} is already in use", requested.singular),
+        ));
     }
     if requested.short_names != accepted.short_names {
         let taken: Vec<String> = requested
@@ -163,39 +170,69 @@ async fn accept_names(reg: &Registry, crd: &Value, all: &[Value], name: &str) ->
         if taken.is_empty() {
             new.short_names = requested.short_names.clone();
         } else {
-            let msg = if taken.len() == 1 { taken[0].clone() } else { format!("[{}]", taken.join(", ")) };
+            let msg = if taken.len() == 1 {
+                taken[0].clone()
+            } else {
+                format!("[{}]", taken.join(", "))
+            };
             conflict = Some(("ShortNamesConflict", msg));
         }
     }
     if fresh(&requested.kind, &accepted.kind, &used_kinds) {
         new.kind = requested.kind.clone();
     } else {
-        conflict = Some(("KindConflict", format!("{:?} is already in use", requested.kind)));
+        conflict = Some((
+            "KindConflict",
+            format!("{:?} is already in use", requested.kind),
+        ));
     }
     if fresh(&requested.list_kind, &accepted.list_kind, &used_kinds) {
         new.list_kind = requested.list_kind.clone();
     } else {
-        conflict = Some(("ListKindConflict", format!("{:?} is already in use", requested.list_kind)));
+        conflict = Some((
+            "ListKindConflict",
+            format!("{:?} is already in use", requested.list_kind),
+        ));
     }
     new.categories = requested.categories.clone();
-    let Some(rp) = status_path(name) else { return Ok(()) };
+    let Some(rp) = status_path(name) else {
+        return Ok(());
+    };
     let names_json = new.to_json();
     reg.update_with(&rp, None, &WriteOptions::default(), move |old| {
         let mut out = old.clone();
         out["status"]["acceptedNames"] = names_json.clone();
         match &conflict {
             None => {
-                set_condition(&mut out, "NamesAccepted", "True", "NoConflicts", "no conflicts found");
+                set_condition(
+                    &mut out,
+                    "NamesAccepted",
+                    "True",
+                    "NoConflicts",
+                    "no conflicts found",
+                );
                 // With one API server there is nothing to wait for: the
                 // accepted names are served, so the CRD is established.
                 if !condition_true(&out, "Established") {
-                    set_condition(&mut out, "Established", "True", "InitialNamesAccepted", "the initial names have been accepted");
+                    set_condition(
+                        &mut out,
+                        "Established",
+                        "True",
+                        "InitialNamesAccepted",
+                        "the initial names have been accepted",
+                    );
                 }
             }
             Some((reason, message)) => {
                 set_condition(&mut out, "NamesAccepted", "False", reason, message);
                 if !condition_true(&out, "Established") {
-                    set_condition(&mut out, "Established", "False", "NotAccepted", "not all names are accepted");
+                    set_condition(
+                        &mut out,
+                        "Established",
+                        "False",
+                        "NotAccepted",
+                        "not all names are accepted",
+                    );
                 }
             }
         }
@@ -214,7 +251,9 @@ async fn finalize(reg: &Registry, crd: &Value, name: &str) -> ApiResult<bool> {
     if !has_finalizer {
         return Ok(false);
     }
-    let Some(rp) = status_path(name) else { return Ok(false) };
+    let Some(rp) = status_path(name) else {
+        return Ok(false);
+    };
     let opts = WriteOptions::default();
     let in_progress = crd["status"]["conditions"].as_array().is_some_and(|cs| {
         cs.iter().any(|c| {
@@ -226,7 +265,13 @@ async fn finalize(reg: &Registry, crd: &Value, name: &str) -> ApiResult<bool> {
     if !in_progress {
         reg.update_with(&rp, None, &opts, |old| {
             let mut out = old.clone();
-            set_condition(&mut out, "Terminating", "True", "InstanceDeletionInProgress", "CustomResource deletion is in progress");
+            set_condition(
+                &mut out,
+                "Terminating",
+                "True",
+                "InstanceDeletionInProgress",
+                "CustomResource deletion is in progress",
+            );
             Ok(out)
         })
         .await?;
@@ -235,12 +280,23 @@ async fn finalize(reg: &Registry, crd: &Value, name: &str) -> ApiResult<bool> {
     let plural = crd["spec"]["names"]["plural"].as_str().unwrap_or("");
     let condition = if condition_true(crd, "Established") {
         match delete_instances(reg, group, plural).await {
-            Ok(0) => ("False", "InstanceDeletionCompleted", "removed all instances".to_string()),
+            Ok(0) => (
+                "False",
+                "InstanceDeletionCompleted",
+                "removed all instances".to_string(),
+            ),
             Ok(n) => {
-                let msg = format!("could not confirm zero CustomResources remaining: {n} remaining");
+                let msg =
+                    format!("could not confirm zero CustomResources remaining: {n} remaining");
                 reg.update_with(&rp, None, &opts, |old| {
                     let mut out = old.clone();
-                    set_condition(&mut out, "Terminating", "True", "InstanceDeletionCheck", &msg);
+                    set_condition(
+                        &mut out,
+                        "Terminating",
+                        "True",
+                        "InstanceDeletionCheck",
+                        &msg,
+                    );
                     Ok(out)
                 })
                 .await?;
@@ -250,7 +306,13 @@ async fn finalize(reg: &Registry, crd: &Value, name: &str) -> ApiResult<bool> {
                 let msg = format!("could not issue all deletes: {}", e.message);
                 reg.update_with(&rp, None, &opts, |old| {
                     let mut out = old.clone();
-                    set_condition(&mut out, "Terminating", "True", "InstanceDeletionFailed", &msg);
+                    set_condition(
+                        &mut out,
+                        "Terminating",
+                        "True",
+                        "InstanceDeletionFailed",
+                        &msg,
+                    );
                     Ok(out)
                 })
                 .await?;
@@ -258,11 +320,21 @@ async fn finalize(reg: &Registry, crd: &Value, name: &str) -> ApiResult<bool> {
             }
         }
     } else {
-        ("False", "NeverEstablished", "resource was never established".to_string())
+        (
+            "False",
+            "NeverEstablished",
+            "resource was never established".to_string(),
+        )
     };
     reg.update_with(&rp, None, &opts, move |old| {
         let mut out = old.clone();
-        set_condition(&mut out, "Terminating", condition.0, condition.1, &condition.2);
+        set_condition(
+            &mut out,
+            "Terminating",
+            condition.0,
+            condition.1,
+            &condition.2,
+        );
         if let Some(f) = out["metadata"]["finalizers"].as_array_mut() {
             f.retain(|x| x != CLEANUP_FINALIZER);
         }
@@ -312,10 +384,16 @@ mod tests {
         let t0 = c[0]["lastTransitionTime"].clone();
         crd["status"]["conditions"][0]["lastTransitionTime"] = json!("2000-01-01T00:00:00Z");
         set_condition(&mut crd, "Established", "False", "Other", "c");
-        assert_eq!(crd["status"]["conditions"][0]["lastTransitionTime"], "2000-01-01T00:00:00Z");
+        assert_eq!(
+            crd["status"]["conditions"][0]["lastTransitionTime"],
+            "2000-01-01T00:00:00Z"
+        );
         assert_eq!(crd["status"]["conditions"][0]["reason"], "Other");
         set_condition(&mut crd, "Established", "True", "InitialNamesAccepted", "d");
-        assert_ne!(crd["status"]["conditions"][0]["lastTransitionTime"], "2000-01-01T00:00:00Z");
+        assert_ne!(
+            crd["status"]["conditions"][0]["lastTransitionTime"],
+            "2000-01-01T00:00:00Z"
+        );
         assert!(t0.is_string());
     }
 

@@ -37,7 +37,9 @@ pub fn apply(x: &mut Value, s: &Schema) {
             }
         }
         Value::Array(items) => {
-            let Some(item) = s.items.as_deref() else { return };
+            let Some(item) = s.items.as_deref() else {
+                return;
+            };
             for v in items.iter_mut() {
                 if v.is_null() && !item.nullable {
                     if let Some(d) = &item.default {

@@ -11,7 +11,9 @@ pub fn check(format: &str, text: &str) -> Option<bool> {
         "date" => is_date(text),
         "byte" => {
             use base64::Engine;
-            base64::engine::general_purpose::STANDARD.decode(text).is_ok()
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .is_ok()
         }
         "ipv4" => text.parse::<Ipv4Addr>().is_ok(),
         "ipv6" => text.parse::<Ipv6Addr>().is_ok(),
@@ -63,7 +65,8 @@ fn is_clock(s: &str, seconds_required: bool) -> bool {
         return false;
     }
     let parts: Vec<&str> = hms.split(':').collect();
-    let ok_two = |p: &str, max: u8| p.len() == 2 && digits(p) && p.parse::<u8>().is_ok_and(|v| v <= max);
+    let ok_two =
+        |p: &str, max: u8| p.len() == 2 && digits(p) && p.parse::<u8>().is_ok_and(|v| v <= max);
     match parts.as_slice() {
         [h, m, sec] => ok_two(h, 23) && ok_two(m, 59) && ok_two(sec, 60),
         [h, m] if !seconds_required && frac.is_none() => ok_two(h, 23) && ok_two(m, 59),
@@ -192,7 +195,10 @@ fn is_duration(s: &str) -> bool {
                 let u = rest
                     .find(|c: char| c.is_ascii_digit() || c == '.')
                     .unwrap_or(rest.len());
-                ok = matches!(&rest[..u], "ns" | "us" | "µs" | "μs" | "ms" | "s" | "m" | "h");
+                ok = matches!(
+                    &rest[..u],
+                    "ns" | "us" | "µs" | "μs" | "ms" | "s" | "m" | "h"
+                );
                 rest = &rest[u..];
                 any = true;
             }
@@ -208,9 +214,31 @@ fn is_duration(s: &str) -> bool {
             digits(n)
                 && matches!(
                     unit.trim_end_matches('s'),
-                    "n" | "ns" | "nano" | "nanosecond" | "u" | "us" | "µ" | "µs" | "micro" | "microsecond"
-                        | "m" | "ms" | "milli" | "millisecond" | "second" | "sec" | "min" | "minute"
-                        | "h" | "hr" | "hour" | "d" | "day" | "w" | "wk" | "week"
+                    "n" | "ns"
+                        | "nano"
+                        | "nanosecond"
+                        | "u"
+                        | "us"
+                        | "µ"
+                        | "µs"
+                        | "micro"
+                        | "microsecond"
+                        | "m"
+                        | "ms"
+                        | "milli"
+                        | "millisecond"
+                        | "second"
+                        | "sec"
+                        | "min"
+                        | "minute"
+                        | "h"
+                        | "hr"
+                        | "hour"
+                        | "d"
+                        | "day"
+                        | "w"
+                        | "wk"
+                        | "week"
                 )
         }
         _ => false,
@@ -225,7 +253,10 @@ fn is_uri(s: &str) -> bool {
     match s.split_once(':') {
         Some((scheme, rest)) => {
             !scheme.is_empty()
-                && scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic())
                 && scheme
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))

@@ -205,7 +205,10 @@ impl Parser {
                 self.pos += 2;
                 continue;
             }
-            if matches!(c, '.' | '[' | ']' | ')' | '(' | ' ' | '=' | '!' | '<' | '>' | ',' | '}') {
+            if matches!(
+                c,
+                '.' | '[' | ']' | ')' | '(' | ' ' | '=' | '!' | '<' | '>' | ',' | '}'
+            ) {
                 break;
             }
             out.push(c);
@@ -223,7 +226,11 @@ impl Parser {
                 Some('.') => {
                     self.pos += 1;
                     if self.eat('.') {
-                        let f = if self.eat('*') { "*".to_string() } else { self.ident() };
+                        let f = if self.eat('*') {
+                            "*".to_string()
+                        } else {
+                            self.ident()
+                        };
                         if f.is_empty() {
                             return Err("expected a field name after ..".into());
                         }
@@ -313,7 +320,9 @@ impl Parser {
             if text.is_empty() {
                 Ok(None)
             } else {
-                text.parse().map(Some).map_err(|_| format!("bad index {text:?}"))
+                text.parse()
+                    .map(Some)
+                    .map_err(|_| format!("bad index {text:?}"))
             }
         };
         let a = num(self)?;
@@ -349,7 +358,10 @@ impl Parser {
             .find(|op| {
                 let n = op.len();
                 self.chars.len() >= self.pos + n
-                    && self.chars[self.pos..self.pos + n].iter().collect::<String>() == **op
+                    && self.chars[self.pos..self.pos + n]
+                        .iter()
+                        .collect::<String>()
+                        == **op
             })
             .map(|op| op.to_string())
             .unwrap_or_default();
@@ -380,10 +392,7 @@ impl Parser {
             return Ok(Value::String(text));
         }
         let start = self.pos;
-        while self
-            .peek()
-            .is_some_and(|c| !matches!(c, ')' | ' '))
-        {
+        while self.peek().is_some_and(|c| !matches!(c, ')' | ' ')) {
             self.pos += 1;
         }
         let text: String = self.chars[start..self.pos].iter().collect();
@@ -426,12 +435,27 @@ mod tests {
             (".spec.list[-1].n", vec![json!(3)]),
             (".spec.list[0:2].n", vec![json!(1), json!(2)]),
             (".spec.list[*].n", vec![json!(1), json!(2), json!(3)]),
-            (".status.conditions[?(@.type==\"Ready\")].status", vec![json!("True")]),
-            (".status.conditions[?(@.type=='Synced')].status", vec![json!("False")]),
-            (".status.conditions[?(@.count > 3)].type", vec![json!("Synced")]),
+            (
+                ".status.conditions[?(@.type==\"Ready\")].status",
+                vec![json!("True")],
+            ),
+            (
+                ".status.conditions[?(@.type=='Synced')].status",
+                vec![json!("False")],
+            ),
+            (
+                ".status.conditions[?(@.count > 3)].type",
+                vec![json!("Synced")],
+            ),
             (".status.conditions[?(@.count)].type", vec![json!("Synced")]),
-            (".metadata.labels['app.kubernetes.io/name']", vec![json!("web")]),
-            (".metadata.labels.app\\.kubernetes\\.io/name", vec![json!("web")]),
+            (
+                ".metadata.labels['app.kubernetes.io/name']",
+                vec![json!("web")],
+            ),
+            (
+                ".metadata.labels.app\\.kubernetes\\.io/name",
+                vec![json!("web")],
+            ),
             ("..n", vec![json!(1), json!(2), json!(3)]),
             (".spec.missing", vec![]),
             (".spec.list[9]", vec![]),

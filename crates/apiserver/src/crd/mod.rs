@@ -24,10 +24,12 @@
 //! - [`scale`]: the `scale` subresource of custom resources.
 
 pub mod controller;
+pub mod crd_validation;
 pub mod default;
 pub mod definition;
 pub mod formats;
 pub mod jsonpath;
+mod openapi_rules;
 pub mod prune;
 pub mod scale;
 pub mod schema;
@@ -119,7 +121,9 @@ pub fn observe_all<'a>(crds: impl Iterator<Item = (&'a str, &'a [u8])>) {
 pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
     fn parse(v: &str) -> Option<(u64, u8, u64)> {
         let rest = v.strip_prefix('v')?;
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let major: u64 = rest[..digits].parse().ok()?;
         if major == 0 {
             return None;
@@ -139,10 +143,7 @@ pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
     }
     use std::cmp::Ordering;
     match (parse(a), parse(b)) {
-        (Some((ma, ra, na)), Some((mb, rb, nb))) => rb
-            .cmp(&ra)
-            .then(mb.cmp(&ma))
-            .then(nb.cmp(&na)),
+        (Some((ma, ra, na)), Some((mb, rb, nb))) => rb.cmp(&ra).then(mb.cmp(&ma)).then(nb.cmp(&na)),
         (Some(_), None) => Ordering::Less,
         (None, Some(_)) => Ordering::Greater,
         (None, None) => a.cmp(b),
@@ -159,7 +160,8 @@ fn publish(st: &State) {
             continue;
         }
         // The storage version first: it is the one objects are decoded as.
-        let mut versions: Vec<&Arc<VersionDef>> = def.versions.iter().filter(|v| v.served).collect();
+        let mut versions: Vec<&Arc<VersionDef>> =
+            def.versions.iter().filter(|v| v.served).collect();
         versions.sort_by_key(|v| !v.storage);
         for v in versions {
             let info = resources::intern(&DynamicResource {
@@ -379,8 +381,31 @@ mod tests {
 
     #[test]
     fn kube_aware_version_order() {
-        let mut vs = vec!["v1alpha1", "foo", "v2", "v1beta1", "v1", "v10", "v11alpha2", "v1beta2", "bar"];
+        let mut vs = vec![
+            "v1alpha1",
+            "foo",
+            "v2",
+            "v1beta1",
+            "v1",
+            "v10",
+            "v11alpha2",
+            "v1beta2",
+            "bar",
+        ];
         vs.sort_by(|a, b| compare_versions(a, b));
-        assert_eq!(vs, vec!["v10", "v2", "v1", "v1beta2", "v1beta1", "v11alpha2", "v1alpha1", "bar", "foo"]);
+        assert_eq!(
+            vs,
+            vec![
+                "v10",
+                "v2",
+                "v1",
+                "v1beta2",
+                "v1beta1",
+                "v11alpha2",
+                "v1alpha1",
+                "bar",
+                "foo"
+            ]
+        );
     }
 }

@@ -102,7 +102,13 @@ fn skip_prune(x: &mut Value, s: &Schema, embedded: bool, path: &str, out: &mut V
         Value::Array(items) => {
             if let Some(item_schema) = s.items.as_deref() {
                 for (i, v) in items.iter_mut().enumerate() {
-                    skip_prune(v, item_schema, item_schema.embedded, &format!("{path}[{i}]"), out);
+                    skip_prune(
+                        v,
+                        item_schema,
+                        item_schema.embedded,
+                        &format!("{path}[{i}]"),
+                        out,
+                    );
                 }
             }
         }
@@ -216,6 +222,9 @@ mod tests {
     fn null_pruning() {
         let mut v = json!({"spec": {"a": null, "nullable": null, "defaulted": null, "list": [{"x": null}]}});
         prune_nulls(&mut v, Some(&schema()));
-        assert_eq!(v, json!({"spec": {"nullable": null, "defaulted": null, "list": [{}]}}));
+        assert_eq!(
+            v,
+            json!({"spec": {"nullable": null, "defaulted": null, "list": [{}]}})
+        );
     }
 }

@@ -28,7 +28,11 @@ fn to_scale(cr: &Value, def: &ScaleDef) -> ApiResult<(Value, bool)> {
             Some(other) => {
                 return Err(ApiError::internal(format!(
                     "{p} accessor error: {other} is of the type {}, expected string",
-                    if other.is_number() { "float64" } else { "non-string" }
+                    if other.is_number() {
+                        "float64"
+                    } else {
+                        "non-string"
+                    }
                 )))
             }
         }
@@ -81,7 +85,12 @@ fn set_path(obj: &mut Value, path: &str, v: i64) -> ApiResult<()> {
 }
 
 /// Apply a patch or take a body as the new Scale.
-fn desired_scale(current: &Value, method: &Method, content_type: &str, body: &[u8]) -> ApiResult<Value> {
+fn desired_scale(
+    current: &Value,
+    method: &Method,
+    content_type: &str,
+    body: &[u8],
+) -> ApiResult<Value> {
     if *method == Method::PUT {
         return crate::handler::decode_object(content_type, body);
     }
@@ -140,7 +149,11 @@ pub async fn handle(
         )));
     }
     let desired = desired_scale(&current, &method, content_type, body)?;
-    if desired.get("kind").and_then(Value::as_str).is_some_and(|k| k != "Scale") {
+    if desired
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k != "Scale")
+    {
         return Err(ApiError::bad_request(format!(
             "wrong object passed to Scale update: kind {}",
             desired["kind"]
@@ -154,16 +167,21 @@ pub async fn handle(
             )))
         }
         None | Some(Value::Null) => 0,
-        Some(v) => v.as_i64().filter(|n| i32::try_from(*n).is_ok()).ok_or_else(|| {
-            ApiError::bad_request(format!("unable to decode spec.replicas: {v}"))
-        })?,
+        Some(v) => v
+            .as_i64()
+            .filter(|n| i32::try_from(*n).is_ok())
+            .ok_or_else(|| ApiError::bad_request(format!("unable to decode spec.replicas: {v}")))?,
     };
     if replicas < 0 {
         return Err(ApiError::invalid(
             "autoscaling",
             "Scale",
             &name,
-            &[FieldError::invalid("spec.replicas", replicas, "must be greater than or equal to 0")],
+            &[FieldError::invalid(
+                "spec.replicas",
+                replicas,
+                "must be greater than or equal to 0",
+            )],
         ));
     }
     let wanted_rv = desired
@@ -223,9 +241,21 @@ mod tests {
     #[test]
     fn patches_the_current_scale() {
         let current = json!({"kind": "Scale", "spec": {"replicas": 1}});
-        let d = desired_scale(&current, &Method::PATCH, "application/merge-patch+json", br#"{"spec":{"replicas":5}}"#).unwrap();
+        let d = desired_scale(
+            &current,
+            &Method::PATCH,
+            "application/merge-patch+json",
+            br#"{"spec":{"replicas":5}}"#,
+        )
+        .unwrap();
         assert_eq!(d["spec"]["replicas"], 5);
-        let e = desired_scale(&current, &Method::PATCH, "application/strategic-merge-patch+json", b"{}").unwrap_err();
+        let e = desired_scale(
+            &current,
+            &Method::PATCH,
+            "application/strategic-merge-patch+json",
+            b"{}",
+        )
+        .unwrap_err();
         assert_eq!(e.code, 415);
     }
 }

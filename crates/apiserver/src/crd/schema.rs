@@ -201,7 +201,10 @@ impl Schema {
             all_of: list(v, "allOf"),
             any_of: list(v, "anyOf"),
             one_of: list(v, "oneOf"),
-            not: v.get("not").filter(|n| n.is_object()).map(|n| Box::new(Schema::parse(n))),
+            not: v
+                .get("not")
+                .filter(|n| n.is_object())
+                .map(|n| Box::new(Schema::parse(n))),
             cel_rules: v
                 .get("x-kubernetes-validations")
                 .and_then(Value::as_array)
@@ -309,12 +312,25 @@ mod tests {
         let spec = &s.properties["spec"];
         assert_eq!(spec.required, vec!["replicas"]);
         let r = &spec.properties["replicas"];
-        assert_eq!((r.minimum, r.maximum, r.default.clone()), (Some(0.0), Some(10.0), Some(json!(1))));
+        assert_eq!(
+            (r.minimum, r.maximum, r.default.clone()),
+            (Some(0.0), Some(10.0), Some(json!(1)))
+        );
         assert_eq!(spec.properties["port"].types(), vec!["integer", "string"]);
-        assert_eq!(spec.properties["labels"].additional_schema().unwrap().ty, "string");
+        assert_eq!(
+            spec.properties["labels"].additional_schema().unwrap().ty,
+            "string"
+        );
         assert!(spec.properties["raw"].preserve_unknown);
         let n = &spec.properties["name"];
-        assert!(n.pattern.as_ref().unwrap().regex.as_ref().unwrap().is_match("abc"));
+        assert!(n
+            .pattern
+            .as_ref()
+            .unwrap()
+            .regex
+            .as_ref()
+            .unwrap()
+            .is_match("abc"));
         assert_eq!(n.enumeration.as_ref().unwrap().len(), 2);
         assert_eq!(s.at_path(".spec.replicas").unwrap().ty, "integer");
         assert_eq!(s.at_path("spec.labels.anything").unwrap().ty, "string");
@@ -324,7 +340,9 @@ mod tests {
 
     #[test]
     fn lenient_on_wrong_shapes() {
-        let s = Schema::parse(&json!({"type": 3, "properties": [], "items": "x", "maximum": "9", "additionalProperties": false}));
+        let s = Schema::parse(
+            &json!({"type": 3, "properties": [], "items": "x", "maximum": "9", "additionalProperties": false}),
+        );
         assert_eq!(s.ty, "");
         assert!(s.properties.is_empty() && s.items.is_none() && s.maximum.is_none());
         assert_eq!(s.additional, Some(Additional::Bool(false)));

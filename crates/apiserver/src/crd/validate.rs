@@ -54,7 +54,7 @@ pub fn go_float(f: f64) -> String {
         return format!("{f}");
     }
     let abs = f.abs();
-    if abs >= 1e21 || abs < 1e-4 {
+    if !(1e-4..1e21).contains(&abs) {
         let s = format!("{f:e}");
         // Rust writes `1e21` / `1.5e-7`; Go writes `1e+21` / `1.5e-07`.
         let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
@@ -104,8 +104,7 @@ pub fn json_equal(a: &Value, b: &Value) -> bool {
         }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len()
-                && x
-                    .iter()
+                && x.iter()
                     .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
         }
         _ => a == b,
@@ -140,7 +139,10 @@ impl Validator<'_> {
     }
 
     fn type_error(&mut self, name: &str, expected: &str, found: &str) {
-        let detail = format!("{name} in body must be of type {expected}: {}", quote(found));
+        let detail = format!(
+            "{name} in body must be of type {expected}: {}",
+            quote(found)
+        );
         self.push(
             FieldErrorType::TypeInvalid,
             name,
@@ -153,8 +155,11 @@ impl Validator<'_> {
     /// validation root with an empty value.
     fn composite(&mut self, msg: String) {
         let field = self.prefix.to_string();
-        self.errs
-            .push(FieldError::invalid(field, Value::String(String::new()), msg));
+        self.errs.push(FieldError::invalid(
+            field,
+            Value::String(String::new()),
+            msg,
+        ));
     }
 
     fn sub(&self, v: &Value, s: &Schema, name: &str) -> Vec<FieldError> {
@@ -177,7 +182,8 @@ impl Validator<'_> {
         }
         let found = json_type(v);
         let int_valued_float = found == "number"
-            && v.as_f64().is_some_and(|f| f.fract() == 0.0 && f.is_finite());
+            && v.as_f64()
+                .is_some_and(|f| f.fract() == 0.0 && f.is_finite());
         let type_ok = types.is_empty()
             || types.contains(&found)
             || (int_valued_float && types.contains(&"integer"))
@@ -217,7 +223,9 @@ impl Validator<'_> {
                 }
             }
             if !ok {
-                self.composite(format!("{quoted} must validate at least one schema (anyOf)"));
+                self.composite(format!(
+                    "{quoted} must validate at least one schema (anyOf)"
+                ));
                 self.errs.extend(best.unwrap_or_default());
             }
         }
@@ -257,7 +265,9 @@ impl Validator<'_> {
             }
             if valid != s.all_of.len() {
                 let more = if valid == 0 { ". None validated" } else { "" };
-                self.composite(format!("{quoted} must validate all the schemas (allOf){more}"));
+                self.composite(format!(
+                    "{quoted} must validate all the schemas (allOf){more}"
+                ));
             }
         }
         if let Some(not) = &s.not {
@@ -330,17 +340,26 @@ impl Validator<'_> {
                 self.invalid(
                     name,
                     v.clone(),
-                    &format!("factor MultipleOf declared for {name} must be positive: {}", bound(m, int)),
+                    &format!(
+                        "factor MultipleOf declared for {name} must be positive: {}",
+                        bound(m, int)
+                    ),
                 );
             } else {
                 let q = x / m;
                 let off = if int && m.fract() == 0.0 {
-                    v.as_i64().zip(Some(m as i64)).is_some_and(|(a, b)| b != 0 && a % b != 0)
+                    v.as_i64()
+                        .zip(Some(m as i64))
+                        .is_some_and(|(a, b)| b != 0 && a % b != 0)
                 } else {
                     (q - q.round()).abs() > 1e-9 * q.abs().max(1.0)
                 };
                 if off {
-                    self.invalid(name, v.clone(), &format!("should be a multiple of {}", bound(m, int)));
+                    self.invalid(
+                        name,
+                        v.clone(),
+                        &format!("should be a multiple of {}", bound(m, int)),
+                    );
                 }
             }
         }
@@ -348,12 +367,26 @@ impl Validator<'_> {
             let (over, shown) = if int {
                 let b = max as i64;
                 let xi = v.as_i64().unwrap_or(i64::MAX);
-                (if s.exclusive_maximum { xi >= b } else { xi > b }, b.to_string())
+                (
+                    if s.exclusive_maximum { xi >= b } else { xi > b },
+                    b.to_string(),
+                )
             } else {
-                (if s.exclusive_maximum { x >= max } else { x > max }, go_float(max))
+                (
+                    if s.exclusive_maximum {
+                        x >= max
+                    } else {
+                        x > max
+                    },
+                    go_float(max),
+                )
             };
             if over {
-                let rel = if s.exclusive_maximum { "less than" } else { "less than or equal to" };
+                let rel = if s.exclusive_maximum {
+                    "less than"
+                } else {
+                    "less than or equal to"
+                };
                 self.invalid(name, v.clone(), &format!("should be {rel} {shown}"));
             }
         }
@@ -361,12 +394,26 @@ impl Validator<'_> {
             let (under, shown) = if int {
                 let b = min as i64;
                 let xi = v.as_i64().unwrap_or(i64::MAX);
-                (if s.exclusive_minimum { xi <= b } else { xi < b }, b.to_string())
+                (
+                    if s.exclusive_minimum { xi <= b } else { xi < b },
+                    b.to_string(),
+                )
             } else {
-                (if s.exclusive_minimum { x <= min } else { x < min }, go_float(min))
+                (
+                    if s.exclusive_minimum {
+                        x <= min
+                    } else {
+                        x < min
+                    },
+                    go_float(min),
+                )
             };
             if under {
-                let rel = if s.exclusive_minimum { "greater than" } else { "greater than or equal to" };
+                let rel = if s.exclusive_minimum {
+                    "greater than"
+                } else {
+                    "greater than or equal to"
+                };
                 self.invalid(name, v.clone(), &format!("should be {rel} {shown}"));
             }
         }
@@ -380,14 +427,21 @@ impl Validator<'_> {
         }
         let n = items.len() as i64;
         if let Some(min) = s.min_items.filter(|m| n < *m) {
-            self.invalid(name, Value::from(n), &format!("should have at least {min} items"));
+            self.invalid(
+                name,
+                Value::from(n),
+                &format!("should have at least {min} items"),
+            );
         }
         if let Some(max) = s.max_items.filter(|m| n > *m) {
             self.push(
                 FieldErrorType::TooMany,
                 name,
                 Some(Value::from(n)),
-                format!("must have at most {max} {}", if max == 1 { "item" } else { "items" }),
+                format!(
+                    "must have at most {max} {}",
+                    if max == 1 { "item" } else { "items" }
+                ),
             );
         }
         if s.unique_items {
@@ -396,13 +450,19 @@ impl Validator<'_> {
                 .enumerate()
                 .any(|(i, a)| items[i + 1..].iter().any(|b| json_equal(a, b)));
             if dup {
-                self.invalid(name, Value::String(String::new()), "shouldn't contain duplicates");
+                self.invalid(
+                    name,
+                    Value::String(String::new()),
+                    "shouldn't contain duplicates",
+                );
             }
         }
     }
 
     fn enumeration(&mut self, v: &Value, s: &Schema, name: &str) {
-        let Some(allowed) = &s.enumeration else { return };
+        let Some(allowed) = &s.enumeration else {
+            return;
+        };
         if allowed.is_empty() || allowed.iter().any(|a| json_equal(a, v)) {
             return;
         }
@@ -425,14 +485,21 @@ impl Validator<'_> {
     fn object(&mut self, m: &serde_json::Map<String, Value>, s: &Schema, name: &str) {
         let n = m.len() as i64;
         if let Some(min) = s.min_properties.filter(|x| n < *x) {
-            self.invalid(name, Value::from(n), &format!("should have at least {min} properties"));
+            self.invalid(
+                name,
+                Value::from(n),
+                &format!("should have at least {min} properties"),
+            );
         }
         if let Some(max) = s.max_properties.filter(|x| n > *x) {
             self.push(
                 FieldErrorType::TooMany,
                 name,
                 Some(Value::from(n)),
-                format!("must have at most {max} {}", if max == 1 { "item" } else { "items" }),
+                format!(
+                    "must have at most {max} {}",
+                    if max == 1 { "item" } else { "items" }
+                ),
             );
         }
         match &s.additional {
@@ -461,7 +528,12 @@ impl Validator<'_> {
         }
         for k in &s.required {
             if !m.contains_key(k) {
-                self.push(FieldErrorType::Required, &format!("{name}.{k}"), None, String::new());
+                self.push(
+                    FieldErrorType::Required,
+                    &format!("{name}.{k}"),
+                    None,
+                    String::new(),
+                );
             }
         }
     }
@@ -499,7 +571,10 @@ mod tests {
     }
 
     fn messages(obj: Value) -> Vec<String> {
-        validate(&obj, &schema(), "").iter().map(FieldError::message).collect()
+        validate(&obj, &schema(), "")
+            .iter()
+            .map(FieldError::message)
+            .collect()
     }
 
     #[test]

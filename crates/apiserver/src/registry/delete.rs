@@ -262,7 +262,12 @@ fn plan_delete(info: &ResourceInfo, obj: &Value, opts: &DeleteOptions) -> (Optio
     let is_crd = info.group == "apiextensions.k8s.io" && info.plural == "customresourcedefinitions";
     // A CRD always goes through its cleanup finalizer: its custom resources
     // are deleted before it is (upstream's CRD REST Delete).
-    if is_crd && !already && !finalizers.iter().any(|f| f == crate::crd::CLEANUP_FINALIZER) {
+    if is_crd
+        && !already
+        && !finalizers
+            .iter()
+            .any(|f| f == crate::crd::CLEANUP_FINALIZER)
+    {
         finalizers.push(crate::crd::CLEANUP_FINALIZER.to_string());
     }
     let mut grace = 0;

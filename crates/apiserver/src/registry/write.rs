@@ -245,8 +245,10 @@ impl Registry {
         }
         let key = info.key(rp.namespace.as_deref(), &name);
         let allocated = self.allocate_service(info, &key, &mut obj, None).await?;
-        let bytes =
-            Bytes::from(serde_json::to_vec(crate::crd::for_storage(info, &obj).as_ref().unwrap_or(&obj)).map_err(|e| ApiError::internal(e.to_string()))?);
+        let bytes = Bytes::from(
+            serde_json::to_vec(crate::crd::for_storage(info, &obj).as_ref().unwrap_or(&obj))
+                .map_err(|e| ApiError::internal(e.to_string()))?,
+        );
         let out = self.store.create(key.as_bytes(), bytes, None).await;
         match out {
             Ok(WriteOutcome::Committed { revision, .. }) => Ok(WriteResult {
@@ -509,7 +511,8 @@ impl Registry {
                 .allocate_service(info, &key, &mut new, Some(&old))
                 .await?;
             let bytes = Bytes::from(
-                serde_json::to_vec(crate::crd::for_storage(info, &new).as_ref().unwrap_or(&new)).map_err(|e| ApiError::internal(e.to_string()))?,
+                serde_json::to_vec(crate::crd::for_storage(info, &new).as_ref().unwrap_or(&new))
+                    .map_err(|e| ApiError::internal(e.to_string()))?,
             );
             match self
                 .store

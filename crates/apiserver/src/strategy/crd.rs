@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::util::keep_from_old;
 use super::{finish, unknown_of, Strategy};
-use crate::crd::definition;
+use crate::crd::{crd_validation, definition};
 use crate::error::FieldError;
 
 /// CustomResourceDefinitions.
@@ -42,15 +42,15 @@ impl Strategy for CrdStrategy {
     }
 
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
-        finish::<CustomResourceDefinition>(obj, definition::validate(obj, None))
+        finish::<CustomResourceDefinition>(obj, crd_validation::validate(obj, None))
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
-        finish::<CustomResourceDefinition>(new, definition::validate(new, Some(old)))
+        finish::<CustomResourceDefinition>(new, crd_validation::validate(new, Some(old)))
     }
 
     fn validate_status_update(&self, new: &Value, _old: &Value) -> Vec<FieldError> {
-        finish::<CustomResourceDefinition>(new, definition::validate_status(new))
+        finish::<CustomResourceDefinition>(new, crd_validation::validate_status(new))
     }
 
     fn selectable_fields(&self, _obj: &Value) -> Vec<(&'static str, String)> {

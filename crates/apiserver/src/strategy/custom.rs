@@ -135,17 +135,28 @@ fn validate_embedded(x: &Value, s: &Schema, path: &str, errs: &mut Vec<FieldErro
                                 errs.push(FieldError::invalid(
                                     child(f),
                                     v.as_str(),
-                                    format!("may have mixed case, but should otherwise match: {}", bad.join(",")),
+                                    format!(
+                                        "may have mixed case, but should otherwise match: {}",
+                                        bad.join(",")
+                                    ),
                                 ));
                             }
                         }
                         Some(Value::String(_)) => {}
-                        Some(other) => errs.push(FieldError::invalid(child(f), other.clone(), "must be a string")),
+                        Some(other) => errs.push(FieldError::invalid(
+                            child(f),
+                            other.clone(),
+                            "must be a string",
+                        )),
                     }
                 }
                 if let Some(meta) = m.get("metadata") {
                     if !meta.is_object() {
-                        errs.push(FieldError::invalid(child("metadata"), meta.clone(), "must be an object"));
+                        errs.push(FieldError::invalid(
+                            child("metadata"),
+                            meta.clone(),
+                            "must be an object",
+                        ));
                     } else if let Some(e) = unknown::decode::<ObjectMeta>(meta).error {
                         errs.push(FieldError {
                             field: format!("{}.{}", child("metadata"), e.field),
@@ -216,7 +227,11 @@ fn validate_lists(x: &Value, s: &Schema, path: &str, errs: &mut Vec<FieldError>)
         Value::Object(m) => {
             for (k, v) in m {
                 if let Some(sub) = s.field(k) {
-                    let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
                     validate_lists(v, sub, &p, errs);
                 }
             }
@@ -264,7 +279,11 @@ pub(crate) fn nested_int(obj: &Value, path: &str) -> Result<Option<i64>, String>
 fn validate_replicas(obj: &Value, path: &str, errs: &mut Vec<FieldError>) {
     match nested_int(obj, path) {
         Err(e) => errs.push(FieldError::invalid(path, 0, e)),
-        Ok(Some(n)) if n < 0 => errs.push(FieldError::invalid(path, n, "should be a non-negative integer")),
+        Ok(Some(n)) if n < 0 => errs.push(FieldError::invalid(
+            path,
+            n,
+            "should be a non-negative integer",
+        )),
         Ok(Some(n)) if n > i32::MAX as i64 => errs.push(FieldError::invalid(
             path,
             n,
@@ -332,7 +351,9 @@ impl Strategy for CustomStrategy {
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {
-        let Some((_, v)) = self.definition() else { return };
+        let Some((_, v)) = self.definition() else {
+            return;
+        };
         coerce(obj, &v);
         if v.status {
             if let Some(m) = obj.as_object_mut() {
@@ -342,7 +363,9 @@ impl Strategy for CustomStrategy {
     }
 
     fn prepare_for_update(&self, new: &mut Value, old: &Value) {
-        let Some((_, v)) = self.definition() else { return };
+        let Some((_, v)) = self.definition() else {
+            return;
+        };
         coerce(new, &v);
         if v.status {
             keep_from_old(new, old, "status");
@@ -445,10 +468,16 @@ mod tests {
             FieldError::invalid("spec.b", 2, "y"),
             FieldError::required("spec.c", ""),
         ];
-        let kept: Vec<String> = ratchet(errs.clone(), &new, &old).into_iter().map(|e| e.field).collect();
+        let kept: Vec<String> = ratchet(errs.clone(), &new, &old)
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
         // spec changed, so its missing required field counts again.
         assert_eq!(kept, vec!["spec.b", "spec.c"]);
-        let kept: Vec<String> = ratchet(errs, &old, &old).into_iter().map(|e| e.field).collect();
+        let kept: Vec<String> = ratchet(errs, &old, &old)
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
         assert!(kept.is_empty(), "{kept:?}");
     }
 
@@ -471,12 +500,20 @@ mod tests {
             "map": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
                     "items": {"type": "object", "properties": {"name": {"type": "string"}, "v": {"type": "integer"}}}}}}));
         let mut errs = Vec::new();
-        validate_lists(&json!({"set": ["a", "b", "a"], "map": [{"name": "x", "v": 1}, {"name": "x", "v": 2}]}), &s, "", &mut errs);
+        validate_lists(
+            &json!({"set": ["a", "b", "a"], "map": [{"name": "x", "v": 1}, {"name": "x", "v": 2}]}),
+            &s,
+            "",
+            &mut errs,
+        );
         let msgs: Vec<String> = errs.iter().map(FieldError::message).collect();
-        assert_eq!(msgs, vec![
-            "map[1]: Duplicate value: {\"name\":\"x\"}".to_string(),
-            "set[2]: Duplicate value: \"a\"".to_string(),
-        ]);
+        assert_eq!(
+            msgs,
+            vec![
+                "map[1]: Duplicate value: {\"name\":\"x\"}".to_string(),
+                "set[2]: Duplicate value: \"a\"".to_string(),
+            ]
+        );
     }
 
     #[test]
@@ -484,8 +521,16 @@ mod tests {
         let s = Schema::parse(&json!({"type": "object", "properties": {"template": {
             "type": "object", "x-kubernetes-embedded-resource": true, "x-kubernetes-preserve-unknown-fields": true}}}));
         let mut errs = Vec::new();
-        validate_embedded(&json!({"template": {"kind": "Pod", "metadata": {"labels": "x"}}}), &s, "", &mut errs);
+        validate_embedded(
+            &json!({"template": {"kind": "Pod", "metadata": {"labels": "x"}}}),
+            &s,
+            "",
+            &mut errs,
+        );
         let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, vec!["template.apiVersion", "template.metadata.labels"]);
+        assert_eq!(
+            fields,
+            vec!["template.apiVersion", "template.metadata.labels"]
+        );
     }
 }

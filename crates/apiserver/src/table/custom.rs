@@ -62,7 +62,10 @@ fn typed_cell(ty: &str, v: &Value, clock: &Clock) -> Value {
         (_, Value::Null) => Value::Null,
         ("integer", Value::Number(n)) => match n.as_i64() {
             Some(i) => json!(i),
-            None => n.as_f64().map(|f| json!(f.trunc() as i64)).unwrap_or(Value::Null),
+            None => n
+                .as_f64()
+                .map(|f| json!(f.trunc() as i64))
+                .unwrap_or(Value::Null),
         },
         ("number", Value::Number(n)) => n.as_f64().map(|f| json!(f)).unwrap_or(Value::Null),
         ("boolean", Value::Bool(b)) => json!(b),
@@ -126,11 +129,17 @@ mod tests {
         let v = version();
         let cols = columns(Some(&v));
         let names: Vec<&str> = cols.iter().map(|c| c["name"].as_str().unwrap()).collect();
-        assert_eq!(names, vec!["Name", "Spec", "Replicas", "Ratio", "Ready", "Started", "Raw", "Cond"]);
+        assert_eq!(
+            names,
+            vec!["Name", "Spec", "Replicas", "Ratio", "Ready", "Started", "Raw", "Cond"]
+        );
         assert_eq!(cols[0]["format"], "name");
         assert_eq!(cols[3]["priority"], 1);
         assert_eq!(cols[5]["description"], "When");
-        assert_eq!(cols[1]["description"], "Custom resource definition column (in JSONPath format): .spec.cronSpec");
+        assert_eq!(
+            cols[1]["description"],
+            "Custom resource definition column (in JSONPath format): .spec.cronSpec"
+        );
         let item = json!({
             "metadata": {"name": "a"},
             "spec": {"cronSpec": "* * * * */5", "replicas": 2.0, "ratio": 3, "raw": {"k": [1, 2]}},
@@ -139,7 +148,16 @@ mod tests {
         let clock = Clock::new(now());
         assert_eq!(
             cells(Some(&v), &item, &clock),
-            vec![json!("a"), json!("* * * * */5"), json!(2), json!(3.0), Value::Null, json!("2m"), json!("{\"k\":[1,2]}"), json!("True")]
+            vec![
+                json!("a"),
+                json!("* * * * */5"),
+                json!(2),
+                json!(3.0),
+                Value::Null,
+                json!("2m"),
+                json!("{\"k\":[1,2]}"),
+                json!("True")
+            ]
         );
         let bare = json!({"metadata": {"name": "b"}});
         let c = cells(Some(&v), &bare, &clock);
@@ -153,7 +171,10 @@ mod tests {
         assert_eq!(cols[1]["name"], "Age");
         assert_eq!(cols[1]["type"], "date");
         let item = json!({"metadata": {"name": "x", "creationTimestamp": ago(30)}});
-        assert_eq!(cells(None, &item, &Clock::new(now())), vec![json!("x"), json!("30s")]);
+        assert_eq!(
+            cells(None, &item, &Clock::new(now())),
+            vec![json!("x"), json!("30s")]
+        );
     }
 
     #[test]
