@@ -509,6 +509,7 @@ pub fn validate(crd: &Value, old: Option<&Value>) -> Vec<FieldError> {
         ));
     }
     out.extend(validate_status(crd));
+    out.extend(validate_stored_versions(crd));
     validate_api_approval(crd, old, &mut out);
     if let Some(old) = old {
         let ospec = &old["spec"];
@@ -539,12 +540,20 @@ pub fn validate(crd: &Value, old: Option<&Value>) -> Vec<FieldError> {
     out
 }
 
-/// Status rules: accepted names, and stored versions that still exist.
+/// Status rules (also all a status update is checked for): accepted names.
 pub fn validate_status(crd: &Value) -> Vec<FieldError> {
     let mut out = Vec::new();
     if let Some(an) = crd.pointer("/status/acceptedNames") {
         validate_names(an, "status.acceptedNames", &mut out);
     }
+    out
+}
+
+/// Stored versions must include the storage version, and every stored
+/// version must still be in `spec.versions` (checked on create and update of
+/// the CRD, not on status updates, which storage migrations use).
+pub fn validate_stored_versions(crd: &Value) -> Vec<FieldError> {
+    let mut out = Vec::new();
     let stored: Vec<String> = crd
         .pointer("/status/storedVersions")
         .and_then(Value::as_array)
@@ -661,7 +670,7 @@ mod tests {
     fn stored_versions_must_stay() {
         let mut crd = prepared(crontab());
         crd["status"]["storedVersions"] = json!(["v1", "v0"]);
-        let msgs: Vec<String> = validate_status(&crd)
+        let msgs: Vec<String> = validate_stored_versions(&crd)
             .iter()
             .map(FieldError::message)
             .collect();

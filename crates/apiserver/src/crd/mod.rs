@@ -235,18 +235,31 @@ pub fn is_custom(info: &ResourceInfo) -> bool {
     !resources::is_builtin(info)
 }
 
-/// A custom resource's object as served at `info`'s version. With conversion
-/// `None` (what is supported) only `apiVersion` changes between versions.
-pub fn to_version(info: &ResourceInfo, mut obj: Value) -> Value {
-    if is_custom(info) {
-        let want = info.api_version();
-        if obj.get("apiVersion").and_then(Value::as_str) != Some(want.as_str()) {
-            if let Some(m) = obj.as_object_mut() {
-                m.insert("apiVersion".into(), Value::String(want));
-            }
-        }
+/// Convert a custom resource to `version` of its definition. With conversion
+/// `None` (what is supported) only `apiVersion` changes; then, as upstream's
+/// schema-coercing converter does, fields the target version's schema does
+/// not declare are pruned.
+fn convert(def: &CrdDef, mut obj: Value, version: &str) -> Value {
+    let want = format!("{}/{version}", def.group);
+    if obj.get("apiVersion").and_then(Value::as_str) == Some(want.as_str()) {
+        return obj;
+    }
+    if let Some(m) = obj.as_object_mut() {
+        m.insert("apiVersion".into(), Value::String(want));
+    }
+    if let Some(s) = def.version(version).and_then(|v| v.schema.clone()) {
+        prune::prune(&mut obj, &s);
+        prune::prune_nulls(&mut obj, Some(&s));
     }
     obj
+}
+
+/// A custom resource's object as served at `info`'s version.
+pub fn to_version(info: &ResourceInfo, obj: Value) -> Value {
+    match definition_of(info) {
+        Some(def) => convert(&def, obj, info.version),
+        None => obj,
+    }
 }
 
 /// A cache entry as served at `info`'s version: the same entry when it
@@ -255,13 +268,17 @@ pub fn entry_at_version(info: &ResourceInfo, e: Arc<Entry>) -> Arc<Entry> {
     if !is_custom(info) {
         return e;
     }
-    let want = info.api_version();
-    // The stored apiVersion is near the start; look before parsing.
-    let needle = format!("\"apiVersion\":\"{want}\"");
-    if e.raw.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+    // Stored objects start with their apiVersion (keys are sorted, or kept
+    // in the order clients send them); check before parsing.
+    let prefix = format!("{{\"apiVersion\":\"{}\"", info.api_version());
+    if e.raw.starts_with(prefix.as_bytes()) {
         return e;
     }
-    let v = to_version(info, e.value());
+    let value = e.value();
+    if value.get("apiVersion").and_then(Value::as_str) == Some(info.api_version().as_str()) {
+        return e;
+    }
+    let v = to_version(info, value);
     match serde_json::to_vec(&v) {
         Ok(raw) => Arc::new(Entry {
             key: e.key.clone(),
@@ -277,17 +294,15 @@ pub fn entry_at_version(info: &ResourceInfo, e: Arc<Entry>) -> Arc<Entry> {
     }
 }
 
-/// The form of a custom resource written to the store: its storage version.
+/// The form of a custom resource written to the store: its storage version
+/// (`None`: `obj` already is).
 pub fn for_storage(info: &ResourceInfo, obj: &Value) -> Option<Value> {
     let def = definition_of(info)?;
     let want = format!("{}/{}", def.group, def.storage_version);
     if obj.get("apiVersion").and_then(Value::as_str) == Some(want.as_str()) {
         return None;
     }
-    let mut out = obj.clone();
-    out.as_object_mut()?
-        .insert("apiVersion".into(), Value::String(want));
-    Some(out)
+    Some(convert(&def, obj.clone(), &def.storage_version))
 }
 
 /// The warning every request to a deprecated version gets: the version's own
@@ -378,6 +393,23 @@ pub fn openapi_group_versions() -> Vec<((String, String), Vec<OpenApiResource>)>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conversion_sets_api_version_and_prunes_for_the_target() {
+        let mut crd = super::definition::tests::prepared(super::definition::tests::crontab());
+        crd["status"]["conditions"] =
+            serde_json::json!([{"type": "Established", "status": "True"}]);
+        let def = CrdDef::parse(&crd);
+        // v1beta1 preserves anything; v1 declares spec.replicas and spec.cronSpec.
+        let obj = serde_json::json!({"apiVersion": "stable.example.com/v1beta1", "kind": "CronTab",
+            "metadata": {"name": "a"}, "spec": {"replicas": 1, "extra": true}});
+        let v1 = convert(&def, obj.clone(), "v1");
+        assert_eq!(v1["apiVersion"], "stable.example.com/v1");
+        assert_eq!(v1["spec"], serde_json::json!({"replicas": 1}));
+        let back = convert(&def, v1.clone(), "v1beta1");
+        assert_eq!(back["apiVersion"], "stable.example.com/v1beta1");
+        assert_eq!(convert(&def, obj.clone(), "v1beta1"), obj);
+    }
 
     #[test]
     fn kube_aware_version_order() {
