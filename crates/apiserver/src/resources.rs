@@ -433,12 +433,13 @@ pub fn intern(d: &DynamicResource) -> &'static ResourceInfo {
         return found;
     }
     let kind = i.str(&d.kind);
+    // Upstream's CRD discovery lists status before scale.
     let mut subs = Vec::new();
-    if d.scale {
-        subs.push(scale());
-    }
     if d.status {
         subs.push(status(kind));
+    }
+    if d.scale {
+        subs.push(scale());
     }
     let info = ResourceInfo {
         group: i.str(&d.group),
@@ -523,5 +524,58 @@ mod tests {
         let n = lookup("", "v1", "nodes").unwrap();
         assert_eq!(n.key(None, "n1"), "/registry/core/nodes/n1");
         assert_eq!(groups()[0].0, "");
+    }
+
+    #[test]
+    fn interning_and_the_dynamic_overlay() {
+        let d = DynamicResource {
+            group: "intern.test.io".into(),
+            version: "v1".into(),
+            kind: "Thing".into(),
+            plural: "things".into(),
+            singular: "thing".into(),
+            namespaced: true,
+            short_names: vec!["th".into()],
+            categories: vec!["all".into()],
+            terminating: false,
+            status: true,
+            scale: true,
+        };
+        let a = intern(&d);
+        assert!(std::ptr::eq(a, intern(&d.clone())));
+        assert_eq!(a.verbs, CUSTOM_VERBS);
+        assert_eq!(
+            a.subresources.iter().map(|s| s.name).collect::<Vec<_>>(),
+            vec!["status", "scale"]
+        );
+        let t = intern(&DynamicResource {
+            terminating: true,
+            ..d.clone()
+        });
+        assert!(!std::ptr::eq(a, t));
+        assert_eq!(t.verbs, CUSTOM_TERMINATING_VERBS);
+        assert!(!is_builtin(a));
+        assert!(is_builtin(lookup("apps", "v1", "deployments").unwrap()));
+
+        // Routable but not yet discovered (names accepted, not established).
+        set_dynamic(vec![a], vec![], vec![]);
+        assert!(std::ptr::eq(
+            lookup("intern.test.io", "v1", "things").unwrap(),
+            a
+        ));
+        assert!(std::ptr::eq(
+            by_group_resource("intern.test.io", "things").unwrap(),
+            a
+        ));
+        assert!(serves_group_version("intern.test.io", "v1"));
+        assert!(!groups().iter().any(|(g, _)| *g == "intern.test.io"));
+        set_dynamic(vec![a], vec![a], vec![("intern.test.io", vec!["v1"])]);
+        assert!(groups()
+            .iter()
+            .any(|(g, vs)| *g == "intern.test.io" && vs == &["v1"]));
+        assert_eq!(in_group_version("intern.test.io", "v1"), vec![a]);
+        set_dynamic(vec![], vec![], vec![]);
+        assert!(lookup("intern.test.io", "v1", "things").is_none());
+        assert!(!serves_group_version("intern.test.io", "v1"));
     }
 }

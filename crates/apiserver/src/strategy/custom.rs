@@ -371,8 +371,14 @@ impl Strategy for CustomStrategy {
             keep_from_old(new, old, "status");
         } else if new.get("status") != old.get("status") {
             // Without the subresource status is part of what generation tracks.
-            let g = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
-            new["metadata"]["generation"] = json!(g);
+            let g = old
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                + 1;
+            if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.insert("generation".into(), json!(g));
+            }
         }
     }
 
@@ -514,6 +520,47 @@ mod tests {
                 "set[2]: Duplicate value: \"a\"".to_string(),
             ]
         );
+    }
+
+    /// Every schema-driven step on hostile shapes: never a panic.
+    #[test]
+    fn hostile_input_never_panics() {
+        let crd = crate::crd::definition::tests::prepared(crate::crd::definition::tests::crontab());
+        let mut versions: Vec<VersionDef> = CrdDef::parse(&crd)
+            .versions
+            .iter()
+            .map(|v| v.as_ref().clone())
+            .collect();
+        let odd_schema = json!({"type": "object", "properties": {
+            "spec": {"type": "array", "items": {"type": "object", "x-kubernetes-embedded-resource": true,
+                     "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["k"]}},
+            "status": {"x-kubernetes-int-or-string": true, "enum": [1, "a"], "anyOf": [{"maximum": 1}], "not": {"pattern": "("}}}});
+        let mut odd = versions[0].clone();
+        odd.schema = Some(Schema::parse(&odd_schema));
+        versions.push(odd);
+        let weird = [
+            json!(null),
+            json!(1),
+            json!("x"),
+            json!([1, null, {}]),
+            json!({"a": [[]]}),
+            json!(-1.5),
+        ];
+        for v in &versions {
+            for w in &weird {
+                for key in ["spec", "status", "metadata"] {
+                    let mut obj = json!({"apiVersion": "stable.example.com/v1", "kind": "CronTab",
+                                         "metadata": {"name": "x"}, "spec": {"replicas": 1}});
+                    obj[key] = w.clone();
+                    let old = obj.clone();
+                    coerce(&mut obj, v);
+                    let _ = validate_whole(&obj, v);
+                    let _ = ratchet(validate_whole(&obj, v), &obj, &old);
+                    let mut errs = Vec::new();
+                    validate_scale_status(&obj, v, &mut errs);
+                }
+            }
+        }
     }
 
     #[test]

@@ -90,9 +90,13 @@ pub enum NameRule {
 }
 
 /// The strategy for a served resource.
-pub fn strategy_for(info: &'static ResourceInfo) -> &'static dyn Strategy {
+pub fn strategy_for(info: &ResourceInfo) -> &'static dyn Strategy {
     if !crate::resources::is_builtin(info) {
-        return custom::strategy_for(info);
+        // The served (interned) resource, whose CRD drives the strategy.
+        return match crate::resources::lookup(info.group, info.version, info.plural) {
+            Some(served) => custom::strategy_for(served),
+            None => &Plain,
+        };
     }
     match (info.group, info.kind) {
         ("apiextensions.k8s.io", "CustomResourceDefinition") => &crd::CrdStrategy,
