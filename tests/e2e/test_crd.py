@@ -528,3 +528,33 @@ def test_custom_resources_survive_a_restart():
                 assert "crontabs" in kubectl("api-resources", "--api-group", GROUP, "--cache-dir", cache)
         finally:
             server.stop()
+
+
+def test_schema_changes_take_effect_at_once(k, custom, namespace):
+    install(k, CRD, CRD_NAME)
+    try:
+        k("apply", "-n", namespace, "-f", "-", input=cronjob("early", replicas=8))
+        base = "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties"
+        k("patch", "crd", CRD_NAME, "--type=json", "-p", json.dumps([
+            {"op": "replace", "path": f"{base}/replicas/maximum", "value": 5},
+            {"op": "add", "path": f"{base}/tag", "value": {"type": "string", "default": "stable"}},
+        ]))
+        assert k.json("get", "crd", CRD_NAME)["metadata"]["generation"] == 2
+        # The new maximum applies to new objects right away...
+        with pytest.raises(ApiException) as e:
+            custom.create_namespaced_custom_object(GROUP, "v1", namespace, "crontabs", {
+                "apiVersion": f"{GROUP}/v1", "kind": "CronTab", "metadata": {"name": "late"},
+                "spec": {"cronSpec": "* * * * *", "replicas": 8}})
+        assert e.value.status == 422
+        assert "spec.replicas in body should be less than or equal to 5" in error_body(e)["message"]
+        # ...while an update that leaves the old value alone is allowed
+        # (ratcheting), and gets the new default.
+        updated = custom.patch_namespaced_custom_object(GROUP, "v1", namespace, "crontabs", "early",
+                                                        {"metadata": {"labels": {"touched": "yes"}}})
+        assert updated["spec"]["replicas"] == 8 and updated["spec"]["tag"] == "stable"
+        with pytest.raises(ApiException) as e:
+            custom.patch_namespaced_custom_object(GROUP, "v1", namespace, "crontabs", "early",
+                                                  {"spec": {"replicas": 9}})
+        assert e.value.status == 422
+    finally:
+        uninstall(k, CRD_NAME)

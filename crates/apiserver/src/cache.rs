@@ -138,6 +138,7 @@ pub fn resource_of_key(key: &str) -> Option<&'static ResourceInfo> {
 pub fn make_entry(key: &str, stored: &[u8], rev: i64) -> Option<Entry> {
     let info = resource_of_key(key)?;
     let mut v: Value = serde_json::from_slice(stored).ok()?;
+    crate::crd::decode_stored(info, &mut v);
     let meta = v.get_mut("metadata")?.as_object_mut()?;
     meta.insert("resourceVersion".into(), Value::String(rev.to_string()));
     let name = meta

@@ -262,6 +262,33 @@ pub fn to_version(info: &ResourceInfo, obj: Value) -> Value {
     }
 }
 
+/// What upstream's storage decoder does to a custom resource read from the
+/// store: prune, drop non-nullable nulls and default with the schema of the
+/// version it was stored at, so defaults added to a CRD later show on
+/// objects written before (until they are written again, defaults are not
+/// stored).
+pub fn decode_stored(info: &ResourceInfo, obj: &mut Value) {
+    if resources::is_builtin(info) {
+        return;
+    }
+    let Some(def) = definition_of(info) else {
+        return;
+    };
+    let version = obj
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .and_then(|av| av.rsplit_once('/'))
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_else(|| def.storage_version.clone());
+    if let Some(v) = def.version(&version) {
+        if let Some(s) = &v.schema {
+            prune::prune(obj, s);
+            prune::prune_nulls(obj, Some(s));
+            default::apply(obj, s);
+        }
+    }
+}
+
 /// A cache entry as served at `info`'s version: the same entry when it
 /// already is (the common case: one version, or the storage version).
 pub fn entry_at_version(info: &ResourceInfo, e: Arc<Entry>) -> Arc<Entry> {
