@@ -278,7 +278,17 @@ async fn finalize(reg: &Registry, crd: &Value, name: &str) -> ApiResult<bool> {
     }
     let group = crd["spec"]["group"].as_str().unwrap_or("");
     let plural = crd["spec"]["names"]["plural"].as_str().unwrap_or("");
-    let condition = if condition_true(crd, "Established") {
+    // A CRD named like a built-in resource shares its storage: never empty it.
+    let overlapping = resources::RESOURCES
+        .iter()
+        .any(|r| r.group == group && r.plural == plural);
+    let condition = if overlapping {
+        (
+            "False",
+            "OverlappingBuiltInResource",
+            "instances overlap with built-in resources in storage".to_string(),
+        )
+    } else if condition_true(crd, "Established") {
         match delete_instances(reg, group, plural).await {
             Ok(0) => (
                 "False",

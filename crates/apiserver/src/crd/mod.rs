@@ -11,10 +11,10 @@
 //! once the CRD is `Established`, as upstream's handler and discovery
 //! controller decide.
 //!
-//! - [`definition`]: the CRD object itself: defaults, validation, and
-//!   parsing into a [`CrdDef`].
-//! - [`schema`], [`structural`]: a version's OpenAPI v3 schema and the rules
-//!   it must follow.
+//! - [`definition`]: the CRD object itself: defaults, and parsing into a
+//!   [`CrdDef`]; [`crd_validation`]: its validation.
+//! - [`schema`], [`structural`] (with `openapi_rules`): a version's OpenAPI
+//!   v3 schema and the rules it must follow.
 //! - [`validate`], [`formats`], [`prune`], [`default`]: what the schema does
 //!   to custom resources (upstream's order: prune, drop non-nullable nulls,
 //!   default, then validate).
