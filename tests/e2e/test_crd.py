@@ -118,6 +118,8 @@ spec:
     - name: v1alpha1
       served: true
       storage: true
+      selectableFields:
+      - jsonPath: .spec.color
       schema:
         openAPIV3Schema:
           type: object
@@ -422,6 +424,15 @@ def test_cluster_scoped_crd(k, custom, namespace):
         names = [i["metadata"]["name"] for i in
                  custom.list_cluster_custom_object("things.example.org", "v1alpha1", "widgets")["items"]]
         assert names == ["w1", "w2"]
+        # Selectable fields.
+        custom.patch_cluster_custom_object("things.example.org", "v1alpha1", "widgets", "w2",
+                                           {"spec": {"color": "red"}})
+        assert k("get", "widgets", "--field-selector", "spec.color=red", "-o", "name").split() == \
+            ["widget.things.example.org/w2"]
+        assert k("get", "widgets", "--field-selector", "spec.color!=red", "-o", "name").split() == \
+            ["widget.things.example.org/w1"]
+        p = k.run("get", "widgets", "--field-selector", "spec.size=3", check=False)
+        assert p.returncode != 0 and "field label not supported: spec.size" in p.stderr, p.stderr
         # No namespaced path for a cluster-scoped resource.
         with pytest.raises(ApiException) as e:
             custom.list_namespaced_custom_object("things.example.org", "v1alpha1", namespace, "widgets")
