@@ -204,7 +204,15 @@ async fn dispatch(
         Route::ResourceList { group, version } => discovery::resource_list(&group, &version)
             .map(|d| json_response(200, &d))
             .ok_or_else(ApiError::not_found_path),
-        Route::Resource(rp) => resource(ctx, &user, rp, query, &accept, req).await,
+        Route::Resource(rp) => {
+            // Requests to a deprecated custom resource version carry a warning.
+            let deprecated = crate::crd::deprecation_warning(rp.info);
+            let r = resource(ctx, &user, rp, query, &accept, req).await;
+            match deprecated {
+                Some(w) => r.map(|resp| with_warnings(resp, &[w])),
+                None => r,
+            }
+        }
         Route::OpenApi(_) | Route::Unknown => Err(ApiError::not_found_path()),
         Route::Health { .. } | Route::Version => unreachable!("handled above"),
     }
@@ -482,6 +490,13 @@ async fn resource(
                 method, info.plural, s
             )));
         }
+        if s == "scale" && crate::crd::is_custom(info) {
+            let opts = write_options(&q)?;
+            let body = read_body(req).await?;
+            let (code, scale) =
+                crate::crd::scale::handle(reg, &rp, method, &content_type, &body, &opts).await?;
+            return Ok(json_response(code, &scale));
+        }
         if matches!(s, "scale" | "eviction" | "binding" | "finalize") {
             return crate::subresource::handle(
                 reg,
@@ -553,6 +568,7 @@ async fn resource(
             Ok(respond(200, "application/json", list.to_json(info)))
         }
         (Method::POST, false) => {
+            crate::crd::refuse_create_while_terminating(info)?;
             let opts = write_options(&q)?;
             let body = read_body(req).await?;
             let obj = decode_object(&content_type, &body)?;
@@ -579,6 +595,7 @@ async fn resource(
                     return Err(e);
                 }
             };
+            crate::crd::check_patch_type(info, pt)?;
             let body = read_body(req).await?;
             let w = reg.patch(&rp, pt, &body, &opts).await?;
             Ok(write_response(w, accept, info, include_object(&q)))

@@ -243,8 +243,10 @@ impl Registry {
         }
         let key = info.key(rp.namespace.as_deref(), &name);
         let allocated = self.allocate_service(info, &key, &mut obj, None).await?;
-        let bytes =
-            Bytes::from(serde_json::to_vec(&obj).map_err(|e| ApiError::internal(e.to_string()))?);
+        let bytes = Bytes::from(
+            serde_json::to_vec(crate::crd::for_storage(info, &obj).as_ref().unwrap_or(&obj))
+                .map_err(|e| ApiError::internal(e.to_string()))?,
+        );
         let out = self
             .store
             .create(key.as_bytes(), bytes, self.ttl_of(info))
@@ -379,6 +381,25 @@ impl Registry {
         Ok(res)
     }
 
+    /// Change an object (or, with a `status` path, its status) through the
+    /// kind's strategy like an update would: for in-process controllers and
+    /// subresources that compute the new object from the stored one.
+    /// `wanted_rv` pins the resourceVersion; otherwise lost races are retried.
+    pub async fn update_with(
+        &self,
+        rp: &ResourcePath,
+        wanted_rv: Option<i64>,
+        opts: &WriteOptions,
+        change: impl Fn(&Value) -> ApiResult<Value>,
+    ) -> ApiResult<WriteResult> {
+        let name = rp
+            .name
+            .clone()
+            .ok_or_else(|| ApiError::method_not_allowed("update needs a name"))?;
+        self.guaranteed_update(rp, &name, wanted_rv, opts, Vec::new(), change)
+            .await
+    }
+
     /// Read, change, validate and compare-and-swap, retrying lost races unless
     /// the caller pinned a resourceVersion.
     async fn guaranteed_update(
@@ -410,6 +431,9 @@ impl Registry {
                 .map_err(|e| ApiError::internal(format!("undecodable stored object: {e}")))?;
             metadata_mut(&mut old)
                 .insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
+            // Custom resources are stored at one version and served at any.
+            crate::crd::decode_stored(info, &mut old);
+            let old = crate::crd::to_version(info, old);
             let mut new = change(&old)?;
             check_type(info, &mut new)?;
             if rp.info.namespaced {
@@ -514,7 +538,8 @@ impl Registry {
                 .allocate_service(info, &key, &mut new, Some(&old))
                 .await?;
             let bytes = Bytes::from(
-                serde_json::to_vec(&new).map_err(|e| ApiError::internal(e.to_string()))?,
+                serde_json::to_vec(crate::crd::for_storage(info, &new).as_ref().unwrap_or(&new))
+                    .map_err(|e| ApiError::internal(e.to_string()))?,
             );
             match self
                 .store

@@ -62,6 +62,8 @@ pub(super) fn generate() -> (Map<String, Value>, Kinds) {
         "apps" "v1" "Deployment" => apps::Deployment,
         "apps" "v1" "ReplicaSet" => apps::ReplicaSet,
         "apps" "v1" "StatefulSet" => apps::StatefulSet,
+        "apiextensions.k8s.io" "v1" "CustomResourceDefinition" =>
+            k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
         "authentication.k8s.io" "v1" "SelfSubjectReview" => authn::SelfSubjectReview,
         "autoscaling" "v1" "Scale" => autoscaling::Scale,
         "batch" "v1" "CronJob" => batch::CronJob,
