@@ -28,7 +28,7 @@ const BROADCAST: usize = 8192;
 
 /// One object as served: its JSON with `metadata.resourceVersion` set, and
 /// what selectors need, extracted once.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Entry {
     /// Store key.
     pub key: String,

@@ -9,6 +9,7 @@ pub mod alloc;
 pub mod authn;
 pub mod bootstrap;
 pub mod cache;
+pub mod convert;
 pub mod crd;
 pub mod discovery;
 pub mod error;

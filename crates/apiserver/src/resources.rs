@@ -87,7 +87,10 @@ impl ResourceInfo {
     /// The store prefix under which every object of this resource lives; the
     /// object's key is this plus `namespace/name` or `name`.
     pub fn key_prefix(&self) -> String {
-        let group = if self.group.is_empty() {
+        // events.k8s.io Events are core Events (see `crate::convert`).
+        let group = if self.group.is_empty()
+            || (self.group == "events.k8s.io" && self.plural == "events")
+        {
             "core"
         } else {
             self.group

@@ -227,7 +227,7 @@ impl Registry {
             };
             match self.delete(&one, opts).await {
                 Ok(r) => deleted.push(if r.object["kind"] == "Status" {
-                    crate::crd::to_version(rp.info, e.value())
+                    crate::convert::to_served(rp.info, e.value())
                 } else {
                     r.object
                 }),

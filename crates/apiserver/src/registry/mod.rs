@@ -160,7 +160,7 @@ impl Registry {
             }
         }
         match self.cache.get(&key) {
-            Some(e) => Ok(crate::crd::to_version(rp.info, e.value())),
+            Some(e) => Ok(crate::convert::to_served(rp.info, e.value())),
             None => Err(ApiError::not_found(rp.info.group_resource(), name)),
         }
     }
@@ -175,7 +175,7 @@ impl Registry {
         let kv = kv.ok_or_else(|| ApiError::not_found(info.group_resource(), name))?;
         let e = crate::cache::make_entry(key, &kv.value, kv.mod_revision)
             .ok_or_else(|| ApiError::internal(format!("undecodable object at {key}")))?;
-        Ok(crate::crd::to_version(info, e.value()))
+        Ok(crate::convert::to_served(info, e.value()))
     }
 }
 

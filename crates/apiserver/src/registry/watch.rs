@@ -67,7 +67,7 @@ impl Filter {
         }
         let now = matches(entry, &self.opts);
         let before = prev.is_some_and(|p| matches(p, &self.opts));
-        let entry = &crate::crd::entry_at_version(self.info, entry.clone());
+        let entry = &crate::convert::entry_for(self.info, entry.clone());
         match kind {
             EventType::Added if now => Some((EventType::Added, entry.clone())),
             EventType::Modified if now && before => Some((EventType::Modified, entry.clone())),
@@ -134,7 +134,7 @@ impl Registry {
             let initial_items: Vec<Arc<Entry>> = items
                 .into_iter()
                 .filter(|e| filter.wants(e))
-                .map(|e| crate::crd::entry_at_version(rp.info, e))
+                .map(|e| crate::convert::entry_for(rp.info, e))
                 .collect();
             let live = Live::new(filter, past, sub, rev, timeout)
                 .with_initial(initial_items, initial.then_some(rev));

@@ -244,8 +244,12 @@ impl Registry {
         let key = info.key(rp.namespace.as_deref(), &name);
         let allocated = self.allocate_service(info, &key, &mut obj, None).await?;
         let bytes = Bytes::from(
-            serde_json::to_vec(crate::crd::for_storage(info, &obj).as_ref().unwrap_or(&obj))
-                .map_err(|e| ApiError::internal(e.to_string()))?,
+            serde_json::to_vec(
+                crate::convert::for_storage(info, &obj)
+                    .as_ref()
+                    .unwrap_or(&obj),
+            )
+            .map_err(|e| ApiError::internal(e.to_string()))?,
         );
         let out = self
             .store
@@ -433,7 +437,7 @@ impl Registry {
                 .insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
             // Custom resources are stored at one version and served at any.
             crate::crd::decode_stored(info, &mut old);
-            let old = crate::crd::to_version(info, old);
+            let old = crate::convert::to_served(info, old);
             let mut new = change(&old)?;
             check_type(info, &mut new)?;
             if rp.info.namespaced {
@@ -538,8 +542,12 @@ impl Registry {
                 .allocate_service(info, &key, &mut new, Some(&old))
                 .await?;
             let bytes = Bytes::from(
-                serde_json::to_vec(crate::crd::for_storage(info, &new).as_ref().unwrap_or(&new))
-                    .map_err(|e| ApiError::internal(e.to_string()))?,
+                serde_json::to_vec(
+                    crate::convert::for_storage(info, &new)
+                        .as_ref()
+                        .unwrap_or(&new),
+                )
+                .map_err(|e| ApiError::internal(e.to_string()))?,
             );
             match self
                 .store
