@@ -99,6 +99,22 @@ def test_explain_groups_with_dots_and_maps(explain):
     assert "FIELD: data <map[string]string>" in out
 
 
+def test_explain_every_served_resource(kubectl, explain):
+    rows = [line.split() for line in kubectl("api-resources", "--no-headers").splitlines()]
+    assert len(rows) > 30
+    for row in rows:
+        # NAME [SHORTNAMES] APIVERSION NAMESPACED KIND
+        i = next(i for i, t in enumerate(row) if t in ("true", "false"))
+        name, api_version, kind = row[0], row[i - 1], row[i + 1]
+        out = explain(name, f"--api-version={api_version}")
+        assert f"KIND:       {kind}" in out, (name, api_version)
+        assert "FIELDS:" in out and "metadata\t<ObjectMeta>" in out, (name, api_version)
+        if "/" in api_version:
+            assert f"GROUP:      {api_version.split('/')[0]}" in out
+    out = explain("pods", "--recursive")
+    assert "      containerPort\t<integer> -required-" in out
+
+
 def test_explain_unknown_field_fails(kubectl, cache_dir):
     p = kubectl.run("explain", f"--cache-dir={cache_dir}", "pods.spec.nosuchfield", check=False)
     assert p.returncode != 0
@@ -115,10 +131,10 @@ def test_explain_openapiv2(explain):
     assert "Deployment enables declarative updates for Pods and ReplicaSets." in out
 
 
-def test_client_side_apply_uses_the_schemas(kubectl, namespace):
-    """kubectl apply computes its strategic merge patch from the v3 patch
-    metadata: a changed container is merged by name, not duplicated."""
-    def manifest(image, extra=""):
+def test_client_side_apply_uses_the_schemas(kubectl, namespace, cache_dir):
+    """kubectl apply reads the kind's v3 document and computes a strategic
+    merge patch from it, without falling back or warning."""
+    def manifest(image):
         return f"""
 apiVersion: apps/v1
 kind: Deployment
@@ -133,16 +149,17 @@ spec:
       - name: a
         image: {image}
         ports: [{{containerPort: 80}}]
-      {extra}
 """
-    kubectl("apply", "-f", "-", input=manifest("busybox:1"))
-    kubectl("apply", "-f", "-", input=manifest("busybox:2", "- {name: b, image: busybox:3}"))
+    kubectl("apply", f"--cache-dir={cache_dir}", "-f", "-", input=manifest("busybox:1"))
+    p = kubectl.run("apply", f"--cache-dir={cache_dir}", "-v=8", "-f", "-", input=manifest("busybox:2"))
+    log = p.stderr
+    assert "/openapi/v3/apis/apps/v1?hash=" in log
+    assert "error calculating patch" not in log and "warning" not in log.lower()
+    assert "Content-Type: application/strategic-merge-patch+json" in log
+    # The patch names the container by its merge key.
+    assert '$setElementOrder/containers' in log
     d = kubectl.json("get", "deployment", "web", "-n", namespace)
-    containers = d["spec"]["template"]["spec"]["containers"]
-    assert [(c["name"], c["image"]) for c in containers] == [("a", "busybox:2"), ("b", "busybox:3")]
-    kubectl("apply", "-f", "-", input=manifest("busybox:2"))
-    d = kubectl.json("get", "deployment", "web", "-n", namespace)
-    assert [c["name"] for c in d["spec"]["template"]["spec"]["containers"]] == ["a"]
+    assert d["spec"]["template"]["spec"]["containers"][0]["image"] == "busybox:2"
 
 
 def test_v3_index_and_documents(raw):

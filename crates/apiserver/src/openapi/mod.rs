@@ -119,11 +119,14 @@ struct V2 {
     proto: Bytes,
 }
 
+/// An added group-version and its v3 document, by index path.
+type Extras = BTreeMap<String, (Arc<ExtraGroupVersion>, Arc<Document>)>;
+
 /// Every document served.
 #[derive(Default)]
 pub struct Registry {
     builtin: OnceLock<BTreeMap<String, Arc<Document>>>,
-    extra: RwLock<BTreeMap<String, (Arc<ExtraGroupVersion>, Arc<Document>)>>,
+    extra: RwLock<Extras>,
     v2: RwLock<Option<Arc<V2>>>,
 }
 
@@ -236,12 +239,7 @@ impl Registry {
         for (path, doc) in self.builtin() {
             add(path, doc);
         }
-        for (path, (_, doc)) in self
-            .extra
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
+        for (path, (_, doc)) in self.extra.read().unwrap_or_else(|e| e.into_inner()).iter() {
             add(path, doc);
         }
         serde_json::to_vec(&json!({ "paths": paths })).unwrap_or_default()
@@ -279,7 +277,7 @@ impl Registry {
             });
         }
         let doc = v2::document(&gvs);
-        let json = Document::new(serde_json::to_vec(&doc).unwrap_or_default());
+        let json = Document::new(doc.to_json());
         let proto = Bytes::from(v2proto::encode(&doc));
         tracing::info!(
             json_bytes = json.body.len(),
@@ -301,7 +299,10 @@ fn accepted(accept: &str) -> Vec<String> {
         .enumerate()
         .filter_map(|(i, part)| {
             let mut fields = part.split(';').map(str::trim);
-            let media = fields.next().filter(|m| !m.is_empty())?.to_ascii_lowercase();
+            let media = fields
+                .next()
+                .filter(|m| !m.is_empty())?
+                .to_ascii_lowercase();
             let q = fields
                 .filter_map(|f| f.strip_prefix("q="))
                 .find_map(|q| q.parse::<f32>().ok())
@@ -425,7 +426,9 @@ pub fn serve(req: &Request) -> ApiResult<Response<Bytes>> {
         let etag = hash(&body);
         return Ok(reply(JSON, &etag, req.if_none_match, body));
     }
-    let path = rest.strip_prefix("v3/").ok_or_else(ApiError::not_found_path)?;
+    let path = rest
+        .strip_prefix("v3/")
+        .ok_or_else(ApiError::not_found_path)?;
     let doc = registry.v3(path).ok_or_else(ApiError::not_found_path)?;
     if negotiate(req.accept, &[JSON]).is_none() {
         return Err(ApiError::not_acceptable(format!(

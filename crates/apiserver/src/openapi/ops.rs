@@ -511,7 +511,12 @@ fn resource_paths(base: &str, stem: &str, s: &Served, out: &mut Vec<PathItem>) {
                     body: Some(Body::Object(sub_def.clone())),
                     codes: &[200, 201, 202],
                     params: write_params(false),
-                    ..sub_op("post", "post", "create", format!("create {name} of a {kind}"))
+                    ..sub_op(
+                        "post",
+                        "post",
+                        "create",
+                        format!("create {name} of a {kind}"),
+                    )
                 }),
                 _ => {}
             }

@@ -36,7 +36,11 @@ fn every_served_kind_and_its_list_is_in_its_document() {
     for r in RESOURCES {
         let d = doc(&gv_path(r.group, r.version));
         let schemas = d["components"]["schemas"].as_object().unwrap();
-        let find = |kind: &str| schemas.values().find(|s| has_gvk(s, r.group, r.version, kind));
+        let find = |kind: &str| {
+            schemas
+                .values()
+                .find(|s| has_gvk(s, r.group, r.version, kind))
+        };
         let kind = find(r.kind).unwrap_or_else(|| panic!("{} missing", r.kind));
         assert!(kind["properties"]["metadata"].is_object(), "{}", r.kind);
         if r.verbs.contains(&"list") {
@@ -112,7 +116,10 @@ fn operations_carry_bodies_responses_and_extensions() {
     let item = &d["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"];
     let patch = &item["patch"];
     assert_eq!(patch["x-kubernetes-action"], "patch");
-    assert_eq!(patch["x-kubernetes-group-version-kind"]["kind"], "Deployment");
+    assert_eq!(
+        patch["x-kubernetes-group-version-kind"]["kind"],
+        "Deployment"
+    );
     assert_eq!(patch["operationId"], "patchAppsV1NamespacedDeployment");
     let names: Vec<&str> = patch["parameters"]
         .as_array()
@@ -122,8 +129,7 @@ fn operations_carry_bodies_responses_and_extensions() {
         .collect();
     assert!(names.contains(&"fieldValidation") && names.contains(&"force"));
     assert_eq!(
-        patch["requestBody"]["content"]["application/strategic-merge-patch+json"]["schema"]
-            ["$ref"],
+        patch["requestBody"]["content"]["application/strategic-merge-patch+json"]["schema"]["$ref"],
         "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.Patch"
     );
     assert_eq!(
@@ -141,7 +147,10 @@ fn operations_carry_bodies_responses_and_extensions() {
     assert_eq!(params, ["name", "namespace", "pretty"]);
     // Scale speaks autoscaling/v1.
     let scale = &d["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"]["get"];
-    assert_eq!(scale["x-kubernetes-group-version-kind"]["group"], "autoscaling");
+    assert_eq!(
+        scale["x-kubernetes-group-version-kind"]["group"],
+        "autoscaling"
+    );
     assert!(d["components"]["schemas"]["io.k8s.api.autoscaling.v1.Scale"].is_object());
     // Create answers 200, 201 and 202; list is watchable.
     let coll = &d["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments"];
@@ -149,7 +158,8 @@ fn operations_carry_bodies_responses_and_extensions() {
         assert!(coll["post"]["responses"][code].is_object());
     }
     assert_eq!(
-        coll["get"]["responses"]["200"]["content"]["application/json;stream=watch"]["schema"]["$ref"],
+        coll["get"]["responses"]["200"]["content"]["application/json;stream=watch"]["schema"]
+            ["$ref"],
         "#/components/schemas/io.k8s.api.apps.v1.DeploymentList"
     );
     // Delete of an object that is not returned answers a Status.
@@ -186,7 +196,8 @@ fn v2_rewrites_references_and_covers_every_kind() {
     assert!(!text.contains("\"nullable\"") && !text.contains("\"allOf\""));
     for r in RESOURCES {
         assert!(
-            defs.values().any(|s| has_gvk(s, r.group, r.version, r.kind)),
+            defs.values()
+                .any(|s| has_gvk(s, r.group, r.version, r.kind)),
             "{} missing",
             r.kind
         );
@@ -200,7 +211,10 @@ fn v2_rewrites_references_and_covers_every_kind() {
             ["x-kubernetes-patch-merge-key"],
         "name"
     );
-    assert_eq!(defs["io.k8s.apimachinery.pkg.util.intstr.IntOrString"]["format"], "int-or-string");
+    assert_eq!(
+        defs["io.k8s.apimachinery.pkg.util.intstr.IntOrString"]["format"],
+        "int-or-string"
+    );
     // Bodies are parameters in v2.
     let post = &d["paths"]["/api/v1/namespaces/{namespace}/configmaps"]["post"];
     assert_eq!(post["parameters"][0]["in"], "body");
@@ -338,7 +352,10 @@ fn v2_protobuf_decodes_as_gnostic_document() {
     let gvk = &pod.vendor_extension[0];
     assert_eq!(gvk.name, "x-kubernetes-group-version-kind");
     let yaml: Value = serde_json::from_str(&gvk.value.as_ref().unwrap().yaml).unwrap();
-    assert_eq!(yaml, json!([{ "group": "", "version": "v1", "kind": "Pod" }]));
+    assert_eq!(
+        yaml,
+        json!([{ "group": "", "version": "v1", "kind": "Pod" }])
+    );
     let paths = d.paths.unwrap().path;
     let deploy = paths
         .iter()
@@ -384,12 +401,7 @@ fn extra_group_versions_join_the_index_and_v2() {
             "x-kubernetes-group-version-kind": [{ "group": "example.com", "version": "v1", "kind": "Widget" }],
         }),
     );
-    let list = schema::list_definition(
-        "com.example.v1.Widget",
-        "Widget",
-        "widgets",
-        &defs,
-    );
+    let list = schema::list_definition("com.example.v1.Widget", "Widget", "widgets", &defs);
     defs.insert("com.example.v1.WidgetList".into(), list);
     registry
         .set_group_version(ExtraGroupVersion {
@@ -404,7 +416,10 @@ fn extra_group_versions_join_the_index_and_v2() {
         .as_str()
         .unwrap();
     let doc = registry.v3("apis/example.com/v1").unwrap();
-    assert_eq!(url, format!("/openapi/v3/apis/example.com/v1?hash={}", doc.hash));
+    assert_eq!(
+        url,
+        format!("/openapi/v3/apis/example.com/v1?hash={}", doc.hash)
+    );
     let d: Value = serde_json::from_slice(&doc.body).unwrap();
     let schemas = d["components"]["schemas"].as_object().unwrap();
     assert!(schemas.contains_key("com.example.v1.Widget"));
@@ -412,7 +427,10 @@ fn extra_group_versions_join_the_index_and_v2() {
     let mut refs = Vec::new();
     refs_in(&d, &mut refs);
     for r in refs {
-        assert!(schemas.contains_key(r.trim_start_matches("#/components/schemas/")), "{r}");
+        assert!(
+            schemas.contains_key(r.trim_start_matches("#/components/schemas/")),
+            "{r}"
+        );
     }
     let v2: Value = serde_json::from_slice(&registry.v2().json.body).unwrap();
     assert!(v2["definitions"]["com.example.v1.WidgetList"].is_object());
@@ -482,7 +500,12 @@ fn serving_negotiates_and_caches_like_upstream() {
     assert_eq!(js.headers()["content-type"], "application/json");
     assert_eq!(pb.headers()["etag"], js.headers()["etag"]);
     assert_eq!(js.headers()["vary"], "Accept");
-    let js = get("v2", None, "application/json;q=0.5, application/com.github.proto-openapi.spec.v2.v1.0+protobuf", None);
+    let js = get(
+        "v2",
+        None,
+        "application/json;q=0.5, application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+        None,
+    );
     assert_eq!(js.headers()["content-type"], PROTO_V2);
     assert!(serve(&Request {
         rest: "v2",

@@ -2,6 +2,9 @@
 //! one document, and the same definitions as the v3 documents converted to
 //! Swagger's schema dialect.
 
+use std::collections::BTreeMap;
+
+use serde::{Serialize, Serializer};
 use serde_json::{json, Map, Value};
 
 use super::ops::{self, Body, In, Op, Param, PathItem, Served};
@@ -168,27 +171,70 @@ fn paths(items: &[PathItem], tag: &str, out: &mut Map<String, Value>) {
     }
 }
 
+/// The Swagger 2.0 document, with its definitions still in v3 form: each is
+/// converted when written, one at a time, so the whole converted document
+/// never exists in memory.
+pub struct Document<'a> {
+    /// Everything but the definitions: `swagger`, `info`, `paths`, security.
+    pub head: Map<String, Value>,
+    pub definitions: BTreeMap<&'a str, &'a Value>,
+}
+
+/// Serializes a v3 schema as its v2 form.
+struct Converted<'a>(&'a Value);
+
+impl Serialize for Converted<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        schema(self.0).serialize(s)
+    }
+}
+
+impl Document<'_> {
+    /// The JSON form.
+    pub fn to_json(&self) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            #[serde(flatten)]
+            head: &'a Map<String, Value>,
+            definitions: BTreeMap<&'a str, Converted<'a>>,
+        }
+        let out = Out {
+            head: &self.head,
+            definitions: self
+                .definitions
+                .iter()
+                .map(|(k, v)| (*k, Converted(v)))
+                .collect(),
+        };
+        serde_json::to_vec(&out).expect("a document of JSON values serializes")
+    }
+}
+
 /// The whole Swagger 2.0 document.
-pub fn document(gvs: &[GroupVersion]) -> Value {
+pub fn document<'a>(gvs: &[GroupVersion<'a>]) -> Document<'a> {
     let mut all_paths = Map::new();
-    let mut definitions = Map::new();
+    let mut definitions = BTreeMap::new();
     for gv in gvs {
         let items = ops::group_version(gv.group, gv.version, &gv.served);
         paths(&items, &ops::tag(gv.group, gv.version), &mut all_paths);
         let mut roots = ops::referenced(&items);
         roots.push(ops::WATCH_EVENT);
-        for (name, def) in closure(roots, gv.defs) {
-            if !definitions.contains_key(name) {
-                definitions.insert(name.to_string(), schema(def));
+        // Keys borrowed from the definitions' owner, not from `items`.
+        for name in closure(roots, gv.defs).into_keys() {
+            if let Some((key, def)) = gv.defs.get_key_value(name) {
+                definitions.entry(key).or_insert(def);
             }
         }
     }
-    json!({
+    let head = json!({
         "swagger": "2.0",
         "info": super::info(),
         "paths": all_paths,
-        "definitions": definitions,
         "securityDefinitions": { "BearerToken": super::bearer_token() },
         "security": [{ "BearerToken": [] }],
-    })
+    });
+    let Value::Object(head) = head else {
+        unreachable!("an object literal")
+    };
+    Document { head, definitions }
 }

@@ -136,7 +136,12 @@ fn schema(m: &mut Msg, s: &Value) {
     m.str_field(13, o.get("pattern"));
     m.bool(16, flag("uniqueItems"));
     m.strings(19, o.get("required"));
-    for e in o.get("enum").and_then(Value::as_array).into_iter().flatten() {
+    for e in o
+        .get("enum")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         m.any(20, e);
     }
     match o.get("additionalProperties") {
@@ -162,7 +167,12 @@ fn schema(m: &mut Msg, s: &Value) {
         Some(v @ Value::Object(_)) => m.message(23, |it| it.message(1, |x| schema(x, v))),
         _ => {}
     }
-    for a in o.get("allOf").and_then(Value::as_array).into_iter().flatten() {
+    for a in o
+        .get("allOf")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         m.message(24, |x| schema(x, a));
     }
     if let Some(props) = o.get("properties").and_then(Value::as_object) {
@@ -227,7 +237,12 @@ fn operation(m: &mut Msg, op: &Map<String, Value>) {
     m.str_field(5, op.get("operationId"));
     m.strings(6, op.get("produces"));
     m.strings(7, op.get("consumes"));
-    for p in op.get("parameters").and_then(Value::as_array).into_iter().flatten() {
+    for p in op
+        .get("parameters")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         m.message(8, |pi| parameter(pi, p));
     }
     if let Some(responses) = op.get("responses").and_then(Value::as_object) {
@@ -254,19 +269,32 @@ fn operation(m: &mut Msg, op: &Map<String, Value>) {
 }
 
 fn path_item(m: &mut Msg, item: &Map<String, Value>) {
-    for (field, method) in [(2, "get"), (3, "put"), (4, "post"), (5, "delete"), (8, "patch")] {
+    for (field, method) in [
+        (2, "get"),
+        (3, "put"),
+        (4, "post"),
+        (5, "delete"),
+        (8, "patch"),
+    ] {
         if let Some(op) = item.get(method).and_then(Value::as_object) {
             m.message(field, |o| operation(o, op));
         }
     }
-    for p in item.get("parameters").and_then(Value::as_array).into_iter().flatten() {
+    for p in item
+        .get("parameters")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         m.message(9, |pi| parameter(pi, p));
     }
     m.extensions(10, item);
 }
 
-/// Encode a Swagger 2.0 document (as [`super::v2::document`] builds it).
-pub fn encode(doc: &Value) -> Vec<u8> {
+/// Encode a Swagger 2.0 document, converting each definition as it is
+/// written.
+pub fn encode(document: &super::v2::Document) -> Vec<u8> {
+    let doc = &document.head;
     let mut m = Msg::default();
     m.str_field(1, doc.get("swagger"));
     if let Some(info) = doc.get("info") {
@@ -278,7 +306,9 @@ pub fn encode(doc: &Value) -> Vec<u8> {
     if let Some(paths) = doc.get("paths").and_then(Value::as_object) {
         m.message(8, |ps| {
             for (path, item) in paths {
-                let Some(item) = item.as_object() else { continue };
+                let Some(item) = item.as_object() else {
+                    continue;
+                };
                 ps.message(2, |named| {
                     named.string(1, path);
                     named.message(2, |pi| path_item(pi, item));
@@ -286,10 +316,21 @@ pub fn encode(doc: &Value) -> Vec<u8> {
             }
         });
     }
-    if let Some(defs) = doc.get("definitions").and_then(Value::as_object) {
-        m.message(9, |d| named_schemas(d, defs));
-    }
-    for req in doc.get("security").and_then(Value::as_array).into_iter().flatten() {
+    m.message(9, |d| {
+        for (name, def) in &document.definitions {
+            let converted = super::v2::schema(def);
+            d.message(1, |n| {
+                n.string(1, name);
+                n.message(2, |x| schema(x, &converted));
+            });
+        }
+    });
+    for req in doc
+        .get("security")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let Some(req) = req.as_object() else { continue };
         m.message(12, |sr| {
             for (name, scopes) in req {

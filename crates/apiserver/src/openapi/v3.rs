@@ -21,9 +21,15 @@ pub struct Defs<'a> {
 
 impl<'a> Defs<'a> {
     pub fn get(&self, name: &str) -> Option<&'a Value> {
+        self.get_key_value(name).map(|(_, v)| v)
+    }
+
+    /// The definition and its name as the owning map holds it.
+    pub fn get_key_value(&self, name: &str) -> Option<(&'a str, &'a Value)> {
         self.extra
-            .and_then(|e| e.get(name))
-            .or_else(|| self.builtin.get(name))
+            .and_then(|e| e.get_key_value(name))
+            .or_else(|| self.builtin.get_key_value(name))
+            .map(|(k, v)| (k.as_str(), v))
     }
 }
 

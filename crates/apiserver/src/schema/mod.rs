@@ -78,8 +78,14 @@ impl Schemas {
         for (group, versions) in crate::resources::groups() {
             for version in versions {
                 for (kind, def) in [
-                    ("DeleteOptions", "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions"),
-                    ("WatchEvent", "io.k8s.apimachinery.pkg.apis.meta.v1.WatchEvent"),
+                    (
+                        "DeleteOptions",
+                        "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions",
+                    ),
+                    (
+                        "WatchEvent",
+                        "io.k8s.apimachinery.pkg.apis.meta.v1.WatchEvent",
+                    ),
                 ] {
                     let key = (group.to_string(), version.to_string(), kind.to_string());
                     if !kinds.iter().any(|(k, _)| *k == key) {
@@ -94,9 +100,9 @@ impl Schemas {
         let mut sorted: Vec<_> = kinds.iter().collect();
         sorted.sort();
         for ((group, version, kind), def) in sorted {
-            gvks.entry(def.as_str()).or_default().push(
-                serde_json::json!({ "group": group, "version": version, "kind": kind }),
-            );
+            gvks.entry(def.as_str())
+                .or_default()
+                .push(serde_json::json!({ "group": group, "version": version, "kind": kind }));
         }
         for (def, list) in gvks {
             if let Some(Value::Object(d)) = defs.get_mut(def) {
