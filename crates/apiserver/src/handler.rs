@@ -171,14 +171,12 @@ async fn dispatch(
         let if_none_match = req
             .headers()
             .get(header::IF_NONE_MATCH)
-            .and_then(|v| v.to_str().ok());
-        return crate::openapi::serve(&crate::openapi::Request {
-            rest,
-            hash: query.get("hash"),
-            accept: &accept,
-            if_none_match,
-        })
-        .map(|resp| resp.map(full));
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let hash = query.get("hash").map(str::to_string);
+        return crate::openapi::serve_blocking(rest.clone(), hash, accept, if_none_match)
+            .await
+            .map(|resp| resp.map(full));
     }
     check_accept(&accept)?;
     match r {

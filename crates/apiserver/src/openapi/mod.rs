@@ -462,5 +462,26 @@ pub fn serve(req: &Request) -> ApiResult<Response<Bytes>> {
     Ok(r)
 }
 
+/// [`serve`] on a blocking thread: the first request generates the
+/// documents (a few hundred milliseconds in a debug build), which must not
+/// stall the tasks serving other connections.
+pub async fn serve_blocking(
+    rest: String,
+    hash: Option<String>,
+    accept: String,
+    if_none_match: Option<String>,
+) -> ApiResult<Response<Bytes>> {
+    tokio::task::spawn_blocking(move || {
+        serve(&Request {
+            rest: &rest,
+            hash: hash.as_deref(),
+            accept: &accept,
+            if_none_match: if_none_match.as_deref(),
+        })
+    })
+    .await
+    .unwrap_or_else(|e| Err(ApiError::internal(format!("serving OpenAPI failed: {e}"))))
+}
+
 #[cfg(test)]
 mod tests;
