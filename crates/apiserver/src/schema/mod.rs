@@ -43,6 +43,7 @@ pub fn builtin() -> &'static Schemas {
 
 impl Schemas {
     fn generate() -> Schemas {
+        let started = std::time::Instant::now();
         let (mut defs, mut kinds) = types::generate();
         patchmeta::apply(&mut defs);
         // k8s-openapi marks `metadata` required on every resource because its
@@ -109,6 +110,11 @@ impl Schemas {
                 d.insert("x-kubernetes-group-version-kind".into(), Value::Array(list));
             }
         }
+        tracing::info!(
+            definitions = defs.len(),
+            millis = started.elapsed().as_millis() as u64,
+            "generated built-in schemas"
+        );
         Schemas {
             defs,
             kinds: kinds.into_iter().collect(),
