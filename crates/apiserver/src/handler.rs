@@ -168,15 +168,15 @@ async fn dispatch(
         return Err(ApiError::unauthorized());
     };
     if let Route::OpenApi(rest) = &r {
-        // Documents are JSON; a client asking only for the protobuf form gets 406.
-        if !accept.is_empty() && !accept.contains("application/json") && !accept.contains("*/*") {
-            return Err(ApiError::not_acceptable(
-                "only application/json is served for OpenAPI documents",
-            ));
-        }
-        return crate::openapi::serve(rest)
-            .map(|d| json_response(200, &d))
-            .ok_or_else(ApiError::not_found_path);
+        let if_none_match = req
+            .headers()
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let hash = query.get("hash").map(str::to_string);
+        return crate::openapi::serve_blocking(rest.clone(), hash, accept, if_none_match)
+            .await
+            .map(|resp| resp.map(full));
     }
     check_accept(&accept)?;
     match r {

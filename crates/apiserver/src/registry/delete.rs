@@ -64,7 +64,7 @@ impl DeleteOptions {
 }
 
 /// Resources whose delete returns the object rather than a `Status`, as upstream.
-fn returns_object(info: &ResourceInfo) -> bool {
+pub(crate) fn returns_object(info: &ResourceInfo) -> bool {
     info.group.is_empty() && matches!(info.plural, "pods" | "services" | "namespaces")
 }
 
