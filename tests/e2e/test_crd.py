@@ -569,3 +569,19 @@ def test_schema_changes_take_effect_at_once(k, custom, namespace):
         assert e.value.status == 422
     finally:
         uninstall(k, CRD_NAME)
+
+
+def test_kubectl_explain_custom_resources(k):
+    """Established CRDs are published in OpenAPI at once, and withdrawn with them."""
+    install(k, CRD, CRD_NAME)
+    try:
+        out = k("explain", "crontabs")
+        assert f"GROUP:      {GROUP}" in out and "KIND:       CronTab" in out and "VERSION:    v1" in out
+        spec = k("explain", "crontabs.spec")
+        assert "cronSpec" in spec and "replicas" in spec
+        assert "cronSpec\t<string> -required-" in spec
+        assert "FIELD: cronSpec <string>" in k("explain", "crontabs.spec.cronSpec")
+        assert "ObjectMeta" in k("explain", "crontabs.metadata")
+    finally:
+        uninstall(k, CRD_NAME)
+    assert k.run("explain", "crontabs", check=False).returncode != 0

@@ -31,6 +31,7 @@ pub mod formats;
 pub mod jsonpath;
 mod openapi_rules;
 pub mod prune;
+pub mod published;
 pub mod scale;
 pub mod schema;
 pub mod structural;
@@ -94,6 +95,7 @@ pub fn observe(key: &str, value: Option<&[u8]>) {
         }
         publish(&st);
     }
+    published::sync();
     changed().notify_one();
 }
 
@@ -113,6 +115,7 @@ pub fn observe_all<'a>(crds: impl Iterator<Item = (&'a str, &'a [u8])>) {
         }
         publish(&st);
     }
+    published::sync();
     changed().notify_one();
 }
 

@@ -32,8 +32,14 @@ pub struct Param {
 pub enum Body {
     /// An object of this definition (create, replace, subresource posts).
     Object(String),
-    /// A patch document.
-    Patch,
+    /// A patch document; strategic merge patch is offered for built-in
+    /// kinds only (kubectl's client-side apply reads this to choose between
+    /// a strategic and a JSON merge patch, and custom resources take the
+    /// latter).
+    Patch {
+        /// Whether `application/strategic-merge-patch+json` is accepted.
+        strategic: bool,
+    },
     /// `DeleteOptions`, optional.
     Delete,
 }
@@ -89,6 +95,15 @@ pub const PATCH_TYPES: &[&str] = &[
     "application/merge-patch+json",
     "application/strategic-merge-patch+json",
 ];
+
+/// Patch bodies of a kind: all, or all but strategic merge patch.
+pub fn patch_types(strategic: bool) -> &'static [&'static str] {
+    if strategic {
+        PATCH_TYPES
+    } else {
+        &PATCH_TYPES[..3]
+    }
+}
 
 /// `/api/v1` or `/apis/{group}/{version}`.
 pub fn gv_prefix(group: &str, version: &str) -> String {
@@ -422,7 +437,9 @@ fn resource_paths(base: &str, stem: &str, s: &Served, out: &mut Vec<PathItem>) {
     }
     if has("patch") {
         one.push(Op {
-            body: Some(Body::Patch),
+            body: Some(Body::Patch {
+                strategic: crate::resources::is_builtin(s.info),
+            }),
             codes: &[200, 201],
             params: write_params(true),
             ..op(
@@ -497,7 +514,9 @@ fn resource_paths(base: &str, stem: &str, s: &Served, out: &mut Vec<PathItem>) {
                     )
                 }),
                 "patch" => ops.push(Op {
-                    body: Some(Body::Patch),
+                    body: Some(Body::Patch {
+                        strategic: crate::resources::is_builtin(s.info),
+                    }),
                     codes: &[200, 201],
                     params: write_params(true),
                     ..sub_op(
@@ -539,7 +558,7 @@ pub fn referenced(paths: &[PathItem]) -> Vec<&str> {
             out.push(op.response.as_str());
             match &op.body {
                 Some(Body::Object(d)) => out.push(d.as_str()),
-                Some(Body::Patch) => out.push(PATCH),
+                Some(Body::Patch { .. }) => out.push(PATCH),
                 Some(Body::Delete) => out.push(DELETE_OPTIONS),
                 None => {}
             }

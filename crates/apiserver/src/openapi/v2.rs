@@ -108,7 +108,7 @@ fn operation(op: &Op, tag: &str) -> Value {
     o.insert("operationId".into(), json!(op.operation_id));
     o.insert("schemes".into(), json!(["https"]));
     let consumes: Vec<&str> = match op.body {
-        Some(Body::Patch) => ops::PATCH_TYPES.to_vec(),
+        Some(Body::Patch { strategic }) => ops::patch_types(strategic).to_vec(),
         _ => vec!["*/*"],
     };
     o.insert("consumes".into(), json!(consumes));
@@ -122,7 +122,7 @@ fn operation(op: &Op, tag: &str) -> Value {
     if let Some(body) = &op.body {
         let (def, required) = match body {
             Body::Object(d) => (d.as_str(), true),
-            Body::Patch => (ops::PATCH, true),
+            Body::Patch { .. } => (ops::PATCH, true),
             Body::Delete => (ops::DELETE_OPTIONS, false),
         };
         let mut b = json!({ "name": "body", "in": "body", "schema": reference(def) });

@@ -119,7 +119,7 @@ fn operation(op: &Op, tag: &str) -> Value {
                 d,
                 true,
             ),
-            Body::Patch => (ops::PATCH_TYPES, ops::PATCH, true),
+            Body::Patch { strategic } => (ops::patch_types(*strategic), ops::PATCH, true),
             Body::Delete => (&["application/json"], ops::DELETE_OPTIONS, false),
         };
         let mut rb = json!({ "content": content(types, &reference(def)) });
