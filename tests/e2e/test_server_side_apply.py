@@ -297,3 +297,105 @@ def test_apply_errors(api_client, core, namespace):
         assert code == want_code, (case, status)
         assert status["message"].startswith(want), (case, status)
         assert core.read_namespaced_config_map("err", namespace).data == {"a": "b"}, case
+
+
+WIDGET_CRD = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.ssa.example.com
+spec:
+  group: ssa.example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources:
+      status: {}
+      scale: {specReplicasPath: .spec.replicas, statusReplicasPath: .status.replicas}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              replicas: {type: integer}
+              color: {type: string}
+              ports:
+                type: array
+                x-kubernetes-list-type: map
+                x-kubernetes-list-map-keys: [name]
+                items:
+                  type: object
+                  required: [name]
+                  properties:
+                    name: {type: string}
+                    port: {type: integer}
+              tags:
+                type: array
+                x-kubernetes-list-type: set
+                items: {type: string}
+              extra:
+                type: object
+                x-kubernetes-preserve-unknown-fields: true
+          status:
+            type: object
+            properties:
+              replicas: {type: integer}
+"""
+
+
+def widget(ns, spec):
+    return json.dumps({"apiVersion": "ssa.example.com/v1", "kind": "Widget",
+                       "metadata": {"name": "w", "namespace": ns}, "spec": spec})
+
+
+def test_custom_resources_apply_by_their_schema(kubectl, namespace, tmp_path):
+    cache = str(tmp_path / "cache")
+
+    def k(*args, **kw):
+        return kubectl.run(*args, "--cache-dir", cache, **kw)
+
+    k("apply", "--server-side", "-f", "-", input=WIDGET_CRD)
+    k("wait", "--for=condition=Established", "crd/widgets.ssa.example.com", "--timeout=30s")
+    try:
+        alice = {"replicas": 1, "color": "red", "ports": [{"name": "a", "port": 80}, {"name": "b", "port": 81}],
+                 "tags": ["x"], "extra": {"deep": {"k": "v"}}}
+        k("apply", "--server-side", "--field-manager=alice", "-f", "-", input=widget(namespace, alice))
+        # Another manager adds a list-map item and a set item: merged.
+        k("apply", "--server-side", "--field-manager=bob", "-f", "-",
+          input=widget(namespace, {"ports": [{"name": "c", "port": 82}], "tags": ["y"]}))
+        obj = json.loads(k("get", "widget", "w", "-n", namespace, "-o", "json", "--show-managed-fields").stdout)
+        assert [p["name"] for p in obj["spec"]["ports"]] == ["a", "b", "c"]
+        assert sorted(obj["spec"]["tags"]) == ["x", "y"]
+        entries = obj["metadata"]["managedFields"]
+        a = entry(entries, "alice", "Apply")["fieldsV1"]
+        assert set(a["f:spec"]["f:ports"]) == {'k:{"name":"a"}', 'k:{"name":"b"}'}
+        # Keys of a free-form object are owned as map keys (with ".").
+        assert a["f:spec"]["f:extra"] == {"f:deep": {".": {}, "f:k": {}}}
+        # alice drops port b and the color: removed; bob's items stay.
+        alice2 = {"replicas": 1, "ports": [{"name": "a", "port": 80}], "tags": ["x"]}
+        k("apply", "--server-side", "--field-manager=alice", "-f", "-", input=widget(namespace, alice2))
+        obj = json.loads(k("get", "widget", "w", "-n", namespace, "-o", "json", "--show-managed-fields").stdout)
+        assert [p["name"] for p in obj["spec"]["ports"]] == ["a", "c"]
+        assert "color" not in obj["spec"] and "extra" not in obj["spec"]
+        # bob changing alice's replicas conflicts.
+        p = k("apply", "--server-side", "--field-manager=bob", "-f", "-",
+              input=widget(namespace, {"replicas": 5}), check=False)
+        assert 'Apply failed with 1 conflict: conflict with "alice": .spec.replicas' in p.stderr, p.stderr
+        # Unknown fields are refused by the CRD's schema.
+        p = k("apply", "--server-side", "--field-manager=bob", "-f", "-",
+              input=widget(namespace, {"colour": "x"}), check=False)
+        assert ".spec.colour: field not declared in schema" in p.stderr, p.stderr
+        # Scaling records the scaler with the scale subresource.
+        k("scale", "widget/w", "-n", namespace, "--replicas=4")
+        obj = json.loads(k("get", "widget", "w", "-n", namespace, "-o", "json", "--show-managed-fields").stdout)
+        scaler = [e for e in obj["metadata"]["managedFields"] if e.get("subresource") == "scale"]
+        assert obj["spec"]["replicas"] == 4
+        assert len(scaler) == 1 and scaler[0]["fieldsV1"] == {"f:spec": {"f:replicas": {}}}, obj["metadata"]["managedFields"]
+        assert "f:replicas" not in entry(obj["metadata"]["managedFields"], "alice", "Apply")["fieldsV1"]["f:spec"]
+    finally:
+        k("delete", "crd", "widgets.ssa.example.com", "--ignore-not-found", "--timeout=60s", check=False)

@@ -28,7 +28,7 @@ const BROADCAST: usize = 8192;
 
 /// One object as served: its JSON with `metadata.resourceVersion` set, and
 /// what selectors need, extracted once.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Entry {
     /// Store key.
     pub key: String,
@@ -133,15 +133,14 @@ pub fn resource_of_key(key: &str) -> Option<&'static ResourceInfo> {
     let group = it.next()?;
     let plural = it.next()?;
     let group = if group == "core" { "" } else { group };
-    resources::RESOURCES
-        .iter()
-        .find(|r| r.group == group && r.plural == plural)
+    resources::by_group_resource(group, plural)
 }
 
 /// Build a served entry from a stored value at `rev`.
 pub fn make_entry(key: &str, stored: &[u8], rev: i64) -> Option<Entry> {
     let info = resource_of_key(key)?;
     let mut v: Value = serde_json::from_slice(stored).ok()?;
+    crate::crd::decode_stored(info, &mut v);
     let meta = v.get_mut("metadata")?.as_object_mut()?;
     meta.insert("resourceVersion".into(), Value::String(rev.to_string()));
     let name = meta
@@ -208,6 +207,12 @@ impl WatchCache {
             .range(RangeRequest::prefix(REGISTRY_PREFIX))
             .await?;
         let rev = resp.revision;
+        // CRDs first: they decide which custom resource keys can be decoded.
+        crate::crd::observe_all(resp.kvs.iter().filter_map(|kv| {
+            let key = std::str::from_utf8(&kv.key).ok()?;
+            key.starts_with(crate::crd::CRD_PREFIX)
+                .then_some((key, kv.value.as_ref()))
+        }));
         let mut fresh = BTreeMap::new();
         for kv in resp.kvs {
             let key = String::from_utf8_lossy(&kv.key).into_owned();
@@ -275,6 +280,11 @@ impl WatchCache {
                 let rev = ev.kv.mod_revision;
                 last = rev;
                 let prev = st.objects.get(&key).cloned();
+                // A CRD change takes effect in store order, before later events.
+                crate::crd::observe(
+                    &key,
+                    (ev.kind == EventKind::Put).then_some(ev.kv.value.as_ref()),
+                );
                 let event = match ev.kind {
                     EventKind::Put => {
                         let Some(entry) = make_entry(&key, &ev.kv.value, rev) else {

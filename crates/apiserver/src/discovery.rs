@@ -58,10 +58,8 @@ pub fn group(name: &str) -> Option<Value> {
     Some(doc)
 }
 
-fn in_gv<'a>(group: &'a str, version: &'a str) -> impl Iterator<Item = &'static ResourceInfo> + 'a {
-    resources::RESOURCES
-        .iter()
-        .filter(move |r| r.group == group && r.version == version)
+fn in_gv(group: &str, version: &str) -> impl Iterator<Item = &'static ResourceInfo> {
+    resources::in_group_version(group, version).into_iter()
 }
 
 /// `/api/v1` or `/apis/{group}/{version}`.

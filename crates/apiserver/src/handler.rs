@@ -168,15 +168,15 @@ async fn dispatch(
         return Err(ApiError::unauthorized());
     };
     if let Route::OpenApi(rest) = &r {
-        // Documents are JSON; a client asking only for the protobuf form gets 406.
-        if !accept.is_empty() && !accept.contains("application/json") && !accept.contains("*/*") {
-            return Err(ApiError::not_acceptable(
-                "only application/json is served for OpenAPI documents",
-            ));
-        }
-        return crate::openapi::serve(rest)
-            .map(|d| json_response(200, &d))
-            .ok_or_else(ApiError::not_found_path);
+        let if_none_match = req
+            .headers()
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let hash = query.get("hash").map(str::to_string);
+        return crate::openapi::serve_blocking(rest.clone(), hash, accept, if_none_match)
+            .await
+            .map(|resp| resp.map(full));
     }
     check_accept(&accept)?;
     match r {
@@ -204,7 +204,15 @@ async fn dispatch(
         Route::ResourceList { group, version } => discovery::resource_list(&group, &version)
             .map(|d| json_response(200, &d))
             .ok_or_else(ApiError::not_found_path),
-        Route::Resource(rp) => resource(ctx, &user, rp, query, &accept, req).await,
+        Route::Resource(rp) => {
+            // Requests to a deprecated custom resource version carry a warning.
+            let deprecated = crate::crd::deprecation_warning(rp.info);
+            let r = resource(ctx, &user, rp, query, &accept, req).await;
+            match deprecated {
+                Some(w) => r.map(|resp| with_warnings(resp, &[w])),
+                None => r,
+            }
+        }
         Route::OpenApi(_) | Route::Unknown => Err(ApiError::not_found_path()),
         Route::Health { .. } | Route::Version => unreachable!("handled above"),
     }
@@ -529,6 +537,13 @@ async fn resource(
                 method, info.plural, s
             )));
         }
+        if s == "scale" && crate::crd::is_custom(info) {
+            let opts = write_options(&q, req.headers(), "UpdateOptions")?;
+            let body = read_body(req).await?;
+            let (code, scale) =
+                crate::crd::scale::handle(reg, &rp, method, &content_type, &body, &opts).await?;
+            return Ok(json_response(code, &scale));
+        }
         if matches!(s, "scale" | "eviction" | "binding" | "finalize") {
             let opts = write_options(&q, req.headers(), "UpdateOptions")?;
             return crate::subresource::handle(
@@ -601,6 +616,7 @@ async fn resource(
             Ok(respond(200, "application/json", list.to_json(info)))
         }
         (Method::POST, false) => {
+            crate::crd::refuse_create_while_terminating(info)?;
             let opts = write_options(&q, req.headers(), "CreateOptions")?;
             let body = read_body(req).await?;
             let obj = decode_object(&content_type, &body)?;
@@ -627,6 +643,7 @@ async fn resource(
                     return Err(e);
                 }
             };
+            crate::crd::check_patch_type(info, pt)?;
             let force = apply_options(&q, matches!(pt, PatchType::Apply { .. }))?;
             let pt = match pt {
                 PatchType::Apply { .. } => PatchType::Apply {

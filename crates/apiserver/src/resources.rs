@@ -1,5 +1,16 @@
 //! The catalog of served resources: names, scope, verbs and subresources, as
 //! upstream publishes them in discovery.
+//!
+//! Built-in resources are the static [`RESOURCES`]. Custom resources (from
+//! CustomResourceDefinitions, see [`crate::crd`]) live in a dynamic overlay
+//! that [`lookup`], [`by_kind`], [`groups`] and discovery consult. Code keeps
+//! `&'static ResourceInfo` everywhere: a dynamic definition is interned (leaked
+//! once per distinct definition and reused when the same definition comes
+//! back), so memory is bounded by the number of distinct definitions ever
+//! served, not by how often CRDs are created and deleted.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 /// Verbs of an ordinary resource.
 pub const STANDARD_VERBS: &[&str] = &[
@@ -16,7 +27,7 @@ pub const STANDARD_VERBS: &[&str] = &[
 pub const STATUS_VERBS: &[&str] = &["get", "patch", "update"];
 
 /// A subresource such as `status` or `scale`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Subresource {
     /// The path segment after the object name, e.g. `status`.
     pub name: &'static str,
@@ -76,7 +87,10 @@ impl ResourceInfo {
     /// The store prefix under which every object of this resource lives; the
     /// object's key is this plus `namespace/name` or `name`.
     pub fn key_prefix(&self) -> String {
-        let group = if self.group.is_empty() {
+        // events.k8s.io Events are core Events (see `crate::convert`).
+        let group = if self.group.is_empty()
+            || (self.group == "events.k8s.io" && self.plural == "events")
+        {
             "core"
         } else {
             self.group
@@ -179,6 +193,9 @@ pub static RESOURCES: &[ResourceInfo] = &[
          verbs: STANDARD_VERBS, sub: [scale(), status("ReplicaSet")]),
     res!("apps", "v1", "StatefulSet", "statefulsets", "statefulset", true, short: ["sts"], cat: ["all"],
          verbs: STANDARD_VERBS, sub: [scale(), status("StatefulSet")]),
+    // apiextensions.k8s.io/v1
+    res!("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", "customresourcedefinition", false,
+         short: ["crd", "crds"], cat: ["api-extensions"], verbs: STANDARD_VERBS, sub: [status("CustomResourceDefinition")]),
     // authentication.k8s.io/v1
     res!("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", "selfsubjectreview", false, short: [], cat: [],
          verbs: &["create"], sub: []),
@@ -207,21 +224,92 @@ pub static RESOURCES: &[ResourceInfo] = &[
     res!("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass", false, short: ["pc"], cat: [], verbs: STANDARD_VERBS, sub: []),
 ];
 
-/// Find a resource by group, version and plural name.
-pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static ResourceInfo> {
+/// Find a built-in resource by group, version and plural name.
+pub fn lookup_builtin(group: &str, version: &str, plural: &str) -> Option<&'static ResourceInfo> {
     RESOURCES
         .iter()
         .find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
-/// Find a resource by group and kind.
+/// Find a resource by group, version and plural name. Built-in resources win
+/// over a custom resource of the same name, as upstream's handler chain does.
+pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static ResourceInfo> {
+    lookup_builtin(group, version, plural).or_else(|| {
+        overlay()
+            .served
+            .iter()
+            .copied()
+            .find(|r| r.group == group && r.version == version && r.plural == plural)
+    })
+}
+
+/// Find a resource by group and kind (for a custom resource: its storage
+/// version, which the overlay lists first).
 pub fn by_kind(group: &str, kind: &str) -> Option<&'static ResourceInfo> {
     RESOURCES
         .iter()
         .find(|r| r.group == group && r.kind == kind)
+        .or_else(|| {
+            overlay()
+                .served
+                .iter()
+                .copied()
+                .find(|r| r.group == group && r.kind == kind)
+        })
 }
 
-/// The served groups in discovery order, each with its versions (preferred first).
+/// The resource whose objects live under `/registry/{group}/{plural}/`, in
+/// any served version (for a custom resource: its storage version).
+pub fn by_group_resource(group: &str, plural: &str) -> Option<&'static ResourceInfo> {
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.plural == plural)
+        .or_else(|| {
+            overlay()
+                .served
+                .iter()
+                .copied()
+                .find(|r| r.group == group && r.plural == plural)
+        })
+}
+
+/// Whether `info` is one of the built-in resources (not from a CRD).
+pub fn is_builtin(info: &ResourceInfo) -> bool {
+    let range = RESOURCES.as_ptr_range();
+    let p = info as *const ResourceInfo;
+    range.contains(&p) || lookup_builtin(info.group, info.version, info.plural).is_some()
+}
+
+/// Whether any resource is served (routable) in a group-version.
+pub fn serves_group_version(group: &str, version: &str) -> bool {
+    RESOURCES
+        .iter()
+        .any(|r| r.group == group && r.version == version)
+        || overlay()
+            .served
+            .iter()
+            .any(|r| r.group == group && r.version == version)
+}
+
+/// The resources discovery lists in a group-version, in discovery order.
+pub fn in_group_version(group: &str, version: &str) -> Vec<&'static ResourceInfo> {
+    let mut out: Vec<&'static ResourceInfo> = RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+        .collect();
+    out.extend(
+        overlay()
+            .discoverable
+            .iter()
+            .copied()
+            .filter(|r| r.group == group && r.version == version),
+    );
+    out
+}
+
+/// The groups discovery lists, in discovery order, each with its versions
+/// (preferred first): the built-in groups, then the groups of established
+/// custom resources (versions in Kubernetes version order).
 pub fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
     let mut out: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
     for r in RESOURCES {
@@ -234,7 +322,182 @@ pub fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
             None => out.push((r.group, vec![r.version])),
         }
     }
+    for (g, vs) in overlay().groups.iter() {
+        match out.iter_mut().find(|(name, _)| name == g) {
+            // A custom resource in a built-in group: its versions follow.
+            Some((_, have)) => {
+                for v in vs {
+                    if !have.contains(v) {
+                        have.push(v)
+                    }
+                }
+            }
+            None => out.push((g, vs.clone())),
+        }
+    }
     out
+}
+
+/// Verbs of a custom resource, in upstream's discovery order.
+pub const CUSTOM_VERBS: &[&str] = &[
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "create",
+    "update",
+    "watch",
+];
+/// Verbs of a custom resource whose definition is being deleted.
+pub const CUSTOM_TERMINATING_VERBS: &[&str] =
+    &["delete", "deletecollection", "get", "list", "watch"];
+
+/// A dynamic resource to serve, with owned strings; see [`intern`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DynamicResource {
+    /// API group.
+    pub group: String,
+    /// Version.
+    pub version: String,
+    /// Kind.
+    pub kind: String,
+    /// Plural resource name.
+    pub plural: String,
+    /// Singular name.
+    pub singular: String,
+    /// Namespaced or cluster-scoped.
+    pub namespaced: bool,
+    /// Short names.
+    pub short_names: Vec<String>,
+    /// Categories.
+    pub categories: Vec<String>,
+    /// Whether the definition is terminating (fewer verbs).
+    pub terminating: bool,
+    /// A `status` subresource.
+    pub status: bool,
+    /// A `scale` subresource.
+    pub scale: bool,
+}
+
+#[derive(Default)]
+struct Interner {
+    strs: HashSet<&'static str>,
+    lists: HashMap<Vec<&'static str>, &'static [&'static str]>,
+    subs: HashMap<Vec<Subresource>, &'static [Subresource]>,
+    infos: HashMap<DynamicResource, &'static ResourceInfo>,
+}
+
+impl Interner {
+    fn str(&mut self, s: &str) -> &'static str {
+        if let Some(found) = self.strs.get(s) {
+            return found;
+        }
+        let leaked: &'static str = Box::leak(s.to_string().into_boxed_str());
+        self.strs.insert(leaked);
+        leaked
+    }
+
+    fn list(&mut self, items: &[String]) -> &'static [&'static str] {
+        let key: Vec<&'static str> = items.iter().map(|s| self.str(s)).collect();
+        if let Some(found) = self.lists.get(&key) {
+            return found;
+        }
+        let leaked: &'static [&'static str] = Box::leak(key.clone().into_boxed_slice());
+        self.lists.insert(key, leaked);
+        leaked
+    }
+
+    fn subs(&mut self, subs: Vec<Subresource>) -> &'static [Subresource] {
+        if let Some(found) = self.subs.get(&subs) {
+            return found;
+        }
+        let leaked: &'static [Subresource] = Box::leak(subs.clone().into_boxed_slice());
+        self.subs.insert(subs, leaked);
+        leaked
+    }
+}
+
+fn interner() -> &'static Mutex<Interner> {
+    static INTERNER: OnceLock<Mutex<Interner>> = OnceLock::new();
+    INTERNER.get_or_init(Default::default)
+}
+
+/// Intern a string for the life of the process (bounded by distinct values).
+pub fn intern_str(s: &str) -> &'static str {
+    interner().lock().expect("interner lock").str(s)
+}
+
+/// The `&'static` form of a dynamic resource: the same pointer every time the
+/// same definition is asked for.
+pub fn intern(d: &DynamicResource) -> &'static ResourceInfo {
+    let mut i = interner().lock().expect("interner lock");
+    if let Some(found) = i.infos.get(d) {
+        return found;
+    }
+    let kind = i.str(&d.kind);
+    // Upstream's CRD discovery lists status before scale.
+    let mut subs = Vec::new();
+    if d.status {
+        subs.push(status(kind));
+    }
+    if d.scale {
+        subs.push(scale());
+    }
+    let info = ResourceInfo {
+        group: i.str(&d.group),
+        version: i.str(&d.version),
+        kind,
+        plural: i.str(&d.plural),
+        singular: i.str(&d.singular),
+        namespaced: d.namespaced,
+        short_names: i.list(&d.short_names),
+        categories: i.list(&d.categories),
+        verbs: if d.terminating {
+            CUSTOM_TERMINATING_VERBS
+        } else {
+            CUSTOM_VERBS
+        },
+        subresources: i.subs(subs),
+    };
+    let leaked: &'static ResourceInfo = Box::leak(Box::new(info));
+    i.infos.insert(d.clone(), leaked);
+    leaked
+}
+
+/// The dynamic part of the catalog.
+#[derive(Default)]
+struct Overlay {
+    /// Routable resources (names accepted), storage versions first.
+    served: Vec<&'static ResourceInfo>,
+    /// Resources discovery lists (established).
+    discoverable: Vec<&'static ResourceInfo>,
+    /// Groups of `discoverable`, each with its versions, preferred first.
+    groups: Vec<(&'static str, Vec<&'static str>)>,
+}
+
+fn overlay_lock() -> &'static RwLock<Arc<Overlay>> {
+    static OVERLAY: OnceLock<RwLock<Arc<Overlay>>> = OnceLock::new();
+    OVERLAY.get_or_init(Default::default)
+}
+
+fn overlay() -> Arc<Overlay> {
+    overlay_lock().read().expect("overlay lock").clone()
+}
+
+/// Replace the dynamic resources: `served` are routable (the first of each
+/// group-resource is where its objects are stored), `discoverable` are also
+/// listed by discovery, and `groups` orders their groups and versions.
+pub fn set_dynamic(
+    served: Vec<&'static ResourceInfo>,
+    discoverable: Vec<&'static ResourceInfo>,
+    groups: Vec<(&'static str, Vec<&'static str>)>,
+) {
+    *overlay_lock().write().expect("overlay lock") = Arc::new(Overlay {
+        served,
+        discoverable,
+        groups,
+    });
 }
 
 #[cfg(test)]
@@ -264,5 +527,58 @@ mod tests {
         let n = lookup("", "v1", "nodes").unwrap();
         assert_eq!(n.key(None, "n1"), "/registry/core/nodes/n1");
         assert_eq!(groups()[0].0, "");
+    }
+
+    #[test]
+    fn interning_and_the_dynamic_overlay() {
+        let d = DynamicResource {
+            group: "intern.test.io".into(),
+            version: "v1".into(),
+            kind: "Thing".into(),
+            plural: "things".into(),
+            singular: "thing".into(),
+            namespaced: true,
+            short_names: vec!["th".into()],
+            categories: vec!["all".into()],
+            terminating: false,
+            status: true,
+            scale: true,
+        };
+        let a = intern(&d);
+        assert!(std::ptr::eq(a, intern(&d.clone())));
+        assert_eq!(a.verbs, CUSTOM_VERBS);
+        assert_eq!(
+            a.subresources.iter().map(|s| s.name).collect::<Vec<_>>(),
+            vec!["status", "scale"]
+        );
+        let t = intern(&DynamicResource {
+            terminating: true,
+            ..d.clone()
+        });
+        assert!(!std::ptr::eq(a, t));
+        assert_eq!(t.verbs, CUSTOM_TERMINATING_VERBS);
+        assert!(!is_builtin(a));
+        assert!(is_builtin(lookup("apps", "v1", "deployments").unwrap()));
+
+        // Routable but not yet discovered (names accepted, not established).
+        set_dynamic(vec![a], vec![], vec![]);
+        assert!(std::ptr::eq(
+            lookup("intern.test.io", "v1", "things").unwrap(),
+            a
+        ));
+        assert!(std::ptr::eq(
+            by_group_resource("intern.test.io", "things").unwrap(),
+            a
+        ));
+        assert!(serves_group_version("intern.test.io", "v1"));
+        assert!(!groups().iter().any(|(g, _)| *g == "intern.test.io"));
+        set_dynamic(vec![a], vec![a], vec![("intern.test.io", vec!["v1"])]);
+        assert!(groups()
+            .iter()
+            .any(|(g, vs)| *g == "intern.test.io" && vs == &["v1"]));
+        assert_eq!(in_group_version("intern.test.io", "v1"), vec![a]);
+        set_dynamic(vec![], vec![], vec![]);
+        assert!(lookup("intern.test.io", "v1", "things").is_none());
+        assert!(!serves_group_version("intern.test.io", "v1"));
     }
 }

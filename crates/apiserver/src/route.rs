@@ -117,9 +117,9 @@ pub fn route(path: &str) -> Result<Route, RouteError> {
             }
         }
         ["apis", g, v] => {
-            if resources::RESOURCES
+            if resources::groups()
                 .iter()
-                .any(|r| r.group == *g && r.version == *v)
+                .any(|(name, vs)| name == g && vs.contains(v))
             {
                 Ok(Route::ResourceList {
                     group: g.to_string(),
@@ -135,10 +135,7 @@ pub fn route(path: &str) -> Result<Route, RouteError> {
 }
 
 fn resource_path(group: &str, version: &str, rest: &[&str]) -> Result<Route, RouteError> {
-    if !resources::RESOURCES
-        .iter()
-        .any(|r| r.group == group && r.version == version)
-    {
+    if !resources::serves_group_version(group, version) {
         return Ok(Route::Unknown);
     }
     let find =

@@ -115,6 +115,7 @@ impl ApiServer {
             advertise,
         });
         crate::bootstrap::run(&ctx.registry, advertise, first_ip).await?;
+        crate::crd::controller::spawn(&ctx);
         ctx.ready.store(true, Ordering::SeqCst);
 
         let (shutdown, rx) = tokio::sync::watch::channel(false);

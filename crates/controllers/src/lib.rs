@@ -3,6 +3,7 @@
 //! like any other client. It never touches the store.
 
 pub mod namespace;
+pub mod serviceaccount;
 
 use std::time::Duration;
 
@@ -10,7 +11,8 @@ use std::time::Duration;
 pub fn start(client: kube::Client) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let ns = tokio::spawn(namespace::run(client.clone()));
-        let _ = ns.await;
+        let sa = tokio::spawn(serviceaccount::run(client.clone()));
+        let _ = futures::future::join(ns, sa).await;
         tracing::warn!("controller manager stopped");
     })
 }

@@ -56,6 +56,11 @@ enum Command {
     Server(cmd::server::ServerArgs),
     /// Run a benchmark suite.
     Bench(cmd::bench::BenchArgs),
+    /// Simulate nodes that run pods on paper (like KWOK), for tests and
+    /// benchmarks at scale.
+    HollowNodes(cmd::hollow::HollowArgs),
+    /// Run the scheduler alone, as a client of an API server.
+    Scheduler(cmd::scheduler::SchedulerArgs),
     /// Developer tools used by the test suite.
     #[command(hide = true)]
     Debug(cmd::debug::DebugArgs),
@@ -77,6 +82,8 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Server(a) => cmd::server::run(a).await,
             Command::Bench(a) => cmd::bench::run(a).await,
+            Command::HollowNodes(a) => cmd::hollow::run(a).await,
+            Command::Scheduler(a) => cmd::scheduler::run(a).await,
             Command::Debug(a) => cmd::debug::run(a).await,
         }
     })

@@ -22,6 +22,9 @@ pub mod path;
 pub mod set;
 pub mod typed;
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, Weak};
+
 use serde_json::Value;
 
 pub use managed::{same_ignoring_time, Writer};
@@ -30,10 +33,74 @@ pub use operation::{apply, check_config};
 use crate::resources::ResourceInfo;
 use crate::schema::SchemaNode;
 
-/// The schema of a served kind, if one is known; without one, objects are
-/// handled as free-form (maps granular, lists atomic).
-pub fn schema_for(info: &ResourceInfo) -> Option<SchemaNode<'static>> {
-    crate::schema::builtin().kind(info.group, info.version, info.kind)
+/// The schema a kind is applied and tracked with: a built-in kind's, or a
+/// custom resource version's; with none, objects are handled as free-form
+/// (maps granular, lists atomic).
+pub enum KindSchema {
+    /// A built-in kind (or an unknown one).
+    Builtin(Option<SchemaNode<'static>>),
+    /// A custom resource version's `openAPIV3Schema`, with the fields every
+    /// kind has (`apiVersion`, `kind`, and `metadata` as an ObjectMeta), as
+    /// upstream completes it for server-side apply.
+    Custom(Arc<Value>),
+}
+
+impl KindSchema {
+    /// The root node.
+    pub fn node(&self) -> Option<SchemaNode<'_>> {
+        match self {
+            KindSchema::Builtin(n) => *n,
+            KindSchema::Custom(v) => Some(SchemaNode::new(&crate::schema::builtin().defs, v)),
+        }
+    }
+}
+
+/// Completed custom resource schemas, by resource and version, kept while
+/// the version definition they were made from is current.
+type CustomCache = HashMap<String, (Weak<crate::crd::definition::VersionDef>, Arc<Value>)>;
+static CUSTOM: LazyLock<Mutex<CustomCache>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// The schema of a served kind.
+pub fn schema_for(info: &ResourceInfo) -> KindSchema {
+    if let Some(n) = crate::schema::builtin().kind(info.group, info.version, info.kind) {
+        return KindSchema::Builtin(Some(n));
+    }
+    let Some((_, version)) = crate::crd::version_of(info) else {
+        return KindSchema::Builtin(None);
+    };
+    let Some(raw) = &version.raw_schema else {
+        return KindSchema::Builtin(None);
+    };
+    let key = format!("{}/{}/{}", info.group, info.version, info.plural);
+    let mut cache = CUSTOM.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((def, schema)) = cache.get(&key) {
+        if def.upgrade().is_some_and(|d| Arc::ptr_eq(&d, &version)) {
+            return KindSchema::Custom(schema.clone());
+        }
+    }
+    let schema = Arc::new(with_standard_fields(raw));
+    cache.insert(key, (Arc::downgrade(&version), schema.clone()));
+    KindSchema::Custom(schema)
+}
+
+/// A custom resource schema with `apiVersion`, `kind` and `metadata`.
+fn with_standard_fields(raw: &Value) -> Value {
+    let mut s = raw.clone();
+    let Some(root) = s.as_object_mut() else {
+        return s;
+    };
+    let props = root
+        .entry("properties")
+        .or_insert_with(|| Value::Object(Default::default()));
+    if let Some(p) = props.as_object_mut() {
+        p.insert("apiVersion".into(), serde_json::json!({"type": "string"}));
+        p.insert("kind".into(), serde_json::json!({"type": "string"}));
+        p.insert(
+            "metadata".into(),
+            serde_json::json!({"$ref": format!("{}io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", crate::schema::REF_PREFIX)}),
+        );
+    }
+    s
 }
 
 /// The writer of a request to `info` (or its `subresource`) by `manager`.
@@ -56,13 +123,13 @@ pub fn writer<'a>(
 }
 
 /// Record the managed fields of a new object.
-pub fn track_create(info: &ResourceInfo, obj: &mut Value, w: &Writer<'_>) {
-    managed::track_update(schema_for(info), None, obj, w);
+pub fn track_create(ty: Option<SchemaNode<'_>>, obj: &mut Value, w: &Writer<'_>) {
+    managed::track_update(ty, None, obj, w);
 }
 
 /// Record the managed fields of an update from `old` to `new`.
-pub fn track_update(info: &ResourceInfo, old: &Value, new: &mut Value, w: &Writer<'_>) {
-    managed::track_update(schema_for(info), Some(old), new, w);
+pub fn track_update(ty: Option<SchemaNode<'_>>, old: &Value, new: &mut Value, w: &Writer<'_>) {
+    managed::track_update(ty, Some(old), new, w);
 }
 
 /// Longest `fieldManager` accepted.

@@ -581,7 +581,8 @@ fn configurations_are_checked_against_the_schema() {
 #[test]
 fn pods_merge_containers_by_name_and_ports_by_port_and_protocol() {
     let info = crate::resources::lookup("", "v1", "pods").unwrap();
-    let ty = super::schema_for(info);
+    let schema = super::schema_for(info);
+    let ty = schema.node();
     let mut w = writer("a");
     w.api_version = "v1";
     let pod = |containers: Value| json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": containers}});
@@ -677,7 +678,8 @@ fn real_manifests_fit_the_builtin_schemas() {
     ];
     for (group, version, plural, manifest) in kinds {
         let info = crate::resources::lookup(group, version, plural).unwrap();
-        let ty = super::schema_for(info);
+        let schema = super::schema_for(info);
+        let ty = schema.node();
         assert!(ty.is_some(), "{plural} has a schema");
         if let Err(e) = validate(ty, manifest) {
             panic!("{plural}: {e}");
@@ -692,7 +694,7 @@ fn real_manifests_fit_the_builtin_schemas() {
     let info = crate::resources::lookup("", "v1", "pods").unwrap();
     let bad = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "ports": [{"containerPort": 80, "hostPrt": 1}]}]}});
     assert_eq!(
-        validate(super::schema_for(info), &bad).unwrap_err(),
+        validate(super::schema_for(info).node(), &bad).unwrap_err(),
         ".spec.containers[name=\"c\"].ports[containerPort=80,protocol=\"TCP\"].hostPrt: field not declared in schema"
     );
 }

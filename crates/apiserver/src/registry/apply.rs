@@ -146,7 +146,8 @@ impl Registry {
                 FieldValidation::Ignore => {}
             }
         }
-        let ty = crate::apply::schema_for(info);
+        let schema = crate::apply::schema_for(info);
+        let ty = schema.node();
         let api_version = info.api_version();
         crate::apply::check_config(ty, &api_version, info.kind, &config)?;
         match meta_str(&config, "name") {

@@ -64,7 +64,7 @@ impl DeleteOptions {
 }
 
 /// Resources whose delete returns the object rather than a `Status`, as upstream.
-fn returns_object(info: &ResourceInfo) -> bool {
+pub(crate) fn returns_object(info: &ResourceInfo) -> bool {
     info.group.is_empty() && matches!(info.plural, "pods" | "services" | "namespaces")
 }
 
@@ -227,7 +227,7 @@ impl Registry {
             };
             match self.delete(&one, opts).await {
                 Ok(r) => deleted.push(if r.object["kind"] == "Status" {
-                    e.value()
+                    crate::convert::to_served(rp.info, e.value())
                 } else {
                     r.object
                 }),
@@ -259,6 +259,17 @@ fn plan_delete(info: &ResourceInfo, obj: &Value, opts: &DeleteOptions) -> (Optio
     let already = meta.get("deletionTimestamp").is_some_and(|d| !d.is_null());
     let is_pod = info.group.is_empty() && info.plural == "pods";
     let is_ns = info.group.is_empty() && info.plural == "namespaces";
+    let is_crd = info.group == "apiextensions.k8s.io" && info.plural == "customresourcedefinitions";
+    // A CRD always goes through its cleanup finalizer: its custom resources
+    // are deleted before it is (upstream's CRD REST Delete).
+    if is_crd
+        && !already
+        && !finalizers
+            .iter()
+            .any(|f| f == crate::crd::CLEANUP_FINALIZER)
+    {
+        finalizers.push(crate::crd::CLEANUP_FINALIZER.to_string());
+    }
     let mut grace = 0;
     if is_pod {
         let phase = obj["status"]["phase"].as_str().unwrap_or("");
@@ -318,6 +329,15 @@ fn plan_delete(info: &ResourceInfo, obj: &Value, opts: &DeleteOptions) -> (Optio
     let mut new = obj.clone();
     if ns_pending {
         new["status"]["phase"] = json!("Terminating");
+    }
+    if is_crd {
+        crate::crd::controller::set_condition(
+            &mut new,
+            "Terminating",
+            "True",
+            "InstanceDeletionPending",
+            "CustomResourceDefinition marked for deletion; CustomResource deletion will begin soon",
+        );
     }
     let m = metadata_mut(&mut new);
     m.insert(

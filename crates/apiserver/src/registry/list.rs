@@ -138,6 +138,24 @@ fn decode_continue(token: &str) -> ApiResult<Continue> {
 impl Registry {
     /// List a resource (in one namespace, or all).
     pub async fn list(&self, rp: &ResourcePath, opts: &ListOptions) -> ApiResult<ListResult> {
+        let mut result = self.list_at_stored_versions(rp, opts).await?;
+        // Custom resources are stored at one version and served at any;
+        // events.k8s.io Events are stored as core Events.
+        if crate::crd::is_custom(rp.info) || crate::convert::is_events_v1(rp.info) {
+            result.items = result
+                .items
+                .into_iter()
+                .map(|e| crate::convert::entry_for(rp.info, e))
+                .collect();
+        }
+        Ok(result)
+    }
+
+    async fn list_at_stored_versions(
+        &self,
+        rp: &ResourcePath,
+        opts: &ListOptions,
+    ) -> ApiResult<ListResult> {
         check_fields(rp.info, opts)?;
         let prefix = list_prefix(rp);
         let rv = opts.resource_version.as_deref().filter(|s| !s.is_empty());

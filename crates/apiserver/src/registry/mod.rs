@@ -161,7 +161,7 @@ impl Registry {
             }
         }
         match self.cache.get(&key) {
-            Some(e) => Ok(e.value()),
+            Some(e) => Ok(crate::convert::to_served(rp.info, e.value())),
             None => Err(ApiError::not_found(rp.info.group_resource(), name)),
         }
     }
@@ -176,7 +176,7 @@ impl Registry {
         let kv = kv.ok_or_else(|| ApiError::not_found(info.group_resource(), name))?;
         let e = crate::cache::make_entry(key, &kv.value, kv.mod_revision)
             .ok_or_else(|| ApiError::internal(format!("undecodable object at {key}")))?;
-        Ok(e.value())
+        Ok(crate::convert::to_served(info, e.value()))
     }
 }
 

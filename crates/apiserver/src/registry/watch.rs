@@ -46,6 +46,7 @@ pub type WatchStream = Pin<Box<dyn Stream<Item = WatchItem> + Send + Sync>>;
 struct Filter {
     prefix: String,
     opts: ListOptions,
+    info: &'static crate::resources::ResourceInfo,
 }
 
 impl Filter {
@@ -66,6 +67,7 @@ impl Filter {
         }
         let now = matches(entry, &self.opts);
         let before = prev.is_some_and(|p| matches(p, &self.opts));
+        let entry = &crate::convert::entry_for(self.info, entry.clone());
         match kind {
             EventType::Added if now => Some((EventType::Added, entry.clone())),
             EventType::Modified if now && before => Some((EventType::Modified, entry.clone())),
@@ -106,6 +108,7 @@ impl Registry {
         let filter = Filter {
             prefix: list_prefix(rp),
             opts: opts.clone(),
+            info: rp.info,
         };
         let timeout = Duration::from_secs(opts.timeout_seconds.unwrap_or(1800 + rand_secs(1800)));
 
@@ -128,8 +131,11 @@ impl Registry {
             let Some((past, sub, _)) = self.cache.subscribe_from(rev) else {
                 return Err(ApiError::timeout("the watch cache moved on; retry"));
             };
-            let initial_items: Vec<Arc<Entry>> =
-                items.into_iter().filter(|e| filter.wants(e)).collect();
+            let initial_items: Vec<Arc<Entry>> = items
+                .into_iter()
+                .filter(|e| filter.wants(e))
+                .map(|e| crate::convert::entry_for(rp.info, e))
+                .collect();
             let live = Live::new(filter, past, sub, rev, timeout)
                 .with_initial(initial_items, initial.then_some(rev));
             return Ok(live.into_stream());

@@ -256,11 +256,9 @@ impl Registry {
                 opts.field_manager.as_deref().unwrap_or(""),
                 info.api_version(),
             );
-            crate::apply::track_create(
-                info,
-                &mut obj,
-                &crate::apply::writer(info, "", manager, &version),
-            );
+            let schema = crate::apply::schema_for(info);
+            let w = crate::apply::writer(info, "", manager, &version);
+            crate::apply::track_create(schema.node(), &mut obj, &w);
         }
         let mut errs = strategy::validate_object_meta(&obj, info);
         errs.extend(strat.validate(&obj));
@@ -279,8 +277,14 @@ impl Registry {
         }
         let key = info.key(rp.namespace.as_deref(), &name);
         let allocated = self.allocate_service(info, &key, &mut obj, None).await?;
-        let bytes =
-            Bytes::from(serde_json::to_vec(&obj).map_err(|e| ApiError::internal(e.to_string()))?);
+        let bytes = Bytes::from(
+            serde_json::to_vec(
+                crate::convert::for_storage(info, &obj)
+                    .as_ref()
+                    .unwrap_or(&obj),
+            )
+            .map_err(|e| ApiError::internal(e.to_string()))?,
+        );
         let out = self
             .store
             .create(key.as_bytes(), bytes, self.ttl_of(info))
@@ -361,8 +365,12 @@ impl Registry {
             .name
             .clone()
             .ok_or_else(|| ApiError::method_not_allowed("patch needs a name"))?;
-        let patch: Value = serde_json::from_slice(patch)
-            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+        let patch: Value = if patch_type == PatchType::Strategic {
+            Value::Object(crate::patch::decode_strategic(patch)?)
+        } else {
+            serde_json::from_slice(patch)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
+        };
         if patch_type == PatchType::Json {
             let n = patch.as_array().map(Vec::len).ok_or_else(|| {
                 ApiError::bad_request("json patch must be an array of operations")
@@ -383,7 +391,12 @@ impl Registry {
             .transpose()?;
         let info = rp.info;
         let obj_name = name.clone();
-        self.guaranteed_update(rp, &name, wanted_rv, opts, Vec::new(), Track::Update, move |old| {
+        let strat = strategy::strategy_for(info);
+        let fv = opts.field_validation;
+        // Warnings of the latest attempt: the closure runs once per attempt.
+        let patch_warnings = std::sync::Mutex::new(Vec::new());
+        let pw = &patch_warnings;
+        let mut res = self.guaranteed_update(rp, &name, wanted_rv, opts, Vec::new(), Track::Update, move |old| {
             let mut doc = old.clone();
             match patch_type {
                 PatchType::Apply { .. } => unreachable!("apply is dispatched above"),
@@ -393,7 +406,15 @@ impl Registry {
                     json_patch::patch(&mut doc, &p).map_err(|e| ApiError::invalid(info.group, info.kind, &obj_name, &[FieldError::invalid("", "", format!("the server rejected our request due to an error in our request: {e}"))]))?;
                 }
                 PatchType::Merge => json_patch::merge(&mut doc, &patch),
-                PatchType::Strategic => json_patch::merge(&mut doc, &strip_directives(&patch)),
+                PatchType::Strategic => {
+                    let no_patch = serde_json::Map::new();
+                    let smp = patch.as_object().unwrap_or(&no_patch);
+                    doc = crate::patch::apply_strategic(info, old, smp)?;
+                    crate::patch::refuse_unknown(strat, &doc, smp, fv)?;
+                    let mut w = Vec::new();
+                    handle_unknown(strat, &mut doc, fv, &mut w)?;
+                    *pw.lock().unwrap_or_else(|e| e.into_inner()) = w;
+                }
             }
             let size = serde_json::to_vec(&doc).map(|v| v.len()).unwrap_or(0);
             if size > store::MAX_VALUE_BYTES {
@@ -401,6 +422,39 @@ impl Registry {
             }
             Ok(doc)
         })
+        .await?;
+        res.warnings.extend(
+            patch_warnings
+                .into_inner()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        Ok(res)
+    }
+
+    /// Change an object (or, with a `status` path, its status) through the
+    /// kind's strategy like an update would: for in-process controllers and
+    /// subresources that compute the new object from the stored one.
+    /// `wanted_rv` pins the resourceVersion; otherwise lost races are retried.
+    pub async fn update_with(
+        &self,
+        rp: &ResourcePath,
+        wanted_rv: Option<i64>,
+        opts: &WriteOptions,
+        change: impl Fn(&Value) -> ApiResult<Value>,
+    ) -> ApiResult<WriteResult> {
+        let name = rp
+            .name
+            .clone()
+            .ok_or_else(|| ApiError::method_not_allowed("update needs a name"))?;
+        self.guaranteed_update(
+            rp,
+            &name,
+            wanted_rv,
+            opts,
+            Vec::new(),
+            Track::Update,
+            change,
+        )
         .await
     }
 
@@ -437,6 +491,9 @@ impl Registry {
                 .map_err(|e| ApiError::internal(format!("undecodable stored object: {e}")))?;
             metadata_mut(&mut old)
                 .insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
+            // Custom resources are stored at one version and served at any.
+            crate::crd::decode_stored(info, &mut old);
+            let old = crate::convert::to_served(info, old);
             let mut new = change(&old)?;
             check_type(info, &mut new)?;
             if rp.info.namespaced {
@@ -490,7 +547,8 @@ impl Registry {
                     info.api_version(),
                 );
                 let w = crate::apply::writer(info, sub, manager, &version);
-                crate::apply::track_update(info, &old, &mut new, &w);
+                let schema = crate::apply::schema_for(info);
+                crate::apply::track_update(schema.node(), &old, &mut new, &w);
             }
             let mut errs = strategy::validate_object_meta_update(&new, &old, info);
             errs.extend(if status_only {
@@ -552,7 +610,12 @@ impl Registry {
                 .allocate_service(info, &key, &mut new, Some(&old))
                 .await?;
             let bytes = Bytes::from(
-                serde_json::to_vec(&new).map_err(|e| ApiError::internal(e.to_string()))?,
+                serde_json::to_vec(
+                    crate::convert::for_storage(info, &new)
+                        .as_ref()
+                        .unwrap_or(&new),
+                )
+                .map_err(|e| ApiError::internal(e.to_string()))?,
             );
             match self
                 .store
@@ -585,26 +648,6 @@ impl Registry {
             name,
             "too many concurrent updates; try again",
         ))
-    }
-}
-
-/// A strategic merge patch without its directives, applied as a merge patch:
-/// right for maps (labels, annotations, most fields); list merge keys arrive
-/// with the strategic-merge issue.
-fn strip_directives(p: &Value) -> Value {
-    match p {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .filter(|(k, _)| {
-                    !k.starts_with("$setElementOrder/")
-                        && !k.starts_with("$deleteFromPrimitiveList/")
-                        && k.as_str() != "$retainKeys"
-                        && k.as_str() != "$patch"
-                })
-                .map(|(k, v)| (k.clone(), strip_directives(v)))
-                .collect(),
-        ),
-        other => other.clone(),
     }
 }
 

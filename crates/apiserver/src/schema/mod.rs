@@ -43,14 +43,78 @@ pub fn builtin() -> &'static Schemas {
 
 impl Schemas {
     fn generate() -> Schemas {
-        let (mut defs, kinds) = types::generate();
+        let started = std::time::Instant::now();
+        let (mut defs, mut kinds) = types::generate();
         patchmeta::apply(&mut defs);
-        for ((group, version, kind), def) in &kinds {
+        // k8s-openapi marks `metadata` required on every resource because its
+        // Rust field is not an `Option`; upstream never requires it, and
+        // clients (kubectl explain, generators) show and enforce `required`.
+        for (_, def) in &kinds {
             if let Some(Value::Object(d)) = defs.get_mut(def) {
-                let gvk = serde_json::json!([{ "group": group, "version": version, "kind": kind }]);
-                d.insert("x-kubernetes-group-version-kind".into(), gvk);
+                drop_required(d, "metadata");
             }
         }
+        // k8s-openapi has one generic `List<T>` and no `PodList` types, so
+        // the list of every listable resource is synthesized here.
+        for r in crate::resources::RESOURCES {
+            if !r.verbs.contains(&"list") {
+                continue;
+            }
+            let Some((_, item)) = kinds
+                .iter()
+                .find(|((g, v, k), _)| g == r.group && v == r.version && k == r.kind)
+            else {
+                continue;
+            };
+            let name = format!("{item}List");
+            let list = list_definition(item, r.kind, r.plural, &defs);
+            defs.insert(name.clone(), list);
+            kinds.push((
+                (r.group.into(), r.version.into(), format!("{}List", r.kind)),
+                name,
+            ));
+        }
+        // Options and watch events are kinds of every group-version, as in
+        // upstream's documents.
+        for (group, versions) in crate::resources::groups() {
+            for version in versions {
+                for (kind, def) in [
+                    (
+                        "DeleteOptions",
+                        "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions",
+                    ),
+                    (
+                        "WatchEvent",
+                        "io.k8s.apimachinery.pkg.apis.meta.v1.WatchEvent",
+                    ),
+                ] {
+                    let key = (group.to_string(), version.to_string(), kind.to_string());
+                    if !kinds.iter().any(|(k, _)| *k == key) {
+                        kinds.push((key, def.to_string()));
+                    }
+                }
+            }
+        }
+        // One definition can be several kinds (DeleteOptions): the extension
+        // lists them all, in a stable order.
+        let mut gvks: HashMap<&str, Vec<Value>> = HashMap::new();
+        let mut sorted: Vec<_> = kinds.iter().collect();
+        sorted.sort();
+        for ((group, version, kind), def) in sorted {
+            gvks.entry(def.as_str())
+                .or_default()
+                .push(serde_json::json!({ "group": group, "version": version, "kind": kind }));
+        }
+        for (def, list) in gvks {
+            if let Some(Value::Object(d)) = defs.get_mut(def) {
+                d.insert("x-kubernetes-group-version-kind".into(), Value::Array(list));
+            }
+        }
+        tracing::info!(
+            definitions = defs.len(),
+            millis = started.elapsed().as_millis() as u64,
+            "generated built-in schemas"
+        );
         Schemas {
             defs,
             kinds: kinds.into_iter().collect(),
@@ -81,6 +145,51 @@ impl Schemas {
             .iter()
             .map(|((g, v, k), d)| (g.as_str(), v.as_str(), k.as_str(), d.as_str()))
     }
+}
+
+fn drop_required(def: &mut Map<String, Value>, field: &str) {
+    let empty = match def.get_mut("required").and_then(Value::as_array_mut) {
+        Some(req) => {
+            req.retain(|f| f != field);
+            req.is_empty()
+        }
+        None => false,
+    };
+    if empty {
+        def.remove("required");
+    }
+}
+
+/// The definition of the list of a kind, as upstream's `...List` types are:
+/// `apiVersion`, `kind`, list metadata and the items. `item` is the kind's
+/// definition name; `defs` lends the `apiVersion` and `kind` property schemas.
+/// Custom resources build theirs the same way.
+pub fn list_definition(item: &str, kind: &str, plural: &str, defs: &Map<String, Value>) -> Value {
+    let prop = |name: &str| {
+        defs.get(item)
+            .and_then(|d| d.get("properties"))
+            .and_then(|p| p.get(name))
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!({ "type": "string" }))
+    };
+    serde_json::json!({
+        "description": format!("{kind}List is a list of {kind} objects."),
+        "type": "object",
+        "properties": {
+            "apiVersion": prop("apiVersion"),
+            "kind": prop("kind"),
+            "metadata": {
+                "allOf": [{ "$ref": format!("{REF_PREFIX}io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta") }],
+                "description": "Standard list metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
+            },
+            "items": {
+                "description": format!("List of {plural}."),
+                "type": "array",
+                "items": { "$ref": format!("{REF_PREFIX}{item}") },
+            },
+        },
+        "required": ["items"],
+    })
 }
 
 /// How a list is merged (`x-kubernetes-list-type`).

@@ -34,8 +34,8 @@ macro_rules! kinds {
     };
 }
 
-/// Every definition reachable from a served kind (and its list), and the
-/// kind-to-definition map.
+/// Every definition reachable from a served kind and from the meta types
+/// operations use, and the kind-to-definition map.
 pub(super) fn generate() -> (Map<String, Value>, Kinds) {
     let mut gen = SchemaGenerator::new(SchemaSettings::openapi3());
     let mut k = Vec::new();
@@ -62,6 +62,8 @@ pub(super) fn generate() -> (Map<String, Value>, Kinds) {
         "apps" "v1" "Deployment" => apps::Deployment,
         "apps" "v1" "ReplicaSet" => apps::ReplicaSet,
         "apps" "v1" "StatefulSet" => apps::StatefulSet,
+        "apiextensions.k8s.io" "v1" "CustomResourceDefinition" =>
+            k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
         "authentication.k8s.io" "v1" "SelfSubjectReview" => authn::SelfSubjectReview,
         "autoscaling" "v1" "Scale" => autoscaling::Scale,
         "batch" "v1" "CronJob" => batch::CronJob,
@@ -80,5 +82,12 @@ pub(super) fn generate() -> (Map<String, Value>, Kinds) {
         "rbac.authorization.k8s.io" "v1" "Role" => rbac::Role,
         "scheduling.k8s.io" "v1" "PriorityClass" => scheduling::PriorityClass,
     );
+    // Types that operations refer to without being a served kind: list
+    // metadata for the synthesized lists, PATCH bodies, watch events and
+    // the group-version's resource list.
+    gen.subschema_for::<meta::ListMeta>();
+    gen.subschema_for::<meta::Patch>();
+    gen.subschema_for::<meta::WatchEvent<core::Pod>>();
+    gen.subschema_for::<meta::APIResourceList>();
     (gen.take_definitions(true), k)
 }

@@ -151,7 +151,10 @@ pub fn validate_kube_finalizer(name: &str, path: &str) -> Vec<FieldError> {
     }
 }
 
-fn validate_finalizers(meta: &Value, errs: &mut Vec<FieldError>) {
+/// `kube_rule`: the core API's rule that finalizer names be standard or
+/// fully qualified; the apiextensions server (CRDs and custom resources)
+/// only requires qualified names.
+fn validate_finalizers(meta: &Value, kube_rule: bool, errs: &mut Vec<FieldError>) {
     let finalizers = strs(meta, "finalizers");
     for f in &finalizers {
         errs.extend(invalid_each("metadata.finalizers", f, is_qualified_name(f)));
@@ -162,6 +165,9 @@ fn validate_finalizers(meta: &Value, errs: &mut Vec<FieldError>) {
             meta["finalizers"].clone(),
             "finalizer orphan and foregroundDeletion cannot be both set",
         ));
+    }
+    if !kube_rule {
+        return;
     }
     for (i, f) in finalizers.iter().enumerate() {
         errs.extend(validate_kube_finalizer(f, &index("metadata.finalizers", i)));
@@ -213,6 +219,11 @@ fn validate_owner_references(meta: &Value, errs: &mut Vec<FieldError>) {
             }
         }
     }
+}
+
+/// Whether the core API's finalizer name rule applies to a kind.
+fn core_finalizer_rule(info: &ResourceInfo) -> bool {
+    crate::resources::is_builtin(info) && info.group != "apiextensions.k8s.io"
 }
 
 /// Upstream's `ValidateObjectMeta` for `info`'s kind (name rule and scope).
@@ -269,7 +280,7 @@ pub fn validate_object_meta(obj: &Value, info: &ResourceInfo) -> Vec<FieldError>
         "metadata.annotations",
     ));
     validate_owner_references(meta, &mut errs);
-    validate_finalizers(meta, &mut errs);
+    validate_finalizers(meta, core_finalizer_rule(info), &mut errs);
     errs
 }
 

@@ -17,10 +17,12 @@ use crate::resources::ResourceInfo;
 mod batch;
 mod config;
 mod container;
+mod crd;
+pub(crate) mod custom;
 mod endpoints;
 mod events;
 mod meta;
-mod names;
+pub(crate) mod names;
 mod networking;
 mod other;
 mod pod;
@@ -89,7 +91,15 @@ pub enum NameRule {
 
 /// The strategy for a served resource.
 pub fn strategy_for(info: &ResourceInfo) -> &'static dyn Strategy {
+    if !crate::resources::is_builtin(info) {
+        // The served (interned) resource, whose CRD drives the strategy.
+        return match crate::resources::lookup(info.group, info.version, info.plural) {
+            Some(served) => custom::strategy_for(served),
+            None => &Plain,
+        };
+    }
     match (info.group, info.kind) {
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => &crd::CrdStrategy,
         ("", "Pod") => &pod::PodStrategy,
         ("", "ConfigMap") => &config::ConfigMapStrategy,
         ("", "Secret") => &config::SecretStrategy,

@@ -15,6 +15,7 @@
 mod apps;
 mod batch;
 mod core;
+mod custom;
 mod events;
 mod format;
 mod networking;
@@ -275,8 +276,35 @@ pub fn render_table(
     list_metadata: Value,
     now: std::time::SystemTime,
 ) -> Value {
-    let printer = printer_for(info);
     let clock = Clock::new(now);
+    if crate::crd::is_custom(info) {
+        let v = crate::crd::version_of(info).map(|(_, v)| v);
+        let columns = if headers {
+            Value::Array(custom::columns(v.as_deref()))
+        } else {
+            Value::Null
+        };
+        let rows: Vec<Value> = items
+            .iter()
+            .map(|item| {
+                let mut row = Map::new();
+                row.insert(
+                    "cells".into(),
+                    Value::Array(custom::cells(v.as_deref(), item, &clock)),
+                );
+                attach_object(&mut row, item, include);
+                Value::Object(row)
+            })
+            .collect();
+        return json!({
+            "kind": "Table",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": list_metadata,
+            "columnDefinitions": columns,
+            "rows": rows,
+        });
+    }
+    let printer = printer_for(info);
     let columns = if headers {
         Value::Array(printer.columns.iter().map(|c| c.to_json()).collect())
     } else {
@@ -303,6 +331,12 @@ fn row(printer: &Printer, item: &Value, include: IncludeObject, clock: &Clock) -
     if let Some(conditions) = printer.conditions.and_then(|f| f(item)) {
         row.insert("conditions".into(), conditions);
     }
+    attach_object(&mut row, item, include);
+    Value::Object(row)
+}
+
+/// The row's `object`, per `includeObject`.
+fn attach_object(row: &mut Map<String, Value>, item: &Value, include: IncludeObject) {
     match include {
         IncludeObject::None => {}
         IncludeObject::Metadata => {
@@ -316,7 +350,6 @@ fn row(printer: &Printer, item: &Value, include: IncludeObject, clock: &Clock) -
             row.insert("object".into(), item.clone());
         }
     }
-    Value::Object(row)
 }
 
 #[cfg(test)]

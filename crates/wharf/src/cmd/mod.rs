@@ -1,3 +1,23 @@
 pub mod bench;
 pub mod debug;
+pub mod hollow;
+pub mod scheduler;
 pub mod server;
+
+/// An API client from a kubeconfig file, optionally pointed at another URL.
+pub async fn client_from(
+    kubeconfig: &std::path::Path,
+    server: Option<&str>,
+) -> anyhow::Result<kube::Client> {
+    use anyhow::Context;
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig)
+        .with_context(|| format!("reading {}", kubeconfig.display()))?;
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .context("loading the kubeconfig")?;
+    if let Some(url) = server {
+        config.cluster_url = url.parse().with_context(|| format!("--server {url}"))?;
+    }
+    kube::Client::try_from(config).context("building the API client")
+}

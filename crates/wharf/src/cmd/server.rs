@@ -40,6 +40,9 @@ pub struct ServerArgs {
     /// Run only the control plane, no kubelet, proxy or DNS on this host.
     #[arg(long, env = "WHARF_DISABLE_AGENT")]
     pub disable_agent: bool,
+    /// Do not run the scheduler in this process (k3s's `--disable-scheduler`).
+    #[arg(long, env = "WHARF_DISABLE_SCHEDULER")]
+    pub disable_scheduler: bool,
     /// Where to write the admin kubeconfig.
     #[arg(long, env = "WHARF_WRITE_KUBECONFIG")]
     pub write_kubeconfig: Option<PathBuf>,
@@ -168,6 +171,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     .context("loading the admin kubeconfig")?;
     let client =
         kube::Client::try_from(client_config).context("building the controllers' API client")?;
+    let scheduler = (!args.disable_scheduler)
+        .then(|| tokio::spawn(scheduler::run(client.clone(), scheduler::Config::default())));
     let controllers = controllers::start(client);
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
@@ -175,6 +180,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
     tracing::info!("shutting down");
     controllers.abort();
+    if let Some(s) = scheduler {
+        s.abort();
+    }
     api.shutdown().await;
     Ok(())
 }
