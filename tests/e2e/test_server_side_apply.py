@@ -146,6 +146,9 @@ def test_updates_record_their_managers(kubectl, core, namespace):
     _, entries = managed(kubectl, "configmap", "plain", namespace)
     managers = {e["manager"] for e in entries}
     assert "OpenAPI-Generator" in managers, managers
+    # Objects the server writes itself are the API server's.
+    ns = kubectl.json("get", "namespace", "default", "--show-managed-fields")
+    assert {e["manager"] for e in ns["metadata"]["managedFields"]} == {"kube-apiserver"}
     # An apply over fields another client set conflicts with that client.
     cfg = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "plain"}, "data": {"a": "9"}}
     p = kubectl.run("apply", "--server-side", "-n", namespace, "-f", "-", input=json.dumps(cfg), check=False)

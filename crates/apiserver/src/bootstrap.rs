@@ -38,19 +38,15 @@ async fn ensure(
         name: Some(name),
         ..rp.clone()
     };
-    // Upstream's API server writes these as its own client.
-    let opts = WriteOptions {
-        field_manager: Some("kube-apiserver".into()),
-        ..WriteOptions::default()
-    };
     match reg.get(&named, None).await {
         Ok(existing) => {
             if let Some(updated) = reconcile(&existing) {
-                reg.update(&named, updated, &opts).await?;
+                reg.update(&named, updated, &WriteOptions::default())
+                    .await?;
             }
             Ok(())
         }
-        Err(e) if e.code == 404 => match reg.create(&rp, obj, &opts).await {
+        Err(e) if e.code == 404 => match reg.create(&rp, obj, &WriteOptions::default()).await {
             Ok(_) => Ok(()),
             Err(e) if e.code == 409 => Ok(()),
             Err(e) => Err(e),

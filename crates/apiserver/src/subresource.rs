@@ -155,7 +155,7 @@ pub async fn handle(
                 .filter(|s| !s.is_empty())
                 .map(parse_rv)
                 .transpose()?;
-            let manager = opts.field_manager.as_deref().unwrap_or("");
+            let manager = crate::apply::manager_of(opts.field_manager.as_deref());
             let api_version = info.api_version();
             let updated = reg
                 .modify(info, ns, &name, expected, |obj| {

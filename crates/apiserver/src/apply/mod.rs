@@ -132,6 +132,16 @@ pub fn track_update(ty: Option<SchemaNode<'_>>, old: &Value, new: &mut Value, w:
     managed::track_update(ty, Some(old), new, w);
 }
 
+/// The manager of writes the server makes itself (bootstrap objects, CRD
+/// status): with no request there is no `fieldManager` nor User-Agent, and
+/// upstream's API server writes these as `kube-apiserver`.
+pub const SERVER_MANAGER: &str = "kube-apiserver";
+
+/// The manager of a write: the request's, or the server's own.
+pub fn manager_of(field_manager: Option<&str>) -> &str {
+    field_manager.unwrap_or(SERVER_MANAGER)
+}
+
 /// Longest `fieldManager` accepted.
 pub const FIELD_MANAGER_MAX_LENGTH: usize = 128;
 

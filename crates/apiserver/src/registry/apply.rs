@@ -167,7 +167,7 @@ impl Registry {
             m.remove("resourceVersion");
         }
         let sub = rp.subresource.clone().unwrap_or_default();
-        let manager = opts.field_manager.clone().unwrap_or_default();
+        let manager = crate::apply::manager_of(opts.field_manager.as_deref()).to_string();
         let writer = || crate::apply::writer(info, &sub, &manager, &api_version);
         let mut last_err = None;
         for _ in 0..CREATE_RACE_RETRIES {
@@ -186,6 +186,8 @@ impl Registry {
                 Err(e) if e.code == 404 && rp.subresource.is_none() => {}
                 other => return other,
             }
+            // Creating through apply is a create: refused while a CRD ends.
+            crate::crd::refuse_create_while_terminating(info)?;
             let mut obj = crate::apply::apply(ty, None, &config, &writer(), force)?;
             metadata_mut(&mut obj).insert("name".into(), json!(name));
             match self.create_tracked(rp, obj, opts, Track::Precomputed).await {

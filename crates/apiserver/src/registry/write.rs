@@ -253,7 +253,7 @@ impl Registry {
         strat.default(&mut obj);
         if track == Track::Update {
             let (manager, version) = (
-                opts.field_manager.as_deref().unwrap_or(""),
+                crate::apply::manager_of(opts.field_manager.as_deref()),
                 info.api_version(),
             );
             let schema = crate::apply::schema_for(info);
@@ -543,7 +543,7 @@ impl Registry {
             if track == Track::Update {
                 let sub = rp.subresource.as_deref().unwrap_or("");
                 let (manager, version) = (
-                    opts.field_manager.as_deref().unwrap_or(""),
+                    crate::apply::manager_of(opts.field_manager.as_deref()),
                     info.api_version(),
                 );
                 let w = crate::apply::writer(info, sub, manager, &version);
