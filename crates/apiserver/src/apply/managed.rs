@@ -400,9 +400,34 @@ pub fn track_update(ty: Ty<'_>, old: Option<&Value>, new: &mut Value, w: &Writer
     if managed.is_empty() && old.is_some() {
         return;
     }
+    if managed.is_empty() {
+        // A create with nobody else to take fields from (the common case):
+        // the writer owns everything, written without building a set.
+        let fields = super::typed::added_fields_v1(ty, new, &w.scope);
+        if !fields.is_empty() {
+            let entry = json!([{
+                "manager": w.id(Operation::Update).manager,
+                "operation": "Update",
+                "apiVersion": w.api_version,
+                "time": w.now,
+                "fieldsType": "FieldsV1",
+                "fieldsV1": fields,
+            }]);
+            let mut entry = entry;
+            if !w.subresource.is_empty() {
+                entry[0]["subresource"] = json!(w.subresource);
+            }
+            if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.insert("managedFields".into(), entry);
+            }
+        }
+        return;
+    }
     let empty = json!({});
     let cmp = compare(ty, old.unwrap_or(&empty), new, &w.scope);
-    let changed = cmp.changed();
+    // Moved, not copied: on a create this is every field of the object.
+    let mut changed = cmp.added;
+    changed.union_with(&cmp.modified);
     for e in &mut managed.entries {
         if !changed.is_empty() {
             e.set = e.set.difference(&changed);
@@ -413,7 +438,11 @@ pub fn track_update(ty: Ty<'_>, old: Option<&Value>, new: &mut Value, w: &Writer
     }
     if !changed.is_empty() {
         let e = managed.entry(&w.id(Operation::Update), w.api_version);
-        e.set.union_with(&changed);
+        if e.set.is_empty() {
+            e.set = changed;
+        } else {
+            e.set.union_with(&changed);
+        }
         e.api_version = w.api_version.into();
         e.time = Some(w.now.clone());
     }

@@ -47,11 +47,17 @@ impl Set {
         let Some((last, parents)) = path.split_last() else {
             return;
         };
+        // Steps are cloned only when new: most inserts share their parents.
         let mut cur = self;
         for pe in parents {
-            cur = cur.children.entry(pe.clone()).or_default();
+            if !cur.children.contains_key(pe) {
+                cur.children.insert(pe.clone(), Set::new());
+            }
+            cur = cur.children.get_mut(pe).expect("present");
         }
-        cur.members.insert(last.clone());
+        if !cur.members.contains(last) {
+            cur.members.insert(last.clone());
+        }
     }
 
     /// Whether the path itself is in the set.

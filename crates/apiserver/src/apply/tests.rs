@@ -757,3 +757,53 @@ fn managed_fields_entries_round_trip() {
         );
     }
 }
+
+#[test]
+fn the_create_shortcut_records_what_the_comparison_does() {
+    let f = Fixture::new();
+    let custom = [
+        obj(
+            json!({"replicas": 1, "tags": ["a", "b"], "items": [{"name": "x", "value": "1"}, {"name": "y"}],
+                   "config": {}, "selector": {"a": "b"}, "free": {"x": {"y": [1]}, "z": null}, "args": []}),
+        ),
+        obj(json!({"items": [{"name": "d"}, {"name": "d"}], "tags": [{"bad": 1}], "mode": null})),
+        json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "labels": {}, "annotations": {"a": "b"}}, "status": {"ready": true}}),
+        json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": null}),
+    ];
+    let scope = writer("x").scope;
+    for o in &custom {
+        let generic = super::typed::compare(f.node(), &json!({}), o, &scope)
+            .added
+            .to_fields_v1();
+        let fast = Value::Object(super::typed::added_fields_v1(f.node(), o, &scope));
+        assert_eq!(fast, generic, "{o}");
+    }
+    let builtin: &[(&str, &str, &str, Value)] = &[
+        (
+            "",
+            "v1",
+            "pods",
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "d", "labels": {"a": "b"}, "uid": "u", "generation": 1}, "spec": {
+            "containers": [{"name": "c", "image": "i", "ports": [{"containerPort": 80}, {"containerPort": 80, "protocol": "UDP"}], "resources": {}, "env": [{"name": "E", "value": "v"}]}],
+            "tolerations": [{"key": "k", "operator": "Exists"}], "securityContext": {}, "nodeSelector": {"x": "y"}},
+            "status": {"phase": "Pending"}}),
+        ),
+        (
+            "apps",
+            "v1",
+            "deployments",
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {
+            "selector": {"matchLabels": {"a": "b"}}, "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%"}},
+            "template": {"metadata": {"labels": {"a": "b"}, "creationTimestamp": null}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}}),
+        ),
+    ];
+    for (g, v, plural, o) in builtin {
+        let info = crate::resources::lookup(g, v, plural).unwrap();
+        let schema = super::schema_for(info);
+        let generic = super::typed::compare(schema.node(), &json!({}), o, &scope)
+            .added
+            .to_fields_v1();
+        let fast = Value::Object(super::typed::added_fields_v1(schema.node(), o, &scope));
+        assert_eq!(fast, generic, "{plural}");
+    }
+}

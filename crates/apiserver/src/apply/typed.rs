@@ -121,10 +121,17 @@ pub fn shape(ty: Ty<'_>, v: &Value) -> Shape {
     match (v, ty) {
         (Value::Object(_), None) => Shape::Fields,
         (Value::Object(_), Some(n)) => {
-            let scalar = ["string", "integer", "number", "boolean"]
-                .iter()
-                .any(|t| type_is(&n, t));
-            if n.map_atomic() || scalar || (is_list_schema(&n) && !is_object_schema(&n)) {
+            // Most object schemas declare their fields: decided at once.
+            let declared = n.value.get("properties").is_some()
+                || n.value.get("additionalProperties").is_some();
+            let scalar = || {
+                ["string", "integer", "number", "boolean"]
+                    .iter()
+                    .any(|t| type_is(&n, t))
+            };
+            if n.map_atomic()
+                || (!declared && (scalar() || (is_list_schema(&n) && !type_is(&n, "object"))))
+            {
                 Shape::Leaf
             } else {
                 Shape::Fields
@@ -426,6 +433,76 @@ fn compare_node(
     } else if new.is_none() {
         c.removed.insert(path);
     }
+}
+
+/// What [`compare`] reports as added for a new object (every field, and
+/// every map, list and item as a whole), written straight as `FieldsV1`:
+/// the create path, with no set built in between.
+pub fn added_fields_v1(ty: Ty<'_>, new: &Value, scope: &Scope) -> Map<String, Value> {
+    let mut out = Map::new();
+    let mut path = Vec::new();
+    if let Some(m) = new.as_object() {
+        for (k, c) in m {
+            if scope.skips(&path, k) {
+                continue;
+            }
+            path.push(PathElement::Field(k.clone()));
+            if k == "metadata" {
+                // The metadata field itself is never owned; its fields are.
+                let mut inner = Map::new();
+                if let Some(cm) = c.as_object() {
+                    for (mk, mv) in cm {
+                        if scope.skips(&path, mk) {
+                            continue;
+                        }
+                        let mt = field_ty(field_ty(ty, k), mk);
+                        inner.insert(format!("f:{mk}"), added_node(mt, mv));
+                    }
+                }
+                if !inner.is_empty() {
+                    out.insert("f:metadata".into(), Value::Object(inner));
+                }
+            } else {
+                out.insert(format!("f:{k}"), added_node(field_ty(ty, k), c));
+            }
+            path.pop();
+        }
+    }
+    out
+}
+
+/// One added field: `{}` for a leaf, its children (and `"."`) otherwise.
+fn added_node(ty: Ty<'_>, v: &Value) -> Value {
+    let mut out = Map::new();
+    match pair_shape(ty, None, Some(v)) {
+        Shape::Leaf => {}
+        Shape::Fields => {
+            for (k, c) in v.as_object().into_iter().flatten() {
+                out.insert(format!("f:{k}"), added_node(field_ty(ty, k), c));
+            }
+        }
+        sh @ (Shape::Keyed(_) | Shape::Set) => {
+            let it = item_ty(ty);
+            let items = v.as_array().map(Vec::as_slice).unwrap_or_default();
+            match index_items(&sh, it, items) {
+                None => return Value::Object(out),
+                Some(idx) => {
+                    for (pe, vs) in idx {
+                        let item = if vs.len() > 1 {
+                            Value::Object(Map::new())
+                        } else {
+                            added_node(it, vs[0])
+                        };
+                        out.insert(pe.serialize(), item);
+                    }
+                }
+            }
+        }
+    }
+    if !out.is_empty() {
+        out.insert(".".into(), Value::Object(Map::new()));
+    }
+    Value::Object(out)
 }
 
 /// The fields an object (an apply configuration) sets.
