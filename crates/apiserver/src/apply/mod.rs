@@ -191,4 +191,6 @@ pub fn manager_or_user_agent(manager: &str, user_agent: &str) -> String {
 }
 
 #[cfg(test)]
+mod builtin_tests;
+#[cfg(test)]
 mod tests;

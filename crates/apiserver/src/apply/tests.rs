@@ -64,7 +64,7 @@ impl Fixture {
     }
 }
 
-fn writer(manager: &str) -> Writer<'_> {
+pub(super) fn writer(manager: &str) -> Writer<'_> {
     Writer {
         manager,
         api_version: "example.com/v1",
@@ -82,7 +82,7 @@ fn obj(spec: Value) -> Value {
 }
 
 /// The fields of `manager`'s entry, as `FieldsV1`.
-fn fields_of(o: &Value, manager: &str) -> Option<Value> {
+pub(super) fn fields_of(o: &Value, manager: &str) -> Option<Value> {
     Managed::decode(o)
         .unwrap()
         .entries
@@ -575,127 +575,6 @@ fn configurations_are_checked_against_the_schema() {
     assert_eq!(
         e.message,
         "failed to create typed patch object (default/w; example.com/v1, Kind=Widget): .spec.x: field not declared in schema"
-    );
-}
-
-#[test]
-fn pods_merge_containers_by_name_and_ports_by_port_and_protocol() {
-    let info = crate::resources::lookup("", "v1", "pods").unwrap();
-    let schema = super::schema_for(info);
-    let ty = schema.node();
-    let mut w = writer("a");
-    w.api_version = "v1";
-    let pod = |containers: Value| json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": containers}});
-    let live = apply(
-        ty,
-        None,
-        &pod(json!([{"name": "web", "image": "nginx", "ports": [{"containerPort": 80}]}])),
-        &w,
-        false,
-    )
-    .unwrap();
-    assert_eq!(
-        fields_of(&live, "a").unwrap(),
-        json!({"f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {
-            ".": {}, "f:image": {}, "f:name": {},
-            "f:ports": {"k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}}}
-        }}}})
-    );
-    // Another manager adds a sidecar and a port: merged, no conflict.
-    let mut w2 = writer("b");
-    w2.api_version = "v1";
-    let out = apply(ty, Some(&live), &pod(json!([{"name": "web", "ports": [{"containerPort": 81, "protocol": "UDP"}]}, {"name": "side", "image": "busybox"}])), &w2, false).unwrap();
-    let c = &out["spec"]["containers"];
-    assert_eq!(c[0]["image"], "nginx");
-    assert_eq!(c[0]["ports"].as_array().unwrap().len(), 2);
-    assert_eq!(c[1]["name"], "side");
-    // A different image for web conflicts, naming the container.
-    let e = apply(
-        ty,
-        Some(&out),
-        &pod(json!([{"name": "web", "image": "httpd"}])),
-        &w2,
-        false,
-    )
-    .unwrap_err();
-    assert_eq!(
-        e.message,
-        "Apply failed with 1 conflict: conflict with \"a\": .spec.containers[name=\"web\"].image"
-    );
-}
-
-#[test]
-fn real_manifests_fit_the_builtin_schemas() {
-    let kinds: &[(&str, &str, &str, Value)] = &[
-        (
-            "apps",
-            "v1",
-            "deployments",
-            json!({
-                "apiVersion": "apps/v1", "kind": "Deployment",
-                "metadata": {"name": "d", "labels": {"a": "b"}, "annotations": {"x": "y"}, "creationTimestamp": null},
-                "spec": {
-                    "replicas": 2,
-                    "selector": {"matchLabels": {"a": "b"}, "matchExpressions": [{"key": "k", "operator": "In", "values": ["v"]}]},
-                    "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 1}},
-                    "template": {
-                        "metadata": {"labels": {"a": "b"}, "creationTimestamp": null},
-                        "spec": {
-                            "containers": [{
-                                "name": "c", "image": "i", "command": ["sleep"], "args": ["1"],
-                                "env": [{"name": "E", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
-                                "resources": {"limits": {"cpu": 1, "memory": "1Gi"}, "requests": {"cpu": "100m"}},
-                                "ports": [{"containerPort": 80, "name": "http"}],
-                                "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 5},
-                                "volumeMounts": [{"name": "v", "mountPath": "/v"}]
-                            }],
-                            "volumes": [{"name": "v", "emptyDir": {"sizeLimit": "1Gi"}}],
-                            "tolerations": [{"key": "k", "operator": "Exists", "effect": "NoSchedule"}],
-                            "nodeSelector": {"disk": "ssd"}
-                        }
-                    }
-                },
-                "status": {}
-            }),
-        ),
-        (
-            "",
-            "v1",
-            "services",
-            json!({
-                "apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
-                "spec": {"selector": {"a": "b"}, "ports": [{"port": 80, "targetPort": 8080}, {"name": "x", "port": 81, "targetPort": "web", "protocol": "UDP"}]}
-            }),
-        ),
-        (
-            "",
-            "v1",
-            "configmaps",
-            json!({
-                "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "b"}, "binaryData": {"b": "AAAA"}
-            }),
-        ),
-    ];
-    for (group, version, plural, manifest) in kinds {
-        let info = crate::resources::lookup(group, version, plural).unwrap();
-        let schema = super::schema_for(info);
-        let ty = schema.node();
-        assert!(ty.is_some(), "{plural} has a schema");
-        if let Err(e) = validate(ty, manifest) {
-            panic!("{plural}: {e}");
-        }
-        // And an apply of it owns its fields without error.
-        let mut w = writer("m");
-        let version = info.api_version();
-        w.api_version = &version;
-        let out = apply(ty, None, manifest, &w, false).unwrap();
-        assert!(out["metadata"]["managedFields"].is_array());
-    }
-    let info = crate::resources::lookup("", "v1", "pods").unwrap();
-    let bad = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "ports": [{"containerPort": 80, "hostPrt": 1}]}]}});
-    assert_eq!(
-        validate(super::schema_for(info).node(), &bad).unwrap_err(),
-        ".spec.containers[name=\"c\"].ports[containerPort=80,protocol=\"TCP\"].hostPrt: field not declared in schema"
     );
 }
 
