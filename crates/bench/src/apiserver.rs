@@ -167,6 +167,9 @@ impl Server {
             .args(["--bind-address", "127.0.0.1"])
             .args(["--advertise-address", "127.0.0.1"])
             .arg("--disable-agent")
+            // The API server alone: with no nodes, the scheduler would answer
+            // every benchmark pod with a status patch and an event.
+            .arg("--disable-scheduler")
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err));
