@@ -585,3 +585,26 @@ def test_kubectl_explain_custom_resources(k):
     finally:
         uninstall(k, CRD_NAME)
     assert k.run("explain", "crontabs", check=False).returncode != 0
+
+
+def test_dynamic_client_discovers_and_watches_custom_resources(k, api_client, namespace):
+    from kubernetes import dynamic
+    install(k, CRD, CRD_NAME)
+    try:
+        dyn = dynamic.DynamicClient(api_client)
+        crontabs = dyn.resources.get(api_version=f"{GROUP}/v1", kind="CronTab")
+        assert crontabs.namespaced and crontabs.name == "crontabs"
+        rv = crontabs.get(namespace=namespace).metadata.resourceVersion
+        body = {"apiVersion": f"{GROUP}/v1", "kind": "CronTab", "metadata": {"name": "dyn"},
+                "spec": {"cronSpec": "* * * * */5", "image": "x"}}
+        crontabs.create(body=body, namespace=namespace)
+        seen = []
+        for ev in crontabs.watch(namespace=namespace, resource_version=rv, timeout=10):
+            seen.append((ev["type"], ev["object"].metadata.name))
+            if seen:
+                break
+        assert seen == [("ADDED", "dyn")]
+        # The default (schema) values are there, as upstream defaults them.
+        assert crontabs.get(namespace=namespace, name="dyn").spec.replicas == 1
+    finally:
+        uninstall(k, CRD_NAME)
