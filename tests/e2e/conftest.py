@@ -135,3 +135,14 @@ def namespace(kubectl, request):
     kubectl("create", "-f", "-", input=f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n")
     yield name
     kubectl.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+def wait_for(what, check, timeout=30):
+    """Poll `check` until it returns something truthy; return that."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")

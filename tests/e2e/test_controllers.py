@@ -2,14 +2,8 @@
 
 import time
 
+from conftest import wait_for
 
-def wait_for(what, check, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_every_namespace_has_a_default_service_account(kubectl, namespace):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import WHARF
+from conftest import WHARF, wait_for
 
 
 @pytest.fixture
@@ -36,15 +36,6 @@ def hollow(server, kubectl, request):
     for prefix in prefixes:
         kubectl("delete", "nodes", "-l", f"hollow.wharf.dev/prefix={prefix}")
 
-
-def wait_for(what, check, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def pod_manifest(name, node, annotations=None, restart="Always", host_network=False):

@@ -8,17 +8,8 @@ import time
 
 import pytest
 
-from conftest import WHARF, Kubectl, Server
+from conftest import WHARF, Kubectl, Server, wait_for
 
-
-def wait_for(what, check, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")

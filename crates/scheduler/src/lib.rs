@@ -364,7 +364,7 @@ async fn bind_pool(
     rx: mpsc::Receiver<(Pod, String)>,
     back: mpsc::Sender<Input>,
 ) {
-    tokio_stream_from(rx)
+    tokio_stream::wrappers::ReceiverStream::new(rx)
         .for_each_concurrent(cfg.bind_concurrency, |(pod, node)| {
             let (client, back, cfg) = (client.clone(), back.clone(), cfg.clone());
             async move {
@@ -385,12 +385,6 @@ async fn bind_pool(
             }
         })
         .await;
-}
-
-fn tokio_stream_from<T: Send + 'static>(
-    mut rx: mpsc::Receiver<T>,
-) -> impl futures::Stream<Item = T> + Send {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 async fn bind(client: &Client, cfg: &Config, pod: &Pod, node: &str) -> Result<(), kube::Error> {
