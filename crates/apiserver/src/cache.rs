@@ -6,9 +6,9 @@
 //! Watches start from the event window when they can, and from the store
 //! otherwise (which answers "compacted", i.e. 410, when history is gone).
 
-use std::collections::{BTreeMap, VecDeque};
-use std::ops::Bound;
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ops::{Bound, Range};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,6 +17,7 @@ use store::{EventKind, KeyRange, RangeRequest, Store, WatchRequest, WatchRespons
 use tokio::sync::{broadcast, watch};
 
 use crate::resources::{self, ResourceInfo};
+use crate::stamp::{self, Slotted, Stamped};
 use crate::strategy;
 
 /// Every object lives under this prefix.
@@ -25,6 +26,9 @@ pub const REGISTRY_PREFIX: &str = "/registry/";
 const EVENT_WINDOW: usize = 20_000;
 /// Cache events buffered per live watch subscriber before it is cut off.
 const BROADCAST: usize = 8192;
+/// Writes in flight whose prepared entries the cache holds at most; past
+/// this, hints are dropped (the cache then decodes the store's events).
+const MAX_HINTS: usize = 4096;
 
 /// One object as served: its JSON with `metadata.resourceVersion` set, and
 /// what selectors need, extracted once.
@@ -38,6 +42,8 @@ pub struct Entry {
     pub rev: i64,
     /// The object's JSON as served.
     pub raw: Bytes,
+    /// Where the digits of `metadata.resourceVersion` are in `raw`, if known.
+    pub rv_span: Option<Range<usize>>,
     /// Namespace, for namespaced kinds.
     pub namespace: Option<String>,
     /// Name.
@@ -46,6 +52,8 @@ pub struct Entry {
     pub labels: BTreeMap<String, String>,
     /// Selectable field values, including `metadata.name` and `metadata.namespace`.
     pub fields: Vec<(&'static str, String)>,
+    /// Whether `metadata.deletionTimestamp` is set.
+    pub deleting: bool,
 }
 
 impl Entry {
@@ -124,6 +132,8 @@ pub struct WatchCache {
     updates: broadcast::Sender<Update>,
     rev_tx: watch::Sender<i64>,
     store: Arc<dyn Store>,
+    /// Writes in flight on this server, by key (see [`WatchCache::expect`]).
+    hints: Mutex<HashMap<String, Arc<Prepared>>>,
 }
 
 /// The resource a key belongs to: `/registry/{group|core}/{plural}/...`.
@@ -136,47 +146,149 @@ pub fn resource_of_key(key: &str) -> Option<&'static ResourceInfo> {
     resources::by_group_resource(group, plural)
 }
 
+/// What selectors need from an object: name, namespace, labels and the
+/// kind's selectable fields.
+#[derive(Clone, Debug)]
+struct Index {
+    name: String,
+    namespace: Option<String>,
+    labels: BTreeMap<String, String>,
+    fields: Vec<(&'static str, String)>,
+    deleting: bool,
+}
+
+impl Index {
+    fn of(info: &ResourceInfo, v: &Value) -> Option<Index> {
+        let meta = v.get("metadata")?.as_object()?;
+        let name = meta
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let namespace = meta
+            .get("namespace")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let labels: BTreeMap<String, String> = meta
+            .get("labels")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut fields = vec![("metadata.name", name.clone())];
+        if info.namespaced {
+            fields.push(("metadata.namespace", namespace.clone().unwrap_or_default()));
+        }
+        fields.extend(strategy::strategy_for(info).selectable_fields(v));
+        let deleting = meta
+            .get("deletionTimestamp")
+            .is_some_and(|d| !d.is_null());
+        Some(Index {
+            name,
+            namespace,
+            labels,
+            fields,
+            deleting,
+        })
+    }
+
+    fn entry(self, key: &str, info: &'static ResourceInfo, rev: i64, s: Stamped) -> Entry {
+        Entry {
+            key: key.to_string(),
+            info,
+            rev,
+            raw: s.raw,
+            rv_span: s.rv,
+            namespace: self.namespace,
+            name: self.name,
+            labels: self.labels,
+            fields: self.fields,
+            deleting: self.deleting,
+        }
+    }
+}
+
 /// Build a served entry from a stored value at `rev`.
 pub fn make_entry(key: &str, stored: &[u8], rev: i64) -> Option<Entry> {
     let info = resource_of_key(key)?;
     let mut v: Value = serde_json::from_slice(stored).ok()?;
     crate::crd::decode_stored(info, &mut v);
-    let meta = v.get_mut("metadata")?.as_object_mut()?;
-    meta.insert("resourceVersion".into(), Value::String(rev.to_string()));
-    let name = meta
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let namespace = meta
-        .get("namespace")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let labels: BTreeMap<String, String> = meta
-        .get("labels")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut fields = vec![("metadata.name", name.clone())];
-    if info.namespaced {
-        fields.push(("metadata.namespace", namespace.clone().unwrap_or_default()));
+    v.get_mut("metadata")?
+        .as_object_mut()?
+        .remove("resourceVersion");
+    let index = Index::of(info, &v)?;
+    let s = stamp::slotted(&v).ok()?;
+    Some(index.entry(key, info, rev, s.stamp(rev)))
+}
+
+/// The entry of `e`'s object at another revision (a DELETED event carries the
+/// last state at the delete's revision).
+fn restamped(key: &str, e: &Entry, rev: i64) -> Option<Entry> {
+    let s = Stamped {
+        raw: e.raw.clone(),
+        rv: e.rv_span.clone(),
+    };
+    match s.restamp(rev) {
+        Some(s) => Some(Entry {
+            rev,
+            raw: s.raw,
+            rv_span: s.rv,
+            ..e.clone()
+        }),
+        None => make_entry(key, &e.raw, rev),
     }
-    fields.extend(strategy::strategy_for(info).selectable_fields(&v));
-    let raw = Bytes::from(serde_json::to_vec(&v).ok()?);
-    Some(Entry {
-        key: key.to_string(),
-        info,
-        rev,
-        raw,
-        namespace,
-        name,
-        labels,
-        fields,
-    })
+}
+
+/// An object that a write on this server is about to commit, encoded once.
+/// The store gets [`Prepared::stored`], the client gets [`Prepared::stamp`],
+/// and the watch cache builds its entry from here instead of decoding the
+/// store's event again (see [`WatchCache::expect`]).
+#[derive(Debug)]
+pub struct Prepared {
+    key: String,
+    info: &'static ResourceInfo,
+    slotted: Slotted,
+    index: Index,
+}
+
+impl Prepared {
+    /// `None` where the stored form is not simply the served form without its
+    /// resourceVersion (custom resources and events.k8s.io Events are
+    /// converted on the way in and out), or `obj` is not an object.
+    pub fn new(info: &'static ResourceInfo, key: &str, obj: &Value) -> Option<Prepared> {
+        if !resources::is_builtin(info) || crate::convert::for_storage(info, obj).is_some() {
+            return None;
+        }
+        // The cache's entry carries the resource its key names.
+        let info = resource_of_key(key).filter(|i| i.plural == info.plural)?;
+        let index = Index::of(info, obj)?;
+        let slotted = stamp::slotted(obj).ok()?;
+        Some(Prepared {
+            key: key.to_string(),
+            info,
+            slotted,
+            index,
+        })
+    }
+
+    /// The bytes to write to the store.
+    pub fn stored(&self) -> Bytes {
+        self.slotted.bytes.clone()
+    }
+
+    /// The JSON as served once committed at `rev`.
+    pub fn stamp(&self, rev: i64) -> Bytes {
+        self.slotted.stamp(rev).raw
+    }
+
+    fn entry(&self, rev: i64) -> Entry {
+        self.index
+            .clone()
+            .entry(&self.key, self.info, rev, self.slotted.stamp(rev))
+    }
 }
 
 impl WatchCache {
@@ -194,6 +306,7 @@ impl WatchCache {
             updates,
             rev_tx,
             store,
+            hints: Mutex::new(HashMap::new()),
         });
         let rev = cache.relist().await?;
         tokio::spawn(follow(Arc::downgrade(&cache), rev));
@@ -207,6 +320,8 @@ impl WatchCache {
             .range(RangeRequest::prefix(REGISTRY_PREFIX))
             .await?;
         let rev = resp.revision;
+        // Events before the relist are gone: so are the hints that awaited them.
+        self.hints.lock().expect("hints lock").clear();
         // CRDs first: they decide which custom resource keys can be decoded.
         crate::crd::observe_all(resp.kvs.iter().filter_map(|kv| {
             let key = std::str::from_utf8(&kv.key).ok()?;
@@ -270,29 +385,72 @@ impl WatchCache {
         Ok(rev)
     }
 
+    /// A write on this server is about to commit `p`: when its event comes
+    /// back from the store with the same bytes, the entry is taken from `p`.
+    pub fn expect(&self, p: Arc<Prepared>) {
+        let mut hints = self.hints.lock().expect("hints lock");
+        if hints.len() >= MAX_HINTS {
+            hints.clear();
+        }
+        hints.insert(p.key.clone(), p);
+    }
+
+    /// The write of `p` did not commit.
+    pub fn unexpect(&self, p: &Arc<Prepared>) {
+        let mut hints = self.hints.lock().expect("hints lock");
+        if hints.get(&p.key).is_some_and(|h| Arc::ptr_eq(h, p)) {
+            hints.remove(&p.key);
+        }
+    }
+
+    /// The entry of a put at `rev`, from a hint when one matches.
+    fn put_entry(&self, key: &str, value: &Bytes, rev: i64) -> Option<Entry> {
+        let hint = {
+            let mut hints = self.hints.lock().expect("hints lock");
+            match hints.get(key) {
+                Some(h) if h.slotted.bytes == *value => hints.remove(key),
+                _ => None,
+            }
+        };
+        match hint {
+            Some(h) => Some(h.entry(rev)),
+            None => make_entry(key, value, rev),
+        }
+    }
+
     fn apply(&self, batch: Vec<store::Event>) {
-        let mut out = Vec::with_capacity(batch.len());
+        // Decode outside the lock, in store order (a CRD change decides how
+        // later custom resources in the batch decode).
+        let mut decoded = Vec::with_capacity(batch.len());
+        for ev in batch {
+            let key = String::from_utf8_lossy(&ev.kv.key).into_owned();
+            crate::crd::observe(
+                &key,
+                (ev.kind == EventKind::Put).then_some(ev.kv.value.as_ref()),
+            );
+            let put = match ev.kind {
+                EventKind::Put => {
+                    let entry = self.put_entry(&key, &ev.kv.value, ev.kv.mod_revision);
+                    if entry.is_none() && !key.starts_with(crate::alloc::INTERNAL_PREFIX) {
+                        tracing::warn!(key, "skipping undecodable object in the store");
+                    }
+                    Some(entry)
+                }
+                EventKind::Delete => None,
+            };
+            decoded.push((key, ev, put));
+        }
+        let mut out = Vec::with_capacity(decoded.len());
         let mut last = 0;
         {
             let mut st = self.state.write().expect("cache lock");
-            for ev in batch {
-                let key = String::from_utf8_lossy(&ev.kv.key).into_owned();
+            for (key, ev, put) in decoded {
                 let rev = ev.kv.mod_revision;
                 last = rev;
                 let prev = st.objects.get(&key).cloned();
-                // A CRD change takes effect in store order, before later events.
-                crate::crd::observe(
-                    &key,
-                    (ev.kind == EventKind::Put).then_some(ev.kv.value.as_ref()),
-                );
-                let event = match ev.kind {
-                    EventKind::Put => {
-                        let Some(entry) = make_entry(&key, &ev.kv.value, rev) else {
-                            if !key.starts_with(crate::alloc::INTERNAL_PREFIX) {
-                                tracing::warn!(key, "skipping undecodable object in the store");
-                            }
-                            continue;
-                        };
+                let event = match put {
+                    Some(None) => continue,
+                    Some(Some(entry)) => {
                         let entry = Arc::new(entry);
                         st.objects.insert(key, entry.clone());
                         let kind = if prev.is_some() {
@@ -308,7 +466,7 @@ impl WatchCache {
                             at: std::time::Instant::now(),
                         }
                     }
-                    EventKind::Delete => {
+                    None => {
                         st.objects.remove(&key);
                         let Some(last_state) = prev.clone().or_else(|| {
                             ev.prev_kv.as_ref().and_then(|p| {
@@ -318,8 +476,9 @@ impl WatchCache {
                             continue;
                         };
                         // The DELETED event carries the last state at the delete's revision.
-                        let at_delete = make_entry(&key, &last_state.raw, rev).map(Arc::new);
-                        let Some(entry) = at_delete else { continue };
+                        let Some(entry) = restamped(&key, &last_state, rev).map(Arc::new) else {
+                            continue;
+                        };
                         Event {
                             rev,
                             kind: EventType::Deleted,

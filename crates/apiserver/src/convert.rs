@@ -107,6 +107,7 @@ pub fn entry_for(info: &ResourceInfo, e: Arc<Entry>) -> Arc<Entry> {
     match serde_json::to_vec(&core_to_event(&e.value())) {
         Ok(raw) => Arc::new(Entry {
             raw: Bytes::from(raw),
+            rv_span: None,
             ..(*e).clone()
         }),
         Err(_) => e,

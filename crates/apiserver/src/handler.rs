@@ -494,6 +494,8 @@ fn write_response(
                 TABLE_TYPE,
                 serde_json::to_vec(&t).unwrap_or_default(),
             )
+        } else if let Some(raw) = w.raw {
+            respond(w.code, "application/json", raw)
         } else {
             json_response(w.code, &w.object)
         };
@@ -577,6 +579,7 @@ async fn resource(
             let obj = reg.get(&rp, q.get("resourceVersion")).await?;
             Ok(write_response(
                 WriteResult {
+                    raw: None,
                     object: obj,
                     code: 200,
                     warnings: vec![],

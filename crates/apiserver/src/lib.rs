@@ -24,6 +24,7 @@ pub mod resources;
 pub mod route;
 pub mod schema;
 pub mod selector;
+pub mod stamp;
 pub mod server;
 pub mod strategy;
 pub mod subresource;

@@ -315,10 +315,12 @@ pub fn entry_at_version(info: &ResourceInfo, e: Arc<Entry>) -> Arc<Entry> {
             info: e.info,
             rev: e.rev,
             raw: Bytes::from(raw),
+            rv_span: None,
             namespace: e.namespace.clone(),
             name: e.name.clone(),
             labels: e.labels.clone(),
             fields: e.fields.clone(),
+            deleting: e.deleting,
         }),
         Err(_) => e,
     }

@@ -136,6 +136,7 @@ impl Registry {
                     updated.unwrap_or(obj)
                 };
                 return Ok(WriteResult {
+                    raw: None,
                     object,
                     code: 200,
                     warnings: vec![],
@@ -159,6 +160,7 @@ impl Registry {
                             success_status(info, &name, &uid)
                         };
                         return Ok(WriteResult {
+                            raw: None,
                             object,
                             code: 200,
                             warnings: vec![],
@@ -170,6 +172,7 @@ impl Registry {
             let Some(mut new) = updated else {
                 // Already being deleted and nothing to change: report it as it is.
                 return Ok(WriteResult {
+                    raw: None,
                     object: obj,
                     code: 202,
                     warnings: vec![],
@@ -194,6 +197,7 @@ impl Registry {
                         200
                     };
                     return Ok(WriteResult {
+                        raw: None,
                         object: new,
                         code,
                         warnings: vec![],

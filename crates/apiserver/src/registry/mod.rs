@@ -107,6 +107,8 @@ pub struct WriteResult {
     pub code: u16,
     /// `Warning` headers.
     pub warnings: Vec<String>,
+    /// `object` as JSON, when the write already encoded it.
+    pub raw: Option<bytes::Bytes>,
 }
 
 impl Registry {

@@ -1,6 +1,7 @@
 //! create, update and patch.
 
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -10,6 +11,7 @@ use super::meta::{
     meta_str, metadata_mut, name_suffix, now_rfc3339, remove_path, spec_part, without_volatile,
 };
 use super::{store_error, FieldValidation, Registry, WriteOptions, WriteResult};
+use crate::cache::Prepared;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::resources::ResourceInfo;
 use crate::route::ResourcePath;
@@ -92,15 +94,19 @@ fn check_type(info: &ResourceInfo, obj: &mut Value) -> ApiResult<()> {
 }
 
 /// Drop unknown fields, or refuse or warn, per `fieldValidation`.
+/// Decode `obj` as its kind: unknown fields follow `fieldValidation` (refused,
+/// warned about or dropped); a value of the wrong type is returned, for the
+/// caller to report with the validation errors.
 fn handle_unknown(
     strat: &dyn Strategy,
     obj: &mut Value,
     fv: FieldValidation,
     warnings: &mut Vec<String>,
-) -> ApiResult<()> {
-    let unknown = strat.unknown_fields(obj);
+) -> ApiResult<Option<FieldError>> {
+    let decoded = strat.decode(obj);
+    let unknown = decoded.unknown;
     if unknown.is_empty() {
-        return Ok(());
+        return Ok(decoded.error);
     }
     match fv {
         FieldValidation::Strict => {
@@ -121,7 +127,7 @@ fn handle_unknown(
     for f in unknown.iter().rev() {
         remove_path(obj, f);
     }
-    Ok(())
+    Ok(decoded.error)
 }
 
 fn check_namespace(rp: &ResourcePath, obj: &mut Value) -> ApiResult<()> {
@@ -165,11 +171,11 @@ impl Registry {
             .expect("namespaces are served")
             .key(None, ns);
         let found = match self.cache.get(&key) {
-            Some(e) => Some(e.value()),
+            Some(e) => Some(e),
             None => {
                 // The cache may be a moment behind a namespace just created.
                 self.cache.sync().await;
-                self.cache.get(&key).map(|e| e.value())
+                self.cache.get(&key)
             }
         };
         match found {
@@ -180,11 +186,7 @@ impl Registry {
                 },
                 ns,
             )),
-            Some(v)
-                if v["metadata"]
-                    .get("deletionTimestamp")
-                    .is_some_and(|d| !d.is_null()) =>
-            {
+            Some(e) if e.deleting => {
                 Err(ApiError::forbidden(format!(
                     "unable to create new content in namespace {ns} because it is being terminated"
                 )))
@@ -214,7 +216,7 @@ impl Registry {
         check_type(info, &mut obj)?;
         let strat = strategy::strategy_for(info);
         let mut warnings = Vec::new();
-        handle_unknown(strat, &mut obj, opts.field_validation, &mut warnings)?;
+        let type_error = handle_unknown(strat, &mut obj, opts.field_validation, &mut warnings)?;
         check_namespace(rp, &mut obj)?;
         {
             let m = metadata_mut(&mut obj);
@@ -262,6 +264,7 @@ impl Registry {
         }
         let mut errs = strategy::validate_object_meta(&obj, info);
         errs.extend(strat.validate(&obj));
+        let errs = strategy::with_type_error(errs, type_error);
         if !errs.is_empty() {
             return Err(invalid(info, &obj, &errs));
         }
@@ -270,6 +273,7 @@ impl Registry {
             .await?;
         if opts.dry_run {
             return Ok(WriteResult {
+                raw: None,
                 object: obj,
                 code: 201,
                 warnings,
@@ -277,29 +281,25 @@ impl Registry {
         }
         let key = info.key(rp.namespace.as_deref(), &name);
         let allocated = self.allocate_service(info, &key, &mut obj, None).await?;
-        let bytes = Bytes::from(
-            serde_json::to_vec(
-                crate::convert::for_storage(info, &obj)
-                    .as_ref()
-                    .unwrap_or(&obj),
-            )
-            .map_err(|e| ApiError::internal(e.to_string()))?,
-        );
+        let (bytes, prepared) = self.encode(info, &key, &obj)?;
         let out = self
             .store
             .create(key.as_bytes(), bytes, self.ttl_of(info))
             .await;
         match out {
             Ok(WriteOutcome::Committed { revision, .. }) => Ok(WriteResult {
+                raw: prepared.map(|p| p.stamp(revision)),
                 object: served(obj, revision),
                 code: 201,
                 warnings,
             }),
             Ok(WriteOutcome::Failed { .. }) => {
+                self.unexpect(&prepared);
                 self.release_service(&allocated).await;
                 Err(ApiError::already_exists(info.group_resource(), &name))
             }
             Err(e) => {
+                self.unexpect(&prepared);
                 self.release_service(&allocated).await;
                 Err(store_error(e))
             }
@@ -556,6 +556,7 @@ impl Registry {
             } else {
                 strat.validate_update(&new, &old)
             });
+            let errs = strategy::with_type_error(errs, strat.decode(&new).error);
             if !errs.is_empty() {
                 return Err(invalid(info, &new, &errs));
             }
@@ -564,6 +565,7 @@ impl Registry {
                 && crate::apply::same_ignoring_time(&new, &old)
             {
                 return Ok(WriteResult {
+                    raw: None,
                     object: old,
                     code: 200,
                     warnings,
@@ -585,6 +587,7 @@ impl Registry {
             if deleting && no_finalizers && !graceful_pod {
                 if opts.dry_run {
                     return Ok(WriteResult {
+                        raw: None,
                         object: new,
                         code: 200,
                         warnings,
@@ -593,7 +596,7 @@ impl Registry {
                 return match self.store.delete(key.as_bytes(), kv.mod_revision).await.map_err(store_error)? {
                     WriteOutcome::Committed { revision, .. } => {
                         self.release_service_of(info, &new).await;
-                        Ok(WriteResult { object: served(new, revision), code: 200, warnings })
+                        Ok(WriteResult { object: served(new, revision), code: 200, warnings, raw: None })
                     }
                     WriteOutcome::Failed { .. } if wanted_rv.is_none() => continue,
                     WriteOutcome::Failed { .. } => Err(ApiError::conflict(info.group_resource(), name, "the object has been modified; please apply your changes to the latest version and try again")),
@@ -601,6 +604,7 @@ impl Registry {
             }
             if opts.dry_run {
                 return Ok(WriteResult {
+                    raw: None,
                     object: served(new, kv.mod_revision),
                     code: 200,
                     warnings,
@@ -609,14 +613,7 @@ impl Registry {
             let allocated = self
                 .allocate_service(info, &key, &mut new, Some(&old))
                 .await?;
-            let bytes = Bytes::from(
-                serde_json::to_vec(
-                    crate::convert::for_storage(info, &new)
-                        .as_ref()
-                        .unwrap_or(&new),
-                )
-                .map_err(|e| ApiError::internal(e.to_string()))?,
-            );
+            let (bytes, prepared) = self.encode(info, &key, &new)?;
             match self
                 .store
                 .update(key.as_bytes(), kv.mod_revision, bytes, self.ttl_of(info))
@@ -625,18 +622,21 @@ impl Registry {
                 Ok(WriteOutcome::Committed { revision, .. }) => {
                     self.release_replaced_ports(info, &old, &new).await;
                     return Ok(WriteResult {
+                        raw: prepared.map(|p| p.stamp(revision)),
                         object: served(new, revision),
                         code: 200,
                         warnings,
                     });
                 }
                 Ok(WriteOutcome::Failed { .. }) => {
+                    self.unexpect(&prepared);
                     self.release_service(&allocated).await;
                     if wanted_rv.is_some() {
                         return Err(ApiError::conflict(info.group_resource(), name, "the object has been modified; please apply your changes to the latest version and try again"));
                     }
                 }
                 Err(e) => {
+                    self.unexpect(&prepared);
                     self.release_service(&allocated).await;
                     return Err(store_error(e));
                 }
@@ -648,6 +648,37 @@ impl Registry {
             name,
             "too many concurrent updates; try again",
         ))
+    }
+}
+
+impl Registry {
+    /// The bytes to store for `obj` (which carries no resourceVersion) and,
+    /// where the stored form is the served one, the encoding the cache and
+    /// the response reuse (the cache is told to expect it).
+    fn encode(
+        &self,
+        info: &'static ResourceInfo,
+        key: &str,
+        obj: &Value,
+    ) -> ApiResult<(Bytes, Option<Arc<Prepared>>)> {
+        if let Some(p) = Prepared::new(info, key, obj) {
+            let p = Arc::new(p);
+            self.cache.expect(p.clone());
+            return Ok((p.stored(), Some(p)));
+        }
+        let bytes = serde_json::to_vec(
+            crate::convert::for_storage(info, obj)
+                .as_ref()
+                .unwrap_or(obj),
+        )
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok((Bytes::from(bytes), None))
+    }
+
+    fn unexpect(&self, prepared: &Option<Arc<Prepared>>) {
+        if let Some(p) = prepared {
+            self.cache.unexpect(p);
+        }
     }
 }
 

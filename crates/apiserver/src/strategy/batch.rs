@@ -9,7 +9,7 @@ use super::meta::{selector_matches, validate_label_selector};
 use super::pod_defaults::default_template;
 use super::util::*;
 use super::workloads::validate_pod_template;
-use super::{finish, unknown_of, Strategy};
+use super::{unknown, Decoded, Strategy};
 use crate::error::FieldError;
 
 const CONTROLLER_UID: &str = "batch.kubernetes.io/controller-uid";
@@ -157,8 +157,8 @@ fn validate_job_spec(spec: &Value, path: &str, errs: &mut Vec<FieldError>) {
 pub struct JobStrategy;
 
 impl Strategy for JobStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<Job>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<Job>(obj)
     }
 
     fn tracks_generation(&self) -> bool {
@@ -299,7 +299,7 @@ impl Strategy for JobStrategy {
                 }
             }
         }
-        finish::<Job>(obj, errs)
+        errs
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
@@ -359,7 +359,7 @@ impl Strategy for JobStrategy {
         for k in ["active", "succeeded", "failed", "terminating", "ready"] {
             errs.extend(nonnegative(st, k, &child("status", k)));
         }
-        finish::<Job>(new, errs)
+        errs
     }
 
     fn selectable_fields(&self, obj: &Value) -> Vec<(&'static str, String)> {
@@ -470,8 +470,8 @@ fn validate_time_zone(tz: &str, errs: &mut Vec<FieldError>) {
 }
 
 impl Strategy for CronJobStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<CronJob>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<CronJob>(obj)
     }
 
     fn tracks_generation(&self) -> bool {
@@ -521,7 +521,7 @@ impl Strategy for CronJobStrategy {
                 "must be no more than 52 characters",
             ));
         }
-        finish::<CronJob>(obj, errs)
+        errs
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
@@ -531,7 +531,7 @@ impl Strategy for CronJobStrategy {
             old.get("spec"),
             &mut errs,
         );
-        finish::<CronJob>(new, errs)
+        errs
     }
 
     fn selectable_fields(&self, _obj: &Value) -> Vec<(&'static str, String)> {

@@ -11,7 +11,7 @@ use super::meta::validate_kube_finalizer;
 use super::names::*;
 use super::quantity::canonicalize_list;
 use super::util::*;
-use super::{finish, object_name, unknown_of, Strategy};
+use super::{object_name, unknown, Decoded, Strategy};
 use crate::error::FieldError;
 
 /// Upstream's `MaxSecretSize`, also the ConfigMap limit.
@@ -98,8 +98,8 @@ fn immutable_data(new: &Value, old: &Value, keys: &[&str], errs: &mut Vec<FieldE
 pub struct ConfigMapStrategy;
 
 impl Strategy for ConfigMapStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<ConfigMap>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<ConfigMap>(obj)
     }
 
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
@@ -134,7 +134,7 @@ impl Strategy for ConfigMapStrategy {
         if total > MAX_SIZE {
             errs.push(FieldError::too_long("", MAX_SIZE));
         }
-        finish::<ConfigMap>(obj, errs)
+        errs
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
@@ -160,8 +160,8 @@ fn secret_data(obj: &Value) -> Map<String, Value> {
 }
 
 impl Strategy for SecretStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<Secret>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<Secret>(obj)
     }
 
     fn default(&self, obj: &mut Value) {
@@ -258,7 +258,7 @@ impl Strategy for SecretStrategy {
             }
             _ => {}
         }
-        finish::<Secret>(obj, errs)
+        errs
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
@@ -277,12 +277,12 @@ impl Strategy for SecretStrategy {
 pub struct ServiceAccountStrategy;
 
 impl Strategy for ServiceAccountStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<ServiceAccount>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<ServiceAccount>(obj)
     }
 
-    fn validate(&self, obj: &Value) -> Vec<FieldError> {
-        finish::<ServiceAccount>(obj, Vec::new())
+    fn validate(&self, _obj: &Value) -> Vec<FieldError> {
+        Vec::new()
     }
 
     fn selectable_fields(&self, _obj: &Value) -> Vec<(&'static str, String)> {
@@ -294,8 +294,8 @@ impl Strategy for ServiceAccountStrategy {
 pub struct NamespaceStrategy;
 
 impl Strategy for NamespaceStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<Namespace>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<Namespace>(obj)
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {
@@ -342,7 +342,7 @@ impl Strategy for NamespaceStrategy {
             errs.extend(invalid_each("spec.finalizers", f, is_qualified_name(f)));
             errs.extend(validate_kube_finalizer(f, "spec.finalizers"));
         }
-        finish::<Namespace>(obj, errs)
+        errs
     }
 
     fn validate_status_update(&self, new: &Value, _old: &Value) -> Vec<FieldError> {
@@ -367,7 +367,7 @@ impl Strategy for NamespaceStrategy {
                 "may only be 'Terminating' if `deletionTimestamp` is not empty",
             ));
         }
-        finish::<Namespace>(new, errs)
+        errs
     }
 
     fn selectable_fields(&self, obj: &Value) -> Vec<(&'static str, String)> {
@@ -386,8 +386,8 @@ impl Strategy for NamespaceStrategy {
 pub struct LimitRangeStrategy;
 
 impl Strategy for LimitRangeStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<LimitRange>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<LimitRange>(obj)
     }
 
     fn default(&self, obj: &mut Value) {
@@ -579,7 +579,7 @@ impl Strategy for LimitRangeStrategy {
                 }
             }
         }
-        finish::<LimitRange>(obj, errs)
+        errs
     }
 
     fn selectable_fields(&self, _obj: &Value) -> Vec<(&'static str, String)> {
@@ -643,8 +643,8 @@ fn quota_list(list: Option<&Value>, path: &str, errs: &mut Vec<FieldError>) {
 }
 
 impl Strategy for ResourceQuotaStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<ResourceQuota>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<ResourceQuota>(obj)
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {
@@ -709,7 +709,7 @@ impl Strategy for ResourceQuotaStrategy {
                 true,
             ));
         }
-        finish::<ResourceQuota>(obj, errs)
+        errs
     }
 
     fn validate_status_update(&self, new: &Value, _old: &Value) -> Vec<FieldError> {
@@ -717,7 +717,7 @@ impl Strategy for ResourceQuotaStrategy {
         let st = new.get("status").unwrap_or(&Value::Null);
         quota_list(st.get("hard"), "status.hard", &mut errs);
         quota_list(st.get("used"), "status.used", &mut errs);
-        finish::<ResourceQuota>(new, errs)
+        errs
     }
 
     fn selectable_fields(&self, _obj: &Value) -> Vec<(&'static str, String)> {

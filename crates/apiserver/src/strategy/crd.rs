@@ -6,7 +6,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use serde_json::{json, Value};
 
 use super::util::keep_from_old;
-use super::{finish, unknown_of, Strategy};
+use super::{unknown, Decoded, Strategy};
 use crate::crd::{crd_validation, definition};
 use crate::error::FieldError;
 
@@ -14,8 +14,8 @@ use crate::error::FieldError;
 pub struct CrdStrategy;
 
 impl Strategy for CrdStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<CustomResourceDefinition>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<CustomResourceDefinition>(obj)
     }
 
     fn tracks_generation(&self) -> bool {
@@ -42,15 +42,15 @@ impl Strategy for CrdStrategy {
     }
 
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
-        finish::<CustomResourceDefinition>(obj, crd_validation::validate(obj, None))
+        crd_validation::validate(obj, None)
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
-        finish::<CustomResourceDefinition>(new, crd_validation::validate(new, Some(old)))
+        crd_validation::validate(new, Some(old))
     }
 
     fn validate_status_update(&self, new: &Value, _old: &Value) -> Vec<FieldError> {
-        finish::<CustomResourceDefinition>(new, crd_validation::validate_status(new))
+        crd_validation::validate_status(new)
     }
 
     fn selectable_fields(&self, _obj: &Value) -> Vec<(&'static str, String)> {

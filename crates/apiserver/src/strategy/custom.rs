@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use super::names::is_dns1035_label;
 use super::unknown;
 use super::util::keep_from_old;
-use super::Strategy;
+use super::{Decoded, Strategy};
 use crate::crd::{self, schema::Schema, CrdDef, VersionDef};
 use crate::error::FieldError;
 use crate::resources::ResourceInfo;
@@ -326,6 +326,15 @@ fn validate_whole(obj: &Value, v: &VersionDef) -> Vec<FieldError> {
 }
 
 impl Strategy for CustomStrategy {
+    /// Unknown fields are those the structural schema prunes; values of the
+    /// wrong type are the schema validation's to report.
+    fn decode(&self, obj: &Value) -> Decoded {
+        Decoded {
+            unknown: self.unknown_fields(obj),
+            error: None,
+        }
+    }
+
     fn unknown_fields(&self, obj: &Value) -> Vec<String> {
         let Some((_, v)) = self.definition() else {
             return Vec::new();

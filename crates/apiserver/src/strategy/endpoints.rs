@@ -10,7 +10,7 @@ use super::names::*;
 use super::podspec::PROTOCOLS;
 use super::service::non_special_ip;
 use super::util::*;
-use super::{finish, unknown_of, Strategy};
+use super::{unknown, Decoded, Strategy};
 use crate::error::FieldError;
 
 /// Endpoints.
@@ -41,8 +41,8 @@ fn validate_address(a: &Value, path: &str, errs: &mut Vec<FieldError>) {
 }
 
 impl Strategy for EndpointsStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<Endpoints>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<Endpoints>(obj)
     }
 
     fn default(&self, obj: &mut Value) {
@@ -100,7 +100,7 @@ impl Strategy for EndpointsStrategy {
                 }
             }
         }
-        finish::<Endpoints>(obj, errs)
+        errs
     }
 
     fn selectable_fields(&self, _obj: &Value) -> Vec<(&'static str, String)> {
@@ -112,8 +112,8 @@ impl Strategy for EndpointsStrategy {
 pub struct EndpointSliceStrategy;
 
 impl Strategy for EndpointSliceStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<EndpointSlice>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<EndpointSlice>(obj)
     }
 
     fn tracks_generation(&self) -> bool {
@@ -213,7 +213,7 @@ impl Strategy for EndpointSliceStrategy {
                 ));
             }
         }
-        finish::<EndpointSlice>(obj, errs)
+        errs
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::names::*;
 use super::util::*;
-use super::{finish, unknown_of, Strategy};
+use super::{unknown, Decoded, Strategy};
 use crate::error::FieldError;
 
 const LIMIT: usize = 128;
@@ -157,12 +157,12 @@ fn selectable(core: &Value) -> Vec<(&'static str, String)> {
 pub struct CoreEventStrategy;
 
 impl Strategy for CoreEventStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<CoreEvent>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<CoreEvent>(obj)
     }
 
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
-        finish::<CoreEvent>(obj, legacy(obj, "reportingComponent"))
+        legacy(obj, "reportingComponent")
     }
 
     fn selectable_fields(&self, obj: &Value) -> Vec<(&'static str, String)> {
@@ -190,8 +190,8 @@ const EVENT_IMMUTABLE: &[&str] = &[
 ];
 
 impl Strategy for EventStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<Event>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<Event>(obj)
     }
 
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
@@ -225,7 +225,7 @@ impl Strategy for EventStrategy {
                 "needs to be unset",
             ));
         }
-        finish::<Event>(obj, errs)
+        errs
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
@@ -242,7 +242,7 @@ impl Strategy for EventStrategy {
             };
             errs.extend(immutable(&n, &o, k, field));
         }
-        finish::<Event>(new, errs)
+        errs
     }
 
     fn selectable_fields(&self, obj: &Value) -> Vec<(&'static str, String)> {

@@ -8,7 +8,6 @@
 //! never re-shaped by a typed round trip. The k8s-openapi types are used only
 //! to learn what a kind's schema knows (see [`unknown`]).
 
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::error::FieldError;
@@ -40,11 +39,21 @@ mod volumes;
 mod workloads;
 
 pub use meta::{validate_object_meta, validate_object_meta_update};
+pub use unknown::Decoded;
 
 /// Kind-specific behaviour, like upstream's rest strategies.
 pub trait Strategy: Send + Sync {
-    /// Paths of fields the kind's schema does not know, e.g. "spec.containers[0].imagePullPolcy" (for fieldValidation=Strict/Warn). The caller has checked apiVersion/kind.
-    fn unknown_fields(&self, obj: &serde_json::Value) -> Vec<String>;
+    /// Decode `obj` as the kind's type: the paths of fields its schema does
+    /// not know, e.g. "spec.containers[0].imagePullPolcy" (for
+    /// fieldValidation=Strict/Warn), and the first value of the wrong type,
+    /// which upstream's decoder refuses. The caller has checked
+    /// apiVersion/kind. The registry reports the type error along with
+    /// [`Strategy::validate`]'s errors, so validation does not decode again.
+    fn decode(&self, obj: &serde_json::Value) -> Decoded;
+    /// The unknown fields of [`Strategy::decode`].
+    fn unknown_fields(&self, obj: &serde_json::Value) -> Vec<String> {
+        self.decode(obj).unknown
+    }
     /// Whether metadata.generation is set to 1 on create and bumped when anything outside metadata and status changes (upstream: true for workloads, pods, services? — follow upstream per kind).
     fn tracks_generation(&self) -> bool {
         false
@@ -149,14 +158,10 @@ pub fn name_rule(info: &ResourceInfo) -> NameRule {
 }
 
 /// Unknown fields of `obj` decoded as `T`.
-fn unknown_of<T: DeserializeOwned>(obj: &Value) -> Vec<String> {
-    unknown::decode::<T>(obj).unknown
-}
-
-/// A kind's errors plus a value of the wrong type, which upstream would
-/// have refused while decoding (reported once, unless already covered).
-fn finish<T: DeserializeOwned>(obj: &Value, mut errs: Vec<FieldError>) -> Vec<FieldError> {
-    if let Some(e) = unknown::decode::<T>(obj).error {
+/// `errs` plus a value of the wrong type that decoding found, which upstream
+/// would have refused while decoding (reported once, unless already covered).
+pub fn with_type_error(mut errs: Vec<FieldError>, decoded: Option<FieldError>) -> Vec<FieldError> {
+    if let Some(e) = decoded {
         util::dedup_fields(&mut errs, vec![e]);
     }
     errs
@@ -174,8 +179,8 @@ fn object_name(obj: &Value) -> String {
 struct Plain;
 
 impl Strategy for Plain {
-    fn unknown_fields(&self, _obj: &Value) -> Vec<String> {
-        Vec::new()
+    fn decode(&self, _obj: &Value) -> Decoded {
+        Decoded::default()
     }
 
     fn validate(&self, _obj: &Value) -> Vec<FieldError> {

@@ -7,7 +7,7 @@ use super::meta::validate_label_selector;
 use super::names::*;
 use super::podspec::PROTOCOLS;
 use super::util::*;
-use super::{finish, unknown_of, Strategy};
+use super::{unknown, Decoded, Strategy};
 use crate::error::FieldError;
 
 fn validate_host(host: &str, path: &str, errs: &mut Vec<FieldError>) {
@@ -150,8 +150,8 @@ fn validate_path(p: &Value, path: &str, errs: &mut Vec<FieldError>) {
 pub struct IngressStrategy;
 
 impl Strategy for IngressStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<Ingress>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<Ingress>(obj)
     }
 
     fn tracks_generation(&self) -> bool {
@@ -221,7 +221,7 @@ impl Strategy for IngressStrategy {
                 name_is_dns_subdomain(c, false),
             ));
         }
-        finish::<Ingress>(obj, errs)
+        errs
     }
 
     fn validate_status_update(&self, new: &Value, _old: &Value) -> Vec<FieldError> {
@@ -246,7 +246,7 @@ impl Strategy for IngressStrategy {
                 ));
             }
         }
-        finish::<Ingress>(new, errs)
+        errs
     }
 
     fn selectable_fields(&self, _obj: &Value) -> Vec<(&'static str, String)> {
@@ -258,8 +258,8 @@ impl Strategy for IngressStrategy {
 pub struct IngressClassStrategy;
 
 impl Strategy for IngressClassStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<IngressClass>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<IngressClass>(obj)
     }
 
     fn tracks_generation(&self) -> bool {
@@ -323,7 +323,7 @@ impl Strategy for IngressClassStrategy {
                 }
             }
         }
-        finish::<IngressClass>(obj, errs)
+        errs
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
@@ -463,8 +463,8 @@ fn contains(net: std::net::IpAddr, bits: u8, ip: std::net::IpAddr) -> bool {
 }
 
 impl Strategy for NetworkPolicyStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<NetworkPolicy>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<NetworkPolicy>(obj)
     }
 
     fn tracks_generation(&self) -> bool {
@@ -526,7 +526,7 @@ impl Strategy for NetworkPolicyStrategy {
                 }
             }
         }
-        finish::<NetworkPolicy>(obj, errs)
+        errs
     }
 
     fn selectable_fields(&self, _obj: &Value) -> Vec<(&'static str, String)> {

@@ -15,7 +15,7 @@ use super::names::*;
 use super::quantity::canonicalize_list;
 use super::util::*;
 use super::workloads::positive_int_or_percent;
-use super::{finish, unknown_of, Strategy};
+use super::{unknown, Decoded, Strategy};
 use crate::error::FieldError;
 
 /// Nodes.
@@ -24,8 +24,8 @@ pub struct NodeStrategy;
 const NODE_CIDR_MSG: &str = "node updates may not change podCIDR except from \"\" to valid";
 
 impl Strategy for NodeStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<Node>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<Node>(obj)
     }
 
     fn prepare_for_update(&self, new: &mut Value, old: &Value) {
@@ -103,7 +103,7 @@ impl Strategy for NodeStrategy {
         for k in ["capacity", "allocatable"] {
             resource_list(st.get(k), &child("status", k), false, &mut errs);
         }
-        finish::<Node>(obj, errs)
+        errs
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
@@ -151,8 +151,8 @@ impl Strategy for NodeStrategy {
 pub struct LeaseStrategy;
 
 impl Strategy for LeaseStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<Lease>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<Lease>(obj)
     }
 
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
@@ -186,7 +186,7 @@ impl Strategy for LeaseStrategy {
                 "may only be specified if `strategy` is defined",
             ));
         }
-        finish::<Lease>(obj, errs)
+        errs
     }
 
     fn selectable_fields(&self, _obj: &Value) -> Vec<(&'static str, String)> {
@@ -198,8 +198,8 @@ impl Strategy for LeaseStrategy {
 pub struct PodDisruptionBudgetStrategy;
 
 impl Strategy for PodDisruptionBudgetStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<PodDisruptionBudget>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<PodDisruptionBudget>(obj)
     }
 
     fn tracks_generation(&self) -> bool {
@@ -246,7 +246,7 @@ impl Strategy for PodDisruptionBudgetStrategy {
                 true,
             ));
         }
-        finish::<PodDisruptionBudget>(obj, errs)
+        errs
     }
 
     fn validate_status_update(&self, new: &Value, _old: &Value) -> Vec<FieldError> {
@@ -260,7 +260,7 @@ impl Strategy for PodDisruptionBudgetStrategy {
         ] {
             errs.extend(nonnegative(st, k, &child("status", k)));
         }
-        finish::<PodDisruptionBudget>(new, errs)
+        errs
     }
 
     fn selectable_fields(&self, _obj: &Value) -> Vec<(&'static str, String)> {
@@ -292,8 +292,8 @@ fn system_class(name: &str, value: i64, global: bool) -> Result<(), String> {
 }
 
 impl Strategy for PriorityClassStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<PriorityClass>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<PriorityClass>(obj)
     }
 
     fn default(&self, obj: &mut Value) {
@@ -327,7 +327,7 @@ impl Strategy for PriorityClassStrategy {
                 true,
             ));
         }
-        finish::<PriorityClass>(obj, errs)
+        errs
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
@@ -339,7 +339,7 @@ impl Strategy for PriorityClassStrategy {
             ));
         }
         errs.extend(immutable(new, old, "preemptionPolicy", "preemptionPolicy"));
-        finish::<PriorityClass>(new, errs)
+        errs
     }
 
     fn selectable_fields(&self, _obj: &Value) -> Vec<(&'static str, String)> {
@@ -351,8 +351,8 @@ impl Strategy for PriorityClassStrategy {
 pub struct SelfSubjectReviewStrategy;
 
 impl Strategy for SelfSubjectReviewStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<SelfSubjectReview>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<SelfSubjectReview>(obj)
     }
 
     fn validate(&self, _obj: &Value) -> Vec<FieldError> {

@@ -12,7 +12,7 @@ use super::pod_defaults::default_pod;
 use super::podspec::validate_pod_spec;
 use super::quantity;
 use super::util::*;
-use super::{finish, unknown_of, Strategy};
+use super::{unknown, Decoded, Strategy};
 use crate::error::FieldError;
 
 /// Upstream's message for a forbidden pod spec change.
@@ -357,8 +357,8 @@ fn validate_status(new: &Value, old: &Value) -> Vec<FieldError> {
 }
 
 impl Strategy for PodStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<Pod>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<Pod>(obj)
     }
 
     fn tracks_generation(&self) -> bool {
@@ -438,17 +438,17 @@ impl Strategy for PodStrategy {
                 ));
             }
         }
-        finish::<Pod>(obj, errs)
+        errs
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
         let mut errs = validate_pod_spec(new.get("spec").unwrap_or(&Value::Null), "spec", true);
         dedup_fields(&mut errs, validate_pod_update(new, old));
-        finish::<Pod>(new, errs)
+        errs
     }
 
     fn validate_status_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
-        finish::<Pod>(new, validate_status(new, old))
+        validate_status(new, old)
     }
 
     fn selectable_fields(&self, obj: &Value) -> Vec<(&'static str, String)> {

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::meta::validate_label_selector;
 use super::names::*;
 use super::util::*;
-use super::{finish, unknown_of, Strategy};
+use super::{unknown, Decoded, Strategy};
 use crate::error::FieldError;
 
 const GROUP: &str = "rbac.authorization.k8s.io";
@@ -168,7 +168,7 @@ fn role_validate<T: DeserializeOwned>(obj: &Value, namespaced: bool) -> Vec<Fiel
             ));
         }
     }
-    finish::<T>(obj, errs)
+    errs
 }
 
 fn binding_update<T: DeserializeOwned>(
@@ -184,15 +184,15 @@ fn binding_update<T: DeserializeOwned>(
             "cannot change roleRef",
         ));
     }
-    finish::<T>(new, errs)
+    errs
 }
 
 /// Roles.
 pub struct RoleStrategy;
 
 impl Strategy for RoleStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<Role>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<Role>(obj)
     }
 
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
@@ -208,8 +208,8 @@ impl Strategy for RoleStrategy {
 pub struct ClusterRoleStrategy;
 
 impl Strategy for ClusterRoleStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<ClusterRole>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<ClusterRole>(obj)
     }
 
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
@@ -225,8 +225,8 @@ impl Strategy for ClusterRoleStrategy {
 pub struct RoleBindingStrategy;
 
 impl Strategy for RoleBindingStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<RoleBinding>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<RoleBinding>(obj)
     }
 
     fn default(&self, obj: &mut Value) {
@@ -234,7 +234,7 @@ impl Strategy for RoleBindingStrategy {
     }
 
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
-        finish::<RoleBinding>(obj, validate_binding(obj, true))
+        validate_binding(obj, true)
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
@@ -250,8 +250,8 @@ impl Strategy for RoleBindingStrategy {
 pub struct ClusterRoleBindingStrategy;
 
 impl Strategy for ClusterRoleBindingStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<ClusterRoleBinding>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<ClusterRoleBinding>(obj)
     }
 
     fn default(&self, obj: &mut Value) {
@@ -259,7 +259,7 @@ impl Strategy for ClusterRoleBindingStrategy {
     }
 
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
-        finish::<ClusterRoleBinding>(obj, validate_binding(obj, false))
+        validate_binding(obj, false)
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {

@@ -13,7 +13,7 @@ use super::meta::validate_labels;
 use super::names::*;
 use super::podspec::PROTOCOLS;
 use super::util::*;
-use super::{finish, unknown_of, Strategy};
+use super::{unknown, Decoded, Strategy};
 use crate::error::FieldError;
 
 /// The NodePort range of a default kube-apiserver.
@@ -556,8 +556,8 @@ pub(super) fn non_special_ip(ip: &str, path: &str) -> Vec<FieldError> {
 pub struct ServiceStrategy;
 
 impl Strategy for ServiceStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<Service>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<Service>(obj)
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {
@@ -645,7 +645,7 @@ impl Strategy for ServiceStrategy {
     }
 
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
-        finish::<Service>(obj, validate_service(obj))
+        validate_service(obj)
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
@@ -715,7 +715,7 @@ impl Strategy for ServiceStrategy {
             ));
         }
         errs.extend(validate_service(new));
-        finish::<Service>(new, errs)
+        errs
     }
 
     fn validate_status_update(&self, new: &Value, _old: &Value) -> Vec<FieldError> {
@@ -756,7 +756,7 @@ impl Strategy for ServiceStrategy {
                 errs.extend(one_of(&child(&p, "ipMode"), mode, &["Proxy", "VIP"], true));
             }
         }
-        finish::<Service>(new, errs)
+        errs
     }
 
     fn selectable_fields(&self, obj: &Value) -> Vec<(&'static str, String)> {

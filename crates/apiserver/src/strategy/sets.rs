@@ -11,7 +11,7 @@ use super::workloads::{
     apps_selector, positive_int_or_percent, replica_status, spec_of, template_for_replicas,
     validate_pod_template, zero,
 };
-use super::{finish, unknown_of, Strategy};
+use super::{unknown, Decoded, Strategy};
 use crate::error::FieldError;
 
 /// StatefulSets.
@@ -28,8 +28,8 @@ const STS_MUTABLE: &[&str] = &[
 ];
 
 impl Strategy for StatefulSetStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<StatefulSet>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<StatefulSet>(obj)
     }
 
     fn tracks_generation(&self) -> bool {
@@ -162,7 +162,7 @@ impl Strategy for StatefulSetStrategy {
                 &child(&p, "spec"),
             ));
         }
-        finish::<StatefulSet>(obj, errs)
+        errs
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
@@ -181,7 +181,7 @@ impl Strategy for StatefulSetStrategy {
     }
 
     fn validate_status_update(&self, new: &Value, _old: &Value) -> Vec<FieldError> {
-        finish::<StatefulSet>(new, replica_status(new, true))
+        replica_status(new, true)
     }
 
     fn selectable_fields(&self, _obj: &Value) -> Vec<(&'static str, String)> {
@@ -210,8 +210,8 @@ fn set_template_generation(obj: &mut Value, g: i64) {
 }
 
 impl Strategy for DaemonSetStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<DaemonSet>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<DaemonSet>(obj)
     }
 
     fn tracks_generation(&self) -> bool {
@@ -349,7 +349,7 @@ impl Strategy for DaemonSetStrategy {
                 &["RollingUpdate", "OnDelete"],
             )),
         }
-        finish::<DaemonSet>(obj, errs)
+        errs
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
@@ -364,7 +364,7 @@ impl Strategy for DaemonSetStrategy {
     }
 
     fn validate_status_update(&self, new: &Value, _old: &Value) -> Vec<FieldError> {
-        finish::<DaemonSet>(new, replica_status(new, false))
+        replica_status(new, false)
     }
 
     fn selectable_fields(&self, _obj: &Value) -> Vec<(&'static str, String)> {

@@ -9,7 +9,7 @@ use super::meta::validate_label_selector;
 use super::names::*;
 use super::quantity::canonicalize_list;
 use super::util::*;
-use super::{finish, unknown_of, Strategy};
+use super::{unknown, Decoded, Strategy};
 use crate::error::FieldError;
 
 const ACCESS_MODES: &[&str] = &[
@@ -145,8 +145,8 @@ pub fn default_pvc(pvc: &mut Value) {
 pub struct PersistentVolumeStrategy;
 
 impl Strategy for PersistentVolumeStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<PersistentVolume>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<PersistentVolume>(obj)
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {
@@ -290,7 +290,7 @@ impl Strategy for PersistentVolumeStrategy {
                 name_is_dns_subdomain(sc, false),
             ));
         }
-        finish::<PersistentVolume>(obj, errs)
+        errs
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
@@ -327,8 +327,8 @@ impl Strategy for PersistentVolumeStrategy {
 pub struct PersistentVolumeClaimStrategy;
 
 impl Strategy for PersistentVolumeClaimStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<PersistentVolumeClaim>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<PersistentVolumeClaim>(obj)
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {
@@ -349,7 +349,7 @@ impl Strategy for PersistentVolumeClaimStrategy {
 
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
         let errs = validate_pvc_spec(obj.get("spec").unwrap_or(&Value::Null), "spec");
-        finish::<PersistentVolumeClaim>(obj, errs)
+        errs
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {

@@ -15,7 +15,7 @@ use super::names::*;
 use super::pod_defaults::default_template;
 use super::podspec::validate_pod_spec;
 use super::util::*;
-use super::{finish, unknown_of, Strategy};
+use super::{unknown, Decoded, Strategy};
 use crate::error::FieldError;
 
 /// Upstream's `ValidatePodTemplateSpec` (labels and annotations are reported
@@ -212,8 +212,8 @@ fn default_spec_template(obj: &mut Value) {
 pub struct DeploymentStrategy;
 
 impl Strategy for DeploymentStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<Deployment>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<Deployment>(obj)
     }
 
     fn tracks_generation(&self) -> bool {
@@ -338,7 +338,7 @@ impl Strategy for DeploymentStrategy {
                 ));
             }
         }
-        finish::<Deployment>(obj, errs)
+        errs
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
@@ -353,7 +353,7 @@ impl Strategy for DeploymentStrategy {
     }
 
     fn validate_status_update(&self, new: &Value, _old: &Value) -> Vec<FieldError> {
-        finish::<Deployment>(new, replica_status(new, true))
+        replica_status(new, true)
     }
 
     fn selectable_fields(&self, _obj: &Value) -> Vec<(&'static str, String)> {
@@ -365,8 +365,8 @@ impl Strategy for DeploymentStrategy {
 pub struct ReplicaSetStrategy;
 
 impl Strategy for ReplicaSetStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<ReplicaSet>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<ReplicaSet>(obj)
     }
 
     fn tracks_generation(&self) -> bool {
@@ -406,7 +406,7 @@ impl Strategy for ReplicaSetStrategy {
                 &mut errs,
             );
         }
-        finish::<ReplicaSet>(obj, errs)
+        errs
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
@@ -421,7 +421,7 @@ impl Strategy for ReplicaSetStrategy {
     }
 
     fn validate_status_update(&self, new: &Value, _old: &Value) -> Vec<FieldError> {
-        finish::<ReplicaSet>(new, replica_status(new, true))
+        replica_status(new, true)
     }
 
     fn selectable_fields(&self, obj: &Value) -> Vec<(&'static str, String)> {
@@ -438,8 +438,8 @@ impl Strategy for ReplicaSetStrategy {
 pub struct ReplicationControllerStrategy;
 
 impl Strategy for ReplicationControllerStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<ReplicationController>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<ReplicationController>(obj)
     }
 
     fn tracks_generation(&self) -> bool {
@@ -500,11 +500,11 @@ impl Strategy for ReplicationControllerStrategy {
             "ReplicationController",
             &mut errs,
         );
-        finish::<ReplicationController>(obj, errs)
+        errs
     }
 
     fn validate_status_update(&self, new: &Value, _old: &Value) -> Vec<FieldError> {
-        finish::<ReplicationController>(new, replica_status(new, true))
+        replica_status(new, true)
     }
 
     fn selectable_fields(&self, obj: &Value) -> Vec<(&'static str, String)> {
@@ -521,8 +521,8 @@ impl Strategy for ReplicationControllerStrategy {
 pub struct ControllerRevisionStrategy;
 
 impl Strategy for ControllerRevisionStrategy {
-    fn unknown_fields(&self, obj: &Value) -> Vec<String> {
-        unknown_of::<ControllerRevision>(obj)
+    fn decode(&self, obj: &Value) -> Decoded {
+        unknown::decode::<ControllerRevision>(obj)
     }
 
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
@@ -531,7 +531,7 @@ impl Strategy for ControllerRevisionStrategy {
             errs.push(FieldError::required("data", "data is mandatory"));
         }
         errs.extend(nonnegative(obj, "revision", "revision"));
-        finish::<ControllerRevision>(obj, errs)
+        errs
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
