@@ -1,0 +1,776 @@
+//! The phases of the patch benchmark and the bodies they send.
+//!
+//! As in the API server benchmark, every request goes through one
+//! `kube::Client` whose pool opens a connection per request in flight, so
+//! `clients` tasks keep `clients` HTTPS connections busy. Patch bodies are
+//! serialized before the clock starts; a response is timed to its last byte
+//! and checked afterwards (status 200, and the object it returns holds the
+//! change the patch made).
+//!
+//! Every patch changes the same things, so that each one is a real update:
+//! the shared `bench.wharf.dev/revision` annotation, the client's own
+//! `bench.wharf.dev/client-NN` annotation, and in the pod template the `web`
+//! container's image tag and its `BENCH_REVISION` env var. The containers and
+//! env lists are merged by their `name` keys (strategic merge) or as
+//! associative lists (apply), so both merge paths do keyed list work.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+use bytes::Bytes;
+use http::StatusCode;
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
+use k8s_openapi::api::core::v1::{EnvVar, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::Client;
+use serde_json::{json, Value};
+
+use super::report::{PatchReport, PhaseResults};
+use super::{PatchBenchConfig, PatchKind, Target, PATCH_NAMESPACE, WARMUP_PER_CLIENT};
+use crate::apiserver::{
+    call, contains, create_namespace, excerpt, get, make_pod, p50_p99, post, timed_tasks,
+    CpuMeter, Server,
+};
+use crate::stats::rate;
+use crate::tasks::join_all;
+
+/// The annotation every patch sets to its revision.
+const REVISION_ANNOTATION: &str = "bench.wharf.dev/revision";
+/// The `web` container's env var every patch sets to its revision.
+const REVISION_ENV: &str = "BENCH_REVISION";
+/// The image every patch retags.
+const WEB_IMAGE: &str = "registry.example.com/bench/web";
+/// Field manager of every strategic-merge patch, as `kubectl patch` uses one
+/// name for every invocation.
+const SMP_MANAGER: &str = "bench-smp";
+/// Field manager of the creates.
+const SETUP_MANAGER: &str = "bench-setup";
+/// Error messages kept per client task.
+const ERRORS_KEPT: usize = 3;
+
+/// The phases, in order.
+const PHASES: [(PatchKind, Target); 4] = [
+    (PatchKind::Strategic, Target::Shared),
+    (PatchKind::Apply, Target::Shared),
+    (PatchKind::Strategic, Target::PerClient),
+    (PatchKind::Apply, Target::PerClient),
+];
+
+pub(crate) async fn run(
+    client: &Client,
+    cfg: &PatchBenchConfig,
+    server: &mut Server,
+) -> Result<PatchReport> {
+    let name = "[bench] patch";
+    let meter = server.cpu_meter();
+    let (rss_start_kib, _) = server.memory_kib()?;
+    create_namespace(client, PATCH_NAMESPACE).await?;
+
+    let mut phases = Vec::with_capacity(PHASES.len());
+    for (kind, target) in PHASES {
+        eprintln!(
+            "{name}: {kind} to {}: {} patches from {} clients ...",
+            match target {
+                Target::Shared => "one Deployment",
+                Target::PerClient => "one Deployment per client",
+            },
+            cfg.requests,
+            cfg.tasks()
+        );
+        let r = phase(client, cfg, kind, target, meter).await?;
+        eprintln!(
+            "{name}:   {:.0} patches/s ({:.2} s), p50 {:.3} / p99 {:.3} / max {:.3} ms; {} failed, \
+             {} final-state mismatches; {} bytes per patch, {} bytes of object after, {} managedFields entries",
+            r.per_sec,
+            r.took.as_secs_f64(),
+            ms(r.p50),
+            ms(r.p99),
+            ms(r.max),
+            r.failed,
+            r.mismatches.len(),
+            r.patch_bytes,
+            r.object_bytes,
+            r.managed_fields.map_or_else(|| "?".into(), |n| n.to_string()),
+        );
+        for e in r.errors.iter().chain(&r.mismatches).take(5) {
+            eprintln!("{name}:   ! {e}");
+        }
+        phases.push(r);
+    }
+    let (rss_end_kib, hwm_end_kib) = server.memory_kib()?;
+    let [smp, ssa, smp_spread, ssa_spread]: [PhaseResults; 4] = phases
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("expected four phases"))?;
+    Ok(PatchReport {
+        config: cfg.clone(),
+        deployment_bytes: deployment_json("patch-smp").len(),
+        smp,
+        ssa,
+        smp_spread,
+        ssa_spread,
+        rss_start_kib,
+        rss_end_kib,
+        hwm_end_kib,
+    })
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+// ---------------------------------------------------------------------------
+// Objects and bodies
+
+fn deployments_path() -> String {
+    format!("/apis/apps/v1/namespaces/{PATCH_NAMESPACE}/deployments")
+}
+
+/// The Deployment client `t` patches in a phase.
+fn deployment_name(kind: PatchKind, target: Target, t: usize) -> String {
+    let k = match kind {
+        PatchKind::Strategic => "smp",
+        PatchKind::Apply => "ssa",
+    };
+    match target {
+        Target::Shared => format!("patch-{k}"),
+        Target::PerClient => format!("patch-{k}-{t:02}"),
+    }
+}
+
+/// Client `t`'s own annotation (and, for apply, label).
+fn client_key(t: usize) -> String {
+    format!("bench.wharf.dev/client-{t:02}")
+}
+
+/// The field manager of client `t`'s applies.
+fn apply_manager(t: usize) -> String {
+    format!("bench-{t:02}")
+}
+
+/// What patch `i` of client `t` sets the shared fields to.
+fn revision(t: usize, i: usize) -> String {
+    format!("c{t:02}-{i}")
+}
+
+fn image(rev: &str) -> String {
+    format!("{WEB_IMAGE}:1.27.3-{rev}")
+}
+
+/// A Deployment as an application would ship it: 3 replicas, a rolling
+/// update strategy, and the API server benchmark's pod (two containers with
+/// env, ports, resources and a probe) as its template; about 2.5 KB of JSON.
+pub(super) fn deployment_json(name: &str) -> Vec<u8> {
+    let pod = make_pod(0);
+    let mut spec = pod.spec.expect("the benchmark pod has a spec");
+    let web = spec
+        .containers
+        .iter_mut()
+        .find(|c| c.name == "web")
+        .expect("the benchmark pod has a web container");
+    web.env.get_or_insert_with(Vec::new).push(EnvVar {
+        name: REVISION_ENV.into(),
+        value: Some("initial".into()),
+        ..EnvVar::default()
+    });
+    let mut template_labels = pod.metadata.labels.unwrap_or_default();
+    // Set on pods by the ReplicaSet controller, never in a template; the shard
+    // is per pod.
+    template_labels.remove("pod-template-hash");
+    template_labels.remove("bench.wharf.dev/shard");
+    let selector: std::collections::BTreeMap<String, String> =
+        ["app.kubernetes.io/name", "app.kubernetes.io/instance"]
+            .into_iter()
+            .map(|k| (k.to_string(), template_labels[k].clone()))
+            .collect();
+    let mut labels = selector.clone();
+    labels.insert("app.kubernetes.io/part-of".into(), "wharf-bench".into());
+    let annotations = [
+        (REVISION_ANNOTATION, "initial"),
+        ("kubernetes.io/change-cause", "initial rollout"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let d = Deployment {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(PATCH_NAMESPACE.into()),
+            labels: Some(labels),
+            annotations: Some(annotations),
+            ..ObjectMeta::default()
+        },
+        spec: DeploymentSpec {
+            replicas: Some(3),
+            selector: LabelSelector {
+                match_labels: Some(selector),
+                ..LabelSelector::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(template_labels),
+                    annotations: pod.metadata.annotations,
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(spec),
+            },
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_surge: Some(IntOrString::String("25%".into())),
+                    max_unavailable: Some(IntOrString::Int(0)),
+                }),
+            }),
+            revision_history_limit: Some(10),
+            progress_deadline_seconds: Some(600),
+            ..DeploymentSpec::default()
+        },
+        status: None,
+    };
+    let mut v = serde_json::to_value(d).expect("a deployment serializes");
+    let obj = v.as_object_mut().expect("a deployment is an object");
+    obj.insert("apiVersion".into(), "apps/v1".into());
+    obj.insert("kind".into(), "Deployment".into());
+    serde_json::to_vec(&v).expect("a deployment serializes")
+}
+
+/// Patch `i` of client `t` to the Deployment `name`: the shared revision
+/// annotation, the client's own annotation (set to `i`), and the `web`
+/// container's image and `BENCH_REVISION`. An apply also names the object and
+/// carries the client's own label, which it keeps owning throughout.
+pub(super) fn patch_body(kind: PatchKind, name: &str, t: usize, i: usize) -> Vec<u8> {
+    let rev = revision(t, i);
+    let annotations = json!({
+        REVISION_ANNOTATION: rev,
+        client_key(t): i.to_string(),
+    });
+    let spec = json!({"template": {"spec": {"containers": [{
+        "name": "web",
+        "image": image(&rev),
+        "env": [{"name": REVISION_ENV, "value": rev}],
+    }]}}});
+    let body = match kind {
+        PatchKind::Strategic => json!({
+            "metadata": {"annotations": annotations},
+            "spec": spec,
+        }),
+        PatchKind::Apply => json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": name,
+                "namespace": PATCH_NAMESPACE,
+                "labels": {client_key(t): format!("c{t:02}")},
+                "annotations": annotations,
+            },
+            "spec": spec,
+        }),
+    };
+    serde_json::to_vec(&body).expect("a patch serializes")
+}
+
+/// Byte strings the object returned by patch `i` of client `t` must contain:
+/// its own annotation and its image (the response is the object with the
+/// patch applied, whatever the other clients did).
+fn expected_in_response(t: usize, i: usize) -> [String; 2] {
+    [
+        format!("\"{}\":\"{i}\"", client_key(t)),
+        format!("\"image\":\"{}\"", image(&revision(t, i))),
+    ]
+}
+
+fn patch_uri(kind: PatchKind, name: &str, t: usize) -> String {
+    let base = format!("{}/{name}", deployments_path());
+    match kind {
+        PatchKind::Strategic => format!("{base}?fieldManager={SMP_MANAGER}"),
+        PatchKind::Apply => format!("{base}?fieldManager={}&force=true", apply_manager(t)),
+    }
+}
+
+fn patch_request(kind: PatchKind, uri: &str, body: Vec<u8>) -> http::Request<Vec<u8>> {
+    let content_type = match kind {
+        PatchKind::Strategic => "application/strategic-merge-patch+json",
+        // JSON is YAML; kubectl sends its applies as JSON under this type.
+        PatchKind::Apply => "application/apply-patch+yaml",
+    };
+    http::Request::patch(uri)
+        .header(http::header::ACCEPT, "application/json")
+        .header(http::header::CONTENT_TYPE, content_type)
+        .body(body)
+        .expect("a valid PATCH")
+}
+
+/// `Ok` if a patch's response is a 200 holding the change it made.
+fn check_response(res: Result<(StatusCode, Bytes)>, t: usize, i: usize) -> Result<(), String> {
+    let (status, body) = res.map_err(|e| format!("{e:#}"))?;
+    if status != StatusCode::OK {
+        return Err(format!("HTTP {status}: {}", excerpt(&body)));
+    }
+    for needle in expected_in_response(t, i) {
+        if !contains(&body, needle.as_bytes()) {
+            return Err(format!(
+                "HTTP 200 without {needle} in the object: {}",
+                excerpt(&body)
+            ));
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// A phase
+
+/// What one client task did in a phase's timed part.
+#[derive(Debug, Default)]
+struct ClientRun {
+    /// Latency of every patch that succeeded.
+    latencies: Vec<Duration>,
+    /// Patches that failed (any error, status or response without the change).
+    failed: usize,
+    /// The first few failures.
+    errors: Vec<String>,
+    /// The index of the client's last patch.
+    last: usize,
+}
+
+/// Create the phase's Deployments, send [`WARMUP_PER_CLIENT`] untimed patches
+/// from every client, then time `cfg.requests` patches spread over the
+/// clients, and read every Deployment back to check for lost updates.
+async fn phase(
+    client: &Client,
+    cfg: &PatchBenchConfig,
+    kind: PatchKind,
+    target: Target,
+    meter: CpuMeter,
+) -> Result<PhaseResults> {
+    let tasks = cfg.tasks();
+    let object_of = |t: usize| match target {
+        Target::Shared => 0,
+        Target::PerClient => t,
+    };
+    let names: Vec<String> = match target {
+        Target::Shared => vec![deployment_name(kind, target, 0)],
+        Target::PerClient => (0..tasks)
+            .map(|t| deployment_name(kind, target, t))
+            .collect(),
+    };
+    let path = deployments_path();
+    for name in &names {
+        let uri = format!("{path}?fieldManager={SETUP_MANAGER}");
+        let (status, body) = call(client, post(&uri, deployment_json(name)))
+            .await
+            .with_context(|| format!("creating Deployment {name}"))?;
+        ensure!(
+            status == StatusCode::CREATED,
+            "creating Deployment {name}: HTTP {status}: {}",
+            excerpt(&body)
+        );
+    }
+
+    let warmups = (0..tasks)
+        .map(|t| {
+            let client = client.clone();
+            let name = names[object_of(t)].clone();
+            tokio::spawn(async move {
+                let uri = patch_uri(kind, &name, t);
+                for i in 0..WARMUP_PER_CLIENT {
+                    let req = patch_request(kind, &uri, patch_body(kind, &name, t, i));
+                    check_response(call(&client, req).await, t, i).map_err(|e| {
+                        anyhow::anyhow!("warm-up {kind} {i} of client {t} to {name}: {e}")
+                    })?;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    join_all(warmups).await?;
+
+    let mut body_bytes = 0;
+    let (runs, took, cpu) = timed_tasks(tasks, meter, |t| {
+        let n = cfg.requests / tasks + usize::from(t < cfg.requests % tasks);
+        let name = &names[object_of(t)];
+        let uri = patch_uri(kind, name, t);
+        let bodies: Vec<(usize, Vec<u8>)> = (WARMUP_PER_CLIENT..WARMUP_PER_CLIENT + n)
+            .map(|i| (i, patch_body(kind, name, t, i)))
+            .collect();
+        body_bytes += bodies.iter().map(|(_, b)| b.len()).sum::<usize>();
+        let client = client.clone();
+        async move {
+            let mut run = ClientRun {
+                latencies: Vec::with_capacity(bodies.len()),
+                ..ClientRun::default()
+            };
+            for (i, body) in bodies {
+                let start = Instant::now();
+                let res = call(&client, patch_request(kind, &uri, body)).await;
+                let took = start.elapsed();
+                match check_response(res, t, i) {
+                    Ok(()) => run.latencies.push(took),
+                    Err(e) => {
+                        run.failed += 1;
+                        if run.errors.len() < ERRORS_KEPT {
+                            run.errors.push(format!("client {t}, patch {i}: {e}"));
+                        }
+                    }
+                }
+                run.last = i;
+            }
+            Ok(run)
+        }
+    })
+    .await?;
+
+    let mut mismatches = Vec::new();
+    let mut object_bytes = 0;
+    let mut managed_fields = None;
+    for (o, name) in names.iter().enumerate() {
+        let uri = format!("{path}/{name}");
+        let (status, body) = call(client, get(&uri))
+            .await
+            .with_context(|| format!("reading Deployment {name} back"))?;
+        ensure!(
+            status == StatusCode::OK,
+            "reading Deployment {name} back: HTTP {status}: {}",
+            excerpt(&body)
+        );
+        let obj: Value = serde_json::from_slice(&body)
+            .with_context(|| format!("parsing Deployment {name}"))?;
+        object_bytes = object_bytes.max(body.len());
+        if o == 0 {
+            managed_fields = obj["metadata"]["managedFields"].as_array().map(Vec::len);
+        }
+        let clients: Vec<(usize, &ClientRun)> = (0..tasks)
+            .filter(|&t| object_of(t) == o)
+            .map(|t| (t, &runs[t]))
+            .collect();
+        mismatches.extend(check_final(kind, name, &obj, &clients));
+    }
+
+    let failed = runs.iter().map(|r| r.failed).sum();
+    let errors = runs.iter().flat_map(|r| r.errors.iter().cloned()).collect();
+    let latencies: Vec<Duration> = runs
+        .iter()
+        .flat_map(|r| r.latencies.iter().copied())
+        .collect();
+    let ok = latencies.len();
+    let max = latencies.iter().max().copied().unwrap_or_default();
+    let (p50, p99) = p50_p99(latencies);
+    Ok(PhaseResults {
+        kind,
+        target,
+        clients: tasks,
+        objects: names.len(),
+        requests: cfg.requests,
+        ok,
+        failed,
+        errors,
+        mismatches,
+        per_sec: rate(ok, took),
+        p50,
+        p99,
+        max,
+        took,
+        cpu,
+        patch_bytes: body_bytes / cfg.requests,
+        object_bytes,
+        managed_fields,
+    })
+}
+
+/// What is wrong with the Deployment `name` as read back after a phase, given
+/// the runs of the clients that patched it (warm-up patches not included);
+/// one message per problem.
+fn check_final(
+    kind: PatchKind,
+    name: &str,
+    obj: &Value,
+    clients: &[(usize, &ClientRun)],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let meta = &obj["metadata"];
+    // Every patch changed the annotations and the pod template, so each one
+    // that succeeded bumped the generation by exactly one. A failed request
+    // may or may not have been applied, so only then is the count exact.
+    if clients.iter().all(|(_, r)| r.failed == 0) {
+        let patches: usize = clients
+            .iter()
+            .map(|(_, r)| WARMUP_PER_CLIENT + r.latencies.len())
+            .sum();
+        let want = 1 + patches as i64;
+        let got = meta["generation"].as_i64();
+        if got != Some(want) {
+            out.push(format!(
+                "{name}: generation {got:?}, expected {want} (1 + {patches} patches): an update was lost"
+            ));
+        }
+    }
+    for (t, run) in clients {
+        let key = client_key(*t);
+        // A client's own annotation is written by no one else, so it holds
+        // the client's last patch, unless that one failed.
+        if run.failed == 0 {
+            let want = run.last.to_string();
+            let got = meta["annotations"][&key].as_str();
+            if got != Some(want.as_str()) {
+                out.push(format!(
+                    "{name}: annotation {key} is {got:?}, expected {want:?} (client {t}'s last patch)"
+                ));
+            }
+        }
+        if kind == PatchKind::Apply {
+            let manager = apply_manager(*t);
+            if !has_manager(obj, &manager, "Apply") {
+                out.push(format!(
+                    "{name}: no Apply entry for field manager {manager} in managedFields"
+                ));
+            }
+            let want = format!("c{t:02}");
+            if meta["labels"][&key].as_str() != Some(want.as_str()) {
+                out.push(format!("{name}: label {key} is not {want:?}"));
+            }
+        }
+    }
+    if kind == PatchKind::Strategic && !has_manager(obj, SMP_MANAGER, "Update") {
+        out.push(format!(
+            "{name}: no Update entry for field manager {SMP_MANAGER} in managedFields"
+        ));
+    }
+    // One patch set the shared revision everywhere at once, so the three
+    // places must agree.
+    let rev = meta["annotations"][REVISION_ANNOTATION]
+        .as_str()
+        .unwrap_or_default();
+    let web = obj["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == "web"));
+    let env = web
+        .and_then(|c| c["env"].as_array())
+        .and_then(|env| env.iter().find(|e| e["name"] == REVISION_ENV))
+        .and_then(|e| e["value"].as_str());
+    let img = web.and_then(|c| c["image"].as_str());
+    if env != Some(rev) || img != Some(image(rev).as_str()) {
+        out.push(format!(
+            "{name}: the shared fields come from different patches: annotation {rev:?}, \
+             env {env:?}, image {img:?}"
+        ));
+    }
+    out
+}
+
+fn has_manager(obj: &Value, manager: &str, operation: &str) -> bool {
+    obj["metadata"]["managedFields"]
+        .as_array()
+        .is_some_and(|entries| {
+            entries
+                .iter()
+                .any(|e| e["manager"] == manager && e["operation"] == operation)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deployments_are_realistic_and_valid_json() {
+        let body = deployment_json("patch-smp");
+        assert!(
+            (2_000..=3_000).contains(&body.len()),
+            "{} bytes",
+            body.len()
+        );
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["kind"], "Deployment");
+        assert_eq!(v["apiVersion"], "apps/v1");
+        assert_eq!(v["metadata"]["name"], "patch-smp");
+        assert_eq!(v["metadata"]["namespace"], PATCH_NAMESPACE);
+        // The selector must match the template's labels or the create fails.
+        let selector = v["spec"]["selector"]["matchLabels"].as_object().unwrap();
+        assert!(!selector.is_empty());
+        for (k, val) in selector {
+            assert_eq!(&v["spec"]["template"]["metadata"]["labels"][k], val, "{k}");
+        }
+        let containers = v["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap();
+        assert_eq!(containers.len(), 2);
+        let web = containers.iter().find(|c| c["name"] == "web").unwrap();
+        assert!(web["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == REVISION_ENV && e["value"] == "initial"));
+        assert!(v["spec"]["template"]["metadata"]["labels"]
+            .get("pod-template-hash")
+            .is_none());
+    }
+
+    #[test]
+    fn strategic_patches_change_keyed_list_entries() {
+        let body = patch_body(PatchKind::Strategic, "patch-smp", 3, 17);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["metadata"]["annotations"][REVISION_ANNOTATION], "c03-17");
+        assert_eq!(
+            v["metadata"]["annotations"]["bench.wharf.dev/client-03"],
+            "17"
+        );
+        // No apiVersion/kind/name: a strategic-merge patch is a partial object.
+        assert!(v.get("kind").is_none() && v["metadata"].get("name").is_none());
+        let web = &v["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(web["name"], "web", "the merge key of containers");
+        assert_eq!(web["image"], format!("{WEB_IMAGE}:1.27.3-c03-17"));
+        assert_eq!(web["env"][0]["name"], REVISION_ENV, "the merge key of env");
+        assert_eq!(web["env"][0]["value"], "c03-17");
+        assert!(body.len() < 400, "{} bytes", body.len());
+    }
+
+    #[test]
+    fn applies_name_the_object_and_the_client() {
+        let body = patch_body(PatchKind::Apply, "patch-ssa", 31, 5);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["apiVersion"], "apps/v1");
+        assert_eq!(v["kind"], "Deployment");
+        assert_eq!(v["metadata"]["name"], "patch-ssa");
+        assert_eq!(v["metadata"]["namespace"], PATCH_NAMESPACE);
+        assert_eq!(v["metadata"]["labels"]["bench.wharf.dev/client-31"], "c31");
+        assert_eq!(
+            v["metadata"]["annotations"]["bench.wharf.dev/client-31"],
+            "5"
+        );
+        assert_eq!(
+            v["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"],
+            "c31-5"
+        );
+        assert_eq!(
+            patch_uri(PatchKind::Apply, "patch-ssa", 31),
+            format!(
+                "/apis/apps/v1/namespaces/{PATCH_NAMESPACE}/deployments/patch-ssa?fieldManager=bench-31&force=true"
+            )
+        );
+        assert_eq!(
+            patch_request(PatchKind::Apply, "/x", body).headers()[http::header::CONTENT_TYPE],
+            "application/apply-patch+yaml"
+        );
+    }
+
+    #[test]
+    fn patches_are_distinct() {
+        let mut seen = std::collections::HashSet::new();
+        for kind in [PatchKind::Strategic, PatchKind::Apply] {
+            for t in 0..32 {
+                for i in 0..20 {
+                    assert!(seen.insert(patch_body(kind, "d", t, i)), "{kind} {t} {i}");
+                }
+            }
+        }
+        assert_eq!(
+            deployment_name(PatchKind::Apply, Target::PerClient, 7),
+            "patch-ssa-07"
+        );
+        assert_eq!(
+            deployment_name(PatchKind::Strategic, Target::Shared, 7),
+            "patch-smp"
+        );
+    }
+
+    /// A Deployment as the server would return it after `patches` patches,
+    /// the last of `t` being patch `i`.
+    fn patched(kind: PatchKind, generation: i64, last: &[(usize, usize)]) -> Value {
+        let mut v: Value = serde_json::from_slice(&deployment_json("d")).unwrap();
+        v["metadata"]["generation"] = json!(generation);
+        let mut managed = vec![json!({"manager": SETUP_MANAGER, "operation": "Update"})];
+        if kind == PatchKind::Strategic {
+            managed.push(json!({"manager": SMP_MANAGER, "operation": "Update"}));
+        }
+        for &(t, i) in last {
+            let patch: Value = serde_json::from_slice(&patch_body(kind, "d", t, i)).unwrap();
+            for (k, val) in patch["metadata"]["annotations"].as_object().unwrap() {
+                v["metadata"]["annotations"][k] = val.clone();
+            }
+            if kind == PatchKind::Apply {
+                v["metadata"]["labels"][client_key(t)] = json!(format!("c{t:02}"));
+                managed.push(json!({"manager": apply_manager(t), "operation": "Apply"}));
+            }
+            let rev = revision(t, i);
+            let web = &mut v["spec"]["template"]["spec"]["containers"][0];
+            web["image"] = json!(image(&rev));
+            let env = web["env"].as_array_mut().unwrap();
+            env.last_mut().unwrap()["value"] = json!(rev);
+        }
+        v["metadata"]["managedFields"] = json!(managed);
+        v
+    }
+
+    fn run(last: usize, ok: usize, failed: usize) -> ClientRun {
+        ClientRun {
+            latencies: vec![Duration::from_millis(1); ok],
+            failed,
+            errors: Vec::new(),
+            last,
+        }
+    }
+
+    #[test]
+    fn final_state_checks() {
+        let w = WARMUP_PER_CLIENT;
+        let (a, b) = (run(w + 9, 10, 0), run(w + 9, 10, 0));
+        let clients = [(0, &a), (1, &b)];
+        let gen = 1 + 2 * (w + 10) as i64;
+        for kind in [PatchKind::Strategic, PatchKind::Apply] {
+            let good = patched(kind, gen, &[(0, w + 9), (1, w + 9)]);
+            assert_eq!(check_final(kind, "d", &good, &clients), Vec::<String>::new());
+
+            // One update lost: the generation is one short.
+            let lost = patched(kind, gen - 1, &[(0, w + 9), (1, w + 9)]);
+            let msgs = check_final(kind, "d", &lost, &clients);
+            assert_eq!(msgs.len(), 1, "{msgs:?}");
+            assert!(msgs[0].contains("an update was lost"), "{msgs:?}");
+
+            // Client 1's last patch is not there.
+            let stale = patched(kind, gen, &[(0, w + 9), (1, w + 8)]);
+            let msgs = check_final(kind, "d", &stale, &clients);
+            assert_eq!(msgs.len(), 1, "{msgs:?}");
+            assert!(msgs[0].contains("client-01 is Some(\"13\")"), "{msgs:?}");
+        }
+
+        // After a failure the counts are not exact, so only the clients
+        // without failures are checked.
+        let c = run(w + 9, 9, 1);
+        let with_failure = [(0, &a), (1, &c)];
+        let odd = patched(PatchKind::Apply, 5, &[(0, w + 9), (1, w + 3)]);
+        assert_eq!(
+            check_final(PatchKind::Apply, "d", &odd, &with_failure),
+            Vec::<String>::new()
+        );
+
+        // Shared fields from two different patches; a manager missing.
+        let mut torn = patched(PatchKind::Apply, gen, &[(0, w + 9), (1, w + 9)]);
+        torn["spec"]["template"]["spec"]["containers"][0]["image"] = json!(image("c00-1"));
+        torn["metadata"]["managedFields"]
+            .as_array_mut()
+            .unwrap()
+            .pop();
+        let msgs = check_final(PatchKind::Apply, "d", &torn, &clients);
+        assert_eq!(msgs.len(), 2, "{msgs:?}");
+        assert!(msgs.iter().any(|m| m.contains("field manager bench-01")));
+        assert!(msgs.iter().any(|m| m.contains("different patches")));
+    }
+
+    #[test]
+    fn responses_must_be_200_with_the_change() {
+        let obj = patched(PatchKind::Strategic, 2, &[(4, 9)]);
+        let body = Bytes::from(serde_json::to_vec(&obj).unwrap());
+        assert_eq!(
+            check_response(Ok((StatusCode::OK, body.clone())), 4, 9),
+            Ok(())
+        );
+        let err = check_response(Ok((StatusCode::OK, body.clone())), 4, 10).unwrap_err();
+        assert!(err.contains("HTTP 200 without"), "{err}");
+        let err = check_response(Ok((StatusCode::CREATED, body)), 4, 9).unwrap_err();
+        assert!(err.starts_with("HTTP 201 Created"), "{err}");
+        let err = check_response(Err(anyhow::anyhow!("connection reset")), 4, 9).unwrap_err();
+        assert_eq!(err, "connection reset");
+    }
+}
