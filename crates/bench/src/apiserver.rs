@@ -23,11 +23,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use test_support::ChildGuard;
 
+pub(crate) use report::{all_met, goal_table, Goal, Row};
 pub use report::{
     ApiReport, PhaseCpu, WatchResults, GOAL_CREATES_PER_SEC, GOAL_GET_P99, GOAL_IDLE_RSS_MIB,
     GOAL_LIST, GOAL_WATCH_P99,
 };
-pub(crate) use report::{all_met, goal_table, Goal, Row};
 pub(crate) use workload::{
     call, contains, create_namespace, excerpt, get, make_pod, p50_p99, post, timed_tasks,
 };

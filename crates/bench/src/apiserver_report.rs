@@ -191,7 +191,11 @@ impl Row {
             // A goal of zero (no errors) has no percentage to be above by.
             Goal::AtMost(max) if max <= 0.0 => (
                 false,
-                format!("NO (above by {}{})", fmt_num(v - max, self.decimals), self.unit),
+                format!(
+                    "NO (above by {}{})",
+                    fmt_num(v - max, self.decimals),
+                    self.unit
+                ),
             ),
             Goal::AtMost(max) => (
                 false,

@@ -202,7 +202,10 @@ pub(crate) fn post(uri: &str, body: Vec<u8>) -> http::Request<Vec<u8>> {
 }
 
 /// Send `req` and read the whole response body.
-pub(crate) async fn call(client: &Client, req: http::Request<Vec<u8>>) -> Result<(StatusCode, Bytes)> {
+pub(crate) async fn call(
+    client: &Client,
+    req: http::Request<Vec<u8>>,
+) -> Result<(StatusCode, Bytes)> {
     let res = client.send(req.map(kube::client::Body::from)).await?;
     let status = res.status();
     let body = res.into_body().collect().await?.to_bytes();
@@ -210,7 +213,11 @@ pub(crate) async fn call(client: &Client, req: http::Request<Vec<u8>>) -> Result
 }
 
 /// Send `req`; any status but 2xx is an error naming `what`.
-pub(crate) async fn call_ok(client: &Client, req: http::Request<Vec<u8>>, what: &str) -> Result<Bytes> {
+pub(crate) async fn call_ok(
+    client: &Client,
+    req: http::Request<Vec<u8>>,
+    what: &str,
+) -> Result<Bytes> {
     let (status, body) = call(client, req).await.with_context(|| what.to_string())?;
     ensure!(
         status.is_success(),

@@ -31,7 +31,14 @@ pub struct PhaseResults {
     /// Timed patches that failed: a transport error, another status, or a
     /// 200 without the change.
     pub failed: usize,
-    /// The first few failures.
+    /// Untimed warm-up patches sent before the clock started.
+    pub warmups: usize,
+    /// Warm-up patches that failed, as `failed` counts them.
+    pub warmup_failed: usize,
+    /// Failures (warm-up included) by class, e.g. `HTTP 409 Conflict`, most
+    /// frequent first.
+    pub failures: Vec<(String, usize)>,
+    /// The first few failures in full, warm-up included.
     pub errors: Vec<String>,
     /// What the objects read back after the phase got wrong (lost updates,
     /// missing field managers, torn shared fields).
@@ -71,13 +78,14 @@ impl PhaseResults {
 
     fn describe(&self) -> String {
         let mut s = format!(
-            "{} ({}): {} timed patches after {} untimed ones per client, {} succeeded and {} failed ({:.2}%), \
-             in {:.2} s; slowest {:.3} ms; {} bytes per patch; afterwards the Deployment was {} bytes of JSON \
+            "{} ({}): {} timed patches after {} untimed ones per client ({} of which failed), {} succeeded and \
+             {} failed ({:.2}%), in {:.2} s; slowest {:.3} ms; {} bytes per patch; afterwards the Deployment was {} bytes of JSON \
              with {} managedFields entries; CPU: {}.",
             self.kind,
             self.what(),
             fmt_num(self.requests as f64, 0),
             WARMUP_PER_CLIENT,
+            self.warmup_failed,
             fmt_num(self.ok as f64, 0),
             fmt_num(self.failed as f64, 0),
             self.failed as f64 * 100.0 / self.requests.max(1) as f64,
@@ -89,8 +97,16 @@ impl PhaseResults {
                 .map_or_else(|| "?".into(), |n| n.to_string()),
             self.cpu.describe(),
         );
-        if !self.errors.is_empty() {
-            s.push_str(&format!(" First failures: {}.", self.errors.join("; ")));
+        if !self.failures.is_empty() {
+            s.push_str(&format!(
+                " Failures: {}; first: {}.",
+                self.failures
+                    .iter()
+                    .map(|(class, n)| format!("{n} x {class}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                self.errors.join("; ")
+            ));
         }
         if !self.mismatches.is_empty() {
             s.push_str(&format!(
@@ -173,12 +189,17 @@ impl PatchReport {
             });
         }
         let requests: usize = self.phases().iter().map(|p| p.requests).sum();
+        let warmups: usize = self.phases().iter().map(|p| p.warmups).sum();
         rows.push(Row {
             label: format!(
-                "failed patches (all phases, of {})",
+                "failed patches (all phases, of {} timed + {warmups} warm-up)",
                 fmt_num(requests as f64, 0)
             ),
-            value: self.phases().iter().map(|p| p.failed).sum::<usize>() as f64,
+            value: self
+                .phases()
+                .iter()
+                .map(|p| p.failed + p.warmup_failed)
+                .sum::<usize>() as f64,
             decimals: 0,
             unit: "",
             goal: Some(Goal::AtMost(0.0)),
@@ -233,7 +254,8 @@ impl fmt::Display for PatchReport {
              shared bench.wharf.dev/revision annotation, the client's own bench.wharf.dev/client-NN annotation, and the \
              `web` container's image tag and BENCH_REVISION env var (containers and env are keyed lists, merged by \
              name). SMP: Content-Type application/strategic-merge-patch+json, fieldManager bench-smp, no \
-             resourceVersion (so never a conflict). SSA: Content-Type application/apply-patch+yaml (a JSON body), \
+             resourceVersion: a conflict is the server's to retry (upstream's store retries the read-modify-write \
+             until it commits, so such a patch never gets a 409). SSA: Content-Type application/apply-patch+yaml (a JSON body), \
              fieldManager bench-NN per client, force=true (the shared fields change owner on every apply), each \
              client also owning its own label.",
             self.deployment_bytes,
@@ -280,6 +302,9 @@ mod tests {
             requests: 20_000,
             ok: 20_000,
             failed: 0,
+            warmups: 160,
+            warmup_failed: 0,
+            failures: Vec::new(),
             errors: Vec::new(),
             mismatches: Vec::new(),
             per_sec,
@@ -328,11 +353,14 @@ mod tests {
         assert!(p99.contains("<= 20 ms"), "{p99}");
         let spread = line(&text, "SMP patches/s (32 clients, a Deployment each)");
         assert!(spread.trim_end().ends_with("| -"), "{spread}");
-        let failed = line(&text, "failed patches (all phases, of 80,000)");
+        let failed = line(
+            &text,
+            "failed patches (all phases, of 80,000 timed + 640 warm-up)",
+        );
         assert!(failed.trim_end().ends_with("| yes"), "{failed}");
         assert!(text.contains("Goals met: 6 of 6."), "{text}");
         assert!(
-            text.contains("20,000 timed patches after 5 untimed ones per client, 20,000 succeeded and 0 failed (0.00%)"),
+            text.contains("20,000 timed patches after 5 untimed ones per client (0 of which failed), 20,000 succeeded and 0 failed (0.00%)"),
             "{text}"
         );
     }
@@ -342,27 +370,46 @@ mod tests {
         let mut r = report();
         r.ssa.per_sec = 1_500.0;
         r.smp.p99 = Duration::from_millis(30);
-        r.smp.failed = 20;
-        r.smp.ok = 19_980;
+        r.smp.failed = 17;
+        r.smp.warmup_failed = 3;
+        r.smp.ok = 19_983;
+        r.smp.failures = vec![
+            ("HTTP 409 Conflict".into(), 19),
+            ("HTTP 500 Internal Server Error".into(), 1),
+        ];
         r.smp.errors = vec!["client 3, patch 9: HTTP 500 Internal Server Error: boom".into()];
-        r.ssa_spread.mismatches =
-            vec!["patch-ssa-04: generation Some(7), expected 8 (1 + 7 patches): an update was lost".into()];
+        r.ssa_spread.mismatches = vec![
+            "patch-ssa-04: generation Some(7), expected 8 (1 + 7 patches): an update was lost"
+                .into(),
+        ];
         let text = r.to_string();
         assert!(!r.all_goals_met());
         let ssa = line(&text, "SSA patches/s (32 managers on 1 Deployment)");
         assert!(ssa.contains("NO (below by 500, 25%)"), "{ssa}");
         let smp = line(&text, "SMP p99 (ms, 32 clients on 1 Deployment)");
         assert!(smp.contains("NO (above by 10.000 ms, 50%)"), "{smp}");
-        let failed = line(&text, "failed patches (all phases, of 80,000)");
+        let failed = line(
+            &text,
+            "failed patches (all phases, of 80,000 timed + 640 warm-up)",
+        );
         assert!(failed.contains("NO (above by 20)"), "{failed}");
         let lost = line(&text, "lost updates and other read-back problems");
         assert!(lost.contains("NO (above by 1)"), "{lost}");
         assert!(text.contains("Goals met: 2 of 6."), "{text}");
-        assert!(text.contains("19,980 succeeded and 20 failed (0.10%)"), "{text}");
         assert!(
-            text.contains("First failures: client 3, patch 9: HTTP 500"),
+            text.contains("per client (3 of which failed), 19,983 succeeded and 17 failed (0.09%)"),
             "{text}"
         );
-        assert!(text.contains("Read back: patch-ssa-04: generation"), "{text}");
+        assert!(
+            text.contains(
+                "Failures: 19 x HTTP 409 Conflict, 1 x HTTP 500 Internal Server Error; \
+                 first: client 3, patch 9: HTTP 500"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("Read back: patch-ssa-04: generation"),
+            "{text}"
+        );
     }
 }

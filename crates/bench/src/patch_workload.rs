@@ -14,6 +14,8 @@
 //! env lists are merged by their `name` keys (strategic merge) or as
 //! associative lists (apply), so both merge paths do keyed list work.
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
@@ -31,8 +33,8 @@ use serde_json::{json, Value};
 use super::report::{PatchReport, PhaseResults};
 use super::{PatchBenchConfig, PatchKind, Target, PATCH_NAMESPACE, WARMUP_PER_CLIENT};
 use crate::apiserver::{
-    call, contains, create_namespace, excerpt, get, make_pod, p50_p99, post, timed_tasks,
-    CpuMeter, Server,
+    call, contains, create_namespace, excerpt, get, make_pod, p50_p99, post, timed_tasks, CpuMeter,
+    Server,
 };
 use crate::stats::rate;
 use crate::tasks::join_all;
@@ -82,19 +84,23 @@ pub(crate) async fn run(
         );
         let r = phase(client, cfg, kind, target, meter).await?;
         eprintln!(
-            "{name}:   {:.0} patches/s ({:.2} s), p50 {:.3} / p99 {:.3} / max {:.3} ms; {} failed, \
-             {} final-state mismatches; {} bytes per patch, {} bytes of object after, {} managedFields entries",
+            "{name}:   {:.0} patches/s ({:.2} s), p50 {:.3} / p99 {:.3} / max {:.3} ms; {} failed \
+             (+{} of the warm-up), {} final-state mismatches; {} bytes per patch, {} bytes of object after, {} managedFields entries",
             r.per_sec,
             r.took.as_secs_f64(),
             ms(r.p50),
             ms(r.p99),
             ms(r.max),
             r.failed,
+            r.warmup_failed,
             r.mismatches.len(),
             r.patch_bytes,
             r.object_bytes,
             r.managed_fields.map_or_else(|| "?".into(), |n| n.to_string()),
         );
+        for (class, n) in &r.failures {
+            eprintln!("{name}:   ! {n} x {class}");
+        }
         for e in r.errors.iter().chain(&r.mismatches).take(5) {
             eprintln!("{name}:   ! {e}");
         }
@@ -302,21 +308,50 @@ fn patch_request(kind: PatchKind, uri: &str, body: Vec<u8>) -> http::Request<Vec
         .expect("a valid PATCH")
 }
 
+/// Why a patch failed.
+#[derive(Debug, PartialEq)]
+struct Failure {
+    /// What failures are counted by: `HTTP 409 Conflict`, `request error`, ...
+    class: String,
+    /// What the server (its Status message) or the client said.
+    detail: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.class, self.detail)
+    }
+}
+
 /// `Ok` if a patch's response is a 200 holding the change it made.
-fn check_response(res: Result<(StatusCode, Bytes)>, t: usize, i: usize) -> Result<(), String> {
-    let (status, body) = res.map_err(|e| format!("{e:#}"))?;
+fn check_response(res: Result<(StatusCode, Bytes)>, t: usize, i: usize) -> Result<(), Failure> {
+    let (status, body) = res.map_err(|e| Failure {
+        class: "request error".into(),
+        detail: format!("{e:#}"),
+    })?;
     if status != StatusCode::OK {
-        return Err(format!("HTTP {status}: {}", excerpt(&body)));
+        return Err(Failure {
+            class: format!("HTTP {status}"),
+            detail: status_message(&body),
+        });
     }
     for needle in expected_in_response(t, i) {
         if !contains(&body, needle.as_bytes()) {
-            return Err(format!(
-                "HTTP 200 without {needle} in the object: {}",
-                excerpt(&body)
-            ));
+            return Err(Failure {
+                class: "HTTP 200 without the change".into(),
+                detail: format!("no {needle} in {}", excerpt(&body)),
+            });
         }
     }
     Ok(())
+}
+
+/// The `message` of a metav1.Status body, else the body's start.
+fn status_message(body: &[u8]) -> String {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v["message"].as_str().map(str::to_string))
+        .unwrap_or_else(|| excerpt(body))
 }
 
 // ---------------------------------------------------------------------------
@@ -329,10 +364,24 @@ struct ClientRun {
     latencies: Vec<Duration>,
     /// Patches that failed (any error, status or response without the change).
     failed: usize,
-    /// The first few failures.
+    /// Failures by class, warm-up included.
+    classes: BTreeMap<String, usize>,
+    /// The first few failures, warm-up included.
     errors: Vec<String>,
     /// The index of the client's last patch.
     last: usize,
+    /// Untimed warm-up patches that failed.
+    warmup_failed: usize,
+}
+
+impl ClientRun {
+    /// Count a failure of the patch `what`, keeping the first few in full.
+    fn record(&mut self, what: String, failure: Failure) {
+        if self.errors.len() < ERRORS_KEPT {
+            self.errors.push(format!("{what}: {failure}"));
+        }
+        *self.classes.entry(failure.class).or_insert(0) += 1;
+    }
 }
 
 /// Create the phase's Deployments, send [`WARMUP_PER_CLIENT`] untimed patches
@@ -369,23 +418,27 @@ async fn phase(
         );
     }
 
+    // Failures here are counted like the timed ones (the server may refuse
+    // a contended update), not fatal.
     let warmups = (0..tasks)
         .map(|t| {
             let client = client.clone();
             let name = names[object_of(t)].clone();
             tokio::spawn(async move {
                 let uri = patch_uri(kind, &name, t);
+                let mut run = ClientRun::default();
                 for i in 0..WARMUP_PER_CLIENT {
                     let req = patch_request(kind, &uri, patch_body(kind, &name, t, i));
-                    check_response(call(&client, req).await, t, i).map_err(|e| {
-                        anyhow::anyhow!("warm-up {kind} {i} of client {t} to {name}: {e}")
-                    })?;
+                    if let Err(e) = check_response(call(&client, req).await, t, i) {
+                        run.warmup_failed += 1;
+                        run.record(format!("client {t}, warm-up patch {i}"), e);
+                    }
                 }
-                Ok(())
+                Ok(run)
             })
         })
         .collect();
-    join_all(warmups).await?;
+    let mut warmup_runs: Vec<ClientRun> = join_all(warmups).await?;
 
     let mut body_bytes = 0;
     let (runs, took, cpu) = timed_tasks(tasks, meter, |t| {
@@ -397,11 +450,9 @@ async fn phase(
             .collect();
         body_bytes += bodies.iter().map(|(_, b)| b.len()).sum::<usize>();
         let client = client.clone();
+        let mut run = std::mem::take(&mut warmup_runs[t]);
+        run.latencies.reserve(bodies.len());
         async move {
-            let mut run = ClientRun {
-                latencies: Vec::with_capacity(bodies.len()),
-                ..ClientRun::default()
-            };
             for (i, body) in bodies {
                 let start = Instant::now();
                 let res = call(&client, patch_request(kind, &uri, body)).await;
@@ -410,9 +461,7 @@ async fn phase(
                     Ok(()) => run.latencies.push(took),
                     Err(e) => {
                         run.failed += 1;
-                        if run.errors.len() < ERRORS_KEPT {
-                            run.errors.push(format!("client {t}, patch {i}: {e}"));
-                        }
+                        run.record(format!("client {t}, patch {i}"), e);
                     }
                 }
                 run.last = i;
@@ -435,8 +484,8 @@ async fn phase(
             "reading Deployment {name} back: HTTP {status}: {}",
             excerpt(&body)
         );
-        let obj: Value = serde_json::from_slice(&body)
-            .with_context(|| format!("parsing Deployment {name}"))?;
+        let obj: Value =
+            serde_json::from_slice(&body).with_context(|| format!("parsing Deployment {name}"))?;
         object_bytes = object_bytes.max(body.len());
         if o == 0 {
             managed_fields = obj["metadata"]["managedFields"].as_array().map(Vec::len);
@@ -449,7 +498,18 @@ async fn phase(
     }
 
     let failed = runs.iter().map(|r| r.failed).sum();
-    let errors = runs.iter().flat_map(|r| r.errors.iter().cloned()).collect();
+    let warmup_failed = runs.iter().map(|r| r.warmup_failed).sum();
+    let errors = runs
+        .iter()
+        .flat_map(|r| r.errors.iter().cloned())
+        .take(ERRORS_KEPT)
+        .collect();
+    let mut classes = BTreeMap::new();
+    for (class, n) in runs.iter().flat_map(|r| &r.classes) {
+        *classes.entry(class.clone()).or_insert(0) += n;
+    }
+    let mut failures: Vec<(String, usize)> = classes.into_iter().collect();
+    failures.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
     let latencies: Vec<Duration> = runs
         .iter()
         .flat_map(|r| r.latencies.iter().copied())
@@ -465,6 +525,9 @@ async fn phase(
         requests: cfg.requests,
         ok,
         failed,
+        warmups: tasks * WARMUP_PER_CLIENT,
+        warmup_failed,
+        failures,
         errors,
         mismatches,
         per_sec: rate(ok, took),
@@ -493,7 +556,10 @@ fn check_final(
     // Every patch changed the annotations and the pod template, so each one
     // that succeeded bumped the generation by exactly one. A failed request
     // may or may not have been applied, so only then is the count exact.
-    if clients.iter().all(|(_, r)| r.failed == 0) {
+    if clients
+        .iter()
+        .all(|(_, r)| r.failed == 0 && r.warmup_failed == 0)
+    {
         let patches: usize = clients
             .iter()
             .map(|(_, r)| WARMUP_PER_CLIENT + r.latencies.len())
@@ -510,7 +576,7 @@ fn check_final(
         let key = client_key(*t);
         // A client's own annotation is written by no one else, so it holds
         // the client's last patch, unless that one failed.
-        if run.failed == 0 {
+        if run.failed == 0 && run.warmup_failed == 0 {
             let want = run.last.to_string();
             let got = meta["annotations"][&key].as_str();
             if got != Some(want.as_str()) {
@@ -707,8 +773,8 @@ mod tests {
         ClientRun {
             latencies: vec![Duration::from_millis(1); ok],
             failed,
-            errors: Vec::new(),
             last,
+            ..ClientRun::default()
         }
     }
 
@@ -720,7 +786,10 @@ mod tests {
         let gen = 1 + 2 * (w + 10) as i64;
         for kind in [PatchKind::Strategic, PatchKind::Apply] {
             let good = patched(kind, gen, &[(0, w + 9), (1, w + 9)]);
-            assert_eq!(check_final(kind, "d", &good, &clients), Vec::<String>::new());
+            assert_eq!(
+                check_final(kind, "d", &good, &clients),
+                Vec::<String>::new()
+            );
 
             // One update lost: the generation is one short.
             let lost = patched(kind, gen - 1, &[(0, w + 9), (1, w + 9)]);
@@ -745,6 +814,15 @@ mod tests {
             Vec::<String>::new()
         );
 
+        // A failed warm-up patch makes the generation uncertain too.
+        let mut d = run(w + 9, 10, 0);
+        d.warmup_failed = 1;
+        let short = patched(PatchKind::Strategic, gen - 1, &[(0, w + 9), (1, w + 2)]);
+        assert_eq!(
+            check_final(PatchKind::Strategic, "d", &short, &[(0, &a), (1, &d)]),
+            Vec::<String>::new()
+        );
+
         // Shared fields from two different patches; a manager missing.
         let mut torn = patched(PatchKind::Apply, gen, &[(0, w + 9), (1, w + 9)]);
         torn["spec"]["template"]["spec"]["containers"][0]["image"] = json!(image("c00-1"));
@@ -758,6 +836,13 @@ mod tests {
         assert!(msgs.iter().any(|m| m.contains("different patches")));
     }
 
+    fn err_of(code: u16) -> Failure {
+        Failure {
+            class: format!("HTTP {}", StatusCode::from_u16(code).unwrap()),
+            detail: "x".into(),
+        }
+    }
+
     #[test]
     fn responses_must_be_200_with_the_change() {
         let obj = patched(PatchKind::Strategic, 2, &[(4, 9)]);
@@ -767,10 +852,31 @@ mod tests {
             Ok(())
         );
         let err = check_response(Ok((StatusCode::OK, body.clone())), 4, 10).unwrap_err();
-        assert!(err.contains("HTTP 200 without"), "{err}");
+        assert_eq!(err.class, "HTTP 200 without the change");
+        assert!(
+            err.detail
+                .starts_with("no \"bench.wharf.dev/client-04\":\"10\" in {"),
+            "{err}"
+        );
         let err = check_response(Ok((StatusCode::CREATED, body)), 4, 9).unwrap_err();
-        assert!(err.starts_with("HTTP 201 Created"), "{err}");
+        assert_eq!(err.class, "HTTP 201 Created");
+        let status = Bytes::from_static(
+            br#"{"kind":"Status","code":409,"reason":"Conflict","message":"too busy"}"#,
+        );
+        let err = check_response(Ok((StatusCode::CONFLICT, status)), 4, 9).unwrap_err();
+        assert_eq!(err.to_string(), "HTTP 409 Conflict: too busy");
         let err = check_response(Err(anyhow::anyhow!("connection reset")), 4, 9).unwrap_err();
-        assert_eq!(err, "connection reset");
+        assert_eq!(err.class, "request error");
+        assert_eq!(err.detail, "connection reset");
+
+        let mut run = ClientRun::default();
+        for i in 0..5 {
+            run.record(format!("patch {i}"), err_of(409));
+        }
+        run.record("patch 5".into(), err_of(500));
+        assert_eq!(run.errors.len(), ERRORS_KEPT);
+        assert_eq!(run.errors[0], "patch 0: HTTP 409 Conflict: x");
+        assert_eq!(run.classes["HTTP 409 Conflict"], 5);
+        assert_eq!(run.classes["HTTP 500 Internal Server Error"], 1);
     }
 }
