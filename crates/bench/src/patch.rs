@@ -13,6 +13,8 @@
 //!
 //! The caller provides the tokio runtime; it should be multi-threaded.
 
+#[path = "patch_bodies.rs"]
+mod bodies;
 #[path = "patch_report.rs"]
 mod report;
 #[path = "patch_workload.rs"]
