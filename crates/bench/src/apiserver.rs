@@ -23,9 +23,13 @@ use anyhow::{anyhow, bail, Context, Result};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use test_support::ChildGuard;
 
+pub(crate) use report::{all_met, goal_table, Goal, Row};
 pub use report::{
     ApiReport, PhaseCpu, WatchResults, GOAL_CREATES_PER_SEC, GOAL_GET_P99, GOAL_IDLE_RSS_MIB,
     GOAL_LIST, GOAL_WATCH_P99,
+};
+pub(crate) use workload::{
+    call, contains, create_namespace, excerpt, get, make_pod, p50_p99, post, timed_tasks,
 };
 
 /// How many times the full LIST is timed; the median is reported.
@@ -108,10 +112,29 @@ impl ApiBenchConfig {
 /// server fails a request or a watcher misses or repeats an event.
 pub async fn run_apiserver_bench(cfg: &ApiBenchConfig, wharf_exe: &Path) -> Result<ApiReport> {
     cfg.validate()?;
+    with_server(
+        wharf_exe,
+        cfg.work_dir.as_deref(),
+        "wharf-apibench-",
+        async |client, server| workload::run(client, cfg, server).await,
+    )
+    .await
+}
+
+/// Start `wharf_exe server` in a fresh temporary directory (named `prefix…`,
+/// under `work_dir` or the system temporary directory), wait until it is
+/// ready, run `body` with the admin client, then stop the server by PID and
+/// remove the directory. A failure carries the server's last log lines.
+pub(crate) async fn with_server<T>(
+    wharf_exe: &Path,
+    work_dir: Option<&Path>,
+    prefix: &str,
+    body: impl AsyncFnOnce(&kube::Client, &mut Server) -> Result<T>,
+) -> Result<T> {
     let dir = {
         let mut b = tempfile::Builder::new();
-        b.prefix("wharf-apibench-");
-        match &cfg.work_dir {
+        b.prefix(prefix);
+        match work_dir {
             Some(d) => {
                 std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
                 b.tempdir_in(d)
@@ -123,7 +146,7 @@ pub async fn run_apiserver_bench(cfg: &ApiBenchConfig, wharf_exe: &Path) -> Resu
     let mut server = Server::start(wharf_exe, dir.path())?;
     let result = async {
         let client = server.wait_ready().await?;
-        workload::run(&client, cfg, &mut server).await
+        body(&client, &mut server).await
     }
     .await;
     let result = result.map_err(|e| {

@@ -88,7 +88,7 @@ impl PhaseCpu {
         )
     }
 
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!(
             "server {} + client {} + rest of the machine {} cores over {:.2} s",
             self.cores(self.server),
@@ -151,17 +151,18 @@ pub struct ApiReport {
 }
 
 #[derive(Clone, Copy, Debug)]
-enum Goal {
+pub(crate) enum Goal {
     AtLeast(f64),
     AtMost(f64),
 }
 
-struct Row {
-    label: String,
-    value: f64,
-    decimals: usize,
-    unit: &'static str,
-    goal: Option<Goal>,
+/// One row of a results table: a value and, maybe, its goal.
+pub(crate) struct Row {
+    pub(crate) label: String,
+    pub(crate) value: f64,
+    pub(crate) decimals: usize,
+    pub(crate) unit: &'static str,
+    pub(crate) goal: Option<Goal>,
 }
 
 impl Row {
@@ -187,6 +188,15 @@ impl Row {
                 ),
             ),
             Goal::AtMost(max) if v <= max => (true, "yes".into()),
+            // A goal of zero (no errors) has no percentage to be above by.
+            Goal::AtMost(max) if max <= 0.0 => (
+                false,
+                format!(
+                    "NO (above by {}{})",
+                    fmt_num(v - max, self.decimals),
+                    self.unit
+                ),
+            ),
             Goal::AtMost(max) => (
                 false,
                 format!(
@@ -198,6 +208,42 @@ impl Row {
             ),
         })
     }
+}
+
+/// Whether every row with a goal met it.
+pub(crate) fn all_met(rows: &[Row]) -> bool {
+    rows.iter().filter_map(Row::verdict).all(|(met, _)| met)
+}
+
+/// `rows` as a table (metric, value, goal, met?), with how many rows have a
+/// goal and how many of those met it.
+pub(crate) fn goal_table(rows: &[Row]) -> (String, usize, usize) {
+    let (mut goals, mut met) = (0, 0);
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let verdict = match r.verdict() {
+                Some((ok, text)) => {
+                    goals += 1;
+                    met += usize::from(ok);
+                    text
+                }
+                None => "-".into(),
+            };
+            vec![
+                r.label.clone(),
+                fmt_num(r.value, r.decimals),
+                r.goal_text(),
+                verdict,
+            ]
+        })
+        .collect();
+    let table = render_table(
+        &["metric", "value", "goal", "met?"],
+        &[Align::Left, Align::Right, Align::Right, Align::Left],
+        &cells,
+    );
+    (table, goals, met)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -286,41 +332,14 @@ impl ApiReport {
 
     /// Whether every goal was met.
     pub fn all_goals_met(&self) -> bool {
-        self.rows()
-            .iter()
-            .filter_map(Row::verdict)
-            .all(|(met, _)| met)
+        all_met(&self.rows())
     }
 }
 
 impl fmt::Display for ApiReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let rows = self.rows();
-        let (mut goals, mut met) = (0, 0);
-        let cells: Vec<Vec<String>> = rows
-            .iter()
-            .map(|r| {
-                let verdict = match r.verdict() {
-                    Some((ok, text)) => {
-                        goals += 1;
-                        met += usize::from(ok);
-                        text
-                    }
-                    None => "-".into(),
-                };
-                vec![
-                    r.label.clone(),
-                    fmt_num(r.value, r.decimals),
-                    r.goal_text(),
-                    verdict,
-                ]
-            })
-            .collect();
-        f.write_str(&render_table(
-            &["metric", "value", "goal", "met?"],
-            &[Align::Left, Align::Right, Align::Right, Align::Left],
-            &cells,
-        ))?;
+        let (table, goals, met) = goal_table(&self.rows());
+        f.write_str(&table)?;
 
         let c = &self.config;
         let w = &self.watch;

@@ -186,14 +186,14 @@ fn fmt_opt(n: Option<usize>) -> String {
 // ---------------------------------------------------------------------------
 // Requests
 
-fn get(uri: &str) -> http::Request<Vec<u8>> {
+pub(crate) fn get(uri: &str) -> http::Request<Vec<u8>> {
     http::Request::get(uri)
         .header(http::header::ACCEPT, "application/json")
         .body(Vec::new())
         .expect("a valid GET")
 }
 
-fn post(uri: &str, body: Vec<u8>) -> http::Request<Vec<u8>> {
+pub(crate) fn post(uri: &str, body: Vec<u8>) -> http::Request<Vec<u8>> {
     http::Request::post(uri)
         .header(http::header::ACCEPT, "application/json")
         .header(http::header::CONTENT_TYPE, "application/json")
@@ -202,7 +202,10 @@ fn post(uri: &str, body: Vec<u8>) -> http::Request<Vec<u8>> {
 }
 
 /// Send `req` and read the whole response body.
-async fn call(client: &Client, req: http::Request<Vec<u8>>) -> Result<(StatusCode, Bytes)> {
+pub(crate) async fn call(
+    client: &Client,
+    req: http::Request<Vec<u8>>,
+) -> Result<(StatusCode, Bytes)> {
     let res = client.send(req.map(kube::client::Body::from)).await?;
     let status = res.status();
     let body = res.into_body().collect().await?.to_bytes();
@@ -210,7 +213,11 @@ async fn call(client: &Client, req: http::Request<Vec<u8>>) -> Result<(StatusCod
 }
 
 /// Send `req`; any status but 2xx is an error naming `what`.
-async fn call_ok(client: &Client, req: http::Request<Vec<u8>>, what: &str) -> Result<Bytes> {
+pub(crate) async fn call_ok(
+    client: &Client,
+    req: http::Request<Vec<u8>>,
+    what: &str,
+) -> Result<Bytes> {
     let (status, body) = call(client, req).await.with_context(|| what.to_string())?;
     ensure!(
         status.is_success(),
@@ -220,11 +227,11 @@ async fn call_ok(client: &Client, req: http::Request<Vec<u8>>, what: &str) -> Re
     Ok(body)
 }
 
-fn excerpt(body: &[u8]) -> String {
+pub(crate) fn excerpt(body: &[u8]) -> String {
     String::from_utf8_lossy(&body[..body.len().min(400)]).into_owned()
 }
 
-async fn create_namespace(client: &Client, ns: &str) -> Result<()> {
+pub(crate) async fn create_namespace(client: &Client, ns: &str) -> Result<()> {
     let body = serde_json::to_vec(&serde_json::json!({
         "apiVersion": "v1",
         "kind": "Namespace",
@@ -269,7 +276,7 @@ struct SlimList {
 /// Run `per_task` for each of `tasks` tasks, released together; returns their
 /// outputs, the time from the release until the last one finished, and the
 /// CPU spent meanwhile.
-async fn timed_tasks<T, F, Fut>(
+pub(crate) async fn timed_tasks<T, F, Fut>(
     tasks: usize,
     meter: CpuMeter,
     mut per_task: F,
@@ -299,7 +306,7 @@ where
 }
 
 /// Sorted latencies' p50 and p99.
-fn p50_p99(mut samples: Vec<Duration>) -> (Duration, Duration) {
+pub(crate) fn p50_p99(mut samples: Vec<Duration>) -> (Duration, Duration) {
     samples.sort_unstable();
     (
         percentile(&samples, 50.0).unwrap_or_default(),
@@ -354,7 +361,7 @@ fn resources(cpu_req: &str, mem_req: &str, cpu_lim: &str, mem_lim: &str) -> Reso
 /// Pod `i` of the benchmark: a web server and a log shipper, with labels,
 /// annotations, env, resources, ports and probes, as a Deployment would stamp
 /// out; no `nodeName`. About 2 KB of JSON.
-fn make_pod(i: usize) -> Pod {
+pub(crate) fn make_pod(i: usize) -> Pod {
     let name = pod_name(i);
     let labels = [
         ("app.kubernetes.io/name", "bench-web".to_string()),
@@ -567,7 +574,7 @@ async fn gets(client: &Client, cfg: &ApiBenchConfig, meter: CpuMeter) -> Result<
     })
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
 

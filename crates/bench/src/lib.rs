@@ -8,6 +8,7 @@
 //! The caller provides the tokio runtime; it should be multi-threaded.
 
 pub mod apiserver;
+pub mod patch;
 mod report;
 mod stats;
 mod tasks;
@@ -22,6 +23,7 @@ use store::{EtcdStore, SqliteStore, StoreOptions};
 use test_support::etcd::EtcdCluster;
 
 pub use apiserver::{run_apiserver_bench, ApiBenchConfig, ApiReport};
+pub use patch::{run_patch_bench, PatchBenchConfig, PatchReport};
 pub use report::{
     BackendResults, StoreReport, GOAL_COMPACTION_STALL, GOAL_CONCURRENT_WRITES_PER_SEC,
     GOAL_WATCH_P99,

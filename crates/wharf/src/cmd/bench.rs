@@ -17,6 +17,8 @@ enum Suite {
     Store(StoreArgs),
     /// The API server over HTTPS: pod creates, GETs, LISTs, watch delivery, memory.
     Apiserver(ApiArgs),
+    /// The API server's PATCH throughput over HTTPS: strategic merge and server-side apply on Deployments.
+    Patch(PatchArgs),
 }
 
 #[derive(Args, Debug)]
@@ -81,6 +83,22 @@ struct ApiArgs {
     check_goals: bool,
 }
 
+#[derive(Args, Debug)]
+struct PatchArgs {
+    /// Timed patches per phase, all clients together.
+    #[arg(long)]
+    requests: Option<usize>,
+    /// Concurrent clients (at most 100).
+    #[arg(long)]
+    clients: Option<usize>,
+    /// Where the server's data directory goes (default: the system temp dir).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Exit non-zero if a goal is missed.
+    #[arg(long)]
+    check_goals: bool,
+}
+
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.suite {
         Suite::Store(a) => {
@@ -124,6 +142,23 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             cfg.work_dir = a.work_dir;
             let exe = std::env::current_exe().context("locating the wharf executable")?;
             let report = bench::run_apiserver_bench(&cfg, &exe).await?;
+            println!("{report}");
+            if a.check_goals && !report.all_goals_met() {
+                anyhow::bail!("some goals were missed");
+            }
+            Ok(())
+        }
+        Suite::Patch(a) => {
+            let mut cfg = bench::PatchBenchConfig::default();
+            if let Some(n) = a.requests {
+                cfg.requests = n;
+            }
+            if let Some(n) = a.clients {
+                cfg.clients = n;
+            }
+            cfg.work_dir = a.work_dir;
+            let exe = std::env::current_exe().context("locating the wharf executable")?;
+            let report = bench::run_patch_bench(&cfg, &exe).await?;
             println!("{report}");
             if a.check_goals && !report.all_goals_met() {
                 anyhow::bail!("some goals were missed");
