@@ -40,7 +40,13 @@ pub fn decide(pod: &Pod, owner_uid: &str, owner_deleting: bool, matches: bool) -
 }
 
 /// The strategic merge patch that makes the owner the pod's controller.
-pub fn adopt_patch(api_version: &str, kind: &str, name: &str, owner_uid: &str, pod_uid: &str) -> Value {
+pub fn adopt_patch(
+    api_version: &str,
+    kind: &str,
+    name: &str,
+    owner_uid: &str,
+    pod_uid: &str,
+) -> Value {
     json!({ "metadata": {
         "ownerReferences": [{
             "apiVersion": api_version, "kind": kind, "name": name, "uid": owner_uid,
@@ -82,8 +88,14 @@ mod tests {
         assert_eq!(decide(&pod(Some("me"), false), "me", false, false), Release);
         assert_eq!(decide(&pod(Some("me"), false), "me", true, false), Ignore);
         // Someone else's, matching or not.
-        assert_eq!(decide(&pod(Some("other"), false), "me", false, true), Ignore);
-        assert_eq!(decide(&pod(Some("other"), false), "me", false, false), Ignore);
+        assert_eq!(
+            decide(&pod(Some("other"), false), "me", false, true),
+            Ignore
+        );
+        assert_eq!(
+            decide(&pod(Some("other"), false), "me", false, false),
+            Ignore
+        );
         // Orphans.
         assert_eq!(decide(&pod(None, false), "me", false, true), Adopt);
         assert_eq!(decide(&pod(None, false), "me", false, false), Ignore);
@@ -102,9 +114,15 @@ mod tests {
     fn patches_carry_the_pod_uid() {
         let a = adopt_patch("v1", "ReplicationController", "web", "ou", "pu");
         assert_eq!(a["metadata"]["uid"], "pu");
-        assert_eq!(a["metadata"]["ownerReferences"][0]["kind"], "ReplicationController");
+        assert_eq!(
+            a["metadata"]["ownerReferences"][0]["kind"],
+            "ReplicationController"
+        );
         assert_eq!(a["metadata"]["ownerReferences"][0]["controller"], true);
-        assert_eq!(a["metadata"]["ownerReferences"][0]["blockOwnerDeletion"], true);
+        assert_eq!(
+            a["metadata"]["ownerReferences"][0]["blockOwnerDeletion"],
+            true
+        );
         let r = release_patch("ou", "pu");
         assert_eq!(
             r,

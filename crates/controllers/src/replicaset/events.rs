@@ -225,7 +225,14 @@ impl Correlator {
     }
 
     /// The event behind `key` was lost (patch said 404): write it again.
-    fn recreate(&mut self, namespace: &str, name: &str, r: &Record, message: &str, now: Timestamp) -> Value {
+    fn recreate(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        r: &Record,
+        message: &str,
+        now: Timestamp,
+    ) -> Value {
         let mut ev = self.event(r, message, now);
         if let Some(s) = self
             .seen
@@ -248,7 +255,10 @@ pub struct Recorder {
 
 impl Recorder {
     /// Start the writer task on `client`.
-    pub fn start(client: Client, component: &'static str) -> (Recorder, tokio::task::JoinHandle<()>) {
+    pub fn start(
+        client: Client,
+        component: &'static str,
+    ) -> (Recorder, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let task = tokio::spawn(write_all(client, Correlator::new(component), rx));
         (Recorder { tx }, task)
@@ -296,7 +306,10 @@ async fn write_all(client: Client, mut c: Correlator, mut rx: mpsc::Receiver<Rec
 }
 
 async fn create(client: &Client, ev: Value) -> Result<(), kube::Error> {
-    let ns = ev["metadata"]["namespace"].as_str().unwrap_or("default").to_string();
+    let ns = ev["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("default")
+        .to_string();
     let ev: Event = serde_json::from_value(ev).map_err(kube::Error::SerdeError)?;
     let api: Api<Event> = Api::namespaced(client.clone(), &ns);
     api.create(&PostParams::default(), &ev).await.map(|_| ())
@@ -329,7 +342,9 @@ mod tests {
     #[test]
     fn a_new_event_names_its_object_and_source() {
         let mut c = Correlator::new("replicaset-controller");
-        let Some(Write::Create(ev)) = c.correlate(&rec("SuccessfulCreate", "Created pod: web-abcde"), t(0)) else {
+        let Some(Write::Create(ev)) =
+            c.correlate(&rec("SuccessfulCreate", "Created pod: web-abcde"), t(0))
+        else {
             panic!("expected a create");
         };
         assert_eq!(ev["message"], "Created pod: web-abcde");
@@ -347,11 +362,17 @@ mod tests {
     #[test]
     fn repeats_bump_the_count() {
         let mut c = Correlator::new("x");
-        let Some(Write::Create(ev)) = c.correlate(&rec("FailedCreate", "Error creating: quota"), t(0)) else {
+        let Some(Write::Create(ev)) =
+            c.correlate(&rec("FailedCreate", "Error creating: quota"), t(0))
+        else {
             panic!()
         };
         match c.correlate(&rec("FailedCreate", "Error creating: quota"), t(5)) {
-            Some(Write::Patch { name, namespace, body }) => {
+            Some(Write::Patch {
+                name,
+                namespace,
+                body,
+            }) => {
                 assert_eq!(name, ev["metadata"]["name"].as_str().unwrap());
                 assert_eq!(namespace, "ns");
                 assert_eq!(body["count"], 2);
@@ -368,11 +389,19 @@ mod tests {
         let mut patches = 0;
         let mut dropped = 0;
         for i in 0..100 {
-            match c.correlate(&rec("SuccessfulCreate", &format!("Created pod: web-{i}")), t(0)) {
-                Some(Write::Create(ev)) => creates.push(ev["message"].as_str().unwrap().to_string()),
+            match c.correlate(
+                &rec("SuccessfulCreate", &format!("Created pod: web-{i}")),
+                t(0),
+            ) {
+                Some(Write::Create(ev)) => {
+                    creates.push(ev["message"].as_str().unwrap().to_string())
+                }
                 Some(Write::Patch { body, .. }) => {
                     patches += 1;
-                    assert!(body["message"].as_str().unwrap().starts_with("(combined from similar events): "));
+                    assert!(body["message"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("(combined from similar events): "));
                 }
                 None => dropped += 1,
             }
@@ -381,12 +410,19 @@ mod tests {
         // 25 writes in all before the spam filter drops the rest.
         assert_eq!(creates.len(), 10);
         assert_eq!(creates[8], "Created pod: web-8");
-        assert_eq!(creates[9], "(combined from similar events): Created pod: web-9");
+        assert_eq!(
+            creates[9],
+            "(combined from similar events): Created pod: web-9"
+        );
         assert_eq!(patches, 15);
         assert_eq!(dropped, 75);
         // Five minutes later one more write is allowed.
-        assert!(c.correlate(&rec("SuccessfulCreate", "Created pod: x"), t(301)).is_some());
-        assert!(c.correlate(&rec("SuccessfulCreate", "Created pod: y"), t(302)).is_none());
+        assert!(c
+            .correlate(&rec("SuccessfulCreate", "Created pod: x"), t(301))
+            .is_some());
+        assert!(c
+            .correlate(&rec("SuccessfulCreate", "Created pod: y"), t(302))
+            .is_none());
         // Other objects have their own budget.
         let mut other = rec("SuccessfulCreate", "Created pod: z");
         other.object.uid = Some("u2".into());

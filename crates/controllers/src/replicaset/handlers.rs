@@ -232,7 +232,10 @@ mod tests {
     #[test]
     fn orphans_wake_matching_owners_only_when_something_changed() {
         let o = pod("1", |_| {});
-        assert_eq!(effects::<ReplicaSet>(None, Some(&o)), [Effect::SyncMatching]);
+        assert_eq!(
+            effects::<ReplicaSet>(None, Some(&o)),
+            [Effect::SyncMatching]
+        );
         let status_only = pod("2", |_| {});
         assert!(effects::<ReplicaSet>(Some(&o), Some(&status_only)).is_empty());
         let relabelled = pod("2", |v| v["metadata"]["labels"] = json!({"app": "db"}));

@@ -100,7 +100,11 @@ fn namespace_terminating(e: &Error) -> bool {
         .is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating"))
 }
 
-async fn create_one<K: ReplicaOwner>(ctx: &Ctx<K>, owner: &K, template: &PodTemplateSpec) -> Result<(), Error> {
+async fn create_one<K: ReplicaOwner>(
+    ctx: &Ctx<K>,
+    owner: &K,
+    template: &PodTemplateSpec,
+) -> Result<(), Error> {
     let pod = pod_from_template(owner, template);
     if pod.metadata.labels.as_ref().is_none_or(|l| l.is_empty()) {
         return Err(Error::NoLabels);
@@ -108,7 +112,12 @@ async fn create_one<K: ReplicaOwner>(ctx: &Ctx<K>, owner: &K, template: &PodTemp
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &owner.namespace().unwrap_or_default());
     match api.create(&PostParams::default(), &pod).await {
         Ok(p) => {
-            ctx.event(owner, "Normal", "SuccessfulCreate", format!("Created pod: {}", p.name_any()));
+            ctx.event(
+                owner,
+                "Normal",
+                "SuccessfulCreate",
+                format!("Created pod: {}", p.name_any()),
+            );
             Ok(())
         }
         Err(e) => {
@@ -116,7 +125,12 @@ async fn create_one<K: ReplicaOwner>(ctx: &Ctx<K>, owner: &K, template: &PodTemp
             if namespace_terminating(&e) {
                 return Ok(());
             }
-            ctx.event(owner, "Warning", "FailedCreate", format!("Error creating: {e}"));
+            ctx.event(
+                owner,
+                "Warning",
+                "FailedCreate",
+                format!("Error creating: {e}"),
+            );
             Err(e)
         }
     }
@@ -132,7 +146,12 @@ async fn delete_one<K: ReplicaOwner>(ctx: &Ctx<K>, owner: &K, pod: &Pod) -> Resu
     });
     match api.delete(&name, &dp).await {
         Ok(_) => {
-            ctx.event(owner, "Normal", "SuccessfulDelete", format!("Deleted pod: {name}"));
+            ctx.event(
+                owner,
+                "Normal",
+                "SuccessfulDelete",
+                format!("Deleted pod: {name}"),
+            );
             Ok(())
         }
         Err(e) => {
@@ -140,7 +159,12 @@ async fn delete_one<K: ReplicaOwner>(ctx: &Ctx<K>, owner: &K, pod: &Pod) -> Resu
             if e.gone() {
                 return Err(e);
             }
-            ctx.event(owner, "Warning", "FailedDelete", format!("Error deleting: {e}"));
+            ctx.event(
+                owner,
+                "Warning",
+                "FailedDelete",
+                format!("Error deleting: {e}"),
+            );
             Err(Error::Delete(Box::new(e)))
         }
     }
@@ -154,7 +178,9 @@ fn related_pods<K: ReplicaOwner>(ctx: &Ctx<K>, owner: &K) -> Vec<Arc<Pod>> {
     };
     let ns = owner.namespace();
     ctx.owners
-        .state_filter(|o| o.namespace() == ns && o.controller_uid().as_deref() == Some(parent.as_str()))
+        .state_filter(|o| {
+            o.namespace() == ns && o.controller_uid().as_deref() == Some(parent.as_str())
+        })
         .iter()
         .filter_map(|o| o.uid())
         .flat_map(|uid| ctx.pods.controlled_by(&uid))
@@ -192,7 +218,10 @@ pub async fn manage_replicas<K: ReplicaOwner>(
         let n = (desired - have).min(BURST_REPLICAS);
         tracing::debug!(owner = %owner.name_any(), need = desired, creating = n, "too few replicas");
         ctx.expectations.expect_creations(&uid, n);
-        let (created, err) = slow_start_batch(n, SLOW_START_INITIAL_BATCH, || create_one(ctx, owner, template)).await;
+        let (created, err) = slow_start_batch(n, SLOW_START_INITIAL_BATCH, || {
+            create_one(ctx, owner, template)
+        })
+        .await;
         // Pods never created will never be observed.
         for _ in created..n {
             ctx.expectations.creation_observed(&uid);
@@ -232,7 +261,13 @@ pub fn claimed_by(pods: &[Arc<Pod>], uid: &str, matches: impl Fn(&Pod) -> bool) 
 }
 
 impl<K: ReplicaOwner> Ctx<K> {
-    pub(crate) fn event(&self, owner: &K, type_: &'static str, reason: &'static str, message: String) {
+    pub(crate) fn event(
+        &self,
+        owner: &K,
+        type_: &'static str,
+        reason: &'static str,
+        message: String,
+    ) {
         self.events.record(Record {
             object: owner.object_ref(&()),
             type_,
@@ -312,7 +347,10 @@ mod tests {
         .unwrap();
         let p = pod_from_template(&rc, rc.template().unwrap());
         let r = &p.metadata.owner_references.unwrap()[0];
-        assert_eq!((r.api_version.as_str(), r.kind.as_str()), ("v1", "ReplicationController"));
+        assert_eq!(
+            (r.api_version.as_str(), r.kind.as_str()),
+            ("v1", "ReplicationController")
+        );
         assert_eq!(p.metadata.generate_name.as_deref(), Some("old-"));
     }
 

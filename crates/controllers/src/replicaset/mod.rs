@@ -112,8 +112,12 @@ fn error_policy<K: ReplicaOwner>(owner: Arc<K>, e: &Error, ctx: Arc<Ctx<K>>) -> 
         *n - 1
     };
     match e {
-        Error::Client(_) => tracing::warn!(kind = %K::kind(&()), owner = %owner.name_any(), error = %e, "sync failed"),
-        _ => tracing::debug!(kind = %K::kind(&()), owner = %owner.name_any(), error = %e, "sync failed"),
+        Error::Client(_) => {
+            tracing::warn!(kind = %K::kind(&()), owner = %owner.name_any(), error = %e, "sync failed")
+        }
+        _ => {
+            tracing::debug!(kind = %K::kind(&()), owner = %owner.name_any(), error = %e, "sync failed")
+        }
     }
     Action::requeue(backoff(n))
 }
@@ -269,7 +273,10 @@ mod tests {
         }))
         .unwrap();
         let e = Error::Api(Box::new(s));
-        assert_eq!(e.to_string(), "pods \"web-\" is forbidden: exceeded quota: q");
+        assert_eq!(
+            e.to_string(),
+            "pods \"web-\" is forbidden: exceeded quota: q"
+        );
         assert!(!e.gone());
         assert_eq!(
             Error::Delete(Box::new(e)).to_string(),

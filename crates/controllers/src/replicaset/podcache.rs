@@ -102,7 +102,10 @@ impl Inner {
         Some(old)
     }
 
-    fn get_all<'a>(&'a self, keys: Option<&'a HashSet<String>>) -> impl Iterator<Item = Arc<Pod>> + 'a {
+    fn get_all<'a>(
+        &'a self,
+        keys: Option<&'a HashSet<String>>,
+    ) -> impl Iterator<Item = Arc<Pod>> + 'a {
         keys.into_iter()
             .flatten()
             .filter_map(|k| self.pods.get(k).cloned())
@@ -260,7 +263,10 @@ mod tests {
         c.apply(watcher::Event::InitApply(pod("a", "p1", "1", Some("u1"))));
         c.apply(watcher::Event::InitApply(pod("a", "p2", "1", None)));
         c.apply(watcher::Event::InitApply(pod("b", "p3", "1", None)));
-        assert!(c.controlled_by("u1").is_empty(), "not visible before the list completes");
+        assert!(
+            c.controlled_by("u1").is_empty(),
+            "not visible before the list completes"
+        );
         let changes = c.apply(watcher::Event::InitDone);
         assert_eq!(changes.len(), 3);
         assert!(changes.iter().all(|ch| ch.old.is_none()));
@@ -285,12 +291,22 @@ mod tests {
         let c = PodCache::default();
         c.apply(watcher::Event::Init);
         c.apply(watcher::Event::InitApply(pod("a", "same", "1", Some("u"))));
-        c.apply(watcher::Event::InitApply(pod("a", "changed", "1", Some("u"))));
+        c.apply(watcher::Event::InitApply(pod(
+            "a",
+            "changed",
+            "1",
+            Some("u"),
+        )));
         c.apply(watcher::Event::InitApply(pod("a", "gone", "1", Some("u"))));
         c.apply(watcher::Event::InitDone);
         c.apply(watcher::Event::Init);
         c.apply(watcher::Event::InitApply(pod("a", "same", "1", Some("u"))));
-        c.apply(watcher::Event::InitApply(pod("a", "changed", "2", Some("u"))));
+        c.apply(watcher::Event::InitApply(pod(
+            "a",
+            "changed",
+            "2",
+            Some("u"),
+        )));
         c.apply(watcher::Event::InitApply(pod("a", "new", "2", Some("u"))));
         // Until the relist completes, the old view is served.
         assert_eq!(c.controlled_by("u").len(), 3);
@@ -311,6 +327,9 @@ mod tests {
                 ("a/new".to_string(), false, true)
             ]
         );
-        assert_eq!(names(c.controlled_by("u")), ["a/changed", "a/new", "a/same"]);
+        assert_eq!(
+            names(c.controlled_by("u")),
+            ["a/changed", "a/new", "a/same"]
+        );
     }
 }

@@ -86,7 +86,13 @@ fn log_age(t: Timestamp, now: Timestamp) -> i64 {
 
 /// Later first, a missing time before any (upstream's `afterOrZero`), or on
 /// the logarithmic scale with the UID breaking ties.
-fn newer_first(a: Option<Timestamp>, b: Option<Timestamp>, pa: &Pod, pb: &Pod, now: Timestamp) -> Ordering {
+fn newer_first(
+    a: Option<Timestamp>,
+    b: Option<Timestamp>,
+    pa: &Pod,
+    pb: &Pod,
+    now: Timestamp,
+) -> Ordering {
     match (a, b) {
         (None, None) => Ordering::Equal,
         (None, Some(_)) => Ordering::Less,
@@ -159,15 +165,17 @@ pub fn ranks(pods: &[Arc<Pod>], related: &[Arc<Pod>]) -> Vec<usize> {
 }
 
 /// The `n` pods of `active` to delete first.
-pub fn pods_to_delete(active: &[Arc<Pod>], related: &[Arc<Pod>], n: usize, now: Timestamp) -> Vec<Arc<Pod>> {
+pub fn pods_to_delete(
+    active: &[Arc<Pod>],
+    related: &[Arc<Pod>],
+    n: usize,
+    now: Timestamp,
+) -> Vec<Arc<Pod>> {
     if n >= active.len() {
         return active.to_vec();
     }
-    let mut ranked: Vec<(Arc<Pod>, usize)> = active
-        .iter()
-        .cloned()
-        .zip(ranks(active, related))
-        .collect();
+    let mut ranked: Vec<(Arc<Pod>, usize)> =
+        active.iter().cloned().zip(ranks(active, related)).collect();
     merge_sort_by(&mut ranked, |(a, ra), (b, rb)| compare(a, *ra, b, *rb, now));
     ranked.into_iter().take(n).map(|(p, _)| p).collect()
 }
@@ -245,7 +253,9 @@ mod tests {
             pod("cheap", |v| {
                 v["metadata"]["annotations"] = json!({DELETION_COST: "-5"});
             }),
-            pod("not-ready", |v| v["status"]["conditions"][0]["status"] = json!("False")),
+            pod("not-ready", |v| {
+                v["status"]["conditions"][0]["status"] = json!("False")
+            }),
             pod("unknown", |v| v["status"]["phase"] = json!("Unknown")),
             pod("pending", |v| v["status"]["phase"] = json!("Pending")),
             pod("unscheduled", |v| {
@@ -256,7 +266,9 @@ mod tests {
         // n2 carries eleven active pods of the family, n1 seven.
         let mut related = pods.clone();
         for i in 0..10 {
-            related.push(pod(&format!("sibling-{i}"), |v| v["spec"]["nodeName"] = json!("n2")));
+            related.push(pod(&format!("sibling-{i}"), |v| {
+                v["spec"]["nodeName"] = json!("n2")
+            }));
         }
         related.push(pod("gone", |v| {
             v["spec"]["nodeName"] = json!("n1");
@@ -308,7 +320,9 @@ mod tests {
     fn deletion_cost_parsing() {
         let with = |c: &str| {
             let c = c.to_string();
-            deletion_cost(&pod("p", move |v| v["metadata"]["annotations"] = json!({DELETION_COST: c})))
+            deletion_cost(&pod("p", move |v| {
+                v["metadata"]["annotations"] = json!({DELETION_COST: c})
+            }))
         };
         assert_eq!(with("10"), 10);
         assert_eq!(with("-3"), -3);
@@ -319,7 +333,10 @@ mod tests {
 
     #[test]
     fn all_pods_when_deleting_all_and_ranks_count_active_pods_per_node() {
-        let pods = vec![pod("a", |_| {}), pod("b", |v| v["spec"]["nodeName"] = json!("n2"))];
+        let pods = vec![
+            pod("a", |_| {}),
+            pod("b", |v| v["spec"]["nodeName"] = json!("n2")),
+        ];
         assert_eq!(pods_to_delete(&pods, &[], 5, now()).len(), 2);
         let related = vec![
             pods[0].clone(),
@@ -335,7 +352,13 @@ mod tests {
     fn a_non_transitive_comparison_does_not_panic() {
         // Pseudo-random comparisons: the sort must still finish.
         let mut v: Vec<u32> = (0..200).collect();
-        merge_sort_by(&mut v, |a, b| if (a * 7 + b * 13) % 3 == 0 { Ordering::Less } else { Ordering::Greater });
+        merge_sort_by(&mut v, |a, b| {
+            if (a * 7 + b * 13) % 3 == 0 {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            }
+        });
         assert_eq!(v.len(), 200);
         let mut w = vec![5, 3, 9, 1, 1, 7];
         merge_sort_by(&mut w, |a: &i32, b: &i32| a.cmp(b));

@@ -148,8 +148,7 @@ pub fn calculate(current: &ReplicaStatus, o: &Observed) -> ReplicaStatus {
     let mut available = 0;
     for p in o.active {
         let labels = p.metadata.labels.as_ref();
-        if o
-            .template_labels
+        if o.template_labels
             .iter()
             .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
         {
@@ -239,12 +238,19 @@ mod tests {
         assert!(!is_available(&p, 30, now));
         let not_ready = pod(json!({}), None);
         assert!(!is_available(&not_ready, 0, now));
-        let pods = vec![p.clone(), not_ready, pod(json!({}), Some("2024-01-01T00:00:08Z"))];
+        let pods = vec![
+            p.clone(),
+            not_ready,
+            pod(json!({}), Some("2024-01-01T00:00:08Z")),
+        ];
         assert_eq!(
             next_available_in(&pods, 30, now),
             Some(Duration::from_secs(25))
         );
-        assert_eq!(next_available_in(&pods, 4, now), Some(Duration::from_secs(2)));
+        assert_eq!(
+            next_available_in(&pods, 4, now),
+            Some(Duration::from_secs(2))
+        );
         assert_eq!(next_available_in(&pods, 0, now), None);
         assert_eq!(next_available_in(&pods, 1, now), None);
     }
@@ -255,8 +261,14 @@ mod tests {
         let tl: BTreeMap<String, String> =
             serde_json::from_value(json!({"app": "web", "tier": "fe"})).unwrap();
         let pods = vec![
-            pod(json!({"app": "web", "tier": "fe"}), Some("2024-01-01T00:00:00Z")),
-            pod(json!({"app": "web", "tier": "fe", "x": "1"}), Some("2024-01-01T00:00:55Z")),
+            pod(
+                json!({"app": "web", "tier": "fe"}),
+                Some("2024-01-01T00:00:00Z"),
+            ),
+            pod(
+                json!({"app": "web", "tier": "fe", "x": "1"}),
+                Some("2024-01-01T00:00:55Z"),
+            ),
             pod(json!({"app": "web"}), None),
         ];
         let o = Observed {
@@ -270,7 +282,13 @@ mod tests {
         };
         let s = calculate(&ReplicaStatus::default(), &o);
         assert_eq!(
-            (s.replicas, s.fully_labeled, s.ready, s.available, s.terminating),
+            (
+                s.replicas,
+                s.fully_labeled,
+                s.ready,
+                s.available,
+                s.terminating
+            ),
             (3, 2, 2, 1, Some(2))
         );
         assert!(s.conditions.is_empty());
@@ -293,9 +311,15 @@ mod tests {
         let s = calculate(&ReplicaStatus::default(), &o);
         assert_eq!(s.conditions.len(), 1);
         let c = &s.conditions[0];
-        assert_eq!((c.type_.as_str(), c.status.as_str()), (REPLICA_FAILURE, "True"));
+        assert_eq!(
+            (c.type_.as_str(), c.status.as_str()),
+            (REPLICA_FAILURE, "True")
+        );
         assert_eq!(c.reason.as_deref(), Some("FailedCreate"));
-        assert_eq!(c.message.as_deref(), Some("pods \"web-\" is forbidden: exceeded quota"));
+        assert_eq!(
+            c.message.as_deref(),
+            Some("pods \"web-\" is forbidden: exceeded quota")
+        );
         // A later failure keeps the first condition (and its time).
         o.manage_error = Some("other");
         o.now = at("2024-01-01T00:02:00Z");

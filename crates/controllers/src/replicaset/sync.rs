@@ -41,10 +41,18 @@ pub async fn reconcile<K: ReplicaOwner>(owner: Arc<K>, ctx: Arc<Ctx<K>>) -> Resu
         }
     };
     let candidates = ctx.pods.controlled_or_orphans(&ns, &uid);
-    let active: Vec<Arc<Pod>> = candidates.iter().filter(|p| is_active(p)).cloned().collect();
+    let active: Vec<Arc<Pod>> = candidates
+        .iter()
+        .filter(|p| is_active(p))
+        .cloned()
+        .collect();
     let active = claim_pods(&ctx, &owner, &selector, active).await?;
     let terminating = K::TRACKS_TERMINATING.then(|| {
-        let dying: Vec<Arc<Pod>> = candidates.iter().filter(|p| is_terminating(p)).cloned().collect();
+        let dying: Vec<Arc<Pod>> = candidates
+            .iter()
+            .filter(|p| is_terminating(p))
+            .cloned()
+            .collect();
         claimed_by(&dying, &uid, |p| selector.matches(labels(p))).len()
     });
 
@@ -79,8 +87,9 @@ pub async fn reconcile<K: ReplicaOwner>(owner: Arc<K>, ctx: Arc<Ctx<K>>) -> Resu
 
     // Wake up when a ready pod becomes available (plus a second against
     // clock skew, as upstream), or when expectations expire.
-    let mut wake: Option<Duration> = status::next_available_in(&active, owner.min_ready_seconds(), now)
-        .map(|d| d + Duration::from_secs(1));
+    let mut wake: Option<Duration> =
+        status::next_available_in(&active, owner.min_ready_seconds(), now)
+            .map(|d| d + Duration::from_secs(1));
     if let Some(d) = ctx.expectations.expires_in(&uid) {
         wake = Some(wake.map_or(d, |w| w.min(d)));
     }
@@ -117,19 +126,43 @@ async fn claim_pods<K: ReplicaOwner>(
                     can_adopt = Some(recheck(ctx, owner).await);
                 }
                 if let Some(Err(why)) = &can_adopt {
-                    let e = Error::Adopt(format!("{}/{} ({pod_uid})", p.namespace().unwrap_or_default(), p.name_any()), why.clone());
+                    let e = Error::Adopt(
+                        format!(
+                            "{}/{} ({pod_uid})",
+                            p.namespace().unwrap_or_default(),
+                            p.name_any()
+                        ),
+                        why.clone(),
+                    );
                     first_error.get_or_insert(e);
                     continue;
                 }
-                let body = claim::adopt_patch(&K::api_version(&()), &K::kind(&()), &owner.name_any(), &uid, &pod_uid);
-                api.patch(&p.name_any(), &PatchParams::default(), &Patch::Strategic(body))
-                    .await
-                    .map(|_| true)
+                let body = claim::adopt_patch(
+                    &K::api_version(&()),
+                    &K::kind(&()),
+                    &owner.name_any(),
+                    &uid,
+                    &pod_uid,
+                );
+                api.patch(
+                    &p.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Strategic(body),
+                )
+                .await
+                .map(|_| true)
             }
             Claim::Release => {
                 tracing::debug!(pod = %p.name_any(), owner = %owner.name_any(), "releasing a pod that no longer matches");
                 let body = claim::release_patch(&uid, &pod_uid);
-                match api.patch(&p.name_any(), &PatchParams::default(), &Patch::Strategic(body)).await {
+                match api
+                    .patch(
+                        &p.name_any(),
+                        &PatchParams::default(),
+                        &Patch::Strategic(body),
+                    )
+                    .await
+                {
                     // Gone, or recreated (the UID no longer matches): fine.
                     Err(kube::Error::Api(s)) if s.code == 404 || s.code == 422 => Ok(false),
                     r => r.map(|_| false),
@@ -154,8 +187,14 @@ async fn claim_pods<K: ReplicaOwner>(
 /// Upstream's `RecheckDeletionTimestamp` over a live GET.
 async fn recheck<K: ReplicaOwner>(ctx: &Ctx<K>, owner: &K) -> Result<(), String> {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &owner.namespace().unwrap_or_default());
-    let fresh = api.get(&owner.name_any()).await.map_err(|e| Error::from(e).to_string())?;
-    let (want, got) = (owner.uid().unwrap_or_default(), fresh.uid().unwrap_or_default());
+    let fresh = api
+        .get(&owner.name_any())
+        .await
+        .map_err(|e| Error::from(e).to_string())?;
+    let (want, got) = (
+        owner.uid().unwrap_or_default(),
+        fresh.uid().unwrap_or_default(),
+    );
     if want != got {
         return Err(format!(
             "original {} {}/{} is gone: got uid {got}, wanted {want}",
@@ -178,7 +217,11 @@ async fn recheck<K: ReplicaOwner>(ctx: &Ctx<K>, owner: &K) -> Result<(), String>
 /// Write the status unless nothing changed, with one GET-and-retry on
 /// failure (upstream's `updateReplicaSetStatus`). The PUT carries the
 /// resourceVersion it read, so a concurrent writer is never overwritten.
-async fn update_status<K: ReplicaOwner>(ctx: &Ctx<K>, owner: &K, mut new: ReplicaStatus) -> Result<(), Error> {
+async fn update_status<K: ReplicaOwner>(
+    ctx: &Ctx<K>,
+    owner: &K,
+    mut new: ReplicaStatus,
+) -> Result<(), Error> {
     let generation = owner.meta().generation;
     let cur = owner.replica_status();
     if cur.same_as(&new) && cur.observed_generation == generation {
@@ -190,7 +233,10 @@ async fn update_status<K: ReplicaOwner>(ctx: &Ctx<K>, owner: &K, mut new: Replic
     let mut target = owner.clone();
     for attempt in 0..2 {
         target.set_replica_status(&new);
-        match api.replace_status(&name, &PostParams::default(), &target).await {
+        match api
+            .replace_status(&name, &PostParams::default(), &target)
+            .await
+        {
             Ok(_) => return Ok(()),
             Err(e) if attempt == 1 => return Err(e.into()),
             Err(e) => {
