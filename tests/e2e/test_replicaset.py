@@ -108,6 +108,16 @@ def test_replicaset_reaches_ready_and_available(cluster, ns):
     assert row[1:4] == ["5", "5", "5"]
 
 
+def test_available_waits_for_min_ready_seconds(cluster, ns):
+    k = cluster
+    k("create", "-n", ns, "-f", "-", input=replicaset("slow", 2, min_ready=3600))
+    rs = wait_for("2 ready", lambda: status_is(k, ns, "rs", "slow", replicas=2, readyReplicas=2), timeout=WAIT)
+    assert rs["status"].get("availableReplicas", 0) == 0
+    # Lowered, the pods (ready for a few seconds by now) become available.
+    k("patch", "rs", "slow", "-n", ns, "--type", "merge", "-p", '{"spec":{"minReadySeconds":1}}')
+    wait_for("2 available", lambda: status_is(k, ns, "rs", "slow", availableReplicas=2), timeout=WAIT)
+
+
 def test_scale_down_deletes_unscheduled_and_not_ready_pods_first(cluster, ns):
     k = cluster
     k("create", "-n", ns, "-f", "-", input=replicaset("scaler", 3))

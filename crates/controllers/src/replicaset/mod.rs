@@ -160,16 +160,16 @@ impl<K: ReplicaOwner> Kind<K> {
     /// Watch the owners and sync them, until the process ends.
     async fn run(self, client: Client, pods: Arc<PodCache>) {
         let (events, _writer) = Recorder::start(client.clone(), K::COMPONENT);
-        let expectations = self.hooks.expectations.clone();
         let store = self.hooks.owners.clone();
         let ctx = Arc::new(Ctx {
             client: client.clone(),
             pods,
             owners: store.clone(),
-            expectations: expectations.clone(),
+            expectations: self.hooks.expectations.clone(),
             events,
             failures: Mutex::new(HashMap::new()),
         });
+        let gone = ctx.clone();
         let api: Api<K> = Api::all(client);
         let owners = reflector::reflector(self.writer, watcher(api, watcher::Config::default()))
             .default_backoff()
@@ -180,7 +180,12 @@ impl<K: ReplicaOwner> Kind<K> {
                     }
                     Ok(watcher::Event::Delete(o)) => {
                         // A recreated owner gets a new UID, so this only frees memory.
-                        expectations.forget(&o.uid().unwrap_or_default());
+                        let uid = o.uid().unwrap_or_default();
+                        gone.expectations.forget(&uid);
+                        gone.failures
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&uid);
                         None
                     }
                     Ok(_) => None,
