@@ -106,6 +106,10 @@ def test_replicaset_reaches_ready_and_available(cluster, ns):
     # kubectl's columns come from the status.
     row = k("get", "rs", "web", "-n", ns, "--no-headers").split()
     assert row[1:4] == ["5", "5", "5"]
+    described = k("describe", "rs", "web", "-n", ns)
+    assert "5 current / 5 desired" in described
+    assert "5 Running / 0 Waiting / 0 Succeeded / 0 Failed" in described
+    assert "SuccessfulCreate" in described and "replicaset-controller" in described
 
 
 def test_available_waits_for_min_ready_seconds(cluster, ns):
