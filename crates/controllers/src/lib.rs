@@ -3,6 +3,7 @@
 //! like any other client. It never touches the store.
 
 pub mod namespace;
+pub mod replicaset;
 pub mod serviceaccount;
 
 use std::time::Duration;
@@ -12,7 +13,8 @@ pub fn start(client: kube::Client) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let ns = tokio::spawn(namespace::run(client.clone()));
         let sa = tokio::spawn(serviceaccount::run(client.clone()));
-        let _ = futures::future::join(ns, sa).await;
+        let rs = tokio::spawn(replicaset::run(client.clone()));
+        let _ = futures::future::join3(ns, sa, rs).await;
         tracing::warn!("controller manager stopped");
     })
 }
