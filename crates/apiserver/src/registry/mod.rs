@@ -8,6 +8,7 @@
 
 mod apply;
 pub mod delete;
+mod keylock;
 mod list;
 mod meta;
 mod watch;
@@ -38,6 +39,8 @@ pub struct Registry {
     pub services: crate::alloc::ServiceAllocator,
     /// How long an Event lives after its last write (upstream's `--event-ttl`).
     pub event_ttl: std::time::Duration,
+    /// Read-modify-write cycles queue per key.
+    key_locks: keylock::KeyLocks,
 }
 
 /// Upstream's default `--event-ttl`.
@@ -123,6 +126,7 @@ impl Registry {
             cache,
             services,
             event_ttl: DEFAULT_EVENT_TTL,
+            key_locks: keylock::KeyLocks::default(),
         }
     }
 

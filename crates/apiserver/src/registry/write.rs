@@ -45,8 +45,6 @@ pub(super) enum Track {
 
 /// Most operations a JSON patch may carry (CVE-2019-1002100).
 const MAX_JSON_PATCH_OPS: usize = 10_000;
-/// Retries of a patch or an unconditional update that lost a race.
-const CONFLICT_RETRIES: usize = 8;
 
 fn served(mut obj: Value, rev: i64) -> Value {
     metadata_mut(&mut obj).insert("resourceVersion".into(), json!(rev.to_string()));
@@ -475,7 +473,10 @@ impl Registry {
         let strat = strategy::strategy_for(info);
         let key = info.key(rp.namespace.as_deref(), name);
         let status_only = rp.subresource.as_deref() == Some("status");
-        for _ in 0..CONFLICT_RETRIES {
+        let _turn = self.key_locks.lock(&key).await;
+        // Without a resourceVersion, a lost race is retried until the write
+        // lands, as upstream's GuaranteedUpdate does; with one, it is a 409.
+        loop {
             let (kv, _) = self.store.get(key.as_bytes()).await.map_err(store_error)?;
             let kv = kv.ok_or_else(|| ApiError::not_found(info.group_resource(), name))?;
             if let Some(rv) = wanted_rv {
@@ -643,11 +644,6 @@ impl Registry {
             }
             warnings.clear();
         }
-        Err(ApiError::conflict(
-            info.group_resource(),
-            name,
-            "too many concurrent updates; try again",
-        ))
     }
 }
 
@@ -835,7 +831,8 @@ impl Registry {
         f: impl Fn(&mut Value) -> ApiResult<()>,
     ) -> ApiResult<Value> {
         let key = info.key(namespace, name);
-        for _ in 0..CONFLICT_RETRIES {
+        let _turn = self.key_locks.lock(&key).await;
+        loop {
             let (kv, _) = self.store.get(key.as_bytes()).await.map_err(store_error)?;
             let kv = kv.ok_or_else(|| ApiError::not_found(info.group_resource(), name))?;
             if expected.is_some_and(|rv| rv != kv.mod_revision) {
@@ -859,10 +856,5 @@ impl Registry {
                 }
             }
         }
-        Err(ApiError::conflict(
-            info.group_resource(),
-            name,
-            "too many concurrent updates; try again",
-        ))
     }
 }
