@@ -179,6 +179,7 @@ impl Registry {
                     opts,
                     Vec::new(),
                     Track::Precomputed,
+                    &super::write::TypeCheck::default(),
                     |old| crate::apply::apply(ty, Some(old), &config, &writer(), force),
                 )
                 .await;

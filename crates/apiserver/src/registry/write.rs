@@ -46,6 +46,22 @@ pub(super) enum Track {
 /// Most operations a JSON patch may carry (CVE-2019-1002100).
 const MAX_JSON_PATCH_OPS: usize = 10_000;
 
+/// What the change of a guaranteed update found when it decoded the new
+/// object (a PUT's body, a patch's result), so the update does not decode it
+/// again: `None` until the change says.
+#[derive(Default)]
+pub(super) struct TypeCheck(std::sync::Mutex<Option<Option<FieldError>>>);
+
+impl TypeCheck {
+    fn found(&self, e: Option<FieldError>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+    }
+
+    fn take(&self) -> Option<Option<FieldError>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
 fn served(mut obj: Value, rev: i64) -> Value {
     metadata_mut(&mut obj).insert("resourceVersion".into(), json!(rev.to_string()));
     obj
@@ -319,7 +335,7 @@ impl Registry {
         check_type(info, &mut obj)?;
         let strat = strategy::strategy_for(info);
         let mut warnings = Vec::new();
-        handle_unknown(strat, &mut obj, opts.field_validation, &mut warnings)?;
+        let type_error = handle_unknown(strat, &mut obj, opts.field_validation, &mut warnings)?;
         check_namespace(rp, &mut obj)?;
         match meta_str(&obj, "name") {
             Some(n) if n == name => {}
@@ -336,6 +352,7 @@ impl Registry {
             .filter(|s| !s.is_empty())
             .map(super::parse_rv)
             .transpose()?;
+        let checked = TypeCheck::default();
         self.guaranteed_update(
             rp,
             &name,
@@ -343,7 +360,11 @@ impl Registry {
             opts,
             warnings,
             Track::Update,
-            |_old| Ok(obj.clone()),
+            &checked,
+            |_old| {
+                checked.found(type_error.clone());
+                Ok(obj.clone())
+            },
         )
         .await
     }
@@ -394,7 +415,9 @@ impl Registry {
         // Warnings of the latest attempt: the closure runs once per attempt.
         let patch_warnings = std::sync::Mutex::new(Vec::new());
         let pw = &patch_warnings;
-        let mut res = self.guaranteed_update(rp, &name, wanted_rv, opts, Vec::new(), Track::Update, move |old| {
+        let checked = TypeCheck::default();
+        let ck = &checked;
+        let mut res = self.guaranteed_update(rp, &name, wanted_rv, opts, Vec::new(), Track::Update, ck, move |old| {
             let mut doc = old.clone();
             match patch_type {
                 PatchType::Apply { .. } => unreachable!("apply is dispatched above"),
@@ -410,13 +433,9 @@ impl Registry {
                     doc = crate::patch::apply_strategic(info, old, smp)?;
                     crate::patch::refuse_unknown(strat, &doc, smp, fv)?;
                     let mut w = Vec::new();
-                    handle_unknown(strat, &mut doc, fv, &mut w)?;
+                    ck.found(handle_unknown(strat, &mut doc, fv, &mut w)?);
                     *pw.lock().unwrap_or_else(|e| e.into_inner()) = w;
                 }
-            }
-            let size = serde_json::to_vec(&doc).map(|v| v.len()).unwrap_or(0);
-            if size > store::MAX_VALUE_BYTES {
-                return Err(ApiError::too_large("Request entity too large: the patched object is too large"));
             }
             Ok(doc)
         })
@@ -451,6 +470,7 @@ impl Registry {
             opts,
             Vec::new(),
             Track::Update,
+            &TypeCheck::default(),
             change,
         )
         .await
@@ -467,6 +487,7 @@ impl Registry {
         opts: &WriteOptions,
         mut warnings: Vec<String>,
         track: Track,
+        checked: &TypeCheck,
         change: impl Fn(&Value) -> ApiResult<Value>,
     ) -> ApiResult<WriteResult> {
         let info = rp.info;
@@ -557,7 +578,8 @@ impl Registry {
             } else {
                 strat.validate_update(&new, &old)
             });
-            let errs = strategy::with_type_error(errs, strat.decode(&new).error);
+            let type_error = checked.take().unwrap_or_else(|| strat.decode(&new).error);
+            let errs = strategy::with_type_error(errs, type_error);
             if !errs.is_empty() {
                 return Err(invalid(info, &new, &errs));
             }
@@ -615,6 +637,13 @@ impl Registry {
                 .allocate_service(info, &key, &mut new, Some(&old))
                 .await?;
             let (bytes, prepared) = self.encode(info, &key, &new)?;
+            if bytes.len() > store::MAX_VALUE_BYTES {
+                self.unexpect(&prepared);
+                self.release_service(&allocated).await;
+                return Err(ApiError::too_large(
+                    "Request entity too large: the patched object is too large",
+                ));
+            }
             match self
                 .store
                 .update(key.as_bytes(), kv.mod_revision, bytes, self.ttl_of(info))
