@@ -149,8 +149,14 @@ def test_error_reasons_and_codes(core, api_client, server, namespace):
     core.create_namespaced_pod(namespace, client.V1Pod(metadata=client.V1ObjectMeta(name="keeper", finalizers=["example.com/hold"]),
                                                        spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="busybox")])))
     core.delete_namespace(namespace)
-    code, reason = status_of(lambda: core.create_namespaced_config_map(namespace, cm("late")))
-    assert (code, reason) == (403, "Forbidden")
+    with pytest.raises(ApiException) as e:
+        core.create_namespaced_config_map(namespace, cm("late"))
+    st = json.loads(e.value.body)
+    assert (e.value.status, st["reason"]) == (403, "Forbidden")
+    assert st["message"] == (f'configmaps "late" is forbidden: unable to create new content in namespace '
+                             f'{namespace} because it is being terminated')
+    assert st["details"]["causes"] == [{"reason": "NamespaceTerminating", "field": "metadata.namespace",
+                                        "message": f"namespace {namespace} is being terminated"}]
     core.patch_namespaced_pod("keeper", namespace, {"metadata": {"finalizers": None}})
 
 

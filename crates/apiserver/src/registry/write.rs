@@ -177,6 +177,7 @@ impl Registry {
         &self,
         info: &ResourceInfo,
         ns: Option<&str>,
+        name: &str,
     ) -> ApiResult<()> {
         let (Some(ns), true) = (ns, info.namespaced) else {
             return Ok(());
@@ -201,9 +202,28 @@ impl Registry {
                 ns,
             )),
             Some(e) if e.deleting => {
-                Err(ApiError::forbidden(format!(
-                    "unable to create new content in namespace {ns} because it is being terminated"
-                )))
+                // Upstream's NamespaceLifecycle admission: a Forbidden about
+                // the object, with a cause clients (controllers) look for.
+                let gr = info.group_resource();
+                let what = if name.is_empty() {
+                    format!("{} is forbidden", gr.qualified())
+                } else {
+                    format!("{} \"{name}\" is forbidden", gr.qualified())
+                };
+                let mut err = ApiError::forbidden(format!(
+                    "{what}: unable to create new content in namespace {ns} because it is being terminated"
+                ));
+                err.details = Some(json!({
+                    "name": name,
+                    "group": gr.group,
+                    "kind": gr.resource,
+                    "causes": [{
+                        "reason": "NamespaceTerminating",
+                        "message": format!("namespace {ns} is being terminated"),
+                        "field": "metadata.namespace",
+                    }],
+                }));
+                Err(err)
             }
             Some(_) => Ok(()),
         }
@@ -283,7 +303,7 @@ impl Registry {
             return Err(invalid(info, &obj, &errs));
         }
         let name = meta_str(&obj, "name").unwrap_or_default().to_string();
-        self.check_namespace_lifecycle(info, rp.namespace.as_deref())
+        self.check_namespace_lifecycle(info, rp.namespace.as_deref(), &name)
             .await?;
         if opts.dry_run {
             return Ok(WriteResult {
