@@ -720,7 +720,9 @@ fn watch_response(
     table_mode: bool,
     include: IncludeObject,
 ) -> Response<Body> {
-    let render = move |e: &Arc<Entry>| -> Vec<u8> {
+    // The object as it goes into the event line: the cached JSON itself
+    // (no copy) unless a Table is wanted.
+    let render = move |e: &Arc<Entry>| -> Bytes {
         if table_mode {
             let t = table::render(
                 info,
@@ -729,9 +731,9 @@ fn watch_response(
                 json!({ "resourceVersion": e.rev.to_string() }),
                 std::time::SystemTime::now(),
             );
-            serde_json::to_vec(&t).unwrap_or_default()
+            Bytes::from(serde_json::to_vec(&t).unwrap_or_default())
         } else {
-            e.raw.to_vec()
+            e.raw.clone()
         }
     };
     let stream = events.map(move |item| {
