@@ -38,14 +38,21 @@ pub fn new_rs_new_replicas(d: &Deployment, all: i32, current: i32) -> i32 {
 /// template that never becomes available stops the rollout instead of
 /// eating the old pods. Within that, first the old pods that are not
 /// available anyway, then available ones down to `minAvailable`.
+///
+/// A ReplicaSet counts at most `spec.replicas` available pods. Upstream
+/// takes `status.availableReplicas` as is, which right after a scale-down
+/// (a proportional one, say) still counts the pods about to go, and then
+/// removes too many old pods at once; the pods its own controller is
+/// deleting are not available to rely on.
 pub fn plan_scale_down(d: &Deployment, old: &[&ReplicaSet], new: &ReplicaSet) -> Vec<(usize, i32)> {
+    let available = |rs: &ReplicaSet| rsu::available(rs).min(rsu::replicas(rs));
     let old_count = rsu::sum_replicas(old.iter().copied());
     if old_count == 0 {
         return Vec::new();
     }
     let all_count = old_count + rsu::replicas(new);
     let min_available = spec::replicas(d) - spec::max_unavailable(d);
-    let new_unavailable = rsu::replicas(new) - rsu::available(new);
+    let new_unavailable = rsu::replicas(new) - available(new);
     let max_scaled_down = all_count - min_available - new_unavailable;
     if max_scaled_down <= 0 {
         return Vec::new();
@@ -59,7 +66,7 @@ pub fn plan_scale_down(d: &Deployment, old: &[&ReplicaSet], new: &ReplicaSet) ->
         if cleaned >= max_scaled_down {
             break;
         }
-        let unhealthy = sizes[i] - rsu::available(rs);
+        let unhealthy = sizes[i] - available(rs);
         if sizes[i] == 0 || unhealthy <= 0 {
             continue;
         }
@@ -70,21 +77,21 @@ pub fn plan_scale_down(d: &Deployment, old: &[&ReplicaSet], new: &ReplicaSet) ->
     }
 
     // Then available ones, keeping minAvailable.
-    let available = rsu::sum_available(old.iter().copied()) + rsu::available(new);
+    let available: i32 = old.iter().map(|rs| available(rs)).sum::<i32>() + available(new);
     if available > min_available {
         let budget = available - min_available;
         let mut done = 0;
-        for i in 0..old.len() {
+        for (i, size) in sizes.iter_mut().enumerate() {
             if done >= budget {
                 break;
             }
-            if sizes[i] == 0 {
+            if *size == 0 {
                 continue;
             }
-            let n = sizes[i].min(budget - done);
-            sizes[i] -= n;
+            let n = (*size).min(budget - done);
+            *size -= n;
             done += n;
-            plan.push((i, sizes[i]));
+            plan.push((i, *size));
         }
     }
     plan
@@ -218,6 +225,17 @@ mod tests {
         let new0 = sized("new", 3, 0, "2024-01-03T00:00:00Z");
         // 13 - 8 - 3 = 2: exactly the 2 unhealthy; then 8 available = min: stop.
         assert_eq!(plan_scale_down(&d, &[&a, &b], &new0), [(0, 3)]);
+    }
+
+    #[test]
+    fn pods_being_removed_are_not_counted_available() {
+        let d = rolling(5, json!(3), json!(2));
+        // Just scaled from 14 to 5: its status still shows 8 available.
+        let old = sized("old", 5, 8, "2024-01-01T00:00:00Z");
+        let new = sized("new", 3, 0, "2024-01-02T00:00:00Z");
+        // 8 pods, min 3, 3 new unavailable: 2 may go, and only 5 of the
+        // old pods will remain to count, so 2 go (not all 5).
+        assert_eq!(plan_scale_down(&d, &[&old], &new), [(0, 3)]);
     }
 
     #[test]
