@@ -180,6 +180,43 @@ mod tests {
     }
 
     #[test]
+    fn changes_resolve_to_deployments_in_the_store() {
+        let (store, mut writer) = kube::runtime::reflector::store::<Deployment>();
+        let d = |ns: &str, name: &str, uid: &str, app: &str| -> Deployment {
+            serde_json::from_value(
+                json!({"metadata": {"namespace": ns, "name": name, "uid": uid},
+                "spec": {"selector": {"matchLabels": {"app": app}}, "template": {}}}),
+            )
+            .unwrap()
+        };
+        for x in [
+            d("ns", "web", "u1", "web"),
+            d("ns", "other", "u2", "db"),
+            d("elsewhere", "web2", "u3", "web"),
+        ] {
+            writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(x));
+        }
+        let names = |ch: Change<ReplicaSet>| -> Vec<String> {
+            deployments_for(&ch, &store)
+                .into_iter()
+                .map(|r| r.name)
+                .collect()
+        };
+        let new = |f: Box<dyn FnOnce(&mut Value)>| Change {
+            old: None,
+            new: Some(std::sync::Arc::new(rs("1", f))),
+        };
+        assert_eq!(
+            names(new(Box::new(owned("Deployment", "apps/v1", "web", "u1")))),
+            ["web"]
+        );
+        // A controller reference to an older Deployment of the same name.
+        assert!(names(new(Box::new(owned("Deployment", "apps/v1", "web", "old")))).is_empty());
+        // An orphan: the matching Deployments of its namespace only.
+        assert_eq!(names(new(Box::new(|_| {}))), ["web"]);
+    }
+
+    #[test]
     fn empty_selectors_select_nothing() {
         let d = |sel: Value| -> Deployment {
             serde_json::from_value(json!({"metadata": {"name": "d"},
