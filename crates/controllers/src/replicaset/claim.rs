@@ -1,4 +1,5 @@
-//! Adoption and release, as upstream's `ControllerRefManager.ClaimObject`:
+//! Adoption and release, as upstream's `ControllerRefManager.ClaimObject`
+//! (for pods here, and for ReplicaSets by the Deployment controller):
 //! an owner keeps the pods it controls while its selector matches them,
 //! releases those it no longer matches, and adopts matching orphans. It
 //! never touches a pod another controller owns, and neither adopts nor
@@ -6,7 +7,7 @@
 //! a pod deleted and recreated under the same name is not touched (the
 //! API server rejects the changed UID).
 
-use k8s_openapi::api::core::v1::Pod;
+use kube::Resource;
 use serde_json::{json, Value};
 
 use super::podcache::controller_uid;
@@ -24,9 +25,9 @@ pub enum Claim {
     Release,
 }
 
-/// Decide for `pod`, given the owner's UID, whether the owner is being
-/// deleted, and whether its selector matches the pod.
-pub fn decide(pod: &Pod, owner_uid: &str, owner_deleting: bool, matches: bool) -> Claim {
+/// Decide for `pod` (or any owned object), given the owner's UID, whether
+/// the owner is being deleted, and whether its selector matches the object.
+pub fn decide<K: Resource>(pod: &K, owner_uid: &str, owner_deleting: bool, matches: bool) -> Claim {
     match controller_uid(pod) {
         Some(uid) if uid != owner_uid => Claim::Ignore,
         // Keeping what we own needs no action, even while being deleted.
@@ -34,7 +35,7 @@ pub fn decide(pod: &Pod, owner_uid: &str, owner_deleting: bool, matches: bool) -
         Some(_) if owner_deleting => Claim::Ignore,
         Some(_) => Claim::Release,
         None if owner_deleting || !matches => Claim::Ignore,
-        None if pod.metadata.deletion_timestamp.is_some() => Claim::Ignore,
+        None if pod.meta().deletion_timestamp.is_some() => Claim::Ignore,
         None => Claim::Adopt,
     }
 }
@@ -67,6 +68,7 @@ pub fn release_patch(owner_uid: &str, pod_uid: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::core::v1::Pod;
 
     fn pod(controller: Option<&str>, deleting: bool) -> Pod {
         let refs = controller.map(|u| {

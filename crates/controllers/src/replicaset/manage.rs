@@ -234,13 +234,13 @@ pub async fn manage_replicas<K: ReplicaOwner>(
         let related = related_pods(ctx, owner);
         let victims = ranking::pods_to_delete(active, &related, n, now);
         ctx.expectations
-            .expect_deletions(&uid, victims.iter().map(|p| key(p)));
+            .expect_deletions(&uid, victims.iter().map(|p| key(p.as_ref())));
         let results = join_all(victims.iter().map(|p| delete_one(ctx, owner, p))).await;
         let mut first = None;
         for (p, r) in victims.iter().zip(results) {
             if let Err(e) = r {
                 // A failed deletion will never be observed.
-                ctx.expectations.deletion_observed(&uid, &key(p));
+                ctx.expectations.deletion_observed(&uid, &key(p.as_ref()));
                 if !e.gone() && first.is_none() {
                     first = Some(e);
                 }
@@ -255,7 +255,7 @@ pub async fn manage_replicas<K: ReplicaOwner>(
 /// `FilterClaimedPods`).
 pub fn claimed_by(pods: &[Arc<Pod>], uid: &str, matches: impl Fn(&Pod) -> bool) -> Vec<Arc<Pod>> {
     pods.iter()
-        .filter(|p| controller_uid(p) == Some(uid) && matches(p))
+        .filter(|p| controller_uid(p.as_ref()) == Some(uid) && matches(p))
         .cloned()
         .collect()
 }

@@ -15,12 +15,10 @@
 //! namespace's orphans from the cache.
 
 pub mod claim;
-pub mod events;
 pub mod expectations;
 pub mod handlers;
 pub mod kind;
 pub mod manage;
-pub mod podcache;
 pub mod ranking;
 pub mod status;
 pub mod sync;
@@ -40,6 +38,8 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, ResourceExt};
 
+pub use crate::cache as podcache;
+pub use crate::events;
 use events::Recorder;
 use expectations::Expectations;
 use handlers::{Hooks, PodHandler};

@@ -110,7 +110,7 @@ async fn claim_pods<K: ReplicaOwner>(
     let mut claimed = Vec::with_capacity(active.len());
     let mut first_error = None;
     for p in active {
-        let decision = claim::decide(&p, &uid, deleting, selector.matches(labels(&p)));
+        let decision = claim::decide(p.as_ref(), &uid, deleting, selector.matches(labels(&p)));
         let pod_uid = p.metadata.uid.clone().unwrap_or_default();
         let res = match decision {
             Claim::Keep => {

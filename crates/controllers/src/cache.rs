@@ -1,11 +1,12 @@
-//! The pod informer's cache, shared by both kinds: every pod, indexed by its
-//! controller's UID and, for pods without a controller, by namespace (the
+//! An informer's cache of owned objects (pods for the ReplicaSet controllers,
+//! ReplicaSets for the Deployment controller): every object, indexed by its
+//! controller's UID and, for objects without a controller, by namespace (the
 //! two lookups a sync needs, as upstream's `FilterPodsByOwner` with
-//! orphans). A sync then touches its own pods and the namespace's orphans,
-//! never every pod.
+//! orphans). A sync then touches its own objects and the namespace's
+//! orphans, never every object.
 //!
 //! The cache is written by one task from a kube-rs watcher, and each write
-//! returns the changes (old, new) it made, so the pod handlers run after the
+//! returns the changes (old, new) it made, so the handlers run after the
 //! cache shows the change, as upstream's informer handlers do: an owner
 //! woken by a pod's creation always sees that pod.
 
@@ -13,69 +14,80 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::runtime::watcher;
+use kube::Resource;
 
-/// A pod's `namespace/name`.
-pub fn key(p: &Pod) -> String {
+/// An object's `namespace/name`.
+pub fn key<K: Resource>(p: &K) -> String {
+    let m = p.meta();
     format!(
         "{}/{}",
-        p.metadata.namespace.as_deref().unwrap_or(""),
-        p.metadata.name.as_deref().unwrap_or("")
+        m.namespace.as_deref().unwrap_or(""),
+        m.name.as_deref().unwrap_or("")
     )
 }
 
-/// The UID of the pod's controller (the owner reference with
+/// The UID of the object's controller (the owner reference with
 /// `controller: true`).
-pub fn controller_uid(p: &Pod) -> Option<&str> {
+pub fn controller_uid<K: Resource>(p: &K) -> Option<&str> {
     controller_of(p).map(|r| r.uid.as_str())
 }
 
-/// The pod's controller reference.
-pub fn controller_of(
-    p: &Pod,
-) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference> {
-    p.metadata
+/// The object's controller reference.
+pub fn controller_of<K: Resource>(p: &K) -> Option<&OwnerReference> {
+    p.meta()
         .owner_references
         .as_ref()?
         .iter()
         .find(|r| r.controller == Some(true))
 }
 
-/// One change the cache made: a pod appeared (`old` is `None`), changed, or
-/// went away (`new` is `None`).
+/// One change the cache made: an object appeared (`old` is `None`),
+/// changed, or went away (`new` is `None`).
 #[derive(Clone, Debug)]
-pub struct Change {
-    pub old: Option<Arc<Pod>>,
-    pub new: Option<Arc<Pod>>,
+pub struct Change<K = Pod> {
+    pub old: Option<Arc<K>>,
+    pub new: Option<Arc<K>>,
 }
 
-#[derive(Default)]
-struct Inner {
-    pods: HashMap<String, Arc<Pod>>,
+struct Inner<K> {
+    pods: HashMap<String, Arc<K>>,
     by_controller: HashMap<String, HashSet<String>>,
     orphans: HashMap<String, HashSet<String>>,
-    /// Pods of a relist in progress; swapped in when it completes.
-    relist: Option<HashMap<String, Arc<Pod>>>,
+    /// Objects of a relist in progress; swapped in when it completes.
+    relist: Option<HashMap<String, Arc<K>>>,
 }
 
-impl Inner {
-    fn index(&mut self, k: &str, p: &Pod) {
+impl<K> Default for Inner<K> {
+    fn default() -> Self {
+        Inner {
+            pods: HashMap::new(),
+            by_controller: HashMap::new(),
+            orphans: HashMap::new(),
+            relist: None,
+        }
+    }
+}
+
+impl<K: Resource> Inner<K> {
+    fn index(&mut self, k: &str, p: &K) {
         let set = match controller_uid(p) {
             Some(uid) => self.by_controller.entry(uid.to_string()).or_default(),
             None => self
                 .orphans
-                .entry(p.metadata.namespace.clone().unwrap_or_default())
+                .entry(p.meta().namespace.clone().unwrap_or_default())
                 .or_default(),
         };
         set.insert(k.to_string());
     }
 
-    fn unindex(&mut self, k: &str, p: &Pod) {
+    fn unindex(&mut self, k: &str, p: &K) {
         let (map, at) = match controller_uid(p) {
             Some(uid) => (&mut self.by_controller, uid.to_string()),
             None => (
                 &mut self.orphans,
-                p.metadata.namespace.clone().unwrap_or_default(),
+                p.meta().namespace.clone().unwrap_or_default(),
             ),
         };
         if let Some(set) = map.get_mut(&at) {
@@ -86,8 +98,8 @@ impl Inner {
         }
     }
 
-    fn insert(&mut self, p: Arc<Pod>) -> Option<Arc<Pod>> {
-        let k = key(&p);
+    fn insert(&mut self, p: Arc<K>) -> Option<Arc<K>> {
+        let k = key(p.as_ref());
         let old = self.pods.insert(k.clone(), p.clone());
         if let Some(o) = &old {
             self.unindex(&k, o);
@@ -96,7 +108,7 @@ impl Inner {
         old
     }
 
-    fn remove(&mut self, k: &str) -> Option<Arc<Pod>> {
+    fn remove(&mut self, k: &str) -> Option<Arc<K>> {
         let old = self.pods.remove(k)?;
         self.unindex(k, &old);
         Some(old)
@@ -105,51 +117,55 @@ impl Inner {
     fn get_all<'a>(
         &'a self,
         keys: Option<&'a HashSet<String>>,
-    ) -> impl Iterator<Item = Arc<Pod>> + 'a {
+    ) -> impl Iterator<Item = Arc<K>> + 'a {
         keys.into_iter()
             .flatten()
             .filter_map(|k| self.pods.get(k).cloned())
     }
 }
 
-/// The shared pod cache.
-pub struct PodCache {
-    inner: RwLock<Inner>,
+/// The cache of one kind of owned object.
+pub struct OwnedCache<K> {
+    inner: RwLock<Inner<K>>,
     ready: tokio::sync::watch::Sender<bool>,
 }
 
-impl Default for PodCache {
+/// The pod cache both ReplicaSet controllers share.
+pub type PodCache = OwnedCache<Pod>;
+
+impl<K> Default for OwnedCache<K> {
     fn default() -> Self {
-        PodCache {
-            inner: RwLock::default(),
+        OwnedCache {
+            inner: RwLock::new(Inner::default()),
             ready: tokio::sync::watch::Sender::new(false),
         }
     }
 }
 
-/// Drop what the controller never reads and would otherwise hold for every
-/// pod in the cluster.
-fn slim(mut p: Pod) -> Arc<Pod> {
-    p.metadata.managed_fields = None;
+/// Drop what the controllers never read and would otherwise hold for every
+/// object in the cluster. (An update sent without `managedFields` keeps the
+/// stored ones.)
+fn slim<K: Resource>(mut p: K) -> Arc<K> {
+    p.meta_mut().managed_fields = None;
     Arc::new(p)
 }
 
-fn rv(p: &Pod) -> Option<&str> {
-    p.metadata.resource_version.as_deref()
+fn rv<K: Resource>(p: &K) -> Option<&str> {
+    p.meta().resource_version.as_deref()
 }
 
-impl PodCache {
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+impl<K: Resource> OwnedCache<K> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner<K>> {
         // Writers never panic mid-update (plain map operations).
         self.inner.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner<K>> {
         self.inner.write().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Apply one watcher event; returns what changed.
-    pub fn apply(&self, ev: watcher::Event<Pod>) -> Vec<Change> {
+    pub fn apply(&self, ev: watcher::Event<K>) -> Vec<Change<K>> {
         let mut g = self.write();
         match ev {
             watcher::Event::Init => {
@@ -158,7 +174,9 @@ impl PodCache {
             }
             watcher::Event::InitApply(p) => {
                 let p = slim(p);
-                g.relist.get_or_insert_with(HashMap::new).insert(key(&p), p);
+                g.relist
+                    .get_or_insert_with(HashMap::new)
+                    .insert(key(p.as_ref()), p);
                 Vec::new()
             }
             watcher::Event::InitDone => {
@@ -171,7 +189,10 @@ impl PodCache {
                     let before = old.get(&k).cloned();
                     // Unchanged pods need no handler (upstream's update
                     // handler ignores equal resource versions too).
-                    if before.as_ref().is_none_or(|b| rv(b) != rv(&p)) {
+                    if before
+                        .as_ref()
+                        .is_none_or(|b| rv(b.as_ref()) != rv(p.as_ref()))
+                    {
                         changes.push(Change {
                             old: before,
                             new: Some(p.clone()),
@@ -198,7 +219,7 @@ impl PodCache {
             }
             watcher::Event::Delete(p) => {
                 let p = slim(p);
-                g.remove(&key(&p));
+                g.remove(&key(p.as_ref()));
                 vec![Change {
                     old: Some(p),
                     new: None,
@@ -207,18 +228,26 @@ impl PodCache {
         }
     }
 
-    /// Pods controlled by `uid`, and the orphans of `namespace`.
-    pub fn controlled_or_orphans(&self, namespace: &str, uid: &str) -> Vec<Arc<Pod>> {
+    /// Objects controlled by `uid`, and the orphans of `namespace`.
+    pub fn controlled_or_orphans(&self, namespace: &str, uid: &str) -> Vec<Arc<K>> {
         let g = self.read();
         g.get_all(g.by_controller.get(uid))
             .chain(g.get_all(g.orphans.get(namespace)))
             .collect()
     }
 
-    /// Pods controlled by `uid`.
-    pub fn controlled_by(&self, uid: &str) -> Vec<Arc<Pod>> {
+    /// Objects controlled by `uid`.
+    pub fn controlled_by(&self, uid: &str) -> Vec<Arc<K>> {
         let g = self.read();
         g.get_all(g.by_controller.get(uid)).collect()
+    }
+
+    /// The object `namespace/name`, if cached.
+    pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<K>> {
+        self.read()
+            .pods
+            .get(&format!("{namespace}/{name}"))
+            .cloned()
     }
 
     /// Wait for the first complete list.
@@ -251,8 +280,8 @@ mod tests {
     }
 
     fn names(mut v: Vec<Arc<Pod>>) -> Vec<String> {
-        v.sort_by_key(|p| key(p));
-        v.iter().map(|p| key(p)).collect()
+        v.sort_by_key(|p| key(p.as_ref()));
+        v.iter().map(|p| key(p.as_ref())).collect()
     }
 
     #[tokio::test]
@@ -276,7 +305,10 @@ mod tests {
 
         // p2 is adopted, p1 released.
         let ch = c.apply(watcher::Event::Apply(pod("a", "p2", "2", Some("u1"))));
-        assert_eq!(ch[0].old.as_ref().map(|p| rv(p).unwrap()), Some("1"));
+        assert_eq!(
+            ch[0].old.as_ref().map(|p| rv(p.as_ref()).unwrap()),
+            Some("1")
+        );
         c.apply(watcher::Event::Apply(pod("a", "p1", "2", None)));
         assert_eq!(names(c.controlled_by("u1")), ["a/p2"]);
         assert_eq!(names(c.controlled_or_orphans("a", "u2")), ["a/p1"]);
@@ -315,7 +347,7 @@ mod tests {
             .into_iter()
             .map(|ch| {
                 let p = ch.new.as_ref().or(ch.old.as_ref()).unwrap();
-                (key(p), ch.old.is_some(), ch.new.is_some())
+                (key(p.as_ref()), ch.old.is_some(), ch.new.is_some())
             })
             .collect();
         got.sort();
