@@ -4,6 +4,8 @@ import json
 import subprocess
 import time
 
+from conftest import wait_for
+
 MANIFEST = """
 apiVersion: apps/v1
 kind: Deployment
@@ -170,7 +172,11 @@ def test_describe_label_annotate_patch_delete(kubectl, namespace):
     kubectl("delete", "pod", "solo", "-n", namespace, "--grace-period=0", "--force")
     assert kubectl.run("get", "pod", "solo", "-n", namespace, check=False).returncode != 0
     kubectl("delete", "all", "--all", "-n", namespace)
-    assert kubectl("get", "deployments,services,pods", "-n", namespace, "-o", "name") == ""
+    # The Deployment's ReplicaSet and pods go by garbage collection, after
+    # the delete returns (background propagation).
+    wait_for("everything deleted",
+             lambda: kubectl("get", "deployments,replicasets,services,pods", "-n", namespace, "-o", "name") == "",
+             timeout=30)
 
 
 def test_api_resources_and_versions(kubectl):

@@ -156,16 +156,17 @@ def test_updates_record_their_managers(kubectl, core, namespace):
 
 
 def test_status_writes_are_recorded_with_their_subresource(core, kubectl, namespace):
-    kubectl("apply", "--server-side", "-f", "-", input=deploy(namespace))
-    from kubernetes import client
-    apps = client.AppsV1Api(core.api_client)
-    apps.patch_namespaced_deployment_status(
-        "web", namespace, {"status": {"observedGeneration": 1, "replicas": 0}}, field_manager="my-controller"
+    # A ClusterIP Service: no controller writes its status, so the entry stays.
+    kubectl("create", "service", "clusterip", "statusful", "--tcp=80:80", "-n", namespace)
+    cond = {"type": "example.com/Checked", "status": "True", "reason": "Tested", "message": "ok",
+            "lastTransitionTime": "2026-01-01T00:00:00Z"}
+    core.patch_namespaced_service_status(
+        "statusful", namespace, {"status": {"conditions": [cond]}}, field_manager="my-controller"
     )
-    _, entries = managed(kubectl, "deployment", "web", namespace)
+    _, entries = managed(kubectl, "service", "statusful", namespace)
     status = entry(entries, "my-controller", "Update")
     assert status is not None and status["subresource"] == "status", entries
-    assert set(status["fieldsV1"]["f:status"]) >= {"f:observedGeneration"}
+    assert set(status["fieldsV1"]["f:status"]) >= {"f:conditions"}
 
 
 def test_client_side_apply_migrates_to_server_side(kubectl, namespace):
