@@ -101,6 +101,9 @@ def test_create_deployment_and_rollout_status(cluster, ns):
     assert rs["metadata"]["ownerReferences"] == [{
         "apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": d["metadata"]["uid"],
         "controller": True, "blockOwnerDeletion": True}]
+    # Controllers write as kube-controller-manager (their User-Agent), as upstream's do.
+    rs_full = k.json("get", "rs", rs["metadata"]["name"], "-n", ns, "--show-managed-fields")
+    assert {e["manager"] for e in rs_full["metadata"]["managedFields"]} == {"kube-controller-manager"}
     ann = rs["metadata"]["annotations"]
     # 25% surge of 3 rounds up to 1.
     assert (ann[REVISION], ann["deployment.kubernetes.io/desired-replicas"],

@@ -52,7 +52,7 @@ pub struct HollowArgs {
 
 pub async fn run(args: HollowArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.count > 0, "--count must be positive");
-    let client = super::client_from(&args.kubeconfig, args.server.as_deref()).await?;
+    let client = super::client_from(&args.kubeconfig, args.server.as_deref(), "kubelet").await?;
     let cfg = hollow::Config {
         count: args.count,
         prefix: args.prefix,

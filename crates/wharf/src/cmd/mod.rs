@@ -4,10 +4,13 @@ pub mod hollow;
 pub mod scheduler;
 pub mod server;
 
-/// An API client from a kubeconfig file, optionally pointed at another URL.
+/// An API client from a kubeconfig file, optionally pointed at another URL,
+/// sending `User-Agent: <component>/<version> …` as upstream's components do:
+/// the API server names a write's field manager after it.
 pub async fn client_from(
     kubeconfig: &std::path::Path,
     server: Option<&str>,
+    component: &str,
 ) -> anyhow::Result<kube::Client> {
     use anyhow::Context;
     let kc = kube::config::Kubeconfig::read_from(kubeconfig)
@@ -19,5 +22,15 @@ pub async fn client_from(
     if let Some(url) = server {
         config.cluster_url = url.parse().with_context(|| format!("--server {url}"))?;
     }
+    let ua = format!(
+        "{component}/v{} ({}/{}) wharf",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    );
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_str(&ua).context("user agent")?,
+    ));
     kube::Client::try_from(config).context("building the API client")
 }

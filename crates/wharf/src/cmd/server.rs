@@ -161,18 +161,16 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         api.local_addr.port(),
         api.kubeconfig.display()
     );
-    let kubeconfig = kube::config::Kubeconfig::read_from(&api.kubeconfig)
-        .context("reading the admin kubeconfig")?;
-    let client_config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .context("loading the admin kubeconfig")?;
-    let client =
-        kube::Client::try_from(client_config).context("building the controllers' API client")?;
-    let scheduler = (!args.disable_scheduler)
-        .then(|| tokio::spawn(scheduler::run(client.clone(), scheduler::Config::default())));
+    let scheduler = if args.disable_scheduler {
+        None
+    } else {
+        let client = super::client_from(&api.kubeconfig, None, "kube-scheduler").await?;
+        Some(tokio::spawn(scheduler::run(
+            client,
+            scheduler::Config::default(),
+        )))
+    };
+    let client = super::client_from(&api.kubeconfig, None, "kube-controller-manager").await?;
     let controllers = controllers::start(client);
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
