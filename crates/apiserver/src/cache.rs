@@ -183,9 +183,7 @@ impl Index {
             fields.push(("metadata.namespace", namespace.clone().unwrap_or_default()));
         }
         fields.extend(strategy::strategy_for(info).selectable_fields(v));
-        let deleting = meta
-            .get("deletionTimestamp")
-            .is_some_and(|d| !d.is_null());
+        let deleting = meta.get("deletionTimestamp").is_some_and(|d| !d.is_null());
         Some(Index {
             name,
             namespace,

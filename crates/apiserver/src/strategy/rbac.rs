@@ -3,7 +3,6 @@
 //! a binding's roleRef never changes.
 
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use super::meta::validate_label_selector;
@@ -150,7 +149,7 @@ fn default_binding(obj: &mut Value) {
     });
 }
 
-fn role_validate<T: DeserializeOwned>(obj: &Value, namespaced: bool) -> Vec<FieldError> {
+fn role_validate(obj: &Value, namespaced: bool) -> Vec<FieldError> {
     let mut errs = Vec::new();
     validate_rules(obj, namespaced, &mut errs);
     if let Some(agg) = get(obj, "aggregationRule") {
@@ -171,11 +170,7 @@ fn role_validate<T: DeserializeOwned>(obj: &Value, namespaced: bool) -> Vec<Fiel
     errs
 }
 
-fn binding_update<T: DeserializeOwned>(
-    new: &Value,
-    old: &Value,
-    namespaced: bool,
-) -> Vec<FieldError> {
+fn binding_update(new: &Value, old: &Value, namespaced: bool) -> Vec<FieldError> {
     let mut errs = validate_binding(new, namespaced);
     if !same(new.get("roleRef"), old.get("roleRef")) {
         errs.push(FieldError::invalid(
@@ -196,7 +191,7 @@ impl Strategy for RoleStrategy {
     }
 
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
-        role_validate::<Role>(obj, true)
+        role_validate(obj, true)
     }
 
     fn selectable_fields(&self, _obj: &Value) -> Vec<(&'static str, String)> {
@@ -213,7 +208,7 @@ impl Strategy for ClusterRoleStrategy {
     }
 
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
-        role_validate::<ClusterRole>(obj, false)
+        role_validate(obj, false)
     }
 
     fn selectable_fields(&self, _obj: &Value) -> Vec<(&'static str, String)> {
@@ -238,7 +233,7 @@ impl Strategy for RoleBindingStrategy {
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
-        binding_update::<RoleBinding>(new, old, true)
+        binding_update(new, old, true)
     }
 
     fn selectable_fields(&self, _obj: &Value) -> Vec<(&'static str, String)> {
@@ -263,7 +258,7 @@ impl Strategy for ClusterRoleBindingStrategy {
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
-        binding_update::<ClusterRoleBinding>(new, old, false)
+        binding_update(new, old, false)
     }
 
     fn selectable_fields(&self, _obj: &Value) -> Vec<(&'static str, String)> {

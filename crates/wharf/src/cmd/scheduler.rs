@@ -19,7 +19,8 @@ pub struct SchedulerArgs {
 }
 
 pub async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
-    let client = super::client_from(&args.kubeconfig, args.server.as_deref(), "kube-scheduler").await?;
+    let client =
+        super::client_from(&args.kubeconfig, args.server.as_deref(), "kube-scheduler").await?;
     let cfg = scheduler::Config {
         name: args.scheduler_name,
         ..scheduler::Config::default()
