@@ -2,6 +2,7 @@
 //! function driven by kube-rs's runtime, talking to the API server over HTTPS
 //! like any other client. It never touches the store.
 
+pub mod endpoints;
 pub mod namespace;
 pub mod serviceaccount;
 
@@ -10,6 +11,8 @@ use std::time::Duration;
 /// Start every controller on `client`; runs until the returned task is aborted.
 pub fn start(client: kube::Client) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        // Endpoints and EndpointSlices; runs on its own until the process ends.
+        tokio::spawn(endpoints::run(client.clone()));
         let ns = tokio::spawn(namespace::run(client.clone()));
         let sa = tokio::spawn(serviceaccount::run(client.clone()));
         let _ = futures::future::join(ns, sa).await;
