@@ -141,7 +141,10 @@ impl<K: Resource> Feeder<K> {
             watcher::Event::Apply(obj) => self.applied(obj, on_change),
             watcher::Event::Delete(obj) => {
                 let (ns, name) = key_of(&obj);
-                let old = self.cache.remove(&ns, &name).unwrap_or_else(|| Arc::new(obj));
+                let old = self
+                    .cache
+                    .remove(&ns, &name)
+                    .unwrap_or_else(|| Arc::new(obj));
                 on_change((Some(old), None));
             }
         }
@@ -166,7 +169,10 @@ pub async fn run<K>(
 ) where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    let what = std::any::type_name::<K>().rsplit("::").next().unwrap_or("?");
+    let what = std::any::type_name::<K>()
+        .rsplit("::")
+        .next()
+        .unwrap_or("?");
     let mut feeder = Feeder::new(cache);
     let mut events = std::pin::pin!(watcher(api, cfg).default_backoff());
     while let Some(ev) = events.next().await {

@@ -11,7 +11,7 @@
 //! change; each controller has its own queue of keys and pool of workers.
 
 mod cache;
-pub mod endpoints;
+pub mod endpointsctl;
 mod plan;
 pub mod pods;
 pub mod ports;
@@ -97,7 +97,8 @@ impl Caches {
         self.services
             .list(ns, |s| {
                 !pods::unmanaged(s)
-                    && pods::selector(s).is_some_and(|sel| pods::selects(sel, pod.metadata.labels.as_ref()))
+                    && pods::selector(s)
+                        .is_some_and(|sel| pods::selects(sel, pod.metadata.labels.as_ref()))
             })
             .iter()
             .map(|s| key(s.metadata.namespace.as_deref(), s.metadata.name.as_deref()))
@@ -120,10 +121,21 @@ fn trim_pod(p: &mut Pod) {
     p.metadata.annotations = None;
 }
 
+/// Of a node, only its labels are read (the zone).
+fn trim_node(n: &mut Node) {
+    trim_managed_fields(n);
+    n.metadata.annotations = None;
+    n.spec = None;
+    n.status = None;
+}
+
 /// Run both controllers until the process ends.
 pub async fn run(client: Client) {
     let caches = Arc::new(Caches::default());
-    let eps = Arc::new(endpoints::Controller::new(client.clone(), caches.clone()));
+    let eps = Arc::new(endpointsctl::Controller::new(
+        client.clone(),
+        caches.clone(),
+    ));
     let sls = Arc::new(slicectl::Controller::new(client.clone(), caches.clone()));
 
     let both = {
@@ -141,7 +153,10 @@ pub async fn run(client: Client) {
             let Some(obj) = new.as_ref().or(old.as_ref()) else {
                 return;
             };
-            let k = key(obj.metadata.namespace.as_deref(), obj.metadata.name.as_deref());
+            let k = key(
+                obj.metadata.namespace.as_deref(),
+                obj.metadata.name.as_deref(),
+            );
             e.service_deleted(&k, new.is_none());
             s.service_deleted(&k, new.is_none());
             both(&k);
@@ -155,7 +170,11 @@ pub async fn run(client: Client) {
                     return;
                 }
             }
-            let keys: BTreeSet<String> = old.iter().chain(new.iter()).flat_map(|p| c.services_of(p)).collect();
+            let keys: BTreeSet<String> = old
+                .iter()
+                .chain(new.iter())
+                .flat_map(|p| c.services_of(p))
+                .collect();
             keys.iter().for_each(|k| both(k));
         }
     };
@@ -163,11 +182,17 @@ pub async fn run(client: Client) {
         let (c, e) = (caches.clone(), eps.clone());
         move |(old, new): Change<Endpoints>| match (old, new) {
             // Deleted: recreated if its service still wants it.
-            (Some(o), None) => e.queue.add(&key(o.metadata.namespace.as_deref(), o.metadata.name.as_deref())),
+            (Some(o), None) => e.queue.add(&key(
+                o.metadata.namespace.as_deref(),
+                o.metadata.name.as_deref(),
+            )),
             // Ours without a service: left over, to delete.
-            (_, Some(n)) if endpoints::managed(&n) => {
+            (_, Some(n)) if endpointsctl::managed(&n) => {
                 let (ns, name) = (n.metadata.namespace.as_deref(), n.metadata.name.as_deref());
-                if c.services.get(ns.unwrap_or(""), name.unwrap_or("")).is_none() {
+                if c.services
+                    .get(ns.unwrap_or(""), name.unwrap_or(""))
+                    .is_none()
+                {
                     e.queue.add(&key(ns, name));
                 }
             }
@@ -177,12 +202,16 @@ pub async fn run(client: Client) {
     let on_slice = {
         let s = sls.clone();
         move |(old, new): Change<EndpointSlice>| {
-            let svc_of = |x: &Option<Arc<EndpointSlice>>| x.as_deref().and_then(tracker::service_key);
+            let svc_of =
+                |x: &Option<Arc<EndpointSlice>>| x.as_deref().and_then(tracker::service_key);
             match (&old, &new) {
                 (_, Some(n)) => {
                     let (before, after) = (svc_of(&old), svc_of(&new));
                     if before.is_some() && before != after {
-                        before.iter().chain(after.iter()).for_each(|k| s.queue.add(k));
+                        before
+                            .iter()
+                            .chain(after.iter())
+                            .for_each(|k| s.queue.add(k));
                     } else if s.tracker.should_sync(n) {
                         after.iter().for_each(|k| s.queue.add(k));
                     }
@@ -199,11 +228,41 @@ pub async fn run(client: Client) {
 
     let slice_cfg = cfg().labels(&format!("{SLICE_MANAGED_BY}={SLICE_CONTROLLER}"));
     let informers = [
-        tokio::spawn(cache::run(Api::all(client.clone()), cfg(), caches.services.clone(), trim_managed_fields, on_service)),
-        tokio::spawn(cache::run(Api::all(client.clone()), cfg(), caches.pods.clone(), trim_pod, on_pod)),
-        tokio::spawn(cache::run(Api::all(client.clone()), cfg(), caches.nodes.clone(), trim_managed_fields, |_: Change<Node>| {})),
-        tokio::spawn(cache::run(Api::all(client.clone()), cfg(), caches.endpoints.clone(), trim_managed_fields, on_endpoints)),
-        tokio::spawn(cache::run(Api::all(client.clone()), slice_cfg, caches.slices.clone(), trim_managed_fields, on_slice)),
+        tokio::spawn(cache::run(
+            Api::all(client.clone()),
+            cfg(),
+            caches.services.clone(),
+            trim_managed_fields,
+            on_service,
+        )),
+        tokio::spawn(cache::run(
+            Api::all(client.clone()),
+            cfg(),
+            caches.pods.clone(),
+            trim_pod,
+            on_pod,
+        )),
+        tokio::spawn(cache::run(
+            Api::all(client.clone()),
+            cfg(),
+            caches.nodes.clone(),
+            trim_node,
+            |_: Change<Node>| {},
+        )),
+        tokio::spawn(cache::run(
+            Api::all(client.clone()),
+            cfg(),
+            caches.endpoints.clone(),
+            trim_managed_fields,
+            on_endpoints,
+        )),
+        tokio::spawn(cache::run(
+            Api::all(client.clone()),
+            slice_cfg,
+            caches.slices.clone(),
+            trim_managed_fields,
+            on_slice,
+        )),
     ];
     caches.wait_ready().await;
     tracing::info!("endpoints and endpointslice controllers started");
@@ -235,8 +294,12 @@ where
             Err(e) => {
                 let delay: Duration = queue.retry(&k);
                 match e {
-                    Error::Stale(_) => tracing::debug!(controller = what, service = %k, "cache behind; retrying"),
-                    e => tracing::warn!(controller = what, service = %k, error = %e, ?delay, "sync failed; retrying"),
+                    Error::Stale(_) => {
+                        tracing::debug!(controller = what, service = %k, "cache behind; retrying")
+                    }
+                    e => {
+                        tracing::warn!(controller = what, service = %k, error = %e, ?delay, "sync failed; retrying")
+                    }
                 }
             }
         }

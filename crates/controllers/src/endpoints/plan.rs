@@ -72,7 +72,8 @@ fn same_placeholder(a: &EndpointSlice, b: &EndpointSlice) -> bool {
         && empty(b)
         && a.address_type == b.address_type
         && a.metadata.namespace == b.metadata.namespace
-        && a.metadata.labels.clone().unwrap_or_default() == b.metadata.labels.clone().unwrap_or_default()
+        && a.metadata.labels.clone().unwrap_or_default()
+            == b.metadata.labels.clone().unwrap_or_default()
 }
 
 /// Where one port list's endpoints go.
@@ -151,7 +152,11 @@ fn len(s: &EndpointSlice) -> usize {
 }
 
 /// Move endpoints from `wanted` into `s` until it holds `max`.
-fn fill(s: &mut EndpointSlice, wanted: &mut BTreeMap<super::slices::EndpointKey, Endpoint>, max: usize) {
+fn fill(
+    s: &mut EndpointSlice,
+    wanted: &mut BTreeMap<super::slices::EndpointKey, Endpoint>,
+    max: usize,
+) {
     let eps = s.endpoints.get_or_insert_with(Vec::new);
     while eps.len() < max {
         let Some((_, ep)) = wanted.pop_first() else {
@@ -226,7 +231,9 @@ mod tests {
     }
 
     fn node() -> Option<Arc<Node>> {
-        Some(Arc::new(serde_json::from_value(json!({ "metadata": { "name": "node-1" } })).unwrap()))
+        Some(Arc::new(
+            serde_json::from_value(json!({ "metadata": { "name": "node-1" } })).unwrap(),
+        ))
     }
 
     fn groups(pods: &[Arc<Pod>]) -> BTreeMap<PortKey, Group> {
@@ -234,7 +241,11 @@ mod tests {
     }
 
     /// Pretend the plan was written: name new slices, give back all slices.
-    fn apply(existing: &[Arc<EndpointSlice>], p: Plan, next: &mut usize) -> Vec<Arc<EndpointSlice>> {
+    fn apply(
+        existing: &[Arc<EndpointSlice>],
+        p: Plan,
+        next: &mut usize,
+    ) -> Vec<Arc<EndpointSlice>> {
         let mut out: BTreeMap<String, Arc<EndpointSlice>> = existing
             .iter()
             .map(|s| (s.metadata.name.clone().unwrap(), s.clone()))
@@ -286,7 +297,11 @@ mod tests {
         let slices = apply(&slices, p, &mut n);
         assert_eq!(sizes(&slices), vec![50, 100, 100]);
         // Five new pods fit the half-full slice.
-        let more: Vec<_> = next.iter().cloned().chain((1000..1005).map(|i| pod(i, 8080))).collect();
+        let more: Vec<_> = next
+            .iter()
+            .cloned()
+            .chain((1000..1005).map(|i| pod(i, 8080)))
+            .collect();
         let p = plan(&svc(), &slices, groups(&more), "IPv4", 100);
         assert_eq!((p.create.len(), p.update.len(), p.delete.len()), (0, 1, 0));
         assert_eq!(len(&p.update[0]), 55);
@@ -322,7 +337,13 @@ mod tests {
         let slices = apply(&[], plan(&svc(), &[], groups(&pods), "IPv4", 100), &mut n);
         let mut other = svc();
         other.metadata.uid = Some("new-uid".into());
-        let p = plan(&other, &slices, desired(&other, &pods, Family::V4, |_| node()).0, "IPv4", 100);
+        let p = plan(
+            &other,
+            &slices,
+            desired(&other, &pods, Family::V4, |_| node()).0,
+            "IPv4",
+            100,
+        );
         // Not ours to reuse: deleted, and a new one created.
         assert_eq!((p.create.len(), p.update.len(), p.delete.len()), (1, 0, 1));
     }
@@ -333,15 +354,45 @@ mod tests {
         let mut n = 0;
         let slices = apply(&[], plan(&svc(), &[], groups(&pods), "IPv4", 100), &mut n);
         let mut unready: Pod = (*pods[0]).clone();
-        unready.status.as_mut().unwrap().conditions.as_mut().unwrap()[0].status = "False".into();
-        let p = plan(&svc(), &slices, groups(&[Arc::new(unready), pods[1].clone()]), "IPv4", 100);
+        unready
+            .status
+            .as_mut()
+            .unwrap()
+            .conditions
+            .as_mut()
+            .unwrap()[0]
+            .status = "False".into();
+        let p = plan(
+            &svc(),
+            &slices,
+            groups(&[Arc::new(unready), pods[1].clone()]),
+            "IPv4",
+            100,
+        );
         assert_eq!((p.create.len(), p.update.len(), p.delete.len()), (0, 1, 0));
-        let c = p.update[0].endpoints.as_ref().unwrap()[0].conditions.clone().unwrap();
+        let c = p.update[0].endpoints.as_ref().unwrap()[0]
+            .conditions
+            .clone()
+            .unwrap();
         assert_eq!(c.ready, Some(false));
         let mut relabelled = svc();
-        relabelled.metadata.labels.as_mut().unwrap().insert("tier".into(), "x".into());
+        relabelled
+            .metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("tier".into(), "x".into());
         let p = plan(&relabelled, &slices, groups(&pods), "IPv4", 100);
         assert_eq!(p.update.len(), 1);
-        assert_eq!(p.update[0].metadata.labels.as_ref().unwrap().get("tier").map(String::as_str), Some("x"));
+        assert_eq!(
+            p.update[0]
+                .metadata
+                .labels
+                .as_ref()
+                .unwrap()
+                .get("tier")
+                .map(String::as_str),
+            Some("x")
+        );
     }
 }

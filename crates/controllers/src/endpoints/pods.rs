@@ -30,7 +30,10 @@ pub fn unmanaged(svc: &Service) -> bool {
 }
 
 /// Whether every pair of `selector` is among `labels`.
-pub fn selects(selector: &BTreeMap<String, String>, labels: Option<&BTreeMap<String, String>>) -> bool {
+pub fn selects(
+    selector: &BTreeMap<String, String>,
+    labels: Option<&BTreeMap<String, String>>,
+) -> bool {
     selector
         .iter()
         .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
@@ -77,7 +80,10 @@ pub fn is_ready(pod: &Pod) -> bool {
 /// When the pod's readiness last changed: the time of the change that moves
 /// its endpoint (upstream's pod trigger time).
 pub fn ready_transition(pod: &Pod) -> Option<Timestamp> {
-    ready_condition(pod)?.last_transition_time.as_ref().map(|t| t.0)
+    ready_condition(pod)?
+        .last_transition_time
+        .as_ref()
+        .map(|t| t.0)
 }
 
 /// Succeeded or Failed: its containers are gone for good.
@@ -108,16 +114,18 @@ pub fn pod_ips(pod: &Pod) -> Vec<&str> {
     if !ips.is_empty() {
         return ips;
     }
-    st.pod_ip.as_deref().filter(|ip| !ip.is_empty()).into_iter().collect()
+    st.pod_ip
+        .as_deref()
+        .filter(|ip| !ip.is_empty())
+        .into_iter()
+        .collect()
 }
 
 /// Whether the pod has a place in a service's endpoints at all: it has an
 /// address, has not finished, and is not being deleted unless
 /// `include_terminating`.
 pub fn belongs_in_endpoints(pod: &Pod, include_terminating: bool) -> bool {
-    !is_terminal(pod)
-        && !pod_ips(pod).is_empty()
-        && (include_terminating || !is_terminating(pod))
+    !is_terminal(pod) && !pod_ips(pod).is_empty() && (include_terminating || !is_terminating(pod))
 }
 
 /// The pod names itself into the service's DNS: its hostname is set and its
@@ -224,13 +232,9 @@ pub fn addresses_of(pod: &Pod, family: Family) -> Vec<String> {
 /// node, or reaching a terminal phase. Status heartbeats and the like do not.
 pub fn endpoint_relevant_change(old: &Pod, new: &Pod) -> bool {
     let spec_of = |p: &Pod| {
-        p.spec.as_ref().map(|s| {
-            (
-                s.hostname.clone(),
-                s.subdomain.clone(),
-                s.node_name.clone(),
-            )
-        })
+        p.spec
+            .as_ref()
+            .map(|s| (s.hostname.clone(), s.subdomain.clone(), s.node_name.clone()))
     };
     old.metadata.labels != new.metadata.labels
         || spec_of(old) != spec_of(new)
@@ -255,16 +259,22 @@ mod tests {
 
     #[test]
     fn selectors_match_label_subsets_and_empty_means_unmanaged() {
-        let s = svc(json!({ "metadata": { "name": "s" }, "spec": { "selector": { "app": "web" } } }));
+        let s =
+            svc(json!({ "metadata": { "name": "s" }, "spec": { "selector": { "app": "web" } } }));
         let sel = selector(&s).unwrap();
-        let labels: BTreeMap<String, String> =
-            [("app".to_string(), "web".to_string()), ("x".into(), "y".into())].into();
+        let labels: BTreeMap<String, String> = [
+            ("app".to_string(), "web".to_string()),
+            ("x".into(), "y".into()),
+        ]
+        .into();
         assert!(selects(sel, Some(&labels)));
         assert!(!selects(sel, None));
         assert!(!unmanaged(&s));
         let empty = svc(json!({ "metadata": { "name": "s" }, "spec": { "selector": {} } }));
         assert!(unmanaged(&empty));
-        let ext = svc(json!({ "metadata": { "name": "s" }, "spec": { "type": "ExternalName", "selector": { "a": "b" } } }));
+        let ext = svc(
+            json!({ "metadata": { "name": "s" }, "spec": { "type": "ExternalName", "selector": { "a": "b" } } }),
+        );
         assert!(unmanaged(&ext));
     }
 
@@ -325,7 +335,10 @@ mod tests {
         let mut heartbeat = base.clone();
         heartbeat["metadata"]["resourceVersion"] = json!("9");
         heartbeat["status"]["startTime"] = json!("2024-01-01T00:00:00Z");
-        assert!(!endpoint_relevant_change(&pod(base.clone()), &pod(heartbeat)));
+        assert!(!endpoint_relevant_change(
+            &pod(base.clone()),
+            &pod(heartbeat)
+        ));
         let mut unready = base.clone();
         unready["status"]["conditions"][0]["status"] = json!("False");
         assert!(endpoint_relevant_change(&pod(base.clone()), &pod(unready)));

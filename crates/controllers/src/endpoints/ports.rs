@@ -173,8 +173,16 @@ mod tests {
             json!([]),
         );
         let eps = endpoints_ports(&svc(), &p);
-        let got: Vec<(Option<&str>, i32)> = eps.iter().map(|e| (e.name.as_deref(), e.port)).collect();
-        assert_eq!(got, vec![(Some("http"), 8080), (Some("metrics"), 9100), (Some("plain"), 81)]);
+        let got: Vec<(Option<&str>, i32)> =
+            eps.iter().map(|e| (e.name.as_deref(), e.port)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some("http"), 8080),
+                (Some("metrics"), 9100),
+                (Some("plain"), 81)
+            ]
+        );
         assert_eq!(eps[1].app_protocol.as_deref(), Some("http"));
         assert_eq!(eps[2].protocol.as_deref(), Some("TCP"));
         let sps = slice_ports(&svc(), &p);

@@ -10,7 +10,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::Client;
 
-use super::endpoints::namespace_terminating;
+use super::endpointsctl::namespace_terminating;
 use super::plan::{plan, Plan};
 use super::queue::Queue;
 use super::slices::{desired, MAX_PER_SLICE};
@@ -33,7 +33,10 @@ pub struct Controller {
 }
 
 fn set_trigger(slice: &mut EndpointSlice, t: Option<Timestamp>) {
-    let ann = slice.metadata.annotations.get_or_insert_with(Default::default);
+    let ann = slice
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default);
     match t {
         Some(t) => ann.insert(TRIGGER_TIME.into(), trigger::format(t)),
         None => ann.remove(TRIGGER_TIME),
@@ -73,8 +76,11 @@ impl Controller {
     fn cached_slices(&self, ns: &str, name: &str) -> Vec<Arc<EndpointSlice>> {
         self.caches.slices.list(ns, |s| {
             let l = s.metadata.labels.as_ref();
-            l.and_then(|l| l.get(SERVICE_NAME_LABEL)).map(String::as_str) == Some(name)
-                && l.and_then(|l| l.get(SLICE_MANAGED_BY)).map(String::as_str) == Some(SLICE_CONTROLLER)
+            l.and_then(|l| l.get(SERVICE_NAME_LABEL))
+                .map(String::as_str)
+                == Some(name)
+                && l.and_then(|l| l.get(SLICE_MANAGED_BY)).map(String::as_str)
+                    == Some(SLICE_CONTROLLER)
         })
     }
 
@@ -106,9 +112,14 @@ impl Controller {
         let mut skipped = Vec::new();
         for family in &families {
             let at = family.address_type();
-            let (groups, left_out) = desired(&svc, &pods, *family, |n| self.caches.nodes.get("", n));
+            let (groups, left_out) =
+                desired(&svc, &pods, *family, |n| self.caches.nodes.get("", n));
             skipped.extend(left_out);
-            let of_type: Vec<_> = existing.iter().filter(|s| s.address_type == at).cloned().collect();
+            let of_type: Vec<_> = existing
+                .iter()
+                .filter(|s| s.address_type == at)
+                .cloned()
+                .collect();
             let p = plan(&svc, &of_type, groups, at, MAX_PER_SLICE);
             total.create.extend(p.create);
             total.update.extend(p.update);
@@ -116,9 +127,12 @@ impl Controller {
         }
         // Slices of a family the service no longer has.
         let types: Vec<&str> = families.iter().map(|f| f.address_type()).collect();
-        total
-            .delete
-            .extend(existing.iter().filter(|s| !types.contains(&s.address_type.as_str())).cloned());
+        total.delete.extend(
+            existing
+                .iter()
+                .filter(|s| !types.contains(&s.address_type.as_str()))
+                .cloned(),
+        );
         self.write(&svc, total, trigger).await?;
         if !skipped.is_empty() {
             skipped.sort();
@@ -186,7 +200,9 @@ impl Controller {
                 "{SERVICE_NAME_LABEL}={name},{SLICE_MANAGED_BY}={SLICE_CONTROLLER}"
             ));
             match api.delete_collection(&DeleteParams::default(), &lp).await {
-                Ok(_) => tracing::debug!(service = key, "endpoint slices deleted with their service"),
+                Ok(_) => {
+                    tracing::debug!(service = key, "endpoint slices deleted with their service")
+                }
                 Err(e) if not_found(&e) => {}
                 Err(e) => return Err(Error::Kube(e)),
             }

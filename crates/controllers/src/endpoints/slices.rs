@@ -10,8 +10,8 @@ use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::ObjectMeta;
 
-use super::ports::{self, PortKey};
 use super::pods::{self, Family};
+use super::ports::{self, PortKey};
 use super::{HEADLESS_LABEL, SERVICE_NAME_LABEL, SLICE_CONTROLLER, SLICE_MANAGED_BY, ZONE_LABEL};
 
 /// Most endpoints in one slice (the controller's default).
@@ -117,7 +117,11 @@ pub fn desired(
         } else {
             ports::slice_ports(svc, pod)
         };
-        let node_name = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).unwrap_or("");
+        let node_name = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .unwrap_or("");
         let found = node(node_name);
         if found.is_none() && !pods::publish_not_ready(svc) {
             // Published anyway if the user asked for unready pods too.
@@ -146,7 +150,9 @@ pub fn labels(svc: &Service) -> BTreeMap<String, String> {
         .labels
         .iter()
         .flatten()
-        .filter(|(k, _)| ![SERVICE_NAME_LABEL, SLICE_MANAGED_BY, HEADLESS_LABEL].contains(&k.as_str()))
+        .filter(|(k, _)| {
+            ![SERVICE_NAME_LABEL, SLICE_MANAGED_BY, HEADLESS_LABEL].contains(&k.as_str())
+        })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     if !pods::has_cluster_ip(svc) {
@@ -176,7 +182,11 @@ pub fn owned_by(slice: &EndpointSlice, svc: &Service) -> bool {
 pub fn new_slice(svc: &Service, ports: Vec<EndpointPort>, address_type: &str) -> EndpointSlice {
     let name = svc.metadata.name.clone().unwrap_or_default();
     // `<service>-` unless that is too long a prefix for a name.
-    let prefix = if name.len() < 253 { format!("{name}-") } else { name.clone() };
+    let prefix = if name.len() < 253 {
+        format!("{name}-")
+    } else {
+        name.clone()
+    };
     EndpointSlice {
         metadata: ObjectMeta {
             generate_name: Some(prefix),
@@ -226,7 +236,10 @@ mod tests {
 
     fn node(zone: Option<&str>) -> Arc<Node> {
         let labels = zone.map(|z| json!({ ZONE_LABEL: z })).unwrap_or(json!({}));
-        Arc::new(serde_json::from_value(json!({ "metadata": { "name": "node-1", "labels": labels } })).unwrap())
+        Arc::new(
+            serde_json::from_value(json!({ "metadata": { "name": "node-1", "labels": labels } }))
+                .unwrap(),
+        )
     }
 
     fn spec() -> serde_json::Value {
@@ -238,17 +251,23 @@ mod tests {
     fn endpoints_carry_conditions_node_zone_and_target() {
         let s = svc(spec());
         let mut terminating: Pod = (*pod("t", "10.0.0.3", true)).clone();
-        terminating.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-            "2024-01-01T00:00:00Z".parse().unwrap(),
-        ));
-        let pods = vec![pod("a", "10.0.0.1", true), pod("b", "10.0.0.2", false), Arc::new(terminating)];
+        terminating.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                "2024-01-01T00:00:00Z".parse().unwrap(),
+            ));
+        let pods = vec![
+            pod("a", "10.0.0.1", true),
+            pod("b", "10.0.0.2", false),
+            Arc::new(terminating),
+        ];
         let (groups, skipped) = desired(&s, &pods, Family::V4, |_| Some(node(Some("z1"))));
         assert!(skipped.is_empty());
         assert_eq!(groups.len(), 1);
         let g = groups.values().next().unwrap();
         assert_eq!(g.ports[0].port, Some(8080));
         assert_eq!(g.ports[0].name.as_deref(), Some("http"));
-        let conds: Vec<(Vec<String>, Option<bool>, Option<bool>, Option<bool>)> = g
+        type Row = (Vec<String>, Option<bool>, Option<bool>, Option<bool>);
+        let conds: Vec<Row> = g
             .endpoints
             .values()
             .map(|e| {
@@ -260,7 +279,12 @@ mod tests {
             conds,
             vec![
                 (vec!["10.0.0.1".into()], Some(true), Some(true), Some(false)),
-                (vec!["10.0.0.2".into()], Some(false), Some(false), Some(false)),
+                (
+                    vec!["10.0.0.2".into()],
+                    Some(false),
+                    Some(false),
+                    Some(false)
+                ),
                 (vec!["10.0.0.3".into()], Some(false), Some(true), Some(true)),
             ]
         );
@@ -293,11 +317,22 @@ mod tests {
         assert_eq!(sl.metadata.generate_name.as_deref(), Some("web-"));
         let l = sl.metadata.labels.as_ref().unwrap();
         assert_eq!(l.get(SERVICE_NAME_LABEL).map(String::as_str), Some("web"));
-        assert_eq!(l.get(SLICE_MANAGED_BY).map(String::as_str), Some(SLICE_CONTROLLER));
+        assert_eq!(
+            l.get(SLICE_MANAGED_BY).map(String::as_str),
+            Some(SLICE_CONTROLLER)
+        );
         assert_eq!(l.get(HEADLESS_LABEL).map(String::as_str), Some(""));
         assert_eq!(l.get("app").map(String::as_str), Some("web"));
         let o = &sl.metadata.owner_references.as_ref().unwrap()[0];
-        assert_eq!((o.kind.as_str(), o.uid.as_str(), o.controller, o.block_owner_deletion), ("Service", "svc-uid", Some(true), Some(true)));
+        assert_eq!(
+            (
+                o.kind.as_str(),
+                o.uid.as_str(),
+                o.controller,
+                o.block_owner_deletion
+            ),
+            ("Service", "svc-uid", Some(true), Some(true))
+        );
         assert!(owned_by(&sl, &s));
     }
 }

@@ -36,6 +36,9 @@ fn addr_id(a: &EndpointAddress) -> AddrId {
     (a.ip.clone(), uid.unwrap_or_default())
 }
 
+/// Addresses by identity, with whether each is ready.
+type AddrSet = BTreeMap<AddrId, (EndpointAddress, bool)>;
+
 /// One pod's address behind one port (`None`: a headless service without
 /// ports, whose addresses need no port).
 struct Member {
@@ -101,19 +104,24 @@ pub fn desired(svc: &Service, pods: &[Arc<Pod>]) -> Vec<EndpointSubset> {
 /// addresses and ports come out sorted, so equal inputs give equal output.
 fn repack(members: Vec<Member>) -> Vec<EndpointSubset> {
     // Per port: its addresses, ready winning if a pod is listed both ways.
-    let mut by_port: BTreeMap<Option<PortId>, (Option<EndpointPort>, BTreeMap<AddrId, (EndpointAddress, bool)>)> =
-        BTreeMap::new();
+    let mut by_port: BTreeMap<Option<PortId>, (Option<EndpointPort>, AddrSet)> = BTreeMap::new();
     for m in members {
         let id = m.port.as_ref().map(port_id);
-        let entry = by_port.entry(id).or_insert_with(|| (m.port.clone(), BTreeMap::new()));
-        let slot = entry.1.entry(addr_id(&m.address)).or_insert((m.address, m.ready));
+        let entry = by_port
+            .entry(id)
+            .or_insert_with(|| (m.port.clone(), BTreeMap::new()));
+        let slot = entry
+            .1
+            .entry(addr_id(&m.address))
+            .or_insert((m.address, m.ready));
         slot.1 |= m.ready;
     }
     // Per distinct address set: the ports offering exactly it.
-    type AddrSet = BTreeMap<AddrId, (EndpointAddress, bool)>;
-    let mut by_set: BTreeMap<Vec<(AddrId, bool)>, (Vec<EndpointPort>, AddrSet)> = BTreeMap::new();
+    // Keyed by the set's signature: each address with its readiness.
+    type Signature = Vec<(AddrId, bool)>;
+    let mut by_set: BTreeMap<Signature, (Vec<EndpointPort>, AddrSet)> = BTreeMap::new();
     for (_, (port, addrs)) in by_port {
-        let sig: Vec<(AddrId, bool)> = addrs.iter().map(|(k, (_, r))| (k.clone(), *r)).collect();
+        let sig = addrs.iter().map(|(k, (_, r))| (k.clone(), *r)).collect();
         let entry = by_set.entry(sig).or_insert_with(|| (Vec::new(), addrs));
         entry.0.extend(port);
     }
@@ -208,8 +216,10 @@ mod tests {
     use serde_json::json;
 
     fn svc(spec: serde_json::Value) -> Service {
-        serde_json::from_value(json!({ "metadata": { "name": "web", "namespace": "n" }, "spec": spec }))
-            .unwrap()
+        serde_json::from_value(
+            json!({ "metadata": { "name": "web", "namespace": "n" }, "spec": spec }),
+        )
+        .unwrap()
     }
 
     fn pod(name: &str, ip: &str, ready: bool, ports: serde_json::Value) -> Arc<Pod> {
@@ -251,14 +261,22 @@ mod tests {
         let admin = &subsets[0];
         assert_eq!(ips(&admin.addresses), vec!["10.0.0.2", "10.0.0.3"]);
         assert_eq!(ips(&admin.not_ready_addresses), vec!["10.0.0.1"]);
-        let ports: Vec<(Option<&str>, i32)> =
-            admin.ports.iter().flatten().map(|p| (p.name.as_deref(), p.port)).collect();
+        let ports: Vec<(Option<&str>, i32)> = admin
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| (p.name.as_deref(), p.port))
+            .collect();
         assert_eq!(ports, vec![(Some("admin"), 9000)]);
         let http = &subsets[1];
         assert_eq!(ips(&http.addresses), vec!["10.0.0.2"]);
         assert_eq!(ips(&http.not_ready_addresses), vec!["10.0.0.1"]);
-        let ports: Vec<(Option<&str>, i32)> =
-            http.ports.iter().flatten().map(|p| (p.name.as_deref(), p.port)).collect();
+        let ports: Vec<(Option<&str>, i32)> = http
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| (p.name.as_deref(), p.port))
+            .collect();
         assert_eq!(ports, vec![(Some("http"), 8080)]);
         // Pods offering the same ports share one subset with all of them.
         let both = desired(&s, &pods[..2]);
@@ -268,7 +286,12 @@ mod tests {
         assert_eq!(a.node_name.as_deref(), Some("node-1"));
         let r = a.target_ref.as_ref().unwrap();
         assert_eq!(
-            (r.kind.as_deref(), r.namespace.as_deref(), r.name.as_deref(), r.uid.as_deref()),
+            (
+                r.kind.as_deref(),
+                r.namespace.as_deref(),
+                r.name.as_deref(),
+                r.uid.as_deref()
+            ),
             (Some("Pod"), Some("n"), Some("a"), Some("uid-a"))
         );
     }
@@ -277,7 +300,12 @@ mod tests {
     fn publish_not_ready_lists_every_pod_as_ready() {
         let mut spec = named_ports();
         spec["publishNotReadyAddresses"] = json!(true);
-        let pods = vec![pod("a", "10.0.0.1", false, json!([{ "name": "http", "containerPort": 8080 }]))];
+        let pods = vec![pod(
+            "a",
+            "10.0.0.1",
+            false,
+            json!([{ "name": "http", "containerPort": 8080 }]),
+        )];
         let subsets = desired(&svc(spec), &pods);
         assert_eq!(ips(&subsets[0].addresses), vec!["10.0.0.1"]);
         assert!(subsets[0].not_ready_addresses.is_none());
@@ -302,12 +330,18 @@ mod tests {
 
     #[test]
     fn terminating_pods_are_left_out_unless_unready_ones_are_published() {
-        let mut p: Pod = (*pod("a", "10.0.0.1", true, json!([{ "name": "http", "containerPort": 1 }]))).clone();
+        let mut p: Pod = (*pod(
+            "a",
+            "10.0.0.1",
+            true,
+            json!([{ "name": "http", "containerPort": 1 }]),
+        ))
+        .clone();
         p.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
             "2024-01-01T00:00:00Z".parse().unwrap(),
         ));
         let p = Arc::new(p);
-        assert!(desired(&svc(named_ports()), &[p.clone()]).is_empty());
+        assert!(desired(&svc(named_ports()), std::slice::from_ref(&p)).is_empty());
         let mut spec = named_ports();
         spec["publishNotReadyAddresses"] = json!(true);
         assert_eq!(count(&desired(&svc(spec), &[p])), 1);
@@ -328,23 +362,48 @@ mod tests {
     fn truncation_keeps_ready_first_in_proportion() {
         // 600 + 300 ready, 400 not ready: all ready stay, 100 not ready fit.
         let mut s = vec![
-            EndpointSubset { addresses: addrs("a", 600), not_ready_addresses: addrs("b", 300), ports: None },
-            EndpointSubset { addresses: addrs("c", 300), not_ready_addresses: addrs("d", 100), ports: None },
+            EndpointSubset {
+                addresses: addrs("a", 600),
+                not_ready_addresses: addrs("b", 300),
+                ports: None,
+            },
+            EndpointSubset {
+                addresses: addrs("c", 300),
+                not_ready_addresses: addrs("d", 100),
+                ports: None,
+            },
         ];
         assert!(truncate(&mut s));
         assert_eq!(count(&s), MAX_ADDRESSES);
-        assert_eq!((len(&s[0].addresses), len(&s[0].not_ready_addresses)), (600, 75));
-        assert_eq!((len(&s[1].addresses), len(&s[1].not_ready_addresses)), (300, 25));
+        assert_eq!(
+            (len(&s[0].addresses), len(&s[0].not_ready_addresses)),
+            (600, 75)
+        );
+        assert_eq!(
+            (len(&s[1].addresses), len(&s[1].not_ready_addresses)),
+            (300, 25)
+        );
         // 1500 ready: not-ready ones all go, ready ones by share.
         let mut s = vec![
-            EndpointSubset { addresses: addrs("a", 1000), not_ready_addresses: addrs("b", 5), ports: None },
-            EndpointSubset { addresses: addrs("c", 500), not_ready_addresses: None, ports: None },
+            EndpointSubset {
+                addresses: addrs("a", 1000),
+                not_ready_addresses: addrs("b", 5),
+                ports: None,
+            },
+            EndpointSubset {
+                addresses: addrs("c", 500),
+                not_ready_addresses: None,
+                ports: None,
+            },
         ];
         assert!(truncate(&mut s));
         assert_eq!(len(&s[0].addresses), 667);
         assert_eq!(len(&s[1].addresses), 333);
         assert!(s[0].not_ready_addresses.is_none());
-        let mut small = vec![EndpointSubset { addresses: addrs("a", 10), ..EndpointSubset::default() }];
+        let mut small = vec![EndpointSubset {
+            addresses: addrs("a", 10),
+            ..EndpointSubset::default()
+        }];
         assert!(!truncate(&mut small));
     }
 }

@@ -56,7 +56,10 @@ impl Tracker {
     /// Remember a slice as deleted.
     pub fn expect_deletion(&self, slice: &EndpointSlice) {
         if let Some(key) = service_key(slice) {
-            self.lock().entry(key).or_default().insert(uid(slice), Expect::Deletion);
+            self.lock()
+                .entry(key)
+                .or_default()
+                .insert(uid(slice), Expect::Deletion);
         }
     }
 
@@ -110,7 +113,10 @@ impl Tracker {
                 None => {}
             }
         }
-        let written = m.values().filter(|e| matches!(e, Expect::Generation(_))).count();
+        let written = m
+            .values()
+            .filter(|e| matches!(e, Expect::Generation(_)))
+            .count();
         seen < written
     }
 

@@ -49,7 +49,11 @@ impl TriggerTimes {
         }
         let created = svc.metadata.creation_timestamp.as_ref().map(|t| t.0);
         if let Some(c) = created {
-            if before.as_ref().and_then(|b| b.service).is_none_or(|prev| c > prev) {
+            if before
+                .as_ref()
+                .and_then(|b| b.service)
+                .is_none_or(|prev| c > prev)
+            {
                 changed = earliest(changed, c);
             }
         }
@@ -115,21 +119,36 @@ mod tests {
     fn first_sync_uses_creation_then_only_changes_count() {
         let tt = TriggerTimes::default();
         let a = pod("a", "2024-01-01T00:00:05Z");
-        assert_eq!(tt.compute("n/s", &svc(), &[a.clone()]), Some(ts("2024-01-01T00:00:00Z")));
+        assert_eq!(
+            tt.compute("n/s", &svc(), std::slice::from_ref(&a)),
+            Some(ts("2024-01-01T00:00:00Z"))
+        );
         // Nothing new.
-        assert_eq!(tt.compute("n/s", &svc(), &[a.clone()]), None);
+        assert_eq!(tt.compute("n/s", &svc(), std::slice::from_ref(&a)), None);
         // A new pod and a pod that changed: the earliest change.
         let a2 = pod("a", "2024-01-01T00:00:09Z");
         let b = pod("b", "2024-01-01T00:00:07Z");
-        assert_eq!(tt.compute("n/s", &svc(), &[a2, b]), Some(ts("2024-01-01T00:00:07Z")));
+        assert_eq!(
+            tt.compute("n/s", &svc(), &[a2, b]),
+            Some(ts("2024-01-01T00:00:07Z"))
+        );
         tt.forget("n/s");
-        assert_eq!(tt.compute("n/s", &svc(), &[]), Some(ts("2024-01-01T00:00:00Z")));
+        assert_eq!(
+            tt.compute("n/s", &svc(), &[]),
+            Some(ts("2024-01-01T00:00:00Z"))
+        );
     }
 
     #[test]
     fn formats_like_go_rfc3339nano() {
         assert_eq!(format(ts("2024-01-01T00:00:05Z")), "2024-01-01T00:00:05Z");
-        assert_eq!(format(ts("2024-01-01T00:00:05.120Z")), "2024-01-01T00:00:05.12Z");
-        assert_eq!(format(ts("2024-01-01T02:00:05+02:00")), "2024-01-01T00:00:05Z");
+        assert_eq!(
+            format(ts("2024-01-01T00:00:05.120Z")),
+            "2024-01-01T00:00:05.12Z"
+        );
+        assert_eq!(
+            format(ts("2024-01-01T02:00:05+02:00")),
+            "2024-01-01T00:00:05Z"
+        );
     }
 }

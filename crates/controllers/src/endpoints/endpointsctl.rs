@@ -12,7 +12,9 @@ use kube::Client;
 use super::queue::Queue;
 use super::trigger::{self, TriggerTimes};
 use super::{pods, split_key, subsets, Caches, Error};
-use super::{ENDPOINTS_CONTROLLER, ENDPOINTS_MANAGED_BY, HEADLESS_LABEL, OVER_CAPACITY, TRIGGER_TIME};
+use super::{
+    ENDPOINTS_CONTROLLER, ENDPOINTS_MANAGED_BY, HEADLESS_LABEL, OVER_CAPACITY, TRIGGER_TIME,
+};
 
 /// The controller's state between syncs.
 pub struct Controller {
@@ -192,7 +194,11 @@ impl Controller {
                 }
             }
         }
-        tracing::debug!(service = key, addresses = subsets::count(ep.subsets.as_deref().unwrap_or_default()), "endpoints written");
+        tracing::debug!(
+            service = key,
+            addresses = subsets::count(ep.subsets.as_deref().unwrap_or_default()),
+            "endpoints written"
+        );
         Ok(())
     }
 
@@ -256,9 +262,15 @@ mod tests {
         let l = ep.metadata.labels.as_ref().unwrap();
         assert_eq!(l.get("app").map(String::as_str), Some("web"));
         assert_eq!(l.get(HEADLESS_LABEL).map(String::as_str), Some(""));
-        assert_eq!(l.get(ENDPOINTS_MANAGED_BY).map(String::as_str), Some(ENDPOINTS_CONTROLLER));
+        assert_eq!(
+            l.get(ENDPOINTS_MANAGED_BY).map(String::as_str),
+            Some(ENDPOINTS_CONTROLLER)
+        );
         let a = ep.metadata.annotations.as_ref().unwrap();
-        assert_eq!(a.get(TRIGGER_TIME).map(String::as_str), Some("2024-01-01T00:00:00Z"));
+        assert_eq!(
+            a.get(TRIGGER_TIME).map(String::as_str),
+            Some("2024-01-01T00:00:00Z")
+        );
         assert!(!a.contains_key(OVER_CAPACITY));
     }
 
@@ -266,7 +278,12 @@ mod tests {
     fn unchanged_endpoints_are_not_rewritten_and_changes_keep_foreign_annotations() {
         let s = svc("10.96.0.1");
         let mut cur = to_write(&s, None, vec![subset(&["10.0.0.1"])], None).unwrap();
-        assert!(!cur.metadata.labels.as_ref().unwrap().contains_key(HEADLESS_LABEL));
+        assert!(!cur
+            .metadata
+            .labels
+            .as_ref()
+            .unwrap()
+            .contains_key(HEADLESS_LABEL));
         cur.metadata.resource_version = Some("5".into());
         assert!(to_write(&s, Some(&cur), vec![subset(&["10.0.0.1"])], None).is_none());
         cur.metadata.annotations = Some([("keep".to_string(), "me".to_string())].into());
@@ -277,19 +294,32 @@ mod tests {
         assert!(a.contains_key("keep") && a.contains_key(TRIGGER_TIME));
         // A user-added label is put back to the service's.
         let mut relabelled = cur.clone();
-        relabelled.metadata.labels.as_mut().unwrap().insert("x".into(), "y".into());
+        relabelled
+            .metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("x".into(), "y".into());
         assert!(to_write(&s, Some(&relabelled), vec![subset(&["10.0.0.1"])], None).is_some());
     }
 
     #[test]
     fn over_capacity_is_truncated_and_annotated_once() {
         let s = svc("10.96.0.1");
-        let ips: Vec<String> = (0..1200).map(|i| format!("10.0.{}.{}", i / 250, i % 250)).collect();
+        let ips: Vec<String> = (0..1200)
+            .map(|i| format!("10.0.{}.{}", i / 250, i % 250))
+            .collect();
         let refs: Vec<&str> = ips.iter().map(String::as_str).collect();
         let ep = to_write(&s, None, vec![subset(&refs)], None).unwrap();
-        assert_eq!(subsets::count(ep.subsets.as_deref().unwrap()), subsets::MAX_ADDRESSES);
+        assert_eq!(
+            subsets::count(ep.subsets.as_deref().unwrap()),
+            subsets::MAX_ADDRESSES
+        );
         let ann = ep.metadata.annotations.clone().unwrap();
-        assert_eq!(ann.get(OVER_CAPACITY).map(String::as_str), Some("truncated"));
+        assert_eq!(
+            ann.get(OVER_CAPACITY).map(String::as_str),
+            Some("truncated")
+        );
         // Written once; the same pods do not rewrite it.
         assert!(to_write(&s, Some(&ep), vec![subset(&refs)], None).is_none());
         // Back under capacity: the annotation goes.
