@@ -205,6 +205,24 @@ def test_not_ready_pods_and_publish_not_ready_addresses(cluster, ns):
              timeout=WAIT)
 
 
+def test_terminating_pods_leave_endpoints_but_stay_in_slices(cluster, ns):
+    _, k = cluster
+    held = pod("held", {"app": "t"}, [("http", 80)])
+    held["metadata"]["finalizers"] = ["example.com/hold"]
+    create(k, ns, held)
+    create(k, ns, service("t", {"app": "t"}, [{"name": "http", "port": 80, "targetPort": "http"}]))
+    ip = running_ip(k, ns, "held")
+    wait_for("held ready in the slice", lambda: slice_endpoints(slices(k, ns, "t")).get(ip) == (True, True, False, [80]),
+             timeout=WAIT)
+    # Deleted, but kept by its finalizer: terminating, still serving.
+    k("delete", "pod", "-n", ns, "held", "--wait=false")
+    wait_for("held terminating in the slice",
+             lambda: slice_endpoints(slices(k, ns, "t")).get(ip) == (False, True, True, [80]), timeout=WAIT)
+    wait_for("held gone from endpoints", lambda: not (endpoints(k, ns, "t") or {}).get("subsets"), timeout=WAIT)
+    k("patch", "-n", ns, "pod", "held", "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
+    wait_for("held gone from the slice", lambda: not slice_endpoints(slices(k, ns, "t")), timeout=WAIT)
+
+
 def test_named_target_port_is_resolved_per_pod(cluster, ns):
     _, k = cluster
     create(k, ns, pod("v1", {"app": "api"}, [("web", 8080)]))

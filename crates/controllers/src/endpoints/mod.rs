@@ -57,6 +57,9 @@ pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 
 /// Workers per controller (upstream's default for both).
 const WORKERS: usize = 5;
+/// A sync that found the cache behind runs again when the cache moves, or
+/// after this long at the latest.
+const STALE_RETRY: Duration = Duration::from_secs(1);
 
 /// Errors of one sync.
 #[derive(Debug, thiserror::Error)]
@@ -180,23 +183,31 @@ pub async fn run(client: Client) {
     };
     let on_endpoints = {
         let (c, e) = (caches.clone(), eps.clone());
-        move |(old, new): Change<Endpoints>| match (old, new) {
-            // Deleted: recreated if its service still wants it.
-            (Some(o), None) => e.queue.add(&key(
-                o.metadata.namespace.as_deref(),
-                o.metadata.name.as_deref(),
-            )),
-            // Ours without a service: left over, to delete.
-            (_, Some(n)) if endpointsctl::managed(&n) => {
-                let (ns, name) = (n.metadata.namespace.as_deref(), n.metadata.name.as_deref());
-                if c.services
-                    .get(ns.unwrap_or(""), name.unwrap_or(""))
-                    .is_none()
-                {
-                    e.queue.add(&key(ns, name));
-                }
+        move |(old, new): Change<Endpoints>| {
+            if let Some(o) = new.as_ref().or(old.as_ref()) {
+                e.queue.cache_moved(&key(
+                    o.metadata.namespace.as_deref(),
+                    o.metadata.name.as_deref(),
+                ));
             }
-            _ => {}
+            match (old, new) {
+                // Deleted: recreated if its service still wants it.
+                (Some(o), None) => e.queue.add(&key(
+                    o.metadata.namespace.as_deref(),
+                    o.metadata.name.as_deref(),
+                )),
+                // Ours without a service: left over, to delete.
+                (_, Some(n)) if endpointsctl::managed(&n) => {
+                    let (ns, name) = (n.metadata.namespace.as_deref(), n.metadata.name.as_deref());
+                    if c.services
+                        .get(ns.unwrap_or(""), name.unwrap_or(""))
+                        .is_none()
+                    {
+                        e.queue.add(&key(ns, name));
+                    }
+                }
+                _ => {}
+            }
         }
     };
     let on_slice = {
@@ -289,18 +300,21 @@ where
 {
     loop {
         let k = queue.next().await;
-        match sync(k.clone()).await {
-            Ok(()) => queue.forget(&k),
+        let started = std::time::Instant::now();
+        let res = sync(k.clone()).await;
+        let took = started.elapsed();
+        match res {
+            Ok(()) => {
+                queue.forget(&k);
+                tracing::trace!(controller = what, service = %k, ?took, "synced");
+            }
+            Err(Error::Stale(_)) => {
+                queue.park(&k, STALE_RETRY);
+                tracing::debug!(controller = what, service = %k, "cache behind our writes; waiting for it");
+            }
             Err(e) => {
-                let delay: Duration = queue.retry(&k);
-                match e {
-                    Error::Stale(_) => {
-                        tracing::debug!(controller = what, service = %k, "cache behind; retrying")
-                    }
-                    e => {
-                        tracing::warn!(controller = what, service = %k, error = %e, ?delay, "sync failed; retrying")
-                    }
-                }
+                let delay = queue.retry(&k);
+                tracing::warn!(controller = what, service = %k, error = %e, ?delay, "sync failed; retrying");
             }
         }
         queue.done(&k);

@@ -21,6 +21,8 @@ struct State {
     dirty: HashSet<String>,
     processing: HashSet<String>,
     failures: HashMap<String, u32>,
+    /// Keys waiting for the cache to show their last write.
+    parked: HashSet<String>,
 }
 
 /// The queue; shared by an informer's handlers and a pool of workers.
@@ -106,6 +108,22 @@ impl Queue {
         delay
     }
 
+    /// `key` found the cache behind its own last write: run it again when
+    /// [`Queue::cache_moved`] says its objects changed, or after `fallback`.
+    /// Not a failure: the backoff does not grow.
+    pub fn park(self: &Arc<Self>, key: &str, fallback: Duration) {
+        self.lock().parked.insert(key.to_string());
+        self.add_after(key.to_string(), fallback);
+    }
+
+    /// An object of `key` changed in the cache: a parked key runs again.
+    pub fn cache_moved(&self, key: &str) {
+        let parked = self.lock().parked.remove(key);
+        if parked {
+            self.add(key);
+        }
+    }
+
     /// `key` succeeded: its next failure starts the backoff anew.
     pub fn forget(&self, key: &str) {
         self.lock().failures.remove(key);
@@ -138,6 +156,24 @@ mod tests {
         q.done("a");
         q.done("b");
         assert!(q.try_next().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_parked_key_runs_when_the_cache_moves() {
+        let q = Arc::new(Queue::default());
+        q.add("a");
+        let k = q.next().await;
+        q.park(&k, Duration::from_secs(3600));
+        q.done(&k);
+        q.cache_moved("b");
+        assert!(q.try_next().is_none());
+        q.cache_moved("a");
+        assert_eq!(q.next().await, "a");
+        q.done("a");
+        // Woken once only.
+        q.cache_moved("a");
+        assert!(q.try_next().is_none());
+        assert_eq!(q.retry("a"), Duration::from_millis(5));
     }
 
     #[test]

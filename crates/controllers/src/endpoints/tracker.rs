@@ -94,30 +94,25 @@ impl Tracker {
 
     /// Whether `cached` (the cache's slices of service `key`) is older than
     /// our own writes: a slice at an older generation than we wrote, one we
-    /// deleted still there, or one we wrote missing.
+    /// deleted still there, or one we wrote missing. Deletions the cache
+    /// shows done are forgotten.
     pub fn stale(&self, key: &str, cached: &[std::sync::Arc<EndpointSlice>]) -> bool {
-        let all = self.lock();
-        let Some(m) = all.get(key) else {
+        let mut all = self.lock();
+        let Some(m) = all.get_mut(key) else {
             return false;
         };
-        let mut seen = 0;
-        for s in cached {
-            match m.get(&uid(s)) {
-                Some(Expect::Deletion) => return true,
-                Some(Expect::Generation(g)) => {
-                    if generation(s) < *g {
-                        return true;
-                    }
-                    seen += 1;
-                }
-                None => {}
-            }
+        let present: HashMap<String, i64> =
+            cached.iter().map(|s| (uid(s), generation(s))).collect();
+        m.retain(|u, e| *e != Expect::Deletion || present.contains_key(u));
+        let stale = m.iter().any(|(u, e)| match (e, present.get(u)) {
+            (Expect::Deletion, _) => true,
+            (Expect::Generation(_), None) => true,
+            (Expect::Generation(g), Some(have)) => have < g,
+        });
+        if m.is_empty() {
+            all.remove(key);
         }
-        let written = m
-            .values()
-            .filter(|e| matches!(e, Expect::Generation(_)))
-            .count();
-        seen < written
+        stale
     }
 
     /// Forget a deleted service.
@@ -156,6 +151,8 @@ mod tests {
         t.expect_deletion(&slice("a", 2));
         assert!(t.stale("n/web", &[slice("a", 2)]));
         assert!(!t.stale("n/web", &[]));
+        // Seen gone, the deletion is forgotten.
+        assert!(t.lock().is_empty());
     }
 
     #[test]
