@@ -159,6 +159,14 @@ def test_service_gets_endpoints_and_an_endpointslice(cluster, ns):
     assert got.items[0].address_type == "IPv4" and len(got.items[0].endpoints) == 2
     assert client.CoreV1Api(api).read_namespaced_endpoints("web", ns).subsets[0].ports
 
+    # A pod change that moves no endpoint rewrites nothing.
+    ep_rv = endpoints(k, ns, "web")["metadata"]["resourceVersion"]
+    sl_rv = slices(k, ns, "web")[0]["metadata"]["resourceVersion"]
+    k("label", "-n", ns, "pod", "web-a", "extra=1")
+    time.sleep(2)
+    assert endpoints(k, ns, "web")["metadata"]["resourceVersion"] == ep_rv
+    assert slices(k, ns, "web")[0]["metadata"]["resourceVersion"] == sl_rv
+
     # Deleting a pod removes its address, from both.
     k("delete", "pod", "-n", ns, "web-b", "--wait=false")
     wait_for("web-b gone from endpoints", lambda: addresses(endpoints(k, ns, "web")) == {ip_a: {8080, 9000}},
@@ -283,6 +291,21 @@ def test_services_without_selector_are_left_to_their_users(cluster, ns):
     assert not endpoints(k, ns, "probe").get("subsets")
     [placeholder] = slices(k, ns, "probe")
     assert not placeholder.get("endpoints") and not placeholder.get("ports")
+
+    # Left over from services deleted while the controllers were away: what
+    # they manage goes, what users wrote stays.
+    create(k, ns, {"apiVersion": "v1", "kind": "Endpoints", "metadata": {
+        "name": "gone", "labels": {"endpoints.kubernetes.io/managed-by": "endpoint-controller"}}})
+    create(k, ns, {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+                   "metadata": {"name": "gone-abc", "labels": {
+                       "kubernetes.io/service-name": "gone",
+                       "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}},
+                   "endpoints": []})
+    create(k, ns, {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "mine"},
+                   "subsets": [{"addresses": [{"ip": "192.0.2.11"}]}]})
+    wait_for("leftover endpoints deleted", lambda: endpoints(k, ns, "gone") is None, timeout=WAIT)
+    wait_for("leftover slice deleted", lambda: slices(k, ns, "gone") == [], timeout=WAIT)
+    assert endpoints(k, ns, "mine")["subsets"][0]["addresses"] == [{"ip": "192.0.2.11"}]
 
     # The API server's own `kubernetes` service keeps its endpoints.
     kep = k.json("get", "endpoints", "-n", "default", "kubernetes")
