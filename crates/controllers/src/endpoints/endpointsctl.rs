@@ -161,16 +161,17 @@ impl Controller {
             .caches
             .pods
             .list(ns, |p| pods::selects(selector, p.metadata.labels.as_ref()));
-        // Computed on every sync, so the tracker stays current even when
-        // nothing is written.
-        let trigger = self.triggers.compute(key, &svc, &pods);
-        let desired = subsets::desired(&svc, &pods);
         let current = self.caches.endpoints.get(ns, name);
         if let Some(cur) = &current {
             if lock(&self.replaced).get(key) == cur.metadata.resource_version.as_ref() {
                 return Err(Error::Stale(key.to_string()));
             }
         }
+        // Computed on every sync that may write, so the tracker stays
+        // current even when nothing is written; not before the stale check,
+        // whose retry would then find the changes already seen.
+        let trigger = self.triggers.compute(key, &svc, &pods);
+        let desired = subsets::desired(&svc, &pods);
         let Some(ep) = to_write(&svc, current.as_deref(), desired, trigger) else {
             return Ok(());
         };

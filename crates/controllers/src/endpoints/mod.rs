@@ -215,6 +215,11 @@ pub async fn run(client: Client) {
         move |(old, new): Change<EndpointSlice>| {
             let svc_of =
                 |x: &Option<Arc<EndpointSlice>>| x.as_deref().and_then(tracker::service_key);
+            // A sync waiting for the cache to show its writes may go on.
+            svc_of(&old)
+                .iter()
+                .chain(svc_of(&new).iter())
+                .for_each(|k| s.queue.cache_moved(k));
             match (&old, &new) {
                 (_, Some(n)) => {
                     let (before, after) = (svc_of(&old), svc_of(&new));
