@@ -11,13 +11,13 @@
 //! change; each controller has its own queue of keys and pool of workers.
 
 mod cache;
-pub mod endpointsctl;
+mod endpointsctl;
 mod plan;
-pub mod pods;
-pub mod ports;
+mod pods;
+mod ports;
 mod queue;
-pub mod slicectl;
-pub mod slices;
+mod slicectl;
+mod slices;
 mod subsets;
 mod tracker;
 mod trigger;
