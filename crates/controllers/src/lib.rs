@@ -2,6 +2,7 @@
 //! function driven by kube-rs's runtime, talking to the API server over HTTPS
 //! like any other client. It never touches the store.
 
+pub mod gc;
 pub mod namespace;
 pub mod replicaset;
 pub mod serviceaccount;
@@ -14,7 +15,8 @@ pub fn start(client: kube::Client) -> tokio::task::JoinHandle<()> {
         let ns = tokio::spawn(namespace::run(client.clone()));
         let sa = tokio::spawn(serviceaccount::run(client.clone()));
         let rs = tokio::spawn(replicaset::run(client.clone()));
-        let _ = futures::future::join3(ns, sa, rs).await;
+        let gc = tokio::spawn(gc::run(client.clone()));
+        let _ = futures::future::join4(ns, sa, rs, gc).await;
         tracing::warn!("controller manager stopped");
     })
 }
