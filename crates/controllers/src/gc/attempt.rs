@@ -187,7 +187,11 @@ async fn verify_unobserved(
 
 /// The live metadata of the owner `r` names for a dependent in
 /// `namespace`, or `None` if it does not exist (upstream's `isDangling`).
-async fn owner_of(ctx: &Ctx, r: &OwnerReference, namespace: &str) -> Result<Option<ObjectMeta>, Error> {
+async fn owner_of(
+    ctx: &Ctx,
+    r: &OwnerReference,
+    namespace: &str,
+) -> Result<Option<ObjectMeta>, Error> {
     let cluster_key = Identity::of_ref(r, "");
     let ns_key = Identity::of_ref(r, namespace);
     {
@@ -263,14 +267,20 @@ async fn attempt_observed(ctx: &Ctx, n: &Node) -> Result<Outcome, Error> {
     let (has_dependents, dependent_waits) = {
         let st = ctx.state();
         let deps = st.graph.dependents(&n.id.uid);
-        (!deps.is_empty(), deps.iter().any(|d| d.deleting_dependents()))
+        (
+            !deps.is_empty(),
+            deps.iter().any(|d| d.deleting_dependents()),
+        )
     };
     let finalizers = latest.finalizers.unwrap_or_default();
     match decide(&refs, has_dependents, dependent_waits, &finalizers) {
         Decision::Keep => {}
         Decision::RemoveRefs(uids) => {
             tracing::debug!(item = %n.id, owners = ?uids, "removing references to absent or waiting owners");
-            ops::patch_pinned(&ctx.client, &n.res, &n.id, |m| ops::without_owners(m, &uids)).await?;
+            ops::patch_pinned(&ctx.client, &n.res, &n.id, |m| {
+                ops::without_owners(m, &uids)
+            })
+            .await?;
         }
         Decision::Delete {
             policy,
@@ -330,7 +340,10 @@ mod tests {
 
     #[test]
     fn a_solid_owner_keeps_the_object() {
-        assert_eq!(decide(&refs(&[("a", Solid)]), false, false, &[]), Decision::Keep);
+        assert_eq!(
+            decide(&refs(&[("a", Solid)]), false, false, &[]),
+            Decision::Keep
+        );
     }
 
     #[test]
@@ -366,7 +379,10 @@ mod tests {
     #[test]
     fn a_waiting_owner_deletes_an_owning_dependent_in_the_foreground() {
         let r = refs(&[("a", Waiting), ("b", Dangling)]);
-        assert_eq!(decide(&r, true, false, &[]), delete(PropagationPolicy::Foreground));
+        assert_eq!(
+            decide(&r, true, false, &[]),
+            delete(PropagationPolicy::Foreground)
+        );
         assert_eq!(
             decide(&r, true, true, &[]),
             Decision::Delete {
@@ -375,7 +391,10 @@ mod tests {
             }
         );
         // Without dependents of its own: a plain background delete.
-        assert_eq!(decide(&r, false, false, &[]), delete(PropagationPolicy::Background));
+        assert_eq!(
+            decide(&r, false, false, &[]),
+            delete(PropagationPolicy::Background)
+        );
     }
 
     fn id(uid: &str) -> Identity {

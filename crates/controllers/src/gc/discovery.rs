@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kube::api::{Api, DynamicObject};
-use kube::discovery::{verbs, ApiCapabilities, ApiResource, Discovery, Scope};
 use kube::core::PartialObjectMeta;
+use kube::discovery::{verbs, ApiCapabilities, ApiResource, Discovery, Scope};
 use kube::runtime::watcher::{self, watcher};
 use kube::runtime::WatchStreamExt;
 use kube::Client;
@@ -239,14 +239,12 @@ async fn monitor(client: Client, res: Arc<Resource>, tx: UnboundedSender<Change>
                 seen = Some(HashSet::new());
                 None
             }
-            Ok(watcher::Event::InitApply(o)) => {
-                Meta::from_object_meta(&o.metadata).map(|m| {
-                    if let Some(s) = seen.as_mut() {
-                        s.insert(m.uid.clone());
-                    }
-                    Change::Upsert(res.clone(), m)
-                })
-            }
+            Ok(watcher::Event::InitApply(o)) => Meta::from_object_meta(&o.metadata).map(|m| {
+                if let Some(s) = seen.as_mut() {
+                    s.insert(m.uid.clone());
+                }
+                Change::Upsert(res.clone(), m)
+            }),
             Ok(watcher::Event::InitDone) => Some(Change::Relisted {
                 key: key.clone(),
                 seen: seen.take().unwrap_or_default(),
@@ -339,7 +337,12 @@ mod tests {
         let keys: Vec<&str> = f.watched.keys().map(String::as_str).collect();
         assert_eq!(
             keys,
-            vec!["/v1/configmaps", "/v1/nodes", "x.io/v1/gadgets", "x.io/v2/widgets"]
+            vec![
+                "/v1/configmaps",
+                "/v1/nodes",
+                "x.io/v1/gadgets",
+                "x.io/v2/widgets"
+            ]
         );
         assert!(!f.watched["/v1/nodes"].namespaced);
     }

@@ -245,7 +245,10 @@ impl Graph {
             uid: meta.uid.clone(),
         };
         let uid = meta.uid.clone();
-        let old = self.nodes.get(&uid).map(|n| (n.orphaning(), n.deleting_dependents()));
+        let old = self
+            .nodes
+            .get(&uid)
+            .map(|n| (n.orphaning(), n.deleting_dependents()));
         let (added, removed) = match self.nodes.get_mut(&uid) {
             None => {
                 self.first_observation(&id, &mut fx);
@@ -391,7 +394,11 @@ impl Graph {
         for r in &node.owners {
             self.unlink(&r.uid, uid);
         }
-        let deps: Vec<String> = self.dependents(uid).iter().map(|d| d.id.uid.clone()).collect();
+        let deps: Vec<String> = self
+            .dependents(uid)
+            .iter()
+            .map(|d| d.id.uid.clone())
+            .collect();
         if !deps.is_empty() {
             fx.push(Effect::Absent(node.id.clone()));
         }
@@ -471,7 +478,10 @@ mod tests {
     #[test]
     fn an_unobserved_owner_is_queued_for_verification() {
         let mut g = Graph::default();
-        let fx = g.upsert(&cm(), meta("d", "ns", vec![oref("ConfigMap", "n-o", "o", None)]));
+        let fx = g.upsert(
+            &cm(),
+            meta("d", "ns", vec![oref("ConfigMap", "n-o", "o", None)]),
+        );
         assert_eq!(fx, vec![del("o")]);
         assert!(g.node("o").is_none());
         assert_eq!(g.dependents("o").len(), 1);
@@ -481,7 +491,10 @@ mod tests {
     fn an_observed_matching_owner_queues_nothing() {
         let mut g = Graph::default();
         assert!(g.upsert(&cm(), meta("o", "ns", vec![])).is_empty());
-        let fx = g.upsert(&cm(), meta("d", "ns", vec![oref("ConfigMap", "n-o", "o", None)]));
+        let fx = g.upsert(
+            &cm(),
+            meta("d", "ns", vec![oref("ConfigMap", "n-o", "o", None)]),
+        );
         assert!(fx.is_empty(), "{fx:?}");
     }
 
@@ -489,8 +502,14 @@ mod tests {
     fn deleting_an_owner_queues_its_dependents_and_marks_it_absent() {
         let mut g = Graph::default();
         g.upsert(&cm(), meta("o", "ns", vec![]));
-        g.upsert(&cm(), meta("a", "ns", vec![oref("ConfigMap", "n-o", "o", None)]));
-        g.upsert(&cm(), meta("b", "ns", vec![oref("ConfigMap", "n-o", "o", None)]));
+        g.upsert(
+            &cm(),
+            meta("a", "ns", vec![oref("ConfigMap", "n-o", "o", None)]),
+        );
+        g.upsert(
+            &cm(),
+            meta("b", "ns", vec![oref("ConfigMap", "n-o", "o", None)]),
+        );
         let fx = g.remove("o");
         let owner = Identity::of_ref(&oref("ConfigMap", "n-o", "o", None), "ns");
         assert_eq!(fx[0], Effect::Absent(owner));
@@ -506,8 +525,14 @@ mod tests {
         let mut g = Graph::default();
         g.upsert(&cm(), meta("o1", "ns", vec![]));
         g.upsert(&cm(), meta("o2", "ns", vec![]));
-        g.upsert(&cm(), meta("d", "ns", vec![oref("ConfigMap", "n-o1", "o1", None)]));
-        let fx = g.upsert(&cm(), meta("d", "ns", vec![oref("ConfigMap", "n-o2", "o2", None)]));
+        g.upsert(
+            &cm(),
+            meta("d", "ns", vec![oref("ConfigMap", "n-o1", "o1", None)]),
+        );
+        let fx = g.upsert(
+            &cm(),
+            meta("d", "ns", vec![oref("ConfigMap", "n-o2", "o2", None)]),
+        );
         assert!(fx.is_empty(), "{fx:?}");
         assert!(g.dependents("o1").is_empty());
         assert_eq!(g.dependents("o2").len(), 1);
@@ -540,9 +565,18 @@ mod tests {
     fn only_blocking_references_block_a_foreground_deletion() {
         let mut g = Graph::default();
         g.upsert(&cm(), meta("o", "ns", vec![]));
-        g.upsert(&cm(), meta("a", "ns", vec![oref("ConfigMap", "n-o", "o", Some(true))]));
-        g.upsert(&cm(), meta("b", "ns", vec![oref("ConfigMap", "n-o", "o", None)]));
-        g.upsert(&cm(), meta("c", "ns", vec![oref("ConfigMap", "n-o", "o", Some(false))]));
+        g.upsert(
+            &cm(),
+            meta("a", "ns", vec![oref("ConfigMap", "n-o", "o", Some(true))]),
+        );
+        g.upsert(
+            &cm(),
+            meta("b", "ns", vec![oref("ConfigMap", "n-o", "o", None)]),
+        );
+        g.upsert(
+            &cm(),
+            meta("c", "ns", vec![oref("ConfigMap", "n-o", "o", Some(false))]),
+        );
         let blocking: Vec<&str> = g
             .blocking_dependents("o")
             .iter()
@@ -555,8 +589,14 @@ mod tests {
     fn foreground_deletion_queues_all_dependents_then_the_owner_once() {
         let mut g = Graph::default();
         g.upsert(&cm(), meta("o", "ns", vec![]));
-        g.upsert(&cm(), meta("a", "ns", vec![oref("ConfigMap", "n-o", "o", Some(true))]));
-        g.upsert(&cm(), meta("b", "ns", vec![oref("ConfigMap", "n-o", "o", None)]));
+        g.upsert(
+            &cm(),
+            meta("a", "ns", vec![oref("ConfigMap", "n-o", "o", Some(true))]),
+        );
+        g.upsert(
+            &cm(),
+            meta("b", "ns", vec![oref("ConfigMap", "n-o", "o", None)]),
+        );
         let mut m = meta("o", "ns", vec![]);
         m.deleting = true;
         m.finalizers = vec![FOREGROUND.into()];
@@ -583,7 +623,10 @@ mod tests {
         assert!(g.upsert(&cm(), m.clone()).is_empty());
         // Seen first already being deleted (e.g. after a restart).
         let mut g = Graph::default();
-        assert_eq!(g.upsert(&cm(), m), vec![Effect::AttemptToOrphan("o".into())]);
+        assert_eq!(
+            g.upsert(&cm(), m),
+            vec![Effect::AttemptToOrphan("o".into())]
+        );
     }
 
     #[test]
@@ -593,8 +636,10 @@ mod tests {
         let r = oref("ConfigMap", "n-o", "o", None);
         let fx = g.upsert(&cm(), meta("d", "b", vec![r.clone()]));
         assert_eq!(fx.len(), 2);
-        assert!(matches!(&fx[0], Effect::InvalidNamespace { dependent, owner }
-            if dependent.uid == "d" && dependent.namespace == "b" && *owner == r));
+        assert!(
+            matches!(&fx[0], Effect::InvalidNamespace { dependent, owner }
+            if dependent.uid == "d" && dependent.namespace == "b" && *owner == r)
+        );
         assert_eq!(fx[1], del("d"));
     }
 
@@ -602,12 +647,23 @@ mod tests {
     fn the_owner_observed_after_its_dependent_checks_mismatched_references() {
         let mut g = Graph::default();
         // Named with the wrong namespace, and with the wrong kind.
-        g.upsert(&cm(), meta("d1", "b", vec![oref("ConfigMap", "n-o", "o", None)]));
-        g.upsert(&cm(), meta("d2", "a", vec![oref("Secret", "n-o", "o", None)]));
-        g.upsert(&cm(), meta("d3", "a", vec![oref("ConfigMap", "n-o", "o", None)]));
+        g.upsert(
+            &cm(),
+            meta("d1", "b", vec![oref("ConfigMap", "n-o", "o", None)]),
+        );
+        g.upsert(
+            &cm(),
+            meta("d2", "a", vec![oref("Secret", "n-o", "o", None)]),
+        );
+        g.upsert(
+            &cm(),
+            meta("d3", "a", vec![oref("ConfigMap", "n-o", "o", None)]),
+        );
         let fx = g.upsert(&cm(), meta("o", "a", vec![]));
         assert_eq!(fx.len(), 3, "{fx:?}");
-        assert!(matches!(&fx[0], Effect::InvalidNamespace { dependent, .. } if dependent.uid == "d1"));
+        assert!(
+            matches!(&fx[0], Effect::InvalidNamespace { dependent, .. } if dependent.uid == "d1")
+        );
         assert_eq!(&fx[1..], &[del("d1"), del("d2")]);
     }
 
@@ -625,7 +681,10 @@ mod tests {
         let mut g = Graph::default();
         let node = res("v1", "Node", "nodes", false);
         g.upsert(&cm(), meta("o", "ns", vec![]));
-        g.upsert(&cm(), meta("d", "ns", vec![oref("ConfigMap", "n-o", "o", None)]));
+        g.upsert(
+            &cm(),
+            meta("d", "ns", vec![oref("ConfigMap", "n-o", "o", None)]),
+        );
         g.upsert(&node, meta("n", "", vec![]));
         let seen: HashSet<String> = ["d".to_string()].into();
         let fx = g.relisted(&cm().key(), &seen);

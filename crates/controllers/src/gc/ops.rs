@@ -4,7 +4,9 @@
 //! path, which works for every kind, custom resources included).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions, PropagationPolicy};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions, PropagationPolicy,
+};
 use kube::Client;
 use serde_json::{json, Map, Value};
 
@@ -140,7 +142,11 @@ pub fn without_owners(m: &ObjectMeta, uids: &[String]) -> Option<Map<String, Val
     }
     let mut f = Map::new();
     // An empty list is sent as null: a merge patch removes the field.
-    let value = if keep.is_empty() { Value::Null } else { json!(keep) };
+    let value = if keep.is_empty() {
+        Value::Null
+    } else {
+        json!(keep)
+    };
     f.insert("ownerReferences".into(), value);
     Some(f)
 }
@@ -170,7 +176,11 @@ pub fn without_finalizer(m: &ObjectMeta, finalizer: &str) -> Option<Map<String, 
     }
     let rest: Vec<&String> = all.iter().filter(|f| *f != finalizer).collect();
     let mut f = Map::new();
-    let value = if rest.is_empty() { Value::Null } else { json!(rest) };
+    let value = if rest.is_empty() {
+        Value::Null
+    } else {
+        json!(rest)
+    };
     f.insert("finalizers".into(), value);
     Some(f)
 }
@@ -213,7 +223,10 @@ mod tests {
         assert_eq!(f["ownerReferences"][0]["apiVersion"], "v1");
         // The last one removed: the field goes.
         let m = meta(vec![r("a", None)], &[]);
-        assert_eq!(without_owners(&m, &["a".into()]).unwrap()["ownerReferences"], Value::Null);
+        assert_eq!(
+            without_owners(&m, &["a".into()]).unwrap()["ownerReferences"],
+            Value::Null
+        );
         // Nothing to remove: no patch.
         assert!(without_owners(&m, &["z".into()]).is_none());
     }
@@ -233,7 +246,10 @@ mod tests {
         let f = without_finalizer(&m, "foregroundDeletion").unwrap();
         assert_eq!(f["finalizers"], json!(["x.io/keep"]));
         let m = meta(vec![], &["orphan"]);
-        assert_eq!(without_finalizer(&m, "orphan").unwrap()["finalizers"], Value::Null);
+        assert_eq!(
+            without_finalizer(&m, "orphan").unwrap()["finalizers"],
+            Value::Null
+        );
         assert!(without_finalizer(&m, "foregroundDeletion").is_none());
     }
 }
