@@ -4,10 +4,10 @@
 //!
 //! Discovery runs every 30 s, and sooner when a worker meets a kind it
 //! cannot map (a custom resource defined since the last run). When the set
-//! of watched resources changes, the workers pause until every monitor has
-//! listed its resource, so no decision is taken on a partial graph; unlike
-//! upstream, a monitor that cannot list within a period no longer holds
-//! the whole collector back.
+//! of watched resources changes, the workers pause until every new monitor
+//! has listed its resource, so no decision is taken on a partial graph;
+//! unlike upstream, a monitor that cannot list within a period no longer
+//! holds the whole collector back.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -198,28 +198,33 @@ pub async fn sync(ctx: Arc<Ctx>, tx: UnboundedSender<Change>, first: OwnedRwLock
             }
             let _ = tx.send(Change::Stopped(key));
         }
-        let mut started = 0;
+        let mut started = Vec::new();
         for (key, res) in &found.watched {
             if monitors.0.contains_key(key) {
                 continue;
             }
             let task = tokio::spawn(monitor(ctx.client.clone(), res.clone(), tx.clone()));
             monitors.0.insert(key.clone(), (res.clone(), task));
-            started += 1;
+            started.push(key.clone());
         }
-        let keys: Vec<String> = monitors.0.keys().cloned().collect();
+        // Only the new monitors are waited for: one that never lists would
+        // otherwise pause the workers at every change.
         let deadline = Instant::now() + PERIOD;
-        while !ctx.synced(&keys) {
+        while !ctx.synced(&started) {
             if Instant::now() >= deadline {
-                tracing::warn!("garbage collector: some resources did not list in time");
+                let late: Vec<&String> = started
+                    .iter()
+                    .filter(|k| !ctx.synced(std::slice::from_ref(k)))
+                    .collect();
+                tracing::warn!(resources = ?late, "garbage collector: resources not listed in time");
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         drop(pause);
         tracing::info!(
-            resources = keys.len(),
-            started,
+            resources = monitors.0.len(),
+            started = started.len(),
             "garbage collector: monitors synced"
         );
     }

@@ -37,6 +37,15 @@ impl Resource {
     pub fn key(&self) -> String {
         format!("{}/{}/{}", self.ar.group, self.ar.version, self.ar.plural)
     }
+
+    /// Whether this is the resource of `key`, without building the key.
+    pub fn has_key(&self, key: &str) -> bool {
+        key.strip_prefix(self.ar.group.as_str())
+            .and_then(|k| k.strip_prefix('/'))
+            .and_then(|k| k.strip_prefix(self.ar.version.as_str()))
+            .and_then(|k| k.strip_prefix('/'))
+            == Some(self.ar.plural.as_str())
+    }
 }
 
 /// What the graph needs of an object's metadata.
@@ -421,7 +430,7 @@ impl Graph {
         let gone: Vec<String> = self
             .nodes
             .values()
-            .filter(|n| n.res.key() == key && !seen.contains(&n.id.uid))
+            .filter(|n| n.res.has_key(key) && !seen.contains(&n.id.uid))
             .map(|n| n.id.uid.clone())
             .collect();
         gone.iter().flat_map(|uid| self.remove(uid)).collect()
@@ -693,6 +702,16 @@ mod tests {
         // Other resources are untouched.
         assert!(g.node("n").is_some());
         assert_eq!(g.len(), 2);
+    }
+
+    #[test]
+    fn resources_match_their_key() {
+        let apps = res("apps/v1", "ReplicaSet", "replicasets", true);
+        assert!(apps.has_key(&apps.key()));
+        assert!(cm().has_key("/v1/configmaps"));
+        assert!(!cm().has_key("/v1/configmap"));
+        assert!(!cm().has_key("/v2/configmaps"));
+        assert!(!apps.has_key("/v1/replicasets"));
     }
 
     #[test]

@@ -115,7 +115,7 @@ impl Ctx {
                     .add(id),
                 Effect::InvalidNamespace { dependent, owner } => {
                     let owner_id = graph::Identity::of_ref(&owner, &dependent.namespace);
-                    tracing::info!(item = %dependent, owner = %owner_id, "item references an owner but does not match namespaces");
+                    tracing::debug!(item = %dependent, owner = %owner_id, "item references an owner but does not match namespaces");
                     self.events.record(Record {
                         object: ObjectReference {
                             api_version: Some(dependent.api_version.clone()),
