@@ -281,23 +281,25 @@ def test_create_failures_set_replica_failure(cluster, ns):
 
 
 def test_a_replicaset_being_deleted_stops_managing_its_pods(cluster, ns):
-    """`kubectl delete --cascade=orphan` leaves the ReplicaSet terminating
-    until the garbage collector (not built yet) orphans its pods: meanwhile
-    it must neither replace nor adopt pods. The default (background)
-    cascade is the garbage collector's, tested with it."""
+    """`kubectl delete --cascade=orphan` of a ReplicaSet a finalizer of ours
+    holds: the garbage collector releases its pods and the ReplicaSet stays
+    terminating; meanwhile it must neither replace nor adopt pods. The
+    cascades themselves are tested in test_gc.py."""
     k = cluster
     k("create", "-n", ns, "-f", "-", input=replicaset("leaving", 2))
     rs = wait_for("2 ready", lambda: status_is(k, ns, "rs", "leaving", replicas=2, readyReplicas=2),
                   timeout=WAIT)
     uid = rs["metadata"]["uid"]
+    k("patch", "rs", "leaving", "-n", ns, "--type", "merge", "-p", '{"metadata":{"finalizers":["e2e.wharf.dev/hold"]}}')
     k("delete", "rs", "leaving", "-n", ns, "--cascade=orphan", "--wait=false")
-    wait_for("terminating", lambda: k.json("get", "rs", "leaving", "-n", ns)["metadata"].get("deletionTimestamp"),
-             timeout=WAIT)
-    victim = sorted(p["metadata"]["name"] for p in controlled_by(k, ns, uid))[0]
+    wait_for("pods released", lambda: not controlled_by(k, ns, uid) and len(pods(k, ns)) == 2, timeout=WAIT)
+    assert k.json("get", "rs", "leaving", "-n", ns)["metadata"]["finalizers"] == ["e2e.wharf.dev/hold"]
+    victim = sorted(p["metadata"]["name"] for p in pods(k, ns))[0]
     k("delete", "pod", victim, "-n", ns)
     k("create", "-n", ns, "-f", "-", input=bare_pod("stray", {"app": "leaving"}))
-    wait_for("status shows 1 replica", lambda: status_is(k, ns, "rs", "leaving", replicas=1), timeout=WAIT)
-    assert len(controlled_by(k, ns, uid)) == 1
+    wait_for("status shows no replica", lambda: status_is(k, ns, "rs", "leaving", replicas=0), timeout=WAIT)
+    assert len(pods(k, ns)) == 2
+    assert not controlled_by(k, ns, uid)
     assert not k.json("get", "pod", "stray", "-n", ns)["metadata"].get("ownerReferences")
     k("patch", "rs", "leaving", "-n", ns, "--type", "merge", "-p", '{"metadata":{"finalizers":null}}')
     wait_for("gone", lambda: k.run("get", "rs", "leaving", "-n", ns, check=False).returncode != 0, timeout=WAIT)

@@ -4,8 +4,9 @@
 
 pub mod cache;
 pub mod deployment;
-pub mod events;
 pub mod endpoints;
+pub mod events;
+pub mod gc;
 pub mod namespace;
 pub mod replicaset;
 pub mod serviceaccount;
@@ -22,6 +23,7 @@ pub fn start(client: kube::Client) -> tokio::task::JoinHandle<()> {
             tokio::spawn(replicaset::run(client.clone())),
             tokio::spawn(deployment::run(client.clone())),
             tokio::spawn(endpoints::run(client.clone())),
+            tokio::spawn(gc::run(client.clone())),
         ];
         // Aborting this task drops the guards, which abort the controllers.
         let guards: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
