@@ -191,8 +191,11 @@ impl Server {
             .args(["--advertise-address", "127.0.0.1"])
             .arg("--disable-agent")
             // The API server alone: with no nodes, the scheduler would answer
-            // every benchmark pod with a status patch and an event.
+            // every benchmark pod with a status patch and an event, and the
+            // controllers would act on the benchmark's objects (a Deployment
+            // patched with a new image rolls out a new ReplicaSet each time).
             .arg("--disable-scheduler")
+            .arg("--disable-controller-manager")
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err));

@@ -353,7 +353,7 @@ impl fmt::Display for ApiReport {
         writeln!(f)?;
         writeln!(
             f,
-            "Setup: `wharf server` (embedded SQLite, --disable-agent --disable-scheduler) started by the benchmark as a child process on a \
+            "Setup: `wharf server` (embedded SQLite, --disable-agent --disable-scheduler --disable-controller-manager) started by the benchmark as a child process on a \
              fresh data directory, listening on 127.0.0.1 only; the client is the `kube` crate in the benchmark process, \
              HTTPS with the admin client certificate from the kubeconfig the server wrote, JSON, HTTP/1.1 (kube's TLS \
              connector offers no HTTP/2, so every request in flight has its own connection). Client and server share \

@@ -238,7 +238,7 @@ impl fmt::Display for PatchReport {
         writeln!(f)?;
         writeln!(
             f,
-            "Setup: `wharf server` (embedded SQLite, --disable-agent --disable-scheduler) started by the benchmark as a \
+            "Setup: `wharf server` (embedded SQLite, --disable-agent --disable-scheduler --disable-controller-manager) started by the benchmark as a \
              child process on a fresh data directory, listening on 127.0.0.1 only; the client is the `kube` crate in \
              the benchmark process, HTTPS with the admin client certificate, HTTP/1.1, one connection per request in \
              flight. Client and server share this machine's {} CPUs. Each client task has one PATCH in flight at a \

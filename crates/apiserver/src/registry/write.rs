@@ -186,9 +186,10 @@ impl Registry {
             .expect("namespaces are served")
             .key(None, ns);
         let found = match self.cache.get(&key) {
-            Some(e) => Some(e),
-            None => {
-                // The cache may be a moment behind a namespace just created.
+            Some(e) if e.deleting => Some(e),
+            _ => {
+                // The cache may be a moment behind a namespace just created,
+                // or one whose deletion was just acknowledged.
                 self.cache.sync().await;
                 self.cache.get(&key)
             }

@@ -43,6 +43,10 @@ pub struct ServerArgs {
     /// Do not run the scheduler in this process (k3s's `--disable-scheduler`).
     #[arg(long, env = "WHARF_DISABLE_SCHEDULER")]
     pub disable_scheduler: bool,
+    /// Do not run the controller manager in this process (k3s's
+    /// `--disable-controller-manager`).
+    #[arg(long, env = "WHARF_DISABLE_CONTROLLER_MANAGER")]
+    pub disable_controller_manager: bool,
     /// Where to write the admin kubeconfig.
     #[arg(long, env = "WHARF_WRITE_KUBECONFIG")]
     pub write_kubeconfig: Option<PathBuf>,
@@ -170,14 +174,20 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             scheduler::Config::default(),
         )))
     };
-    let client = super::client_from(&api.kubeconfig, None, "kube-controller-manager").await?;
-    let controllers = controllers::start(client);
+    let controllers = if args.disable_controller_manager {
+        None
+    } else {
+        let client = super::client_from(&api.kubeconfig, None, "kube-controller-manager").await?;
+        Some(controllers::start(client))
+    };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
     tracing::info!("shutting down");
-    controllers.abort();
+    if let Some(c) = controllers {
+        c.abort();
+    }
     if let Some(s) = scheduler {
         s.abort();
     }
