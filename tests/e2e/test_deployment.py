@@ -4,13 +4,11 @@ maxSurge/maxUnavailable, history and undo, revisionHistoryLimit, pause and
 resume, Recreate, progress deadlines, proportional scaling, adoption."""
 
 import json
-import subprocess
-import tempfile
 import time
 
 import pytest
 
-from conftest import WHARF, Kubectl, Server, wait_for
+from conftest import hollow_cluster, wait_for
 
 WAIT = 30
 REVISION = "deployment.kubernetes.io/revision"
@@ -19,20 +17,8 @@ REVISION = "deployment.kubernetes.io/revision"
 @pytest.fixture(scope="module")
 def cluster():
     """A server of its own with three hollow nodes."""
-    with tempfile.TemporaryDirectory(prefix="wharf-e2e-deploy-") as d:
-        s = Server(d).start()
-        log = open(f"{d}/hollow.log", "w")
-        hollow = subprocess.Popen([WHARF, "hollow-nodes", "--count", "3", "--prefix", "hd",
-                                   "--kubeconfig", str(s.kubeconfig)],
-                                  stdout=log, stderr=subprocess.STDOUT)
-        k = Kubectl(s.kubeconfig)
-        try:
-            wait_for("3 nodes", lambda: len(k.json("get", "nodes")["items"]) == 3, timeout=WAIT)
-            yield k
-        finally:
-            hollow.terminate()
-            hollow.wait(timeout=10)
-            s.stop()
+    with hollow_cluster("deploy", 3, "hd") as (s, k):
+        yield k
 
 
 @pytest.fixture

@@ -4,13 +4,11 @@ headless services their pods' hostnames; services without a selector keep
 what their users wrote."""
 
 import json
-import subprocess
-import tempfile
 import time
 
 import pytest
 
-from conftest import WHARF, Kubectl, Server, wait_for
+from conftest import hollow_cluster, wait_for
 
 WAIT = 20
 
@@ -19,20 +17,8 @@ WAIT = 20
 def cluster():
     """A server of its own with two hollow nodes, so pods run, get an IP and
     become Ready."""
-    with tempfile.TemporaryDirectory(prefix="wharf-e2e-ep-") as d:
-        s = Server(d).start()
-        log = open(f"{d}/hollow.log", "w")
-        hollow = subprocess.Popen([WHARF, "hollow-nodes", "--count", "2", "--prefix", "he",
-                                   "--kubeconfig", str(s.kubeconfig)],
-                                  stdout=log, stderr=subprocess.STDOUT)
-        k = Kubectl(s.kubeconfig)
-        try:
-            wait_for("2 nodes", lambda: len(k.json("get", "nodes")["items"]) == 2, timeout=WAIT)
-            yield s, k
-        finally:
-            hollow.terminate()
-            hollow.wait(timeout=10)
-            s.stop()
+    with hollow_cluster("ep", 2, "he") as (s, k):
+        yield s, k
 
 
 @pytest.fixture

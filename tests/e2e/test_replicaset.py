@@ -3,12 +3,10 @@ pods get scheduled and become Running and Ready: replica counts, status,
 scaling in upstream's deletion order, replacement, adoption and release."""
 
 import json
-import subprocess
-import tempfile
 
 import pytest
 
-from conftest import WHARF, Kubectl, Server, wait_for
+from conftest import hollow_cluster, wait_for
 
 WAIT = 20
 
@@ -16,20 +14,8 @@ WAIT = 20
 @pytest.fixture(scope="module")
 def cluster():
     """A server of its own with three hollow nodes."""
-    with tempfile.TemporaryDirectory(prefix="wharf-e2e-rs-") as d:
-        s = Server(d).start()
-        log = open(f"{d}/hollow.log", "w")
-        hollow = subprocess.Popen([WHARF, "hollow-nodes", "--count", "3", "--prefix", "hrs",
-                                   "--kubeconfig", str(s.kubeconfig)],
-                                  stdout=log, stderr=subprocess.STDOUT)
-        k = Kubectl(s.kubeconfig)
-        try:
-            wait_for("3 nodes", lambda: len(k.json("get", "nodes")["items"]) == 3, timeout=WAIT)
-            yield k
-        finally:
-            hollow.terminate()
-            hollow.wait(timeout=10)
-            s.stop()
+    with hollow_cluster("rs", 3, "hrs") as (s, k):
+        yield k
 
 
 @pytest.fixture

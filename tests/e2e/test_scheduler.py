@@ -2,35 +2,21 @@
 and explains why a pod fits nowhere, in upstream's words."""
 
 import json
-import subprocess
-import tempfile
 import time
 
 import pytest
 
-from conftest import WHARF, Kubectl, Server, wait_for
+from conftest import hollow_cluster, wait_for
 
 
 
 @pytest.fixture(scope="module")
 def cluster():
     """A server of its own with three hollow nodes, so node counts are exact."""
-    with tempfile.TemporaryDirectory(prefix="wharf-e2e-sched-") as d:
-        s = Server(d).start()
-        log = open(f"{d}/hollow.log", "w")
-        hollow = subprocess.Popen([WHARF, "hollow-nodes", "--count", "3", "--prefix", "hs",
-                                   "--cpu", "2", "--memory", "4Gi", "--kubeconfig", str(s.kubeconfig)],
-                                  stdout=log, stderr=subprocess.STDOUT)
-        k = Kubectl(s.kubeconfig)
-        try:
-            wait_for("3 nodes", lambda: len(k.json("get", "nodes")["items"]) == 3)
-            k("label", "node", "hs-0", "disk=ssd")
-            k("taint", "node", "hs-2", "dedicated=gpu:NoSchedule")
-            yield k
-        finally:
-            hollow.terminate()
-            hollow.wait(timeout=10)
-            s.stop()
+    with hollow_cluster("sched", 3, "hs", "--cpu", "2", "--memory", "4Gi") as (s, k):
+        k("label", "node", "hs-0", "disk=ssd")
+        k("taint", "node", "hs-2", "dedicated=gpu:NoSchedule")
+        yield k
 
 
 def pod(name, **spec):

@@ -17,26 +17,27 @@ use std::time::Duration;
 /// aborted, which stops the controllers with it.
 pub fn start(client: kube::Client) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let tasks = vec![
+        // Aborting this task drops the tasks' guard, which aborts them too.
+        let mut tasks = AbortOnDrop(vec![
             tokio::spawn(namespace::run(client.clone())),
             tokio::spawn(serviceaccount::run(client.clone())),
             tokio::spawn(replicaset::run(client.clone())),
             tokio::spawn(deployment::run(client.clone())),
             tokio::spawn(endpoints::run(client.clone())),
             tokio::spawn(gc::run(client.clone())),
-        ];
-        // Aborting this task drops the guards, which abort the controllers.
-        let guards: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
-        struct AbortAll(Vec<tokio::task::AbortHandle>);
-        impl Drop for AbortAll {
-            fn drop(&mut self) {
-                self.0.iter().for_each(tokio::task::AbortHandle::abort);
-            }
-        }
-        let _guard = AbortAll(guards);
-        let _ = futures::future::join_all(tasks).await;
+        ]);
+        let _ = futures::future::join_all(tasks.0.iter_mut()).await;
         tracing::warn!("controller manager stopped");
     })
+}
+
+/// Tasks aborted when this is dropped: a controller's helper tasks end with it.
+pub(crate) struct AbortOnDrop(pub(crate) Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.iter().for_each(tokio::task::JoinHandle::abort);
+    }
 }
 
 /// How long a controller waits before retrying an object whose reconcile failed.

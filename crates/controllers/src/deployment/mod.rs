@@ -175,16 +175,6 @@ async fn watch_replicasets(
     }
 }
 
-struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        for t in &self.0 {
-            t.abort();
-        }
-    }
-}
-
 /// Run the controller until the future is dropped.
 pub async fn run(client: Client) {
     let (store, writer) = reflector::store::<Deployment>();
@@ -198,7 +188,7 @@ pub async fn run(client: Client) {
         events,
         failures: Mutex::new(HashMap::new()),
     });
-    let mut tasks = AbortOnDrop(vec![
+    let mut tasks = crate::AbortOnDrop(vec![
         events_task,
         tokio::spawn(watch_replicasets(
             client.clone(),

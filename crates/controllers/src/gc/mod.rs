@@ -214,16 +214,6 @@ async fn orphan_worker(ctx: Arc<Ctx>) {
     }
 }
 
-struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        for t in &self.0 {
-            t.abort();
-        }
-    }
-}
-
 /// Run the collector until the future is dropped.
 pub async fn run(client: Client) {
     let (events, writer) = Recorder::start(client.clone(), COMPONENT);
@@ -251,6 +241,6 @@ pub async fn run(client: Client) {
         tasks.push(tokio::spawn(delete_worker(ctx.clone())));
         tasks.push(tokio::spawn(orphan_worker(ctx.clone())));
     }
-    let mut tasks = AbortOnDrop(tasks);
+    let mut tasks = crate::AbortOnDrop(tasks);
     let _ = futures::future::join_all(tasks.0.iter_mut()).await;
 }

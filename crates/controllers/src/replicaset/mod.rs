@@ -234,23 +234,13 @@ async fn watch_pods(client: Client, pods: Arc<PodCache>, handlers: Vec<Arc<dyn P
     }
 }
 
-struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        for t in &self.0 {
-            t.abort();
-        }
-    }
-}
-
 /// Run both controllers until the future is dropped.
 pub async fn run(client: Client) {
     let pods = Arc::new(PodCache::default());
     let rs = Kind::<ReplicaSet>::new();
     let rc = Kind::<ReplicationController>::new();
     let handlers: Vec<Arc<dyn PodHandler>> = vec![rs.hooks.clone(), rc.hooks.clone()];
-    let mut tasks = AbortOnDrop(vec![
+    let mut tasks = crate::AbortOnDrop(vec![
         tokio::spawn(watch_pods(client.clone(), pods.clone(), handlers)),
         tokio::spawn(rs.run(client.clone(), pods.clone())),
         tokio::spawn(rc.run(client, pods)),
