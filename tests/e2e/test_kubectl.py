@@ -221,3 +221,12 @@ def test_errors_are_upstream_statuses(kubectl, namespace):
     unknown = 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: u1}\ndata: {a: b}\nbogus: 1\n'
     p = kubectl.run("create", "-n", namespace, "-f", "-", input=unknown, check=False)
     assert p.returncode != 0 and 'unknown field "bogus"' in p.stderr, p.stderr
+
+
+def test_headless_service_without_ports_is_stored_as_sent(kubectl, namespace):
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "portless"},
+           "spec": {"clusterIP": "None", "selector": {"app": "w"}}}
+    kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(svc))
+    spec = kubectl.json("get", "service", "portless", "-n", namespace)["spec"]
+    assert "ports" not in spec, spec
+    assert spec["clusterIP"] == "None" and spec["type"] == "ClusterIP"

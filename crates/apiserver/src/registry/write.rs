@@ -798,7 +798,7 @@ impl Registry {
         }
         if matches!(ty.as_str(), "NodePort" | "LoadBalancer") {
             let held: Vec<u16> = old.map(node_ports).unwrap_or_default();
-            if let Some(ports) = svc["spec"]["ports"].as_array_mut() {
+            if let Some(ports) = svc.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
                 for (i, p) in ports.iter_mut().enumerate() {
                     let field = format!("spec.ports[{i}].nodePort");
                     match p["nodePort"].as_u64() {
@@ -819,7 +819,7 @@ impl Registry {
                     }
                 }
             }
-        } else if let Some(ports) = svc["spec"]["ports"].as_array_mut() {
+        } else if let Some(ports) = svc.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
             for p in ports {
                 if let Some(m) = p.as_object_mut() {
                     m.remove("nodePort");
