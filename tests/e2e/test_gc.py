@@ -292,3 +292,21 @@ def test_replicaset_cascades(kubectl, namespace):
     assert not pods_of(kubectl, namespace, "fg")
     # The orphans were not adopted by anything nor collected.
     assert len(pods_of(kubectl, namespace, "orphan")) == 2
+
+
+def test_replication_controllers_orphan_by_default_in_core_v1(kubectl, core, namespace):
+    """Upstream keeps core/v1's old default for ReplicationControllers: a
+    DELETE without a policy orphans the pods (kubectl always sends one)."""
+    labels = {"app": "legacy"}
+    rc = {"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "legacy"},
+          "spec": {"replicas": 2, "selector": labels,
+                   "template": {"metadata": {"labels": labels},
+                                "spec": {"nodeSelector": {"gc.wharf.test/none": "true"},
+                                         "containers": [{"name": "app", "image": "nginx:1.27"}]}}}}
+    kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(rc))
+    wait_for("2 pods", lambda: len(pods_of(kubectl, namespace, "legacy")) == 2)
+    core.delete_namespaced_replication_controller("legacy", namespace)  # no body, no policy
+    wait_for("rc gone", lambda: gone(kubectl, "rc", "legacy", namespace))
+    pods = wait_for("pods orphaned", lambda: (lambda ps: ps if len(ps) == 2 and all(
+        not p["metadata"].get("ownerReferences") for p in ps) else None)(pods_of(kubectl, namespace, "legacy")))
+    assert all(not p["metadata"].get("deletionTimestamp") for p in pods)

@@ -250,6 +250,52 @@ impl Registry {
 
 /// What a delete does to `obj`: the updated object to store (deletion
 /// timestamp, finalizers) if any, and whether to remove it right away.
+const ORPHAN: &str = "orphan";
+const FOREGROUND: &str = "foregroundDeletion";
+
+/// The garbage collector's finalizers after a DELETE, as upstream's store
+/// decides them: an explicit policy (`propagationPolicy`, or
+/// `orphanDependents` folded into it) replaces whichever of `orphan` and
+/// `foregroundDeletion` the object carries; without one, a finalizer already
+/// there stands, else the kind's default applies: core/v1
+/// ReplicationControllers orphan their pods (kept for compatibility), every
+/// other kind deletes dependents in the background (no finalizer).
+fn gc_finalizers(
+    info: &ResourceInfo,
+    finalizers: Vec<String>,
+    policy: Option<&str>,
+) -> Vec<String> {
+    let has = |f: &str| finalizers.iter().any(|x| x == f);
+    let (orphan, foreground) = match policy {
+        Some("Orphan") => (true, false),
+        Some("Foreground") => (false, true),
+        Some(_) => (false, false),
+        None if has(ORPHAN) || has(FOREGROUND) => (has(ORPHAN), !has(ORPHAN) && has(FOREGROUND)),
+        None => (
+            info.group.is_empty() && info.plural == "replicationcontrollers",
+            false,
+        ),
+    };
+    let mut out: Vec<String> = finalizers
+        .iter()
+        .filter(|f| *f != ORPHAN && *f != FOREGROUND)
+        .cloned()
+        .collect();
+    if orphan {
+        out.push(ORPHAN.into());
+    }
+    if foreground {
+        out.push(FOREGROUND.into());
+    }
+    // Unchanged as a set: keep the object's order.
+    let same = out.len() == finalizers.len() && out.iter().all(|f| has(f));
+    if same {
+        finalizers
+    } else {
+        out
+    }
+}
+
 fn plan_delete(info: &ResourceInfo, obj: &Value, opts: &DeleteOptions) -> (Option<Value>, bool) {
     let meta = &obj["metadata"];
     let mut finalizers: Vec<String> = meta["finalizers"]
@@ -288,15 +334,7 @@ fn plan_delete(info: &ResourceInfo, obj: &Value, opts: &DeleteOptions) -> (Optio
             grace = 0;
         }
     }
-    match opts.propagation_policy.as_deref() {
-        Some("Orphan") if !finalizers.iter().any(|f| f == "orphan") => {
-            finalizers.push("orphan".into())
-        }
-        Some("Foreground") if !finalizers.iter().any(|f| f == "foregroundDeletion") => {
-            finalizers.push("foregroundDeletion".into())
-        }
-        _ => {}
-    }
+    finalizers = gc_finalizers(info, finalizers, opts.propagation_policy.as_deref());
     // A namespace always goes through Terminating: its controller empties it and
     // removes the `kubernetes` finalizer from spec.finalizers.
     let ns_pending = is_ns
@@ -323,6 +361,16 @@ fn plan_delete(info: &ResourceInfo, obj: &Value, opts: &DeleteOptions) -> (Optio
                 "deletionTimestamp".into(),
                 json!(rfc3339(now_secs() + grace)),
             );
+            return (Some(new), false);
+        }
+        // A second DELETE may still change the garbage collector's finalizers.
+        let before: Vec<&str> = meta["finalizers"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if before != finalizers {
+            let mut new = obj.clone();
+            metadata_mut(&mut new).insert("finalizers".into(), json!(finalizers));
             return (Some(new), false);
         }
         return (None, false);
@@ -353,4 +401,45 @@ fn plan_delete(info: &ResourceInfo, obj: &Value, opts: &DeleteOptions) -> (Optio
         m.insert("finalizers".into(), json!(finalizers));
     }
     (Some(new), false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gc(plural: &str, fins: &[&str], policy: Option<&str>) -> Vec<String> {
+        let info = crate::resources::RESOURCES
+            .iter()
+            .find(|r| r.plural == plural && r.group.is_empty())
+            .expect("a core resource");
+        gc_finalizers(info, fins.iter().map(|f| f.to_string()).collect(), policy)
+    }
+
+    #[test]
+    fn explicit_policies_replace_the_gc_finalizers() {
+        assert_eq!(
+            gc("configmaps", &["a", "orphan"], Some("Background")),
+            ["a"]
+        );
+        assert_eq!(
+            gc("configmaps", &["orphan"], Some("Foreground")),
+            ["foregroundDeletion"]
+        );
+        assert_eq!(
+            gc("configmaps", &["foregroundDeletion", "a"], Some("Orphan")),
+            ["a", "orphan"]
+        );
+        assert_eq!(gc("configmaps", &["a"], Some("Orphan")), ["a", "orphan"]);
+    }
+
+    #[test]
+    fn without_a_policy_the_object_then_the_kind_decides() {
+        assert!(gc("configmaps", &[], None).is_empty());
+        assert_eq!(gc("replicationcontrollers", &[], None), ["orphan"]);
+        assert_eq!(
+            gc("replicationcontrollers", &["foregroundDeletion"], None),
+            ["foregroundDeletion"]
+        );
+        assert_eq!(gc("configmaps", &["orphan", "b"], None), ["orphan", "b"]);
+    }
 }
