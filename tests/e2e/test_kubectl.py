@@ -230,3 +230,20 @@ def test_headless_service_without_ports_is_stored_as_sent(kubectl, namespace):
     spec = kubectl.json("get", "service", "portless", "-n", namespace)["spec"]
     assert "ports" not in spec, spec
     assert spec["clusterIP"] == "None" and spec["type"] == "ClusterIP"
+
+
+def test_pods_get_the_default_toleration_seconds(kubectl, namespace):
+    """DefaultTolerationSeconds: 300 s on not-ready and unreachable nodes,
+    unless the pod says otherwise."""
+    def pod(name, tolerations=()):
+        return json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                           "spec": {"containers": [{"name": "c", "image": "nginx"}],
+                                    "tolerations": list(tolerations)}})
+    kubectl("create", "-n", namespace, "-f", "-", input=pod("plain"))
+    own = {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 60}
+    kubectl("create", "-n", namespace, "-f", "-", input=pod("own", [own]))
+    tol = {p: kubectl.json("get", "pod", p, "-n", namespace)["spec"]["tolerations"] for p in ("plain", "own")}
+    default = [{"key": f"node.kubernetes.io/{k}", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
+               for k in ("not-ready", "unreachable")]
+    assert tol["plain"] == default
+    assert tol["own"] == [own, default[1]]
