@@ -10,6 +10,7 @@ pub mod apply;
 pub mod authn;
 pub mod bootstrap;
 pub mod cache;
+pub mod combine;
 pub mod convert;
 pub mod crd;
 pub mod discovery;

@@ -191,16 +191,34 @@ async fn serve(
                     Ok::<_, std::convert::Infallible>(crate::handler::handle(ctx, user, req).await)
                 }
             });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder
-                .serve_connection_with_upgrades(TokioIo::new(tls), svc)
+            let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder
+                .http2()
+                .max_concurrent_streams(H2_MAX_STREAMS_PER_CONNECTION);
+            // HTTP/2 multiplexes many watches on one connection: their frames
+            // for one event leave in one write (see `combine`).
+            let result = if h2 {
+                crate::combine::combined(TokioIo::new(tls), |io| {
+                    builder.serve_connection_with_upgrades(io, svc)
+                })
                 .await
-            {
+            } else {
+                builder
+                    .serve_connection_with_upgrades(TokioIo::new(tls), svc)
+                    .await
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
     }
 }
+
+/// Streams a client may have open on one HTTP/2 connection: Go's default,
+/// which kube-apiserver keeps (`--http2-max-streams-per-connection` 0). A
+/// client-go process multiplexes all its watches on one connection.
+const H2_MAX_STREAMS_PER_CONNECTION: u32 = 250;
 
 /// How long a connection's verified client certificate is trusted before it
 /// is checked again (which also catches expiry on long-lived connections).

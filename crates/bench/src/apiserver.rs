@@ -40,8 +40,10 @@ pub const IDLE_SETTLE: Duration = Duration::from_secs(2);
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// Namespace of the pods.
 pub const POD_NAMESPACE: &str = "wharf-bench";
-/// Namespace of the watched config maps.
+/// Namespace of the config maps watched over HTTP/2.
 pub const WATCH_NAMESPACE: &str = "wharf-bench-watch";
+/// Namespace of the config maps watched over HTTP/1.1.
+pub const WATCH_NAMESPACE_H1: &str = "wharf-bench-watch-h1";
 
 /// The workload of [`run_apiserver_bench`].
 #[derive(Clone, Debug)]
@@ -53,9 +55,12 @@ pub struct ApiBenchConfig {
     pub clients: usize,
     /// GETs of single pods chosen at random among those created.
     pub gets: usize,
-    /// Watches open on [`WATCH_NAMESPACE`]'s config maps in the watch phase.
+    /// Watches open in each watch phase: on [`WATCH_NAMESPACE`]'s config maps
+    /// over HTTP/2 (spread over `clients` connections, as `clients` client-go
+    /// processes would hold them), then on [`WATCH_NAMESPACE_H1`]'s over
+    /// HTTP/1.1 (a connection each).
     pub watchers: usize,
-    /// Config maps the watch phase's single writer creates.
+    /// Config maps each watch phase's single writer creates.
     pub watch_events: usize,
     /// The writer creates one config map per this interval. The default, 20 ms
     /// (50 writes/s, so 50,000 deliveries/s to 1,000 watchers), measures
@@ -169,6 +174,8 @@ pub(crate) struct Server {
     port: u16,
     data_dir: PathBuf,
     log: PathBuf,
+    /// The client settings from the kubeconfig, once the server wrote it.
+    kube_config: Option<kube::Config>,
 }
 
 impl Server {
@@ -223,6 +230,7 @@ impl Server {
             port,
             data_dir,
             log,
+            kube_config: None,
         })
     }
 
@@ -259,6 +267,7 @@ impl Server {
             "the kubeconfig points at {url}, not at the loopback port {}",
             self.port
         );
+        self.kube_config = Some(config.clone());
         let client = kube::Client::try_from(config).context("building the client")?;
         loop {
             self.ensure_running()?;
@@ -307,6 +316,16 @@ impl Server {
         CpuMeter {
             server_pid: self.pid,
         }
+    }
+
+    /// Opens HTTP/2 connections to the server with the kubeconfig's
+    /// credentials.
+    pub(crate) fn h2_connector(&self) -> Result<crate::h2::H2Connector> {
+        let config = self
+            .kube_config
+            .as_ref()
+            .ok_or_else(|| anyhow!("the server is not ready yet"))?;
+        crate::h2::H2Connector::new(config, self.port)
     }
 
     /// The server's port.

@@ -3,7 +3,9 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::{ApiBenchConfig, IDLE_SETTLE, LIST_RUNS, POD_NAMESPACE, WATCH_NAMESPACE};
+use super::{
+    ApiBenchConfig, IDLE_SETTLE, LIST_RUNS, POD_NAMESPACE, WATCH_NAMESPACE, WATCH_NAMESPACE_H1,
+};
 use crate::report::{fmt_num, render_table, Align};
 
 /// Goal: pod creates per second with [`ApiBenchConfig::clients`] concurrent clients.
@@ -126,8 +128,11 @@ pub struct ApiReport {
     pub list_runs: Vec<Duration>,
     /// Bytes in one LIST response.
     pub list_bytes: usize,
-    /// Watch delivery.
+    /// Watch delivery over HTTP/2, the watches spread over
+    /// [`ApiBenchConfig::clients`] connections.
     pub watch: WatchResults,
+    /// Watch delivery over HTTP/1.1, a connection per watch.
+    pub watch_h1: WatchResults,
     /// Server VmRSS [`IDLE_SETTLE`] after `/readyz`, in KiB.
     pub rss_idle_kib: u64,
     /// Server VmRSS right after the create phase, in KiB.
@@ -138,16 +143,21 @@ pub struct ApiReport {
     pub hwm_end_kib: u64,
     /// The client's TCP connections to the server after the create phase.
     pub connections_after_creates: Option<usize>,
-    /// The client's TCP connections to the server with every watch open.
+    /// The client's TCP connections to the server with every HTTP/2 watch open.
     pub connections_with_watchers: Option<usize>,
+    /// The client's TCP connections to the server with every HTTP/1.1 watch open.
+    pub connections_with_watchers_h1: Option<usize>,
     /// CPU during the timed creates.
     pub cpu_creates: PhaseCpu,
     /// CPU during the timed GETs.
     pub cpu_gets: PhaseCpu,
     /// CPU during the timed LISTs, all runs together.
     pub cpu_list: PhaseCpu,
-    /// CPU from the first timed watch write until every watcher saw the end.
+    /// CPU from the first timed watch write until every watcher saw the end,
+    /// over HTTP/2.
     pub cpu_watch: PhaseCpu,
+    /// The same over HTTP/1.1.
+    pub cpu_watch_h1: PhaseCpu,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -295,7 +305,7 @@ impl ApiReport {
             },
             Row {
                 label: format!(
-                    "watch delivery p50 (ms, {} watchers)*",
+                    "watch delivery p50 (ms, {} watchers, HTTP/2)*",
                     fmt_num(c.watchers as f64, 0)
                 ),
                 value: ms(self.watch.p50),
@@ -305,13 +315,33 @@ impl ApiReport {
             },
             Row {
                 label: format!(
-                    "watch delivery p99 (ms, {} watchers)*",
+                    "watch delivery p99 (ms, {} watchers, HTTP/2)*",
                     fmt_num(c.watchers as f64, 0)
                 ),
                 value: ms(self.watch.p99),
                 decimals: 3,
                 unit: " ms",
                 goal: Some(Goal::AtMost(ms(GOAL_WATCH_P99))),
+            },
+            Row {
+                label: format!(
+                    "watch delivery p50 (ms, {} watchers, HTTP/1.1)*",
+                    fmt_num(c.watchers as f64, 0)
+                ),
+                value: ms(self.watch_h1.p50),
+                decimals: 3,
+                unit: " ms",
+                goal: None,
+            },
+            Row {
+                label: format!(
+                    "watch delivery p99 (ms, {} watchers, HTTP/1.1)*",
+                    fmt_num(c.watchers as f64, 0)
+                ),
+                value: ms(self.watch_h1.p99),
+                decimals: 3,
+                unit: " ms",
+                goal: None,
             },
             Row {
                 label: "server RSS idle (MiB)".into(),
@@ -342,7 +372,6 @@ impl fmt::Display for ApiReport {
         f.write_str(&table)?;
 
         let c = &self.config;
-        let w = &self.watch;
         let pct = |n: usize, of: usize| {
             if of == 0 {
                 0.0
@@ -357,7 +386,7 @@ impl fmt::Display for ApiReport {
              fresh data directory, listening on 127.0.0.1 only; the client is the `kube` crate in the benchmark process, \
              HTTPS with the admin client certificate from the kubeconfig the server wrote, JSON, HTTP/1.1 (kube's TLS \
              connector offers no HTTP/2, so every request in flight has its own connection). Client and server share \
-             this machine's {} CPUs. Request bodies are serialized before the clock starts; responses are timed to \
+             this machine's {} CPUs (the HTTP/2 watch phase has its own connections; see below). Request bodies are serialized before the clock starts; responses are timed to \
              their last byte and not deserialized inside the timed span.",
             std::thread::available_parallelism().map_or(0, |n| n.get())
         )?;
@@ -393,32 +422,53 @@ impl fmt::Display for ApiReport {
         )?;
         writeln!(
             f,
-            "* watch: {} watches `?watch=1&resourceVersion=<rv>` on namespace {WATCH_NAMESPACE}'s config maps, over \
-             {} connections; one writer creates a config map ({} bytes of JSON) every {} ms, {} in all. Latency is \
-             measured for every (watcher, event) pair from the moment the writer issued the create to the moment \
-             the watcher's task had the event. It includes the write's own commit (request, validation, store \
-             commit, response), so it is an upper bound on commit-to-delivery. From the create's acknowledgement \
-             instead (0 when the event beat the ack): p50 {:.3} / p99 {:.3} ms; events that beat the ack: {} of {} \
-             ({:.1}%); longest delivery from the issue {:.3} ms. The writer's creates took p50 {:.3} / p99 {:.3} ms \
-             each, so the {} writes spanned {:.2} s (one every {:.2} ms on average). Every watcher got every event \
-             exactly once, at the resourceVersion the create returned.",
+            "* watch: {} watches `?watch=1&resourceVersion=<rv>` on a namespace's config maps, in two phases: \
+             over HTTP/2 on namespace {WATCH_NAMESPACE}, the watches spread over {} connections (one per client, \
+             as {} client-go or kubectl processes would multiplex theirs; the goal row), then over HTTP/1.1 on \
+             namespace {WATCH_NAMESPACE_H1}, a connection per watch through kube's client (no goal: on this \
+             machine each delivery is then a TLS record and a loopback TCP send of its own on the server, and a \
+             receive on the client, and both share the 2 CPUs). In each phase one writer creates a config map \
+             ({} bytes of JSON) every {} ms, {} in all. Latency is measured for every (watcher, event) pair from \
+             the moment the writer issued the create to the moment the watcher's task had the event (the watcher \
+             splits the chunked body into lines itself and decodes only the type, name and resourceVersion). It \
+             includes the write's own commit (request, validation, store commit, response), so it is an upper \
+             bound on commit-to-delivery. Every watcher got every event exactly once, at the resourceVersion the \
+             create returned.",
             fmt_num(c.watchers as f64, 0),
             count(self.connections_with_watchers),
+            c.clients,
             self.watch_object_bytes,
             c.watch_pace.as_millis(),
             c.watch_events,
-            ms(w.ack_p50),
-            ms(w.ack_p99),
-            fmt_num(w.clamped as f64, 0),
-            fmt_num(w.samples as f64, 0),
-            pct(w.clamped, w.samples),
-            ms(w.max),
-            ms(w.write_p50),
-            ms(w.write_p99),
-            c.watch_events,
-            w.write_span.as_secs_f64(),
-            ms(w.write_span) / c.watch_events.max(1) as f64,
         )?;
+        for (name, w, conns) in [
+            ("HTTP/2", &self.watch, self.connections_with_watchers),
+            (
+                "HTTP/1.1",
+                &self.watch_h1,
+                self.connections_with_watchers_h1,
+            ),
+        ] {
+            writeln!(
+                f,
+                "  {name} ({} connections): from the create's acknowledgement instead (0 when the event beat \
+                 the ack): p50 {:.3} / p99 {:.3} ms; events that beat the ack: {} of {} ({:.1}%); longest \
+                 delivery from the issue {:.3} ms. The writer's creates took p50 {:.3} / p99 {:.3} ms each, so \
+                 the {} writes spanned {:.2} s (one every {:.2} ms on average).",
+                count(conns),
+                ms(w.ack_p50),
+                ms(w.ack_p99),
+                fmt_num(w.clamped as f64, 0),
+                fmt_num(w.samples as f64, 0),
+                pct(w.clamped, w.samples),
+                ms(w.max),
+                ms(w.write_p50),
+                ms(w.write_p99),
+                c.watch_events,
+                w.write_span.as_secs_f64(),
+                ms(w.write_span) / c.watch_events.max(1) as f64,
+            )?;
+        }
         writeln!(
             f,
             "RSS: VmRSS of the server process from /proc/<pid>/status: idle = {} s after /readyz, before the \
@@ -431,15 +481,17 @@ impl fmt::Display for ApiReport {
         writeln!(
             f,
             "CPU (cores busy = CPU time / wall time, from /proc/<pid>/stat and /proc/stat; the rest includes \
-             softirq time for loopback traffic and any other process): creates {}; GETs {}; LISTs {}; watch {}.",
+             softirq time for loopback traffic and any other process): creates {}; GETs {}; LISTs {}; watch \
+             over HTTP/2 {}; watch over HTTP/1.1 {}.",
             self.cpu_creates.describe(),
             self.cpu_gets.describe(),
             self.cpu_list.describe(),
             self.cpu_watch.describe(),
+            self.cpu_watch_h1.describe(),
         )?;
         writeln!(
             f,
-            "goals: >= {} creates/s; GET p99 <= {} ms; LIST of {} pods <= {} ms; watch p99 <= {} ms; idle RSS <= {} \
+            "goals: >= {} creates/s; GET p99 <= {} ms; LIST of {} pods <= {} ms; watch p99 (HTTP/2) <= {} ms; idle RSS <= {} \
              MiB. Goals met: {met} of {goals}.",
             fmt_num(GOAL_CREATES_PER_SEC, 0),
             GOAL_GET_P99.as_millis(),
@@ -482,12 +534,19 @@ mod tests {
                 write_p99: ms(4),
                 write_span: Duration::from_millis(2_600),
             },
+            watch_h1: WatchResults {
+                p50: ms(8),
+                p99: ms(17),
+                samples: 500_000,
+                ..WatchResults::default()
+            },
             rss_idle_kib: 40 * 1024,
             rss_loaded_kib: 120 * 1024,
             rss_end_kib: 150 * 1024,
             hwm_end_kib: 160 * 1024,
             connections_after_creates: Some(32),
-            connections_with_watchers: Some(1_032),
+            connections_with_watchers: Some(64),
+            connections_with_watchers_h1: Some(1_032),
             cpu_creates: PhaseCpu {
                 wall: Duration::from_secs(2),
                 server: Some(Duration::from_millis(2_500)),
@@ -502,6 +561,7 @@ mod tests {
                 client: Some(Duration::from_secs(3)),
                 machine: Some(Duration::from_secs(6)),
             },
+            cpu_watch_h1: PhaseCpu::default(),
         }
     }
 
@@ -534,7 +594,11 @@ mod tests {
             text.contains("events that beat the ack: 5,000 of 500,000 (1.0%)"),
             "{text}"
         );
-        assert!(text.contains("over 1032 connections"), "{text}");
+        assert!(text.contains("HTTP/2 (64 connections): from"), "{text}");
+        assert!(text.contains("HTTP/1.1 (1032 connections): from"), "{text}");
+        let h1 = line(&text, "watch delivery p99 (ms, 1,000 watchers, HTTP/1.1)");
+        assert!(h1.contains("17.000"), "{h1}");
+        assert!(h1.trim_end().ends_with("| -"), "{h1}");
         assert!(
             text.contains("creates: 10,000 pods of 2050 bytes"),
             "{text}"
@@ -552,7 +616,8 @@ mod tests {
         );
         assert!(
             text.contains(
-                "watch server ? + client 1.00 + rest of the machine ? cores over 3.00 s."
+                "watch over HTTP/2 server ? + client 1.00 + rest of the machine ? cores over 3.00 s; watch over \
+                 HTTP/1.1 server ? + client ? + rest"
             ),
             "{text}"
         );
@@ -594,13 +659,13 @@ mod tests {
         assert!(!r.all_goals_met());
         let creates = line(&text, "pod creates/s");
         assert!(creates.contains("NO (below by 1,250, 25%)"), "{creates}");
-        let watch = line(&text, "watch delivery p99");
+        let watch = line(&text, "watch delivery p99 (ms, 1,000 watchers, HTTP/2)");
         assert!(watch.contains("NO (above by 5.000 ms, 50%)"), "{watch}");
         let rss = line(&text, "server RSS idle");
         assert!(rss.contains("NO (above by 16.0 MiB, 25%)"), "{rss}");
         assert!(text.contains("Goals met: 2 of 5."), "{text}");
         assert!(
-            text.contains("over an unknown number of connections"),
+            text.contains("HTTP/2 (an unknown number of connections)"),
             "{text}"
         );
     }

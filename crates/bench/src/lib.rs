@@ -8,6 +8,7 @@
 //! The caller provides the tokio runtime; it should be multi-threaded.
 
 pub mod apiserver;
+mod h2;
 pub mod patch;
 mod report;
 mod stats;
