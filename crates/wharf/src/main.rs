@@ -61,6 +61,8 @@ enum Command {
     HollowNodes(cmd::hollow::HollowArgs),
     /// Run the scheduler alone, as a client of an API server.
     Scheduler(cmd::scheduler::SchedulerArgs),
+    /// Run the controller manager alone, as a client of an API server.
+    ControllerManager(cmd::controller_manager::ControllerManagerArgs),
     /// Developer tools used by the test suite.
     #[command(hide = true)]
     Debug(cmd::debug::DebugArgs),
@@ -84,6 +86,7 @@ fn main() -> anyhow::Result<()> {
             Command::Bench(a) => cmd::bench::run(a).await,
             Command::HollowNodes(a) => cmd::hollow::run(a).await,
             Command::Scheduler(a) => cmd::scheduler::run(a).await,
+            Command::ControllerManager(a) => cmd::controller_manager::run(a).await,
             Command::Debug(a) => cmd::debug::run(a).await,
         }
     })
