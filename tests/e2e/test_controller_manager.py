@@ -48,10 +48,19 @@ class PodWatch:
         self.created = set()
         self.alive = {}
         self.max_alive = 0
+        self.error = None
+        self.stopped = False
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
 
     def run(self):
+        try:
+            self.follow()
+        except Exception as e:  # the server stopping ends the stream too
+            if not self.stopped:
+                self.error = e
+
+    def follow(self):
         for ev in self.w.stream(self.core.list_namespaced_pod, self.ns, label_selector=self.selector,
                                 timeout_seconds=300):
             p = ev["object"]
@@ -64,6 +73,8 @@ class PodWatch:
             self.max_alive = max(self.max_alive, len(self.alive))
 
     def stop(self):
+        assert self.error is None, f"the pod watch broke: {self.error}"
+        self.stopped = True
         self.w.stop()
 
 
