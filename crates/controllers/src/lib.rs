@@ -102,7 +102,9 @@ pub fn start(client: kube::Client, cfg: Config) -> anyhow::Result<tokio::task::J
             tokio::spawn(gc::run(client.clone())),
         ]);
         if let Some(set) = ipam {
-            tasks.0.push(tokio::spawn(nodeipam::run(client.clone(), set)));
+            tasks
+                .0
+                .push(tokio::spawn(nodeipam::run(client.clone(), set)));
         }
         let _ = futures::future::join_all(tasks.0.iter_mut()).await;
         tracing::warn!("controller manager stopped");

@@ -178,7 +178,12 @@ mod tests {
         let got: Vec<_> = (0..4).map(|_| s.allocate_next().unwrap()).collect();
         assert_eq!(
             got,
-            ["10.42.0.0/24", "10.42.1.0/24", "10.42.2.0/24", "10.42.3.0/24"]
+            [
+                "10.42.0.0/24",
+                "10.42.1.0/24",
+                "10.42.2.0/24",
+                "10.42.3.0/24"
+            ]
         );
         assert_eq!(s.allocate_next(), None, "exhausted");
         s.release("10.42.1.0/24").unwrap();

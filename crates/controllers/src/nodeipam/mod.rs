@@ -27,7 +27,12 @@ pub const COMPONENT: &str = "cidrAllocator";
 /// An event about a node, as upstream's `RecordNodeStatusChange` writes
 /// it: the node's name stands in for its UID (which `kubectl describe node`
 /// expects).
-pub fn node_event(node: &str, type_: &'static str, reason: &'static str, message: String) -> Record {
+pub fn node_event(
+    node: &str,
+    type_: &'static str,
+    reason: &'static str,
+    message: String,
+) -> Record {
     Record {
         object: k8s_openapi::api::core::v1::ObjectReference {
             api_version: Some("v1".into()),
@@ -157,8 +162,10 @@ pub async fn run(client: Client, set: CidrSet) {
             Ok(watcher::Event::InitDone) => {
                 let nodes = listing.take().unwrap_or_default();
                 // Nodes deleted while the watch was down release theirs.
-                let names: BTreeSet<String> =
-                    nodes.iter().filter_map(|n| n.metadata.name.clone()).collect();
+                let names: BTreeSet<String> = nodes
+                    .iter()
+                    .filter_map(|n| n.metadata.name.clone())
+                    .collect();
                 let gone: Vec<String> = a
                     .held
                     .keys()

@@ -8,7 +8,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 /// The conditions the kubelet posts; Ready first.
-pub const KUBELET_CONDITIONS: [&str; 4] = ["Ready", "MemoryPressure", "DiskPressure", "PIDPressure"];
+pub const KUBELET_CONDITIONS: [&str; 4] =
+    ["Ready", "MemoryPressure", "DiskPressure", "PIDPressure"];
 
 pub const REASON_UNKNOWN: &str = "NodeStatusUnknown";
 pub const MESSAGE_UNKNOWN: &str = "Kubelet stopped posting node status.";

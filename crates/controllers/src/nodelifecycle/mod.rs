@@ -285,7 +285,9 @@ impl Controller {
                             tracing::info!(node = %name, "node reachable again; NoExecute taint removed")
                         }
                         Ok(_) => {}
-                        Err(e) => tracing::debug!(node = %name, error = %e, "updating the NoExecute taint failed"),
+                        Err(e) => {
+                            tracing::debug!(node = %name, error = %e, "updating the NoExecute taint failed")
+                        }
                     }
                 }
             }
@@ -355,7 +357,11 @@ impl Controller {
         let now = Instant::now();
         let zones: Vec<String> = self.pending.keys().cloned().collect();
         for z in zones {
-            let rate = self.rates.get(&z).copied().unwrap_or(self.cfg.node_eviction_rate);
+            let rate = self
+                .rates
+                .get(&z)
+                .copied()
+                .unwrap_or(self.cfg.node_eviction_rate);
             loop {
                 let Some(name) = self.pending.get(&z).and_then(|q| q.front().cloned()) else {
                     break;
@@ -369,14 +375,19 @@ impl Controller {
                     self.dequeue(&name);
                     continue;
                 }
-                let bucket = self.buckets.entry(z.clone()).or_insert_with(|| Bucket::new(now));
+                let bucket = self
+                    .buckets
+                    .entry(z.clone())
+                    .or_insert_with(|| Bucket::new(now));
                 if !bucket.take(rate, now) {
                     break;
                 }
                 self.dequeue(&name);
                 if let Some(t) = taints::with_no_execute(&n, want, Timestamp::now()) {
                     match write_taints(&self.client, &n, t).await {
-                        Ok(_) => tracing::info!(node = %name, taint = want.unwrap_or_default(), "node tainted NoExecute"),
+                        Ok(_) => {
+                            tracing::info!(node = %name, taint = want.unwrap_or_default(), "node tainted NoExecute")
+                        }
                         Err(e) => {
                             // The next monitor pass queues it again.
                             tracing::debug!(node = %name, error = %e, "adding the NoExecute taint failed")
@@ -426,7 +437,8 @@ pub async fn run(client: Client, cfg: Config) {
         rates: HashMap::new(),
         all_disrupted: false,
     };
-    let mut monitor = tokio::time::interval(cfg.node_monitor_period.max(Duration::from_millis(100)));
+    let mut monitor =
+        tokio::time::interval(cfg.node_monitor_period.max(Duration::from_millis(100)));
     monitor.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut tainter = tokio::time::interval(TAINT_TICK);
     tainter.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

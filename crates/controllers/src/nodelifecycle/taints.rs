@@ -83,7 +83,8 @@ fn taint(key: &str, effect: &str, now: Option<Timestamp>) -> Taint {
 /// `None` when nothing changes. Taints others set stay as they are.
 pub fn with_no_schedule(n: &Node, want: &[&str]) -> Option<Vec<Taint>> {
     let cur = taints(n);
-    let managed = |t: &Taint| t.effect == "NoSchedule" && MANAGED_NO_SCHEDULE.contains(&t.key.as_str());
+    let managed =
+        |t: &Taint| t.effect == "NoSchedule" && MANAGED_NO_SCHEDULE.contains(&t.key.as_str());
     let have: Vec<&str> = cur
         .iter()
         .filter(|t| managed(t))
@@ -137,7 +138,9 @@ mod tests {
     use serde_json::json;
 
     fn keys(t: &[Taint]) -> Vec<String> {
-        t.iter().map(|t| format!("{}:{}", t.key, t.effect)).collect()
+        t.iter()
+            .map(|t| format!("{}:{}", t.key, t.effect))
+            .collect()
     }
 
     #[test]
@@ -166,7 +169,10 @@ mod tests {
         // Recovered: only the user's taint stays.
         let mut back = ok.clone();
         back.spec.as_mut().unwrap().taints = Some(t);
-        assert_eq!(keys(&with_no_schedule(&back, &[]).unwrap()), ["user:NoSchedule"]);
+        assert_eq!(
+            keys(&with_no_schedule(&back, &[]).unwrap()),
+            ["user:NoSchedule"]
+        );
     }
 
     #[test]
@@ -176,9 +182,10 @@ mod tests {
         assert_eq!(no_execute_for(None), None);
         assert_eq!(no_execute_for(Some("False")), Some(NOT_READY));
         assert_eq!(no_execute_for(Some("Unknown")), Some(UNREACHABLE));
-        let n = node("n", |v| {
-            v["spec"]["taints"] = json!([{"key": NOT_READY, "effect": "NoExecute", "timeAdded": "2026-01-01T00:00:00Z"}])
-        });
+        let n = node(
+            "n",
+            |v| v["spec"]["taints"] = json!([{"key": NOT_READY, "effect": "NoExecute", "timeAdded": "2026-01-01T00:00:00Z"}]),
+        );
         assert_eq!(current_no_execute(&n).as_deref(), Some(NOT_READY));
         assert!(with_no_execute(&n, Some(NOT_READY), now).is_none());
         // Swapped, with a fresh timeAdded.

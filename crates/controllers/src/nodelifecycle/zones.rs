@@ -57,7 +57,10 @@ pub struct Bucket {
 
 impl Bucket {
     pub fn new(now: std::time::Instant) -> Self {
-        Bucket { tokens: 1.0, at: now }
+        Bucket {
+            tokens: 1.0,
+            at: now,
+        }
     }
 
     /// Take a token if one is there.

@@ -61,8 +61,7 @@ pub fn terminated_to_delete(pods: &[Arc<Pod>], threshold: usize) -> Vec<Arc<Pod>
     if excess == 0 {
         return Vec::new();
     }
-    let evicted =
-        |p: &Pod| p.status.as_ref().and_then(|s| s.reason.as_deref()) == Some("Evicted");
+    let evicted = |p: &Pod| p.status.as_ref().and_then(|s| s.reason.as_deref()) == Some("Evicted");
     t.sort_by(|a, b| {
         evicted(b)
             .cmp(&evicted(a))
@@ -116,7 +115,9 @@ impl Gc {
         match api.delete(&name, &dp).await {
             Ok(_) => tracing::info!(pod = %name, namespace = %ns, why, "PodGC force-deleted a pod"),
             Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
-            Err(e) => tracing::warn!(pod = %name, namespace = %ns, error = %e, "PodGC delete failed"),
+            Err(e) => {
+                tracing::warn!(pod = %name, namespace = %ns, error = %e, "PodGC delete failed")
+            }
         }
     }
 
@@ -148,7 +149,8 @@ impl Gc {
     async fn pass(&mut self) {
         let pods = self.pods.state();
         for p in terminated_to_delete(&pods, self.cfg.terminated_pod_gc_threshold) {
-            self.delete(&p, "terminated pods beyond the threshold").await;
+            self.delete(&p, "terminated pods beyond the threshold")
+                .await;
         }
 
         // Orphans: quarantine the missing nodes, then check them live.
@@ -188,7 +190,8 @@ impl Gc {
                     .get(&ObjectRef::new(n))
                     .is_some_and(|node| out_of_service(&node))
                 {
-                    self.delete(p, "terminating on an out-of-service node").await;
+                    self.delete(p, "terminating on an out-of-service node")
+                        .await;
                 }
             }
         }
@@ -238,7 +241,12 @@ pub async fn run(client: Client, cfg: Config) {
 mod tests {
     use super::*;
 
-    fn pod(name: &str, created: &str, phase: &str, f: impl FnOnce(&mut serde_json::Value)) -> Arc<Pod> {
+    fn pod(
+        name: &str,
+        created: &str,
+        phase: &str,
+        f: impl FnOnce(&mut serde_json::Value),
+    ) -> Arc<Pod> {
         let mut v = json!({"metadata": {"namespace": "ns", "name": name, "creationTimestamp": created},
             "status": {"phase": phase}});
         f(&mut v);
@@ -261,7 +269,10 @@ mod tests {
         assert!(terminated_to_delete(&pods, 4).is_empty());
         assert!(terminated_to_delete(&pods, 0).is_empty(), "0 turns it off");
         assert_eq!(names(terminated_to_delete(&pods, 2)), ["old", "mid-a"]);
-        assert_eq!(names(terminated_to_delete(&pods, 1)), ["old", "mid-a", "mid-b"]);
+        assert_eq!(
+            names(terminated_to_delete(&pods, 1)),
+            ["old", "mid-a", "mid-b"]
+        );
         // Evicted pods go before older ones; terminating ones count but stay.
         let mut more = pods.clone();
         more.push(pod("evicted", "2026-01-01T00:00:09Z", "Failed", |v| {
@@ -276,9 +287,15 @@ mod tests {
     #[test]
     fn out_of_service_needs_the_taint_and_not_ready() {
         let n = |ready: &str, taint: bool| -> Node {
-            let taints = if taint { json!([{"key": OUT_OF_SERVICE, "effect": "NoExecute"}]) } else { json!([]) };
-            serde_json::from_value(json!({"metadata": {"name": "n"}, "spec": {"taints": taints},
-                "status": {"conditions": [{"type": "Ready", "status": ready}]}}))
+            let taints = if taint {
+                json!([{"key": OUT_OF_SERVICE, "effect": "NoExecute"}])
+            } else {
+                json!([])
+            };
+            serde_json::from_value(
+                json!({"metadata": {"name": "n"}, "spec": {"taints": taints},
+                "status": {"conditions": [{"type": "Ready", "status": ready}]}}),
+            )
             .unwrap()
         };
         assert!(out_of_service(&n("False", true)));

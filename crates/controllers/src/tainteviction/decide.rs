@@ -90,29 +90,53 @@ mod tests {
         assert!(!tolerates(&tol(json!({})), &t), "empty key needs Exists");
         assert!(tolerates(&tol(json!({"key": "k", "value": "v"})), &t));
         assert!(!tolerates(&tol(json!({"key": "k", "value": "w"})), &t));
-        assert!(tolerates(&tol(json!({"key": "k", "operator": "Exists", "effect": "NoExecute"})), &t));
-        assert!(!tolerates(&tol(json!({"key": "k", "operator": "Exists", "effect": "NoSchedule"})), &t));
-        assert!(!tolerates(&tol(json!({"key": "x", "operator": "Exists"})), &t));
+        assert!(tolerates(
+            &tol(json!({"key": "k", "operator": "Exists", "effect": "NoExecute"})),
+            &t
+        ));
+        assert!(!tolerates(
+            &tol(json!({"key": "k", "operator": "Exists", "effect": "NoSchedule"})),
+            &t
+        ));
+        assert!(!tolerates(
+            &tol(json!({"key": "x", "operator": "Exists"})),
+            &t
+        ));
     }
 
     #[test]
     fn decisions() {
         let now: Timestamp = "2026-01-01T00:01:00Z".parse().unwrap();
-        let unreachable = taint("node.kubernetes.io/unreachable", "NoExecute", Some("2026-01-01T00:00:00Z"));
+        let unreachable = taint(
+            "node.kubernetes.io/unreachable",
+            "NoExecute",
+            Some("2026-01-01T00:00:00Z"),
+        );
         let sched = taint("node.kubernetes.io/unreachable", "NoSchedule", None);
         assert_eq!(decide(&[], &[sched.clone()], now), Decision::Keep);
-        assert_eq!(decide(&[], &[sched, unreachable.clone()], now), Decision::EvictNow);
-        let default_tol = tol(json!({"key": "node.kubernetes.io/unreachable", "operator": "Exists",
-            "effect": "NoExecute", "tolerationSeconds": 300}));
+        assert_eq!(
+            decide(&[], &[sched, unreachable.clone()], now),
+            Decision::EvictNow
+        );
+        let default_tol = tol(
+            json!({"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+            "effect": "NoExecute", "tolerationSeconds": 300}),
+        );
         assert_eq!(
             decide(&[default_tol.clone()], &[unreachable.clone()], now),
             Decision::EvictAt("2026-01-01T00:05:00Z".parse().unwrap())
         );
-        let short = tol(json!({"key": "node.kubernetes.io/unreachable", "operator": "Exists",
-            "effect": "NoExecute", "tolerationSeconds": 30}));
+        let short = tol(
+            json!({"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+            "effect": "NoExecute", "tolerationSeconds": 30}),
+        );
         // The first matching toleration counts.
         assert_eq!(
-            decide(&[short.clone(), default_tol.clone()], &[unreachable.clone()], now),
+            decide(
+                &[short.clone(), default_tol.clone()],
+                &[unreachable.clone()],
+                now
+            ),
             Decision::EvictNow
         );
         assert_eq!(
@@ -120,16 +144,24 @@ mod tests {
             Decision::EvictAt("2026-01-01T00:05:00Z".parse().unwrap())
         );
         let forever = tol(json!({"operator": "Exists"}));
-        assert_eq!(decide(&[forever], &[unreachable.clone()], now), Decision::Keep);
+        assert_eq!(
+            decide(&[forever], &[unreachable.clone()], now),
+            Decision::Keep
+        );
         // A taint without timeAdded counts from now; one of two untolerated evicts.
         let other = taint("other", "NoExecute", None);
-        let both = tol(json!({"operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 10}));
+        let both =
+            tol(json!({"operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 10}));
         assert_eq!(
             decide(&[both], &[unreachable.clone(), other.clone()], now),
             Decision::EvictNow,
             "the old taint's deadline passed"
         );
-        let only_other = tol(json!({"key": "other", "operator": "Exists", "tolerationSeconds": 10}));
-        assert_eq!(decide(&[only_other], &[unreachable, other], now), Decision::EvictNow);
+        let only_other =
+            tol(json!({"key": "other", "operator": "Exists", "tolerationSeconds": 10}));
+        assert_eq!(
+            decide(&[only_other], &[unreachable, other], now),
+            Decision::EvictNow
+        );
     }
 }

@@ -239,8 +239,12 @@ impl State {
                     reason: "TaintManagerEviction",
                     message: format!("Marking for deletion Pod {k}"),
                 });
-                let (client, key, uid, done) =
-                    (self.client.clone(), k.to_string(), p.uid.clone(), self.done.clone());
+                let (client, key, uid, done) = (
+                    self.client.clone(),
+                    k.to_string(),
+                    p.uid.clone(),
+                    self.done.clone(),
+                );
                 tokio::spawn(async move {
                     let ok = evict(client, key.clone(), uid).await;
                     let _ = done.send((key, ok));
@@ -258,7 +262,8 @@ impl State {
         let n = self.failures.entry(k.clone()).or_default();
         *n += 1;
         if *n < MAX_ATTEMPTS {
-            let at = Timestamp::now() + k8s_openapi::jiff::SignedDuration::try_from(RETRY).unwrap_or_default();
+            let at = Timestamp::now()
+                + k8s_openapi::jiff::SignedDuration::try_from(RETRY).unwrap_or_default();
             self.scheduled.insert(k, at);
         }
     }

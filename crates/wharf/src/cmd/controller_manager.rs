@@ -24,7 +24,11 @@ pub struct ControllerFlags {
     #[arg(long, env = "WHARF_NODE_EVICTION_RATE", default_value_t = 0.1)]
     pub node_eviction_rate: f64,
     /// The same in a partially disrupted large zone.
-    #[arg(long, env = "WHARF_SECONDARY_NODE_EVICTION_RATE", default_value_t = 0.01)]
+    #[arg(
+        long,
+        env = "WHARF_SECONDARY_NODE_EVICTION_RATE",
+        default_value_t = 0.01
+    )]
     pub secondary_node_eviction_rate: f64,
     /// Zones with more nodes than this are large.
     #[arg(long, env = "WHARF_LARGE_CLUSTER_SIZE_THRESHOLD", default_value_t = 50)]
@@ -39,7 +43,11 @@ pub struct ControllerFlags {
     #[arg(long, env = "WHARF_NODE_CIDR_MASK_SIZE", default_value_t = 24)]
     pub node_cidr_mask_size: u8,
     /// Terminated pods kept before the oldest are deleted (0: no limit).
-    #[arg(long, env = "WHARF_TERMINATED_POD_GC_THRESHOLD", default_value_t = 12500)]
+    #[arg(
+        long,
+        env = "WHARF_TERMINATED_POD_GC_THRESHOLD",
+        default_value_t = 12500
+    )]
     pub terminated_pod_gc_threshold: usize,
     /// How often the pod garbage collector runs (wharf's; upstream fixes 20s).
     #[arg(long, env = "WHARF_POD_GC_PERIOD", default_value = "20s", value_parser = parse_duration)]
