@@ -53,7 +53,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the control plane (for now: the cluster state store).
-    Server(cmd::server::ServerArgs),
+    Server(Box<cmd::server::ServerArgs>),
     /// Run a benchmark suite.
     Bench(cmd::bench::BenchArgs),
     /// Simulate nodes that run pods on paper (like KWOK), for tests and
@@ -82,7 +82,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     rt.block_on(async move {
         match cli.command {
-            Command::Server(a) => cmd::server::run(a).await,
+            Command::Server(a) => cmd::server::run(*a).await,
             Command::Bench(a) => cmd::bench::run(a).await,
             Command::HollowNodes(a) => cmd::hollow::run(a).await,
             Command::Scheduler(a) => cmd::scheduler::run(a).await,

@@ -362,10 +362,7 @@ impl Controller {
                 .get(&z)
                 .copied()
                 .unwrap_or(self.cfg.node_eviction_rate);
-            loop {
-                let Some(name) = self.pending.get(&z).and_then(|q| q.front().cloned()) else {
-                    break;
-                };
+            while let Some(name) = self.pending.get(&z).and_then(|q| q.front().cloned()) {
                 let Some(n) = self.nodes.get(&ObjectRef::new(&name)) else {
                     self.dequeue(&name);
                     continue;

@@ -113,7 +113,10 @@ mod tests {
             Some("2026-01-01T00:00:00Z"),
         );
         let sched = taint("node.kubernetes.io/unreachable", "NoSchedule", None);
-        assert_eq!(decide(&[], &[sched.clone()], now), Decision::Keep);
+        assert_eq!(
+            decide(&[], std::slice::from_ref(&sched), now),
+            Decision::Keep
+        );
         assert_eq!(
             decide(&[], &[sched, unreachable.clone()], now),
             Decision::EvictNow
@@ -123,7 +126,11 @@ mod tests {
             "effect": "NoExecute", "tolerationSeconds": 300}),
         );
         assert_eq!(
-            decide(&[default_tol.clone()], &[unreachable.clone()], now),
+            decide(
+                std::slice::from_ref(&default_tol),
+                std::slice::from_ref(&unreachable),
+                now
+            ),
             Decision::EvictAt("2026-01-01T00:05:00Z".parse().unwrap())
         );
         let short = tol(
@@ -134,18 +141,22 @@ mod tests {
         assert_eq!(
             decide(
                 &[short.clone(), default_tol.clone()],
-                &[unreachable.clone()],
+                std::slice::from_ref(&unreachable),
                 now
             ),
             Decision::EvictNow
         );
         assert_eq!(
-            decide(&[default_tol, short], &[unreachable.clone()], now),
+            decide(
+                &[default_tol, short],
+                std::slice::from_ref(&unreachable),
+                now
+            ),
             Decision::EvictAt("2026-01-01T00:05:00Z".parse().unwrap())
         );
         let forever = tol(json!({"operator": "Exists"}));
         assert_eq!(
-            decide(&[forever], &[unreachable.clone()], now),
+            decide(&[forever], std::slice::from_ref(&unreachable), now),
             Decision::Keep
         );
         // A taint without timeAdded counts from now; one of two untolerated evicts.
