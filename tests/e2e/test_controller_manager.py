@@ -99,6 +99,9 @@ def test_a_killed_controller_manager_finishes_the_rollout_without_extra_pods():
             time.sleep(0.5)
             k("apply", "-n", "roll", "-f", "-", input=json.dumps(dep))
             k("rollout", "status", "-n", "roll", "deployment/web", "--timeout=90s", timeout=100)
+            # The watch may lag behind kubectl.
+            wait_for("the watch to see the first pods", lambda: len(watch.created) >= replicas)
+            time.sleep(0.5)
             assert len(watch.created) == replicas
 
             # Roll out a new template, killing the controller manager (SIGKILL)
@@ -126,6 +129,7 @@ def test_a_killed_controller_manager_finishes_the_rollout_without_extra_pods():
             assert sorted(r["spec"]["replicas"] for r in rss) == [0, replicas]
             # No pod was created twice: ten old and ten new in all, and never
             # more alive at once than maxSurge allows.
+            wait_for("the watch to see the new pods", lambda: len(watch.created) >= 2 * replicas)
             time.sleep(1)
             watch.stop()
             assert len(watch.created) == 2 * replicas, len(watch.created)
