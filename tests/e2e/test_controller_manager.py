@@ -88,7 +88,8 @@ def test_a_killed_controller_manager_finishes_the_rollout_without_extra_pods():
             k("create", "namespace", "roll")
             dep = {
                 "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
-                "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
+                # minReadySeconds stretches the rollout over the restarts.
+                "spec": {"replicas": replicas, "minReadySeconds": 1, "selector": {"matchLabels": {"app": "web"}},
                          "strategy": {"type": "RollingUpdate",
                                       "rollingUpdate": {"maxSurge": surge, "maxUnavailable": 0}},
                          "template": {"metadata": {"labels": {"app": "web"}},
@@ -108,11 +109,14 @@ def test_a_killed_controller_manager_finishes_the_rollout_without_extra_pods():
             # and starting it again four times along the way.
             dep["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:1.28"
             k("apply", "-n", "roll", "-f", "-", input=json.dumps(dep))
-            for pause in (0.3, 1.0, 0.6, 2.0):
+            for pause in (0.3, 1.0, 0.6, 1.5):
                 time.sleep(pause)
                 cm.kill()
                 time.sleep(0.2)
                 cm.start()
+            mid = k.json("get", "deployment", "-n", "roll", "web")["status"]
+            assert mid.get("updatedReplicas", 0) < replicas or mid.get("availableReplicas", 0) < replicas or \
+                mid.get("replicas", 0) > replicas, f"the rollout was over before the last restart: {mid}"
             k("rollout", "status", "-n", "roll", "deployment/web", "--timeout=120s", timeout=130)
 
             d = k.json("get", "deployment", "-n", "roll", "web")
