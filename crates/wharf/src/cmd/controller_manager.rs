@@ -37,7 +37,7 @@ pub struct ControllerFlags {
     #[arg(long, env = "WHARF_UNHEALTHY_ZONE_THRESHOLD", default_value_t = 0.55)]
     pub unhealthy_zone_threshold: f64,
     /// Give each node a podCIDR from the cluster CIDR.
-    #[arg(long, env = "WHARF_ALLOCATE_NODE_CIDRS", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "WHARF_ALLOCATE_NODE_CIDRS", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub allocate_node_cidrs: bool,
     /// Prefix length of each node's podCIDR.
     #[arg(long, env = "WHARF_NODE_CIDR_MASK_SIZE", default_value_t = 24)]
