@@ -147,3 +147,38 @@ def test_nodes_get_distinct_pod_cidrs_and_freed_ones_are_reused():
         # The server's logs show no crash loop: the controller manager is alive.
         time.sleep(0.5)
         assert s.proc.poll() is None
+
+
+def test_a_not_ready_node_gets_the_not_ready_taints_until_it_recovers():
+    with hollow_cluster("notready", 2, "nr", "--renew-interval-seconds", "1", server_args=FAST) as (s, k):
+        k("create", "namespace", "nr")
+        k("apply", "-n", "nr", "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "short"},
+            "spec": {"nodeName": "nr-1",
+                     "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists",
+                                      "effect": "NoExecute", "tolerationSeconds": 1}],
+                     "containers": [{"name": "app", "image": "nginx:1.27"}]}}))
+        wait_for("short Running", lambda: k.json("get", "pod", "-n", "nr", "short").get("status", {}).get("phase") == "Running")
+        k("label", "node", "nr-1", "hollow.wharf.dev/not-ready=true")
+
+        def tainted():
+            n = k.json("get", "node", "nr-1")
+            t = taints(n)
+            ok = (condition(n, "Ready")["status"] == "False"
+                  and ("node.kubernetes.io/not-ready", "NoSchedule") in t
+                  and ("node.kubernetes.io/not-ready", "NoExecute") in t)
+            return n if ok else None
+        n = wait_for("nr-1 tainted not-ready", tainted, timeout=20)
+        assert condition(n, "Ready")["reason"] == "KubeletNotReady", "the kubelet's own condition stays"
+        assert ("node.kubernetes.io/unreachable", "NoExecute") not in taints(n)
+        # The Lease is still renewed, so the other conditions stay the kubelet's.
+        assert condition(n, "MemoryPressure")["status"] == "False"
+        wait_for("short evicted", lambda: (lambda p: p.get("metadata", {}).get("deletionTimestamp") or "NotFound" in p.get("err", ""))(
+            (lambda r: json.loads(r.stdout) if r.returncode == 0 else {"err": r.stderr})(
+                k.run("get", "pod", "-n", "nr", "short", "-o", "json", check=False))), timeout=20)
+        assert not taints(k.json("get", "node", "nr-0"))
+
+        k("label", "node", "nr-1", "hollow.wharf.dev/not-ready-")
+        wait_for("nr-1 Ready without taints", lambda: (lambda n: condition(n, "Ready")["status"] == "True"
+                                                         and not n["spec"].get("taints"))(k.json("get", "node", "nr-1")),
+                 timeout=20)
