@@ -150,12 +150,13 @@ def wait_for(what, check, timeout=30):
 
 
 @contextlib.contextmanager
-def hollow_cluster(tag, count, prefix, *hollow_args):
+def hollow_cluster(tag, count, prefix, *hollow_args, server_args=()):
     """A server of its own (data under a temporary directory named after
-    `tag`) with `count` hollow nodes named `<prefix>-N`, so pods get scheduled,
-    run, get an IP and become Ready. Yields (server, kubectl); stops both."""
+    `tag`, started with `server_args`) with `count` hollow nodes named
+    `<prefix>-N`, so pods get scheduled, run, get an IP and become Ready.
+    Yields (server, kubectl); stops both."""
     with tempfile.TemporaryDirectory(prefix=f"wharf-e2e-{tag}-") as d:
-        s = Server(d).start()
+        s = Server(d, extra_args=server_args).start()
         log = open(f"{d}/hollow.log", "w")
         hollow = subprocess.Popen([WHARF, "hollow-nodes", "--count", str(count), "--prefix", prefix,
                                    *hollow_args, "--kubeconfig", str(s.kubeconfig)],

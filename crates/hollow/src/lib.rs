@@ -12,7 +12,8 @@
 //! Test controls: the annotations in [`pod`] choose readiness and exit codes
 //! per pod, `--fail-percent` fails a share of pods, and the
 //! [`node::UNRESPONSIVE_LABEL`] label (or `--unresponsive`) makes a node stop
-//! renewing its Lease and handling pods, as a hung kubelet would.
+//! renewing its Lease and handling pods, as a hung kubelet would;
+//! [`node::NOT_READY_LABEL`] makes it report Ready=False.
 
 pub mod node;
 pub mod pod;
@@ -117,6 +118,8 @@ struct NodeState {
     host_ip: String,
     /// Set by `--unresponsive` or the label; such a node does nothing.
     hung: std::sync::atomic::AtomicBool,
+    /// Set by the not-ready label: the node reports Ready=False.
+    not_ready: std::sync::atomic::AtomicBool,
     ips: Mutex<node::PodIps>,
 }
 
@@ -145,6 +148,7 @@ pub async fn run(client: Client, cfg: Config) -> Result<()> {
             index: i,
             host_ip: node::node_ip(i).to_string(),
             hung: (i < cfg.unresponsive).into(),
+            not_ready: false.into(),
             ips: Mutex::new(node::PodIps::default()),
         })
         .collect();
@@ -282,7 +286,6 @@ async fn post_statuses(shared: Arc<Shared>) {
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     interval.tick().await;
     let mut slot = 0u32;
-    let nodes: Api<Node> = Api::all(shared.client.clone());
     loop {
         interval.tick().await;
         for n in shared
@@ -293,16 +296,25 @@ async fn post_statuses(shared: Arc<Shared>) {
             if n.hung.load(ORD) {
                 continue;
             }
-            let st = node::node_status(&n.name, n.index, &shared.cfg.capacity, &now_seconds());
-            let patch = Patch::Merge(json!({ "status": { "conditions": st["conditions"] } }));
-            if let Err(e) = nodes
-                .patch_status(&n.name, &PatchParams::default(), &patch)
-                .await
-            {
-                tracing::warn!(node = %n.name, error = %e, "node status update failed");
-            }
+            post_status(&shared, n).await;
         }
         slot = (slot + 1) % SLOTS;
+    }
+}
+
+/// Post the node's conditions, with fresh heartbeats.
+async fn post_status(shared: &Shared, n: &NodeState) {
+    let nodes: Api<Node> = Api::all(shared.client.clone());
+    let mut st = node::node_status(&n.name, n.index, &shared.cfg.capacity, &now_seconds());
+    if n.not_ready.load(ORD) {
+        node::set_not_ready(&mut st);
+    }
+    let patch = Patch::Merge(json!({ "status": { "conditions": st["conditions"] } }));
+    if let Err(e) = nodes
+        .patch_status(&n.name, &PatchParams::default(), &patch)
+        .await
+    {
+        tracing::warn!(node = %n.name, error = %e, "node status update failed");
     }
 }
 
@@ -333,6 +345,16 @@ async fn watch_nodes(shared: Arc<Shared>) {
         let state = &shared.nodes[i];
         if i >= shared.cfg.unresponsive {
             state.hung.store(labelled, ORD);
+        }
+        let not_ready = n
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(node::NOT_READY_LABEL))
+            .is_some_and(|v| v == "true");
+        // A change of readiness is posted at once, as a kubelet does.
+        if state.not_ready.swap(not_ready, ORD) != not_ready && !state.hung.load(ORD) {
+            post_status(&shared, state).await;
         }
         if let Some(cidr) = n.spec.as_ref().and_then(|s| s.pod_cidr.as_deref()) {
             state.ips.lock().expect("ips lock").set_cidr(cidr);

@@ -14,6 +14,22 @@ pub const PREFIX_LABEL: &str = "hollow.wharf.dev/prefix";
 /// pods, as if its kubelet hung (set it with `kubectl label node`).
 pub const UNRESPONSIVE_LABEL: &str = "hollow.wharf.dev/unresponsive";
 
+/// Label: `"true"` makes the node report `Ready=False` (reason
+/// `KubeletNotReady`) while it keeps renewing its Lease, as a kubelet whose
+/// container runtime is down does.
+pub const NOT_READY_LABEL: &str = "hollow.wharf.dev/not-ready";
+
+/// Turn the Ready condition of a [`node_status`] into `False`.
+pub fn set_not_ready(status: &mut Value) {
+    if let Some(conds) = status["conditions"].as_array_mut() {
+        for c in conds.iter_mut().filter(|c| c["type"] == "Ready") {
+            c["status"] = json!("False");
+            c["reason"] = json!("KubeletNotReady");
+            c["message"] = json!("container runtime is down (hollow node told to be not ready)");
+        }
+    }
+}
+
 /// Sizes a hollow node reports.
 #[derive(Clone, Debug)]
 pub struct Capacity {

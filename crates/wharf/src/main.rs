@@ -53,7 +53,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the control plane (for now: the cluster state store).
-    Server(cmd::server::ServerArgs),
+    Server(Box<cmd::server::ServerArgs>),
     /// Run a benchmark suite.
     Bench(cmd::bench::BenchArgs),
     /// Simulate nodes that run pods on paper (like KWOK), for tests and
@@ -61,6 +61,8 @@ enum Command {
     HollowNodes(cmd::hollow::HollowArgs),
     /// Run the scheduler alone, as a client of an API server.
     Scheduler(cmd::scheduler::SchedulerArgs),
+    /// Run the controller manager alone, as a client of an API server.
+    ControllerManager(cmd::controller_manager::ControllerManagerArgs),
     /// Developer tools used by the test suite.
     #[command(hide = true)]
     Debug(cmd::debug::DebugArgs),
@@ -80,10 +82,11 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     rt.block_on(async move {
         match cli.command {
-            Command::Server(a) => cmd::server::run(a).await,
+            Command::Server(a) => cmd::server::run(*a).await,
             Command::Bench(a) => cmd::bench::run(a).await,
             Command::HollowNodes(a) => cmd::hollow::run(a).await,
             Command::Scheduler(a) => cmd::scheduler::run(a).await,
+            Command::ControllerManager(a) => cmd::controller_manager::run(a).await,
             Command::Debug(a) => cmd::debug::run(a).await,
         }
     })

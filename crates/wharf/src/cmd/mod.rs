@@ -1,4 +1,5 @@
 pub mod bench;
+pub mod controller_manager;
 pub mod debug;
 pub mod hollow;
 pub mod scheduler;

@@ -67,6 +67,9 @@ pub struct ServerArgs {
     /// (kube-apiserver's `--event-ttl`, 1h).
     #[arg(long, env = "WHARF_EVENT_TTL_SECONDS", default_value_t = 3600)]
     pub event_ttl_seconds: u64,
+    /// The controller manager's flags (see `wharf controller-manager`).
+    #[command(flatten)]
+    pub controllers: super::controller_manager::ControllerFlags,
 }
 
 /// Where the cluster state lives.
@@ -178,7 +181,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         None
     } else {
         let client = super::client_from(&api.kubeconfig, None, "kube-controller-manager").await?;
-        Some(controllers::start(client))
+        let cfg = args.controllers.config(&args.cluster_cidr);
+        Some(controllers::start(client, cfg).context("starting the controllers")?)
     };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
