@@ -1,6 +1,7 @@
 """Hollow nodes (`wharf hollow-nodes`): simulated kubelets that register
 Nodes, renew Leases, take bound pods to Running and finish their deletion."""
 
+import ipaddress
 import json
 import subprocess
 import time
@@ -69,7 +70,11 @@ def test_nodes_register_renew_leases_and_run_pods(kubectl, namespace, hollow):
     pod = wait_for("web Running", lambda: (lambda p: p if p.get("status", {}).get("phase") == "Running" else None)(
         kubectl.json("get", "pod", "-n", namespace, "web")))
     assert pod["status"]["hostIP"] == "172.16.0.2"
-    assert pod["status"]["podIP"].startswith("100.64.1.")
+    # The node's podCIDR comes from the node IPAM controller (10.42.0.0/16).
+    node = kubectl.json("get", "node", "hn-1")
+    cidr = ipaddress.ip_network(node["spec"]["podCIDR"])
+    assert cidr.subnet_of(ipaddress.ip_network("10.42.0.0/16")), cidr
+    assert ipaddress.ip_address(pod["status"]["podIP"]) in cidr, (pod["status"]["podIP"], cidr)
     assert pod["status"]["containerStatuses"][0]["ready"] is True
     kubectl("wait", "-n", namespace, "--for=condition=Ready", "pod/web", "--timeout=20s")
     assert "1/1     Running" in kubectl("get", "pod", "-n", namespace, "web")
