@@ -159,7 +159,13 @@ pub fn pre_filter(
     for x in t.req_anti {
         let m = Matcher::All(vec![term(x, ns, nsl)]);
         st.anti_keys.push(x.topology_key.clone());
-        by_topology(idx.counts(&m), &x.topology_key, 1, nodes, &mut st.anti_counts);
+        by_topology(
+            idx.counts(&m),
+            &x.topology_key,
+            1,
+            nodes,
+            &mut st.anti_counts,
+        );
     }
     Some(st)
 }
@@ -176,7 +182,13 @@ pub fn filter(st: &FilterState, n: &NodeInfo) -> Result<(), Reason> {
     }
     for k in &st.anti_keys {
         if let Some(v) = labels.get(k) {
-            if st.anti_counts.get(&(k.clone(), v.clone())).copied().unwrap_or(0) > 0 {
+            if st
+                .anti_counts
+                .get(&(k.clone(), v.clone()))
+                .copied()
+                .unwrap_or(0)
+                > 0
+            {
                 return Err(ANTI_AFFINITY_NOT_MATCH.into());
             }
         }
@@ -188,7 +200,13 @@ pub fn filter(st: &FilterState, n: &NodeInfo) -> Result<(), Reason> {
                 // A node without the key can never satisfy the term.
                 None => return Err(AFFINITY_NOT_MATCH.into()),
                 Some(v) => {
-                    if st.aff_counts.get(&(k.clone(), v.clone())).copied().unwrap_or(0) <= 0 {
+                    if st
+                        .aff_counts
+                        .get(&(k.clone(), v.clone()))
+                        .copied()
+                        .unwrap_or(0)
+                        <= 0
+                    {
                         pods_exist = false;
                     }
                 }
@@ -196,7 +214,8 @@ pub fn filter(st: &FilterState, n: &NodeInfo) -> Result<(), Reason> {
         }
         // The first pod of a group that selects itself may go anywhere the
         // keys exist, as long as no matching pod exists anywhere yet.
-        if !pods_exist && !(st.aff_counts.is_empty() && st.self_match) {
+        let first_of_group = st.aff_counts.is_empty() && st.self_match;
+        if !pods_exist && !first_of_group {
             return Err(AFFINITY_NOT_MATCH.into());
         }
     }
@@ -300,8 +319,10 @@ mod tests {
     }
 
     fn pod(labels: serde_json::Value, affinity: serde_json::Value) -> Pod {
-        serde_json::from_value(json!({"metadata": {"name": "p", "namespace": "default", "labels": labels},
-            "spec": {"containers": [], "affinity": affinity}}))
+        serde_json::from_value(
+            json!({"metadata": {"name": "p", "namespace": "default", "labels": labels},
+            "spec": {"containers": [], "affinity": affinity}}),
+        )
         .unwrap()
     }
 
@@ -333,12 +354,20 @@ mod tests {
     fn anti_affinity_on_hostname_spreads_one_per_node() {
         let ns = nodes(&[("n1", "a"), ("n2", "a")]);
         let mut idx = Index::default();
-        let web = || pod(json!({"app": "web"}), req("podAntiAffinity", "kubernetes.io/hostname", "web"));
+        let web = || {
+            pod(
+                json!({"app": "web"}),
+                req("podAntiAffinity", "kubernetes.io/hostname", "web"),
+            )
+        };
         assert_eq!(run(&web(), &mut idx, &ns), vec![Ok(()), Ok(())]);
         place(&mut idx, "a", "n1", web());
         let got = run(&web(), &mut idx, &ns);
         // n1 fails twice over: its pod's anti-affinity, and the new pod's.
-        assert_eq!(got, vec![Err(EXISTING_ANTI_AFFINITY_NOT_MATCH.into()), Ok(())]);
+        assert_eq!(
+            got,
+            vec![Err(EXISTING_ANTI_AFFINITY_NOT_MATCH.into()), Ok(())]
+        );
         // A pod without affinity is still kept off by the existing pod's
         // anti-affinity when it matches it...
         let plain_web = pod(json!({"app": "web"}), json!(null));
@@ -355,7 +384,10 @@ mod tests {
         let anti = pod(json!({"app": "db"}), req("podAntiAffinity", "zone", "web"));
         assert_eq!(
             run(&anti, &mut idx2, &ns),
-            vec![Err(ANTI_AFFINITY_NOT_MATCH.into()), Err(ANTI_AFFINITY_NOT_MATCH.into())]
+            vec![
+                Err(ANTI_AFFINITY_NOT_MATCH.into()),
+                Err(ANTI_AFFINITY_NOT_MATCH.into())
+            ]
         );
     }
 

@@ -36,7 +36,12 @@ impl Checks {
 
 /// Filter one node; on failure, the reasons and whether evicting pods
 /// there could help.
-fn check(pod: &Pod, req: &Request, n: &NodeInfo, checks: &Checks) -> Result<(), (Vec<Reason>, bool)> {
+fn check(
+    pod: &Pod,
+    req: &Request,
+    n: &NodeInfo,
+    checks: &Checks,
+) -> Result<(), (Vec<Reason>, bool)> {
     if let Err(rs) = plugins::filter(pod, req, n) {
         let helps = rs.iter().all(|r| preempt::resolvable(r)) && checks.run(n).is_ok();
         return Err((rs, helps));
@@ -202,7 +207,9 @@ impl State {
                     pod.clone(),
                     c.node.clone(),
                 );
-                tokio::spawn(async move { report::preempt(client, &cfg, &p, &node, victims).await });
+                tokio::spawn(
+                    async move { report::preempt(client, &cfg, &p, &node, victims).await },
+                );
                 nominated_node = Some(c.node.clone());
                 self.nominated.insert(
                     id.clone(),

@@ -303,16 +303,31 @@ mod tests {
     #[test]
     fn counts_follow_placements_after_the_first_scan() {
         let mut idx = Index::default();
-        idx.add("a".into(), placed("n1", "default", json!({"app": "web"}), None));
-        idx.add("b".into(), placed("n1", "other", json!({"app": "web"}), None));
+        idx.add(
+            "a".into(),
+            placed("n1", "default", json!({"app": "web"}), None),
+        );
+        idx.add(
+            "b".into(),
+            placed("n1", "other", json!({"app": "web"}), None),
+        );
         assert_eq!(idx.counts(&app("web")).get("n1"), Some(&1));
-        idx.add("c".into(), placed("n2", "default", json!({"app": "web"}), None));
-        idx.add("d".into(), placed("n2", "default", json!({"app": "db"}), None));
+        idx.add(
+            "c".into(),
+            placed("n2", "default", json!({"app": "web"}), None),
+        );
+        idx.add(
+            "d".into(),
+            placed("n2", "default", json!({"app": "db"}), None),
+        );
         assert_eq!(idx.counts(&app("web")).get("n2"), Some(&1));
         idx.remove("a");
         assert_eq!(idx.counts(&app("web")).get("n1"), None);
         // Re-placing the same uid moves it.
-        idx.add("c".into(), placed("n3", "default", json!({"app": "web"}), None));
+        idx.add(
+            "c".into(),
+            placed("n3", "default", json!({"app": "web"}), None),
+        );
         let c = idx.counts(&app("web"));
         assert_eq!((c.get("n2"), c.get("n3")), (None, Some(&1)));
         assert_eq!(idx.on_node("n3").count(), 1);
@@ -344,7 +359,10 @@ mod tests {
             "namespaces": ["x"], "namespaceSelector": {"matchLabels": {"team": "a"}}}))
         .unwrap();
         let mut nsl = HashMap::new();
-        nsl.insert("y".to_string(), BTreeMap::from([("team".into(), "a".into())]));
+        nsl.insert(
+            "y".to_string(),
+            BTreeMap::from([("team".into(), "a".into())]),
+        );
         nsl.insert("z".to_string(), BTreeMap::new());
         assert_eq!(
             NsScope::of_term(&by_label, "me", &nsl),

@@ -57,7 +57,11 @@ pub fn default_identity() -> String {
         .or_else(|_| std::env::var("HOSTNAME"))
         .map(|h| h.trim().to_string())
         .unwrap_or_default();
-    let host = if host.is_empty() { "localhost".into() } else { host };
+    let host = if host.is_empty() {
+        "localhost".into()
+    } else {
+        host
+    };
     format!("{host}_{}", uuid::Uuid::new_v4())
 }
 
@@ -107,16 +111,15 @@ impl Elector {
         let holder = spec.holder_identity.clone().unwrap_or_default();
         let record = (
             holder.clone(),
-            spec.renew_time
-                .as_ref()
-                .map(|t| t.0.to_string()),
+            spec.renew_time.as_ref().map(|t| t.0.to_string()),
             spec.lease_duration_seconds,
         );
         if self.seen.record.as_ref() != Some(&record) {
             self.seen.record = Some(record);
             self.seen.at = Instant::now();
         }
-        let held_for = Duration::from_secs(spec.lease_duration_seconds.unwrap_or(lease_secs).max(0) as u64);
+        let held_for =
+            Duration::from_secs(spec.lease_duration_seconds.unwrap_or(lease_secs).max(0) as u64);
         let mine = holder == self.cfg.identity;
         if !holder.is_empty() && !mine && self.seen.at + held_for > Instant::now() {
             return Ok(false);

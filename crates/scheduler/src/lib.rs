@@ -104,7 +104,12 @@ struct State {
 
 fn spawn_watch<K, F>(api: Api<K>, tx: mpsc::Sender<Input>, wrap: F) -> tokio::task::JoinHandle<()>
 where
-    K: kube::Resource + Clone + std::fmt::Debug + k8s_openapi::serde::de::DeserializeOwned + Send + 'static,
+    K: kube::Resource
+        + Clone
+        + std::fmt::Debug
+        + k8s_openapi::serde::de::DeserializeOwned
+        + Send
+        + 'static,
     K::DynamicType: Default,
     F: Fn(watcher::Event<K>) -> Input + Send + 'static,
 {

@@ -39,7 +39,12 @@ fn uid(p: &Placed) -> &str {
 }
 
 /// The victims on one node, if evicting lower-priority pods can make room.
-fn victims_on(priority: i32, req: &Request, n: &NodeInfo, idx: &Index) -> Option<Vec<(i32, String)>> {
+fn victims_on(
+    priority: i32,
+    req: &Request,
+    n: &NodeInfo,
+    idx: &Index,
+) -> Option<Vec<(i32, String)>> {
     let mut lower: Vec<&Placed> = idx
         .on_node(n.name())
         .filter(|p| p.priority < priority)
@@ -170,6 +175,8 @@ mod tests {
     #[test]
     fn only_capacity_reasons_are_resolvable() {
         assert!(resolvable("Insufficient cpu"));
-        assert!(!resolvable("node(s) didn't match Pod's node affinity/selector"));
+        assert!(!resolvable(
+            "node(s) didn't match Pod's node affinity/selector"
+        ));
     }
 }

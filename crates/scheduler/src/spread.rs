@@ -99,18 +99,13 @@ impl Constraints {
 /// The controller whose pods the system defaults spread, if they apply.
 fn defaulted_owner(pod: &Pod) -> Option<&str> {
     let uid = controller_uid(pod)?;
-    let kind_ok = pod
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|o| {
-            o.uid == uid
-                && matches!(
-                    o.kind.as_str(),
-                    "ReplicaSet" | "ReplicationController" | "StatefulSet"
-                )
-        });
+    let kind_ok = pod.metadata.owner_references.iter().flatten().any(|o| {
+        o.uid == uid
+            && matches!(
+                o.kind.as_str(),
+                "ReplicaSet" | "ReplicationController" | "StatefulSet"
+            )
+    });
     kind_ok.then_some(uid)
 }
 
@@ -309,8 +304,9 @@ mod tests {
                 if let Some(z) = zone {
                     labels["zone"] = json!(z);
                 }
-                let n = serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}}))
-                    .unwrap();
+                let n =
+                    serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}}))
+                        .unwrap();
                 (name.to_string(), NodeInfo::new(Arc::new(n)))
             })
             .collect()
@@ -389,7 +385,10 @@ mod tests {
     fn min_domains_counts_missing_domains_as_empty() {
         let ns = nodes(&[("n1", Some("a")), ("n2", Some("b"))]);
         let mut idx = Index::default();
-        let p = pod(zone_spread(1, "DoNotSchedule", json!({"minDomains": 3})), None);
+        let p = pod(
+            zone_spread(1, "DoNotSchedule", json!({"minDomains": 3})),
+            None,
+        );
         place(&mut idx, "1", "n1", &p);
         place(&mut idx, "2", "n2", &p);
         // Global minimum is taken as 0 while fewer than 3 domains exist.
@@ -409,7 +408,8 @@ mod tests {
         let mut p = pod(zone_spread(1, "DoNotSchedule", json!({})), None);
         place(&mut idx, "1", "n1", &p);
         // Only zone a is eligible: its count is the minimum, so skew stays 1.
-        p.spec.as_mut().unwrap().node_selector = Some(BTreeMap::from([("zone".into(), "a".into())]));
+        p.spec.as_mut().unwrap().node_selector =
+            Some(BTreeMap::from([("zone".into(), "a".into())]));
         assert_eq!(run(&p, &mut idx, &ns)[0], Ok(()));
     }
 
