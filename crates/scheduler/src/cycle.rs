@@ -172,6 +172,7 @@ impl State {
             if let Some(node) = chosen {
                 self.nominated.remove(&id);
                 self.place(id, node.clone(), req, Arc::new(pod.clone()));
+                self.queue.pod_placed();
                 if self.binds.send((pod, node)).await.is_err() {
                     tracing::warn!("the binder stopped");
                 }

@@ -241,3 +241,23 @@ where
         tracing::warn!(identity = %el.cfg.identity, "lost the lease; stopped scheduling");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identities_are_host_underscore_uuid_and_unique() {
+        let a = default_identity();
+        let (host, id) = a.rsplit_once('_').unwrap();
+        assert!(!host.is_empty());
+        assert!(uuid::Uuid::parse_str(id).is_ok());
+        assert_ne!(a, default_identity());
+        let c = Config::scheduler_defaults(a);
+        assert_eq!(
+            (c.namespace.as_str(), c.name.as_str()),
+            ("kube-system", "kube-scheduler")
+        );
+        assert!(c.lease_duration > c.renew_deadline && c.renew_deadline > c.retry_period);
+    }
+}

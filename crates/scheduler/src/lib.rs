@@ -356,6 +356,7 @@ impl State {
             } else if self.index.get(&id).is_none_or(|x| x.node != node) {
                 let request = plugins::request_of(&p);
                 self.place(id, node, request, Arc::new(p));
+                self.queue.pod_placed();
             } else {
                 // Labels may have changed: affinity and spread count them.
                 let changed = self
@@ -367,6 +368,7 @@ impl State {
                     self.unplace(&id);
                     self.place(id, node, request, Arc::new(p));
                     self.queue.cluster_changed();
+                    self.queue.pod_placed();
                 }
             }
             return;
