@@ -15,6 +15,10 @@ use crate::{affinity, preempt, priority, report, spread, uid, Nomination, State}
 const AFFINITY_WEIGHT: i64 = 2;
 const SPREAD_WEIGHT: i64 = 2;
 
+/// How long a preemptor waits for its victims before it may choose again
+/// (a victim's default grace period is 30 s).
+const VICTIMS_GONE_WITHIN: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The per-pod state of the filters that look at other pods.
 struct Checks {
     spread: Option<spread::FilterState>,
@@ -189,9 +193,11 @@ impl State {
         let waiting = self
             .nominated
             .get(&id)
-            .filter(|nom| nom.victims.iter().any(|v| self.index.contains(v)));
+            .filter(|nom| nom.victims.iter().any(|v| self.index.contains(v)))
+            .filter(|nom| nom.at.elapsed() < VICTIMS_GONE_WITHIN);
         if let Some(nom) = waiting {
-            // Its victims are still going: do not preempt again.
+            // Its victims are still going: do not preempt again (unless
+            // they have been going for too long, say a failed deletion).
             nominated_node = Some(nom.node.clone());
         } else if may_preempt {
             if let Some(c) = preempt::select(prio, &req, helpable.iter().copied(), &self.index) {
@@ -219,6 +225,7 @@ impl State {
                         priority: prio,
                         request: req,
                         victims: c.victims,
+                        at: tokio::time::Instant::now(),
                     },
                 );
             }

@@ -75,6 +75,8 @@ struct Nomination {
     priority: i32,
     request: Request,
     victims: Vec<String>,
+    /// When it preempted.
+    at: tokio::time::Instant,
 }
 
 /// A PriorityClass, as the scheduler needs it.
