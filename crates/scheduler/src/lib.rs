@@ -1,35 +1,45 @@
 //! The scheduler: places pending pods onto nodes and binds them through
 //! `pods/binding`, as an API client (kube-rs) of the API server.
 //!
-//! One task owns the scheduling state: every Node, and the requests of every
-//! pod placed on one (from the pod watch, plus pods this scheduler has bound
-//! but not yet seen bound, "assumed" as upstream says). It takes the next
-//! pending pod by priority, filters the nodes, scores those that fit, assumes
-//! the pod onto the best, and hands the binding to a pool of tasks, so
-//! scheduling never waits on the network. A failed binding forgets the
-//! assumption and queues the pod again.
+//! One task owns the scheduling state: every Node, every pod placed on one
+//! (from the pod watch, plus pods this scheduler has bound but not yet seen
+//! bound, "assumed" as upstream says), namespace labels and PriorityClasses.
+//! It takes the next pending pod by priority, filters the nodes, scores
+//! those that fit, assumes the pod onto the best, and hands the binding to
+//! a pool of tasks, so scheduling never waits on the network. A failed
+//! binding forgets the assumption and queues the pod again.
 //!
-//! A pod that fits nowhere gets `PodScheduled=False` (reason `Unschedulable`)
-//! with upstream's "0/N nodes are available: ..." message and a
+//! A pod that fits nowhere may preempt lower-priority pods (`preempt.rs`);
+//! otherwise it gets `PodScheduled=False` (reason `Unschedulable`) with
+//! upstream's "0/N nodes are available: ..." message and a
 //! `FailedScheduling` event, and waits until something that could help
 //! changes: a node is added or changed, or a placed pod goes away.
 
+pub mod affinity;
+mod cycle;
+pub mod index;
+pub mod leader;
 pub mod plugins;
+pub mod preempt;
 pub mod quantity;
 mod queue;
+mod report;
+pub mod selector;
+pub mod spread;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Binding, Event, Node, ObjectReference, Pod};
-use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::scheduling::v1::PriorityClass;
+use kube::api::Api;
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::Client;
-use serde_json::json;
 use tokio::sync::mpsc;
 
+use index::{Index, Placed};
 use plugins::{NodeInfo, Request};
 
 /// The scheduler's settings.
@@ -50,72 +60,107 @@ impl Default for Config {
     }
 }
 
-/// A pod placed on a node, as far as this scheduler knows.
-struct Placed {
-    node: String,
-    request: Request,
-}
-
 enum Input {
     Pod(Box<watcher::Event<Pod>>),
     Node(Box<watcher::Event<Node>>),
+    Namespace(Box<watcher::Event<Namespace>>),
+    Class(Box<watcher::Event<PriorityClass>>),
     /// A binding finished; `Err` carries the pod back.
     Bound(Result<String, Box<Pod>>),
+}
+
+/// A pod that preempted others and waits for them to go.
+struct Nomination {
+    node: String,
+    priority: i32,
+    request: Request,
+    victims: Vec<String>,
+    /// When it preempted.
+    at: tokio::time::Instant,
+}
+
+/// A PriorityClass, as the scheduler needs it.
+#[derive(Clone)]
+struct Class {
+    value: i32,
+    global_default: bool,
+    preemption_policy: Option<String>,
 }
 
 struct State {
     cfg: Config,
     client: Client,
     nodes: BTreeMap<String, NodeInfo>,
-    /// Every pod placed (by uid).
-    placed: HashMap<String, Placed>,
+    /// Every pod placed, with per-matcher counts.
+    index: Index,
+    /// Namespace labels, for affinity terms' `namespaceSelector`.
+    namespaces: HashMap<String, BTreeMap<String, String>>,
+    classes: HashMap<String, Class>,
+    /// Preemptors by uid.
+    nominated: HashMap<String, Nomination>,
     queue: queue::Queue,
     binds: mpsc::Sender<(Pod, String)>,
     /// Rotates the node scan, so equal scores spread.
     next_start: usize,
 }
 
+fn spawn_watch<K, F>(api: Api<K>, tx: mpsc::Sender<Input>, wrap: F) -> tokio::task::JoinHandle<()>
+where
+    K: kube::Resource
+        + Clone
+        + std::fmt::Debug
+        + k8s_openapi::serde::de::DeserializeOwned
+        + Send
+        + 'static,
+    K::DynamicType: Default,
+    F: Fn(watcher::Event<K>) -> Input + Send + 'static,
+{
+    tokio::spawn(async move {
+        let what = std::any::type_name::<K>();
+        let mut s = std::pin::pin!(watcher(api, watcher::Config::default()).default_backoff());
+        while let Some(ev) = s.next().await {
+            match ev {
+                Ok(ev) => {
+                    if tx.send(wrap(ev)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, what, "watch failed; retrying"),
+            }
+        }
+    })
+}
+
 /// Run until the future is dropped.
 pub async fn run(client: Client, cfg: Config) {
     let (tx, mut rx) = mpsc::channel::<Input>(1024);
-    let pods: Api<Pod> = Api::all(client.clone());
-    let nodes: Api<Node> = Api::all(client.clone());
-    let pod_tx = tx.clone();
-    let pod_watch = tokio::spawn(async move {
-        let mut s = std::pin::pin!(watcher(pods, watcher::Config::default()).default_backoff());
-        while let Some(ev) = s.next().await {
-            match ev {
-                Ok(ev) => {
-                    if pod_tx.send(Input::Pod(Box::new(ev))).await.is_err() {
-                        return;
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "pod watch failed; retrying"),
-            }
-        }
-    });
-    let node_tx = tx.clone();
-    let node_watch = tokio::spawn(async move {
-        let mut s = std::pin::pin!(watcher(nodes, watcher::Config::default()).default_backoff());
-        while let Some(ev) = s.next().await {
-            match ev {
-                Ok(ev) => {
-                    if node_tx.send(Input::Node(Box::new(ev))).await.is_err() {
-                        return;
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "node watch failed; retrying"),
-            }
-        }
-    });
+    let watches = vec![
+        spawn_watch(Api::<Pod>::all(client.clone()), tx.clone(), |e| {
+            Input::Pod(Box::new(e))
+        }),
+        spawn_watch(Api::<Node>::all(client.clone()), tx.clone(), |e| {
+            Input::Node(Box::new(e))
+        }),
+        spawn_watch(Api::<Namespace>::all(client.clone()), tx.clone(), |e| {
+            Input::Namespace(Box::new(e))
+        }),
+        spawn_watch(Api::<PriorityClass>::all(client.clone()), tx.clone(), |e| {
+            Input::Class(Box::new(e))
+        }),
+    ];
     let (bind_tx, bind_rx) = mpsc::channel::<(Pod, String)>(cfg.bind_concurrency * 4);
     let binder = tokio::spawn(bind_pool(client.clone(), cfg.clone(), bind_rx, tx.clone()));
-    let _guard = AbortOnDrop(vec![pod_watch, node_watch, binder]);
+    let mut tasks = watches;
+    tasks.push(binder);
+    let _guard = AbortOnDrop(tasks);
     let mut st = State {
         cfg,
         client,
         nodes: BTreeMap::new(),
-        placed: HashMap::new(),
+        index: Index::default(),
+        namespaces: HashMap::new(),
+        classes: HashMap::new(),
+        nominated: HashMap::new(),
         queue: queue::Queue::default(),
         binds: bind_tx,
         next_start: 0,
@@ -160,6 +205,10 @@ fn uid(p: &Pod) -> String {
     p.metadata.uid.clone().unwrap_or_default()
 }
 
+fn priority(p: &Pod) -> i32 {
+    p.spec.as_ref().and_then(|s| s.priority).unwrap_or(0)
+}
+
 impl State {
     fn ours(&self, p: &Pod) -> bool {
         let spec = p.spec.as_ref();
@@ -181,6 +230,8 @@ impl State {
         match input {
             Input::Pod(ev) => self.pod_event(*ev),
             Input::Node(ev) => self.node_event(*ev),
+            Input::Namespace(ev) => self.namespace_event(*ev),
+            Input::Class(ev) => self.class_event(*ev),
             Input::Bound(Ok(_)) => {}
             Input::Bound(Err(pod)) => {
                 // The assumption was wrong: forget it and try again later.
@@ -194,8 +245,10 @@ impl State {
         match ev {
             watcher::Event::Apply(p) | watcher::Event::InitApply(p) => self.pod_seen(p),
             watcher::Event::Delete(p) => {
-                self.queue.remove(&uid(&p));
-                if self.unplace(&uid(&p)) {
+                let id = uid(&p);
+                self.queue.remove(&id);
+                self.nominated.remove(&id);
+                if self.unplace(&id) {
                     self.queue.cluster_changed();
                 }
             }
@@ -224,7 +277,66 @@ impl State {
         }
     }
 
-    fn pod_seen(&mut self, p: Pod) {
+    fn namespace_event(&mut self, ev: watcher::Event<Namespace>) {
+        match ev {
+            watcher::Event::Apply(n) | watcher::Event::InitApply(n) => {
+                let name = n.metadata.name.clone().unwrap_or_default();
+                self.namespaces
+                    .insert(name, n.metadata.labels.unwrap_or_default());
+            }
+            watcher::Event::Delete(n) => {
+                self.namespaces
+                    .remove(n.metadata.name.as_deref().unwrap_or_default());
+            }
+            _ => {}
+        }
+    }
+
+    fn class_event(&mut self, ev: watcher::Event<PriorityClass>) {
+        match ev {
+            watcher::Event::Apply(c) | watcher::Event::InitApply(c) => {
+                let name = c.metadata.name.clone().unwrap_or_default();
+                self.classes.insert(
+                    name,
+                    Class {
+                        value: c.value.unwrap_or(0),
+                        global_default: c.global_default.unwrap_or(false),
+                        preemption_policy: c.preemption_policy,
+                    },
+                );
+            }
+            watcher::Event::Delete(c) => {
+                self.classes
+                    .remove(c.metadata.name.as_deref().unwrap_or_default());
+            }
+            _ => {}
+        }
+    }
+
+    /// Fill in a pod's priority from its PriorityClass (or the global
+    /// default class) when admission has not, as the Priority admission
+    /// plugin would have.
+    fn resolve_priority(&self, p: &mut Pod) {
+        let Some(spec) = p.spec.as_mut() else {
+            return;
+        };
+        if spec.priority.is_some() {
+            return;
+        }
+        let class = match spec.priority_class_name.as_deref() {
+            Some(name) if !name.is_empty() => self.classes.get(name),
+            _ => self.classes.values().find(|c| c.global_default),
+        };
+        if let Some(c) = class {
+            spec.priority = Some(c.value);
+            if spec.preemption_policy.is_none() {
+                spec.preemption_policy = c.preemption_policy.clone();
+            }
+        }
+    }
+
+    fn pod_seen(&mut self, mut p: Pod) {
+        self.resolve_priority(&mut p);
         let id = uid(&p);
         let node = p
             .spec
@@ -237,123 +349,64 @@ impl State {
         );
         if !node.is_empty() {
             self.queue.remove(&id);
+            self.nominated.remove(&id);
             if finished {
                 // A finished pod no longer holds its requests.
                 if self.unplace(&id) {
                     self.queue.cluster_changed();
                 }
-            } else if !self.placed.contains_key(&id) {
-                self.place(id, node, plugins::request_of(&p));
+            } else if self.index.get(&id).is_none_or(|x| x.node != node) {
+                let request = plugins::request_of(&p);
+                self.place(id, node, request, Arc::new(p));
+                self.queue.pod_placed();
+            } else {
+                // Labels may have changed: affinity and spread count them.
+                let changed = self
+                    .index
+                    .get(&id)
+                    .is_some_and(|x| x.pod.metadata.labels != p.metadata.labels);
+                if changed {
+                    let request = plugins::request_of(&p);
+                    self.unplace(&id);
+                    self.place(id, node, request, Arc::new(p));
+                    self.queue.cluster_changed();
+                    self.queue.pod_placed();
+                }
             }
             return;
         }
-        if self.ours(&p) && !self.placed.contains_key(&id) {
+        if self.ours(&p) && !self.index.contains(&id) {
             self.queue.push(p);
         } else {
             self.queue.remove(&id);
         }
     }
 
-    fn place(&mut self, id: String, node: String, request: Request) {
+    fn place(&mut self, id: String, node: String, request: Request, pod: Arc<Pod>) {
         if let Some(n) = self.nodes.get_mut(&node) {
             n.add(&request);
         }
-        self.placed.insert(id, Placed { node, request });
+        let priority = priority(&pod);
+        self.index.add(
+            id,
+            Placed {
+                node,
+                pod,
+                request,
+                priority,
+            },
+        );
     }
 
     /// Forget a placed pod; true if it was placed.
     fn unplace(&mut self, id: &str) -> bool {
-        let Some(p) = self.placed.remove(id) else {
+        let Some(p) = self.index.remove(id) else {
             return false;
         };
         if let Some(n) = self.nodes.get_mut(&p.node) {
             n.remove(&p.request);
         }
         true
-    }
-
-    /// How many feasible nodes to look for before scoring: all of a small
-    /// cluster, an adaptive share of a large one (upstream's
-    /// percentageOfNodesToScore: 50% minus 1% per 125 nodes, at least 5% and
-    /// at least 100 nodes).
-    fn feasible_wanted(&self) -> usize {
-        let n = self.nodes.len();
-        if n <= 100 {
-            return n;
-        }
-        let pct = (50 - (n as i64) / 125).max(5) as usize;
-        (n * pct / 100).max(100)
-    }
-
-    async fn schedule(&mut self, pod: Pod) {
-        let req = plugins::request_of(&pod);
-        let total = self.nodes.len();
-        let want = self.feasible_wanted();
-        let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
-        let mut best: Option<(i64, &str)> = None;
-        let mut ties = 0u32;
-        let mut feasible = 0usize;
-        let start = if total == 0 {
-            0
-        } else {
-            self.next_start % total
-        };
-        for (i, n) in self
-            .nodes
-            .values()
-            .cycle()
-            .skip(start)
-            .take(total)
-            .enumerate()
-        {
-            match plugins::filter(&pod, &req, n) {
-                Ok(()) => {
-                    feasible += 1;
-                    let s = plugins::score(&req, n);
-                    match best {
-                        Some((b, _)) if s < b => {}
-                        Some((b, _)) if s == b => {
-                            // Reservoir sampling among equal scores.
-                            ties += 1;
-                            if rand::random_range(0..=ties) == 0 {
-                                best = Some((s, n.name()));
-                            }
-                        }
-                        _ => {
-                            ties = 0;
-                            best = Some((s, n.name()));
-                        }
-                    }
-                    if feasible >= want {
-                        self.next_start = start + i + 1;
-                        break;
-                    }
-                }
-                Err(rs) => {
-                    for r in rs {
-                        *reasons.entry(r).or_default() += 1;
-                    }
-                }
-            }
-        }
-        match best {
-            Some((_, node)) => {
-                let node = node.to_string();
-                self.place(uid(&pod), node.clone(), req);
-                if self.binds.send((pod, node)).await.is_err() {
-                    tracing::warn!("the binder stopped");
-                }
-            }
-            None => {
-                let msg = plugins::unschedulable_message(total, &reasons);
-                tracing::debug!(pod = ?pod.metadata.name, message = %msg, "unschedulable");
-                let client = self.client.clone();
-                let cfg = self.cfg.clone();
-                let p = pod.clone();
-                tokio::spawn(async move { report_unschedulable(client, &cfg, &p, &msg).await });
-                self.queue.park(pod);
-            }
-        }
     }
 }
 
@@ -368,7 +421,7 @@ async fn bind_pool(
         .for_each_concurrent(cfg.bind_concurrency, |(pod, node)| {
             let (client, back, cfg) = (client.clone(), back.clone(), cfg.clone());
             async move {
-                let res = bind(&client, &cfg, &pod, &node).await;
+                let res = report::bind(&client, &cfg, &pod, &node).await;
                 let out = match res {
                     Ok(()) => Ok(uid(&pod)),
                     Err(e) => {
@@ -385,98 +438,4 @@ async fn bind_pool(
             }
         })
         .await;
-}
-
-async fn bind(client: &Client, cfg: &Config, pod: &Pod, node: &str) -> Result<(), kube::Error> {
-    let ns = pod.metadata.namespace.clone().unwrap_or_default();
-    let name = pod.metadata.name.clone().unwrap_or_default();
-    let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let binding = Binding {
-        metadata: ObjectMeta {
-            name: Some(name.clone()),
-            namespace: Some(ns.clone()),
-            uid: pod.metadata.uid.clone(),
-            ..ObjectMeta::default()
-        },
-        target: ObjectReference {
-            api_version: Some("v1".into()),
-            kind: Some("Node".into()),
-            name: Some(node.to_string()),
-            ..ObjectReference::default()
-        },
-    };
-    api.create_subresource::<Binding, serde_json::Value>(
-        "binding",
-        &name,
-        &PostParams::default(),
-        &binding,
-    )
-    .await?;
-    event(
-        client,
-        cfg,
-        pod,
-        "Normal",
-        "Scheduled",
-        &format!("Successfully assigned {ns}/{name} to {node}"),
-    )
-    .await;
-    Ok(())
-}
-
-/// `PodScheduled=False` and a `FailedScheduling` event.
-async fn report_unschedulable(client: Client, cfg: &Config, pod: &Pod, msg: &str) {
-    let ns = pod.metadata.namespace.clone().unwrap_or_default();
-    let name = pod.metadata.name.clone().unwrap_or_default();
-    let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let already = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|cs| cs.iter().find(|c| c.type_ == "PodScheduled"))
-        .is_some_and(|c| c.status == "False" && c.message.as_deref() == Some(msg));
-    if !already {
-        let patch = json!({ "status": { "conditions": [{
-            "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-            "message": msg, "lastProbeTime": null,
-            "lastTransitionTime": now(),
-        }]}});
-        if let Err(e) = api
-            .patch_status(&name, &PatchParams::default(), &Patch::Strategic(patch))
-            .await
-        {
-            tracing::debug!(pod = name, error = %e, "setting PodScheduled=False failed");
-        }
-    }
-    event(&client, cfg, pod, "Warning", "FailedScheduling", msg).await;
-}
-
-fn now() -> String {
-    k8s_openapi::jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
-}
-
-async fn event(client: &Client, cfg: &Config, pod: &Pod, kind: &str, reason: &str, msg: &str) {
-    let ns = pod.metadata.namespace.clone().unwrap_or_default();
-    let name = pod.metadata.name.clone().unwrap_or_default();
-    let api: Api<Event> = Api::namespaced(client.clone(), &ns);
-    let at = now();
-    let ev: Event = match serde_json::from_value(json!({
-        "metadata": { "generateName": format!("{name}.") },
-        "involvedObject": {
-            "apiVersion": "v1", "kind": "Pod", "namespace": ns, "name": name,
-            "uid": pod.metadata.uid, "resourceVersion": pod.metadata.resource_version,
-        },
-        "reason": reason, "message": msg, "type": kind,
-        "source": { "component": cfg.name },
-        "reportingComponent": cfg.name, "reportingInstance": cfg.name,
-        "firstTimestamp": at, "lastTimestamp": at, "count": 1,
-    })) {
-        Ok(e) => e,
-        Err(_) => return,
-    };
-    if let Err(e) = api.create(&PostParams::default(), &ev).await {
-        tracing::debug!(pod = name, error = %e, "recording an event failed");
-    }
 }

@@ -191,7 +191,7 @@ fn node_unschedulable(pod: &Pod, n: &NodeInfo) -> Result<(), Vec<Reason>> {
 }
 
 /// NodeAffinity: `nodeSelector` and required node affinity.
-fn node_affinity(pod: &Pod, n: &NodeInfo) -> Result<(), Vec<Reason>> {
+pub(crate) fn node_affinity(pod: &Pod, n: &NodeInfo) -> Result<(), Vec<Reason>> {
     let spec = pod.spec.as_ref();
     let empty = BTreeMap::new();
     let labels = n.labels().unwrap_or(&empty);
@@ -278,7 +278,7 @@ pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
 }
 
 /// TaintToleration: NoSchedule and NoExecute taints must be tolerated.
-fn taint_toleration(pod: &Pod, n: &NodeInfo) -> Result<(), Vec<Reason>> {
+pub(crate) fn taint_toleration(pod: &Pod, n: &NodeInfo) -> Result<(), Vec<Reason>> {
     let taints = n
         .node
         .spec
@@ -302,7 +302,7 @@ fn taint_toleration(pod: &Pod, n: &NodeInfo) -> Result<(), Vec<Reason>> {
 
 /// NodePorts: a host port conflicts when protocol and port match and either
 /// side binds all addresses or both bind the same one.
-fn node_ports(req: &Request, n: &NodeInfo) -> Result<(), Vec<Reason>> {
+pub(crate) fn node_ports(req: &Request, n: &NodeInfo) -> Result<(), Vec<Reason>> {
     let conflict = req.ports.iter().any(|(proto, ip, port)| {
         n.ports.iter().any(|(p2, ip2, port2)| {
             p2 == proto
@@ -324,7 +324,7 @@ fn node_ports(req: &Request, n: &NodeInfo) -> Result<(), Vec<Reason>> {
 }
 
 /// NodeResourcesFit: every shortfall is a reason of its own.
-fn resources_fit(req: &Request, n: &NodeInfo) -> Result<(), Vec<Reason>> {
+pub(crate) fn resources_fit(req: &Request, n: &NodeInfo) -> Result<(), Vec<Reason>> {
     let mut reasons = Vec::new();
     if n.pods + 1 > n.alloc_pods {
         reasons.push("Too many pods".to_string());

@@ -3,7 +3,7 @@
 //! (unschedulable) pods that wait for a cluster change.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -37,6 +37,9 @@ pub struct Queue {
     entries: HashMap<String, Entry>,
     heap: BinaryHeap<(i32, Reverse<u64>, String)>,
     seq: u64,
+    /// Parked pods with required pod affinity: a newly placed pod may be
+    /// the match they wait for.
+    wait_for_pods: HashSet<String>,
 }
 
 fn uid(p: &Pod) -> String {
@@ -45,6 +48,18 @@ fn uid(p: &Pod) -> String {
 
 fn priority(p: &Pod) -> i32 {
     p.spec.as_ref().and_then(|s| s.priority).unwrap_or(0)
+}
+
+fn has_required_pod_affinity(p: &Pod) -> bool {
+    p.spec
+        .as_ref()
+        .and_then(|s| s.affinity.as_ref())
+        .and_then(|a| a.pod_affinity.as_ref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+        .is_some_and(|t| !t.is_empty())
 }
 
 /// Whether an update could change where the pod fits.
@@ -92,11 +107,15 @@ impl Queue {
     /// A pod that is no longer pending.
     pub fn remove(&mut self, id: &str) {
         self.entries.remove(id);
+        self.wait_for_pods.remove(id);
     }
 
     /// The pod fits nowhere now: wait for a change.
     pub fn park(&mut self, pod: Pod) {
         let id = uid(&pod);
+        if has_required_pod_affinity(&pod) {
+            self.wait_for_pods.insert(id.clone());
+        }
         let attempts = self.entries.get(&id).map(|e| e.attempts + 1).unwrap_or(1);
         self.entries.insert(
             id,
@@ -131,6 +150,18 @@ impl Queue {
         for e in self.entries.values_mut() {
             if let Where::Parked(since) = e.at {
                 e.at = Where::BackingOff((since + backoff(e.attempts)).max(Instant::now()));
+            }
+        }
+    }
+
+    /// A pod was placed: parked pods waiting for a pod affinity match
+    /// become eligible after their backoff.
+    pub fn pod_placed(&mut self) {
+        for id in std::mem::take(&mut self.wait_for_pods) {
+            if let Some(e) = self.entries.get_mut(&id) {
+                if let Where::Parked(since) = e.at {
+                    e.at = Where::BackingOff((since + backoff(e.attempts)).max(Instant::now()));
+                }
             }
         }
     }
@@ -247,6 +278,25 @@ mod tests {
         // Removed pods are never handed out.
         q.push(pod("b", 0));
         q.remove("b");
+        assert_eq!(name(q.pop()), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pods_waiting_for_an_affinity_match_wake_on_placements() {
+        let mut q = Queue::default();
+        let mut waiting = pod("a", 0);
+        waiting.spec.as_mut().unwrap().affinity = serde_json::from_value(json!({"podAffinity":
+            {"requiredDuringSchedulingIgnoredDuringExecution": [{"topologyKey": "k"}]}}))
+        .unwrap();
+        q.push(waiting);
+        q.push(pod("b", 0));
+        let a = q.pop().unwrap();
+        let b = q.pop().unwrap();
+        q.park(a);
+        q.park(b);
+        q.pod_placed();
+        tokio::time::advance(Duration::from_millis(1001)).await;
+        assert_eq!(name(q.pop()).as_deref(), Some("a"));
         assert_eq!(name(q.pop()), None);
     }
 
