@@ -1,5 +1,6 @@
-//! Objects every cluster has: the system namespaces, and the `kubernetes`
-//! service with its endpoints pointing at this API server.
+//! Objects every cluster has: the system namespaces, the system
+//! PriorityClasses, and the `kubernetes` service with its endpoints pointing
+//! at this API server.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -66,6 +67,20 @@ pub async fn run(
         ensure(reg, path("", "namespaces", None, None), obj, |_| None)
             .await
             .map_err(|e| anyhow::anyhow!("namespace {ns}: {}", e.message))?;
+    }
+    // The scheduling bootstrap: the two system PriorityClasses.
+    for (name, value, description) in [
+        ("system-node-critical", 2_000_001_000i64, "Used for system critical pods that must not be moved from their current node."),
+        ("system-cluster-critical", 2_000_000_000, "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary."),
+    ] {
+        let obj = json!({
+            "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+            "metadata": { "name": name },
+            "value": value, "description": description, "preemptionPolicy": "PreemptLowerPriority",
+        });
+        ensure(reg, path("scheduling.k8s.io", "priorityclasses", None, None), obj, |_| None)
+            .await
+            .map_err(|e| anyhow::anyhow!("priority class {name}: {}", e.message))?;
     }
     let port = advertise.port();
     let svc = json!({

@@ -11,6 +11,7 @@ pub mod delete;
 mod keylock;
 mod list;
 mod meta;
+mod priority;
 mod watch;
 mod write;
 

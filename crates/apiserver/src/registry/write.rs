@@ -288,6 +288,9 @@ impl Registry {
         }
         strat.prepare_for_create(&mut obj);
         strat.default(&mut obj);
+        if info.group.is_empty() && info.plural == "pods" {
+            self.admit_pod_priority(&mut obj).await?;
+        }
         if track == Track::Update {
             let (manager, version) = (
                 crate::apply::manager_of(opts.field_manager.as_deref()),

@@ -107,25 +107,6 @@ fn add_default_tolerations(spec: &mut Value) {
     }
 }
 
-/// Priority of the classes every cluster has; `None` for user classes,
-/// which only the Priority admission plugin (with a lister) can resolve.
-fn known_priority(class: &str) -> Option<i64> {
-    match class {
-        "" => Some(0),
-        "system-node-critical" => Some(2_000_001_000),
-        "system-cluster-critical" => Some(2_000_000_000),
-        _ => None,
-    }
-}
-
-/// The Priority admission plugin for pods without a user-defined class.
-fn admit_priority(spec: &mut Value) {
-    if let Some(p) = known_priority(s(spec, "priorityClassName")) {
-        set_default(spec, "priority", json!(p));
-        set_default(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
-    }
-}
-
 /// Paths where two values differ, for the diff upstream appends to its
 /// forbidden-update message.
 fn diff_paths(old: &Value, new: &Value, path: &str, out: &mut Vec<String>) {
@@ -370,7 +351,6 @@ impl Strategy for PodStrategy {
             return;
         };
         add_default_tolerations(spec);
-        admit_priority(spec);
         let qos = qos_class(spec);
         let gated = non_empty(spec, "schedulingGates");
         let mut status = json!({ "phase": "Pending", "qosClass": qos });
@@ -426,17 +406,6 @@ impl Strategy for PodStrategy {
                 "spec.nodeName",
                 "cannot be set until all schedulingGates have been cleared",
             ));
-        }
-        if let (Some(want), Some(got)) = (
-            known_priority(s(spec, "priorityClassName")),
-            int(spec, "priority"),
-        ) {
-            if want != got {
-                errs.push(FieldError::forbidden(
-                    "spec.priority",
-                    format!("the integer value of priority ({got}) must not be provided in pod spec; priority admission controller computed {want} from the given PriorityClass name"),
-                ));
-            }
         }
         errs
     }
@@ -511,7 +480,7 @@ mod tests {
             json!({
                 "containers": [{ "name": "nginx", "image": "nginx", "imagePullPolicy": "Always", "resources": {},
                                  "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File" }],
-                "dnsPolicy": "ClusterFirst", "enableServiceLinks": true, "preemptionPolicy": "PreemptLowerPriority", "priority": 0,
+                "dnsPolicy": "ClusterFirst", "enableServiceLinks": true,
                 "restartPolicy": "Always", "schedulerName": "default-scheduler", "securityContext": {}, "terminationGracePeriodSeconds": 30,
                 "tolerations": [
                     { "effect": "NoExecute", "key": "node.kubernetes.io/not-ready", "operator": "Exists", "tolerationSeconds": 300 },
@@ -607,15 +576,14 @@ mod tests {
     }
 
     #[test]
-    fn ephemeral_containers_and_priority_on_create() {
+    fn ephemeral_containers_on_create() {
         let mut p = created();
         p["spec"]["ephemeralContainers"] = json!([{ "name": "dbg", "image": "busybox" }]);
-        p["spec"]["priority"] = json!(7);
         let fields: Vec<_> = PodStrategy
             .validate(&p)
             .into_iter()
             .map(|e| e.field)
             .collect();
-        assert_eq!(fields, vec!["spec.ephemeralContainers", "spec.priority"]);
+        assert_eq!(fields, vec!["spec.ephemeralContainers"]);
     }
 }
