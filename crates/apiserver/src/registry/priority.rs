@@ -142,7 +142,7 @@ mod tests {
         let pc = json!({ "value": 1000 });
         let mut p = pod(json!({ "priorityClassName": "high", "priority": 5 }));
         let e = apply(&mut p, "p", resolved(None, &pc)).unwrap_err();
-        assert_eq!((e.code, e.reason.as_str()), (403, "Forbidden"));
+        assert_eq!((e.code, e.reason), (403, "Forbidden"));
         assert_eq!(
             e.message,
             "pods \"p\" is forbidden: the integer value of priority (5) must not be provided in pod \
