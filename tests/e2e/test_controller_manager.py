@@ -3,12 +3,17 @@ in the middle of a rollout; and the pod garbage collector."""
 
 import json
 import os
+import signal
 import subprocess
 import tempfile
 import threading
 import time
 
 from conftest import WHARF, Kubectl, Server, hollow_cluster, wait_for
+
+
+SHORT_LEASE = ("--leader-elect-lease-duration", "2s", "--leader-elect-renew-deadline", "1500ms",
+               "--leader-elect-retry-period", "500ms")
 
 
 class ControllerManager:
@@ -82,7 +87,9 @@ def test_a_killed_controller_manager_finishes_the_rollout_without_extra_pods():
     replicas, surge = 10, 2
     with hollow_cluster("cm", 3, "cm", server_args=["--disable-controller-manager"]) as (s, k):
         from kubernetes import config
-        cm = ControllerManager(s)
+        # Upstream's leader election stays on; short timings, so that a
+        # successor of a SIGKILLed leader takes over within a few seconds.
+        cm = ControllerManager(s, *SHORT_LEASE)
         cm.start()
         try:
             k("create", "namespace", "roll")
@@ -138,6 +145,8 @@ def test_a_killed_controller_manager_finishes_the_rollout_without_extra_pods():
             watch.stop()
             assert len(watch.created) == 2 * replicas, len(watch.created)
             assert watch.max_alive <= replicas + surge, watch.max_alive
+            lease = k.json("get", "lease", "-n", "kube-system", "kube-controller-manager")["spec"]
+            assert lease["holderIdentity"] and lease["leaseTransitions"] >= 1, lease
         finally:
             cm.stop()
 
@@ -183,3 +192,37 @@ def test_pod_gc_deletes_the_oldest_terminated_pods_and_orphans():
             assert "pending" in k("get", "pods", "-n", "gc", "-o", "name")
         finally:
             s.stop()
+
+
+def test_the_servers_components_hold_leases_that_a_restart_keeps():
+    """`wharf server` runs its scheduler and controller manager under upstream's
+    Leases, with an identity kept in its data directory: after a SIGKILL the
+    restarted server renews its own Leases at once instead of waiting out
+    the 15 s lease, and a second controller manager stays a standby."""
+    with hollow_cluster("leases", 1, "ls") as (s, k):
+        def holders():
+            got = {}
+            for name in ("kube-scheduler", "kube-controller-manager"):
+                r = k.run("get", "lease", "-n", "kube-system", name, "-o", "json", check=False)
+                if r.returncode == 0:
+                    got[name] = json.loads(r.stdout)["spec"].get("holderIdentity")
+            return got if len(got) == 2 and all(got.values()) else None
+        before = wait_for("both leases held", holders)
+        assert before["kube-scheduler"] == before["kube-controller-manager"]
+        assert before["kube-scheduler"].rsplit("_", 1)[1] == (s.data_dir / "leader-identity").read_text().strip()
+
+        # A standby controller manager does not act while the server holds the lease.
+        standby = ControllerManager(s, *SHORT_LEASE)
+        standby.start()
+        try:
+            s.stop(signal.SIGKILL)
+            s.start()
+            assert holders() == before
+            # Pods are scheduled and a Deployment is served well within the 15 s
+            # a new identity would have to wait.
+            k("create", "namespace", "after")
+            k("create", "deployment", "web", "-n", "after", "--image=nginx:1.27", "--replicas=2")
+            k("rollout", "status", "-n", "after", "deployment/web", "--timeout=12s", timeout=20)
+            assert holders() == before
+        finally:
+            standby.stop()

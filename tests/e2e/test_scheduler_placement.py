@@ -192,7 +192,7 @@ class Scheduler:
 
     def identity(self):
         text = re.sub(r"\x1b\[[0-9;]*m", "", open(self.log_path).read())
-        m = re.search(r"campaigning for the scheduler lease.*identity=(\S+)", text)
+        m = re.search(r"campaigning for the leader lease.*identity=(\S+)", text)
         return m and m.group(1).strip('"')
 
     def log(self):

@@ -18,7 +18,6 @@
 pub mod affinity;
 mod cycle;
 pub mod index;
-pub mod leader;
 pub mod plugins;
 pub mod preempt;
 pub mod quantity;

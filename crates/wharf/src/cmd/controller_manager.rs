@@ -130,6 +130,8 @@ pub struct ControllerManagerArgs {
     pub cluster_cidr: String,
     #[command(flatten)]
     pub controllers: ControllerFlags,
+    #[command(flatten)]
+    pub leader: super::elect::LeaderFlags,
 }
 
 pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
@@ -142,14 +144,41 @@ pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     let cfg = args.controllers.config(&args.cluster_cidr);
-    let mut task = controllers::start(client, cfg).context("starting the controllers")?;
-    tokio::select! {
-        _ = &mut task => anyhow::bail!("the controller manager stopped"),
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    task.abort();
+    // Checked once here, so that a bad CIDR fails the command, not each term.
+    controllers::start(client.clone(), cfg.clone())
+        .context("starting the controllers")?
+        .abort();
+    let election = args
+        .leader
+        .config("kube-controller-manager", election::default_identity())?;
+    let stop = async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    };
+    let work_client = client.clone();
+    super::elect::run(
+        client,
+        election,
+        move || run_controllers(work_client.clone(), cfg.clone()),
+        stop,
+    )
+    .await;
     Ok(())
+}
+
+/// The controllers until they stop (they do not, unless they fail to start);
+/// dropping the future stops them.
+pub async fn run_controllers(client: kube::Client, cfg: controllers::Config) {
+    match controllers::start(client, cfg) {
+        Ok(task) => {
+            let mut task = super::elect::AbortOnDrop(task);
+            let _ = (&mut task.0).await;
+            tracing::error!("the controllers stopped");
+        }
+        Err(e) => tracing::error!(error = %e, "starting the controllers"),
+    }
 }
 
 #[cfg(test)]

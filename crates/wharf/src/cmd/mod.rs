@@ -1,6 +1,7 @@
 pub mod bench;
 pub mod controller_manager;
 pub mod debug;
+pub mod elect;
 pub mod hollow;
 pub mod scheduler;
 pub mod server;

@@ -168,32 +168,63 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         api.local_addr.port(),
         api.kubeconfig.display()
     );
-    let scheduler = if args.disable_scheduler {
-        None
-    } else {
-        let client = super::client_from(&api.kubeconfig, None, "kube-scheduler").await?;
-        Some(tokio::spawn(scheduler::run(
-            client,
-            scheduler::Config::default(),
-        )))
+    // The scheduler and the controller manager each run only while holding
+    // their Lease (upstream's defaults), so several servers on one etcd never
+    // both schedule or both act. The identity is kept in the data directory:
+    // a restarted server renews its own Lease at once.
+    let identity = election::stable_identity(&args.data_dir.join("leader-identity"))
+        .context("the leader election identity")?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
     };
-    let controllers = if args.disable_controller_manager {
-        None
-    } else {
+    let mut components = Vec::new();
+    if !args.disable_scheduler {
+        let client = super::client_from(&api.kubeconfig, None, "kube-scheduler").await?;
+        let election = election::Config::upstream_defaults("kube-scheduler", identity.clone());
+        let work = client.clone();
+        components.push(tokio::spawn(super::elect::run(
+            client,
+            Some(election),
+            move || scheduler::run(work.clone(), scheduler::Config::default()),
+            stopped(),
+        )));
+    }
+    if !args.disable_controller_manager {
         let client = super::client_from(&api.kubeconfig, None, "kube-controller-manager").await?;
         let cfg = args.controllers.config(&args.cluster_cidr);
-        Some(controllers::start(client, cfg).context("starting the controllers")?)
-    };
+        // Checked once here, so that a bad CIDR fails the command at start.
+        controllers::start(client.clone(), cfg.clone())
+            .context("starting the controllers")?
+            .abort();
+        let election =
+            election::Config::upstream_defaults("kube-controller-manager", identity.clone());
+        let work = client.clone();
+        components.push(tokio::spawn(super::elect::run(
+            client,
+            Some(election),
+            move || super::controller_manager::run_controllers(work.clone(), cfg.clone()),
+            stopped(),
+        )));
+    }
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
     tracing::info!("shutting down");
-    if let Some(c) = controllers {
-        c.abort();
-    }
-    if let Some(s) = scheduler {
-        s.abort();
+    // Give the components a moment to release their Leases.
+    let _ = stop_tx.send(true);
+    for c in components {
+        let abort = c.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(2), c)
+            .await
+            .is_err()
+        {
+            abort.abort();
+        }
     }
     api.shutdown().await;
     Ok(())

@@ -1,6 +1,7 @@
 //! Leader election through a coordination.k8s.io Lease, as upstream's
-//! client-go leaderelection: only the holder runs the scheduler, so two
-//! schedulers never both bind.
+//! client-go leaderelection: only the holder runs its component, so two
+//! schedulers never both bind and two controller managers never both act
+//! (several `wharf server`s on one etcd, or standalone components).
 //!
 //! A candidate takes the Lease when it does not exist, names no holder, or
 //! has not changed for `leaseDurationSeconds` as measured on this
@@ -37,12 +38,13 @@ pub struct Config {
 }
 
 impl Config {
-    /// Upstream kube-scheduler's defaults: `kube-system/kube-scheduler`,
+    /// Upstream's defaults for the component whose Lease is
+    /// `kube-system/<name>` (`kube-scheduler`, `kube-controller-manager`):
     /// 15 s lease, 10 s renew deadline, 2 s retry.
-    pub fn scheduler_defaults(identity: String) -> Config {
+    pub fn upstream_defaults(name: &str, identity: String) -> Config {
         Config {
             namespace: "kube-system".into(),
-            name: "kube-scheduler".into(),
+            name: name.into(),
             identity,
             lease_duration: Duration::from_secs(15),
             renew_deadline: Duration::from_secs(10),
@@ -51,18 +53,40 @@ impl Config {
     }
 }
 
-/// `<hostname>_<uuid>`, as upstream's components name themselves.
+/// `<hostname>_<uuid>`, as upstream's components name themselves; a new
+/// uuid for every process.
 pub fn default_identity() -> String {
+    format!("{}_{}", hostname(), uuid::Uuid::new_v4())
+}
+
+/// `<hostname>_<uuid>` with the uuid kept in `file` (created on first use):
+/// the identity of the components `wharf server` runs, stable across its
+/// restarts, so that a restarted server renews its own Lease at once instead
+/// of waiting for it to expire.
+pub fn stable_identity(file: &std::path::Path) -> std::io::Result<String> {
+    let id = match std::fs::read_to_string(file) {
+        Ok(s) if uuid::Uuid::parse_str(s.trim()).is_ok() => s.trim().to_string(),
+        _ => {
+            let id = uuid::Uuid::new_v4().to_string();
+            let tmp = file.with_extension("tmp");
+            std::fs::write(&tmp, &id)?;
+            std::fs::rename(&tmp, file)?;
+            id
+        }
+    };
+    Ok(format!("{}_{id}", hostname()))
+}
+
+fn hostname() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::env::var("HOSTNAME"))
         .map(|h| h.trim().to_string())
         .unwrap_or_default();
-    let host = if host.is_empty() {
+    if host.is_empty() {
         "localhost".into()
     } else {
         host
-    };
-    format!("{host}_{}", uuid::Uuid::new_v4())
+    }
 }
 
 /// What this candidate last saw of the Lease, and when it saw it change.
@@ -238,7 +262,7 @@ where
             el.release().await;
             return;
         }
-        tracing::warn!(identity = %el.cfg.identity, "lost the lease; stopped scheduling");
+        tracing::warn!(identity = %el.cfg.identity, lease = %el.cfg.name, "lost the lease; stopped working");
     }
 }
 
@@ -253,11 +277,25 @@ mod tests {
         assert!(!host.is_empty());
         assert!(uuid::Uuid::parse_str(id).is_ok());
         assert_ne!(a, default_identity());
-        let c = Config::scheduler_defaults(a);
+        let c = Config::upstream_defaults("kube-scheduler", a);
         assert_eq!(
             (c.namespace.as_str(), c.name.as_str()),
             ("kube-system", "kube-scheduler")
         );
         assert!(c.lease_duration > c.renew_deadline && c.renew_deadline > c.retry_period);
+    }
+
+    #[test]
+    fn a_stable_identity_survives_a_restart() {
+        let dir = std::env::temp_dir().join(format!("wharf-election-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("identity");
+        let a = stable_identity(&file).unwrap();
+        assert_eq!(a, stable_identity(&file).unwrap());
+        std::fs::write(&file, "garbage").unwrap();
+        let b = stable_identity(&file).unwrap();
+        assert_ne!(a, b);
+        assert!(uuid::Uuid::parse_str(b.rsplit_once('_').unwrap().1).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
