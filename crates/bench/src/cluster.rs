@@ -19,6 +19,9 @@ use crate::apiserver::{call_ok, get, process_cpu, Server};
 
 /// Name prefix (and `hollow.wharf.dev/prefix` label) of the benchmark's nodes.
 pub const NODE_PREFIX: &str = "bench";
+/// The label the hollow nodes carry with their prefix (`hollow::node::
+/// PREFIX_LABEL`; the bench talks to the hollow process only through the API).
+const PREFIX_LABEL: &str = "hollow.wharf.dev/prefix";
 
 /// What each hollow node reports and how the hollow process behaves.
 #[derive(Clone, Debug, PartialEq)]
@@ -173,11 +176,13 @@ struct SlimNodeStatus {
     conditions: Vec<SlimCondition>,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 pub(crate) struct SlimCondition {
     #[serde(rename = "type")]
     pub(crate) type_: String,
     pub(crate) status: String,
+    #[serde(default)]
+    pub(crate) message: Option<String>,
 }
 
 /// How many of the nodes in a NodeList's JSON have `Ready=True`, and how many
@@ -207,15 +212,11 @@ pub(crate) async fn wait_nodes_ready(
     let start = Instant::now();
     // Registration is three requests per node, 32 in flight.
     let timeout = Duration::from_secs(60) + Duration::from_millis(20) * want as u32;
-    let uri = format!(
-        "/api/v1/nodes?labelSelector={}%3D{NODE_PREFIX}",
-        hollow::node::PREFIX_LABEL
-    );
-    let mut last = (0, 0);
+    let uri = format!("/api/v1/nodes?labelSelector={PREFIX_LABEL}%3D{NODE_PREFIX}");
     loop {
         hollow.ensure_running()?;
         let body = call_ok(client, get(&uri), "listing the nodes").await?;
-        last = ready_nodes(&body)?;
+        let last = ready_nodes(&body)?;
         if last.0 >= want {
             return Ok(start.elapsed());
         }

@@ -128,7 +128,7 @@ pub async fn run_deployment_bench(
                     "deployment",
                 )
                 .await?;
-                Ok(r)
+                Ok::<_, anyhow::Error>(r)
             }
             .await;
             hollow.stop();
@@ -317,6 +317,15 @@ async fn diagnose(
             out.push(format!("  not Ready: {l}"));
         }
     }
+    match crate::podwatch::spread(client, DEPLOY_NAMESPACE).await {
+        Ok((spread, message)) => {
+            out.push(format!("from a LIST: {spread}"));
+            if let Some(m) = message {
+                out.push(format!("a PodScheduled=False message: {m}"));
+            }
+        }
+        Err(e) => out.push(format!("pods: {e:#}")),
+    }
     match deployment(client).await {
         Ok(d) => out.push(format!("Deployment {}", d.describe())),
         Err(e) => out.push(format!("Deployment: {e:#}")),
@@ -328,6 +337,13 @@ async fn diagnose(
             Err(e) => out.push(format!("ReplicaSets: {e}")),
         },
         Err(e) => out.push(format!("ReplicaSets: {e:#}")),
+    }
+    // With WHARF_LOG=info,scheduler=debug the server logs every failed
+    // binding; count them.
+    let log = std::fs::read_to_string(server.log_path()).unwrap_or_default();
+    let failed: Vec<&str> = log.lines().filter(|l| l.contains("binding failed")).collect();
+    if !failed.is_empty() {
+        out.push(format!("server: {} failed bindings logged; first: {}", failed.len(), failed[0]));
     }
     for (who, (n, last)) in [
         ("server", warnings(server.log_path())),

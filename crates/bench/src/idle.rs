@@ -210,7 +210,7 @@ pub async fn run_idle_bench(cfg: &IdleBenchConfig, wharf_exe: &Path) -> Result<I
                 hollow.ensure_running()?;
                 let (rss_kib, _) = server.memory_kib()?;
                 eprintln!("[bench] idle:   {}", cpu.describe());
-                Ok(IdleReport {
+                Ok::<_, anyhow::Error>(IdleReport {
                     config: cfg.clone(),
                     rollout,
                     cpu,
