@@ -30,8 +30,7 @@ pub use report::{
 };
 pub(crate) use workload::{
     call, call_ok, contains, create_namespace, excerpt, get, make_pod, p50_p99, pod_json, pod_name,
-    post,
-    timed_tasks,
+    post, timed_tasks,
 };
 
 /// How many times the full LIST is timed; the median is reported.

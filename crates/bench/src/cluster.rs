@@ -317,7 +317,10 @@ impl Cpu {
 
     /// `server 1.23 + hollow 0.10 + bench 0.40 + rest 0.05 cores over 9.87 s`.
     pub fn describe(&self) -> String {
-        let c = |d| self.cores(d).map_or_else(|| "?".into(), |x| format!("{x:.2}"));
+        let c = |d| {
+            self.cores(d)
+                .map_or_else(|| "?".into(), |x| format!("{x:.2}"))
+        };
         format!(
             "server {} + hollow nodes {} + benchmark {} + rest of the machine {} cores over {:.2} s",
             c(self.server),

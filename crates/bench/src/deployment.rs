@@ -24,8 +24,8 @@ use crate::apiserver::{call, call_ok, create_namespace, excerpt, get, post, with
 use crate::cluster::{wait_nodes_ready, warnings, Cpu, Hollow, HollowSpec, Meter};
 use crate::podwatch::PodWatch;
 
-pub use report::DeploymentReport;
 pub(crate) use report::setup;
+pub use report::DeploymentReport;
 
 /// Namespace of the Deployment.
 pub const DEPLOY_NAMESPACE: &str = "wharf-bench-deploy";
@@ -144,7 +144,8 @@ pub async fn run_deployment_bench(
 /// The Deployment: `replicas` pods of a web server and a log shipper
 /// (25m CPU and 64Mi requested in all), rolling update.
 pub(crate) fn deployment_json(replicas: usize) -> Vec<u8> {
-    let labels = json!({ "app.kubernetes.io/name": DEPLOY_NAME, "app.kubernetes.io/component": "frontend" });
+    let labels =
+        json!({ "app.kubernetes.io/name": DEPLOY_NAME, "app.kubernetes.io/component": "frontend" });
     let env = |n: &str, v: &str| json!({ "name": n, "value": v });
     let body = json!({
         "apiVersion": "apps/v1",
@@ -333,7 +334,11 @@ async fn diagnose(
     let rs_path = format!("/apis/apps/v1/namespaces/{DEPLOY_NAMESPACE}/replicasets");
     match call_ok(client, get(&rs_path), "listing the ReplicaSets").await {
         Ok(body) => match serde_json::from_slice::<WorkloadList>(&body) {
-            Ok(l) => out.extend(l.items.iter().map(|r| format!("ReplicaSet {}", r.describe()))),
+            Ok(l) => out.extend(
+                l.items
+                    .iter()
+                    .map(|r| format!("ReplicaSet {}", r.describe())),
+            ),
             Err(e) => out.push(format!("ReplicaSets: {e}")),
         },
         Err(e) => out.push(format!("ReplicaSets: {e:#}")),
@@ -341,9 +346,16 @@ async fn diagnose(
     // With WHARF_LOG=info,scheduler=debug the server logs every failed
     // binding; count them.
     let log = std::fs::read_to_string(server.log_path()).unwrap_or_default();
-    let failed: Vec<&str> = log.lines().filter(|l| l.contains("binding failed")).collect();
+    let failed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("binding failed"))
+        .collect();
     if !failed.is_empty() {
-        out.push(format!("server: {} failed bindings logged; first: {}", failed.len(), failed[0]));
+        out.push(format!(
+            "server: {} failed bindings logged; first: {}",
+            failed.len(),
+            failed[0]
+        ));
     }
     for (who, (n, last)) in [
         ("server", warnings(server.log_path())),
@@ -425,7 +437,8 @@ pub(crate) async fn rollout(
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
     let cpu = before.until(&meter.sample());
-    let since = |t: Option<Instant>| t.map_or(Duration::ZERO, |t| t.saturating_duration_since(start));
+    let since =
+        |t: Option<Instant>| t.map_or(Duration::ZERO, |t| t.saturating_duration_since(start));
     let t = watch.lock();
     let r = Rollout {
         replicas,

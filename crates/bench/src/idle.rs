@@ -87,6 +87,19 @@ fn ms_per_sec(cpu: &Cpu, d: Option<Duration>) -> Option<f64> {
     cpu.cores(d).map(|c| c * 1000.0)
 }
 
+/// `server 18.0 + hollow nodes 5.0 + benchmark 0.0 + rest of the machine
+/// 1,980.0 ms/s`.
+fn per_sec(cpu: &Cpu) -> String {
+    let f = |d| ms_per_sec(cpu, d).map_or_else(|| "?".into(), |v| fmt_num(v, 1));
+    format!(
+        "server {} + hollow nodes {} + benchmark {} + rest of the machine {} ms/s",
+        f(cpu.server),
+        f(cpu.hollow),
+        f(cpu.bench),
+        f(cpu.rest())
+    )
+}
+
 impl IdleReport {
     fn rows(&self) -> Vec<Row> {
         let mut rows = Vec::new();
@@ -161,13 +174,14 @@ impl fmt::Display for IdleReport {
             f,
             "The Deployment was available {:.2} s after its create; {} s later the idle window began. Idle: \
              {:.1} s with nothing created, changed or deleted by the benchmark; CPU is user + system time of \
-             all threads from /proc/<pid>/stat at both ends: {}. The hollow nodes renew {} Leases every 10 s \
-             meanwhile, as kubelets do (the server's figure includes serving them); the benchmark's pod watch \
-             stays open and counts the pod events it reads.",
+             all threads from /proc/<pid>/stat at both ends, in 10 ms ticks (so the resolution is {:.1} ms/s): \
+             {}. The hollow nodes renew {} Leases every 10 s meanwhile, as kubelets do (the server's figure \
+             includes serving them); the benchmark's pod watch stays open and counts the pod events it reads.",
             self.rollout.available.as_secs_f64(),
             c.settle.as_secs(),
             self.cpu.wall.as_secs_f64(),
-            self.cpu.describe(),
+            10.0 / self.cpu.wall.as_secs_f64().max(1.0),
+            per_sec(&self.cpu),
             fmt_num(c.nodes as f64, 0)
         )?;
         writeln!(
@@ -209,7 +223,7 @@ pub async fn run_idle_bench(cfg: &IdleBenchConfig, wharf_exe: &Path) -> Result<I
                 server.ensure_running()?;
                 hollow.ensure_running()?;
                 let (rss_kib, _) = server.memory_kib()?;
-                eprintln!("[bench] idle:   {}", cpu.describe());
+                eprintln!("[bench] idle:   {}", per_sec(&cpu));
                 Ok::<_, anyhow::Error>(IdleReport {
                     config: cfg.clone(),
                     rollout,
@@ -267,9 +281,16 @@ mod tests {
         assert!(l.contains("10.0 ms/s") && l.contains("<= 20 ms/s"), "{l}");
         let l = line(&text, "server CPU while idle (cores)");
         assert!(l.contains("0.0100"), "{l}");
-        let l = line(&text, "hollow nodes' CPU while idle (ms per second, 100 nodes)");
+        let l = line(
+            &text,
+            "hollow nodes' CPU while idle (ms per second, 100 nodes)",
+        );
         assert!(l.contains("5.0 ms/s"), "{l}");
         assert!(text.contains("available 7.50 s after its create"), "{text}");
+        assert!(
+            text.contains("(so the resolution is 0.3 ms/s): server 10.0 + hollow nodes 5.0 + benchmark 0.1 + rest of the machine 89.9 ms/s"),
+            "{text}"
+        );
         assert!(text.contains("Goals met: 1 of 1."), "{text}");
 
         let r = report(900);

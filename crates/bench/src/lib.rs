@@ -36,11 +36,11 @@ pub use apiserver::{run_apiserver_bench, ApiBenchConfig, ApiReport};
 pub use deployment::{run_deployment_bench, DeploymentBenchConfig, DeploymentReport};
 pub use idle::{run_idle_bench, IdleBenchConfig, IdleReport};
 pub use patch::{run_patch_bench, PatchBenchConfig, PatchReport};
-pub use scheduler::{run_scheduler_bench, SchedulerBenchConfig, SchedulerReport};
 pub use report::{
     BackendResults, StoreReport, GOAL_COMPACTION_STALL, GOAL_CONCURRENT_WRITES_PER_SEC,
     GOAL_WATCH_P99,
 };
+pub use scheduler::{run_scheduler_bench, SchedulerBenchConfig, SchedulerReport};
 pub use stats::{median, percentile};
 
 /// Concurrent tasks doing point reads.

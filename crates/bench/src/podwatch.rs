@@ -60,7 +60,10 @@ struct PodStatus {
 
 impl SlimPod {
     fn bound(&self) -> bool {
-        self.spec.node_name.as_deref().is_some_and(|n| !n.is_empty())
+        self.spec
+            .node_name
+            .as_deref()
+            .is_some_and(|n| !n.is_empty())
     }
 
     fn running_ready(&self) -> bool {
@@ -371,7 +374,9 @@ mod tests {
         let at = |ms| t0 + Duration::from_millis(ms);
         let mut t = Tracker::new(2);
         let a0 = pod(r#"{"metadata":{"name":"a","resourceVersion":"1"},"spec":{}}"#);
-        let a1 = pod(r#"{"metadata":{"name":"a"},"spec":{"nodeName":"n1"},"status":{"phase":"Pending"}}"#);
+        let a1 = pod(
+            r#"{"metadata":{"name":"a"},"spec":{"nodeName":"n1"},"status":{"phase":"Pending"}}"#,
+        );
         let a2 = pod(
             r#"{"metadata":{"name":"a"},"spec":{"nodeName":"n1"},"status":{"phase":"Running",
             "conditions":[{"type":"Ready","status":"True"},{"type":"PodScheduled","status":"True"}]}}"#,
@@ -418,7 +423,10 @@ mod tests {
         .collect();
         let (text, msg) = spread_of(&pods);
         assert_eq!(text, "3 pods bound on 2 nodes, 1 to 2 per node");
-        assert_eq!(msg.as_deref(), Some("0/2 nodes are available: 2 Too many pods."));
+        assert_eq!(
+            msg.as_deref(),
+            Some("0/2 nodes are available: 2 Too many pods.")
+        );
         assert_eq!(spread_of(&[]).0, "0 pods bound on 0 nodes, 0 to 0 per node");
     }
 
@@ -428,7 +436,10 @@ mod tests {
             r#"{"metadata":{"name":"x","deletionTimestamp":"2026-01-01T00:00:00Z"},
             "status":{"phase":"Pending","conditions":[{"type":"PodScheduled","status":"False"}]}}"#,
         );
-        assert_eq!(p.state(), "Pending, unbound, terminating, PodScheduled=False");
+        assert_eq!(
+            p.state(),
+            "Pending, unbound, terminating, PodScheduled=False"
+        );
         assert_eq!(pod("{}").state(), "no phase, unbound");
     }
 }

@@ -328,7 +328,10 @@ mod tests {
         let text = r.to_string();
         assert!(r.all_goals_met(), "{text}");
         let l = line(&text, "pods/s, first create to all bound (500 nodes)");
-        assert!(l.contains("1,250") && l.contains(">= 1,000") && l.ends_with("yes"), "{l}");
+        assert!(
+            l.contains("1,250") && l.contains(">= 1,000") && l.ends_with("yes"),
+            "{l}"
+        );
         let l = line(&text, "pods/s, first create to all bound (5,000 nodes)");
         assert!(l.contains("500") && l.contains(">= 400"), "{l}");
         let l = line(&text, "pods/s once all pods existed (5,000 nodes)");
@@ -352,7 +355,10 @@ mod tests {
         let l = line(&text, "pods/s, first create to all bound (50 nodes)");
         assert!(l.trim_end().ends_with('-'), "{l}");
         assert!(!text.contains("pods/s once all pods existed (50 nodes)"));
-        assert!(text.contains("the scheduler had kept up (9,990 bound"), "{text}");
+        assert!(
+            text.contains("the scheduler had kept up (9,990 bound"),
+            "{text}"
+        );
         assert!(text.contains("Goals met: 0 of 1."), "{text}");
     }
 }
