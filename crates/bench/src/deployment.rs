@@ -487,7 +487,7 @@ mod tests {
             v["spec"]["template"]["metadata"]["labels"]
         );
         let d: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(v).unwrap();
-        assert_eq!(d.spec.unwrap().template.spec.unwrap().containers.len(), 2);
+        assert_eq!(d.spec.template.spec.unwrap().containers.len(), 2);
     }
 
     #[test]

@@ -245,7 +245,7 @@ async fn one_run(
         latencies.push(bound.saturating_duration_since(acked));
     }
     let bound_times: Vec<Instant> = t.pods.values().filter_map(|s| s.bound).collect();
-    Ok(NodeRun::measure(
+    let mut run = NodeRun::measure(
         nodes,
         cfg.pods,
         start,
@@ -255,5 +255,11 @@ async fn one_run(
         latencies,
         cpu,
         ready_after,
-    ))
+    );
+    run.failed_bindings = std::fs::read_to_string(server.log_path())
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("binding failed"))
+        .count();
+    Ok(run)
 }

@@ -55,6 +55,9 @@ pub struct NodeRun {
     pub cpu: Cpu,
     /// How long the nodes took to register and become Ready.
     pub nodes_ready_after: Duration,
+    /// Failed bindings in the server's log by the end of the span (the
+    /// scheduler logs them at debug level only: `WHARF_LOG=info,scheduler=debug`).
+    pub failed_bindings: usize,
 }
 
 impl NodeRun {
@@ -83,6 +86,7 @@ impl NodeRun {
             latency_p99,
             cpu,
             nodes_ready_after,
+            failed_bindings: 0,
         }
     }
 
@@ -172,9 +176,18 @@ impl NodeRun {
                 self.tail.as_secs_f64()
             ),
         };
+        let failed = if self.failed_bindings > 0 {
+            format!(
+                " The server logged {} failed bindings (a 409 means the pod was bound already: the \
+                 scheduler placed it twice).",
+                fmt_num(self.failed_bindings as f64, 0)
+            )
+        } else {
+            String::new()
+        };
         format!(
             "{} nodes (Ready {:.1} s after the hollow process started): {} pods bound {:.2} s after the first \
-             create; the creates took {:.2} s, and {backlog}. CPU over the span: {}.",
+             create; the creates took {:.2} s, and {backlog}. CPU over the span: {}.{failed}",
             fmt_num(self.nodes as f64, 0),
             self.nodes_ready_after.as_secs_f64(),
             fmt_num(self.pods as f64, 0),

@@ -172,7 +172,8 @@ pub async fn run(client: Client, cfg: Config) -> Result<()> {
     let nodes = tokio::spawn(watch_nodes(shared.clone()));
     let _guard = AbortOnDrop(vec![leases, statuses, nodes]);
     if !shared.cfg.run_pods {
-        return Ok(std::future::pending::<()>().await);
+        // Leases and statuses go on in their tasks until the future is dropped.
+        std::future::pending::<()>().await;
     }
     watch_pods(shared).await
 }
