@@ -156,9 +156,12 @@ mod tests {
         let text = r.to_string();
         assert!(r.all_goals_met(), "{text}");
         let l = line(&text, "create to 3,000 pods Running and Ready (s)");
-        assert!(l.contains("14.00 s"), "{l}");
+        assert!(l.contains("| 14.00 |"), "{l}");
         let l = line(&text, "create to Deployment 3,000/3,000 available (s)");
-        assert!(l.contains("15.00 s") && l.trim_end().ends_with('-'), "{l}");
+        assert!(
+            l.contains("| 15.00 |") && l.trim_end().ends_with('-'),
+            "{l}"
+        );
         let l = line(&text, "pods Running and Ready per second");
         assert!(l.contains(" 200 "), "{l}");
         assert!(text.contains("with 100 nodes"), "{text}");

@@ -278,14 +278,14 @@ mod tests {
         let text = r.to_string();
         assert!(r.all_goals_met(), "{text}");
         let l = line(&text, "server CPU while idle (ms per second)");
-        assert!(l.contains("10.0 ms/s") && l.contains("<= 20 ms/s"), "{l}");
+        assert!(l.contains("|   10.0 |") && l.contains("<= 20 ms/s"), "{l}");
         let l = line(&text, "server CPU while idle (cores)");
         assert!(l.contains("0.0100"), "{l}");
         let l = line(
             &text,
             "hollow nodes' CPU while idle (ms per second, 100 nodes)",
         );
-        assert!(l.contains("5.0 ms/s"), "{l}");
+        assert!(l.contains("|    5.0 |"), "{l}");
         assert!(text.contains("available 7.50 s after its create"), "{text}");
         assert!(
             text.contains("(so the resolution is 0.3 ms/s): server 10.0 + hollow nodes 5.0 + benchmark 0.1 + rest of the machine 84.9 ms/s"),

@@ -353,7 +353,7 @@ mod tests {
         assert!(text.contains("Goals met: 2 of 2."), "{text}");
         assert!(text.contains("do not start pods"), "{text}");
         assert!(
-            text.contains("server 1.00 + hollow nodes 0.13 + benchmark 0.25"),
+            text.contains("server 1.00 + hollow nodes 0.12 + benchmark 0.25"),
             "{text}"
         );
     }
