@@ -29,7 +29,8 @@ pub use report::{
     GOAL_LIST, GOAL_WATCH_P99,
 };
 pub(crate) use workload::{
-    call, contains, create_namespace, excerpt, get, make_pod, p50_p99, post, timed_tasks,
+    call, call_ok, contains, create_namespace, excerpt, get, make_pod, p50_p99, pod_json, pod_name,
+    post, timed_tasks,
 };
 
 /// How many times the full LIST is timed; the median is reported.
@@ -136,6 +137,30 @@ pub(crate) async fn with_server<T>(
     prefix: &str,
     body: impl AsyncFnOnce(&kube::Client, &mut Server) -> Result<T>,
 ) -> Result<T> {
+    // The API server alone: with no nodes, the scheduler would answer every
+    // benchmark pod with a status patch and an event, and the controllers
+    // would act on the benchmark's objects (a Deployment patched with a new
+    // image rolls out a new ReplicaSet each time).
+    with_server_flags(
+        wharf_exe,
+        work_dir,
+        prefix,
+        &["--disable-scheduler", "--disable-controller-manager"],
+        body,
+    )
+    .await
+}
+
+/// [`with_server`] with these flags after the common ones (the data
+/// directory, port, loopback addresses and `--disable-agent`): which of the
+/// scheduler and controller manager run.
+pub(crate) async fn with_server_flags<T>(
+    wharf_exe: &Path,
+    work_dir: Option<&Path>,
+    prefix: &str,
+    flags: &[&str],
+    body: impl AsyncFnOnce(&kube::Client, &mut Server) -> Result<T>,
+) -> Result<T> {
     let dir = {
         let mut b = tempfile::Builder::new();
         b.prefix(prefix);
@@ -148,7 +173,7 @@ pub(crate) async fn with_server<T>(
         }
         .context("creating a temporary directory for the server")?
     };
-    let mut server = Server::start(wharf_exe, dir.path())?;
+    let mut server = Server::start(wharf_exe, dir.path(), flags)?;
     let result = async {
         let client = server.wait_ready().await?;
         body(&client, &mut server).await
@@ -179,7 +204,7 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    fn start(wharf_exe: &Path, dir: &Path) -> Result<Server> {
+    fn start(wharf_exe: &Path, dir: &Path, flags: &[&str]) -> Result<Server> {
         let data_dir = dir.join("data");
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("creating {}", data_dir.display()))?;
@@ -197,12 +222,7 @@ impl Server {
             .args(["--bind-address", "127.0.0.1"])
             .args(["--advertise-address", "127.0.0.1"])
             .arg("--disable-agent")
-            // The API server alone: with no nodes, the scheduler would answer
-            // every benchmark pod with a status patch and an event, and the
-            // controllers would act on the benchmark's objects (a Deployment
-            // patched with a new image rolls out a new ReplicaSet each time).
-            .arg("--disable-scheduler")
-            .arg("--disable-controller-manager")
+            .args(flags)
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err));
@@ -293,7 +313,7 @@ impl Server {
         Ok(client)
     }
 
-    fn ensure_running(&mut self) -> Result<()> {
+    pub(crate) fn ensure_running(&mut self) -> Result<()> {
         if self.guard.is_running() {
             Ok(())
         } else {
@@ -333,8 +353,23 @@ impl Server {
         self.port
     }
 
+    /// The server's PID.
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The admin kubeconfig the server wrote.
+    pub(crate) fn kubeconfig(&self) -> PathBuf {
+        self.data_dir.join("kubeconfig.yaml")
+    }
+
+    /// The server's output so far.
+    pub(crate) fn log_path(&self) -> &Path {
+        &self.log
+    }
+
     /// The last `n` lines of the server's output.
-    fn log_tail(&self, n: usize) -> String {
+    pub(crate) fn log_tail(&self, n: usize) -> String {
         let Ok(text) = std::fs::read_to_string(&self.log) else {
             return String::new();
         };
@@ -363,7 +398,8 @@ fn stat_cpu(stat: &str) -> Option<Duration> {
     Some(Duration::from_millis((utime + stime) * 1000 / USER_HZ))
 }
 
-fn process_cpu(pid: &str) -> Option<Duration> {
+/// CPU time of process `pid` (or `self`), all threads.
+pub(crate) fn process_cpu(pid: &str) -> Option<Duration> {
     stat_cpu(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
@@ -380,6 +416,11 @@ fn machine_busy(proc_stat: &str) -> Option<Duration> {
     // user nice system idle iowait irq softirq steal [guest guest_nice]
     let busy = v.get(..8)?.iter().sum::<u64>() - v[3] - v[4];
     Some(Duration::from_millis(busy * 1000 / USER_HZ))
+}
+
+/// Busy CPU time of the whole machine so far.
+pub(crate) fn machine_cpu() -> Option<Duration> {
+    machine_busy(&std::fs::read_to_string("/proc/stat").ok()?)
 }
 
 /// Samples the CPU time of the server and of the benchmark process.
@@ -403,9 +444,7 @@ impl CpuMeter {
             at: Instant::now(),
             server: process_cpu(&self.server_pid.to_string()),
             client: process_cpu("self"),
-            machine: std::fs::read_to_string("/proc/stat")
-                .ok()
-                .and_then(|s| machine_busy(&s)),
+            machine: machine_cpu(),
         }
     }
 }

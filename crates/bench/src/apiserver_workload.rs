@@ -343,7 +343,7 @@ fn pods_path() -> String {
     format!("/api/v1/namespaces/{POD_NAMESPACE}/pods")
 }
 
-fn pod_name(i: usize) -> String {
+pub(crate) fn pod_name(i: usize) -> String {
     format!("bench-web-{i:05}")
 }
 
@@ -484,7 +484,7 @@ pub(crate) fn make_pod(i: usize) -> Pod {
     }
 }
 
-fn pod_json(i: usize) -> Vec<u8> {
+pub(crate) fn pod_json(i: usize) -> Vec<u8> {
     let mut v = serde_json::to_value(make_pod(i)).expect("a pod serializes");
     let obj = v.as_object_mut().expect("a pod is an object");
     obj.insert("apiVersion".into(), "v1".into());

@@ -6,11 +6,21 @@
 //! table comparing the two. Progress goes to stderr as each phase runs.
 //!
 //! The caller provides the tokio runtime; it should be multi-threaded.
+//!
+//! The other suites start `wharf server` as a child process: [`apiserver`]
+//! and [`patch`] the API server alone; [`scheduler`], [`deployment`] and
+//! [`idle`] with the scheduler (and controllers) and hollow nodes
+//! ([`cluster`]) in another child process.
 
 pub mod apiserver;
+pub mod cluster;
+pub mod deployment;
 mod h2;
+pub mod idle;
 pub mod patch;
+mod podwatch;
 mod report;
+pub mod scheduler;
 mod stats;
 mod tasks;
 mod workload;
@@ -24,11 +34,14 @@ use store::{EtcdStore, SqliteStore, StoreOptions};
 use test_support::etcd::EtcdCluster;
 
 pub use apiserver::{run_apiserver_bench, ApiBenchConfig, ApiReport};
+pub use deployment::{run_deployment_bench, DeploymentBenchConfig, DeploymentReport};
+pub use idle::{run_idle_bench, IdleBenchConfig, IdleReport};
 pub use patch::{run_patch_bench, PatchBenchConfig, PatchReport};
 pub use report::{
     BackendResults, StoreReport, GOAL_COMPACTION_STALL, GOAL_CONCURRENT_WRITES_PER_SEC,
     GOAL_WATCH_P99,
 };
+pub use scheduler::{run_scheduler_bench, SchedulerBenchConfig, SchedulerReport};
 pub use stats::{median, percentile};
 
 /// Concurrent tasks doing point reads.

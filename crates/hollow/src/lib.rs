@@ -76,6 +76,10 @@ pub struct Config {
     pub status_every: Duration,
     /// Requests in flight at most.
     pub concurrency: usize,
+    /// Whether the nodes take their pods to Running and finish their
+    /// deletions. Off, they only keep their Nodes and Leases fresh, as
+    /// upstream's scheduler_perf nodes (no kubelet) would.
+    pub run_pods: bool,
 }
 
 impl Default for Config {
@@ -94,6 +98,7 @@ impl Default for Config {
             renew_every: Duration::from_secs(10),
             status_every: Duration::from_secs(300),
             concurrency: 32,
+            run_pods: true,
         }
     }
 }
@@ -170,6 +175,10 @@ pub async fn run(client: Client, cfg: Config) -> Result<()> {
     let statuses = tokio::spawn(post_statuses(shared.clone()));
     let nodes = tokio::spawn(watch_nodes(shared.clone()));
     let _guard = AbortOnDrop(vec![leases, statuses, nodes]);
+    if !shared.cfg.run_pods {
+        // Leases and statuses go on in their tasks until the future is dropped.
+        std::future::pending::<()>().await;
+    }
     watch_pods(shared).await
 }
 

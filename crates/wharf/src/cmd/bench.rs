@@ -19,6 +19,12 @@ enum Suite {
     Apiserver(ApiArgs),
     /// The API server's PATCH throughput over HTTPS: strategic merge and server-side apply on Deployments.
     Patch(PatchArgs),
+    /// Scheduler throughput: pending pods bound per second on hollow nodes (500 and 5,000 by default).
+    Scheduler(SchedulerArgs),
+    /// A Deployment of 3,000 replicas on hollow nodes, from its create until all are available.
+    Deployment(DeploymentArgs),
+    /// The control plane's CPU while idle, with 1,000 pods running on hollow nodes.
+    Idle(IdleArgs),
 }
 
 #[derive(Args, Debug)]
@@ -99,6 +105,89 @@ struct PatchArgs {
     check_goals: bool,
 }
 
+#[derive(Args, Debug)]
+struct SchedulerArgs {
+    /// Node counts, one run each with a fresh server (default: 500 and 5000).
+    #[arg(long, value_delimiter = ',')]
+    nodes: Vec<usize>,
+    /// Pods created per run.
+    #[arg(long)]
+    pods: Option<usize>,
+    /// Concurrent creating clients.
+    #[arg(long)]
+    clients: Option<usize>,
+    /// Let the hollow nodes take bound pods to Running during the measured span.
+    #[arg(long)]
+    run_pods: bool,
+    /// Seconds a run may take from the first create until all pods are bound.
+    #[arg(long)]
+    timeout_secs: Option<u64>,
+    /// Where the server's data directory goes (default: the system temp dir).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Exit non-zero if a goal is missed.
+    #[arg(long)]
+    check_goals: bool,
+}
+
+#[derive(Args, Debug)]
+struct DeploymentArgs {
+    /// Replicas of the Deployment.
+    #[arg(long)]
+    replicas: Option<usize>,
+    /// Hollow nodes (110 pods each).
+    #[arg(long)]
+    nodes: Option<usize>,
+    /// Seconds the rollout may take.
+    #[arg(long)]
+    timeout_secs: Option<u64>,
+    /// Where the server's data directory goes (default: the system temp dir).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Exit non-zero if a goal is missed.
+    #[arg(long)]
+    check_goals: bool,
+}
+
+#[derive(Args, Debug)]
+struct IdleArgs {
+    /// Pods running (replicas of one Deployment) while idle.
+    #[arg(long)]
+    pods: Option<usize>,
+    /// Hollow nodes (110 pods each).
+    #[arg(long)]
+    nodes: Option<usize>,
+    /// Seconds to wait after the rollout before measuring.
+    #[arg(long)]
+    settle_secs: Option<u64>,
+    /// Seconds of idle measured.
+    #[arg(long)]
+    idle_secs: Option<u64>,
+    /// Seconds the rollout may take.
+    #[arg(long)]
+    timeout_secs: Option<u64>,
+    /// Where the server's data directory goes (default: the system temp dir).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Exit non-zero if a goal is missed.
+    #[arg(long)]
+    check_goals: bool,
+}
+
+fn secs(field: &mut std::time::Duration, v: Option<u64>) {
+    if let Some(v) = v {
+        *field = std::time::Duration::from_secs(v);
+    }
+}
+
+fn finish(report: impl std::fmt::Display, met: bool, check_goals: bool) -> anyhow::Result<()> {
+    println!("{report}");
+    if check_goals && !met {
+        anyhow::bail!("some goals were missed");
+    }
+    Ok(())
+}
+
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.suite {
         Suite::Store(a) => {
@@ -164,6 +253,45 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 anyhow::bail!("some goals were missed");
             }
             Ok(())
+        }
+        Suite::Scheduler(a) => {
+            let mut cfg = bench::SchedulerBenchConfig::default();
+            if !a.nodes.is_empty() {
+                cfg.nodes = a.nodes;
+            }
+            cfg.pods = a.pods.unwrap_or(cfg.pods);
+            cfg.clients = a.clients.unwrap_or(cfg.clients);
+            cfg.run_pods = a.run_pods;
+            secs(&mut cfg.timeout, a.timeout_secs);
+            cfg.work_dir = a.work_dir;
+            let exe = std::env::current_exe().context("locating the wharf executable")?;
+            let report = bench::run_scheduler_bench(&cfg, &exe).await?;
+            let met = report.all_goals_met();
+            finish(report, met, a.check_goals)
+        }
+        Suite::Deployment(a) => {
+            let mut cfg = bench::DeploymentBenchConfig::default();
+            cfg.replicas = a.replicas.unwrap_or(cfg.replicas);
+            cfg.nodes = a.nodes.unwrap_or(cfg.nodes);
+            secs(&mut cfg.timeout, a.timeout_secs);
+            cfg.work_dir = a.work_dir;
+            let exe = std::env::current_exe().context("locating the wharf executable")?;
+            let report = bench::run_deployment_bench(&cfg, &exe).await?;
+            let met = report.all_goals_met();
+            finish(report, met, a.check_goals)
+        }
+        Suite::Idle(a) => {
+            let mut cfg = bench::IdleBenchConfig::default();
+            cfg.pods = a.pods.unwrap_or(cfg.pods);
+            cfg.nodes = a.nodes.unwrap_or(cfg.nodes);
+            secs(&mut cfg.settle, a.settle_secs);
+            secs(&mut cfg.window, a.idle_secs);
+            secs(&mut cfg.timeout, a.timeout_secs);
+            cfg.work_dir = a.work_dir;
+            let exe = std::env::current_exe().context("locating the wharf executable")?;
+            let report = bench::run_idle_bench(&cfg, &exe).await?;
+            let met = report.all_goals_met();
+            finish(report, met, a.check_goals)
         }
     }
 }

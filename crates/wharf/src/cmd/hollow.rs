@@ -48,6 +48,10 @@ pub struct HollowArgs {
     /// Requests in flight at most.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
+    /// Leave pods alone (no status, no finished deletions): only Nodes and
+    /// Leases, as for a scheduler benchmark.
+    #[arg(long)]
+    pub ignore_pods: bool,
 }
 
 pub async fn run(args: HollowArgs) -> anyhow::Result<()> {
@@ -67,6 +71,7 @@ pub async fn run(args: HollowArgs) -> anyhow::Result<()> {
         renew_every: Duration::from_secs(args.renew_interval_seconds.max(1)),
         status_every: Duration::from_secs(args.status_interval_seconds.max(1)),
         concurrency: args.concurrency.max(1),
+        run_pods: !args.ignore_pods,
     };
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
