@@ -233,9 +233,14 @@ impl State {
             Input::Class(ev) => self.class_event(*ev),
             Input::Bound(Ok(_)) => {}
             Input::Bound(Err(pod)) => {
-                // The assumption was wrong: forget it and try again later.
-                self.unplace(&uid(&pod));
-                self.queue.push_backoff(*pod);
+                // The assumption was wrong: forget it and try again later,
+                // unless the watch has meanwhile seen the pod bound (or
+                // gone), which settled it.
+                let id = uid(&pod);
+                if self.queue.in_flight(&id) {
+                    self.unplace(&id);
+                    self.queue.push_backoff(*pod);
+                }
             }
         }
     }
@@ -355,6 +360,9 @@ impl State {
                     self.queue.cluster_changed();
                 }
             } else if self.index.get(&id).is_none_or(|x| x.node != node) {
+                // Bound where we did not assume (another scheduler, or a
+                // nodeName set at creation): move its requests there.
+                self.unplace(&id);
                 let request = plugins::request_of(&p);
                 self.place(id, node, request, Arc::new(p));
                 self.queue.pod_placed();
@@ -374,8 +382,12 @@ impl State {
             }
             return;
         }
-        if self.ours(&p) && !self.index.contains(&id) {
-            self.queue.push(p);
+        if self.ours(&p) {
+            // A pod placed here and not yet seen bound has its binding in
+            // flight: it stays in the queue as it is.
+            if !self.index.contains(&id) {
+                self.queue.push(p);
+            }
         } else {
             self.queue.remove(&id);
         }
@@ -424,7 +436,10 @@ async fn bind_pool(
                 let out = match res {
                     Ok(()) => Ok(uid(&pod)),
                     Err(e) => {
-                        let gone = matches!(&e, kube::Error::Api(s) if s.code == 404);
+                        // 404: the pod is gone; 409: it is already bound
+                        // (the watch will say where). Either way there is
+                        // nothing to retry.
+                        let gone = matches!(&e, kube::Error::Api(s) if s.code == 404 || s.code == 409);
                         tracing::debug!(pod = ?pod.metadata.name, node, error = %e, "binding failed");
                         if gone {
                             Ok(uid(&pod))

@@ -22,6 +22,11 @@ enum Where {
     BackingOff(Instant),
     /// Waiting for a change since this time.
     Parked(Instant),
+    /// Popped and placed: its binding is in flight. Only the binding's
+    /// failure, the pod's deletion or the watch seeing it bound moves it on;
+    /// a cluster change does not make it eligible again (that would schedule
+    /// it twice).
+    InFlight,
 }
 
 struct Entry {
@@ -128,6 +133,13 @@ impl Queue {
         );
     }
 
+    /// Whether the pod was popped and its binding has not been settled.
+    pub fn in_flight(&self, id: &str) -> bool {
+        self.entries
+            .get(id)
+            .is_some_and(|e| matches!(e.at, Where::InFlight))
+    }
+
     /// The pod's binding failed: retry after its backoff.
     pub fn push_backoff(&mut self, pod: Pod) {
         let id = uid(&pod);
@@ -175,7 +187,7 @@ impl Queue {
             .filter(|(_, e)| match e.at {
                 Where::BackingOff(t) => t <= now,
                 Where::Parked(t) => t + PARKED_AT_MOST <= now,
-                Where::Active(_) => false,
+                Where::Active(_) | Where::InFlight => false,
             })
             .map(|(k, _)| k.clone())
             .collect();
@@ -194,7 +206,7 @@ impl Queue {
                 .is_some_and(|e| matches!(e.at, Where::Active(s) if s == seq));
             if current {
                 let e = self.entries.get_mut(&id).expect("checked above");
-                e.at = Where::Parked(Instant::now());
+                e.at = Where::InFlight;
                 return Some(e.pod.clone());
             }
         }
@@ -215,6 +227,7 @@ impl Queue {
                 }
                 Where::BackingOff(t) => t,
                 Where::Parked(t) => t + PARKED_AT_MOST,
+                Where::InFlight => continue,
             };
             let d = at.saturating_duration_since(now);
             soonest = Some(soonest.map_or(d, |s| s.min(d)));
@@ -298,6 +311,33 @@ mod tests {
         tokio::time::advance(Duration::from_millis(1001)).await;
         assert_eq!(name(q.pop()).as_deref(), Some("a"));
         assert_eq!(name(q.pop()), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pod_being_bound_is_never_handed_out_again() {
+        // Nodes post status all the time; those changes wake parked pods,
+        // never one whose binding is in flight (it would be placed twice).
+        let mut q = Queue::default();
+        q.push(pod("a", 0));
+        assert_eq!(name(q.pop()).as_deref(), Some("a"));
+        assert!(q.in_flight("a"));
+        for _ in 0..3 {
+            q.cluster_changed();
+            q.pod_placed();
+            q.push(pod("a", 0));
+            tokio::time::advance(PARKED_AT_MOST + Duration::from_secs(1)).await;
+            assert_eq!(name(q.pop()), None);
+        }
+        assert_eq!(q.next_ready_in(), None);
+        // A failed binding puts it back after its backoff; the watch seeing
+        // it bound takes it out.
+        q.push_backoff(pod("a", 0));
+        assert!(!q.in_flight("a"));
+        tokio::time::advance(Duration::from_millis(1001)).await;
+        assert_eq!(name(q.pop()).as_deref(), Some("a"));
+        q.remove("a");
+        assert!(!q.in_flight("a"));
+        assert_eq!(q.next_ready_in(), None);
     }
 
     #[tokio::test(start_paused = true)]
