@@ -20,6 +20,9 @@ struct Resolved {
 
 const DEFAULT_POLICY: &str = "PreemptLowerPriority";
 
+/// How a class marked as the global default reads in its stored JSON.
+const GLOBAL_DEFAULT: &[u8] = b"\"globalDefault\":true";
+
 fn resolved(class: Option<String>, pc: &Value) -> Resolved {
     Resolved {
         class,
@@ -87,7 +90,17 @@ impl Registry {
             .to_string();
         let r = if class.is_empty() {
             let (entries, _) = self.cache.list(&info.key_prefix());
-            let classes: Vec<Value> = entries.iter().map(|e| e.value()).collect();
+            // Only a class marked globalDefault can apply; most clusters
+            // have none, so most pod creates decode no class at all.
+            let classes: Vec<Value> = entries
+                .iter()
+                .filter(|e| {
+                    e.raw
+                        .windows(GLOBAL_DEFAULT.len())
+                        .any(|w| w == GLOBAL_DEFAULT)
+                })
+                .map(|e| e.value())
+                .collect();
             match global_default(&classes) {
                 Some(pc) => resolved(pc["metadata"]["name"].as_str().map(str::to_string), pc),
                 None => Resolved {
