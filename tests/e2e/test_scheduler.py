@@ -65,3 +65,30 @@ def test_unschedulable_pods_say_why_and_are_retried_on_change(cluster):
     k("label", "node", "hs-1", "pool=late")
     wait_for("waiting bound after the label", lambda: node_of(k, "waiting") == "hs-1", timeout=20)
     assert node_of(k, "huge") is None
+
+
+def test_pods_created_while_the_scheduler_is_down_are_bound_when_it_returns():
+    """Pods wait unbound while no scheduler runs, and a scheduler that starts
+    (or comes back) binds them within seconds: it lists what is pending."""
+    import subprocess
+
+    from conftest import WHARF
+    with hollow_cluster("sched-down", 2, "sd", server_args=["--disable-scheduler"]) as (s, k):
+        k("create", "deployment", "web", "--image=nginx:1.27", "--replicas=6")
+        wait_for("6 pods created", lambda: len(k.json("get", "pods", "-l", "app=web")["items"]) == 6)
+        time.sleep(2)
+        pods = k.json("get", "pods", "-l", "app=web")["items"]
+        assert all(not p["spec"].get("nodeName") for p in pods), "bound with no scheduler running"
+        log = open(s.data_dir / "scheduler.log", "ab")
+        sched = subprocess.Popen([WHARF, "scheduler", "--kubeconfig", str(s.kubeconfig)],
+                                 stdout=log, stderr=subprocess.STDOUT)
+        try:
+            started = time.time()
+            wait_for("all 6 bound", lambda: all(
+                p["spec"].get("nodeName") for p in k.json("get", "pods", "-l", "app=web")["items"]), timeout=20)
+            assert time.time() - started < 10
+            k("rollout", "status", "deployment/web", "--timeout=30s", timeout=40)
+        finally:
+            sched.terminate()
+            sched.wait(timeout=10)
+            log.close()
