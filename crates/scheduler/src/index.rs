@@ -108,6 +108,9 @@ pub enum Matcher {
     /// Pods whose controller is this owner (by uid): the system default
     /// spreading's stand-in for "the selector of the pod's ReplicaSet".
     Owner(String),
+    /// Pods the inner matcher selects that are not terminating: topology
+    /// spread does not count pods being deleted, as upstream.
+    Live(Box<Matcher>),
 }
 
 impl Matcher {
@@ -116,12 +119,14 @@ impl Matcher {
         match self {
             Matcher::All(ts) => ts.iter().all(|t| t.matches(p)),
             Matcher::Owner(uid) => controller_uid(p) == Some(uid.as_str()),
+            Matcher::Live(m) => p.metadata.deletion_timestamp.is_none() && m.matches(p),
         }
     }
 
     fn key(&self) -> String {
         match self {
             Matcher::Owner(uid) => format!("owner:{uid}"),
+            Matcher::Live(m) => format!("live:{}", m.key()),
             Matcher::All(ts) => {
                 let parts: Vec<String> = ts
                     .iter()
@@ -331,6 +336,28 @@ mod tests {
         let c = idx.counts(&app("web"));
         assert_eq!((c.get("n2"), c.get("n3")), (None, Some(&1)));
         assert_eq!(idx.on_node("n3").count(), 1);
+    }
+
+    #[test]
+    fn live_matchers_skip_terminating_pods() {
+        let mut idx = Index::default();
+        idx.add(
+            "a".into(),
+            placed("n1", "default", json!({"app": "web"}), None),
+        );
+        let mut going = placed("n1", "default", json!({"app": "web"}), None);
+        let mut pod = (*going.pod).clone();
+        pod.metadata.deletion_timestamp =
+            Some(serde_json::from_value(json!("2026-01-01T00:00:00Z")).unwrap());
+        going.pod = Arc::new(pod);
+        idx.add("b".into(), going);
+        let live = Matcher::Live(Box::new(app("web")));
+        assert_eq!(idx.counts(&app("web")).get("n1"), Some(&2));
+        assert_eq!(idx.counts(&live).get("n1"), Some(&1));
+        // The table follows later placements too.
+        idx.remove("a");
+        assert_eq!(idx.counts(&live).get("n1"), None);
+        assert_eq!(idx.counts(&app("web")).get("n1"), Some(&1));
     }
 
     #[test]

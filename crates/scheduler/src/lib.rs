@@ -367,11 +367,14 @@ impl State {
                 self.place(id, node, request, Arc::new(p));
                 self.queue.pod_placed();
             } else {
-                // Labels may have changed: affinity and spread count them.
-                let changed = self
-                    .index
-                    .get(&id)
-                    .is_some_and(|x| x.pod.metadata.labels != p.metadata.labels);
+                // Labels may have changed (affinity and spread count them),
+                // or the pod may have begun terminating (spread stops
+                // counting it).
+                let changed = self.index.get(&id).is_some_and(|x| {
+                    x.pod.metadata.labels != p.metadata.labels
+                        || x.pod.metadata.deletion_timestamp.is_some()
+                            != p.metadata.deletion_timestamp.is_some()
+                });
                 if changed {
                     let request = plugins::request_of(&p);
                     self.unplace(&id);

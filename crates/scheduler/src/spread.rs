@@ -64,7 +64,7 @@ impl Constraints {
                         max_skew: skew,
                         key: key.into(),
                         hard: false,
-                        matcher: Matcher::Owner(owner.to_string()),
+                        matcher: Matcher::Live(Box::new(Matcher::Owner(owner.to_string()))),
                         min_domains: 1,
                         honor_affinity: true,
                         honor_taints: false,
@@ -127,10 +127,10 @@ fn constraint(pod: &Pod, c: &TopologySpreadConstraint) -> Constraint {
         }
         s
     });
-    let matcher = Matcher::All(vec![Term {
+    let matcher = Matcher::Live(Box::new(Matcher::All(vec![Term {
         ns: NsScope::Set(BTreeSet::from([ns])),
         selector,
-    }]);
+    }])));
     Constraint {
         max_skew: c.max_skew.max(1) as i64,
         key: c.topology_key.clone(),
