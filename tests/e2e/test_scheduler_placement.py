@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -179,6 +180,37 @@ def test_a_high_priority_pod_preempts_a_low_priority_one(cluster):
     assert events[0]["involvedObject"]["name"] not in left
     k("delete", "namespace", ns, "--wait=false")
     k("delete", "priorityclass", "low", "high", "high-polite")
+
+
+def test_preemption_spares_pods_a_disruption_budget_protects(cluster):
+    """Of two nodes whose pods could make room, preemption picks the one whose
+    victim no PodDisruptionBudget protects, even though the protected pod
+    has the lower priority (without budgets, it would be the victim)."""
+    k = cluster
+    ns = namespace(k, "pdb")
+    for name, value in (("pdb-lowest", 5), ("pdb-low", 10), ("pdb-high", 1000)):
+        create(k, {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                   "metadata": {"name": name}, "value": value})
+    # Fill every node: the protected pod, the unprotected one, and a third
+    # (high priority, so never a victim) on the last node.
+    create(k, pod("db", ns, labels={"app": "db"}, cpu="1500m", priorityClassName="pdb-lowest"))
+    create(k, pod("web", ns, cpu="1500m", priorityClassName="pdb-low"))
+    create(k, pod("keeper", ns, cpu="1500m", priorityClassName="pdb-high"))
+    for name in ("db", "web", "keeper"):
+        wait_for(f"{name} bound", lambda: node_of(k, ns, name))
+    # No disruption controller computes the status yet: disruptionsAllowed
+    # is 0, so evicting db would break the budget.
+    create(k, {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "db", "namespace": ns},
+               "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}}})
+    time.sleep(1)
+    web_node = node_of(k, ns, "web")
+    create(k, pod("vip", ns, cpu="1500m", priorityClassName="pdb-high"))
+    node = wait_for("vip bound", lambda: node_of(k, ns, "vip"), timeout=40)
+    assert node == web_node
+    left = {p["metadata"]["name"] for p in pods(k, ns, "!nothing")}
+    assert left == {"db", "keeper", "vip"}, left
+    k("delete", "namespace", ns, "--wait=false")
+    k("delete", "priorityclass", "pdb-lowest", "pdb-low", "pdb-high")
 
 
 class Scheduler:

@@ -200,7 +200,10 @@ impl State {
             // they have been going for too long, say a failed deletion).
             nominated_node = Some(nom.node.clone());
         } else if may_preempt {
-            if let Some(c) = preempt::select(prio, &req, helpable.iter().copied(), &self.index) {
+            let budgets: Vec<preempt::Budget> = self.budgets.values().cloned().collect();
+            if let Some(c) =
+                preempt::select(prio, &req, helpable.iter().copied(), &self.index, &budgets)
+            {
                 let victims: Vec<Pod> = c
                     .victims
                     .iter()

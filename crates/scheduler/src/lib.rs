@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use kube::api::Api;
 use kube::runtime::{watcher, WatchStreamExt};
@@ -64,6 +65,7 @@ enum Input {
     Node(Box<watcher::Event<Node>>),
     Namespace(Box<watcher::Event<Namespace>>),
     Class(Box<watcher::Event<PriorityClass>>),
+    Budget(Box<watcher::Event<PodDisruptionBudget>>),
     /// A binding finished; `Err` carries the pod back.
     Bound(Result<String, Box<Pod>>),
 }
@@ -95,6 +97,9 @@ struct State {
     /// Namespace labels, for affinity terms' `namespaceSelector`.
     namespaces: HashMap<String, BTreeMap<String, String>>,
     classes: HashMap<String, Class>,
+    /// PodDisruptionBudgets by namespace/name, which preemption avoids
+    /// breaking.
+    budgets: HashMap<String, preempt::Budget>,
     /// Preemptors by uid.
     nominated: HashMap<String, Nomination>,
     queue: queue::Queue,
@@ -146,6 +151,11 @@ pub async fn run(client: Client, cfg: Config) {
         spawn_watch(Api::<PriorityClass>::all(client.clone()), tx.clone(), |e| {
             Input::Class(Box::new(e))
         }),
+        spawn_watch(
+            Api::<PodDisruptionBudget>::all(client.clone()),
+            tx.clone(),
+            |e| Input::Budget(Box::new(e)),
+        ),
     ];
     let (bind_tx, bind_rx) = mpsc::channel::<(Pod, String)>(cfg.bind_concurrency * 4);
     let binder = tokio::spawn(bind_pool(client.clone(), cfg.clone(), bind_rx, tx.clone()));
@@ -159,6 +169,7 @@ pub async fn run(client: Client, cfg: Config) {
         index: Index::default(),
         namespaces: HashMap::new(),
         classes: HashMap::new(),
+        budgets: HashMap::new(),
         nominated: HashMap::new(),
         queue: queue::Queue::default(),
         binds: bind_tx,
@@ -231,6 +242,7 @@ impl State {
             Input::Node(ev) => self.node_event(*ev),
             Input::Namespace(ev) => self.namespace_event(*ev),
             Input::Class(ev) => self.class_event(*ev),
+            Input::Budget(ev) => self.budget_event(*ev),
             Input::Bound(Ok(_)) => {}
             Input::Bound(Err(pod)) => {
                 // The assumption was wrong: forget it and try again later,
@@ -312,6 +324,25 @@ impl State {
             watcher::Event::Delete(c) => {
                 self.classes
                     .remove(c.metadata.name.as_deref().unwrap_or_default());
+            }
+            _ => {}
+        }
+    }
+
+    fn budget_event(&mut self, ev: watcher::Event<PodDisruptionBudget>) {
+        let key = |b: &PodDisruptionBudget| {
+            format!(
+                "{}/{}",
+                b.metadata.namespace.as_deref().unwrap_or_default(),
+                b.metadata.name.as_deref().unwrap_or_default()
+            )
+        };
+        match ev {
+            watcher::Event::Apply(b) | watcher::Event::InitApply(b) => {
+                self.budgets.insert(key(&b), preempt::Budget::of(&b));
+            }
+            watcher::Event::Delete(b) => {
+                self.budgets.remove(&key(&b));
             }
             _ => {}
         }

@@ -1,14 +1,85 @@
-//! Preemption (upstream's DefaultPreemption, without PodDisruptionBudgets):
-//! for a pod that fits nowhere, find the node where evicting the fewest
-//! and least important lower-priority pods makes it fit.
+//! Preemption (upstream's DefaultPreemption): for a pod that fits nowhere,
+//! find the node where evicting the fewest and least important
+//! lower-priority pods makes it fit, disrupting as few pods protected by a
+//! PodDisruptionBudget as possible.
 //!
 //! Only nodes that failed for reasons removing pods can fix (pod count,
 //! CPU, memory, host ports) are candidates; on each, every lower-priority
 //! pod is removed, then pods are given back from the most important down
-//! as long as the pod still fits ("reprieved"). The rest are the victims.
+//! as long as the pod still fits ("reprieved"): first those whose eviction
+//! would exceed a budget's `disruptionsAllowed`, then the others. The rest
+//! are the victims.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use crate::index::{Index, Placed};
 use crate::plugins::{self, NodeInfo, Request};
+
+/// What preemption needs of a PodDisruptionBudget.
+#[derive(Clone, Debug)]
+pub struct Budget {
+    namespace: String,
+    /// `None` selects nothing (policy/v1: a null selector).
+    selector: Option<LabelSelector>,
+    /// `status.disruptionsAllowed`.
+    allowed: i32,
+}
+
+impl Budget {
+    pub fn of(pdb: &PodDisruptionBudget) -> Budget {
+        Budget {
+            namespace: pdb.metadata.namespace.clone().unwrap_or_default(),
+            selector: pdb.spec.as_ref().and_then(|s| s.selector.clone()),
+            allowed: pdb
+                .status
+                .as_ref()
+                .and_then(|s| s.disruptions_allowed)
+                .unwrap_or(0),
+        }
+    }
+
+    fn covers(&self, p: &Placed) -> bool {
+        let m = &p.pod.metadata;
+        if m.namespace.as_deref().unwrap_or_default() != self.namespace {
+            return false;
+        }
+        let empty = BTreeMap::new();
+        self.selector.as_ref().is_some_and(|sel| {
+            crate::selector::selector_matches(sel, m.labels.as_ref().unwrap_or(&empty))
+        })
+    }
+}
+
+/// Split `pods` (most important first) into those whose eviction would
+/// exceed a budget and those that would not, counting each budget down as
+/// pods are taken, as upstream's `filterPodsWithPDBViolation`.
+fn split_by_budget<'a>(
+    pods: Vec<&'a Placed>,
+    budgets: &[Budget],
+) -> (Vec<&'a Placed>, Vec<&'a Placed>) {
+    let mut left: Vec<i32> = budgets.iter().map(|b| b.allowed).collect();
+    let (mut violating, mut fine) = (Vec::new(), Vec::new());
+    for p in pods {
+        let mut violates = false;
+        for (b, n) in budgets.iter().zip(left.iter_mut()) {
+            if b.covers(p) {
+                *n -= 1;
+                if *n < 0 {
+                    violates = true;
+                }
+            }
+        }
+        if violates {
+            violating.push(p);
+        } else {
+            fine.push(p);
+        }
+    }
+    (violating, fine)
+}
 
 /// Reasons that removing pods from a node can resolve.
 pub fn resolvable(reason: &str) -> bool {
@@ -38,13 +109,15 @@ fn uid(p: &Placed) -> &str {
     p.pod.metadata.uid.as_deref().unwrap_or_default()
 }
 
-/// The victims on one node, if evicting lower-priority pods can make room.
+/// The victims on one node (with whether each breaks a budget), if
+/// evicting lower-priority pods can make room.
 fn victims_on(
     priority: i32,
     req: &Request,
     n: &NodeInfo,
     idx: &Index,
-) -> Option<Vec<(i32, String)>> {
+    budgets: &[Budget],
+) -> Option<Vec<(i32, String, bool)>> {
     let mut lower: Vec<&Placed> = idx
         .on_node(n.name())
         .filter(|p| p.priority < priority)
@@ -61,37 +134,42 @@ fn victims_on(
     }
     // Most important first, so they are the likeliest to be reprieved.
     lower.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| uid(a).cmp(uid(b))));
+    let (violating, fine) = split_by_budget(lower, budgets);
     let mut victims = Vec::new();
-    for p in lower {
-        info.add(&p.request);
-        if !fits(req, &info) {
-            info.remove(&p.request);
-            victims.push((p.priority, uid(p).to_string()));
+    for (group, breaks) in [(violating, true), (fine, false)] {
+        for p in group {
+            info.add(&p.request);
+            if !fits(req, &info) {
+                info.remove(&p.request);
+                victims.push((p.priority, uid(p).to_string(), breaks));
+            }
         }
     }
     Some(victims)
 }
 
-/// The best candidate among `nodes`: the lowest highest-priority victim,
-/// then the lowest sum of priorities, then the fewest victims, then the
-/// first node.
+/// The best candidate among `nodes`: the fewest budget violations, then the
+/// lowest highest-priority victim, then the lowest sum of priorities, then
+/// the fewest victims, then the first node.
 pub fn select<'a>(
     priority: i32,
     req: &Request,
     nodes: impl IntoIterator<Item = &'a NodeInfo>,
     idx: &Index,
+    budgets: &[Budget],
 ) -> Option<Candidate> {
-    let mut best: Option<((i32, i64, usize), Candidate)> = None;
+    let mut best: Option<((usize, i32, i64, usize), Candidate)> = None;
     for n in nodes {
-        let Some(v) = victims_on(priority, req, n, idx) else {
+        let Some(v) = victims_on(priority, req, n, idx, budgets) else {
             continue;
         };
         if v.is_empty() {
             continue;
         }
         let key = (
-            v.iter().map(|(p, _)| *p).max().unwrap_or(i32::MIN),
-            v.iter().map(|(p, _)| *p as i64).sum::<i64>(),
+            v.iter().filter(|(_, _, breaks)| *breaks).count(),
+            v.iter().map(|(p, _, _)| *p).max().unwrap_or(i32::MIN),
+            v.iter().map(|(p, _, _)| *p as i64).sum::<i64>(),
             v.len(),
         );
         if best.as_ref().is_none_or(|(k, _)| key < *k) {
@@ -99,7 +177,7 @@ pub fn select<'a>(
                 key,
                 Candidate {
                     node: n.name().to_string(),
-                    victims: v.into_iter().map(|(_, u)| u).collect(),
+                    victims: v.into_iter().map(|(_, u, _)| u).collect(),
                 },
             ));
         }
@@ -124,7 +202,8 @@ mod tests {
     }
 
     fn pod(uid: &str, cpu: &str) -> Pod {
-        serde_json::from_value(json!({"metadata": {"name": uid, "uid": uid},
+        serde_json::from_value(json!({"metadata": {"name": uid, "uid": uid, "namespace": "default",
+            "labels": {"app": uid.trim_end_matches(char::is_numeric)}},
             "spec": {"containers": [{"name": "c", "image": "x", "resources": {"requests": {"cpu": cpu}}}]}}))
         .unwrap()
     }
@@ -155,21 +234,73 @@ mod tests {
         let req = request_of(&pod("x", "1"));
         // n1's highest victim would be 5, n2's 1: n2, evicting only d.
         assert_eq!(
-            select(100, &req, &nodes, &idx),
+            select(100, &req, &nodes, &idx, &[]),
             Some(Candidate {
                 node: "n2".into(),
                 victims: vec!["d".into()]
             })
         );
         // Nothing of lower priority than 1 exists anywhere.
-        assert_eq!(select(1, &req, &nodes, &idx), None);
+        assert_eq!(select(1, &req, &nodes, &idx, &[]), None);
         // Evicting everything below 6 on n1 (b) frees only 1 CPU of 2 needed.
         let big = request_of(&pod("y", "2"));
-        assert_eq!(select(6, &big, &nodes, &idx), None);
+        assert_eq!(select(6, &big, &nodes, &idx, &[]), None);
         // A pod needing a whole node evicts both of n1's lower pods.
-        let c = select(20, &big, &nodes, &idx).unwrap();
+        let c = select(20, &big, &nodes, &idx, &[]).unwrap();
         assert_eq!(c.node, "n1");
         assert_eq!(c.victims.len(), 2);
+    }
+
+    fn budget(app: &str, allowed: i32) -> Budget {
+        Budget::of(
+            &serde_json::from_value(json!({"metadata": {"name": app, "namespace": "default"},
+                "spec": {"selector": {"matchLabels": {"app": app}}},
+                "status": {"disruptionsAllowed": allowed, "currentHealthy": 0, "desiredHealthy": 0,
+                           "expectedPods": 0}}))
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn budgets_steer_preemption_away_from_protected_pods() {
+        let mut nodes = vec![node("n1"), node("n2")];
+        let mut idx = Index::default();
+        // Equal pods on both nodes; n1's are protected by a budget that
+        // allows no disruption, n2's by none.
+        place(&mut idx, &mut nodes, 0, "db1", "2", 1);
+        place(&mut idx, &mut nodes, 1, "web1", "2", 5);
+        let req = request_of(&pod("x", "1"));
+        // Without budgets, n1's victim has the lower priority.
+        assert_eq!(select(100, &req, &nodes, &idx, &[]).unwrap().node, "n1");
+        // With one, preemption breaks no budget if it can: n2.
+        let c = select(100, &req, &nodes, &idx, &[budget("db", 0)]).unwrap();
+        assert_eq!(c.node, "n2");
+        // A budget with a disruption to spare protects nothing.
+        assert_eq!(
+            select(100, &req, &nodes, &idx, &[budget("db", 1)])
+                .unwrap()
+                .node,
+            "n1"
+        );
+        // When only protected pods can make room, they are still preempted.
+        let only = [nodes[0].clone()];
+        let c = select(100, &req, &only, &idx, &[budget("db", 0)]).unwrap();
+        assert_eq!(c.victims, vec!["db1".to_string()]);
+    }
+
+    #[test]
+    fn protected_pods_are_reprieved_first() {
+        let mut nodes = vec![node("n1")];
+        let mut idx = Index::default();
+        // Two 1-CPU pods of equal priority on a full 2-CPU node; room for a
+        // 1-CPU pod takes one of them: the unprotected one.
+        place(&mut idx, &mut nodes, 0, "db1", "1", 1);
+        place(&mut idx, &mut nodes, 0, "web1", "1", 1);
+        let req = request_of(&pod("x", "1"));
+        let c = select(100, &req, &nodes, &idx, &[budget("db", 0)]).unwrap();
+        assert_eq!(c.victims, vec!["web1".to_string()]);
+        let c = select(100, &req, &nodes, &idx, &[budget("web", 0)]).unwrap();
+        assert_eq!(c.victims, vec!["db1".to_string()]);
     }
 
     #[test]
