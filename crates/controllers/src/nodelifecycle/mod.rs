@@ -440,9 +440,12 @@ pub async fn run(client: Client, cfg: Config) {
     let mut tainter = tokio::time::interval(TAINT_TICK);
     tainter.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // The tainter ticks only while nodes wait for a NoExecute taint, so
+        // an idle cluster sees one wake-up per monitor period.
+        let waiting = c.pending.values().any(|q| !q.is_empty());
         tokio::select! {
             _ = monitor.tick() => c.monitor().await,
-            _ = tainter.tick() => c.taint().await,
+            _ = tainter.tick(), if waiting => c.taint().await,
         }
     }
 }
