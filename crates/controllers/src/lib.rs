@@ -76,18 +76,29 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// Fail on settings that cannot work (an unparsable `--cluster-cidr`),
+    /// so that a command can refuse them before it starts anything.
+    pub fn check(&self) -> anyhow::Result<()> {
+        self.ipam().map(|_| ())
+    }
+
+    fn ipam(&self) -> anyhow::Result<Option<nodeipam::CidrSet>> {
+        if !self.allocate_node_cidrs {
+            return Ok(None);
+        }
+        Ok(Some(nodeipam::CidrSet::parse(
+            &self.cluster_cidr,
+            self.node_cidr_mask_size,
+        )?))
+    }
+}
+
 /// Start every controller on `client`; runs until the returned task is
 /// aborted, which stops the controllers with it. Fails at once on settings
-/// that cannot work (an unparsable `--cluster-cidr`).
+/// that cannot work (see [`Config::check`]).
 pub fn start(client: kube::Client, cfg: Config) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let ipam = if cfg.allocate_node_cidrs {
-        Some(nodeipam::CidrSet::parse(
-            &cfg.cluster_cidr,
-            cfg.node_cidr_mask_size,
-        )?)
-    } else {
-        None
-    };
+    let ipam = cfg.ipam()?;
     Ok(tokio::spawn(async move {
         // Aborting this task drops the tasks' guard, which aborts them too.
         let mut tasks = AbortOnDrop(vec![

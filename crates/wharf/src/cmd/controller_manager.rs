@@ -144,10 +144,7 @@ pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     let cfg = args.controllers.config(&args.cluster_cidr);
-    // Checked once here, so that a bad CIDR fails the command, not each term.
-    controllers::start(client.clone(), cfg.clone())
-        .context("starting the controllers")?
-        .abort();
+    cfg.check().context("the controller manager's settings")?;
     let election = args
         .leader
         .config("kube-controller-manager", election::default_identity())?;

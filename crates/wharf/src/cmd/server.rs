@@ -196,10 +196,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     if !args.disable_controller_manager {
         let client = super::client_from(&api.kubeconfig, None, "kube-controller-manager").await?;
         let cfg = args.controllers.config(&args.cluster_cidr);
-        // Checked once here, so that a bad CIDR fails the command at start.
-        controllers::start(client.clone(), cfg.clone())
-            .context("starting the controllers")?
-            .abort();
+        cfg.check().context("the controller manager's settings")?;
         let election =
             election::Config::upstream_defaults("kube-controller-manager", identity.clone());
         let work = client.clone();
