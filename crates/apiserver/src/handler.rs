@@ -18,6 +18,7 @@ use crate::authn::UserInfo;
 use crate::cache::Entry;
 use crate::discovery;
 use crate::error::{ApiError, ApiResult};
+use crate::negotiate::{self, Output};
 use crate::registry::delete::DeleteOptions;
 use crate::registry::{
     FieldValidation, ListOptions, PatchType, WatchItem, WriteOptions, WriteResult,
@@ -241,15 +242,6 @@ fn check_accept(accept: &str) -> ApiResult<()> {
     }
 }
 
-fn wants_table(accept: &str) -> bool {
-    accept.split(',').any(|p| {
-        let params: Vec<&str> = p.split(';').map(str::trim).collect();
-        params.first() == Some(&"application/json")
-            && params.contains(&"as=Table")
-            && params.contains(&"g=meta.k8s.io")
-    })
-}
-
 fn version() -> Value {
     json!({
         "major": "1",
@@ -429,20 +421,23 @@ fn write_options(
     })
 }
 
+/// A boolean query parameter, read as Go's `strconv.ParseBool` reads it.
+fn parse_bool(name: &str, v: &str) -> ApiResult<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        other => Err(ApiError::bad_request(format!(
+            "{name}: strconv.ParseBool: parsing {other:?}: invalid syntax"
+        ))),
+    }
+}
+
 /// The checks of `PatchOptions` that depend on the patch type: apply needs
 /// a `fieldManager`, and only apply takes `force`.
 fn apply_options(q: &Query, apply: bool) -> ApiResult<Option<bool>> {
     let force = match q.get("force") {
         None => None,
-        Some(v) => Some(match v {
-            "1" | "t" | "T" | "TRUE" | "true" | "True" => true,
-            "0" | "f" | "F" | "FALSE" | "false" | "False" => false,
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "force: strconv.ParseBool: parsing {other:?}: invalid syntax"
-                )))
-            }
-        }),
+        Some(v) => Some(parse_bool("force", v)?),
     };
     let mut errs = Vec::new();
     if apply && q.get("fieldManager").unwrap_or("").is_empty() {
@@ -475,31 +470,33 @@ fn with_warnings(mut r: Response<Body>, warnings: &[String]) -> Response<Body> {
 
 fn write_response(
     w: WriteResult,
-    accept: &str,
+    out: Output,
     info: &'static crate::resources::ResourceInfo,
     include: IncludeObject,
-) -> Response<Body> {
-    let r =
-        if wants_table(accept) && w.object.get("kind").and_then(Value::as_str) == Some(info.kind) {
-            let rv = w.object["metadata"]["resourceVersion"].clone();
-            let t = table::render(
-                info,
-                std::slice::from_ref(&w.object),
-                include,
-                json!({ "resourceVersion": rv }),
-                std::time::SystemTime::now(),
-            );
-            respond(
-                w.code,
-                TABLE_TYPE,
-                serde_json::to_vec(&t).unwrap_or_default(),
-            )
-        } else if let Some(raw) = w.raw {
-            respond(w.code, "application/json", raw)
-        } else {
-            json_response(w.code, &w.object)
-        };
-    with_warnings(r, &w.warnings)
+) -> ApiResult<Response<Body>> {
+    let own_kind = w.object.get("kind").and_then(Value::as_str) == Some(info.kind);
+    let r = if matches!(out, Output::Partial(_) | Output::PartialList(_)) && own_kind {
+        json_response(w.code, &negotiate::partial(out, info, &w.object)?)
+    } else if out == Output::Table && own_kind {
+        let rv = w.object["metadata"]["resourceVersion"].clone();
+        let t = table::render(
+            info,
+            std::slice::from_ref(&w.object),
+            include,
+            json!({ "resourceVersion": rv }),
+            std::time::SystemTime::now(),
+        );
+        respond(
+            w.code,
+            TABLE_TYPE,
+            serde_json::to_vec(&t).unwrap_or_default(),
+        )
+    } else if let Some(raw) = w.raw {
+        respond(w.code, "application/json", raw)
+    } else {
+        json_response(w.code, &w.object)
+    };
+    Ok(with_warnings(r, &w.warnings))
 }
 
 fn include_object(q: &Query) -> IncludeObject {
@@ -574,34 +571,43 @@ async fn resource(
         });
         return Ok(json_response(201, &review));
     }
+    let out = negotiate::output(accept);
     match (method, rp.name.is_some()) {
         (Method::GET, true) if !q.flag("watch") => {
             let obj = reg.get(&rp, q.get("resourceVersion")).await?;
-            Ok(write_response(
+            write_response(
                 WriteResult {
                     raw: None,
                     object: obj,
                     code: 200,
                     warnings: vec![],
                 },
-                accept,
+                out,
                 info,
                 include_object(&q),
-            ))
+            )
         }
         (Method::GET, _) => {
             let opts = list_options(&q)?;
             if q.flag("watch") {
+                if let Output::PartialList(_) = out {
+                    // Each event carries one object, never a list.
+                    negotiate::partial(out, info, &Value::Null)?;
+                }
                 let events = reg.watch(&rp, opts).await?;
-                return Ok(watch_response(
-                    info,
-                    events,
-                    wants_table(accept),
-                    include_object(&q),
-                ));
+                return Ok(watch_response(info, events, out, include_object(&q)));
             }
             let list = reg.list(&rp, &opts).await?;
-            if wants_table(accept) {
+            if matches!(out, Output::Partial(_) | Output::PartialList(_)) {
+                let v = negotiate::partial_list(
+                    out,
+                    info,
+                    list.items.iter().map(|e| e.value()),
+                    list.list_meta(),
+                )?;
+                return Ok(json_response(200, &v));
+            }
+            if out == Output::Table {
                 let items: Vec<Value> = list.items.iter().map(|e| e.value()).collect();
                 let t = table::render(
                     info,
@@ -624,14 +630,14 @@ async fn resource(
             let body = read_body(req).await?;
             let obj = decode_object(&content_type, &body)?;
             let w = reg.create(&rp, obj, &opts).await?;
-            Ok(write_response(w, accept, info, include_object(&q)))
+            write_response(w, out, info, include_object(&q))
         }
         (Method::PUT, true) => {
             let opts = write_options(&q, req.headers(), "UpdateOptions")?;
             let body = read_body(req).await?;
             let obj = decode_object(&content_type, &body)?;
             let w = reg.update(&rp, obj, &opts).await?;
-            Ok(write_response(w, accept, info, include_object(&q)))
+            write_response(w, out, info, include_object(&q))
         }
         (Method::PATCH, true) => {
             let mt = content_type.split(';').next().unwrap_or("").trim();
@@ -657,7 +663,7 @@ async fn resource(
             let opts = write_options(&q, req.headers(), "PatchOptions")?;
             let body = read_body(req).await?;
             let w = reg.patch(&rp, pt, &body, &opts).await?;
-            Ok(write_response(w, accept, info, include_object(&q)))
+            write_response(w, out, info, include_object(&q))
         }
         (Method::DELETE, named) => {
             let body = read_body(req).await?;
@@ -669,6 +675,10 @@ async fn resource(
             let mut opts = DeleteOptions {
                 grace_period_seconds: q.get("gracePeriodSeconds").and_then(|g| g.parse().ok()),
                 propagation_policy: q.get("propagationPolicy").map(str::to_string),
+                orphan_dependents: match q.get("orphanDependents") {
+                    None => None,
+                    Some(v) => Some(parse_bool("orphanDependents", v)?),
+                },
                 dry_run: q.get("dryRun") == Some("All"),
                 ..Default::default()
             };
@@ -696,6 +706,11 @@ async fn resource(
     }
 }
 
+fn partial_bytes(out: Output, info: &crate::resources::ResourceInfo, object: &Value) -> Bytes {
+    let v = negotiate::partial(out, info, object).unwrap_or_default();
+    Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+}
+
 fn event_line(kind: &str, object: &[u8]) -> Bytes {
     let mut out = Vec::with_capacity(object.len() + 32);
     out.extend_from_slice(b"{\"type\":\"");
@@ -717,36 +732,44 @@ fn bookmark(info: &crate::resources::ResourceInfo, rev: i64, initial_end: bool) 
 fn watch_response(
     info: &'static crate::resources::ResourceInfo,
     events: crate::registry::WatchStream,
-    table_mode: bool,
+    out: Output,
     include: IncludeObject,
 ) -> Response<Body> {
+    let table_mode = out == Output::Table;
     // The object as it goes into the event line: the cached JSON itself
-    // (no copy) unless a Table is wanted.
+    // (no copy) unless a Table or a metadata view is wanted.
     let render = move |e: &Arc<Entry>| -> Bytes {
-        if table_mode {
-            let t = table::render(
-                info,
-                &[e.value()],
-                include,
-                json!({ "resourceVersion": e.rev.to_string() }),
-                std::time::SystemTime::now(),
-            );
-            Bytes::from(serde_json::to_vec(&t).unwrap_or_default())
-        } else {
-            e.raw.clone()
+        match out {
+            Output::Table => {
+                let t = table::render(
+                    info,
+                    &[e.value()],
+                    include,
+                    json!({ "resourceVersion": e.rev.to_string() }),
+                    std::time::SystemTime::now(),
+                );
+                Bytes::from(serde_json::to_vec(&t).unwrap_or_default())
+            }
+            Output::Partial(_) => partial_bytes(out, info, &e.value()),
+            _ => e.raw.clone(),
+        }
+    };
+    // Bookmarks take the view too, so a metadata informer can decode them.
+    let bookmark_bytes = move |b: Value| -> Bytes {
+        match out {
+            Output::Partial(_) => partial_bytes(out, info, &b),
+            _ => Bytes::from(serde_json::to_vec(&b).unwrap_or_default()),
         }
     };
     let stream = events.map(move |item| {
         let line = match item {
             WatchItem::Event(kind, entry) => event_line(kind.as_str(), &render(&entry)),
-            WatchItem::Bookmark(rev) => event_line(
-                "BOOKMARK",
-                &serde_json::to_vec(&bookmark(info, rev, false)).unwrap_or_default(),
-            ),
-            WatchItem::InitialEventsEnd(rev) => event_line(
-                "BOOKMARK",
-                &serde_json::to_vec(&bookmark(info, rev, true)).unwrap_or_default(),
-            ),
+            WatchItem::Bookmark(rev) => {
+                event_line("BOOKMARK", &bookmark_bytes(bookmark(info, rev, false)))
+            }
+            WatchItem::InitialEventsEnd(rev) => {
+                event_line("BOOKMARK", &bookmark_bytes(bookmark(info, rev, true)))
+            }
             WatchItem::Error(e) => event_line(
                 "ERROR",
                 &serde_json::to_vec(&e.to_status()).unwrap_or_default(),
@@ -781,8 +804,6 @@ mod tests {
 
     #[test]
     fn negotiation() {
-        assert!(wants_table("application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"));
-        assert!(!wants_table("application/json"));
         assert!(check_accept("application/vnd.kubernetes.protobuf,application/json").is_ok());
         assert!(check_accept("text/html").is_err());
     }

@@ -16,6 +16,7 @@ pub mod crd;
 pub mod discovery;
 pub mod error;
 pub mod handler;
+pub mod negotiate;
 pub mod openapi;
 pub mod patch;
 pub mod pki;

@@ -19,6 +19,8 @@ pub struct DeleteOptions {
     pub grace_period_seconds: Option<i64>,
     /// `propagationPolicy`
     pub propagation_policy: Option<String>,
+    /// `orphanDependents` (deprecated; may not be set with a policy)
+    pub orphan_dependents: Option<bool>,
     /// `preconditions.uid`
     pub precondition_uid: Option<String>,
     /// `preconditions.resourceVersion`
@@ -46,8 +48,7 @@ impl DeleteOptions {
             self.propagation_policy = Some(p.to_string());
         }
         if let Some(o) = body.get("orphanDependents").and_then(Value::as_bool) {
-            self.propagation_policy
-                .get_or_insert_with(|| if o { "Orphan" } else { "Background" }.to_string());
+            self.orphan_dependents = Some(o);
         }
         if let Some(p) = body.get("preconditions") {
             self.precondition_uid = p.get("uid").and_then(Value::as_str).map(str::to_string);
@@ -60,6 +61,45 @@ impl DeleteOptions {
             self.dry_run = d.iter().any(|v| v == "All");
         }
         Ok(self)
+    }
+}
+
+impl DeleteOptions {
+    /// Upstream's `ValidateDeleteOptions`: a known policy, and not both the
+    /// policy and the deprecated `orphanDependents`.
+    pub fn validate(&self) -> ApiResult<()> {
+        let mut errs = Vec::new();
+        if let (Some(_), Some(p)) = (self.orphan_dependents, &self.propagation_policy) {
+            errs.push(crate::error::FieldError::invalid(
+                "propagationPolicy",
+                p.as_str(),
+                "orphanDependents and deletionPropagation cannot be both set",
+            ));
+        }
+        if let Some(p) = self.propagation_policy.as_deref() {
+            if !matches!(p, "Orphan" | "Background" | "Foreground") {
+                errs.push(crate::error::FieldError::not_supported(
+                    "propagationPolicy",
+                    p,
+                    &["Foreground", "Background", "Orphan", "nil"],
+                ));
+            }
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::invalid("meta.k8s.io", "DeleteOptions", "", &errs))
+        }
+    }
+
+    /// The propagation policy in force: `propagationPolicy`, or
+    /// `orphanDependents` read as Orphan or Background.
+    pub fn policy(&self) -> Option<&str> {
+        self.propagation_policy
+            .as_deref()
+            .or(self
+                .orphan_dependents
+                .map(|o| if o { "Orphan" } else { "Background" }))
     }
 }
 
@@ -84,20 +124,7 @@ impl Registry {
             .name
             .clone()
             .ok_or_else(|| ApiError::method_not_allowed("delete needs a name"))?;
-        if let Some(p) = opts.propagation_policy.as_deref() {
-            if !matches!(p, "Orphan" | "Background" | "Foreground") {
-                return Err(ApiError::invalid(
-                    "",
-                    "DeleteOptions",
-                    "",
-                    &[crate::error::FieldError::not_supported(
-                        "propagationPolicy",
-                        p,
-                        &["Foreground", "Background", "Orphan", "nil"],
-                    )],
-                ));
-            }
-        }
+        opts.validate()?;
         if opts.grace_period_seconds.is_some_and(|g| g < 0) {
             return Err(ApiError::invalid(
                 "",
@@ -174,7 +201,11 @@ impl Registry {
                 return Ok(WriteResult {
                     raw: None,
                     object: obj,
-                    code: 202,
+                    code: if opts.orphan_dependents == Some(false) {
+                        202
+                    } else {
+                        200
+                    },
                     warnings: vec![],
                 });
             };
@@ -191,7 +222,10 @@ impl Registry {
                 WriteOutcome::Committed { revision, .. } => {
                     metadata_mut(&mut new)
                         .insert("resourceVersion".into(), json!(revision.to_string()));
-                    let code = if opts.propagation_policy.as_deref() == Some("Foreground") {
+                    // Upstream answers 202 for an object left in place only
+                    // when the deprecated `orphanDependents: false` asked for
+                    // cascading; a Foreground policy still gets 200.
+                    let code = if opts.orphan_dependents == Some(false) {
                         202
                     } else {
                         200
@@ -220,6 +254,7 @@ impl Registry {
         list: &ListOptions,
         opts: &DeleteOptions,
     ) -> ApiResult<Value> {
+        opts.validate()?;
         let found = self.list(rp, list).await?;
         let mut deleted = Vec::new();
         for e in &found.items {
@@ -334,7 +369,7 @@ fn plan_delete(info: &ResourceInfo, obj: &Value, opts: &DeleteOptions) -> (Optio
             grace = 0;
         }
     }
-    finalizers = gc_finalizers(info, finalizers, opts.propagation_policy.as_deref());
+    finalizers = gc_finalizers(info, finalizers, opts.policy());
     // A namespace always goes through Terminating: its controller empties it and
     // removes the `kubernetes` finalizer from spec.finalizers.
     let ns_pending = is_ns

@@ -631,7 +631,14 @@ impl Registry {
                     .as_i64()
                     .unwrap_or(0)
                     > 0;
-            if deleting && no_finalizers && !graceful_pod {
+            // A namespace also waits for its spec.finalizers (upstream's
+            // namespace strategy: ShouldDeleteDuringUpdate).
+            let namespace_pending = info.plural == "namespaces"
+                && info.group.is_empty()
+                && new["spec"]["finalizers"]
+                    .as_array()
+                    .is_some_and(|f| !f.is_empty());
+            if deleting && no_finalizers && !graceful_pod && !namespace_pending {
                 if opts.dry_run {
                     return Ok(WriteResult {
                         raw: None,
