@@ -1,0 +1,302 @@
+//! Carrying out a pod's [`Plan`]: sandboxes, image pulls per
+//! `imagePullPolicy`, container creation and start, and the graceful
+//! termination of a deleted pod (stop signal, SIGKILL after the grace
+//! period through CRI StopContainer's timeout, then the sandbox and its
+//! network).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+
+use super::observed::{PodRuntime, State};
+use super::plan::{Plan, Start};
+use super::spec;
+use super::status::Waiting;
+use crate::cri::{api, Runtime};
+
+/// A container's last failure to start, and when to try again.
+#[derive(Clone, Debug)]
+struct Failure {
+    waiting: Waiting,
+    retry_at: Instant,
+    attempts: u32,
+}
+
+/// What the executor shares between pods.
+pub struct Executor {
+    /// The runtime.
+    pub runtime: Arc<dyn Runtime>,
+    /// Where pod log directories go.
+    pub log_root: PathBuf,
+    /// Node facts for the container configs.
+    pub ctx: spec::Context,
+    failures: Mutex<HashMap<String, HashMap<String, Failure>>>,
+}
+
+/// The default `imagePullPolicy`: Always for `:latest` or untagged images,
+/// IfNotPresent otherwise (the API server defaults it; this is for pods
+/// that arrive without).
+pub fn pull_policy(c: &Container) -> String {
+    if let Some(p) = &c.image_pull_policy {
+        return p.clone();
+    }
+    let image = c.image.as_deref().unwrap_or_default();
+    let name = image.rsplit('/').next().unwrap_or(image);
+    if image.contains('@') {
+        "IfNotPresent".into()
+    } else if !name.contains(':') || name.ends_with(":latest") {
+        "Always".into()
+    } else {
+        "IfNotPresent".into()
+    }
+}
+
+fn uid(pod: &Pod) -> String {
+    pod.metadata.uid.clone().unwrap_or_default()
+}
+
+impl Executor {
+    /// An executor over `runtime`.
+    pub fn new(runtime: Arc<dyn Runtime>, log_root: PathBuf, ctx: spec::Context) -> Self {
+        Executor {
+            runtime,
+            log_root,
+            ctx,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The waiting reasons of a pod's containers that failed to start.
+    pub fn waiting(&self, pod_uid: &str) -> HashMap<String, Waiting> {
+        self.failures
+            .lock()
+            .expect("failures lock")
+            .get(pod_uid)
+            .map(|m| m.iter().map(|(k, f)| (k.clone(), f.waiting.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// Forget a pod (deleted).
+    pub fn forget(&self, pod_uid: &str) {
+        self.failures.lock().expect("failures lock").remove(pod_uid);
+    }
+
+    fn fail(&self, pod: &Pod, name: &str, reason: &str, message: String) {
+        let mut all = self.failures.lock().expect("failures lock");
+        let m = all.entry(uid(pod)).or_default();
+        let attempts = m.get(name).map(|f| f.attempts + 1).unwrap_or(1);
+        // Pull failures show ImagePullBackOff while waiting for the next try.
+        let reason = if reason == "ErrImagePull" && attempts > 1 {
+            "ImagePullBackOff"
+        } else {
+            reason
+        };
+        let delay = Duration::from_secs((5u64 << (attempts - 1).min(6)).min(300));
+        tracing::warn!(pod = ?pod.metadata.name, container = name, reason, %message, "container start failed");
+        m.insert(
+            name.to_string(),
+            Failure {
+                waiting: Waiting {
+                    reason: reason.into(),
+                    message,
+                },
+                retry_at: Instant::now() + delay,
+                attempts,
+            },
+        );
+    }
+
+    fn clear(&self, pod: &Pod, name: &str) {
+        if let Some(m) = self.failures.lock().expect("failures lock").get_mut(&uid(pod)) {
+            m.remove(name);
+        }
+    }
+
+    fn too_early(&self, pod: &Pod, name: &str) -> bool {
+        self.failures
+            .lock()
+            .expect("failures lock")
+            .get(&uid(pod))
+            .and_then(|m| m.get(name))
+            .is_some_and(|f| Instant::now() < f.retry_at)
+    }
+
+    /// Carry out `plan` for `pod`.
+    pub async fn execute(&self, pod: &Pod, rt: &PodRuntime, plan: Plan) {
+        let r = &self.runtime;
+        for id in &plan.remove_containers {
+            if let Err(e) = r.remove_container(id).await {
+                tracing::debug!(error = %e, "removing an old container");
+            }
+        }
+        for id in &plan.stop_sandboxes {
+            if let Err(e) = r.stop_pod_sandbox(id).await {
+                tracing::warn!(error = %e, "stopping the sandbox of a finished pod");
+            }
+        }
+        let mut sandbox = rt.current_sandbox().filter(|s| s.ready).map(|s| (s.id.clone(), s.attempt, s.ip.clone()));
+        if let Some(attempt) = plan.new_sandbox {
+            for id in &plan.stale_sandboxes {
+                let _ = r.stop_pod_sandbox(id).await;
+                let _ = r.remove_pod_sandbox(id).await;
+            }
+            if self.too_early(pod, "") {
+                return;
+            }
+            let config = spec::sandbox_config(pod, attempt, &self.log_root);
+            let _ = std::fs::create_dir_all(&config.log_directory);
+            match r.run_pod_sandbox(config).await {
+                Ok(id) => {
+                    self.clear(pod, "");
+                    let ip = r
+                        .pod_sandbox_status(&id)
+                        .await
+                        .ok()
+                        .and_then(|s| s.network)
+                        .map(|n| n.ip)
+                        .filter(|ip| !ip.is_empty());
+                    tracing::info!(pod = ?pod.metadata.name, sandbox = %id, ?ip, "sandbox started");
+                    sandbox = Some((id, attempt, ip));
+                }
+                Err(e) => {
+                    self.fail(pod, "", "FailedCreatePodSandBox", e.to_string());
+                    return;
+                }
+            }
+        }
+        let Some((sandbox_id, attempt, ip)) = sandbox else {
+            return;
+        };
+        let sandbox_config = spec::sandbox_config(pod, attempt, &self.log_root);
+        let mut ctx = self.ctx.clone();
+        ctx.pod_ip = if pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false) {
+            ctx.host_ip.clone()
+        } else {
+            ip.unwrap_or_default()
+        };
+        for s in plan.start {
+            self.start(pod, &sandbox_id, &sandbox_config, &ctx, &s).await;
+        }
+    }
+
+    async fn start(
+        &self,
+        pod: &Pod,
+        sandbox_id: &str,
+        sandbox_config: &api::PodSandboxConfig,
+        ctx: &spec::Context,
+        s: &Start,
+    ) {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let list = if s.init { spec.init_containers.unwrap_or_default() } else { spec.containers };
+        let Some(c) = list.into_iter().find(|c| c.name == s.name) else {
+            return;
+        };
+        if self.too_early(pod, &c.name) {
+            return;
+        }
+        let image = c.image.clone().unwrap_or_default();
+        let r = &self.runtime;
+        let present = match pull_policy(&c).as_str() {
+            "Always" => false,
+            _ => match r.image_status(&image).await {
+                Ok(i) => i.is_some(),
+                Err(e) => {
+                    self.fail(pod, &c.name, "ErrImagePull", e.to_string());
+                    return;
+                }
+            },
+        };
+        if !present {
+            if pull_policy(&c) == "Never" {
+                let msg = format!("Container image \"{image}\" is not present with pull policy of Never");
+                self.fail(pod, &c.name, "ErrImageNeverPull", msg);
+                return;
+            }
+            if let Err(e) = r.pull_image(&image, Some(sandbox_config.clone())).await {
+                let msg = format!("failed to pull image \"{image}\": {}", e.message);
+                self.fail(pod, &c.name, "ErrImagePull", msg);
+                return;
+            }
+        }
+        let config = spec::container_config(pod, &c, s.restart_count, ctx);
+        let id = match r.create_container(sandbox_id, config, sandbox_config.clone()).await {
+            Ok(id) => id,
+            Err(e) => {
+                self.fail(pod, &c.name, "CreateContainerError", e.message);
+                return;
+            }
+        };
+        if let Err(e) = r.start_container(&id).await {
+            // The runtime keeps the container as exited (StartError); the
+            // restart policy and back-off decide what happens next.
+            tracing::warn!(pod = ?pod.metadata.name, container = %c.name, error = %e, "start failed");
+            return;
+        }
+        self.clear(pod, &c.name);
+        tracing::info!(pod = ?pod.metadata.name, container = %c.name, id = %id, restart_count = s.restart_count, "container started");
+    }
+
+    /// Stop every container of the pod: its stop signal, then SIGKILL
+    /// after `grace` seconds (CRI StopContainer's timeout), all at once.
+    pub async fn stop_containers(&self, rt: &PodRuntime, grace: i64) {
+        let r = &self.runtime;
+        let stops = rt
+            .containers
+            .iter()
+            .filter(|c| matches!(c.state, State::Running | State::Created | State::Unknown))
+            .map(|c| async move {
+                if let Err(e) = r.stop_container(&c.id, grace).await {
+                    if !e.is_not_found() {
+                        tracing::warn!(container = %c.id, error = %e, "stopping a container");
+                    }
+                }
+            });
+        futures::future::join_all(stops).await;
+    }
+
+    /// Stop and remove the pod's sandboxes (with their containers and
+    /// network), then its log directory. Returns whether all are gone.
+    pub async fn remove_sandboxes(&self, pod_uid: &str, rt: &PodRuntime, log_dir: Option<PathBuf>) -> bool {
+        let r = &self.runtime;
+        let mut clean = true;
+        for s in &rt.sandboxes {
+            let stopped = r.stop_pod_sandbox(&s.id).await;
+            let removed = r.remove_pod_sandbox(&s.id).await;
+            for e in [stopped.err(), removed.err()].into_iter().flatten() {
+                if !e.is_not_found() {
+                    tracing::warn!(sandbox = %s.id, error = %e, "removing a sandbox");
+                    clean = false;
+                }
+            }
+        }
+        if clean {
+            if let Some(d) = log_dir {
+                let _ = std::fs::remove_dir_all(d);
+            }
+            self.forget(pod_uid);
+        }
+        clean
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_pull_policies() {
+        let c = |image: &str| Container { name: "c".into(), image: Some(image.into()), ..Default::default() };
+        assert_eq!(pull_policy(&c("busybox")), "Always");
+        assert_eq!(pull_policy(&c("busybox:latest")), "Always");
+        assert_eq!(pull_policy(&c("localhost:5000/busybox")), "Always");
+        assert_eq!(pull_policy(&c("localhost:5000/busybox:1.36")), "IfNotPresent");
+        assert_eq!(pull_policy(&c("busybox@sha256:abcd")), "IfNotPresent");
+        let mut n = c("busybox");
+        n.image_pull_policy = Some("Never".into());
+        assert_eq!(pull_policy(&n), "Never");
+    }
+}

@@ -1,0 +1,222 @@
+"""The kubelet with real containerd: `wharf server` WITHOUT --disable-agent
+starts its own containerd in the test's data directory, registers the node,
+and runs pods for the real kubectl. The image is built here from
+busybox-static and imported with `wharf images import` (no registry).
+
+Everything the test creates is removed at the end: pods (through the API),
+then the server (SIGTERM stops its containerd), leftover shims of this data
+directory's containerd, and the CNI bridge by its unique name."""
+
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import WHARF, Kubectl, Server
+from images import busybox_archive
+
+IMAGE = "localhost/e2e-busybox:1"
+NODE = "e2e-kubelet"
+
+
+def bridge_name(data_dir):
+    h = hashlib.sha256(os.path.realpath(data_dir).encode()).hexdigest()
+    return "wh" + h[:8]
+
+
+def ctr(data_dir, *args):
+    sock = Path(data_dir) / "agent" / "containerd" / "containerd.sock"
+    return subprocess.run(["ctr", "--address", str(sock), "-n", "k8s.io", *args],
+                          capture_output=True, text=True, timeout=30)
+
+
+def own_shims(sock):
+    """PIDs of containerd shims serving this data directory's containerd."""
+    pids = []
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            cmd = (p / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmd and cmd[0].endswith(b"containerd-shim-runc-v2") and str(sock).encode() in cmd:
+            pids.append(int(p.name))
+    return pids
+
+
+def wait_for(what, fn, timeout=60, every=0.5):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+@pytest.fixture(scope="module")
+def node():
+    if subprocess.run(["which", "containerd"], capture_output=True).returncode != 0:
+        pytest.fail("containerd is not installed: run scripts/install-deps.sh")
+    d = tempfile.mkdtemp(prefix="wharf-kubelet-e2e-")
+    cidr = f"10.{random.randint(200, 249)}.0.0/16"
+    s = Server(d, agent=True, extra_args=["--cluster-cidr", cidr, "--node-name", NODE])
+    sock = Path(d) / "agent" / "containerd" / "containerd.sock"
+    try:
+        s.start(timeout=120)
+        k = Kubectl(s.kubeconfig)
+        archive = Path(d) / "busybox.tar"
+        busybox_archive(archive, IMAGE, b"hello from a wharf pod\n")
+        subprocess.run([WHARF, "images", "import", "--data-dir", d, str(archive)], check=True,
+                       capture_output=True, timeout=60)
+        wait_for("the node to be Ready", lambda: k.run(
+            "get", "node", NODE, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+            check=False).stdout == "True", timeout=90)
+        yield s, k, d
+    finally:
+        try:
+            k = Kubectl(s.kubeconfig)
+            k.run("delete", "pods", "--all", "--grace-period=1", "--wait=true", "--timeout=60s", check=False, timeout=90)
+        except Exception:
+            pass
+        s.stop()
+        for pid in own_shims(sock):
+            os.kill(pid, signal.SIGKILL)
+        subprocess.run(["ip", "link", "del", bridge_name(d)], capture_output=True)
+        subprocess.run(["umount", "-R", d], capture_output=True)
+        subprocess.run(["rm", "-rf", d], capture_output=True)
+
+
+def pod(k, name):
+    return json.loads(k("get", "pod", name, "-o", "json"))
+
+
+def test_node_registered_with_host_facts(node):
+    _, k, _ = node
+    n = json.loads(k("get", "node", NODE, "-o", "json"))
+    st = n["status"]
+    assert st["capacity"]["pods"] == "110"
+    assert int(st["capacity"]["cpu"]) >= 1
+    assert st["capacity"]["memory"].endswith("Ki")
+    assert "ephemeral-storage" in st["allocatable"]
+    assert {c["type"] for c in st["conditions"]} >= {"Ready", "MemoryPressure", "DiskPressure", "PIDPressure"}
+    assert st["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
+    assert n["spec"]["podCIDR"]
+    lease = json.loads(k("get", "lease", "-n", "kube-node-lease", NODE, "-o", "json"))
+    assert lease["spec"]["holderIdentity"] == NODE
+
+
+def test_run_httpd_reach_it_and_delete_it(node):
+    _, k, d = node
+    k("run", "web", f"--image={IMAGE}", "--image-pull-policy=Never", "--",
+      "httpd", "-f", "-p", "8080", "-h", "/www")
+    p = wait_for("web to be Running and Ready", lambda: (lambda p: p if p["status"].get("phase") == "Running"
+                 and all(c["ready"] for c in p["status"].get("containerStatuses", [])) else None)(pod(k, "web")))
+    st = p["status"]
+    ip = st["podIP"]
+    assert st["podIPs"] == [{"ip": ip}]
+    assert st["hostIP"] == "127.0.0.1"
+    assert st["qosClass"] == "BestEffort"
+    assert st["startTime"]
+    cs = st["containerStatuses"][0]
+    assert cs["name"] == "web" and cs["ready"] and cs["started"]
+    assert cs["restartCount"] == 0
+    assert cs["containerID"].startswith("containerd://")
+    assert cs["imageID"].startswith("sha256:") or "@sha256:" in cs["imageID"]
+    assert cs["image"].endswith("e2e-busybox:1")
+    assert "running" in cs["state"] and cs["state"]["running"]["startedAt"]
+    conds = {c["type"]: c["status"] for c in st["conditions"]}
+    assert conds["Ready"] == conds["ContainersReady"] == conds["Initialized"] == conds["PodScheduled"] == "True"
+    body = wait_for("the pod's IP to answer", lambda: _get(f"http://{ip}:8080/"), timeout=20)
+    assert "hello from a wharf pod" in body
+    wide = k("get", "pod", "web", "-o", "wide")
+    assert ip in wide and NODE in wide and "Running" in wide
+    cid = cs["containerID"].removeprefix("containerd://")
+    assert cid in ctr(d, "containers", "ls", "-q").stdout
+    uid = p["metadata"]["uid"]
+
+    t = time.time()
+    k("delete", "pod", "web", "--grace-period=3", timeout=90)
+    assert time.time() - t < 60
+    assert k.run("get", "pod", "web", check=False).returncode != 0
+    left = ctr(d, "containers", "ls").stdout
+    assert cid not in left
+    # The sandbox (a containerd container labelled with the pod's UID) is gone too.
+    for line in ctr(d, "containers", "ls", "-q").stdout.split():
+        info = json.loads(ctr(d, "containers", "info", line).stdout or "{}")
+        assert info.get("Labels", {}).get("io.kubernetes.pod.uid") != uid, f"sandbox {line} of web left"
+    assert _get(f"http://{ip}:8080/") is None
+
+
+def test_crashing_container_is_restarted(node):
+    _, k, _ = node
+    k("run", "crash", f"--image={IMAGE}", "--image-pull-policy=Never", "--", "sh", "-c", "echo bye; exit 3")
+
+    def restarted():
+        p = pod(k, "crash")
+        cs = (p["status"].get("containerStatuses") or [{}])[0]
+        return p if cs.get("restartCount", 0) >= 2 else None
+    p = wait_for("restartCount to reach 2", restarted, timeout=90)
+    st = p["status"]
+    assert st["phase"] == "Running"
+    cs = st["containerStatuses"][0]
+    last = cs["lastState"]["terminated"]
+    assert last["exitCode"] == 3 and last["reason"] == "Error"
+    assert last["containerID"].startswith("containerd://")
+    assert not cs["ready"]
+    k("delete", "pod", "crash", "--grace-period=1", timeout=90)
+
+
+def test_restart_policy_never_and_init_containers(node):
+    _, k, _ = node
+    manifest = {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "once"},
+        "spec": {
+            "restartPolicy": "Never",
+            "initContainers": [{"name": "init", "image": IMAGE, "imagePullPolicy": "Never",
+                                "command": ["sh", "-c", "exit 0"]}],
+            "containers": [{"name": "main", "image": IMAGE, "imagePullPolicy": "Never",
+                            "command": ["sh", "-c", "test \"$GREETING\" = hi && exit 0; exit 5"],
+                            "env": [{"name": "GREETING", "value": "hi"}],
+                            "resources": {"limits": {"cpu": "100m", "memory": "32Mi"}}}],
+        },
+    }
+    k("apply", "-f", "-", input=json.dumps(manifest))
+    p = wait_for("once to succeed", lambda: (lambda p: p if p["status"].get("phase") in ("Succeeded", "Failed")
+                 else None)(pod(k, "once")), timeout=60)
+    st = p["status"]
+    assert st["phase"] == "Succeeded", st
+    assert st["qosClass"] == "Guaranteed"
+    init = st["initContainerStatuses"][0]["state"]["terminated"]
+    assert init["exitCode"] == 0 and init["reason"] == "Completed"
+    main = st["containerStatuses"][0]["state"]["terminated"]
+    assert main["exitCode"] == 0 and main["reason"] == "Completed"
+    k("delete", "pod", "once", "--grace-period=1", timeout=90)
+
+
+def test_missing_image_with_pull_policy_never(node):
+    _, k, _ = node
+    k("run", "noimage", "--image=localhost/absent:1", "--image-pull-policy=Never")
+    p = wait_for("ErrImageNeverPull", lambda: (lambda p: p if ((p["status"].get("containerStatuses") or [{}])[0]
+                 .get("state", {}).get("waiting", {}).get("reason")) == "ErrImageNeverPull" else None)(pod(k, "noimage")),
+                 timeout=30)
+    assert p["status"]["phase"] == "Pending"
+    k("delete", "pod", "noimage", "--grace-period=1", timeout=90)
+
+
+def _get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.read().decode()
+    except Exception:
+        return None
