@@ -221,3 +221,29 @@ def _get(url):
             return r.read().decode()
     except Exception:
         return None
+
+
+def test_restarting_wharf_adopts_running_containers(node):
+    s, k, d = node
+    k("run", "keep", f"--image={IMAGE}", "--image-pull-policy=Never", "--", "httpd", "-f", "-p", "8080", "-h", "/www")
+    p = wait_for("keep to be Running", lambda: (lambda p: p if p["status"].get("phase") == "Running"
+                 else None)(pod(k, "keep")))
+    before = p["status"]["containerStatuses"][0]
+    ip = p["status"]["podIP"]
+    s.stop()
+    # containerd went with wharf, but the containers run on under their shims.
+    assert _get(f"http://{ip}:8080/") is not None
+    s.start(timeout=120)
+    wait_for("the node to be Ready again", lambda: k.run(
+        "get", "node", NODE, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+        check=False).stdout == "True", timeout=90)
+    time.sleep(3)  # a few relists of the runtime
+    after = pod(k, "keep")["status"]
+    cs = after["containerStatuses"][0]
+    assert after["phase"] == "Running"
+    assert cs["containerID"] == before["containerID"]
+    assert cs["restartCount"] == before["restartCount"] == 0
+    assert cs["state"]["running"]["startedAt"] == before["state"]["running"]["startedAt"]
+    assert after["podIP"] == ip
+    assert "hello from a wharf pod" in (_get(f"http://{ip}:8080/") or "")
+    k("delete", "pod", "keep", "--grace-period=1", timeout=90)
