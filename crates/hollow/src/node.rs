@@ -122,7 +122,12 @@ pub fn status_from_facts(f: &NodeFacts, now: &str) -> Value {
         })
     };
     let ready = match &f.ready {
-        Ok(()) => cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+        Ok(()) => cond(
+            "Ready",
+            "True",
+            "KubeletReady",
+            "kubelet is posting ready status",
+        ),
         Err(m) => cond("Ready", "False", "KubeletNotReady", m),
     };
     let addresses: Vec<Value> = f

@@ -29,8 +29,11 @@ fn gateway(cidr: &str) -> Option<String> {
 
 /// The conflist for `pod_cidr`.
 pub fn conflist(bridge: &str, pod_cidr: &str, ipam_dir: &Path) -> Result<serde_json::Value> {
-    let gw = gateway(pod_cidr)
-        .ok_or_else(|| Error::Runtime(format!("podCIDR {pod_cidr:?} is not an IPv4 CIDR of /30 or wider")))?;
+    let gw = gateway(pod_cidr).ok_or_else(|| {
+        Error::Runtime(format!(
+            "podCIDR {pod_cidr:?} is not an IPv4 CIDR of /30 or wider"
+        ))
+    })?;
     Ok(serde_json::json!({
         "cniVersion": "0.4.0",
         "name": "wharf",

@@ -76,7 +76,12 @@ fn cap_from_status(status: &str, bit: u32) -> bool {
 /// oom_score_adj values (needed without CAP_SYS_RESOURCE).
 pub fn config_toml(layout: &Layout, sandbox_image: &str, restrict_oom: bool) -> String {
     let d = layout.dir.display();
-    let q = |p: &Path| p.display().to_string().replace('\\', "\\\\").replace('"', "\\\"");
+    let q = |p: &Path| {
+        p.display()
+            .to_string()
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+    };
     format!(
         r#"# Written by wharf; rewritten at every start.
 version = 2
@@ -133,12 +138,16 @@ impl Containerd {
     /// Write the config, start containerd and wait until its socket answers.
     pub async fn start(layout: Layout, sandbox_image: &str) -> Result<Containerd> {
         let io = |what: String| move |source| Error::Io { what, source };
-        std::fs::create_dir_all(&layout.dir).map_err(io(format!("creating {}", layout.dir.display())))?;
+        std::fs::create_dir_all(&layout.dir)
+            .map_err(io(format!("creating {}", layout.dir.display())))?;
         std::fs::create_dir_all(&layout.cni_conf_dir)
             .map_err(io(format!("creating {}", layout.cni_conf_dir.display())))?;
         let restrict = !has_cap_sys_resource();
-        std::fs::write(layout.config(), config_toml(&layout, sandbox_image, restrict))
-            .map_err(io(format!("writing {}", layout.config().display())))?;
+        std::fs::write(
+            layout.config(),
+            config_toml(&layout, sandbox_image, restrict),
+        )
+        .map_err(io(format!("writing {}", layout.config().display())))?;
         kill_stale(&layout);
         let pid = Arc::new(AtomicI32::new(0));
         let stopping = Arc::new(AtomicBool::new(false));
@@ -146,7 +155,12 @@ impl Containerd {
         pid.store(child.id().unwrap_or(0) as i32, Ordering::SeqCst);
         let _ = std::fs::write(layout.pid_file(), pid.load(Ordering::SeqCst).to_string());
         tracing::info!(pid = pid.load(Ordering::SeqCst), config = %layout.config().display(), restrict_oom_score_adj = restrict, "containerd started");
-        let supervisor = tokio::spawn(supervise(layout.clone(), child, pid.clone(), stopping.clone()));
+        let supervisor = tokio::spawn(supervise(
+            layout.clone(),
+            child,
+            pid.clone(),
+            stopping.clone(),
+        ));
         let me = Containerd {
             layout,
             pid,
@@ -183,7 +197,10 @@ impl Containerd {
         }
         if let Some(sup) = self.supervisor.take() {
             let abort = sup.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(10), sup).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(10), sup)
+                .await
+                .is_err()
+            {
                 // SAFETY: as above.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
                 abort.abort();
@@ -321,7 +338,10 @@ mod tests {
 
     #[test]
     fn capability_bit_24() {
-        assert!(!cap_from_status("Name:\tx\nCapEff:\t000001fffeffffff\n", 24));
+        assert!(!cap_from_status(
+            "Name:\tx\nCapEff:\t000001fffeffffff\n",
+            24
+        ));
         assert!(cap_from_status("CapEff:\t000001ffffffffff\n", 24));
         assert!(!cap_from_status("nothing", 24));
     }

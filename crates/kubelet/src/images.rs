@@ -42,11 +42,21 @@ pub fn pause_archive(busybox: &Path) -> Result<PauseArchive> {
     layer.dir("proc/", 0o755);
     layer.dir("sys/", 0o755);
     layer.file("bin/busybox", 0o755, &bin);
-    layer.file("etc/passwd", 0o644, b"root:x:0:0:root:/:/bin/busybox\nnobody:x:65534:65534:nobody:/:/bin/false\n");
+    layer.file(
+        "etc/passwd",
+        0o644,
+        b"root:x:0:0:root:/:/bin/busybox\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    );
     layer.file("etc/group", 0o644, b"root:x:0:\nnogroup:x:65534:\n");
     let layer = layer.finish();
     let entrypoint = ["/bin/busybox", "sleep", "2147483647"];
-    Ok(docker_archive("localhost/wharf-pause", &layer, &entrypoint, &[], None))
+    Ok(docker_archive(
+        "localhost/wharf-pause",
+        &layer,
+        &entrypoint,
+        &[],
+        None,
+    ))
 }
 
 /// A one-layer docker-archive for `repo` (tagged with the config digest's
@@ -74,7 +84,9 @@ pub fn docker_archive(
     });
     let config = serde_json::to_vec(&config).expect("config serializes");
     let config_digest = sha256_hex(&config);
-    let tag = tag.map(str::to_string).unwrap_or_else(|| config_digest[..12].to_string());
+    let tag = tag
+        .map(str::to_string)
+        .unwrap_or_else(|| config_digest[..12].to_string());
     let manifest = serde_json::json!([{
         "Config": format!("{config_digest}.json"),
         "RepoTags": [format!("{repo}:{tag}")],
@@ -84,7 +96,11 @@ pub fn docker_archive(
     tar.file(&format!("{config_digest}.json"), 0o644, &config);
     tar.dir(&format!("{diff_id}/"), 0o755);
     tar.file(&format!("{diff_id}/layer.tar"), 0o644, layer);
-    tar.file("manifest.json", 0o644, &serde_json::to_vec(&manifest).expect("json"));
+    tar.file(
+        "manifest.json",
+        0o644,
+        &serde_json::to_vec(&manifest).expect("json"),
+    );
     PauseArchive {
         tar: tar.finish(),
         config_digest,
@@ -123,7 +139,10 @@ impl Tar {
     }
 
     fn entry(&mut self, name: &str, mode: u32, kind: u8, data: &[u8], link: &str) {
-        assert!(name.len() < 100 && link.len() < 100, "tar names are short here");
+        assert!(
+            name.len() < 100 && link.len() < 100,
+            "tar names are short here"
+        );
         let mut h = [0u8; 512];
         h[..name.len()].copy_from_slice(name.as_bytes());
         let octal = |h: &mut [u8], at: usize, width: usize, v: u64| {
@@ -171,7 +190,8 @@ pub async fn import(socket: &Path, archive: &Path) -> Result<String> {
             what: "running ctr".into(),
             source,
         })?;
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
         return Err(Error::Runtime(format!(
             "ctr images import {}: {}",

@@ -102,7 +102,11 @@ impl Kubelet {
             Some(e) => (None, e.clone()),
             None => {
                 let pause = images::pause_archive(std::path::Path::new(images::BUSYBOX))?;
-                let c = containerd::Containerd::start(layout.clone(), &images::pause_image_name(&pause)).await?;
+                let c = containerd::Containerd::start(
+                    layout.clone(),
+                    &images::pause_image_name(&pause),
+                )
+                .await?;
                 let e = c.endpoint();
                 (Some(c), e)
             }
@@ -110,7 +114,12 @@ impl Kubelet {
         let runtime: Arc<dyn cri::Runtime> = Arc::new(cri::grpc::GrpcRuntime::connect(&endpoint)?);
         let version = wait_for_runtime(runtime.as_ref()).await?;
         if own.is_some() {
-            images::ensure_pause(runtime.as_ref(), &layout.socket(), &layout.dir.join("images")).await?;
+            images::ensure_pause(
+                runtime.as_ref(),
+                &layout.socket(),
+                &layout.dir.join("images"),
+            )
+            .await?;
         }
         let runtime_name = version.runtime_name.clone();
         let runtime_version = format!("{}://{}", version.runtime_name, version.runtime_version);
@@ -123,7 +132,8 @@ impl Kubelet {
             memory_capacity: host.memory as i64,
         };
         let log_root = cfg.data_dir.join("agent").join("pod-logs");
-        let worker = pod::PodWorker::new(client.clone(), runtime.clone(), runtime_name, log_root, ctx);
+        let worker =
+            pod::PodWorker::new(client.clone(), runtime.clone(), runtime_name, log_root, ctx);
         let node_task = tokio::spawn(node_loop(
             client,
             cfg.clone(),
@@ -164,17 +174,27 @@ async fn wait_for_runtime(r: &dyn cri::Runtime) -> Result<cri::api::VersionRespo
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    Err(last.map(Error::Cri).unwrap_or_else(|| Error::Runtime("runtime did not answer".into())))
+    Err(last
+        .map(Error::Cri)
+        .unwrap_or_else(|| Error::Runtime("runtime did not answer".into())))
 }
 
 /// Whether the runtime reports RuntimeReady and NetworkReady; the message
 /// for `Ready=False` otherwise.
 async fn runtime_ready(r: &dyn cri::Runtime) -> Result<(), String> {
-    let conds = r.status().await.map_err(|e| format!("container runtime status check failed: {e}"))?;
+    let conds = r
+        .status()
+        .await
+        .map_err(|e| format!("container runtime status check failed: {e}"))?;
     let bad: Vec<String> = conds
         .iter()
         .filter(|c| !c.status)
-        .map(|c| format!("{}=false reason:{} message:{}", c.r#type, c.reason, c.message))
+        .map(|c| {
+            format!(
+                "{}=false reason:{} message:{}",
+                c.r#type, c.reason, c.message
+            )
+        })
         .collect();
     if bad.is_empty() {
         Ok(())
@@ -224,7 +244,9 @@ async fn node_loop(
                             tokio::time::sleep(Duration::from_millis(500)).await;
                             worker.set_network_ready();
                         }
-                        Err(e) => tracing::error!(error = %e, "writing the CNI configuration failed"),
+                        Err(e) => {
+                            tracing::error!(error = %e, "writing the CNI configuration failed")
+                        }
                     }
                 }
                 (None, _) => {
@@ -251,7 +273,11 @@ async fn node_loop(
             }
         }
         // Until the node has a podCIDR, look for it every second.
-        let wait = if configured { node::RENEW_EVERY } else { Duration::from_secs(1) };
+        let wait = if configured {
+            node::RENEW_EVERY
+        } else {
+            Duration::from_secs(1)
+        };
         tokio::time::sleep_until((tokio::time::Instant::now() + wait).min(next_renew)).await;
         if cidr.is_none() {
             let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());

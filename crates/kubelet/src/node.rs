@@ -36,7 +36,10 @@ pub struct Host {
 }
 
 fn read(path: &str) -> String {
-    std::fs::read_to_string(path).unwrap_or_default().trim().to_string()
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 /// Measure the host. `ip` is the address to advertise.
@@ -49,7 +52,9 @@ pub fn host(data_dir: &Path, ip: String) -> Host {
         .unwrap_or(0)
         * 1024;
     Host {
-        cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        cpus: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         memory,
         ephemeral_storage: fs_size(data_dir),
         ip,
@@ -81,7 +86,12 @@ fn os_image() -> String {
 
 /// The node's facts: capacity from the host, nodeInfo from the host and
 /// the runtime's version (`containerd://1.6.20`).
-pub fn facts(name: &str, host: &Host, runtime_version: &str, ready: Result<(), String>) -> NodeFacts {
+pub fn facts(
+    name: &str,
+    host: &Host,
+    runtime_version: &str,
+    ready: Result<(), String>,
+) -> NodeFacts {
     let arch = match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -143,7 +153,10 @@ pub fn node_object(name: &str, status: Value) -> Value {
 /// Keep each condition's `lastTransitionTime` from `old` when its status
 /// did not change.
 pub fn keep_transitions(new: &mut Value, old: Option<&Node>) {
-    let Some(old) = old.and_then(|n| n.status.as_ref()).and_then(|s| s.conditions.as_ref()) else {
+    let Some(old) = old
+        .and_then(|n| n.status.as_ref())
+        .and_then(|s| s.conditions.as_ref())
+    else {
         return;
     };
     for c in new["conditions"].as_array_mut().into_iter().flatten() {
@@ -165,7 +178,12 @@ fn signature(status: &Value) -> Value {
         .flatten()
         .map(|c| json!([c["type"], c["status"], c["message"]]))
         .collect();
-    json!([conds, status["capacity"], status["addresses"], status["nodeInfo"]])
+    json!([
+        conds,
+        status["capacity"],
+        status["addresses"],
+        status["nodeInfo"]
+    ])
 }
 
 /// Create the Node (or take the existing one) and post its status, then
@@ -176,16 +194,27 @@ pub async fn register(client: &Client, name: &str, status: Value) -> Result<Node
         .map_err(|e| crate::Error::Runtime(format!("node object: {e}")))?;
     let node = match nodes.create(&PostParams::default(), &body).await {
         Ok(n) => n,
-        Err(kube::Error::Api(s)) if s.code == 409 => nodes.get(name).await.map_err(api_err("reading the node"))?,
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            nodes.get(name).await.map_err(api_err("reading the node"))?
+        }
         Err(e) => return Err(api_err("registering the node")(e)),
     };
     let mut status = status;
     keep_transitions(&mut status, Some(&node));
     let node = nodes
-        .patch_status(name, &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": status })),
+        )
         .await
         .map_err(api_err("posting the node status"))?;
-    renew_lease(client, name, node.metadata.uid.as_deref().unwrap_or_default()).await?;
+    renew_lease(
+        client,
+        name,
+        node.metadata.uid.as_deref().unwrap_or_default(),
+    )
+    .await?;
     Ok(node)
 }
 
@@ -194,7 +223,10 @@ pub async fn renew_lease(client: &Client, name: &str, node_uid: &str) -> Result<
     let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
     let patch = json!({ "spec": { "holderIdentity": name, "renewTime": hollow::now(),
         "leaseDurationSeconds": LEASE_DURATION_SECS } });
-    match leases.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await {
+    match leases
+        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+    {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => {
             let lease: Lease = serde_json::from_value(hollow::node::lease_object(
@@ -223,7 +255,12 @@ pub struct StatusReporter {
 impl StatusReporter {
     /// Post `status` if it differs from the last one posted or the last
     /// post is older than [`REPORT_EVERY`].
-    pub async fn report(&mut self, client: &Client, name: &str, mut status: Value) -> Result<Option<Node>> {
+    pub async fn report(
+        &mut self,
+        client: &Client,
+        name: &str,
+        mut status: Value,
+    ) -> Result<Option<Node>> {
         let sig = signature(&status);
         if let Some((last, at)) = &self.last {
             if *last == sig && at.elapsed() < REPORT_EVERY {
@@ -234,7 +271,11 @@ impl StatusReporter {
         let cur = nodes.get(name).await.map_err(api_err("reading the node"))?;
         keep_transitions(&mut status, Some(&cur));
         let node = nodes
-            .patch_status(name, &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
+            .patch_status(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "status": status })),
+            )
             .await
             .map_err(api_err("posting the node status"))?;
         self.last = Some((sig, Instant::now()));
@@ -248,29 +289,65 @@ mod tests {
 
     #[test]
     fn node_status_parses_and_reports_readiness() {
-        let h = Host { cpus: 2, memory: 4 << 30, ephemeral_storage: 10 << 30, ip: "10.0.0.9".into() };
-        let f = facts("n1", &h, "containerd://1.6.20", Err("runtime network not ready".into()));
+        let h = Host {
+            cpus: 2,
+            memory: 4 << 30,
+            ephemeral_storage: 10 << 30,
+            ip: "10.0.0.9".into(),
+        };
+        let f = facts(
+            "n1",
+            &h,
+            "containerd://1.6.20",
+            Err("runtime network not ready".into()),
+        );
         let st = hollow::node::status_from_facts(&f, "2026-01-01T00:00:00Z");
         let n: Node = serde_json::from_value(node_object("n1", st)).unwrap();
         let st = n.status.unwrap();
         assert_eq!(st.capacity.as_ref().unwrap()["memory"].0, "4194304Ki");
         assert_eq!(st.capacity.as_ref().unwrap()["pods"].0, "110");
         assert_eq!(st.allocatable.unwrap()["cpu"].0, "2");
-        let ready = st.conditions.unwrap().into_iter().find(|c| c.type_ == "Ready").unwrap();
-        assert_eq!((ready.status.as_str(), ready.reason.as_deref()), ("False", Some("KubeletNotReady")));
+        let ready = st
+            .conditions
+            .unwrap()
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_deref()),
+            ("False", Some("KubeletNotReady"))
+        );
         assert_eq!(st.addresses.unwrap()[0].address, "10.0.0.9");
-        assert_eq!(st.node_info.unwrap().container_runtime_version, "containerd://1.6.20");
+        assert_eq!(
+            st.node_info.unwrap().container_runtime_version,
+            "containerd://1.6.20"
+        );
     }
 
     #[test]
     fn transitions_are_kept_while_the_status_holds() {
-        let h = Host { cpus: 1, memory: 1 << 30, ephemeral_storage: 1 << 30, ip: "10.0.0.9".into() };
-        let old = hollow::node::status_from_facts(&facts("n", &h, "c", Ok(())), "2026-01-01T00:00:00Z");
+        let h = Host {
+            cpus: 1,
+            memory: 1 << 30,
+            ephemeral_storage: 1 << 30,
+            ip: "10.0.0.9".into(),
+        };
+        let old =
+            hollow::node::status_from_facts(&facts("n", &h, "c", Ok(())), "2026-01-01T00:00:00Z");
         let old: Node = serde_json::from_value(node_object("n", old)).unwrap();
-        let mut new = hollow::node::status_from_facts(&facts("n", &h, "c", Err("x".into())), "2026-01-02T00:00:00Z");
+        let mut new = hollow::node::status_from_facts(
+            &facts("n", &h, "c", Err("x".into())),
+            "2026-01-02T00:00:00Z",
+        );
         keep_transitions(&mut new, Some(&old));
         let t = |v: &Value, ty: &str| {
-            v["conditions"].as_array().unwrap().iter().find(|c| c["type"] == ty).unwrap()["lastTransitionTime"].clone()
+            v["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["type"] == ty)
+                .unwrap()["lastTransitionTime"]
+                .clone()
         };
         assert_eq!(t(&new, "MemoryPressure"), "2026-01-01T00:00:00Z");
         assert_eq!(t(&new, "Ready"), "2026-01-02T00:00:00Z");

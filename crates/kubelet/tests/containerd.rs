@@ -19,7 +19,9 @@ struct Bridge(String);
 
 impl Drop for Bridge {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("ip").args(["link", "del", &self.0]).status();
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.0])
+            .status();
     }
 }
 
@@ -28,19 +30,32 @@ fn busybox_image(dir: &Path) -> (std::path::PathBuf, String) {
     for d in ["bin/", "etc/", "www/", "tmp/", "proc/", "sys/", "dev/"] {
         layer.dir(d, 0o755);
     }
-    layer.file("bin/busybox", 0o755, &std::fs::read(images::BUSYBOX).unwrap());
+    layer.file(
+        "bin/busybox",
+        0o755,
+        &std::fs::read(images::BUSYBOX).unwrap(),
+    );
     for a in ["sh", "httpd", "sleep", "echo"] {
         layer.symlink(&format!("bin/{a}"), "busybox");
     }
     layer.file("www/index.html", 0o644, b"hello from a CRI pod\n");
-    let a = images::docker_archive("localhost/kubelet-test-busybox", &layer.finish(), &[], &["/bin/sh"], Some("1"));
+    let a = images::docker_archive(
+        "localhost/kubelet-test-busybox",
+        &layer.finish(),
+        &[],
+        &["/bin/sh"],
+        Some("1"),
+    );
     let path = dir.join("busybox.tar");
     std::fs::write(&path, &a.tar).unwrap();
     (path, "localhost/kubelet-test-busybox:1".into())
 }
 
 fn http_get(ip: &str, port: u16) -> std::io::Result<String> {
-    let mut s = std::net::TcpStream::connect_timeout(&format!("{ip}:{port}").parse().unwrap(), Duration::from_secs(2))?;
+    let mut s = std::net::TcpStream::connect_timeout(
+        &format!("{ip}:{port}").parse().unwrap(),
+        Duration::from_secs(2),
+    )?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")?;
     let mut out = String::new();
@@ -71,11 +86,16 @@ fn sandbox_config(uid: &str, log_dir: &Path) -> api::PodSandboxConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pod_sandbox_with_httpd_on_real_containerd() {
-    let dir = tempfile::Builder::new().prefix("wharf-kubelet-it-").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("wharf-kubelet-it-")
+        .tempdir()
+        .unwrap();
     let layout = Layout::new(dir.path());
     let pause = images::pause_archive(Path::new(images::BUSYBOX)).unwrap();
     let pause_name = images::pause_image_name(&pause);
-    let containerd = Containerd::start(layout.clone(), &pause_name).await.unwrap();
+    let containerd = Containerd::start(layout.clone(), &pause_name)
+        .await
+        .unwrap();
     let bridge = Bridge(kubelet::cni::bridge_name(dir.path()));
     let rt: Arc<dyn Runtime> = Arc::new(GrpcRuntime::connect(&containerd.endpoint()).unwrap());
     // The checks run in their own task so that a failed assertion still
@@ -97,18 +117,36 @@ async fn pod_sandbox_with_httpd_on_real_containerd() {
     }
 }
 
-async fn run(rt: Arc<dyn Runtime>, layout: &Layout, pause: &str, data: &Path) -> Result<(), String> {
+async fn run(
+    rt: Arc<dyn Runtime>,
+    layout: &Layout,
+    pause: &str,
+    data: &Path,
+) -> Result<(), String> {
     let v = rt.version().await.map_err(|e| e.to_string())?;
     assert_eq!(v.runtime_name, "containerd");
     // The pause image: imported once, found the second time.
-    let name = images::ensure_pause(rt.as_ref(), &layout.socket(), &layout.dir.join("images")).await.map_err(|e| e.to_string())?;
+    let name = images::ensure_pause(rt.as_ref(), &layout.socket(), &layout.dir.join("images"))
+        .await
+        .map_err(|e| e.to_string())?;
     assert_eq!(name, pause);
     assert!(rt.image_status(pause).await.unwrap().is_some());
-    assert_eq!(images::ensure_pause(rt.as_ref(), &layout.socket(), &layout.dir).await.unwrap(), pause);
+    assert_eq!(
+        images::ensure_pause(rt.as_ref(), &layout.socket(), &layout.dir)
+            .await
+            .unwrap(),
+        pause
+    );
     // A pod network with a /24 of its own.
     let octet = 200 + (std::process::id() % 50);
     let cidr = format!("10.{octet}.7.0/24");
-    kubelet::cni::write(&layout.cni_conf_dir, &kubelet::cni::bridge_name(data), &cidr, &layout.cni_ipam_dir).unwrap();
+    kubelet::cni::write(
+        &layout.cni_conf_dir,
+        &kubelet::cni::bridge_name(data),
+        &cidr,
+        &layout.cni_ipam_dir,
+    )
+    .unwrap();
     let mut network_ready = false;
     for _ in 0..50 {
         let conds = rt.status().await.unwrap();
@@ -120,29 +158,57 @@ async fn run(rt: Arc<dyn Runtime>, layout: &Layout, pause: &str, data: &Path) ->
     }
     assert!(network_ready, "containerd never reported NetworkReady");
     let (archive, image) = busybox_image(data);
-    images::import(&layout.socket(), &archive).await.map_err(|e| e.to_string())?;
+    images::import(&layout.socket(), &archive)
+        .await
+        .map_err(|e| e.to_string())?;
     assert!(rt.image_status(&image).await.unwrap().is_some());
-    assert!(rt.image_status("localhost/absent:1").await.unwrap().is_none());
+    assert!(rt
+        .image_status("localhost/absent:1")
+        .await
+        .unwrap()
+        .is_none());
 
     let logs = data.join("logs");
     std::fs::create_dir_all(&logs).unwrap();
     let sc = sandbox_config("uid-1", &logs);
-    let sandbox = rt.run_pod_sandbox(sc.clone()).await.map_err(|e| e.to_string())?;
+    let sandbox = rt
+        .run_pod_sandbox(sc.clone())
+        .await
+        .map_err(|e| e.to_string())?;
     let st = rt.pod_sandbox_status(&sandbox).await.unwrap();
     let ip = st.network.unwrap().ip;
-    assert!(ip.starts_with(&format!("10.{octet}.7.")), "pod IP {ip} outside {cidr}");
+    assert!(
+        ip.starts_with(&format!("10.{octet}.7.")),
+        "pod IP {ip} outside {cidr}"
+    );
     let mut clbl = std::collections::HashMap::new();
     clbl.insert(labels::CONTAINER_NAME.to_string(), "web".to_string());
     let cc = api::ContainerConfig {
-        metadata: Some(api::ContainerMetadata { name: "web".into(), attempt: 0 }),
-        image: Some(api::ImageSpec { image: image.clone(), ..Default::default() }),
-        args: vec!["httpd".into(), "-f".into(), "-p".into(), "8080".into(), "-h".into(), "/www".into()],
+        metadata: Some(api::ContainerMetadata {
+            name: "web".into(),
+            attempt: 0,
+        }),
+        image: Some(api::ImageSpec {
+            image: image.clone(),
+            ..Default::default()
+        }),
+        args: vec![
+            "httpd".into(),
+            "-f".into(),
+            "-p".into(),
+            "8080".into(),
+            "-h".into(),
+            "/www".into(),
+        ],
         labels: clbl,
         log_path: "web/0.log".into(),
         linux: Some(api::LinuxContainerConfig::default()),
         ..Default::default()
     };
-    let id = rt.create_container(&sandbox, cc, sc.clone()).await.map_err(|e| e.to_string())?;
+    let id = rt
+        .create_container(&sandbox, cc, sc.clone())
+        .await
+        .map_err(|e| e.to_string())?;
     rt.start_container(&id).await.map_err(|e| e.to_string())?;
     let cs = rt.container_status(&id).await.unwrap();
     assert_eq!(cs.state, api::ContainerState::ContainerRunning as i32);
@@ -164,20 +230,42 @@ async fn run(rt: Arc<dyn Runtime>, layout: &Layout, pause: &str, data: &Path) ->
     assert!(t.elapsed() < Duration::from_secs(10));
     let cs = rt.container_status(&id).await.unwrap();
     assert_eq!(cs.state, api::ContainerState::ContainerExited as i32);
-    assert!([137, 143].contains(&cs.exit_code), "exit code {}", cs.exit_code);
-    rt.stop_pod_sandbox(&sandbox).await.map_err(|e| e.to_string())?;
-    rt.remove_pod_sandbox(&sandbox).await.map_err(|e| e.to_string())?;
-    assert!(rt.list_pod_sandbox().await.unwrap().is_empty(), "a sandbox was left");
-    assert!(rt.list_containers().await.unwrap().is_empty(), "a container was left");
-    assert!(http_get(&ip, 8080).is_err(), "the pod's address still answers");
+    assert!(
+        [137, 143].contains(&cs.exit_code),
+        "exit code {}",
+        cs.exit_code
+    );
+    rt.stop_pod_sandbox(&sandbox)
+        .await
+        .map_err(|e| e.to_string())?;
+    rt.remove_pod_sandbox(&sandbox)
+        .await
+        .map_err(|e| e.to_string())?;
+    assert!(
+        rt.list_pod_sandbox().await.unwrap().is_empty(),
+        "a sandbox was left"
+    );
+    assert!(
+        rt.list_containers().await.unwrap().is_empty(),
+        "a container was left"
+    );
+    assert!(
+        http_get(&ip, 8080).is_err(),
+        "the pod's address still answers"
+    );
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn containerd_is_restarted_when_it_dies() {
-    let dir = tempfile::Builder::new().prefix("wharf-kubelet-it-").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("wharf-kubelet-it-")
+        .tempdir()
+        .unwrap();
     let layout = Layout::new(dir.path());
-    let containerd = Containerd::start(layout.clone(), "localhost/none:1").await.unwrap();
+    let containerd = Containerd::start(layout.clone(), "localhost/none:1")
+        .await
+        .unwrap();
     let first = containerd.pid();
     // SAFETY: the PID of the containerd this test started.
     unsafe { libc::kill(first, libc::SIGKILL) };
@@ -193,5 +281,10 @@ async fn containerd_is_restarted_when_it_dies() {
     let second = containerd.pid();
     containerd.stop().await;
     assert!(back, "containerd was not restarted");
-    assert!(!Path::new(&format!("/proc/{second}")).exists() || std::fs::read_to_string(format!("/proc/{second}/stat")).unwrap_or_default().contains(") Z"));
+    assert!(
+        !Path::new(&format!("/proc/{second}")).exists()
+            || std::fs::read_to_string(format!("/proc/{second}/stat"))
+                .unwrap_or_default()
+                .contains(") Z")
+    );
 }

@@ -56,7 +56,13 @@ pub struct PodWorker {
 
 impl PodWorker {
     /// A worker for the node in `ctx`.
-    pub fn new(client: Client, runtime: Arc<dyn Runtime>, runtime_name: String, log_root: PathBuf, ctx: spec::Context) -> Arc<Self> {
+    pub fn new(
+        client: Client,
+        runtime: Arc<dyn Runtime>,
+        runtime_name: String,
+        log_root: PathBuf,
+        ctx: spec::Context,
+    ) -> Arc<Self> {
         Arc::new(PodWorker {
             client,
             exec: sync::Executor::new(runtime, log_root, ctx),
@@ -72,7 +78,8 @@ impl PodWorker {
 
     /// Let pods with their own network start.
     pub fn set_network_ready(&self) {
-        self.network_ready.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.network_ready
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         self.wake.notify_one();
     }
 
@@ -84,7 +91,10 @@ impl PodWorker {
         let cfg = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
         let me = self.clone();
         let watch = tokio::spawn(async move {
-            let stream = watcher(pods, cfg).default_backoff().reflect(writer).applied_objects();
+            let stream = watcher(pods, cfg)
+                .default_backoff()
+                .reflect(writer)
+                .applied_objects();
             let mut stream = std::pin::pin!(stream);
             while let Some(ev) = stream.next().await {
                 if let Err(e) = ev {
@@ -112,10 +122,24 @@ impl PodWorker {
         let containers = r.list_containers().await?;
         let mut ips = HashMap::new();
         {
-            let mut stale: HashSet<String> = self.sandbox_cache.lock().expect("cache").keys().cloned().collect();
-            for s in sandboxes.iter().filter(|s| s.labels.contains_key(crate::cri::labels::MANAGED_BY)) {
+            let mut stale: HashSet<String> = self
+                .sandbox_cache
+                .lock()
+                .expect("cache")
+                .keys()
+                .cloned()
+                .collect();
+            for s in sandboxes
+                .iter()
+                .filter(|s| s.labels.contains_key(crate::cri::labels::MANAGED_BY))
+            {
                 stale.remove(&s.id);
-                let cached = self.sandbox_cache.lock().expect("cache").get(&s.id).cloned();
+                let cached = self
+                    .sandbox_cache
+                    .lock()
+                    .expect("cache")
+                    .get(&s.id)
+                    .cloned();
                 let ip = match cached {
                     Some((state, ip)) if state == s.state => ip,
                     _ => {
@@ -123,7 +147,10 @@ impl PodWorker {
                             Ok(st) => st.network.map(|n| n.ip).filter(|ip| !ip.is_empty()),
                             Err(_) => continue,
                         };
-                        self.sandbox_cache.lock().expect("cache").insert(s.id.clone(), (s.state, ip.clone()));
+                        self.sandbox_cache
+                            .lock()
+                            .expect("cache")
+                            .insert(s.id.clone(), (s.state, ip.clone()));
                         ip
                     }
                 };
@@ -138,12 +165,20 @@ impl PodWorker {
         let mut seen = HashSet::new();
         for c in containers {
             seen.insert(c.id.clone());
-            let cached = self.container_cache.lock().expect("cache").get(&c.id).cloned();
+            let cached = self
+                .container_cache
+                .lock()
+                .expect("cache")
+                .get(&c.id)
+                .cloned();
             let st = match cached {
                 Some((state, st)) if state == c.state => Some(st),
                 _ => match r.container_status(&c.id).await {
                     Ok(st) => {
-                        self.container_cache.lock().expect("cache").insert(c.id.clone(), (c.state, st.clone()));
+                        self.container_cache
+                            .lock()
+                            .expect("cache")
+                            .insert(c.id.clone(), (c.state, st.clone()));
                         Some(st)
                     }
                     Err(_) => None,
@@ -151,7 +186,10 @@ impl PodWorker {
             };
             with_status.push((c, st));
         }
-        self.container_cache.lock().expect("cache").retain(|id, _| seen.contains(id));
+        self.container_cache
+            .lock()
+            .expect("cache")
+            .retain(|id, _| seen.contains(id));
         Ok(observed::group(&sandboxes, &ips, &with_status))
     }
 
@@ -177,7 +215,11 @@ impl PodWorker {
             self.post_status(&pod, want).await;
             let deleting = pod.metadata.deletion_timestamp.is_some();
             let plan = plan::decide(&pod, &rt, &phase, now_ns);
-            let own_network = !pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false);
+            let own_network = !pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.host_network)
+                .unwrap_or(false);
             if !deleting
                 && (plan == plan::Plan::default()
                     || (plan.new_sandbox.is_some()
@@ -223,9 +265,19 @@ impl PodWorker {
         if self.posted.lock().expect("posted").get(&uid) == Some(&want) {
             return;
         }
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), pod.metadata.namespace.as_deref().unwrap_or_default());
+        let api: Api<Pod> = Api::namespaced(
+            self.client.clone(),
+            pod.metadata.namespace.as_deref().unwrap_or_default(),
+        );
         let name = pod.metadata.name.clone().unwrap_or_default();
-        match api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({ "status": want }))).await {
+        match api
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "status": want })),
+            )
+            .await
+        {
             Ok(_) => {
                 self.posted.lock().expect("posted").insert(uid, want);
             }
@@ -243,7 +295,10 @@ impl PodWorker {
         tracing::info!(pod = ?pod.metadata.name, grace, "stopping a deleted pod");
         self.exec.stop_containers(rt, grace).await;
         let name = pod.metadata.name.clone().unwrap_or_default();
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), pod.metadata.namespace.as_deref().unwrap_or_default());
+        let api: Api<Pod> = Api::namespaced(
+            self.client.clone(),
+            pod.metadata.namespace.as_deref().unwrap_or_default(),
+        );
         // The containers' final state, as upstream posts it before the
         // delete. Under restartPolicy Never the status shows them
         // terminated and the phase terminal (Succeeded when all exited 0),
@@ -261,14 +316,18 @@ impl PodWorker {
                 now_ns: now_ns(),
                 waiting: &waiting,
             };
-            self.post_status(pod, status::pod_status(&last, &rt, &inputs)).await;
+            self.post_status(pod, status::pod_status(&last, &rt, &inputs))
+                .await;
         }
         if !self.exec.remove_sandboxes(&uid, rt, Some(log_dir)).await {
             return;
         }
         let dp = DeleteParams {
             grace_period_seconds: Some(0),
-            preconditions: Some(Preconditions { uid: Some(uid.clone()), resource_version: None }),
+            preconditions: Some(Preconditions {
+                uid: Some(uid.clone()),
+                resource_version: None,
+            }),
             ..DeleteParams::default()
         };
         match api.delete(&name, &dp).await {

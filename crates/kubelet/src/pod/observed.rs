@@ -100,10 +100,9 @@ impl PodRuntime {
 
     fn sort(&mut self) {
         self.sandboxes
-            .sort_by(|a, b| (b.attempt, b.created_at).cmp(&(a.attempt, a.created_at)));
-        self.containers.sort_by(|a, b| {
-            (b.restart_count, b.created_at).cmp(&(a.restart_count, a.created_at))
-        });
+            .sort_by_key(|s| std::cmp::Reverse((s.attempt, s.created_at)));
+        self.containers
+            .sort_by_key(|c| std::cmp::Reverse((c.restart_count, c.created_at)));
     }
 }
 
@@ -124,19 +123,27 @@ pub fn group(
             continue;
         };
         sandbox_uid.insert(&s.id, uid);
-        by_uid.entry(uid.clone()).or_default().sandboxes.push(Sandbox {
-            id: s.id.clone(),
-            attempt: s.metadata.as_ref().map(|m| m.attempt).unwrap_or(0),
-            ready: s.state == api::PodSandboxState::SandboxReady as i32,
-            created_at: s.created_at,
-            ip: sandbox_ips.get(&s.id).cloned().flatten(),
-        });
+        by_uid
+            .entry(uid.clone())
+            .or_default()
+            .sandboxes
+            .push(Sandbox {
+                id: s.id.clone(),
+                attempt: s.metadata.as_ref().map(|m| m.attempt).unwrap_or(0),
+                ready: s.state == api::PodSandboxState::SandboxReady as i32,
+                created_at: s.created_at,
+                ip: sandbox_ips.get(&s.id).cloned().flatten(),
+            });
     }
     for (c, st) in containers {
         let Some(uid) = sandbox_uid.get(c.pod_sandbox_id.as_str()) else {
             continue;
         };
-        let name = c.labels.get(labels::CONTAINER_NAME).cloned().unwrap_or_default();
+        let name = c
+            .labels
+            .get(labels::CONTAINER_NAME)
+            .cloned()
+            .unwrap_or_default();
         let restart_count = c
             .annotations
             .get(labels::RESTART_COUNT)
@@ -150,25 +157,29 @@ pub fn group(
             .filter(|i| !i.is_empty())
             .or_else(|| c.image.as_ref().map(|i| i.image.clone()))
             .unwrap_or_default();
-        by_uid.entry(uid.to_string()).or_default().containers.push(Instance {
-            id: c.id.clone(),
-            sandbox_id: c.pod_sandbox_id.clone(),
-            name,
-            restart_count,
-            state: State::from_cri(c.state),
-            created_at: c.created_at,
-            started_at: st.started_at,
-            finished_at: st.finished_at,
-            exit_code: st.exit_code,
-            reason: st.reason,
-            message: st.message,
-            image,
-            image_ref: if st.image_ref.is_empty() {
-                c.image_ref.clone()
-            } else {
-                st.image_ref
-            },
-        });
+        by_uid
+            .entry(uid.to_string())
+            .or_default()
+            .containers
+            .push(Instance {
+                id: c.id.clone(),
+                sandbox_id: c.pod_sandbox_id.clone(),
+                name,
+                restart_count,
+                state: State::from_cri(c.state),
+                created_at: c.created_at,
+                started_at: st.started_at,
+                finished_at: st.finished_at,
+                exit_code: st.exit_code,
+                reason: st.reason,
+                message: st.message,
+                image,
+                image_ref: if st.image_ref.is_empty() {
+                    c.image_ref.clone()
+                } else {
+                    st.image_ref
+                },
+            });
     }
     for rt in by_uid.values_mut() {
         rt.sort();

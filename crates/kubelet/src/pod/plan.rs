@@ -89,7 +89,12 @@ pub fn decide(pod: &Pod, rt: &PodRuntime, phase: &str, now_ns: i64) -> Plan {
     let mut plan = Plan::default();
     let spec = pod.spec.clone().unwrap_or_default();
     if phase == "Succeeded" || phase == "Failed" {
-        plan.stop_sandboxes = rt.sandboxes.iter().filter(|s| s.ready).map(|s| s.id.clone()).collect();
+        plan.stop_sandboxes = rt
+            .sandboxes
+            .iter()
+            .filter(|s| s.ready)
+            .map(|s| s.id.clone())
+            .collect();
         return plan;
     }
     let policy = restart_policy(pod);
@@ -188,7 +193,10 @@ pub(crate) mod tests {
 
     pub(crate) fn pod(policy: &str, init: &[&str], app: &[&str]) -> Pod {
         let cs = |names: &[&str]| -> Vec<serde_json::Value> {
-            names.iter().map(|n| json!({"name": n, "image": "img"})).collect()
+            names
+                .iter()
+                .map(|n| json!({"name": n, "image": "img"}))
+                .collect()
         };
         serde_json::from_value(json!({
             "metadata": {"name": "p", "namespace": "ns", "uid": "u"},
@@ -218,7 +226,13 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn sandbox(ready: bool) -> Sandbox {
-        Sandbox { id: "sb".into(), attempt: 0, ready, created_at: 1, ip: Some("10.0.0.2".into()) }
+        Sandbox {
+            id: "sb".into(),
+            attempt: 0,
+            ready,
+            created_at: 1,
+            ip: Some("10.0.0.2".into()),
+        }
     }
 
     #[test]
@@ -226,22 +240,44 @@ pub(crate) mod tests {
         let p = pod("Always", &["i1", "i2"], &["a"]);
         let plan = decide(&p, &PodRuntime::default(), "Pending", 0);
         assert_eq!(plan.new_sandbox, Some(0));
-        assert_eq!(plan.start, vec![Start { name: "i1".into(), init: true, restart_count: 0 }]);
-        let plan = decide(&pod("Always", &[], &["a", "b"]), &PodRuntime::default(), "Pending", 0);
+        assert_eq!(
+            plan.start,
+            vec![Start {
+                name: "i1".into(),
+                init: true,
+                restart_count: 0
+            }]
+        );
+        let plan = decide(
+            &pod("Always", &[], &["a", "b"]),
+            &PodRuntime::default(),
+            "Pending",
+            0,
+        );
         assert_eq!(plan.start.len(), 2);
     }
 
     #[test]
     fn init_containers_run_in_order_then_apps() {
         let p = pod("Always", &["i1", "i2"], &["a"]);
-        let mut rt = PodRuntime { sandboxes: vec![sandbox(true)], containers: vec![] };
+        let mut rt = PodRuntime {
+            sandboxes: vec![sandbox(true)],
+            containers: vec![],
+        };
         rt.containers.push(inst("i1", 0, State::Running, 0, 0));
         assert_eq!(decide(&p, &rt, "Pending", 5 * S).start, vec![]);
         rt.containers[0] = inst("i1", 0, State::Exited, 0, 3);
         assert_eq!(decide(&p, &rt, "Pending", 5 * S).start[0].name, "i2");
         rt.containers.push(inst("i2", 0, State::Exited, 0, 4));
         let plan = decide(&p, &rt, "Pending", 5 * S);
-        assert_eq!(plan.start, vec![Start { name: "a".into(), init: false, restart_count: 0 }]);
+        assert_eq!(
+            plan.start,
+            vec![Start {
+                name: "a".into(),
+                init: false,
+                restart_count: 0
+            }]
+        );
     }
 
     #[test]
@@ -253,7 +289,10 @@ pub(crate) mod tests {
         };
         assert!(decide(&p, &rt, "Pending", 100 * S).start.is_empty());
         let p = pod("OnFailure", &["i1"], &["a"]);
-        assert_eq!(decide(&p, &rt, "Pending", 100 * S).start[0].restart_count, 1);
+        assert_eq!(
+            decide(&p, &rt, "Pending", 100 * S).start[0].restart_count,
+            1
+        );
     }
 
     #[test]
@@ -263,10 +302,30 @@ pub(crate) mod tests {
             containers: vec![inst("a", 0, State::Exited, code, 3)],
         };
         let now = 100 * S;
-        assert_eq!(decide(&pod("Always", &[], &["a"]), &rt(0), "Running", now).start.len(), 1);
-        assert_eq!(decide(&pod("OnFailure", &[], &["a"]), &rt(0), "Running", now).start.len(), 0);
-        assert_eq!(decide(&pod("OnFailure", &[], &["a"]), &rt(2), "Running", now).start.len(), 1);
-        assert_eq!(decide(&pod("Never", &[], &["a"]), &rt(2), "Running", now).start.len(), 0);
+        assert_eq!(
+            decide(&pod("Always", &[], &["a"]), &rt(0), "Running", now)
+                .start
+                .len(),
+            1
+        );
+        assert_eq!(
+            decide(&pod("OnFailure", &[], &["a"]), &rt(0), "Running", now)
+                .start
+                .len(),
+            0
+        );
+        assert_eq!(
+            decide(&pod("OnFailure", &[], &["a"]), &rt(2), "Running", now)
+                .start
+                .len(),
+            1
+        );
+        assert_eq!(
+            decide(&pod("Never", &[], &["a"]), &rt(2), "Running", now)
+                .start
+                .len(),
+            0
+        );
     }
 
     #[test]
@@ -284,9 +343,17 @@ pub(crate) mod tests {
         assert_eq!(restart_delay(&long), 40, "ran 100 s: not reset yet");
         long.finished_at = 700 * S;
         assert_eq!(restart_delay(&long), 0);
-        let rt = PodRuntime { sandboxes: vec![sandbox(true)], containers: vec![i(2)] };
-        assert!(decide(&pod("Always", &[], &["a"]), &rt, "Running", 105 * S).start.is_empty());
-        assert_eq!(decide(&pod("Always", &[], &["a"]), &rt, "Running", 125 * S).start[0].restart_count, 3);
+        let rt = PodRuntime {
+            sandboxes: vec![sandbox(true)],
+            containers: vec![i(2)],
+        };
+        assert!(decide(&pod("Always", &[], &["a"]), &rt, "Running", 105 * S)
+            .start
+            .is_empty());
+        assert_eq!(
+            decide(&pod("Always", &[], &["a"]), &rt, "Running", 125 * S).start[0].restart_count,
+            3
+        );
     }
 
     #[test]
@@ -300,9 +367,18 @@ pub(crate) mod tests {
         assert_eq!(plan.new_sandbox, Some(1));
         assert_eq!(plan.stale_sandboxes, vec!["sb".to_string()]);
         assert_eq!(plan.start[0].restart_count, 5);
-        assert_eq!(decide(&pod("Never", &[], &["a"]), &rt, "Running", 0), Plan::default());
-        let rt = PodRuntime { sandboxes: vec![sandbox(true)], containers: vec![] };
-        assert_eq!(decide(&p, &rt, "Succeeded", 0).stop_sandboxes, vec!["sb".to_string()]);
+        assert_eq!(
+            decide(&pod("Never", &[], &["a"]), &rt, "Running", 0),
+            Plan::default()
+        );
+        let rt = PodRuntime {
+            sandboxes: vec![sandbox(true)],
+            containers: vec![],
+        };
+        assert_eq!(
+            decide(&p, &rt, "Succeeded", 0).stop_sandboxes,
+            vec!["sb".to_string()]
+        );
     }
 
     #[test]
@@ -317,7 +393,10 @@ pub(crate) mod tests {
             ],
         };
         let plan = decide(&pod("Always", &[], &["a"]), &rt, "Running", 100 * S);
-        assert_eq!(plan.remove_containers, vec!["a-1".to_string(), "a-0".to_string()]);
+        assert_eq!(
+            plan.remove_containers,
+            vec!["a-1".to_string(), "a-0".to_string()]
+        );
         assert!(plan.start.is_empty());
     }
 }

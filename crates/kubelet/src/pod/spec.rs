@@ -35,7 +35,10 @@ pub fn log_dir(root: &Path, pod: &Pod) -> std::path::PathBuf {
 }
 
 fn host_network(pod: &Pod) -> bool {
-    pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false)
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.host_network)
+        .unwrap_or(false)
 }
 
 fn namespace_options(pod: &Pod) -> api::NamespaceOption {
@@ -66,17 +69,33 @@ fn namespace_options(pod: &Pod) -> api::NamespaceOption {
 pub fn sandbox_config(pod: &Pod, attempt: u32, log_root: &Path) -> api::PodSandboxConfig {
     let m = &pod.metadata;
     let spec = pod.spec.clone().unwrap_or_default();
-    let mut lbl: HashMap<String, String> = m.labels.clone().unwrap_or_default().into_iter().collect();
+    let mut lbl: HashMap<String, String> =
+        m.labels.clone().unwrap_or_default().into_iter().collect();
     lbl.insert(labels::POD_NAME.into(), m.name.clone().unwrap_or_default());
-    lbl.insert(labels::POD_NAMESPACE.into(), m.namespace.clone().unwrap_or_default());
+    lbl.insert(
+        labels::POD_NAMESPACE.into(),
+        m.namespace.clone().unwrap_or_default(),
+    );
     lbl.insert(labels::POD_UID.into(), m.uid.clone().unwrap_or_default());
     lbl.insert(labels::MANAGED_BY.into(), "true".into());
-    let annotations = m.annotations.clone().unwrap_or_default().into_iter().collect();
+    let annotations = m
+        .annotations
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     let hostname = if host_network(pod) {
         String::new()
     } else {
-        let h = spec.hostname.clone().unwrap_or_else(|| m.name.clone().unwrap_or_default());
-        h.chars().take(63).collect::<String>().trim_end_matches(['-', '.']).to_string()
+        let h = spec
+            .hostname
+            .clone()
+            .unwrap_or_else(|| m.name.clone().unwrap_or_default());
+        h.chars()
+            .take(63)
+            .collect::<String>()
+            .trim_end_matches(['-', '.'])
+            .to_string()
     };
     let port_mappings = spec
         .containers
@@ -122,7 +141,11 @@ pub fn sandbox_config(pod: &Pod, attempt: u32, log_root: &Path) -> api::PodSandb
 pub fn grace_period(pod: &Pod) -> i64 {
     pod.metadata
         .deletion_grace_period_seconds
-        .or_else(|| pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+        .or_else(|| {
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds)
+        })
         .unwrap_or(30)
         .max(0)
 }
@@ -178,14 +201,24 @@ fn envs(pod: &Pod, c: &Container, ctx: &Context) -> Vec<api::KeyValue> {
 pub fn resources(pod: &Pod, c: &Container, memory_capacity: i64) -> api::LinuxContainerResources {
     let r = c.resources.as_ref();
     let get = |which: bool, res: &str| {
-        r.and_then(|r| if which { r.requests.as_ref() } else { r.limits.as_ref() })
-            .and_then(|m| m.get(res))
-            .map(|q| q.0.clone())
+        r.and_then(|r| {
+            if which {
+                r.requests.as_ref()
+            } else {
+                r.limits.as_ref()
+            }
+        })
+        .and_then(|m| m.get(res))
+        .map(|q| q.0.clone())
     };
     let cpu_limit = get(false, "cpu").and_then(|q| quantity::millicores(&q));
-    let cpu_request = get(true, "cpu").and_then(|q| quantity::millicores(&q)).or(cpu_limit);
+    let cpu_request = get(true, "cpu")
+        .and_then(|q| quantity::millicores(&q))
+        .or(cpu_limit);
     let mem_limit = get(false, "memory").and_then(|q| quantity::bytes(&q));
-    let mem_request = get(true, "memory").and_then(|q| quantity::bytes(&q)).or(mem_limit);
+    let mem_request = get(true, "memory")
+        .and_then(|q| quantity::bytes(&q))
+        .or(mem_limit);
     let shares = cpu_request.map(|m| (m * 1024 / 1000).max(2)).unwrap_or(2);
     let oom = match hollow::pod::qos_class(pod) {
         "Guaranteed" => -997,
@@ -202,7 +235,9 @@ pub fn resources(pod: &Pod, c: &Container, memory_capacity: i64) -> api::LinuxCo
     };
     api::LinuxContainerResources {
         cpu_period: if cpu_limit.is_some() { 100_000 } else { 0 },
-        cpu_quota: cpu_limit.map(|m| (m * 100_000 / 1000).max(1000)).unwrap_or(0),
+        cpu_quota: cpu_limit
+            .map(|m| (m * 100_000 / 1000).max(1000))
+            .unwrap_or(0),
         cpu_shares: shares,
         memory_limit_in_bytes: mem_limit.unwrap_or(0),
         oom_score_adj: oom,
@@ -221,7 +256,10 @@ pub fn container_config(
     let mut lbl = HashMap::new();
     lbl.insert(labels::CONTAINER_NAME.to_string(), c.name.clone());
     lbl.insert(labels::POD_NAME.into(), m.name.clone().unwrap_or_default());
-    lbl.insert(labels::POD_NAMESPACE.into(), m.namespace.clone().unwrap_or_default());
+    lbl.insert(
+        labels::POD_NAMESPACE.into(),
+        m.namespace.clone().unwrap_or_default(),
+    );
     lbl.insert(labels::POD_UID.into(), m.uid.clone().unwrap_or_default());
     let mut ann = HashMap::new();
     ann.insert(labels::RESTART_COUNT.to_string(), restart_count.to_string());
@@ -235,10 +273,16 @@ pub fn container_config(
     );
     ann.insert(
         labels::TERMINATION_MESSAGE_PATH.to_string(),
-        c.termination_message_path.clone().unwrap_or_else(|| "/dev/termination-log".into()),
+        c.termination_message_path
+            .clone()
+            .unwrap_or_else(|| "/dev/termination-log".into()),
     );
     let sc = c.security_context.clone().unwrap_or_default();
-    let psc = pod.spec.as_ref().and_then(|s| s.security_context.clone()).unwrap_or_default();
+    let psc = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.security_context.clone())
+        .unwrap_or_default();
     let caps = sc.capabilities.clone().unwrap_or_default();
     api::ContainerConfig {
         metadata: Some(api::ContainerMetadata {
@@ -265,8 +309,14 @@ pub fn container_config(
                 namespace_options: Some(namespace_options(pod)),
                 privileged: sc.privileged.unwrap_or(false),
                 readonly_rootfs: sc.read_only_root_filesystem.unwrap_or(false),
-                run_as_user: sc.run_as_user.or(psc.run_as_user).map(|v| api::Int64Value { value: v }),
-                run_as_group: sc.run_as_group.or(psc.run_as_group).map(|v| api::Int64Value { value: v }),
+                run_as_user: sc
+                    .run_as_user
+                    .or(psc.run_as_user)
+                    .map(|v| api::Int64Value { value: v }),
+                run_as_group: sc
+                    .run_as_group
+                    .or(psc.run_as_group)
+                    .map(|v| api::Int64Value { value: v }),
                 capabilities: Some(api::Capability {
                     add_capabilities: caps.add.clone().unwrap_or_default(),
                     drop_capabilities: caps.drop.clone().unwrap_or_default(),
@@ -274,7 +324,6 @@ pub fn container_config(
                 }),
                 ..Default::default()
             }),
-            ..Default::default()
         }),
         ..Default::default()
     }
@@ -304,7 +353,13 @@ mod tests {
         assert_eq!(s.log_directory, "/logs/ns_web_u1");
         assert_eq!(s.port_mappings.len(), 1);
         assert_eq!(s.port_mappings[0].host_port, 8080);
-        let ns = s.linux.unwrap().security_context.unwrap().namespace_options.unwrap();
+        let ns = s
+            .linux
+            .unwrap()
+            .security_context
+            .unwrap()
+            .namespace_options
+            .unwrap();
         assert_eq!(ns.network, api::NamespaceMode::Pod as i32);
     }
 
@@ -319,19 +374,32 @@ mod tests {
                         {"name": "N", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
                 "resources": {"limits": {"cpu": "500m", "memory": "64Mi"}}}]}
         }));
-        let ctx = Context { pod_ip: "10.1.0.5".into(), ..Default::default() };
+        let ctx = Context {
+            pod_ip: "10.1.0.5".into(),
+            ..Default::default()
+        };
         let c = container_config(&p, &p.spec.clone().unwrap().containers[0], 3, &ctx);
         assert_eq!(c.command, vec!["sh"]);
         assert_eq!(c.args, vec!["-c", "x"]);
         assert_eq!(c.log_path, "c/3.log");
         assert_eq!(c.annotations[labels::RESTART_COUNT], "3");
-        let env: Vec<_> = c.envs.iter().map(|e| (e.key.as_str(), e.value.as_str())).collect();
+        let env: Vec<_> = c
+            .envs
+            .iter()
+            .map(|e| (e.key.as_str(), e.value.as_str()))
+            .collect();
         assert_eq!(env, vec![("A", "1"), ("IP", "10.1.0.5"), ("N", "web")]);
         let l = c.linux.unwrap();
         let r = l.resources.unwrap();
-        assert_eq!((r.cpu_quota, r.cpu_period, r.cpu_shares), (50_000, 100_000, 512));
+        assert_eq!(
+            (r.cpu_quota, r.cpu_period, r.cpu_shares),
+            (50_000, 100_000, 512)
+        );
         assert_eq!(r.memory_limit_in_bytes, 64 << 20);
-        assert_eq!(r.oom_score_adj, -997, "limits only: requests default to them, Guaranteed");
+        assert_eq!(
+            r.oom_score_adj, -997,
+            "limits only: requests default to them, Guaranteed"
+        );
         let ns = l.security_context.unwrap().namespace_options.unwrap();
         assert_eq!(ns.network, api::NamespaceMode::Node as i32);
     }

@@ -130,7 +130,11 @@ fn container_status(
                 };
                 (st, last, kind)
             }
-            State::Exited => (terminated(i, inp.runtime_name), last_state(previous), Kind::Exited(i.exit_code)),
+            State::Exited => (
+                terminated(i, inp.runtime_name),
+                last_state(previous),
+                Kind::Exited(i.exit_code),
+            ),
             State::Created | State::Unknown => (
                 waiting("ContainerCreating", None),
                 last_state(previous),
@@ -178,7 +182,7 @@ fn phase(policy: &str, init_failed: bool, init_done: bool, kinds: &[Kind]) -> &'
         .filter(|k| matches!(k, Kind::Restarting | Kind::Exited(_)))
         .count();
     let succeeded = kinds.iter().filter(|k| **k == Kind::Exited(0)).count();
-    let restarting = kinds.iter().any(|k| *k == Kind::Restarting);
+    let restarting = kinds.contains(&Kind::Restarting);
     if waiting > 0 {
         "Pending"
     } else if running > 0 {
@@ -230,7 +234,11 @@ pub fn pod_status(pod: &Pod, rt: &PodRuntime, inp: &Inputs) -> Value {
             init_done = false;
         }
     }
-    let app_default = if init_done { "ContainerCreating" } else { "PodInitializing" };
+    let app_default = if init_done {
+        "ContainerCreating"
+    } else {
+        "PodInitializing"
+    };
     let mut statuses = Vec::new();
     let mut kinds = Vec::new();
     let mut unready = Vec::new();
@@ -244,7 +252,11 @@ pub fn pod_status(pod: &Pod, rt: &PodRuntime, inp: &Inputs) -> Value {
     }
     let mut phase = phase(policy, init_failed, init_done, &kinds);
     if old_phase == "Succeeded" || old_phase == "Failed" {
-        phase = if old_phase == "Succeeded" { "Succeeded" } else { "Failed" };
+        phase = if old_phase == "Succeeded" {
+            "Succeeded"
+        } else {
+            "Failed"
+        };
     }
     let terminal = phase == "Succeeded" || phase == "Failed";
     let sandbox = rt.current_sandbox();
@@ -263,7 +275,10 @@ pub fn pod_status(pod: &Pod, rt: &PodRuntime, inp: &Inputs) -> Value {
         .map(|c| {
             (
                 c.type_.clone(),
-                (c.status.clone(), serde_json::to_value(&c.last_transition_time).unwrap_or(Value::Null)),
+                (
+                    c.status.clone(),
+                    serde_json::to_value(&c.last_transition_time).unwrap_or(Value::Null),
+                ),
             )
         })
         .collect();
@@ -289,16 +304,30 @@ pub fn pod_status(pod: &Pod, rt: &PodRuntime, inp: &Inputs) -> Value {
     } else if terminal {
         (Some("PodCompleted"), None)
     } else {
-        (Some("ContainersNotReady"), Some(format!("containers with unready status: {}", list(&unready))))
+        (
+            Some("ContainersNotReady"),
+            Some(format!(
+                "containers with unready status: {}",
+                list(&unready)
+            )),
+        )
     };
     let init_cond = if init_done || terminal {
-        cond("Initialized", true, terminal.then_some("PodCompleted"), None)
+        cond(
+            "Initialized",
+            true,
+            terminal.then_some("PodCompleted"),
+            None,
+        )
     } else {
         cond(
             "Initialized",
             false,
             Some("ContainersNotInitialized"),
-            Some(format!("containers with incomplete status: {}", list(&incomplete))),
+            Some(format!(
+                "containers with incomplete status: {}",
+                list(&incomplete)
+            )),
         )
     };
     let mut status = json!({
@@ -334,11 +363,21 @@ mod tests {
     const S: i64 = 1_000_000_000;
 
     fn inputs(waiting: &HashMap<String, Waiting>) -> Inputs<'_> {
-        Inputs { host_ip: "192.168.1.5", runtime_name: "containerd", now_ns: 100 * S, waiting }
+        Inputs {
+            host_ip: "192.168.1.5",
+            runtime_name: "containerd",
+            now_ns: 100 * S,
+            waiting,
+        }
     }
 
     fn cond<'a>(st: &'a Value, t: &str) -> &'a Value {
-        st["conditions"].as_array().unwrap().iter().find(|c| c["type"] == t).unwrap()
+        st["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == t)
+            .unwrap()
     }
 
     #[test]
@@ -370,18 +409,27 @@ mod tests {
         let w = HashMap::new();
         let rt = PodRuntime {
             sandboxes: vec![sandbox(true)],
-            containers: vec![inst("a", 2, State::Exited, 3, 95), inst("a", 1, State::Exited, 3, 80)],
+            containers: vec![
+                inst("a", 2, State::Exited, 3, 95),
+                inst("a", 1, State::Exited, 3, 80),
+            ],
         };
         let st = pod_status(&pod("Always", &[], &["a"]), &rt, &inputs(&w));
         assert_eq!(st["phase"], "Running");
         let cs = &st["containerStatuses"][0];
         assert_eq!(cs["state"]["waiting"]["reason"], "CrashLoopBackOff");
-        assert!(cs["state"]["waiting"]["message"].as_str().unwrap().starts_with("back-off 20s restarting failed container=a pod=p_ns(u)"));
+        assert!(cs["state"]["waiting"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("back-off 20s restarting failed container=a pod=p_ns(u)"));
         assert_eq!(cs["lastState"]["terminated"]["exitCode"], 3);
         assert_eq!(cs["lastState"]["terminated"]["reason"], "Error");
         assert_eq!(cs["restartCount"], 2);
         assert_eq!(cond(&st, "Ready")["reason"], "ContainersNotReady");
-        assert_eq!(cond(&st, "Ready")["message"], "containers with unready status: [a]");
+        assert_eq!(
+            cond(&st, "Ready")["message"],
+            "containers with unready status: [a]"
+        );
     }
 
     #[test]
@@ -391,42 +439,81 @@ mod tests {
             sandboxes: vec![sandbox(true)],
             containers: vec![inst("a", 0, State::Exited, code, 90)],
         };
-        let ph = |policy, code| pod_status(&pod(policy, &[], &["a"]), &rt(code), &inputs(&w))["phase"].clone();
+        let ph = |policy, code| {
+            pod_status(&pod(policy, &[], &["a"]), &rt(code), &inputs(&w))["phase"].clone()
+        };
         assert_eq!(ph("Never", 0), "Succeeded");
         assert_eq!(ph("Never", 1), "Failed");
         assert_eq!(ph("OnFailure", 0), "Succeeded");
         assert_eq!(ph("OnFailure", 1), "Running");
         assert_eq!(ph("Always", 0), "Running");
         let st = pod_status(&pod("Never", &[], &["a"]), &rt(0), &inputs(&w));
-        assert_eq!(st["containerStatuses"][0]["state"]["terminated"]["reason"], "Completed");
+        assert_eq!(
+            st["containerStatuses"][0]["state"]["terminated"]["reason"],
+            "Completed"
+        );
         assert_eq!(cond(&st, "Ready")["reason"], "PodCompleted");
     }
 
     #[test]
     fn init_containers_and_waiting_reasons() {
         let mut w = HashMap::new();
-        w.insert("a".to_string(), Waiting { reason: "ErrImagePull".into(), message: "not found".into() });
+        w.insert(
+            "a".to_string(),
+            Waiting {
+                reason: "ErrImagePull".into(),
+                message: "not found".into(),
+            },
+        );
         let p = pod("Always", &["i"], &["a"]);
-        let rt = PodRuntime { sandboxes: vec![sandbox(true)], containers: vec![inst("i", 0, State::Running, 0, 90)] };
+        let rt = PodRuntime {
+            sandboxes: vec![sandbox(true)],
+            containers: vec![inst("i", 0, State::Running, 0, 90)],
+        };
         let st = pod_status(&p, &rt, &inputs(&w));
         assert_eq!(st["phase"], "Pending");
-        assert_eq!(cond(&st, "Initialized")["message"], "containers with incomplete status: [i]");
-        assert_eq!(st["initContainerStatuses"][0]["state"]["running"]["startedAt"], "1970-01-01T00:01:29Z");
-        assert_eq!(st["containerStatuses"][0]["state"]["waiting"]["reason"], "ErrImagePull");
+        assert_eq!(
+            cond(&st, "Initialized")["message"],
+            "containers with incomplete status: [i]"
+        );
+        assert_eq!(
+            st["initContainerStatuses"][0]["state"]["running"]["startedAt"],
+            "1970-01-01T00:01:29Z"
+        );
+        assert_eq!(
+            st["containerStatuses"][0]["state"]["waiting"]["reason"],
+            "ErrImagePull"
+        );
         let w2 = HashMap::new();
         let st = pod_status(&p, &rt, &inputs(&w2));
-        assert_eq!(st["containerStatuses"][0]["state"]["waiting"]["reason"], "PodInitializing");
-        let rt = PodRuntime { sandboxes: vec![sandbox(true)], containers: vec![inst("i", 0, State::Exited, 1, 90)] };
-        assert_eq!(pod_status(&pod("Never", &["i"], &["a"]), &rt, &inputs(&w2))["phase"], "Failed");
+        assert_eq!(
+            st["containerStatuses"][0]["state"]["waiting"]["reason"],
+            "PodInitializing"
+        );
+        let rt = PodRuntime {
+            sandboxes: vec![sandbox(true)],
+            containers: vec![inst("i", 0, State::Exited, 1, 90)],
+        };
+        assert_eq!(
+            pod_status(&pod("Never", &["i"], &["a"]), &rt, &inputs(&w2))["phase"],
+            "Failed"
+        );
         assert_eq!(pod_status(&p, &rt, &inputs(&w2))["phase"], "Pending");
     }
 
     #[test]
     fn new_pod_is_pending_and_creating() {
         let w = HashMap::new();
-        let st = pod_status(&pod("Always", &[], &["a"]), &PodRuntime::default(), &inputs(&w));
+        let st = pod_status(
+            &pod("Always", &[], &["a"]),
+            &PodRuntime::default(),
+            &inputs(&w),
+        );
         assert_eq!(st["phase"], "Pending");
-        assert_eq!(st["containerStatuses"][0]["state"]["waiting"]["reason"], "ContainerCreating");
+        assert_eq!(
+            st["containerStatuses"][0]["state"]["waiting"]["reason"],
+            "ContainerCreating"
+        );
         assert!(st.get("podIP").is_none());
         assert_eq!(cond(&st, "PodReadyToStartContainers")["status"], "False");
     }

@@ -75,7 +75,11 @@ impl Executor {
             .lock()
             .expect("failures lock")
             .get(pod_uid)
-            .map(|m| m.iter().map(|(k, f)| (k.clone(), f.waiting.clone())).collect())
+            .map(|m| {
+                m.iter()
+                    .map(|(k, f)| (k.clone(), f.waiting.clone()))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -110,7 +114,12 @@ impl Executor {
     }
 
     fn clear(&self, pod: &Pod, name: &str) {
-        if let Some(m) = self.failures.lock().expect("failures lock").get_mut(&uid(pod)) {
+        if let Some(m) = self
+            .failures
+            .lock()
+            .expect("failures lock")
+            .get_mut(&uid(pod))
+        {
             m.remove(name);
         }
     }
@@ -137,7 +146,10 @@ impl Executor {
                 tracing::warn!(error = %e, "stopping the sandbox of a finished pod");
             }
         }
-        let mut sandbox = rt.current_sandbox().filter(|s| s.ready).map(|s| (s.id.clone(), s.attempt, s.ip.clone()));
+        let mut sandbox = rt
+            .current_sandbox()
+            .filter(|s| s.ready)
+            .map(|s| (s.id.clone(), s.attempt, s.ip.clone()));
         if let Some(attempt) = plan.new_sandbox {
             for id in &plan.stale_sandboxes {
                 let _ = r.stop_pod_sandbox(id).await;
@@ -172,13 +184,19 @@ impl Executor {
         };
         let sandbox_config = spec::sandbox_config(pod, attempt, &self.log_root);
         let mut ctx = self.ctx.clone();
-        ctx.pod_ip = if pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false) {
+        ctx.pod_ip = if pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false)
+        {
             ctx.host_ip.clone()
         } else {
             ip.unwrap_or_default()
         };
         for s in plan.start {
-            self.start(pod, &sandbox_id, &sandbox_config, &ctx, &s).await;
+            self.start(pod, &sandbox_id, &sandbox_config, &ctx, &s)
+                .await;
         }
     }
 
@@ -191,7 +209,11 @@ impl Executor {
         s: &Start,
     ) {
         let spec = pod.spec.clone().unwrap_or_default();
-        let list = if s.init { spec.init_containers.unwrap_or_default() } else { spec.containers };
+        let list = if s.init {
+            spec.init_containers.unwrap_or_default()
+        } else {
+            spec.containers
+        };
         let Some(c) = list.into_iter().find(|c| c.name == s.name) else {
             return;
         };
@@ -212,7 +234,8 @@ impl Executor {
         };
         if !present {
             if pull_policy(&c) == "Never" {
-                let msg = format!("Container image \"{image}\" is not present with pull policy of Never");
+                let msg =
+                    format!("Container image \"{image}\" is not present with pull policy of Never");
                 self.fail(pod, &c.name, "ErrImageNeverPull", msg);
                 return;
             }
@@ -223,7 +246,10 @@ impl Executor {
             }
         }
         let config = spec::container_config(pod, &c, s.restart_count, ctx);
-        let id = match r.create_container(sandbox_id, config, sandbox_config.clone()).await {
+        let id = match r
+            .create_container(sandbox_id, config, sandbox_config.clone())
+            .await
+        {
             Ok(id) => id,
             Err(e) => {
                 self.fail(pod, &c.name, "CreateContainerError", e.message);
@@ -260,7 +286,12 @@ impl Executor {
 
     /// Stop and remove the pod's sandboxes (with their containers and
     /// network), then its log directory. Returns whether all are gone.
-    pub async fn remove_sandboxes(&self, pod_uid: &str, rt: &PodRuntime, log_dir: Option<PathBuf>) -> bool {
+    pub async fn remove_sandboxes(
+        &self,
+        pod_uid: &str,
+        rt: &PodRuntime,
+        log_dir: Option<PathBuf>,
+    ) -> bool {
         let r = &self.runtime;
         let mut clean = true;
         for s in &rt.sandboxes {
@@ -289,11 +320,18 @@ mod tests {
 
     #[test]
     fn default_pull_policies() {
-        let c = |image: &str| Container { name: "c".into(), image: Some(image.into()), ..Default::default() };
+        let c = |image: &str| Container {
+            name: "c".into(),
+            image: Some(image.into()),
+            ..Default::default()
+        };
         assert_eq!(pull_policy(&c("busybox")), "Always");
         assert_eq!(pull_policy(&c("busybox:latest")), "Always");
         assert_eq!(pull_policy(&c("localhost:5000/busybox")), "Always");
-        assert_eq!(pull_policy(&c("localhost:5000/busybox:1.36")), "IfNotPresent");
+        assert_eq!(
+            pull_policy(&c("localhost:5000/busybox:1.36")),
+            "IfNotPresent"
+        );
         assert_eq!(pull_policy(&c("busybox@sha256:abcd")), "IfNotPresent");
         let mut n = c("busybox");
         n.image_pull_policy = Some("Never".into());
