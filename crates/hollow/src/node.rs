@@ -49,6 +49,17 @@ pub fn node_ip(index: usize) -> Ipv4Addr {
 
 /// The node's object as its kubelet registers it.
 pub fn node_object(name: &str, prefix: &str, index: usize, cap: &Capacity) -> Value {
+    let mut node = registered_node(name, "amd64", node_status(name, index, cap, &crate::now()));
+    let labels = &mut node["metadata"]["labels"];
+    labels["node.kubernetes.io/instance-type"] = json!("hollow");
+    labels["type"] = json!("hollow");
+    labels[PREFIX_LABEL] = json!(prefix);
+    node
+}
+
+/// A Node as a kubelet (hollow or real) registers it: the well-known
+/// hostname, os and arch labels, and `status`.
+pub fn registered_node(name: &str, arch: &str, status: Value) -> Value {
     json!({
         "apiVersion": "v1",
         "kind": "Node",
@@ -57,17 +68,14 @@ pub fn node_object(name: &str, prefix: &str, index: usize, cap: &Capacity) -> Va
             "labels": {
                 "kubernetes.io/hostname": name,
                 "kubernetes.io/os": "linux",
-                "kubernetes.io/arch": "amd64",
+                "kubernetes.io/arch": arch,
                 "beta.kubernetes.io/os": "linux",
-                "beta.kubernetes.io/arch": "amd64",
-                "node.kubernetes.io/instance-type": "hollow",
-                "type": "hollow",
-                PREFIX_LABEL: prefix,
+                "beta.kubernetes.io/arch": arch,
             },
             "annotations": { "node.alpha.kubernetes.io/ttl": "0" },
         },
         "spec": {},
-        "status": node_status(name, index, cap, &crate::now()),
+        "status": status,
     })
 }
 

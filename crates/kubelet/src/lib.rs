@@ -15,7 +15,6 @@ pub mod cri;
 pub mod images;
 pub mod node;
 pub mod pod;
-mod quantity;
 
 use std::path::PathBuf;
 use std::sync::Arc;

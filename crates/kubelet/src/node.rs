@@ -92,11 +92,6 @@ pub fn facts(
     runtime_version: &str,
     ready: Result<(), String>,
 ) -> NodeFacts {
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        a => a,
-    };
     NodeFacts {
         capacity: json!({
             "cpu": host.cpus.to_string(),
@@ -118,7 +113,7 @@ pub fn facts(
             "kubeletVersion": "v1.37.0",
             "kubeProxyVersion": "",
             "operatingSystem": "linux",
-            "architecture": arch,
+            "architecture": arch(),
         }),
         ready,
     }
@@ -126,28 +121,16 @@ pub fn facts(
 
 /// The Node object as the kubelet registers it.
 pub fn node_object(name: &str, status: Value) -> Value {
-    let arch = match std::env::consts::ARCH {
+    hollow::node::registered_node(name, arch(), status)
+}
+
+/// The architecture as Kubernetes names it.
+fn arch() -> &'static str {
+    match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
         a => a,
-    };
-    json!({
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": name,
-            "labels": {
-                "kubernetes.io/hostname": name,
-                "kubernetes.io/os": "linux",
-                "kubernetes.io/arch": arch,
-                "beta.kubernetes.io/os": "linux",
-                "beta.kubernetes.io/arch": arch,
-            },
-            "annotations": { "node.alpha.kubernetes.io/ttl": "0" },
-        },
-        "spec": {},
-        "status": status,
-    })
+    }
 }
 
 /// Keep each condition's `lastTransitionTime` from `old` when its status
@@ -199,16 +182,7 @@ pub async fn register(client: &Client, name: &str, status: Value) -> Result<Node
         }
         Err(e) => return Err(api_err("registering the node")(e)),
     };
-    let mut status = status;
-    keep_transitions(&mut status, Some(&node));
-    let node = nodes
-        .patch_status(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "status": status })),
-        )
-        .await
-        .map_err(api_err("posting the node status"))?;
+    let node = post_status(&nodes, &node, status).await?;
     renew_lease(
         client,
         name,
@@ -216,6 +190,20 @@ pub async fn register(client: &Client, name: &str, status: Value) -> Result<Node
     )
     .await?;
     Ok(node)
+}
+
+/// Post `status` over `cur`'s, keeping the transition times that still hold.
+async fn post_status(nodes: &Api<Node>, cur: &Node, mut status: Value) -> Result<Node> {
+    keep_transitions(&mut status, Some(cur));
+    let name = cur.metadata.name.as_deref().unwrap_or_default();
+    nodes
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": status })),
+        )
+        .await
+        .map_err(api_err("posting the node status"))
 }
 
 /// Renew the node's Lease, creating it when absent.
@@ -259,7 +247,7 @@ impl StatusReporter {
         &mut self,
         client: &Client,
         name: &str,
-        mut status: Value,
+        status: Value,
     ) -> Result<Option<Node>> {
         let sig = signature(&status);
         if let Some((last, at)) = &self.last {
@@ -269,15 +257,7 @@ impl StatusReporter {
         }
         let nodes: Api<Node> = Api::all(client.clone());
         let cur = nodes.get(name).await.map_err(api_err("reading the node"))?;
-        keep_transitions(&mut status, Some(&cur));
-        let node = nodes
-            .patch_status(
-                name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({ "status": status })),
-            )
-            .await
-            .map_err(api_err("posting the node status"))?;
+        let node = post_status(&nodes, &cur, status).await?;
         self.last = Some((sig, Instant::now()));
         Ok(Some(node))
     }

@@ -8,7 +8,8 @@ use std::path::Path;
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 use crate::cri::{api, labels};
-use crate::quantity;
+// Quantities are parsed as the scheduler parses them (exact integers).
+use scheduler::quantity;
 
 /// What the configs need besides the pod itself.
 #[derive(Clone, Debug, Default)]
@@ -211,13 +212,13 @@ pub fn resources(pod: &Pod, c: &Container, memory_capacity: i64) -> api::LinuxCo
         .and_then(|m| m.get(res))
         .map(|q| q.0.clone())
     };
-    let cpu_limit = get(false, "cpu").and_then(|q| quantity::millicores(&q));
+    let cpu_limit = get(false, "cpu").map(|q| quantity::cpu_milli(&q));
     let cpu_request = get(true, "cpu")
-        .and_then(|q| quantity::millicores(&q))
+        .map(|q| quantity::cpu_milli(&q))
         .or(cpu_limit);
-    let mem_limit = get(false, "memory").and_then(|q| quantity::bytes(&q));
+    let mem_limit = get(false, "memory").map(|q| quantity::units(&q));
     let mem_request = get(true, "memory")
-        .and_then(|q| quantity::bytes(&q))
+        .map(|q| quantity::units(&q))
         .or(mem_limit);
     let shares = cpu_request.map(|m| (m * 1024 / 1000).max(2)).unwrap_or(2);
     let oom = match hollow::pod::qos_class(pod) {
