@@ -247,3 +247,23 @@ def test_restarting_wharf_adopts_running_containers(node):
     assert after["podIP"] == ip
     assert "hello from a wharf pod" in (_get(f"http://{ip}:8080/") or "")
     k("delete", "pod", "keep", "--grace-period=1", timeout=90)
+
+
+def test_active_deadline_fails_the_pod(node):
+    _, k, _ = node
+    manifest = {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "deadline"},
+        "spec": {"activeDeadlineSeconds": 3, "terminationGracePeriodSeconds": 1,
+                 "containers": [{"name": "c", "image": IMAGE, "imagePullPolicy": "Never",
+                                 "command": ["sleep", "3600"]}]},
+    }
+    k("apply", "-f", "-", input=json.dumps(manifest))
+    p = wait_for("DeadlineExceeded", lambda: (lambda p: p if p["status"].get("reason") == "DeadlineExceeded"
+                 else None)(pod(k, "deadline")), timeout=40)
+    assert p["status"]["phase"] == "Failed"
+    assert "deadline" in p["status"]["message"]
+    st = wait_for("the container to be stopped", lambda: (lambda cs: cs if "terminated" in cs["state"] else None)(
+        pod(k, "deadline")["status"]["containerStatuses"][0]), timeout=30)
+    assert st["state"]["terminated"]["exitCode"] == 137
+    assert not st["ready"]
+    k("delete", "pod", "deadline", "--grace-period=1", timeout=90)

@@ -20,6 +20,9 @@ pub struct Waiting {
     pub message: String,
 }
 
+/// `status.reason` of a pod past its `activeDeadlineSeconds`.
+pub const DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
+
 /// Inputs besides the pod and the runtime's view.
 pub struct Inputs<'a> {
     /// The node's address.
@@ -210,12 +213,14 @@ pub fn pod_status(pod: &Pod, rt: &PodRuntime, inp: &Inputs) -> Value {
     let old = pod.status.clone().unwrap_or_default();
     // A finished pod stays finished, whatever the runtime shows now.
     let old_phase = old.phase.clone().unwrap_or_default();
+    // Containers of a finished pod are not restarted: they show terminated.
+    let restartable = old_phase != "Succeeded" && old_phase != "Failed";
     let mut init_statuses = Vec::new();
     let mut init_done = true;
     let mut init_failed = false;
     let mut incomplete = Vec::new();
     for c in spec.init_containers.iter().flatten() {
-        let (v, kind) = container_status(pod, c, rt, inp, "PodInitializing", true);
+        let (v, kind) = container_status(pod, c, rt, inp, "PodInitializing", restartable);
         match kind {
             Kind::Exited(0) => {}
             Kind::Exited(_) => {
@@ -243,7 +248,7 @@ pub fn pod_status(pod: &Pod, rt: &PodRuntime, inp: &Inputs) -> Value {
     let mut kinds = Vec::new();
     let mut unready = Vec::new();
     for c in &spec.containers {
-        let (v, kind) = container_status(pod, c, rt, inp, app_default, true);
+        let (v, kind) = container_status(pod, c, rt, inp, app_default, restartable);
         if v["ready"] != json!(true) {
             unready.push(c.name.clone());
         }
@@ -257,6 +262,19 @@ pub fn pod_status(pod: &Pod, rt: &PodRuntime, inp: &Inputs) -> Value {
         } else {
             "Failed"
         };
+    }
+    let start_time = old
+        .start_time
+        .as_ref()
+        .map(|t| t.0.as_nanosecond() as i64)
+        .unwrap_or(inp.now_ns);
+    let deadline_exceeded = phase != "Succeeded"
+        && (old.reason.as_deref() == Some(DEADLINE_EXCEEDED)
+            || spec.active_deadline_seconds.is_some_and(|d| {
+                inp.now_ns.saturating_sub(start_time) >= d.saturating_mul(1_000_000_000)
+            }));
+    if deadline_exceeded {
+        phase = "Failed";
     }
     let terminal = phase == "Succeeded" || phase == "Failed";
     let sandbox = rt.current_sandbox();
@@ -345,6 +363,10 @@ pub fn pod_status(pod: &Pod, rt: &PodRuntime, inp: &Inputs) -> Value {
         "containerStatuses": statuses,
         "qosClass": hollow::pod::qos_class(pod),
     });
+    if deadline_exceeded {
+        status["reason"] = json!(DEADLINE_EXCEEDED);
+        status["message"] = json!("Pod was active on the node longer than the specified deadline");
+    }
     if let Some(ip) = pod_ip {
         status["podIP"] = json!(ip);
         status["podIPs"] = json!([{ "ip": ip }]);
@@ -499,6 +521,34 @@ mod tests {
             "Failed"
         );
         assert_eq!(pod_status(&p, &rt, &inputs(&w2))["phase"], "Pending");
+    }
+
+    #[test]
+    fn active_deadline_fails_the_pod() {
+        let w = HashMap::new();
+        let rt = PodRuntime {
+            sandboxes: vec![sandbox(true)],
+            containers: vec![inst("a", 0, State::Running, 0, 50)],
+        };
+        let mut p = pod("Always", &[], &["a"]);
+        p.status = Some(serde_json::from_value(json!({"startTime": "1970-01-01T00:01:00Z"})).unwrap());
+        // Started at 60 s; now is 100 s.
+        p.spec.as_mut().unwrap().active_deadline_seconds = Some(41);
+        assert_eq!(pod_status(&p, &rt, &inputs(&w))["phase"], "Running");
+        p.spec.as_mut().unwrap().active_deadline_seconds = Some(40);
+        let st = pod_status(&p, &rt, &inputs(&w));
+        assert_eq!(st["phase"], "Failed");
+        assert_eq!(st["reason"], "DeadlineExceeded");
+        // Once failed, the containers show terminated and nothing restarts.
+        p.status = Some(serde_json::from_value(st).unwrap());
+        let rt = PodRuntime {
+            sandboxes: vec![sandbox(false)],
+            containers: vec![inst("a", 0, State::Exited, 137, 99)],
+        };
+        let st = pod_status(&p, &rt, &inputs(&w));
+        assert_eq!(st["phase"], "Failed");
+        assert_eq!(st["containerStatuses"][0]["state"]["terminated"]["exitCode"], 137);
+        assert!(super::super::plan::decide(&p, &rt, "Failed", 100 * S).start.is_empty());
     }
 
     #[test]
