@@ -267,3 +267,46 @@ def test_active_deadline_fails_the_pod(node):
     assert st["state"]["terminated"]["exitCode"] == 137
     assert not st["ready"]
     k("delete", "pod", "deadline", "--grace-period=1", timeout=90)
+
+
+def test_exec_probes(node):
+    _, k, _ = node
+    probe = lambda cmd, **kw: {"exec": {"command": ["sh", "-c", cmd]}, "periodSeconds": 1, "failureThreshold": 1, **kw}
+    manifest = {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probed"},
+        "spec": {"terminationGracePeriodSeconds": 1, "containers": [
+            {"name": "ready", "image": IMAGE, "imagePullPolicy": "Never", "command": ["sleep", "3600"],
+             "readinessProbe": probe("test -f /tmp/ready")},
+            {"name": "live", "image": IMAGE, "imagePullPolicy": "Never",
+             "command": ["sh", "-c", "touch /tmp/alive; sleep 3600"],
+             "livenessProbe": probe("test -f /tmp/alive", initialDelaySeconds=1)},
+        ]},
+    }
+    k("apply", "-f", "-", input=json.dumps(manifest))
+
+    def status_of(name):
+        cs = pod(k, "probed")["status"].get("containerStatuses") or []
+        return next((c for c in cs if c["name"] == name), {})
+    wait_for("live to run", lambda: status_of("live").get("ready"), timeout=30)
+    r = status_of("ready")
+    assert "running" in r["state"] and not r["ready"]
+    conds = {c["type"]: c["status"] for c in pod(k, "probed")["status"]["conditions"]}
+    assert conds["Ready"] == "False"
+    # No kubectl exec yet: flip readiness through the runtime instead.
+    _ctr_exec(node, r["containerID"], ["touch", "/tmp/ready"])
+    wait_for("ready to become Ready", lambda: status_of("ready").get("ready"), timeout=20)
+    wait_for("the pod to be Ready", lambda: {c["type"]: c["status"] for c in pod(k, "probed")["status"]["conditions"]}["Ready"] == "True", timeout=20)
+    _ctr_exec(node, r["containerID"], ["rm", "/tmp/ready"])
+    wait_for("ready to become unready", lambda: status_of("ready").get("ready") is False, timeout=20)
+    # A failing liveness probe restarts the container.
+    _ctr_exec(node, status_of("live")["containerID"], ["rm", "/tmp/alive"])
+    wait_for("live to be restarted", lambda: status_of("live").get("restartCount", 0) >= 1, timeout=40)
+    assert status_of("ready")["restartCount"] == 0
+    k("delete", "pod", "probed", "--grace-period=1", timeout=90)
+
+
+def _ctr_exec(node, container_id, cmd):
+    _, _, d = node
+    cid = container_id.removeprefix("containerd://")
+    p = ctr(d, "tasks", "exec", "--exec-id", f"e2e-{random.randint(0, 1 << 30)}", cid, *cmd)
+    assert p.returncode == 0, p.stderr

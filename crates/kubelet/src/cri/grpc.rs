@@ -231,6 +231,26 @@ impl Runtime for GrpcRuntime {
             .ok_or_else(|| CriError::new("ContainerStatus", tonic::Code::Internal, "no status"))
     }
 
+    async fn exec_sync(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        timeout: i64,
+    ) -> CriResult<api::ExecSyncResponse> {
+        let req = api::ExecSyncRequest {
+            container_id: id.into(),
+            cmd,
+            timeout,
+        };
+        Ok(self
+            .runtime
+            .clone()
+            .exec_sync(req)
+            .await
+            .map_err(err("ExecSync"))?
+            .into_inner())
+    }
+
     async fn image_status(&self, image: &str) -> CriResult<Option<api::Image>> {
         let req = api::ImageStatusRequest {
             image: Some(api::ImageSpec {

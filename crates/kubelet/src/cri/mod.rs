@@ -72,6 +72,14 @@ pub trait Runtime: Send + Sync + 'static {
     async fn list_containers(&self) -> CriResult<Vec<api::Container>>;
     /// One container's status (exit code, times, reason).
     async fn container_status(&self, id: &str) -> CriResult<api::ContainerStatus>;
+    /// Run a command in a running container; returns its exit code and
+    /// output. `timeout` in seconds (0: none).
+    async fn exec_sync(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        timeout: i64,
+    ) -> CriResult<api::ExecSyncResponse>;
     /// The image if present: `None` when the runtime does not have it.
     async fn image_status(&self, image: &str) -> CriResult<Option<api::Image>>;
     /// Pull an image; returns its reference (ID).

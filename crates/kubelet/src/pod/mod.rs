@@ -9,6 +9,7 @@
 
 pub mod observed;
 pub mod plan;
+pub mod probe;
 pub mod spec;
 pub mod status;
 pub mod sync;
@@ -49,7 +50,8 @@ pub struct PodWorker {
     container_cache: Mutex<HashMap<String, (i32, api::ContainerStatus)>>,
     /// Sandbox IPs by ID, with the state they were read in.
     sandbox_cache: Mutex<HashMap<String, (i32, Option<String>)>>,
-    wake: tokio::sync::Notify,
+    wake: Arc<tokio::sync::Notify>,
+    prober: probe::Prober,
     /// Whether pods with their own network may start (the CNI config exists).
     network_ready: std::sync::atomic::AtomicBool,
 }
@@ -71,7 +73,8 @@ impl PodWorker {
             posted: Mutex::default(),
             container_cache: Mutex::default(),
             sandbox_cache: Mutex::default(),
-            wake: tokio::sync::Notify::new(),
+            wake: Arc::new(tokio::sync::Notify::new()),
+            prober: probe::Prober::default(),
             network_ready: false.into(),
         })
     }
@@ -197,14 +200,17 @@ impl PodWorker {
     async fn tick(self: Arc<Self>, store: &Store<Pod>) -> CriResult<()> {
         let mut runtime = self.relist().await?;
         let now_ns = now_ns();
+        let mut running = Vec::new();
         for pod in store.state() {
             let uid = pod.metadata.uid.clone().unwrap_or_default();
             let rt = runtime.remove(&uid).unwrap_or_default();
+            let probes = self.probes_of(&pod, &rt, &mut running);
             if self.busy.lock().expect("busy").contains(&uid) {
                 continue;
             }
             let waiting = self.exec.waiting(&uid);
             let inputs = status::Inputs {
+                probes: &probes,
                 host_ip: &self.exec.ctx.host_ip,
                 runtime_name: &self.runtime_name,
                 now_ns,
@@ -240,6 +246,8 @@ impl PodWorker {
                 me.wake.notify_one();
             });
         }
+        self.prober
+            .sync(&self.exec.runtime, &running, self.wake.clone());
         // What is left belongs to pods that are gone (deleted while the
         // kubelet was down, or force-deleted): remove it.
         for (uid, rt) in runtime {
@@ -257,6 +265,41 @@ impl PodWorker {
             });
         }
         Ok(())
+    }
+
+    /// The probe results of the pod's running containers; adds them to
+    /// `running` (ID, pod IP, spec, grace period) for the prober.
+    fn probes_of(
+        &self,
+        pod: &Pod,
+        rt: &PodRuntime,
+        running: &mut Vec<(String, String, k8s_openapi::api::core::v1::Container, i64)>,
+    ) -> HashMap<String, probe::ProbeState> {
+        let mut out = HashMap::new();
+        let Some(sandbox) = rt.current_sandbox().filter(|s| s.ready) else {
+            return out;
+        };
+        let spec = pod.spec.clone().unwrap_or_default();
+        let ip = if spec.host_network.unwrap_or(false) {
+            self.exec.ctx.host_ip.clone()
+        } else {
+            sandbox.ip.clone().unwrap_or_default()
+        };
+        let grace = spec::grace_period(pod);
+        for c in &spec.containers {
+            let probed = c.liveness_probe.is_some()
+                || c.readiness_probe.is_some()
+                || c.startup_probe.is_some();
+            let Some(i) = rt.instances(&c.name).into_iter().next() else {
+                continue;
+            };
+            if !probed || i.state != observed::State::Running || i.sandbox_id != sandbox.id {
+                continue;
+            }
+            running.push((i.id.clone(), ip.clone(), c.clone(), grace));
+            out.insert(i.id.clone(), self.prober.state(&i.id, c));
+        }
+        out
     }
 
     /// Post `want` unless it is what was posted last.
@@ -311,6 +354,7 @@ impl PodWorker {
             }
             let waiting = HashMap::new();
             let inputs = status::Inputs {
+                probes: &HashMap::new(),
                 host_ip: &self.exec.ctx.host_ip,
                 runtime_name: &self.runtime_name,
                 now_ns: now_ns(),

@@ -33,6 +33,8 @@ pub struct Inputs<'a> {
     pub now_ns: i64,
     /// Failures per container name.
     pub waiting: &'a HashMap<String, Waiting>,
+    /// Probe results by container ID (absent: no probes).
+    pub probes: &'a HashMap<String, super::probe::ProbeState>,
 }
 
 /// A time in ns as a `metav1.Time` (seconds, UTC).
@@ -146,15 +148,22 @@ fn container_status(
         },
     };
     let running = kind == Kind::Running;
+    let probed = latest
+        .and_then(|i| inp.probes.get(&i.id))
+        .copied()
+        .unwrap_or(super::probe::ProbeState {
+            ready: true,
+            started: true,
+        });
     let mut v = json!({
         "name": c.name,
         "state": state,
         "lastState": last,
-        "ready": running,
+        "ready": running && probed.started && probed.ready,
         "restartCount": latest.map(|i| i.restart_count).unwrap_or(0),
         "image": latest.map(|i| i.image.clone()).filter(|i| !i.is_empty()).unwrap_or(spec_image),
         "imageID": latest.map(|i| i.image_ref.clone()).unwrap_or_default(),
-        "started": running,
+        "started": running && probed.started,
     });
     if let Some(i) = latest {
         v["containerID"] = json!(format!("{}://{}", inp.runtime_name, i.id));
@@ -385,7 +394,10 @@ mod tests {
     const S: i64 = 1_000_000_000;
 
     fn inputs(waiting: &HashMap<String, Waiting>) -> Inputs<'_> {
+        static NO_PROBES: std::sync::LazyLock<HashMap<String, super::super::probe::ProbeState>> =
+            std::sync::LazyLock::new(HashMap::new);
         Inputs {
+            probes: &NO_PROBES,
             host_ip: "192.168.1.5",
             runtime_name: "containerd",
             now_ns: 100 * S,
@@ -531,7 +543,8 @@ mod tests {
             containers: vec![inst("a", 0, State::Running, 0, 50)],
         };
         let mut p = pod("Always", &[], &["a"]);
-        p.status = Some(serde_json::from_value(json!({"startTime": "1970-01-01T00:01:00Z"})).unwrap());
+        p.status =
+            Some(serde_json::from_value(json!({"startTime": "1970-01-01T00:01:00Z"})).unwrap());
         // Started at 60 s; now is 100 s.
         p.spec.as_mut().unwrap().active_deadline_seconds = Some(41);
         assert_eq!(pod_status(&p, &rt, &inputs(&w))["phase"], "Running");
@@ -547,8 +560,13 @@ mod tests {
         };
         let st = pod_status(&p, &rt, &inputs(&w));
         assert_eq!(st["phase"], "Failed");
-        assert_eq!(st["containerStatuses"][0]["state"]["terminated"]["exitCode"], 137);
-        assert!(super::super::plan::decide(&p, &rt, "Failed", 100 * S).start.is_empty());
+        assert_eq!(
+            st["containerStatuses"][0]["state"]["terminated"]["exitCode"],
+            137
+        );
+        assert!(super::super::plan::decide(&p, &rt, "Failed", 100 * S)
+            .start
+            .is_empty());
     }
 
     #[test]
