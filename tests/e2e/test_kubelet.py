@@ -53,6 +53,22 @@ def own_shims(sock):
     return pids
 
 
+def remove_idle_portmap_chains():
+    """The portmap plugin leaves its shared chains (and the jumps to them) in
+    the nat table after the last port mapping is gone. Remove them once no
+    mapping of anyone's is left in CNI-HOSTPORT-DNAT."""
+    ipt = lambda *a: subprocess.run(["iptables", "-t", "nat", *a], capture_output=True, text=True)
+    dnat = ipt("-S", "CNI-HOSTPORT-DNAT")
+    if dnat.returncode != 0 or any(l.startswith("-A") for l in dnat.stdout.splitlines()):
+        return
+    ipt("-D", "PREROUTING", "-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT")
+    ipt("-D", "OUTPUT", "-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT")
+    ipt("-D", "POSTROUTING", "-m", "comment", "--comment", "CNI portfwd requiring masquerade", "-j", "CNI-HOSTPORT-MASQ")
+    for chain in ("CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-MASQ", "CNI-HOSTPORT-SETMARK"):
+        ipt("-F", chain)
+        ipt("-X", chain)
+
+
 def wait_for(what, fn, timeout=60, every=0.5):
     deadline = time.time() + timeout
     last = None
@@ -93,6 +109,7 @@ def node():
         for pid in own_shims(sock):
             os.kill(pid, signal.SIGKILL)
         subprocess.run(["ip", "link", "del", bridge_name(d)], capture_output=True)
+        remove_idle_portmap_chains()
         subprocess.run(["umount", "-R", d], capture_output=True)
         subprocess.run(["rm", "-rf", d], capture_output=True)
 
@@ -310,3 +327,34 @@ def _ctr_exec(node, container_id, cmd):
     cid = container_id.removeprefix("containerd://")
     p = ctr(d, "tasks", "exec", "--exec-id", f"e2e-{random.randint(0, 1 << 30)}", cid, *cmd)
     assert p.returncode == 0, p.stderr
+
+
+def test_host_network_and_host_port(node):
+    _, k, _ = node
+    hport, nport = random.randint(20000, 25000), random.randint(25001, 30000)
+    pods = [
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hostnet"},
+         "spec": {"hostNetwork": True, "terminationGracePeriodSeconds": 1,
+                  "containers": [{"name": "web", "image": IMAGE, "imagePullPolicy": "Never",
+                                  "command": ["httpd", "-f", "-p", f"127.0.0.1:{nport}", "-h", "/www"]}]}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hostport"},
+         "spec": {"terminationGracePeriodSeconds": 1,
+                  "containers": [{"name": "web", "image": IMAGE, "imagePullPolicy": "Never",
+                                  "command": ["httpd", "-f", "-p", "8080", "-h", "/www"],
+                                  "ports": [{"containerPort": 8080, "hostPort": hport}]}]}},
+    ]
+    for m in pods:
+        k("apply", "-f", "-", input=json.dumps(m))
+    for name in ("hostnet", "hostport"):
+        wait_for(f"{name} to be Running", lambda: pod(k, name)["status"].get("phase") == "Running")
+    st = pod(k, "hostnet")["status"]
+    assert st["podIP"] == st["hostIP"] == "127.0.0.1"
+    assert "hello from a wharf pod" in wait_for("the host-network pod to answer",
+                                                lambda: _get(f"http://127.0.0.1:{nport}/"), timeout=20)
+    # hostPort through the CNI portmap plugin, on the host's other address.
+    host = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()[0]
+    assert "hello from a wharf pod" in wait_for("the host port to answer",
+                                                lambda: _get(f"http://{host}:{hport}/"), timeout=20)
+    for name in ("hostnet", "hostport"):
+        k("delete", "pod", name, "--grace-period=1", timeout=90)
+    assert _get(f"http://{host}:{hport}/") is None
