@@ -2,6 +2,8 @@
 //! behind a trait so the sync logic is unit-tested with a fake, and
 //! [`grpc::GrpcRuntime`], the real client over a unix socket.
 
+#[cfg(test)]
+pub(crate) mod fake;
 pub mod grpc;
 
 use async_trait::async_trait;

@@ -316,7 +316,144 @@ impl Executor {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{observed, plan};
     use super::*;
+    use crate::cri::fake::Fake;
+    use serde_json::json;
+
+    fn pod(containers: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "p", "namespace": "ns", "uid": "u1"},
+            "spec": {"terminationGracePeriodSeconds": 7, "containers": containers}
+        }))
+        .unwrap()
+    }
+
+    async fn observe(fake: &Fake) -> PodRuntime {
+        let sbs = fake.list_pod_sandbox().await.unwrap();
+        let mut ips = HashMap::new();
+        for s in &sbs {
+            ips.insert(s.id.clone(), Some("10.9.0.2".to_string()));
+        }
+        let mut cs = Vec::new();
+        for c in fake.list_containers().await.unwrap() {
+            let st = fake.container_status(&c.id).await.ok();
+            cs.push((c, st));
+        }
+        observed::group(&sbs, &ips, &cs)
+            .remove("u1")
+            .unwrap_or_default()
+    }
+
+    fn executor(fake: Arc<Fake>) -> Executor {
+        let dir = std::env::temp_dir().join("wharf-kubelet-unit-logs");
+        Executor::new(fake, dir, spec::Context::default())
+    }
+
+    #[tokio::test]
+    async fn runs_a_pod_pulling_per_policy_then_stops_it_with_its_grace() {
+        let fake = Arc::new(Fake::default());
+        fake.registry.lock().unwrap().push("reg/a:1".into());
+        fake.images.lock().unwrap().push("local/b:1".into());
+        let p = pod(json!([
+            {"name": "a", "image": "reg/a:1", "imagePullPolicy": "IfNotPresent"},
+            {"name": "b", "image": "local/b:1", "imagePullPolicy": "Never"},
+        ]));
+        let ex = executor(fake.clone());
+        let rt = observe(&fake).await;
+        ex.execute(&p, &rt, plan::decide(&p, &rt, "Pending", 0))
+            .await;
+        let calls = fake.calls();
+        assert!(
+            calls.contains(&"PullImage reg/a:1".to_string()),
+            "{calls:?}"
+        );
+        assert!(
+            !calls.iter().any(|c| c == "PullImage local/b:1"),
+            "{calls:?}"
+        );
+        let rt = observe(&fake).await;
+        assert_eq!(rt.sandboxes.len(), 1);
+        assert_eq!(
+            rt.containers
+                .iter()
+                .filter(|c| c.state == State::Running)
+                .count(),
+            2
+        );
+        // Nothing more to do for a running pod.
+        assert_eq!(plan::decide(&p, &rt, "Running", 0), plan::Plan::default());
+        fake.calls.lock().unwrap().clear();
+        ex.stop_containers(&rt, spec::grace_period(&p)).await;
+        assert!(ex.remove_sandboxes("u1", &rt, None).await);
+        let calls = fake.calls();
+        assert_eq!(
+            calls
+                .iter()
+                .filter(|c| c.starts_with("StopContainer") && c.ends_with(" 7"))
+                .count(),
+            2,
+            "{calls:?}"
+        );
+        assert!(
+            calls.iter().position(|c| c.starts_with("StopContainer"))
+                < calls.iter().position(|c| c.starts_with("StopPodSandbox"))
+        );
+        assert!(fake.list_pod_sandbox().await.unwrap().is_empty());
+        assert!(fake.list_containers().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn image_failures_become_waiting_reasons() {
+        let fake = Arc::new(Fake::default());
+        let p = pod(json!([
+            {"name": "never", "image": "absent:1", "imagePullPolicy": "Never"},
+            {"name": "pull", "image": "nowhere:1", "imagePullPolicy": "Always"},
+        ]));
+        let ex = executor(fake.clone());
+        let rt = observe(&fake).await;
+        ex.execute(&p, &rt, plan::decide(&p, &rt, "Pending", 0))
+            .await;
+        let w = ex.waiting("u1");
+        assert_eq!(w["never"].reason, "ErrImageNeverPull");
+        assert_eq!(
+            w["never"].message,
+            "Container image \"absent:1\" is not present with pull policy of Never"
+        );
+        assert_eq!(w["pull"].reason, "ErrImagePull");
+        // The retry waits for its back-off; a later failure reads ImagePullBackOff.
+        let rt = observe(&fake).await;
+        fake.calls.lock().unwrap().clear();
+        ex.execute(&p, &rt, plan::decide(&p, &rt, "Pending", 0))
+            .await;
+        assert!(
+            !fake.calls().iter().any(|c| c.starts_with("PullImage")),
+            "retried at once"
+        );
+        let mut all = ex.failures.lock().unwrap();
+        all.get_mut("u1").unwrap().get_mut("pull").unwrap().retry_at = Instant::now();
+        drop(all);
+        ex.execute(&p, &rt, plan::decide(&p, &rt, "Pending", 0))
+            .await;
+        assert_eq!(ex.waiting("u1")["pull"].reason, "ImagePullBackOff");
+        // Once the image is there, the container starts and the reason goes.
+        fake.registry.lock().unwrap().push("nowhere:1".into());
+        ex.failures
+            .lock()
+            .unwrap()
+            .get_mut("u1")
+            .unwrap()
+            .get_mut("pull")
+            .unwrap()
+            .retry_at = Instant::now();
+        ex.execute(&p, &rt, plan::decide(&p, &rt, "Pending", 0))
+            .await;
+        assert!(!ex.waiting("u1").contains_key("pull"));
+        assert_eq!(
+            observe(&fake).await.instances("pull")[0].state,
+            State::Running
+        );
+    }
 
     #[test]
     fn default_pull_policies() {
