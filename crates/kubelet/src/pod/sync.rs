@@ -430,9 +430,14 @@ mod tests {
             !fake.calls().iter().any(|c| c.starts_with("PullImage")),
             "retried at once"
         );
-        let mut all = ex.failures.lock().unwrap();
-        all.get_mut("u1").unwrap().get_mut("pull").unwrap().retry_at = Instant::now();
-        drop(all);
+        ex.failures
+            .lock()
+            .unwrap()
+            .get_mut("u1")
+            .unwrap()
+            .get_mut("pull")
+            .unwrap()
+            .retry_at = Instant::now();
         ex.execute(&p, &rt, plan::decide(&p, &rt, "Pending", 0))
             .await;
         assert_eq!(ex.waiting("u1")["pull"].reason, "ImagePullBackOff");
