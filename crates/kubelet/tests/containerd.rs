@@ -267,9 +267,11 @@ async fn containerd_is_restarted_when_it_dies() {
         .await
         .unwrap();
     let first = containerd.pid();
+    // A client connected before the crash reconnects to the new containerd.
+    let rt = GrpcRuntime::connect(&containerd.endpoint()).unwrap();
+    rt.version().await.unwrap();
     // SAFETY: the PID of the containerd this test started.
     unsafe { libc::kill(first, libc::SIGKILL) };
-    let rt = GrpcRuntime::connect(&containerd.endpoint()).unwrap();
     let mut back = false;
     for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(100)).await;
