@@ -358,3 +358,36 @@ def test_host_network_and_host_port(node):
     for name in ("hostnet", "hostport"):
         k("delete", "pod", name, "--grace-period=1", timeout=90)
     assert _get(f"http://{host}:{hport}/") is None
+
+
+def test_env_from_config_maps_and_secrets(node):
+    _, k, _ = node
+    k("create", "configmap", "envcm", "--from-literal=COLOR=blue", "--from-literal=SIZE=9")
+    k("create", "secret", "generic", "envsec", "--from-literal=PW=s3cret")
+    check = 'test "$CM_COLOR" = blue && test "$CM_SIZE" = 9 && test "$PW" = s3cret && test "$SIZE" = 9 && test "$NODE" = ' + NODE
+    manifest = {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "envpod"},
+        "spec": {"restartPolicy": "Never", "containers": [{
+            "name": "c", "image": IMAGE, "imagePullPolicy": "Never", "command": ["sh", "-c", check],
+            "envFrom": [{"configMapRef": {"name": "envcm"}, "prefix": "CM_"}],
+            "env": [{"name": "PW", "valueFrom": {"secretKeyRef": {"name": "envsec", "key": "PW"}}},
+                    {"name": "SIZE", "valueFrom": {"configMapKeyRef": {"name": "envcm", "key": "SIZE"}}},
+                    {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}]}]},
+    }
+    k("apply", "-f", "-", input=json.dumps(manifest))
+    p = wait_for("envpod to finish", lambda: (lambda p: p if p["status"].get("phase") in ("Succeeded", "Failed")
+                 else None)(pod(k, "envpod")), timeout=60)
+    assert p["status"]["phase"] == "Succeeded", p["status"]
+    bad = {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "badenv"},
+        "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
+            "name": "c", "image": IMAGE, "imagePullPolicy": "Never", "command": ["sleep", "3600"],
+            "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "envcm", "key": "MISSING"}}}]}]},
+    }
+    k("apply", "-f", "-", input=json.dumps(bad))
+    w = wait_for("CreateContainerConfigError", lambda: (lambda w: w if w.get("reason") == "CreateContainerConfigError"
+                 else None)(((pod(k, "badenv")["status"].get("containerStatuses") or [{}])[0]).get("state", {}).get("waiting", {})),
+                 timeout=30)
+    assert w["message"] == "couldn't find key MISSING in ConfigMap default/envcm"
+    for name in ("envpod", "badenv"):
+        k("delete", "pod", name, "--grace-period=1", timeout=90)

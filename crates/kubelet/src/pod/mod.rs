@@ -7,6 +7,7 @@
 //! Sandboxes found at start are adopted by their `io.kubernetes.pod.uid`
 //! label; those of pods that no longer exist are removed.
 
+pub mod env;
 pub mod observed;
 pub mod plan;
 pub mod probe;
@@ -240,7 +241,11 @@ impl PodWorker {
                 if deleting {
                     me.finish_delete(&pod, &rt).await;
                 } else {
-                    me.exec.execute(&pod, &rt, plan).await;
+                    let mut src = env::ApiSource::new(
+                        &me.client,
+                        pod.metadata.namespace.as_deref().unwrap_or_default(),
+                    );
+                    me.exec.execute(&pod, &rt, plan, &mut src).await;
                 }
                 me.busy.lock().expect("busy").remove(&uid);
                 me.wake.notify_one();

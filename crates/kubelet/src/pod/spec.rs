@@ -174,24 +174,33 @@ fn field_ref(pod: &Pod, ctx: &Context, path: &str) -> Option<String> {
     })
 }
 
-/// The container's environment: `value`s and the `fieldRef`s of the pod.
-/// Other sources (`configMapKeyRef`, `secretKeyRef`, `envFrom`) are not
-/// resolved yet; such variables are left out.
-fn envs(pod: &Pod, c: &Container, ctx: &Context) -> Vec<api::KeyValue> {
-    c.env
-        .iter()
-        .flatten()
-        .filter_map(|e| {
-            let value = match (&e.value, &e.value_from) {
-                (Some(v), _) => v.clone(),
-                (None, Some(from)) => field_ref(pod, ctx, &from.field_ref.as_ref()?.field_path)?,
-                (None, None) => String::new(),
-            };
-            Some(api::KeyValue {
-                key: e.name.clone(),
-                value,
-            })
-        })
+/// The container's environment: `envFrom`, then `env` (`value`s, the
+/// pod's `fieldRef`s, and the ConfigMap and Secret keys in `resolved`).
+/// `resourceFieldRef` and `$(VAR)` expansion are not supported yet.
+fn envs(
+    pod: &Pod,
+    c: &Container,
+    ctx: &Context,
+    resolved: &super::env::Resolved,
+) -> Vec<api::KeyValue> {
+    // envFrom first, then env: a later variable of the same name wins.
+    let mut out: Vec<(String, String)> = resolved.from.clone();
+    for e in c.env.iter().flatten() {
+        let value = match (&e.value, &e.value_from) {
+            (Some(v), _) => Some(v.clone()),
+            (None, Some(from)) => match &from.field_ref {
+                Some(f) => field_ref(pod, ctx, &f.field_path),
+                None => resolved.refs.get(&e.name).cloned(),
+            },
+            (None, None) => Some(String::new()),
+        };
+        if let Some(v) = value {
+            out.retain(|(k, _)| *k != e.name);
+            out.push((e.name.clone(), v));
+        }
+    }
+    out.into_iter()
+        .map(|(key, value)| api::KeyValue { key, value })
         .collect()
 }
 
@@ -252,6 +261,7 @@ pub fn container_config(
     c: &Container,
     restart_count: i32,
     ctx: &Context,
+    resolved: &super::env::Resolved,
 ) -> api::ContainerConfig {
     let m = &pod.metadata;
     let mut lbl = HashMap::new();
@@ -297,7 +307,7 @@ pub fn container_config(
         command: c.command.clone().unwrap_or_default(),
         args: c.args.clone().unwrap_or_default(),
         working_dir: c.working_dir.clone().unwrap_or_default(),
-        envs: envs(pod, c, ctx),
+        envs: envs(pod, c, ctx, resolved),
         labels: lbl,
         annotations: ann,
         log_path: format!("{}/{restart_count}.log", c.name),
@@ -379,7 +389,13 @@ mod tests {
             pod_ip: "10.1.0.5".into(),
             ..Default::default()
         };
-        let c = container_config(&p, &p.spec.clone().unwrap().containers[0], 3, &ctx);
+        let c = container_config(
+            &p,
+            &p.spec.clone().unwrap().containers[0],
+            3,
+            &ctx,
+            &Default::default(),
+        );
         assert_eq!(c.command, vec!["sh"]);
         assert_eq!(c.args, vec!["-c", "x"]);
         assert_eq!(c.log_path, "c/3.log");

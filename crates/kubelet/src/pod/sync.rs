@@ -134,7 +134,13 @@ impl Executor {
     }
 
     /// Carry out `plan` for `pod`.
-    pub async fn execute(&self, pod: &Pod, rt: &PodRuntime, plan: Plan) {
+    pub async fn execute(
+        &self,
+        pod: &Pod,
+        rt: &PodRuntime,
+        plan: Plan,
+        env: &mut impl super::env::Source,
+    ) {
         let r = &self.runtime;
         for id in &plan.remove_containers {
             if let Err(e) = r.remove_container(id).await {
@@ -195,7 +201,7 @@ impl Executor {
             ip.unwrap_or_default()
         };
         for s in plan.start {
-            self.start(pod, &sandbox_id, &sandbox_config, &ctx, &s)
+            self.start(pod, &sandbox_id, &sandbox_config, &ctx, &s, env)
                 .await;
         }
     }
@@ -207,6 +213,7 @@ impl Executor {
         sandbox_config: &api::PodSandboxConfig,
         ctx: &spec::Context,
         s: &Start,
+        env: &mut impl super::env::Source,
     ) {
         let spec = pod.spec.clone().unwrap_or_default();
         let list = if s.init {
@@ -245,7 +252,14 @@ impl Executor {
                 return;
             }
         }
-        let config = spec::container_config(pod, &c, s.restart_count, ctx);
+        let resolved = match super::env::resolve(env, pod, &c).await {
+            Ok(r) => r,
+            Err(msg) => {
+                self.fail(pod, &c.name, "CreateContainerConfigError", msg);
+                return;
+            }
+        };
+        let config = spec::container_config(pod, &c, s.restart_count, ctx, &resolved);
         let id = match r
             .create_container(sandbox_id, config, sandbox_config.clone())
             .await
@@ -345,6 +359,23 @@ mod tests {
             .unwrap_or_default()
     }
 
+    struct NoObjects;
+
+    impl super::super::env::Source for NoObjects {
+        async fn config_map(
+            &mut self,
+            _: &str,
+        ) -> Result<Option<std::collections::BTreeMap<String, String>>, String> {
+            Ok(None)
+        }
+        async fn secret(
+            &mut self,
+            _: &str,
+        ) -> Result<Option<std::collections::BTreeMap<String, String>>, String> {
+            Ok(None)
+        }
+    }
+
     fn executor(fake: Arc<Fake>) -> Executor {
         let dir = std::env::temp_dir().join("wharf-kubelet-unit-logs");
         Executor::new(fake, dir, spec::Context::default())
@@ -361,7 +392,7 @@ mod tests {
         ]));
         let ex = executor(fake.clone());
         let rt = observe(&fake).await;
-        ex.execute(&p, &rt, plan::decide(&p, &rt, "Pending", 0))
+        ex.execute(&p, &rt, plan::decide(&p, &rt, "Pending", 0), &mut NoObjects)
             .await;
         let calls = fake.calls();
         assert!(
@@ -412,7 +443,7 @@ mod tests {
         ]));
         let ex = executor(fake.clone());
         let rt = observe(&fake).await;
-        ex.execute(&p, &rt, plan::decide(&p, &rt, "Pending", 0))
+        ex.execute(&p, &rt, plan::decide(&p, &rt, "Pending", 0), &mut NoObjects)
             .await;
         let w = ex.waiting("u1");
         assert_eq!(w["never"].reason, "ErrImageNeverPull");
@@ -424,7 +455,7 @@ mod tests {
         // The retry waits for its back-off; a later failure reads ImagePullBackOff.
         let rt = observe(&fake).await;
         fake.calls.lock().unwrap().clear();
-        ex.execute(&p, &rt, plan::decide(&p, &rt, "Pending", 0))
+        ex.execute(&p, &rt, plan::decide(&p, &rt, "Pending", 0), &mut NoObjects)
             .await;
         assert!(
             !fake.calls().iter().any(|c| c.starts_with("PullImage")),
@@ -438,7 +469,7 @@ mod tests {
             .get_mut("pull")
             .unwrap()
             .retry_at = Instant::now();
-        ex.execute(&p, &rt, plan::decide(&p, &rt, "Pending", 0))
+        ex.execute(&p, &rt, plan::decide(&p, &rt, "Pending", 0), &mut NoObjects)
             .await;
         assert_eq!(ex.waiting("u1")["pull"].reason, "ImagePullBackOff");
         // Once the image is there, the container starts and the reason goes.
@@ -451,7 +482,7 @@ mod tests {
             .get_mut("pull")
             .unwrap()
             .retry_at = Instant::now();
-        ex.execute(&p, &rt, plan::decide(&p, &rt, "Pending", 0))
+        ex.execute(&p, &rt, plan::decide(&p, &rt, "Pending", 0), &mut NoObjects)
             .await;
         assert!(!ex.waiting("u1").contains_key("pull"));
         assert_eq!(
