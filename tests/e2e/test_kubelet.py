@@ -160,6 +160,12 @@ def test_run_httpd_reach_it_and_delete_it(node):
     assert ip in wide and NODE in wide and "Running" in wide
     cid = cs["containerID"].removeprefix("containerd://")
     assert cid in ctr(d, "containers", "ls", "-q").stdout
+    ev = wait_for("the kubelet's events", lambda: (lambda r: r if {"Pulled", "Created", "Started"} <= set(r) else None)(
+        event_reasons(k, "web")), timeout=20)
+    assert ev["Pulled"]["message"] == f'Container image "{IMAGE}" already present on machine'
+    assert ev["Started"]["message"] == "Started container web"
+    assert ev["Started"]["involvedObject"]["fieldPath"] == "spec.containers{web}"
+    assert ev["Started"]["source"]["component"] == "kubelet"
     uid = p["metadata"]["uid"]
 
     t = time.time()
@@ -173,6 +179,13 @@ def test_run_httpd_reach_it_and_delete_it(node):
         info = json.loads(ctr(d, "containers", "info", line).stdout or "{}")
         assert info.get("Labels", {}).get("io.kubernetes.pod.uid") != uid, f"sandbox {line} of web left"
     assert _get(f"http://{ip}:8080/") is None
+    assert wait_for("a Killing event", lambda: event_reasons(k, "web").get("Killing"), timeout=20)["message"] == \
+        "Stopping container web"
+
+
+def event_reasons(k, pod_name):
+    evs = json.loads(k("get", "events", "--field-selector", f"involvedObject.name={pod_name}", "-o", "json"))["items"]
+    return {e["reason"]: e for e in evs}
 
 
 def test_crashing_container_is_restarted(node):
@@ -229,6 +242,8 @@ def test_missing_image_with_pull_policy_never(node):
                  .get("state", {}).get("waiting", {}).get("reason")) == "ErrImageNeverPull" else None)(pod(k, "noimage")),
                  timeout=30)
     assert p["status"]["phase"] == "Pending"
+    ev = wait_for("an ErrImageNeverPull event", lambda: event_reasons(k, "noimage").get("ErrImageNeverPull"), timeout=20)
+    assert ev["type"] == "Warning"
     k("delete", "pod", "noimage", "--grace-period=1", timeout=90)
 
 

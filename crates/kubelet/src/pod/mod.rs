@@ -66,9 +66,10 @@ impl PodWorker {
         log_root: PathBuf,
         ctx: spec::Context,
     ) -> Arc<Self> {
+        let events = controllers::events::Recorder::start(client.clone(), "kubelet").0;
         Arc::new(PodWorker {
             client,
-            exec: sync::Executor::new(runtime, log_root, ctx),
+            exec: sync::Executor::new(runtime, log_root, ctx).with_events(events),
             runtime_name,
             busy: Mutex::default(),
             posted: Mutex::default(),
@@ -263,7 +264,7 @@ impl PodWorker {
             let me = self.clone();
             tokio::spawn(async move {
                 tracing::info!(pod_uid = %uid, "removing the containers of a pod that no longer exists");
-                me.exec.stop_containers(&rt, ORPHAN_GRACE_SECS).await;
+                me.exec.stop_containers(None, &rt, ORPHAN_GRACE_SECS).await;
                 me.exec.remove_sandboxes(&uid, &rt, None).await;
                 me.posted.lock().expect("posted").remove(&uid);
                 me.busy.lock().expect("busy").remove(&uid);
@@ -273,12 +274,12 @@ impl PodWorker {
     }
 
     /// The probe results of the pod's running containers; adds them to
-    /// `running` (ID, pod IP, spec, grace period) for the prober.
+    /// `running` for the prober.
     fn probes_of(
-        &self,
+        self: &Arc<Self>,
         pod: &Pod,
         rt: &PodRuntime,
-        running: &mut Vec<(String, String, k8s_openapi::api::core::v1::Container, i64)>,
+        running: &mut Vec<probe::Target>,
     ) -> HashMap<String, probe::ProbeState> {
         let mut out = HashMap::new();
         let Some(sandbox) = rt.current_sandbox().filter(|s| s.ready) else {
@@ -301,7 +302,18 @@ impl PodWorker {
             if !probed || i.state != observed::State::Running || i.sandbox_id != sandbox.id {
                 continue;
             }
-            running.push((i.id.clone(), ip.clone(), c.clone(), grace));
+            let me = self.clone();
+            let (p, name) = (pod.clone(), c.name.clone());
+            running.push(probe::Target {
+                id: i.id.clone(),
+                pod_ip: ip.clone(),
+                container: c.clone(),
+                grace,
+                report: Arc::new(move |reason, message| {
+                    let warning = reason == "Unhealthy";
+                    me.exec.event(&p, Some(&name), warning, reason, message)
+                }),
+            });
             out.insert(i.id.clone(), self.prober.state(&i.id, c));
         }
         out
@@ -341,7 +353,7 @@ impl PodWorker {
         let grace = spec::grace_period(pod);
         let log_dir = spec::log_dir(&self.exec.log_root, pod);
         tracing::info!(pod = ?pod.metadata.name, grace, "stopping a deleted pod");
-        self.exec.stop_containers(rt, grace).await;
+        self.exec.stop_containers(Some(pod), rt, grace).await;
         let name = pod.metadata.name.clone().unwrap_or_default();
         let api: Api<Pod> = Api::namespaced(
             self.client.clone(),

@@ -25,6 +25,23 @@ pub struct ProbeState {
     pub started: bool,
 }
 
+/// Records a Warning event (reason, message) about the probed container.
+pub type Report = Arc<dyn Fn(&'static str, String) + Send + Sync>;
+
+/// A running container instance to probe.
+pub struct Target {
+    /// CRI ID.
+    pub id: String,
+    /// The pod's IP (the host's for hostNetwork pods).
+    pub pod_ip: String,
+    /// Its spec.
+    pub container: Container,
+    /// The grace period to stop it with.
+    pub grace: i64,
+    /// Where `Unhealthy` events go.
+    pub report: Report,
+}
+
 /// The probe tasks of every running container, by container ID.
 #[derive(Default)]
 pub struct Prober {
@@ -146,15 +163,22 @@ impl Prober {
     pub fn sync(
         &self,
         runtime: &Arc<dyn Runtime>,
-        running: &[(String, String, Container, i64)],
+        running: &[Target],
         wake: Arc<tokio::sync::Notify>,
     ) {
         let mut tasks = self.tasks.lock().expect("probe tasks");
         let mut states = self.states.lock().expect("probe states");
-        let live: std::collections::HashSet<&str> = running.iter().map(|r| r.0.as_str()).collect();
+        let live: std::collections::HashSet<&str> = running.iter().map(|r| r.id.as_str()).collect();
         tasks.retain(|id, _| live.contains(id.as_str()));
         states.retain(|id, _| live.contains(id.as_str()));
-        for (id, pod_ip, c, grace) in running {
+        for Target {
+            id,
+            pod_ip,
+            container: c,
+            grace,
+            report,
+        } in running
+        {
             if tasks.contains_key(id) {
                 continue;
             }
@@ -168,17 +192,18 @@ impl Prober {
                 let Some(p) = kind.probe(c).cloned() else {
                     continue;
                 };
-                let (runtime, id, ip, c, state, wake) = (
+                let (runtime, id, ip, c, state, wake, report) = (
                     runtime.clone(),
                     id.clone(),
                     pod_ip.clone(),
                     c.clone(),
                     state.clone(),
                     wake.clone(),
+                    report.clone(),
                 );
                 let grace = p.termination_grace_period_seconds.unwrap_or(*grace);
                 handles.push(tokio::spawn(async move {
-                    probe_loop(kind, p, runtime, id, ip, c, state, wake, grace).await
+                    probe_loop(kind, p, runtime, id, ip, c, state, wake, grace, report).await
                 }));
             }
             tasks.insert(id.clone(), crate::AbortOnDrop(handles));
@@ -194,6 +219,14 @@ enum Kind {
 }
 
 impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Startup => "Startup",
+            Kind::Readiness => "Readiness",
+            Kind::Liveness => "Liveness",
+        }
+    }
+
     fn probe(self, c: &Container) -> Option<&Probe> {
         match self {
             Kind::Startup => c.startup_probe.as_ref(),
@@ -214,6 +247,7 @@ async fn probe_loop(
     state: Arc<Mutex<ProbeState>>,
     wake: Arc<tokio::sync::Notify>,
     grace: i64,
+    report: Report,
 ) {
     tokio::time::sleep(Duration::from_secs(
         p.initial_delay_seconds.unwrap_or(0).max(0) as u64,
@@ -229,6 +263,9 @@ async fn probe_loop(
         }
         if kind == Kind::Startup || started {
             let ok = run_once(runtime.as_ref(), &id, &pod_ip, &p, &c).await;
+            if !ok {
+                report("Unhealthy", format!("{} probe failed", kind.name()));
+            }
             if let Some(result) = outcome_after(&p, ok, &mut successes, &mut failures) {
                 let changed = {
                     let mut s = state.lock().expect("probe state");
@@ -244,6 +281,12 @@ async fn probe_loop(
                     wake.notify_one();
                 }
                 if !result && kind != Kind::Readiness {
+                    let why = format!(
+                        "Container {} failed {} probe, will be restarted",
+                        c.name,
+                        kind.name().to_lowercase()
+                    );
+                    report("Killing", why);
                     tracing::info!(container = %c.name, id = %id, ?kind, "probe failed; stopping the container");
                     let _ = runtime.stop_container(&id, grace).await;
                     wake.notify_one();

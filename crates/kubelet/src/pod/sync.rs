@@ -34,6 +34,7 @@ pub struct Executor {
     /// Node facts for the container configs.
     pub ctx: spec::Context,
     failures: Mutex<HashMap<String, HashMap<String, Failure>>>,
+    events: Option<controllers::events::Recorder>,
 }
 
 /// The default `imagePullPolicy`: Always for `:latest` or untagged images,
@@ -66,7 +67,52 @@ impl Executor {
             log_root,
             ctx,
             failures: Mutex::new(HashMap::new()),
+            events: None,
         }
+    }
+
+    /// Record core/v1 Events about pods through `recorder`.
+    pub fn with_events(mut self, recorder: controllers::events::Recorder) -> Self {
+        self.events = Some(recorder);
+        self
+    }
+
+    /// An Event about `pod`, or about one of its containers (upstream's
+    /// `fieldPath` `spec.containers{name}` / `spec.initContainers{name}`).
+    pub fn event(
+        &self,
+        pod: &Pod,
+        container: Option<&str>,
+        warning: bool,
+        reason: &'static str,
+        message: String,
+    ) {
+        let Some(rec) = &self.events else { return };
+        let field_path = container.filter(|c| !c.is_empty()).map(|name| {
+            let init = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.init_containers.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.name == name));
+            format!(
+                "spec.{}{{{name}}}",
+                if init { "initContainers" } else { "containers" }
+            )
+        });
+        rec.record(controllers::events::Record {
+            object: k8s_openapi::api::core::v1::ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                namespace: pod.metadata.namespace.clone(),
+                name: pod.metadata.name.clone(),
+                uid: pod.metadata.uid.clone(),
+                field_path,
+                ..Default::default()
+            },
+            type_: if warning { "Warning" } else { "Normal" },
+            reason,
+            message,
+        });
     }
 
     /// The waiting reasons of a pod's containers that failed to start.
@@ -100,6 +146,26 @@ impl Executor {
         };
         let delay = Duration::from_secs((5u64 << (attempts - 1).min(6)).min(300));
         tracing::warn!(pod = ?pod.metadata.name, container = name, reason, %message, "container start failed");
+        let image = || {
+            let spec = pod.spec.clone().unwrap_or_default();
+            spec.containers
+                .iter()
+                .chain(spec.init_containers.iter().flatten())
+                .find(|c| c.name == name)
+                .and_then(|c| c.image.clone())
+                .unwrap_or_default()
+        };
+        let (ev_reason, ev_message) = match reason {
+            "FailedCreatePodSandBox" => (
+                "FailedCreatePodSandBox",
+                format!("Failed to create pod sandbox: {message}"),
+            ),
+            "ErrImageNeverPull" => ("ErrImageNeverPull", message.clone()),
+            "ErrImagePull" => ("Failed", message.clone()),
+            "ImagePullBackOff" => ("BackOff", format!("Back-off pulling image \"{}\"", image())),
+            _ => ("Failed", format!("Error: {message}")),
+        };
+        self.event(pod, Some(name), true, ev_reason, ev_message);
         m.insert(
             name.to_string(),
             Failure {
@@ -229,6 +295,7 @@ impl Executor {
         }
         let image = c.image.clone().unwrap_or_default();
         let r = &self.runtime;
+        let cname = Some(c.name.as_str());
         let present = match pull_policy(&c).as_str() {
             "Always" => false,
             _ => match r.image_status(&image).await {
@@ -246,11 +313,30 @@ impl Executor {
                 self.fail(pod, &c.name, "ErrImageNeverPull", msg);
                 return;
             }
+            self.event(
+                pod,
+                cname,
+                false,
+                "Pulling",
+                format!("Pulling image \"{image}\""),
+            );
+            let t = Instant::now();
             if let Err(e) = r.pull_image(&image, Some(sandbox_config.clone())).await {
-                let msg = format!("failed to pull image \"{image}\": {}", e.message);
+                let msg = format!("Failed to pull image \"{image}\": {}", e.message);
                 self.fail(pod, &c.name, "ErrImagePull", msg);
                 return;
             }
+            let took = t.elapsed().as_secs_f64();
+            self.event(
+                pod,
+                cname,
+                false,
+                "Pulled",
+                format!("Successfully pulled image \"{image}\" in {took:.3}s"),
+            );
+        } else {
+            let msg = format!("Container image \"{image}\" already present on machine");
+            self.event(pod, cname, false, "Pulled", msg);
         }
         let resolved = match super::env::resolve(env, pod, &c).await {
             Ok(r) => r,
@@ -270,20 +356,41 @@ impl Executor {
                 return;
             }
         };
+        self.event(
+            pod,
+            cname,
+            false,
+            "Created",
+            format!("Created container: {}", c.name),
+        );
         if let Err(e) = r.start_container(&id).await {
+            self.event(pod, cname, true, "Failed", format!("Error: {}", e.message));
             // The runtime keeps the container as exited (StartError); the
             // restart policy and back-off decide what happens next.
             tracing::warn!(pod = ?pod.metadata.name, container = %c.name, error = %e, "start failed");
             return;
         }
         self.clear(pod, &c.name);
+        self.event(
+            pod,
+            cname,
+            false,
+            "Started",
+            format!("Started container {}", c.name),
+        );
         tracing::info!(pod = ?pod.metadata.name, container = %c.name, id = %id, restart_count = s.restart_count, "container started");
     }
 
     /// Stop every container of the pod: its stop signal, then SIGKILL
     /// after `grace` seconds (CRI StopContainer's timeout), all at once.
-    pub async fn stop_containers(&self, rt: &PodRuntime, grace: i64) {
+    pub async fn stop_containers(&self, pod: Option<&Pod>, rt: &PodRuntime, grace: i64) {
         let r = &self.runtime;
+        if let Some(pod) = pod {
+            for c in rt.containers.iter().filter(|c| c.state == State::Running) {
+                let msg = format!("Stopping container {}", c.name);
+                self.event(pod, Some(&c.name), false, "Killing", msg);
+            }
+        }
         let stops = rt
             .containers
             .iter()
@@ -415,7 +522,8 @@ mod tests {
         // Nothing more to do for a running pod.
         assert_eq!(plan::decide(&p, &rt, "Running", 0), plan::Plan::default());
         fake.calls.lock().unwrap().clear();
-        ex.stop_containers(&rt, spec::grace_period(&p)).await;
+        ex.stop_containers(Some(&p), &rt, spec::grace_period(&p))
+            .await;
         assert!(ex.remove_sandboxes("u1", &rt, None).await);
         let calls = fake.calls();
         assert_eq!(
