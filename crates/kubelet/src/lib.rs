@@ -242,6 +242,8 @@ async fn node_loop(
                             // containerd picks the file up within a moment.
                             tokio::time::sleep(Duration::from_millis(500)).await;
                             worker.set_network_ready();
+                            // Report NetworkReady (so Ready) now, not at the next renewal.
+                            next_renew = tokio::time::Instant::now();
                         }
                         Err(e) => {
                             tracing::error!(error = %e, "writing the CNI configuration failed")

@@ -138,7 +138,8 @@ async fn run(
         pause
     );
     // A pod network with a /24 of its own.
-    let octet = 200 + (std::process::id() % 50);
+    // 10.250-254: apart from the e2e tests' 10.200-249 ranges.
+    let octet = 250 + (std::process::id() % 5);
     let cidr = format!("10.{octet}.7.0/24");
     kubelet::cni::write(
         &layout.cni_conf_dir,
