@@ -111,6 +111,8 @@ def node():
         subprocess.run(["ip", "link", "del", bridge_name(d)], capture_output=True)
         remove_idle_portmap_chains()
         subprocess.run(["umount", "-R", d], capture_output=True)
+        if os.environ.get("WHARF_E2E_KEEP_LOG"):
+            subprocess.run(["cp", str(Path(d) / "server.log"), os.environ["WHARF_E2E_KEEP_LOG"]])
         subprocess.run(["rm", "-rf", d], capture_output=True)
 
 
@@ -406,3 +408,28 @@ def test_env_from_config_maps_and_secrets(node):
     assert w["message"] == "couldn't find key MISSING in ConfigMap default/envcm"
     for name in ("envpod", "badenv"):
         k("delete", "pod", name, "--grace-period=1", timeout=90)
+
+
+def test_lifecycle_hooks(node):
+    _, k, _ = node
+    manifest = {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hooks"},
+        "spec": {"terminationGracePeriodSeconds": 5, "containers": [
+            {"name": "web", "image": IMAGE, "imagePullPolicy": "Never",
+             "command": ["httpd", "-f", "-p", "8080", "-h", "/www"],
+             "lifecycle": {"preStop": {"exec": {"command": ["sleep", "3"]}}}},
+            {"name": "badpost", "image": IMAGE, "imagePullPolicy": "Never",
+             "command": ["httpd", "-f", "-p", "8081", "-h", "/www"],
+             "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", "exit 1"]}}}},
+        ]},
+    }
+    k("apply", "-f", "-", input=json.dumps(manifest))
+    ev = wait_for("FailedPostStartHook", lambda: event_reasons(k, "hooks").get("FailedPostStartHook"), timeout=40)
+    assert ev["involvedObject"]["fieldPath"] == "spec.containers{badpost}"
+    wait_for("web to run", lambda: next((c for c in pod(k, "hooks")["status"].get("containerStatuses", [])
+                                         if c["name"] == "web" and c["ready"]), None), timeout=30)
+    # The preStop hook holds the delete 3 s; httpd, PID 1 without a SIGTERM
+    # handler, then gets SIGKILL after the rest of the grace period (2 s).
+    t = time.time()
+    k("delete", "pod", "hooks", timeout=90)
+    assert 3 <= time.time() - t < 15

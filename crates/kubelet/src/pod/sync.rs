@@ -378,6 +378,16 @@ impl Executor {
             "Started",
             format!("Started container {}", c.name),
         );
+        if let Some(h) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
+            let grace = spec::grace_period(pod);
+            if let Err(msg) = run_hook(r.as_ref(), &id, &ctx.pod_ip, &c, h, grace).await {
+                // As upstream: a failed postStart hook kills the container;
+                // the restart policy decides what comes next.
+                self.event(pod, cname, true, "FailedPostStartHook", msg);
+                let _ = r.stop_container(&id, grace).await;
+                return;
+            }
+        }
         tracing::info!(pod = ?pod.metadata.name, container = %c.name, id = %id, restart_count = s.restart_count, "container started");
     }
 
@@ -391,11 +401,36 @@ impl Executor {
                 self.event(pod, Some(&c.name), false, "Killing", msg);
             }
         }
+        let ip = rt
+            .current_sandbox()
+            .and_then(|s| s.ip.clone())
+            .unwrap_or_default();
+        let ip = &ip;
         let stops = rt
             .containers
             .iter()
             .filter(|c| matches!(c.state, State::Running | State::Created | State::Unknown))
             .map(|c| async move {
+                let spec = pod.and_then(|p| p.spec.as_ref()).and_then(|s| {
+                    s.containers
+                        .iter()
+                        .chain(s.init_containers.iter().flatten())
+                        .find(|x| x.name == c.name)
+                });
+                let hook = spec
+                    .and_then(|s| s.lifecycle.as_ref())
+                    .and_then(|l| l.pre_stop.as_ref());
+                let mut grace = grace;
+                if let (Some(pod), Some(spec), Some(h), State::Running) = (pod, spec, hook, c.state)
+                {
+                    // preStop runs within the grace period; the stop signal
+                    // gets what is left (at least upstream's 2 s).
+                    let t = Instant::now();
+                    if let Err(msg) = run_hook(r.as_ref(), &c.id, ip, spec, h, grace).await {
+                        self.event(pod, Some(&c.name), true, "FailedPreStopHook", msg);
+                    }
+                    grace = (grace - t.elapsed().as_secs() as i64).max(2);
+                }
                 if let Err(e) = r.stop_container(&c.id, grace).await {
                     if !e.is_not_found() {
                         tracing::warn!(container = %c.id, error = %e, "stopping a container");
@@ -432,6 +467,51 @@ impl Executor {
             self.forget(pod_uid);
         }
         clean
+    }
+}
+
+/// Run a lifecycle hook (exec, httpGet, sleep; tcpSocket is a no-op, as
+/// upstream) within `timeout` seconds; the error is upstream's event message.
+async fn run_hook(
+    runtime: &dyn Runtime,
+    id: &str,
+    pod_ip: &str,
+    c: &Container,
+    h: &k8s_openapi::api::core::v1::LifecycleHandler,
+    timeout: i64,
+) -> Result<(), String> {
+    if let Some(s) = &h.sleep {
+        tokio::time::sleep(Duration::from_secs(
+            s.seconds.clamp(0, timeout.max(0)) as u64
+        ))
+        .await;
+        return Ok(());
+    }
+    if h.exec.is_none() && h.http_get.is_none() {
+        return Ok(());
+    }
+    let probe = k8s_openapi::api::core::v1::Probe {
+        exec: h.exec.clone(),
+        http_get: h.http_get.clone(),
+        timeout_seconds: Some(timeout.clamp(1, i32::MAX as i64) as i32),
+        ..Default::default()
+    };
+    if super::probe::run_once(runtime, id, pod_ip, &probe, c).await {
+        Ok(())
+    } else if h.exec.is_some() {
+        Err(format!(
+            "Exec lifecycle hook ({:?}) for Container \"{}\" failed",
+            h.exec
+                .as_ref()
+                .and_then(|e| e.command.clone())
+                .unwrap_or_default(),
+            c.name
+        ))
+    } else {
+        Err(format!(
+            "HTTP lifecycle hook for Container \"{}\" failed",
+            c.name
+        ))
     }
 }
 
@@ -540,6 +620,44 @@ mod tests {
         );
         assert!(fake.list_pod_sandbox().await.unwrap().is_empty());
         assert!(fake.list_containers().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn lifecycle_hooks_run_after_start_and_before_stop() {
+        let fake = Arc::new(Fake::default());
+        fake.images.lock().unwrap().push("img:1".into());
+        let p = pod(json!([{"name": "a", "image": "img:1", "lifecycle": {
+            "postStart": {"exec": {"command": ["post"]}},
+            "preStop": {"exec": {"command": ["pre"]}}}}]));
+        let ex = executor(fake.clone());
+        let rt = observe(&fake).await;
+        ex.execute(&p, &rt, plan::decide(&p, &rt, "Pending", 0), &mut NoObjects)
+            .await;
+        let rt = observe(&fake).await;
+        ex.stop_containers(Some(&p), &rt, 7).await;
+        let calls: Vec<String> = fake
+            .calls()
+            .into_iter()
+            .filter(|c| !c.starts_with("ImageStatus"))
+            .map(|c| {
+                c.split(' ').next().unwrap().to_string()
+                    + c.rsplit(' ')
+                        .next()
+                        .map(|l| format!(" {l}"))
+                        .unwrap_or_default()
+                        .as_str()
+            })
+            .collect();
+        let order: Vec<&str> = calls.iter().map(|c| c.as_str()).collect();
+        let pos = |x: &str| {
+            order
+                .iter()
+                .position(|c| *c == x)
+                .unwrap_or_else(|| panic!("{x} not in {order:?}"))
+        };
+        assert!(pos("StartContainer c2") < pos("ExecSync post"));
+        assert!(pos("ExecSync post") < pos("ExecSync pre"));
+        assert!(pos("ExecSync pre") < pos("StopContainer 7"));
     }
 
     #[tokio::test]
