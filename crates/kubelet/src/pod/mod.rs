@@ -203,8 +203,10 @@ impl PodWorker {
         let mut runtime = self.relist().await?;
         let now_ns = now_ns();
         let mut running = Vec::new();
+        let mut known = HashSet::new();
         for pod in store.state() {
             let uid = pod.metadata.uid.clone().unwrap_or_default();
+            known.insert(uid.clone());
             let rt = runtime.remove(&uid).unwrap_or_default();
             let probes = self.probes_of(&pod, &rt, &mut running);
             if self.busy.lock().expect("busy").contains(&uid) {
@@ -254,6 +256,13 @@ impl PodWorker {
         }
         self.prober
             .sync(&self.exec.runtime, &running, self.wake.clone());
+        // Memory of pods gone from both the API and the runtime.
+        known.extend(runtime.keys().cloned());
+        self.posted
+            .lock()
+            .expect("posted")
+            .retain(|uid, _| known.contains(uid));
+        self.exec.retain(&known);
         // What is left belongs to pods that are gone (deleted while the
         // kubelet was down, or force-deleted): remove it.
         for (uid, rt) in runtime {

@@ -134,6 +134,14 @@ impl Executor {
         self.failures.lock().expect("failures lock").remove(pod_uid);
     }
 
+    /// Forget every pod but those in `uids`.
+    pub fn retain(&self, uids: &std::collections::HashSet<String>) {
+        self.failures
+            .lock()
+            .expect("failures lock")
+            .retain(|uid, _| uids.contains(uid));
+    }
+
     fn fail(&self, pod: &Pod, name: &str, reason: &str, message: String) {
         let mut all = self.failures.lock().expect("failures lock");
         let m = all.entry(uid(pod)).or_default();
