@@ -668,6 +668,21 @@ mod tests {
         assert!(pos("ExecSync pre") < pos("StopContainer 7"));
     }
 
+    /// Skip the back-off of container `pull` and sync again.
+    async fn retry_now(ex: &Executor, p: &Pod, rt: &PodRuntime) {
+        if let Some(f) = ex
+            .failures
+            .lock()
+            .unwrap()
+            .get_mut("u1")
+            .and_then(|m| m.get_mut("pull"))
+        {
+            f.retry_at = Instant::now();
+        }
+        ex.execute(p, rt, plan::decide(p, rt, "Pending", 0), &mut NoObjects)
+            .await;
+    }
+
     #[tokio::test]
     async fn image_failures_become_waiting_reasons() {
         let fake = Arc::new(Fake::default());
@@ -695,29 +710,11 @@ mod tests {
             !fake.calls().iter().any(|c| c.starts_with("PullImage")),
             "retried at once"
         );
-        ex.failures
-            .lock()
-            .unwrap()
-            .get_mut("u1")
-            .unwrap()
-            .get_mut("pull")
-            .unwrap()
-            .retry_at = Instant::now();
-        ex.execute(&p, &rt, plan::decide(&p, &rt, "Pending", 0), &mut NoObjects)
-            .await;
+        retry_now(&ex, &p, &rt).await;
         assert_eq!(ex.waiting("u1")["pull"].reason, "ImagePullBackOff");
         // Once the image is there, the container starts and the reason goes.
         fake.registry.lock().unwrap().push("nowhere:1".into());
-        ex.failures
-            .lock()
-            .unwrap()
-            .get_mut("u1")
-            .unwrap()
-            .get_mut("pull")
-            .unwrap()
-            .retry_at = Instant::now();
-        ex.execute(&p, &rt, plan::decide(&p, &rt, "Pending", 0), &mut NoObjects)
-            .await;
+        retry_now(&ex, &p, &rt).await;
         assert!(!ex.waiting("u1").contains_key("pull"));
         assert_eq!(
             observe(&fake).await.instances("pull")[0].state,
