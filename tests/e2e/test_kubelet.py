@@ -24,6 +24,7 @@ from conftest import WHARF, Kubectl, Server
 from images import busybox_archive
 
 IMAGE = "localhost/e2e-busybox:1"
+AUTO_IMAGE = "localhost/e2e-auto:1"
 NODE = "e2e-kubelet"
 
 
@@ -95,6 +96,10 @@ def node():
         busybox_archive(archive, IMAGE, b"hello from a wharf pod\n")
         subprocess.run([WHARF, "images", "import", "--data-dir", d, str(archive)], check=True,
                        capture_output=True, timeout=60)
+        # An archive in the auto-import folder is loaded at the next start.
+        auto = Path(d) / "agent" / "images"
+        auto.mkdir(parents=True, exist_ok=True)
+        busybox_archive(auto / "auto.tar", AUTO_IMAGE, b"auto-imported\n")
         wait_for("the node to be Ready", lambda: k.run(
             "get", "node", NODE, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
             check=False).stdout == "True", timeout=90)
@@ -206,6 +211,8 @@ def test_crashing_container_is_restarted(node):
     assert last["exitCode"] == 3 and last["reason"] == "Error"
     assert last["containerID"].startswith("containerd://")
     assert cs["ready"] == ("running" in cs["state"])
+    ev = wait_for("a BackOff event", lambda: event_reasons(k, "crash").get("BackOff"), timeout=30)
+    assert ev["type"] == "Warning" and ev["message"].startswith("Back-off restarting failed container crash in pod crash_default(")
     k("delete", "pod", "crash", "--grace-period=1", timeout=90)
 
 
@@ -268,6 +275,7 @@ def test_restarting_wharf_adopts_running_containers(node):
     # containerd went with wharf, but the containers run on under their shims.
     assert _get(f"http://{ip}:8080/") is not None
     s.start(timeout=120)
+    wait_for("the auto-import folder's image", lambda: AUTO_IMAGE in ctr(d, "images", "ls", "-q").stdout, timeout=60)
     wait_for("the node to be Ready again", lambda: k.run(
         "get", "node", NODE, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
         check=False).stdout == "True", timeout=90)

@@ -202,6 +202,33 @@ pub async fn import(socket: &Path, archive: &Path) -> Result<String> {
     Ok(text)
 }
 
+/// The auto-import folder: archives put there are imported at every start
+/// (k3s's `agent/images`).
+pub fn auto_import_dir(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("agent").join("images")
+}
+
+/// Import every `*.tar` in `dir` (sorted by name); failures are logged, so
+/// one bad archive does not keep the node from starting.
+pub async fn import_dir(socket: &Path, dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut tars: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "tar"))
+        .collect();
+    tars.sort();
+    for t in tars {
+        match import(socket, &t).await {
+            Ok(_) => tracing::info!(archive = %t.display(), "image archive imported"),
+            Err(e) => {
+                tracing::warn!(archive = %t.display(), error = %e, "image archive import failed")
+            }
+        }
+    }
+}
+
 /// Make sure the pause image is in the runtime: build it, and import it
 /// unless the runtime already has that exact image. Returns its name.
 pub async fn ensure_pause(

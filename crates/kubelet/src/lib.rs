@@ -120,6 +120,12 @@ impl Kubelet {
             )
             .await?;
         }
+        let socket = endpoint.strip_prefix("unix://").unwrap_or(&endpoint);
+        images::import_dir(
+            std::path::Path::new(socket),
+            &images::auto_import_dir(&cfg.data_dir),
+        )
+        .await;
         let runtime_name = version.runtime_name.clone();
         let runtime_version = format!("{}://{}", version.runtime_name, version.runtime_version);
         tracing::info!(%endpoint, runtime = %runtime_version, node = %cfg.node_name, "kubelet runtime ready");

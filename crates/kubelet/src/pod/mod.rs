@@ -328,6 +328,41 @@ impl PodWorker {
         out
     }
 
+    /// A `BackOff` event for each container that newly shows
+    /// CrashLoopBackOff (once per restart, not once per relist).
+    fn backoff_events(&self, pod: &Pod, before: Option<&Value>, now: &Value) {
+        let looping = |st: Option<&Value>| -> HashSet<(String, i64)> {
+            st.and_then(|s| s["containerStatuses"].as_array())
+                .into_iter()
+                .flatten()
+                .chain(
+                    st.and_then(|s| s["initContainerStatuses"].as_array())
+                        .into_iter()
+                        .flatten(),
+                )
+                .filter(|c| c["state"]["waiting"]["reason"] == "CrashLoopBackOff")
+                .map(|c| {
+                    let name = c["name"].as_str().unwrap_or_default().to_string();
+                    (name, c["restartCount"].as_i64().unwrap_or(0))
+                })
+                .collect()
+        };
+        let old = looping(before);
+        for (name, restarts) in looping(Some(now)) {
+            if old.contains(&(name.clone(), restarts)) {
+                continue;
+            }
+            let m = &pod.metadata;
+            let msg = format!(
+                "Back-off restarting failed container {name} in pod {}_{}({})",
+                m.name.as_deref().unwrap_or_default(),
+                m.namespace.as_deref().unwrap_or_default(),
+                m.uid.as_deref().unwrap_or_default()
+            );
+            self.exec.event(pod, Some(&name), true, "BackOff", msg);
+        }
+    }
+
     /// Post `want` unless it is what was posted last.
     async fn post_status(&self, pod: &Pod, want: Value) {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
@@ -348,7 +383,12 @@ impl PodWorker {
             .await
         {
             Ok(_) => {
-                self.posted.lock().expect("posted").insert(uid, want);
+                let before = self
+                    .posted
+                    .lock()
+                    .expect("posted")
+                    .insert(uid.clone(), want.clone());
+                self.backoff_events(pod, before.as_ref(), &want);
             }
             Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(e) => tracing::warn!(pod = %name, error = %e, "posting the pod status failed"),
