@@ -372,6 +372,25 @@ pub fn pod_status(pod: &Pod, rt: &PodRuntime, inp: &Inputs) -> Value {
         "containerStatuses": statuses,
         "qosClass": hollow::pod::qos_class(pod),
     });
+    // Conditions other components own (DisruptionTarget, readiness gates)
+    // stay: a merge patch replaces the whole list.
+    let ours = [
+        "PodReadyToStartContainers",
+        "Initialized",
+        "Ready",
+        "ContainersReady",
+        "PodScheduled",
+    ];
+    if let Some(list) = status["conditions"].as_array_mut() {
+        for c in old
+            .conditions
+            .iter()
+            .flatten()
+            .filter(|c| !ours.contains(&c.type_.as_str()))
+        {
+            list.push(serde_json::to_value(c).unwrap_or(Value::Null));
+        }
+    }
     if deadline_exceeded {
         status["reason"] = json!(DEADLINE_EXCEEDED);
         status["message"] = json!("Pod was active on the node longer than the specified deadline");
@@ -567,6 +586,31 @@ mod tests {
         assert!(super::super::plan::decide(&p, &rt, "Failed", 100 * S)
             .start
             .is_empty());
+    }
+
+    #[test]
+    fn conditions_of_other_components_are_kept() {
+        let w = HashMap::new();
+        let mut p = pod("Always", &[], &["a"]);
+        p.status = Some(
+            serde_json::from_value(json!({"conditions": [
+                {"type": "DisruptionTarget", "status": "True", "reason": "DeletionByTaintManager"},
+                {"type": "Ready", "status": "False"},
+            ]}))
+            .unwrap(),
+        );
+        let st = pod_status(&p, &PodRuntime::default(), &inputs(&w));
+        assert_eq!(
+            cond(&st, "DisruptionTarget")["reason"],
+            "DeletionByTaintManager"
+        );
+        let types: Vec<_> = st["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["type"].clone())
+            .collect();
+        assert_eq!(types.iter().filter(|t| **t == "Ready").count(), 1);
     }
 
     #[test]
