@@ -441,3 +441,22 @@ def test_lifecycle_hooks(node):
     t = time.time()
     k("delete", "pod", "hooks", timeout=90)
     assert 3 <= time.time() - t < 15
+
+
+def test_containerd_left_by_a_killed_wharf_is_replaced(node):
+    s, k, d = node
+    pid_file = Path(d) / "agent" / "containerd" / "containerd.pid"
+    old = int(pid_file.read_text())
+    s.stop(sig=signal.SIGKILL)
+    # wharf could not stop its child; it is still there, holding the socket.
+    assert Path(f"/proc/{old}").exists()
+    s.start(timeout=120)
+    new = wait_for("a new containerd", lambda: (lambda p: p if p and p != old else None)(
+        int(pid_file.read_text() or 0) if pid_file.exists() else None), timeout=60)
+    wait_for("the old containerd to be gone", lambda: not Path(f"/proc/{old}").exists()
+             or "zombie" in Path(f"/proc/{old}/status").read_text(), timeout=20)
+    assert Path(f"/proc/{new}").exists()
+    # The node works on with the new one.
+    k("run", "after-kill", f"--image={IMAGE}", "--image-pull-policy=Never", "--", "sleep", "3600")
+    wait_for("a pod to run", lambda: pod(k, "after-kill")["status"].get("phase") == "Running", timeout=60)
+    k("delete", "pod", "after-kill", "--grace-period=1", timeout=90)
