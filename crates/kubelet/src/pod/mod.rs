@@ -204,6 +204,7 @@ impl PodWorker {
         let now_ns = now_ns();
         let mut running = Vec::new();
         let mut known = HashSet::new();
+        let (mut posts, mut work) = (Vec::new(), Vec::new());
         for pod in store.state() {
             let uid = pod.metadata.uid.clone().unwrap_or_default();
             known.insert(uid.clone());
@@ -222,7 +223,6 @@ impl PodWorker {
             };
             let want = status::pod_status(&pod, &rt, &inputs);
             let phase = want["phase"].as_str().unwrap_or("Pending").to_string();
-            self.post_status(&pod, want).await;
             let deleting = pod.metadata.deletion_timestamp.is_some();
             let plan = plan::decide(&pod, &rt, &phase, now_ns);
             let own_network = !pod
@@ -230,14 +230,27 @@ impl PodWorker {
                 .as_ref()
                 .and_then(|s| s.host_network)
                 .unwrap_or(false);
-            if !deleting
-                && (plan == plan::Plan::default()
-                    || (plan.new_sandbox.is_some()
-                        && own_network
-                        && !self.network_ready.load(std::sync::atomic::Ordering::SeqCst)))
-            {
-                continue;
+            let idle = plan == plan::Plan::default()
+                || (plan.new_sandbox.is_some()
+                    && own_network
+                    && !self.network_ready.load(std::sync::atomic::Ordering::SeqCst));
+            posts.push((pod.clone(), want));
+            if deleting || !idle {
+                work.push((pod, rt, plan, deleting));
             }
+        }
+        // Statuses go out together (a burst of new pods is not posted one
+        // round trip at a time), before any work of this round starts, so a
+        // stale status never lands after the work's own.
+        let me: &PodWorker = &self;
+        futures::stream::iter(posts)
+            .for_each_concurrent(
+                16,
+                |(pod, want)| async move { me.post_status(&pod, want).await },
+            )
+            .await;
+        for (pod, rt, plan, deleting) in work {
+            let uid = pod.metadata.uid.clone().unwrap_or_default();
             self.busy.lock().expect("busy").insert(uid.clone());
             let me = self.clone();
             tokio::spawn(async move {
