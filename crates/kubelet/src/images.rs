@@ -17,12 +17,12 @@ pub const BUSYBOX: &str = "/bin/busybox";
 
 /// The sandbox image's name. The tag carries a digest of the image, so a
 /// changed busybox binary makes a new image instead of reusing a stale one.
-pub fn pause_image_name(archive: &PauseArchive) -> String {
+pub fn pause_image_name(archive: &Archive) -> String {
     format!("localhost/wharf-pause:{}", &archive.config_digest[..12])
 }
 
 /// A docker-archive tarball in memory.
-pub struct PauseArchive {
+pub struct Archive {
     /// The tarball.
     pub tar: Vec<u8>,
     /// The hex SHA-256 of the image config (the image ID).
@@ -30,7 +30,7 @@ pub struct PauseArchive {
 }
 
 /// Build the pause image's docker-archive from the busybox binary at `busybox`.
-pub fn pause_archive(busybox: &Path) -> Result<PauseArchive> {
+pub fn pause_archive(busybox: &Path) -> Result<Archive> {
     let bin = std::fs::read(busybox).map_err(|source| Error::Io {
         what: format!("reading {} (install busybox-static)", busybox.display()),
         source,
@@ -67,7 +67,7 @@ pub fn docker_archive(
     entrypoint: &[&str],
     cmd: &[&str],
     tag: Option<&str>,
-) -> PauseArchive {
+) -> Archive {
     let diff_id = sha256_hex(layer);
     let config = serde_json::json!({
         "architecture": std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"),
@@ -101,7 +101,7 @@ pub fn docker_archive(
         0o644,
         &serde_json::to_vec(&manifest).expect("json"),
     );
-    PauseArchive {
+    Archive {
         tar: tar.finish(),
         config_digest,
     }
