@@ -8,7 +8,7 @@ import io
 import json
 import tarfile
 
-APPLETS = "sh sleep httpd wget echo cat ls env id hostname ps kill true false test printf touch rm".split()
+APPLETS = "sh sleep httpd wget echo cat ls env id hostname ps kill true false test printf touch rm grep".split()
 
 
 def _info(name, kind=tarfile.REGTYPE, mode=0o644, data=b"", link=""):

@@ -92,10 +92,6 @@ def node():
     try:
         s.start(timeout=120)
         k = Kubectl(s.kubeconfig)
-        archive = Path(d) / "busybox.tar"
-        busybox_archive(archive, IMAGE, b"hello from a wharf pod\n")
-        subprocess.run([WHARF, "images", "import", "--data-dir", d, str(archive)], check=True,
-                       capture_output=True, timeout=60)
         # An archive in the auto-import folder is loaded at the next start.
         auto = Path(d) / "agent" / "images"
         auto.mkdir(parents=True, exist_ok=True)
@@ -103,6 +99,11 @@ def node():
         wait_for("the node to be Ready", lambda: k.run(
             "get", "node", NODE, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
             check=False).stdout == "True", timeout=90)
+        # containerd runs once the node is Ready (the API answers before).
+        archive = Path(d) / "busybox.tar"
+        busybox_archive(archive, IMAGE, b"hello from a wharf pod\n")
+        subprocess.run([WHARF, "images", "import", "--data-dir", d, str(archive)], check=True,
+                       capture_output=True, timeout=60)
         yield s, k, d
     finally:
         try:
@@ -115,7 +116,9 @@ def node():
             os.kill(pid, signal.SIGKILL)
         subprocess.run(["ip", "link", "del", bridge_name(d)], capture_output=True)
         remove_idle_portmap_chains()
-        subprocess.run(["umount", "-R", d], capture_output=True)
+        for m in sorted((l.split()[1] for l in Path("/proc/self/mounts").read_text().splitlines()
+                         if l.split()[1].startswith(d + "/")), key=len, reverse=True):
+            subprocess.run(["umount", "-l", m], capture_output=True)
         if os.environ.get("WHARF_E2E_KEEP_LOG"):
             subprocess.run(["cp", str(Path(d) / "server.log"), os.environ["WHARF_E2E_KEEP_LOG"]])
         subprocess.run(["rm", "-rf", d], capture_output=True)
@@ -460,3 +463,35 @@ def test_containerd_left_by_a_killed_wharf_is_replaced(node):
     k("run", "after-kill", f"--image={IMAGE}", "--image-pull-policy=Never", "--", "sleep", "3600")
     wait_for("a pod to run", lambda: pod(k, "after-kill")["status"].get("phase") == "Running", timeout=60)
     k("delete", "pod", "after-kill", "--grace-period=1", timeout=90)
+
+
+def test_empty_dir_and_host_path_volumes(node):
+    _, k, d = node
+    host_dir = Path(d) / "hostvol"
+    script = ('echo hi > /scratch/f && test "$(cat /scratch/f)" = hi && echo hostfile > /host/out '
+              '&& grep -q " /mem tmpfs " /proc/mounts && echo ok > /mem/f')
+    manifest = {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "vols"},
+        "spec": {"restartPolicy": "Never", "containers": [{
+            "name": "c", "image": IMAGE, "imagePullPolicy": "Never", "command": ["sh", "-c", script],
+            "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}, {"name": "mem", "mountPath": "/mem"},
+                             {"name": "host", "mountPath": "/host"}]}],
+            "volumes": [{"name": "scratch", "emptyDir": {}},
+                        {"name": "mem", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
+                        {"name": "host", "hostPath": {"path": str(host_dir), "type": "DirectoryOrCreate"}}]},
+    }
+    k("apply", "-f", "-", input=json.dumps(manifest))
+    p = wait_for("vols to finish", lambda: (lambda p: p if p["status"].get("phase") in ("Succeeded", "Failed")
+                 else None)(pod(k, "vols")), timeout=60)
+    assert p["status"]["phase"] == "Succeeded", p["status"]
+    assert (host_dir / "out").read_text() == "hostfile\n"
+    uid = p["metadata"]["uid"]
+    pod_dir = Path(d) / "agent" / "pods" / uid
+    assert pod_dir.exists()
+    # A finished pod is deleted from the API at once; the kubelet then
+    # removes what is left of it within a relist.
+    k("delete", "pod", "vols", "--grace-period=1", timeout=90)
+    wait_for("the pod directory to go", lambda: not pod_dir.exists(), timeout=20)
+    assert uid not in Path("/proc/self/mounts").read_text()
+    logs = Path(d) / "agent" / "pod-logs"
+    assert not any(uid in p.name for p in logs.iterdir())

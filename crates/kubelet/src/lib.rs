@@ -135,10 +135,18 @@ impl Kubelet {
             host_ip: cfg.node_ip.clone(),
             pod_ip: String::new(),
             memory_capacity: host.memory as i64,
+            volumes: Default::default(),
         };
         let log_root = cfg.data_dir.join("agent").join("pod-logs");
-        let worker =
-            pod::PodWorker::new(client.clone(), runtime.clone(), runtime_name, log_root, ctx);
+        let pods_root = cfg.data_dir.join("agent").join("pods");
+        let worker = pod::PodWorker::new(
+            client.clone(),
+            runtime.clone(),
+            runtime_name,
+            log_root,
+            pods_root,
+            ctx,
+        );
         let node_task = tokio::spawn(node_loop(
             client,
             cfg.clone(),

@@ -14,6 +14,7 @@ pub mod probe;
 pub mod spec;
 pub mod status;
 pub mod sync;
+pub mod volumes;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -64,12 +65,13 @@ impl PodWorker {
         runtime: Arc<dyn Runtime>,
         runtime_name: String,
         log_root: PathBuf,
+        pods_root: PathBuf,
         ctx: spec::Context,
     ) -> Arc<Self> {
         let events = controllers::events::Recorder::start(client.clone(), "kubelet").0;
         Arc::new(PodWorker {
             client,
-            exec: sync::Executor::new(runtime, log_root, ctx).with_events(events),
+            exec: sync::Executor::new(runtime, log_root, pods_root, ctx).with_events(events),
             runtime_name,
             busy: Mutex::default(),
             posted: Mutex::default(),

@@ -22,6 +22,8 @@ pub struct Context {
     pub pod_ip: String,
     /// The node's memory in bytes (for oom_score_adj).
     pub memory_capacity: i64,
+    /// The host paths of the pod's provided volumes, by name.
+    pub volumes: HashMap<String, std::path::PathBuf>,
 }
 
 /// The pod's log directory under `root`: `<ns>_<name>_<uid>`, as upstream.
@@ -311,6 +313,7 @@ pub fn container_config(
         labels: lbl,
         annotations: ann,
         log_path: format!("{}/{restart_count}.log", c.name),
+        mounts: super::volumes::mounts(c, &ctx.volumes),
         stdin: c.stdin.unwrap_or(false),
         stdin_once: c.stdin_once.unwrap_or(false),
         tty: c.tty.unwrap_or(false),

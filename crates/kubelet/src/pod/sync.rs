@@ -31,6 +31,8 @@ pub struct Executor {
     pub runtime: Arc<dyn Runtime>,
     /// Where pod log directories go.
     pub log_root: PathBuf,
+    /// Where pod directories (volumes) go.
+    pub pods_root: PathBuf,
     /// Node facts for the container configs.
     pub ctx: spec::Context,
     failures: Mutex<HashMap<String, HashMap<String, Failure>>>,
@@ -61,10 +63,16 @@ fn uid(pod: &Pod) -> String {
 
 impl Executor {
     /// An executor over `runtime`.
-    pub fn new(runtime: Arc<dyn Runtime>, log_root: PathBuf, ctx: spec::Context) -> Self {
+    pub fn new(
+        runtime: Arc<dyn Runtime>,
+        log_root: PathBuf,
+        pods_root: PathBuf,
+        ctx: spec::Context,
+    ) -> Self {
         Executor {
             runtime,
             log_root,
+            pods_root,
             ctx,
             failures: Mutex::new(HashMap::new()),
             events: None,
@@ -169,6 +177,10 @@ impl Executor {
                 format!("Failed to create pod sandbox: {message}"),
             ),
             "ErrImageNeverPull" => ("ErrImageNeverPull", message.clone()),
+            "FailedMount" => (
+                "FailedMount",
+                format!("MountVolume.SetUp failed: {message}"),
+            ),
             "ErrImagePull" => ("Failed", message.clone()),
             "ImagePullBackOff" => ("BackOff", format!("Back-off pulling image \"{}\"", image())),
             _ => ("Failed", format!("Error: {message}")),
@@ -226,6 +238,20 @@ impl Executor {
                 tracing::warn!(error = %e, "stopping the sandbox of a finished pod");
             }
         }
+        let volumes = if plan.start.is_empty() {
+            HashMap::new()
+        } else {
+            match super::volumes::setup(pod, &self.pods_root) {
+                Ok(v) => {
+                    self.clear(pod, "");
+                    v
+                }
+                Err(msg) => {
+                    self.fail(pod, "", "FailedMount", msg);
+                    return;
+                }
+            }
+        };
         let mut sandbox = rt
             .current_sandbox()
             .filter(|s| s.ready)
@@ -264,6 +290,7 @@ impl Executor {
         };
         let sandbox_config = spec::sandbox_config(pod, attempt, &self.log_root);
         let mut ctx = self.ctx.clone();
+        ctx.volumes = volumes;
         ctx.pod_ip = if pod
             .spec
             .as_ref()
@@ -469,9 +496,22 @@ impl Executor {
             }
         }
         if clean {
+            // Without the pod (it is gone from the API), its log directory
+            // is found by the UID that ends its name.
+            let log_dir = log_dir.or_else(|| {
+                std::fs::read_dir(&self.log_root)
+                    .ok()?
+                    .flatten()
+                    .map(|e| e.path())
+                    .find(|p| {
+                        p.file_name()
+                            .is_some_and(|n| n.to_string_lossy().ends_with(&format!("_{pod_uid}")))
+                    })
+            });
             if let Some(d) = log_dir {
                 let _ = std::fs::remove_dir_all(d);
             }
+            super::volumes::teardown(&self.pods_root, pod_uid);
             self.forget(pod_uid);
         }
         clean
@@ -571,9 +611,18 @@ mod tests {
         }
     }
 
-    fn executor(fake: Arc<Fake>) -> Executor {
-        let dir = std::env::temp_dir().join("wharf-kubelet-unit-logs");
-        Executor::new(fake, dir, spec::Context::default())
+    /// An executor writing under a temporary directory (kept alive by the
+    /// returned guard).
+    fn executor(fake: Arc<Fake>) -> (Executor, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let ex = Executor::new(
+            fake,
+            root.join("logs"),
+            root.join("pods"),
+            spec::Context::default(),
+        );
+        (ex, dir)
     }
 
     #[tokio::test]
@@ -585,7 +634,7 @@ mod tests {
             {"name": "a", "image": "reg/a:1", "imagePullPolicy": "IfNotPresent"},
             {"name": "b", "image": "local/b:1", "imagePullPolicy": "Never"},
         ]));
-        let ex = executor(fake.clone());
+        let (ex, _dir) = executor(fake.clone());
         let rt = observe(&fake).await;
         ex.execute(&p, &rt, plan::decide(&p, &rt, "Pending", 0), &mut NoObjects)
             .await;
@@ -637,7 +686,7 @@ mod tests {
         let p = pod(json!([{"name": "a", "image": "img:1", "lifecycle": {
             "postStart": {"exec": {"command": ["post"]}},
             "preStop": {"exec": {"command": ["pre"]}}}}]));
-        let ex = executor(fake.clone());
+        let (ex, _dir) = executor(fake.clone());
         let rt = observe(&fake).await;
         ex.execute(&p, &rt, plan::decide(&p, &rt, "Pending", 0), &mut NoObjects)
             .await;
@@ -690,7 +739,7 @@ mod tests {
             {"name": "never", "image": "absent:1", "imagePullPolicy": "Never"},
             {"name": "pull", "image": "nowhere:1", "imagePullPolicy": "Always"},
         ]));
-        let ex = executor(fake.clone());
+        let (ex, _dir) = executor(fake.clone());
         let rt = observe(&fake).await;
         ex.execute(&p, &rt, plan::decide(&p, &rt, "Pending", 0), &mut NoObjects)
             .await;
