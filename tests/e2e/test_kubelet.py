@@ -495,3 +495,21 @@ def test_empty_dir_and_host_path_volumes(node):
     assert uid not in Path("/proc/self/mounts").read_text()
     logs = Path(d) / "agent" / "pod-logs"
     assert not any(uid in p.name for p in logs.iterdir())
+
+
+def test_memory_hog_is_oom_killed(node):
+    _, k, _ = node
+    manifest = {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hog"},
+        "spec": {"restartPolicy": "Never", "containers": [{
+            "name": "c", "image": IMAGE, "imagePullPolicy": "Never",
+            "command": ["sh", "-c", "x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done"],
+            "resources": {"limits": {"memory": "16Mi"}}}]},
+    }
+    k("apply", "-f", "-", input=json.dumps(manifest))
+    p = wait_for("hog to end", lambda: (lambda p: p if p["status"].get("phase") in ("Succeeded", "Failed")
+                 else None)(pod(k, "hog")), timeout=60)
+    t = p["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert p["status"]["phase"] == "Failed"
+    assert t["reason"] == "OOMKilled" and t["exitCode"] == 137, t
+    k("delete", "pod", "hog", "--grace-period=1", timeout=90)
