@@ -339,6 +339,20 @@ pub fn pod_status(pod: &Pod, rt: &PodRuntime, inp: &Inputs) -> Value {
             )),
         )
     };
+    // Readiness gates: conditions others set, which Ready waits for too.
+    let gates_unmet = spec.readiness_gates.iter().flatten().find_map(|g| {
+        let t = &g.condition_type;
+        match old.conditions.iter().flatten().find(|c| &c.type_ == t) {
+            None => Some(format!(
+                "corresponding condition of pod readiness gate \"{t}\" does not exist."
+            )),
+            Some(c) if c.status != "True" => Some(format!(
+                "the status of pod readiness gate \"{t}\" is not \"True\", but {}",
+                c.status
+            )),
+            Some(_) => None,
+        }
+    });
     let init_cond = if init_done || terminal {
         cond(
             "Initialized",
@@ -362,7 +376,10 @@ pub fn pod_status(pod: &Pod, rt: &PodRuntime, inp: &Inputs) -> Value {
         "conditions": [
             cond("PodReadyToStartContainers", sandbox.is_some_and(|s| s.ready), None, None),
             init_cond,
-            cond("Ready", ready, ready_reason, ready_msg.clone()),
+            match (ready, &gates_unmet) {
+                (true, Some(msg)) => cond("Ready", false, Some("ReadinessGatesNotReady"), Some(msg.clone())),
+                _ => cond("Ready", ready, ready_reason, ready_msg.clone()),
+            },
             cond("ContainersReady", ready, ready_reason, ready_msg),
             cond("PodScheduled", true, None, None),
         ],
@@ -611,6 +628,33 @@ mod tests {
             .map(|c| c["type"].clone())
             .collect();
         assert_eq!(types.iter().filter(|t| **t == "Ready").count(), 1);
+    }
+
+    #[test]
+    fn readiness_gates_hold_ready_back() {
+        let w = HashMap::new();
+        let rt = PodRuntime {
+            sandboxes: vec![sandbox(true)],
+            containers: vec![inst("a", 0, State::Running, 0, 50)],
+        };
+        let mut p = pod("Always", &[], &["a"]);
+        p.spec.as_mut().unwrap().readiness_gates = Some(vec![serde_json::from_value(
+            json!({"conditionType": "example.com/lb"}),
+        )
+        .unwrap()]);
+        let st = pod_status(&p, &rt, &inputs(&w));
+        assert_eq!(cond(&st, "ContainersReady")["status"], "True");
+        assert_eq!(cond(&st, "Ready")["status"], "False");
+        assert_eq!(cond(&st, "Ready")["reason"], "ReadinessGatesNotReady");
+        p.status = Some(
+            serde_json::from_value(
+                json!({"conditions": [{"type": "example.com/lb", "status": "True"}]}),
+            )
+            .unwrap(),
+        );
+        let st = pod_status(&p, &rt, &inputs(&w));
+        assert_eq!(cond(&st, "Ready")["status"], "True");
+        assert_eq!(cond(&st, "example.com/lb")["status"], "True");
     }
 
     #[test]
