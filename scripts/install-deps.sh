@@ -3,7 +3,12 @@
 # Idempotent: packages already present are not fetched again.
 set -euo pipefail
 
-APT_PACKAGES=(etcd-server etcd-client protobuf-compiler pkg-config build-essential)
+# containerd, runc, the CNI plugins (in /usr/lib/cni), busybox-static (the
+# sandbox image's and the tests' rootfs), iproute2, nftables and iptables (the
+# bridge plugin's ipMasq and portmap use iptables-nft) are what the
+# kubelet runs pods with; protobuf-compiler builds the CRI client.
+APT_PACKAGES=(etcd-server etcd-client protobuf-compiler pkg-config build-essential
+  containerd runc containernetworking-plugins busybox-static iproute2 nftables iptables)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs prerequisites, builds wharf and runs a single-node server in the
+# Installs prerequisites (containerd and the CNI plugins among them), builds
+# wharf and runs a single-node server with its kubelet in the
 # foreground (Ctrl-C stops it). Data lives in ${WHARF_DATA_DIR:-/var/lib/wharf}.
 set -euo pipefail
 cd "$(dirname "$0")/.."

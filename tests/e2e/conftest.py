@@ -32,8 +32,11 @@ def free_port():
 class Server:
     """A wharf server process with its own data directory."""
 
-    def __init__(self, data_dir, port=None, extra_args=()):
+    def __init__(self, data_dir, port=None, extra_args=(), agent=False):
         self.data_dir = Path(data_dir)
+        # Without the agent no kubelet (and no containerd) runs: the suite
+        # stays fast and touches nothing on the host. test_kubelet.py wants one.
+        self.agent = agent
         self.port = port or free_port()
         self.extra_args = list(extra_args)
         self.proc = None
@@ -47,7 +50,7 @@ class Server:
             "--https-listen-port", str(self.port),
             "--bind-address", "127.0.0.1",
             "--advertise-address", "127.0.0.1",
-            "--disable-agent",
+            *([] if self.agent else ["--disable-agent"]),
             *self.extra_args,
         ]
         env = dict(os.environ, WHARF_LOG=os.environ.get("WHARF_LOG", "info"))

@@ -49,6 +49,17 @@ pub fn node_ip(index: usize) -> Ipv4Addr {
 
 /// The node's object as its kubelet registers it.
 pub fn node_object(name: &str, prefix: &str, index: usize, cap: &Capacity) -> Value {
+    let mut node = registered_node(name, "amd64", node_status(name, index, cap, &crate::now()));
+    let labels = &mut node["metadata"]["labels"];
+    labels["node.kubernetes.io/instance-type"] = json!("hollow");
+    labels["type"] = json!("hollow");
+    labels[PREFIX_LABEL] = json!(prefix);
+    node
+}
+
+/// A Node as a kubelet (hollow or real) registers it: the well-known
+/// hostname, os and arch labels, and `status`.
+pub fn registered_node(name: &str, arch: &str, status: Value) -> Value {
     json!({
         "apiVersion": "v1",
         "kind": "Node",
@@ -57,47 +68,29 @@ pub fn node_object(name: &str, prefix: &str, index: usize, cap: &Capacity) -> Va
             "labels": {
                 "kubernetes.io/hostname": name,
                 "kubernetes.io/os": "linux",
-                "kubernetes.io/arch": "amd64",
+                "kubernetes.io/arch": arch,
                 "beta.kubernetes.io/os": "linux",
-                "beta.kubernetes.io/arch": "amd64",
-                "node.kubernetes.io/instance-type": "hollow",
-                "type": "hollow",
-                PREFIX_LABEL: prefix,
+                "beta.kubernetes.io/arch": arch,
             },
             "annotations": { "node.alpha.kubernetes.io/ttl": "0" },
         },
         "spec": {},
-        "status": node_status(name, index, cap, &crate::now()),
+        "status": status,
     })
 }
 
 /// The node's status, with heartbeats at `now`.
 pub fn node_status(name: &str, index: usize, cap: &Capacity, now: &str) -> Value {
-    let cond = |t: &str, status: &str, reason: &str, message: &str| {
-        json!({
-            "type": t, "status": status, "reason": reason, "message": message,
-            "lastHeartbeatTime": now, "lastTransitionTime": now,
-        })
-    };
-    let resources = json!({
-        "cpu": cap.cpu, "memory": cap.memory, "pods": cap.pods.to_string(),
-        "ephemeral-storage": "100Gi",
-    });
-    json!({
-        "capacity": resources,
-        "allocatable": resources,
-        "conditions": [
-            cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-            cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-            cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-            cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+    let facts = NodeFacts {
+        capacity: json!({
+            "cpu": cap.cpu, "memory": cap.memory, "pods": cap.pods.to_string(),
+            "ephemeral-storage": "100Gi",
+        }),
+        addresses: vec![
+            ("InternalIP".into(), node_ip(index).to_string()),
+            ("Hostname".into(), name.to_string()),
         ],
-        "addresses": [
-            { "type": "InternalIP", "address": node_ip(index).to_string() },
-            { "type": "Hostname", "address": name },
-        ],
-        "daemonEndpoints": { "kubeletEndpoint": { "Port": 10250 } },
-        "nodeInfo": {
+        node_info: json!({
             "machineID": format!("{:032x}", index + 1),
             "systemUUID": format!("00000000-0000-0000-0000-{:012x}", index + 1),
             "bootID": format!("hollow-{index}"),
@@ -108,7 +101,60 @@ pub fn node_status(name: &str, index: usize, cap: &Capacity, now: &str) -> Value
             "kubeProxyVersion": "",
             "operatingSystem": "linux",
             "architecture": "amd64",
-        },
+        }),
+        ready: Ok(()),
+    };
+    status_from_facts(&facts, now)
+}
+
+/// What a kubelet (hollow or real) reports about its node.
+#[derive(Clone, Debug)]
+pub struct NodeFacts {
+    /// `status.capacity` (also reported as allocatable: nothing is reserved).
+    pub capacity: Value,
+    /// `(type, address)` pairs: InternalIP, Hostname.
+    pub addresses: Vec<(String, String)>,
+    /// `status.nodeInfo`.
+    pub node_info: Value,
+    /// Ready, or the reason message for `Ready=False` (`KubeletNotReady`).
+    pub ready: Result<(), String>,
+}
+
+/// A node's status from its facts, with heartbeats at `now`, in the
+/// upstream kubelet's condition order, reasons and messages.
+pub fn status_from_facts(f: &NodeFacts, now: &str) -> Value {
+    let cond = |t: &str, status: &str, reason: &str, message: &str| {
+        json!({
+            "type": t, "status": status, "reason": reason, "message": message,
+            "lastHeartbeatTime": now, "lastTransitionTime": now,
+        })
+    };
+    let ready = match &f.ready {
+        Ok(()) => cond(
+            "Ready",
+            "True",
+            "KubeletReady",
+            "kubelet is posting ready status",
+        ),
+        Err(m) => cond("Ready", "False", "KubeletNotReady", m),
+    };
+    let addresses: Vec<Value> = f
+        .addresses
+        .iter()
+        .map(|(t, a)| json!({ "type": t, "address": a }))
+        .collect();
+    json!({
+        "capacity": f.capacity,
+        "allocatable": f.capacity,
+        "conditions": [
+            cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+            cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+            cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+            ready,
+        ],
+        "addresses": addresses,
+        "daemonEndpoints": { "kubeletEndpoint": { "Port": 10250 } },
+        "nodeInfo": f.node_info,
     })
 }
 

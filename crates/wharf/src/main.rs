@@ -52,7 +52,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the control plane (for now: the cluster state store).
+    /// Run the control plane, and the kubelet unless `--disable-agent`.
     Server(Box<cmd::server::ServerArgs>),
     /// Run a benchmark suite.
     Bench(cmd::bench::BenchArgs),
@@ -63,6 +63,10 @@ enum Command {
     Scheduler(cmd::scheduler::SchedulerArgs),
     /// Run the controller manager alone, as a client of an API server.
     ControllerManager(cmd::controller_manager::ControllerManagerArgs),
+    /// Run the kubelet alone, as a client of an API server.
+    Kubelet(cmd::kubelet::KubeletArgs),
+    /// Manage the node's container images.
+    Images(cmd::images::ImagesArgs),
     /// Developer tools used by the test suite.
     #[command(hide = true)]
     Debug(cmd::debug::DebugArgs),
@@ -87,6 +91,8 @@ fn main() -> anyhow::Result<()> {
             Command::HollowNodes(a) => cmd::hollow::run(a).await,
             Command::Scheduler(a) => cmd::scheduler::run(a).await,
             Command::ControllerManager(a) => cmd::controller_manager::run(a).await,
+            Command::Kubelet(a) => cmd::kubelet::run(a).await,
+            Command::Images(a) => cmd::images::run(a).await,
             Command::Debug(a) => cmd::debug::run(a).await,
         }
     })

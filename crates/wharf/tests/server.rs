@@ -22,6 +22,7 @@ fn start_server(data_dir: &Path, extra: &[&str]) -> (ChildGuard, String) {
             "127.0.0.1",
             "--advertise-address",
             "127.0.0.1",
+            "--disable-agent",
         ])
         .args(extra)
         .env("WHARF_LOG", "warn")
@@ -95,6 +96,7 @@ fn server_refuses_a_damaged_database() {
         .arg("--data-dir")
         .arg(dir.path())
         .args(["--https-listen-port", &port, "--bind-address", "127.0.0.1"])
+        .arg("--disable-agent")
         .output()
         .unwrap();
     assert!(!out.status.success());

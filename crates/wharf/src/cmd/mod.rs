@@ -3,6 +3,8 @@ pub mod controller_manager;
 pub mod debug;
 pub mod elect;
 pub mod hollow;
+pub mod images;
+pub mod kubelet;
 pub mod scheduler;
 pub mod server;
 
@@ -35,4 +37,20 @@ pub async fn client_from(
         http::HeaderValue::from_str(&ua).context("user agent")?,
     ));
     kube::Client::try_from(config).context("building the API client")
+}
+
+/// The host's first non-loopback IPv4 address, as `hostname -I` reports it;
+/// the loopback address when there is none.
+pub fn host_address() -> std::net::IpAddr {
+    std::process::Command::new("hostname")
+        .arg("-I")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| {
+            s.split_whitespace()
+                .filter_map(|a| a.parse::<std::net::IpAddr>().ok())
+                .find(|a| a.is_ipv4())
+        })
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
 }

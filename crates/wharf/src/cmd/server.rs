@@ -40,6 +40,9 @@ pub struct ServerArgs {
     /// Run only the control plane, no kubelet, proxy or DNS on this host.
     #[arg(long, env = "WHARF_DISABLE_AGENT")]
     pub disable_agent: bool,
+    /// A CRI socket for the kubelet instead of wharf's own containerd.
+    #[arg(long, env = "WHARF_CONTAINER_RUNTIME_ENDPOINT")]
+    pub container_runtime_endpoint: Option<String>,
     /// Do not run the scheduler in this process (k3s's `--disable-scheduler`).
     #[arg(long, env = "WHARF_DISABLE_SCHEDULER")]
     pub disable_scheduler: bool,
@@ -142,7 +145,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let advertise = match args.advertise_address {
         Some(a) => a,
         None if !bind.is_unspecified() => bind,
-        None => host_address(),
+        None => super::host_address(),
     };
     let mode = match args.write_kubeconfig_mode.as_deref() {
         Some(m) => u32::from_str_radix(m, 8)
@@ -207,11 +210,26 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             stopped(),
         )));
     }
+    // The kubelet is an HTTPS client of this API server like any other.
+    let kubelet = if args.disable_agent {
+        None
+    } else {
+        let cfg = kubelet::Config {
+            node_name: super::kubelet::node_name(args.node_name.as_deref()),
+            data_dir: args.data_dir.clone(),
+            runtime_endpoint: args.container_runtime_endpoint.clone(),
+            node_ip: advertise.to_string(),
+        };
+        Some(super::kubelet::start(&api.kubeconfig, None, cfg).await?)
+    };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
     tracing::info!("shutting down");
+    if let Some(k) = kubelet {
+        k.stop().await;
+    }
     // Give the components a moment to release their Leases.
     let _ = stop_tx.send(true);
     for c in components {
@@ -225,22 +243,6 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
     api.shutdown().await;
     Ok(())
-}
-
-/// The host's first non-loopback address, as `hostname -I` reports it; the
-/// loopback address when there is none.
-fn host_address() -> std::net::IpAddr {
-    std::process::Command::new("hostname")
-        .arg("-I")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| {
-            s.split_whitespace()
-                .filter_map(|a| a.parse::<std::net::IpAddr>().ok())
-                .find(|a| a.is_ipv4())
-        })
-        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
 }
 
 #[cfg(test)]

@@ -1,0 +1,304 @@
+//! The kubelet: makes its node's pods real through containerd (CRI v1) and
+//! reports their truth back to the API server, as a kube-rs client like
+//! any other (it never touches the store).
+//!
+//! - [`cri`]: the CRI calls the kubelet makes, a trait with the gRPC client.
+//! - [`containerd`]: wharf's own supervised containerd.
+//! - [`images`]: the locally built sandbox image and archive import.
+//! - [`cni`]: the pod network's bridge configuration from `podCIDR`.
+//! - [`node`]: Node registration, Lease, status.
+//! - [`pod`]: the pod sync loop.
+
+pub mod cni;
+pub mod containerd;
+pub mod cri;
+pub mod images;
+pub mod node;
+pub mod pod;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::Client;
+
+/// Errors of the kubelet.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A request to the API server failed.
+    #[error("{what}: {source}")]
+    Api {
+        /// What was being done.
+        what: String,
+        /// The client's error.
+        #[source]
+        source: kube::Error,
+    },
+    /// A CRI call failed.
+    #[error(transparent)]
+    Cri(#[from] cri::CriError),
+    /// A file or process operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The runtime misbehaved.
+    #[error("{0}")]
+    Runtime(String),
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn api_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Api { what, source }
+}
+
+pub(crate) struct AbortOnDrop(pub Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+/// The kubelet's settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The Node's name.
+    pub node_name: String,
+    /// wharf's data directory; the kubelet's files go under `agent/`.
+    pub data_dir: PathBuf,
+    /// A CRI endpoint to use instead of starting containerd
+    /// (`unix:///run/containerd/containerd.sock`).
+    pub runtime_endpoint: Option<String>,
+    /// The node's InternalIP.
+    pub node_ip: String,
+}
+
+/// A running kubelet. [`Kubelet::stop`] stops it and its containerd; the
+/// pods' containers keep running (they are adopted at the next start).
+pub struct Kubelet {
+    containerd: Option<containerd::Containerd>,
+    tasks: AbortOnDrop,
+    endpoint: String,
+}
+
+impl Kubelet {
+    /// Start containerd (unless an endpoint is given), the sandbox image,
+    /// the node and the pod sync. Returns once the runtime answers; the
+    /// node registers in the background (the API server may still start).
+    pub async fn start(client: Client, cfg: Config) -> Result<Kubelet> {
+        let layout = containerd::Layout::new(&cfg.data_dir);
+        let (own, endpoint) = match &cfg.runtime_endpoint {
+            Some(e) => (None, e.clone()),
+            None => {
+                let pause = images::pause_archive(std::path::Path::new(images::BUSYBOX))?;
+                let c = containerd::Containerd::start(
+                    layout.clone(),
+                    &images::pause_image_name(&pause),
+                )
+                .await?;
+                let e = c.endpoint();
+                (Some(c), e)
+            }
+        };
+        let runtime: Arc<dyn cri::Runtime> = Arc::new(cri::grpc::GrpcRuntime::connect(&endpoint)?);
+        let version = wait_for_runtime(runtime.as_ref()).await?;
+        if own.is_some() {
+            images::ensure_pause(
+                runtime.as_ref(),
+                &layout.socket(),
+                &layout.dir.join("images"),
+            )
+            .await?;
+        }
+        let socket = endpoint.strip_prefix("unix://").unwrap_or(&endpoint);
+        images::import_dir(
+            std::path::Path::new(socket),
+            &images::auto_import_dir(&cfg.data_dir),
+        )
+        .await;
+        let runtime_name = version.runtime_name.clone();
+        let runtime_version = format!("{}://{}", version.runtime_name, version.runtime_version);
+        tracing::info!(%endpoint, runtime = %runtime_version, node = %cfg.node_name, "kubelet runtime ready");
+        let host = node::host(&cfg.data_dir, cfg.node_ip.clone());
+        let ctx = pod::spec::Context {
+            node_name: cfg.node_name.clone(),
+            host_ip: cfg.node_ip.clone(),
+            pod_ip: String::new(),
+            memory_capacity: host.memory as i64,
+            volumes: Default::default(),
+        };
+        let log_root = cfg.data_dir.join("agent").join("pod-logs");
+        let pods_root = cfg.data_dir.join("agent").join("pods");
+        let worker = pod::PodWorker::new(
+            client.clone(),
+            runtime.clone(),
+            runtime_name,
+            log_root,
+            pods_root,
+            ctx,
+        );
+        let node_task = tokio::spawn(node_loop(
+            client,
+            cfg.clone(),
+            host,
+            runtime.clone(),
+            runtime_version,
+            worker.clone(),
+            own.is_some().then_some(layout),
+        ));
+        let pods = tokio::spawn(worker.run());
+        Ok(Kubelet {
+            containerd: own,
+            tasks: AbortOnDrop(vec![node_task, pods]),
+            endpoint,
+        })
+    }
+
+    /// The CRI endpoint in use.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Stop the loops, then containerd (by PID).
+    pub async fn stop(self) {
+        drop(self.tasks);
+        if let Some(c) = self.containerd {
+            c.stop().await;
+        }
+    }
+}
+
+async fn wait_for_runtime(r: &dyn cri::Runtime) -> Result<cri::api::VersionResponse> {
+    let mut last = None;
+    for _ in 0..100 {
+        match r.version().await {
+            Ok(v) => return Ok(v),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(last
+        .map(Error::Cri)
+        .unwrap_or_else(|| Error::Runtime("runtime did not answer".into())))
+}
+
+/// Whether the runtime reports RuntimeReady and NetworkReady; the message
+/// for `Ready=False` otherwise.
+async fn runtime_ready(r: &dyn cri::Runtime) -> Result<(), String> {
+    let conds = r
+        .status()
+        .await
+        .map_err(|e| format!("container runtime status check failed: {e}"))?;
+    let bad: Vec<String> = conds
+        .iter()
+        .filter(|c| !c.status)
+        .map(|c| {
+            format!(
+                "{}=false reason:{} message:{}",
+                c.r#type, c.reason, c.message
+            )
+        })
+        .collect();
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("container runtime not ready: {}", bad.join(", ")))
+    }
+}
+
+/// Register the node, write the CNI config once it has a `podCIDR`, then
+/// renew the Lease every 10 s and post the status when it changes.
+async fn node_loop(
+    client: Client,
+    cfg: Config,
+    host: node::Host,
+    runtime: Arc<dyn cri::Runtime>,
+    runtime_version: String,
+    worker: Arc<pod::PodWorker>,
+    own: Option<containerd::Layout>,
+) {
+    let facts = |ready| node::facts(&cfg.node_name, &host, &runtime_version, ready);
+    let node = loop {
+        let ready = runtime_ready(runtime.as_ref()).await;
+        let status = hollow::node::status_from_facts(&facts(ready), &hollow::now());
+        match node::register(&client, &cfg.node_name, status).await {
+            Ok(n) => break n,
+            Err(e) => {
+                tracing::warn!(error = %e, "node registration failed; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    };
+    tracing::info!(node = %cfg.node_name, "node registered");
+    let uid = node.metadata.uid.clone().unwrap_or_default();
+    let mut cidr = node.spec.as_ref().and_then(|s| s.pod_cidr.clone());
+    let mut configured = false;
+    let mut reporter = node::StatusReporter::default();
+    let mut next_renew = tokio::time::Instant::now();
+    loop {
+        if !configured {
+            match (&own, &cidr) {
+                (Some(layout), Some(c)) => {
+                    let bridge = cni::bridge_name(&cfg.data_dir);
+                    match cni::write(&layout.cni_conf_dir, &bridge, c, &layout.cni_ipam_dir) {
+                        Ok(()) => {
+                            configured = true;
+                            // containerd picks the file up within a moment.
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                            worker.set_network_ready();
+                            // Report NetworkReady (so Ready) now, not at the next renewal.
+                            next_renew = tokio::time::Instant::now();
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "writing the CNI configuration failed")
+                        }
+                    }
+                }
+                (None, _) => {
+                    // An external runtime brings its own network setup.
+                    configured = true;
+                    worker.set_network_ready();
+                }
+                (Some(_), None) => {}
+            }
+        }
+        if tokio::time::Instant::now() >= next_renew {
+            next_renew = tokio::time::Instant::now() + node::RENEW_EVERY;
+            if let Err(e) = node::renew_lease(&client, &cfg.node_name, &uid).await {
+                tracing::warn!(error = %e, "lease renewal failed");
+            }
+            let ready = runtime_ready(runtime.as_ref()).await;
+            let status = hollow::node::status_from_facts(&facts(ready), &hollow::now());
+            match reporter.report(&client, &cfg.node_name, status).await {
+                Ok(Some(n)) => {
+                    cidr = n.spec.and_then(|s| s.pod_cidr).or(cidr);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "node status update failed"),
+            }
+        }
+        // Until the node has a podCIDR, look for it every second.
+        let wait = if configured {
+            node::RENEW_EVERY
+        } else {
+            Duration::from_secs(1)
+        };
+        tokio::time::sleep_until((tokio::time::Instant::now() + wait).min(next_renew)).await;
+        if cidr.is_none() {
+            let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+            if let Ok(n) = nodes.get(&cfg.node_name).await {
+                cidr = n.spec.and_then(|s| s.pod_cidr);
+            }
+        }
+    }
+}

@@ -1,0 +1,793 @@
+//! Carrying out a pod's [`Plan`]: sandboxes, image pulls per
+//! `imagePullPolicy`, container creation and start, and the graceful
+//! termination of a deleted pod (stop signal, SIGKILL after the grace
+//! period through CRI StopContainer's timeout, then the sandbox and its
+//! network).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+
+use super::observed::{PodRuntime, State};
+use super::plan::{Plan, Start};
+use super::spec;
+use super::status::Waiting;
+use crate::cri::{api, Runtime};
+
+/// A container's last failure to start, and when to try again.
+#[derive(Clone, Debug)]
+struct Failure {
+    waiting: Waiting,
+    retry_at: Instant,
+    attempts: u32,
+}
+
+/// What the executor shares between pods.
+pub struct Executor {
+    /// The runtime.
+    pub runtime: Arc<dyn Runtime>,
+    /// Where pod log directories go.
+    pub log_root: PathBuf,
+    /// Where pod directories (volumes) go.
+    pub pods_root: PathBuf,
+    /// Node facts for the container configs.
+    pub ctx: spec::Context,
+    failures: Mutex<HashMap<String, HashMap<String, Failure>>>,
+    events: Option<controllers::events::Recorder>,
+}
+
+/// The default `imagePullPolicy`: Always for `:latest` or untagged images,
+/// IfNotPresent otherwise (the API server defaults it; this is for pods
+/// that arrive without).
+pub fn pull_policy(c: &Container) -> String {
+    if let Some(p) = &c.image_pull_policy {
+        return p.clone();
+    }
+    let image = c.image.as_deref().unwrap_or_default();
+    let name = image.rsplit('/').next().unwrap_or(image);
+    if image.contains('@') {
+        "IfNotPresent".into()
+    } else if !name.contains(':') || name.ends_with(":latest") {
+        "Always".into()
+    } else {
+        "IfNotPresent".into()
+    }
+}
+
+fn uid(pod: &Pod) -> String {
+    pod.metadata.uid.clone().unwrap_or_default()
+}
+
+impl Executor {
+    /// An executor over `runtime`.
+    pub fn new(
+        runtime: Arc<dyn Runtime>,
+        log_root: PathBuf,
+        pods_root: PathBuf,
+        ctx: spec::Context,
+    ) -> Self {
+        Executor {
+            runtime,
+            log_root,
+            pods_root,
+            ctx,
+            failures: Mutex::new(HashMap::new()),
+            events: None,
+        }
+    }
+
+    /// Record core/v1 Events about pods through `recorder`.
+    pub fn with_events(mut self, recorder: controllers::events::Recorder) -> Self {
+        self.events = Some(recorder);
+        self
+    }
+
+    /// An Event about `pod`, or about one of its containers (upstream's
+    /// `fieldPath` `spec.containers{name}` / `spec.initContainers{name}`).
+    pub fn event(
+        &self,
+        pod: &Pod,
+        container: Option<&str>,
+        warning: bool,
+        reason: &'static str,
+        message: String,
+    ) {
+        let Some(rec) = &self.events else { return };
+        let field_path = container.filter(|c| !c.is_empty()).map(|name| {
+            let init = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.init_containers.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.name == name));
+            format!(
+                "spec.{}{{{name}}}",
+                if init { "initContainers" } else { "containers" }
+            )
+        });
+        rec.record(controllers::events::Record {
+            object: k8s_openapi::api::core::v1::ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                namespace: pod.metadata.namespace.clone(),
+                name: pod.metadata.name.clone(),
+                uid: pod.metadata.uid.clone(),
+                field_path,
+                ..Default::default()
+            },
+            type_: if warning { "Warning" } else { "Normal" },
+            reason,
+            message,
+        });
+    }
+
+    /// The waiting reasons of a pod's containers that failed to start.
+    pub fn waiting(&self, pod_uid: &str) -> HashMap<String, Waiting> {
+        self.failures
+            .lock()
+            .expect("failures lock")
+            .get(pod_uid)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, f)| (k.clone(), f.waiting.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Forget a pod (deleted).
+    pub fn forget(&self, pod_uid: &str) {
+        self.failures.lock().expect("failures lock").remove(pod_uid);
+    }
+
+    /// Forget every pod but those in `uids`.
+    pub fn retain(&self, uids: &std::collections::HashSet<String>) {
+        self.failures
+            .lock()
+            .expect("failures lock")
+            .retain(|uid, _| uids.contains(uid));
+    }
+
+    fn fail(&self, pod: &Pod, name: &str, reason: &str, message: String) {
+        let mut all = self.failures.lock().expect("failures lock");
+        let m = all.entry(uid(pod)).or_default();
+        let attempts = m.get(name).map(|f| f.attempts + 1).unwrap_or(1);
+        // Pull failures show ImagePullBackOff while waiting for the next try.
+        let reason = if reason == "ErrImagePull" && attempts > 1 {
+            "ImagePullBackOff"
+        } else {
+            reason
+        };
+        let delay = Duration::from_secs((5u64 << (attempts - 1).min(6)).min(300));
+        tracing::warn!(pod = ?pod.metadata.name, container = name, reason, %message, "container start failed");
+        let image = || {
+            let spec = pod.spec.clone().unwrap_or_default();
+            spec.containers
+                .iter()
+                .chain(spec.init_containers.iter().flatten())
+                .find(|c| c.name == name)
+                .and_then(|c| c.image.clone())
+                .unwrap_or_default()
+        };
+        let (ev_reason, ev_message) = match reason {
+            "FailedCreatePodSandBox" => (
+                "FailedCreatePodSandBox",
+                format!("Failed to create pod sandbox: {message}"),
+            ),
+            "ErrImageNeverPull" => ("ErrImageNeverPull", message.clone()),
+            "FailedMount" => (
+                "FailedMount",
+                format!("MountVolume.SetUp failed: {message}"),
+            ),
+            "ErrImagePull" => ("Failed", message.clone()),
+            "ImagePullBackOff" => ("BackOff", format!("Back-off pulling image \"{}\"", image())),
+            _ => ("Failed", format!("Error: {message}")),
+        };
+        self.event(pod, Some(name), true, ev_reason, ev_message);
+        m.insert(
+            name.to_string(),
+            Failure {
+                waiting: Waiting {
+                    reason: reason.into(),
+                    message,
+                },
+                retry_at: Instant::now() + delay,
+                attempts,
+            },
+        );
+    }
+
+    fn clear(&self, pod: &Pod, name: &str) {
+        if let Some(m) = self
+            .failures
+            .lock()
+            .expect("failures lock")
+            .get_mut(&uid(pod))
+        {
+            m.remove(name);
+        }
+    }
+
+    fn too_early(&self, pod: &Pod, name: &str) -> bool {
+        self.failures
+            .lock()
+            .expect("failures lock")
+            .get(&uid(pod))
+            .and_then(|m| m.get(name))
+            .is_some_and(|f| Instant::now() < f.retry_at)
+    }
+
+    /// Carry out `plan` for `pod`.
+    pub async fn execute(
+        &self,
+        pod: &Pod,
+        rt: &PodRuntime,
+        plan: Plan,
+        env: &mut impl super::env::Source,
+    ) {
+        let r = &self.runtime;
+        for id in &plan.remove_containers {
+            if let Err(e) = r.remove_container(id).await {
+                tracing::debug!(error = %e, "removing an old container");
+            }
+        }
+        for id in &plan.stop_sandboxes {
+            if let Err(e) = r.stop_pod_sandbox(id).await {
+                tracing::warn!(error = %e, "stopping the sandbox of a finished pod");
+            }
+        }
+        let volumes = if plan.start.is_empty() {
+            HashMap::new()
+        } else {
+            match super::volumes::setup(pod, &self.pods_root) {
+                Ok(v) => {
+                    self.clear(pod, "");
+                    v
+                }
+                Err(msg) => {
+                    self.fail(pod, "", "FailedMount", msg);
+                    return;
+                }
+            }
+        };
+        let mut sandbox = rt
+            .current_sandbox()
+            .filter(|s| s.ready)
+            .map(|s| (s.id.clone(), s.attempt, s.ip.clone()));
+        if let Some(attempt) = plan.new_sandbox {
+            for id in &plan.stale_sandboxes {
+                let _ = r.stop_pod_sandbox(id).await;
+                let _ = r.remove_pod_sandbox(id).await;
+            }
+            if self.too_early(pod, "") {
+                return;
+            }
+            let config = spec::sandbox_config(pod, attempt, &self.log_root);
+            let _ = std::fs::create_dir_all(&config.log_directory);
+            match r.run_pod_sandbox(config).await {
+                Ok(id) => {
+                    self.clear(pod, "");
+                    let ip = r
+                        .pod_sandbox_status(&id)
+                        .await
+                        .ok()
+                        .and_then(|s| s.network)
+                        .map(|n| n.ip)
+                        .filter(|ip| !ip.is_empty());
+                    tracing::info!(pod = ?pod.metadata.name, sandbox = %id, ?ip, "sandbox started");
+                    sandbox = Some((id, attempt, ip));
+                }
+                Err(e) => {
+                    self.fail(pod, "", "FailedCreatePodSandBox", e.to_string());
+                    return;
+                }
+            }
+        }
+        let Some((sandbox_id, attempt, ip)) = sandbox else {
+            return;
+        };
+        let sandbox_config = spec::sandbox_config(pod, attempt, &self.log_root);
+        let mut ctx = self.ctx.clone();
+        ctx.volumes = volumes;
+        ctx.pod_ip = if pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false)
+        {
+            ctx.host_ip.clone()
+        } else {
+            ip.unwrap_or_default()
+        };
+        for s in plan.start {
+            self.start(pod, &sandbox_id, &sandbox_config, &ctx, &s, env)
+                .await;
+        }
+    }
+
+    async fn start(
+        &self,
+        pod: &Pod,
+        sandbox_id: &str,
+        sandbox_config: &api::PodSandboxConfig,
+        ctx: &spec::Context,
+        s: &Start,
+        env: &mut impl super::env::Source,
+    ) {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let list = if s.init {
+            spec.init_containers.unwrap_or_default()
+        } else {
+            spec.containers
+        };
+        let Some(c) = list.into_iter().find(|c| c.name == s.name) else {
+            return;
+        };
+        if self.too_early(pod, &c.name) {
+            return;
+        }
+        let image = c.image.clone().unwrap_or_default();
+        let r = &self.runtime;
+        let cname = Some(c.name.as_str());
+        let present = match pull_policy(&c).as_str() {
+            "Always" => false,
+            _ => match r.image_status(&image).await {
+                Ok(i) => i.is_some(),
+                Err(e) => {
+                    self.fail(pod, &c.name, "ErrImagePull", e.to_string());
+                    return;
+                }
+            },
+        };
+        if !present {
+            if pull_policy(&c) == "Never" {
+                let msg =
+                    format!("Container image \"{image}\" is not present with pull policy of Never");
+                self.fail(pod, &c.name, "ErrImageNeverPull", msg);
+                return;
+            }
+            self.event(
+                pod,
+                cname,
+                false,
+                "Pulling",
+                format!("Pulling image \"{image}\""),
+            );
+            let t = Instant::now();
+            if let Err(e) = r.pull_image(&image, Some(sandbox_config.clone())).await {
+                let msg = format!("Failed to pull image \"{image}\": {}", e.message);
+                self.fail(pod, &c.name, "ErrImagePull", msg);
+                return;
+            }
+            let took = t.elapsed().as_secs_f64();
+            self.event(
+                pod,
+                cname,
+                false,
+                "Pulled",
+                format!("Successfully pulled image \"{image}\" in {took:.3}s"),
+            );
+        } else {
+            let msg = format!("Container image \"{image}\" already present on machine");
+            self.event(pod, cname, false, "Pulled", msg);
+        }
+        let resolved = match super::env::resolve(env, pod, &c).await {
+            Ok(r) => r,
+            Err(msg) => {
+                self.fail(pod, &c.name, "CreateContainerConfigError", msg);
+                return;
+            }
+        };
+        let config = spec::container_config(pod, &c, s.restart_count, ctx, &resolved);
+        let id = match r
+            .create_container(sandbox_id, config, sandbox_config.clone())
+            .await
+        {
+            Ok(id) => id,
+            Err(e) => {
+                self.fail(pod, &c.name, "CreateContainerError", e.message);
+                return;
+            }
+        };
+        self.event(
+            pod,
+            cname,
+            false,
+            "Created",
+            format!("Created container: {}", c.name),
+        );
+        if let Err(e) = r.start_container(&id).await {
+            self.event(pod, cname, true, "Failed", format!("Error: {}", e.message));
+            // The runtime keeps the container as exited (StartError); the
+            // restart policy and back-off decide what happens next.
+            tracing::warn!(pod = ?pod.metadata.name, container = %c.name, error = %e, "start failed");
+            return;
+        }
+        self.clear(pod, &c.name);
+        self.event(
+            pod,
+            cname,
+            false,
+            "Started",
+            format!("Started container {}", c.name),
+        );
+        if let Some(h) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
+            let grace = spec::grace_period(pod);
+            if let Err(msg) = run_hook(r.as_ref(), &id, &ctx.pod_ip, &c, h, grace).await {
+                // As upstream: a failed postStart hook kills the container;
+                // the restart policy decides what comes next.
+                self.event(pod, cname, true, "FailedPostStartHook", msg);
+                let _ = r.stop_container(&id, grace).await;
+                return;
+            }
+        }
+        tracing::info!(pod = ?pod.metadata.name, container = %c.name, id = %id, restart_count = s.restart_count, "container started");
+    }
+
+    /// Stop every container of the pod: its stop signal, then SIGKILL
+    /// after `grace` seconds (CRI StopContainer's timeout), all at once.
+    pub async fn stop_containers(&self, pod: Option<&Pod>, rt: &PodRuntime, grace: i64) {
+        let r = &self.runtime;
+        if let Some(pod) = pod {
+            for c in rt.containers.iter().filter(|c| c.state == State::Running) {
+                let msg = format!("Stopping container {}", c.name);
+                self.event(pod, Some(&c.name), false, "Killing", msg);
+            }
+        }
+        let ip = rt
+            .current_sandbox()
+            .and_then(|s| s.ip.clone())
+            .unwrap_or_default();
+        let ip = &ip;
+        let stops = rt
+            .containers
+            .iter()
+            .filter(|c| matches!(c.state, State::Running | State::Created | State::Unknown))
+            .map(|c| async move {
+                let spec = pod.and_then(|p| p.spec.as_ref()).and_then(|s| {
+                    s.containers
+                        .iter()
+                        .chain(s.init_containers.iter().flatten())
+                        .find(|x| x.name == c.name)
+                });
+                let hook = spec
+                    .and_then(|s| s.lifecycle.as_ref())
+                    .and_then(|l| l.pre_stop.as_ref());
+                let mut grace = grace;
+                if let (Some(pod), Some(spec), Some(h), State::Running) = (pod, spec, hook, c.state)
+                {
+                    // preStop runs within the grace period; the stop signal
+                    // gets what is left (at least upstream's 2 s).
+                    let t = Instant::now();
+                    if let Err(msg) = run_hook(r.as_ref(), &c.id, ip, spec, h, grace).await {
+                        self.event(pod, Some(&c.name), true, "FailedPreStopHook", msg);
+                    }
+                    grace = (grace - t.elapsed().as_secs() as i64).max(2);
+                }
+                if let Err(e) = r.stop_container(&c.id, grace).await {
+                    if !e.is_not_found() {
+                        tracing::warn!(container = %c.id, error = %e, "stopping a container");
+                    }
+                }
+            });
+        futures::future::join_all(stops).await;
+    }
+
+    /// Stop and remove the pod's sandboxes (with their containers and
+    /// network), then its log directory. Returns whether all are gone.
+    pub async fn remove_sandboxes(
+        &self,
+        pod_uid: &str,
+        rt: &PodRuntime,
+        log_dir: Option<PathBuf>,
+    ) -> bool {
+        let r = &self.runtime;
+        let mut clean = true;
+        for s in &rt.sandboxes {
+            let stopped = r.stop_pod_sandbox(&s.id).await;
+            let removed = r.remove_pod_sandbox(&s.id).await;
+            for e in [stopped.err(), removed.err()].into_iter().flatten() {
+                if !e.is_not_found() {
+                    tracing::warn!(sandbox = %s.id, error = %e, "removing a sandbox");
+                    clean = false;
+                }
+            }
+        }
+        if clean {
+            // Without the pod (it is gone from the API), its log directory
+            // is found by the UID that ends its name.
+            let log_dir = log_dir.or_else(|| {
+                std::fs::read_dir(&self.log_root)
+                    .ok()?
+                    .flatten()
+                    .map(|e| e.path())
+                    .find(|p| {
+                        p.file_name()
+                            .is_some_and(|n| n.to_string_lossy().ends_with(&format!("_{pod_uid}")))
+                    })
+            });
+            if let Some(d) = log_dir {
+                let _ = std::fs::remove_dir_all(d);
+            }
+            super::volumes::teardown(&self.pods_root, pod_uid);
+            self.forget(pod_uid);
+        }
+        clean
+    }
+}
+
+/// Run a lifecycle hook (exec, httpGet, sleep; tcpSocket is a no-op, as
+/// upstream) within `timeout` seconds; the error is upstream's event message.
+async fn run_hook(
+    runtime: &dyn Runtime,
+    id: &str,
+    pod_ip: &str,
+    c: &Container,
+    h: &k8s_openapi::api::core::v1::LifecycleHandler,
+    timeout: i64,
+) -> Result<(), String> {
+    if let Some(s) = &h.sleep {
+        tokio::time::sleep(Duration::from_secs(
+            s.seconds.clamp(0, timeout.max(0)) as u64
+        ))
+        .await;
+        return Ok(());
+    }
+    if h.exec.is_none() && h.http_get.is_none() {
+        return Ok(());
+    }
+    let probe = k8s_openapi::api::core::v1::Probe {
+        exec: h.exec.clone(),
+        http_get: h.http_get.clone(),
+        timeout_seconds: Some(timeout.clamp(1, i32::MAX as i64) as i32),
+        ..Default::default()
+    };
+    if super::probe::run_once(runtime, id, pod_ip, &probe, c).await {
+        Ok(())
+    } else if h.exec.is_some() {
+        Err(format!(
+            "Exec lifecycle hook ({:?}) for Container \"{}\" failed",
+            h.exec
+                .as_ref()
+                .and_then(|e| e.command.clone())
+                .unwrap_or_default(),
+            c.name
+        ))
+    } else {
+        Err(format!(
+            "HTTP lifecycle hook for Container \"{}\" failed",
+            c.name
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{observed, plan};
+    use super::*;
+    use crate::cri::fake::Fake;
+    use serde_json::json;
+
+    fn pod(containers: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "p", "namespace": "ns", "uid": "u1"},
+            "spec": {"terminationGracePeriodSeconds": 7, "containers": containers}
+        }))
+        .unwrap()
+    }
+
+    async fn observe(fake: &Fake) -> PodRuntime {
+        let sbs = fake.list_pod_sandbox().await.unwrap();
+        let mut ips = HashMap::new();
+        for s in &sbs {
+            ips.insert(s.id.clone(), Some("10.9.0.2".to_string()));
+        }
+        let mut cs = Vec::new();
+        for c in fake.list_containers().await.unwrap() {
+            let st = fake.container_status(&c.id).await.ok();
+            cs.push((c, st));
+        }
+        observed::group(&sbs, &ips, &cs)
+            .remove("u1")
+            .unwrap_or_default()
+    }
+
+    struct NoObjects;
+
+    impl super::super::env::Source for NoObjects {
+        async fn config_map(
+            &mut self,
+            _: &str,
+        ) -> Result<Option<std::collections::BTreeMap<String, String>>, String> {
+            Ok(None)
+        }
+        async fn secret(
+            &mut self,
+            _: &str,
+        ) -> Result<Option<std::collections::BTreeMap<String, String>>, String> {
+            Ok(None)
+        }
+    }
+
+    /// An executor writing under a temporary directory (kept alive by the
+    /// returned guard).
+    fn executor(fake: Arc<Fake>) -> (Executor, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let ex = Executor::new(
+            fake,
+            root.join("logs"),
+            root.join("pods"),
+            spec::Context::default(),
+        );
+        (ex, dir)
+    }
+
+    #[tokio::test]
+    async fn runs_a_pod_pulling_per_policy_then_stops_it_with_its_grace() {
+        let fake = Arc::new(Fake::default());
+        fake.registry.lock().unwrap().push("reg/a:1".into());
+        fake.images.lock().unwrap().push("local/b:1".into());
+        let p = pod(json!([
+            {"name": "a", "image": "reg/a:1", "imagePullPolicy": "IfNotPresent"},
+            {"name": "b", "image": "local/b:1", "imagePullPolicy": "Never"},
+        ]));
+        let (ex, _dir) = executor(fake.clone());
+        let rt = observe(&fake).await;
+        ex.execute(&p, &rt, plan::decide(&p, &rt, "Pending", 0), &mut NoObjects)
+            .await;
+        let calls = fake.calls();
+        assert!(
+            calls.contains(&"PullImage reg/a:1".to_string()),
+            "{calls:?}"
+        );
+        assert!(
+            !calls.iter().any(|c| c == "PullImage local/b:1"),
+            "{calls:?}"
+        );
+        let rt = observe(&fake).await;
+        assert_eq!(rt.sandboxes.len(), 1);
+        assert_eq!(
+            rt.containers
+                .iter()
+                .filter(|c| c.state == State::Running)
+                .count(),
+            2
+        );
+        // Nothing more to do for a running pod.
+        assert_eq!(plan::decide(&p, &rt, "Running", 0), plan::Plan::default());
+        fake.calls.lock().unwrap().clear();
+        ex.stop_containers(Some(&p), &rt, spec::grace_period(&p))
+            .await;
+        assert!(ex.remove_sandboxes("u1", &rt, None).await);
+        let calls = fake.calls();
+        assert_eq!(
+            calls
+                .iter()
+                .filter(|c| c.starts_with("StopContainer") && c.ends_with(" 7"))
+                .count(),
+            2,
+            "{calls:?}"
+        );
+        assert!(
+            calls.iter().position(|c| c.starts_with("StopContainer"))
+                < calls.iter().position(|c| c.starts_with("StopPodSandbox"))
+        );
+        assert!(fake.list_pod_sandbox().await.unwrap().is_empty());
+        assert!(fake.list_containers().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn lifecycle_hooks_run_after_start_and_before_stop() {
+        let fake = Arc::new(Fake::default());
+        fake.images.lock().unwrap().push("img:1".into());
+        let p = pod(json!([{"name": "a", "image": "img:1", "lifecycle": {
+            "postStart": {"exec": {"command": ["post"]}},
+            "preStop": {"exec": {"command": ["pre"]}}}}]));
+        let (ex, _dir) = executor(fake.clone());
+        let rt = observe(&fake).await;
+        ex.execute(&p, &rt, plan::decide(&p, &rt, "Pending", 0), &mut NoObjects)
+            .await;
+        let rt = observe(&fake).await;
+        ex.stop_containers(Some(&p), &rt, 7).await;
+        let calls: Vec<String> = fake
+            .calls()
+            .into_iter()
+            .filter(|c| !c.starts_with("ImageStatus"))
+            .map(|c| {
+                c.split(' ').next().unwrap().to_string()
+                    + c.rsplit(' ')
+                        .next()
+                        .map(|l| format!(" {l}"))
+                        .unwrap_or_default()
+                        .as_str()
+            })
+            .collect();
+        let order: Vec<&str> = calls.iter().map(|c| c.as_str()).collect();
+        let pos = |x: &str| {
+            order
+                .iter()
+                .position(|c| *c == x)
+                .unwrap_or_else(|| panic!("{x} not in {order:?}"))
+        };
+        assert!(pos("StartContainer c2") < pos("ExecSync post"));
+        assert!(pos("ExecSync post") < pos("ExecSync pre"));
+        assert!(pos("ExecSync pre") < pos("StopContainer 7"));
+    }
+
+    /// Skip the back-off of container `pull` and sync again.
+    async fn retry_now(ex: &Executor, p: &Pod, rt: &PodRuntime) {
+        if let Some(f) = ex
+            .failures
+            .lock()
+            .unwrap()
+            .get_mut("u1")
+            .and_then(|m| m.get_mut("pull"))
+        {
+            f.retry_at = Instant::now();
+        }
+        ex.execute(p, rt, plan::decide(p, rt, "Pending", 0), &mut NoObjects)
+            .await;
+    }
+
+    #[tokio::test]
+    async fn image_failures_become_waiting_reasons() {
+        let fake = Arc::new(Fake::default());
+        let p = pod(json!([
+            {"name": "never", "image": "absent:1", "imagePullPolicy": "Never"},
+            {"name": "pull", "image": "nowhere:1", "imagePullPolicy": "Always"},
+        ]));
+        let (ex, _dir) = executor(fake.clone());
+        let rt = observe(&fake).await;
+        ex.execute(&p, &rt, plan::decide(&p, &rt, "Pending", 0), &mut NoObjects)
+            .await;
+        let w = ex.waiting("u1");
+        assert_eq!(w["never"].reason, "ErrImageNeverPull");
+        assert_eq!(
+            w["never"].message,
+            "Container image \"absent:1\" is not present with pull policy of Never"
+        );
+        assert_eq!(w["pull"].reason, "ErrImagePull");
+        // The retry waits for its back-off; a later failure reads ImagePullBackOff.
+        let rt = observe(&fake).await;
+        fake.calls.lock().unwrap().clear();
+        ex.execute(&p, &rt, plan::decide(&p, &rt, "Pending", 0), &mut NoObjects)
+            .await;
+        assert!(
+            !fake.calls().iter().any(|c| c.starts_with("PullImage")),
+            "retried at once"
+        );
+        retry_now(&ex, &p, &rt).await;
+        assert_eq!(ex.waiting("u1")["pull"].reason, "ImagePullBackOff");
+        // Once the image is there, the container starts and the reason goes.
+        fake.registry.lock().unwrap().push("nowhere:1".into());
+        retry_now(&ex, &p, &rt).await;
+        assert!(!ex.waiting("u1").contains_key("pull"));
+        assert_eq!(
+            observe(&fake).await.instances("pull")[0].state,
+            State::Running
+        );
+    }
+
+    #[test]
+    fn default_pull_policies() {
+        let c = |image: &str| Container {
+            name: "c".into(),
+            image: Some(image.into()),
+            ..Default::default()
+        };
+        assert_eq!(pull_policy(&c("busybox")), "Always");
+        assert_eq!(pull_policy(&c("busybox:latest")), "Always");
+        assert_eq!(pull_policy(&c("localhost:5000/busybox")), "Always");
+        assert_eq!(
+            pull_policy(&c("localhost:5000/busybox:1.36")),
+            "IfNotPresent"
+        );
+        assert_eq!(pull_policy(&c("busybox@sha256:abcd")), "IfNotPresent");
+        let mut n = c("busybox");
+        n.image_pull_policy = Some("Never".into());
+        assert_eq!(pull_policy(&n), "Never");
+    }
+}

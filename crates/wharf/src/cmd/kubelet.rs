@@ -1,0 +1,74 @@
+//! `wharf kubelet`: the kubelet alone, as a client of an API server; and
+//! the settings `wharf server` shares with it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+
+#[derive(Args, Debug)]
+pub struct KubeletArgs {
+    /// Kubeconfig with the credentials to use.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: PathBuf,
+    /// The API server URL (default: the kubeconfig's).
+    #[arg(long)]
+    pub server: Option<String>,
+    /// Name of this node (defaults to the host name).
+    #[arg(long, env = "WHARF_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// Directory for containerd's state, the CNI config and pod logs (under `agent/`).
+    #[arg(long, env = "WHARF_DATA_DIR", default_value = "/var/lib/wharf")]
+    pub data_dir: PathBuf,
+    /// A CRI socket to use instead of starting wharf's own containerd.
+    #[arg(long, env = "WHARF_CONTAINER_RUNTIME_ENDPOINT")]
+    pub container_runtime_endpoint: Option<String>,
+    /// The node's InternalIP (default: the host's first address).
+    #[arg(long, env = "WHARF_NODE_IP")]
+    pub node_ip: Option<String>,
+}
+
+/// The node name: the flag, else the host name in lower case (as upstream).
+pub fn node_name(flag: Option<&str>) -> String {
+    flag.map(str::to_string).unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_lowercase())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into())
+    })
+}
+
+/// Start a kubelet with an API client from `kubeconfig`.
+pub async fn start(
+    kubeconfig: &Path,
+    server: Option<&str>,
+    cfg: kubelet::Config,
+) -> anyhow::Result<kubelet::Kubelet> {
+    let client = super::client_from(kubeconfig, server, "kubelet").await?;
+    kubelet::Kubelet::start(client, cfg)
+        .await
+        .context("starting the kubelet")
+}
+
+pub async fn run(args: KubeletArgs) -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let cfg = kubelet::Config {
+        node_name: node_name(args.node_name.as_deref()),
+        data_dir: args.data_dir.clone(),
+        runtime_endpoint: args.container_runtime_endpoint.clone(),
+        node_ip: args
+            .node_ip
+            .clone()
+            .unwrap_or_else(|| super::host_address().to_string()),
+    };
+    let k = start(&args.kubeconfig, args.server.as_deref(), cfg).await?;
+    println!("wharf kubelet: running (CRI {})", k.endpoint());
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    k.stop().await;
+    Ok(())
+}
