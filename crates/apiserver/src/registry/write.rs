@@ -7,9 +7,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use store::WriteOutcome;
 
-use super::meta::{
-    meta_str, metadata_mut, name_suffix, now_rfc3339, remove_path, spec_part, without_volatile,
-};
+use super::meta::{meta_str, metadata_mut, name_suffix, now_rfc3339, remove_path};
 use super::{store_error, FieldValidation, Registry, WriteOptions, WriteResult};
 use crate::cache::Prepared;
 use crate::error::{ApiError, ApiResult, FieldError};
@@ -165,6 +163,47 @@ fn check_namespace(rp: &ResourcePath, obj: &mut Value) -> ApiResult<()> {
         metadata_mut(obj).remove("namespace");
     }
     Ok(())
+}
+
+/// Whether two maps are equal leaving out the keys `skip` names; maps are
+/// sorted, so equal maps yield equal sequences.
+fn eq_except(
+    a: &serde_json::Map<String, Value>,
+    b: &serde_json::Map<String, Value>,
+    skip: impl Fn(&str) -> bool,
+) -> bool {
+    a.iter()
+        .filter(|(k, _)| !skip(k))
+        .eq(b.iter().filter(|(k, _)| !skip(k)))
+}
+
+/// `spec_part(a) != spec_part(b)` (everything but metadata, status,
+/// apiVersion and kind), without copying the objects.
+fn spec_changed(a: &Value, b: &Value) -> bool {
+    match (a.as_object(), b.as_object()) {
+        (Some(x), Some(y)) => !eq_except(x, y, |k| {
+            matches!(k, "metadata" | "status" | "apiVersion" | "kind")
+        }),
+        _ => a != b,
+    }
+}
+
+/// `without_volatile(a) == without_volatile(b)` (equal but for
+/// `metadata.resourceVersion` and `metadata.managedFields`), without
+/// copying the objects.
+fn same_but_volatile(a: &Value, b: &Value) -> bool {
+    let (Some(x), Some(y)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    if !eq_except(x, y, |k| k == "metadata") {
+        return false;
+    }
+    match (x.get("metadata"), y.get("metadata")) {
+        (Some(Value::Object(m)), Some(Value::Object(n))) => {
+            eq_except(m, n, |k| k == "resourceVersion" || k == "managedFields")
+        }
+        (m, n) => m == n,
+    }
 }
 
 fn invalid(info: &ResourceInfo, obj: &Value, errs: &[FieldError]) -> ApiError {
@@ -555,7 +594,8 @@ impl Registry {
             }
             // System-owned metadata comes from the stored object.
             {
-                let old_meta = old["metadata"].as_object().cloned().unwrap_or_default();
+                let no_meta = serde_json::Map::new();
+                let old_meta = old["metadata"].as_object().unwrap_or(&no_meta);
                 let m = metadata_mut(&mut new);
                 for f in [
                     "uid",
@@ -582,7 +622,7 @@ impl Registry {
                 strat.prepare_for_update(&mut new, &old);
             }
             strat.default(&mut new);
-            if strat.tracks_generation() && !status_only && spec_part(&new) != spec_part(&old) {
+            if strat.tracks_generation() && !status_only && spec_changed(&new, &old) {
                 let g = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
                 metadata_mut(&mut new).insert("generation".into(), json!(g));
             }
@@ -608,9 +648,7 @@ impl Registry {
                 return Err(invalid(info, &new, &errs));
             }
             // Nothing changed: no write, the stored version stands.
-            if without_volatile(&new) == without_volatile(&old)
-                && crate::apply::same_ignoring_time(&new, &old)
-            {
+            if same_but_volatile(&new, &old) && crate::apply::same_ignoring_time(&new, &old) {
                 return Ok(WriteResult {
                     raw: None,
                     object: old,
@@ -907,6 +945,43 @@ impl Registry {
                 WriteOutcome::Failed { .. } => {
                     return Err(ApiError::conflict(info.group_resource(), name, "the object has been modified; please apply your changes to the latest version and try again"))
                 }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::meta::{spec_part, without_volatile};
+
+    #[test]
+    fn comparisons_without_copies_match_the_copying_ones() {
+        let base = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "a", "resourceVersion": "5", "managedFields": [{"manager": "m"}], "labels": {"x": "y"}},
+            "spec": {"a": 1}, "status": {"b": 2},
+        });
+        let variants: Vec<Value> = vec![
+            base.clone(),
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a", "labels": {"x": "y"}}, "spec": {"a": 1}, "status": {"b": 2}}),
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a", "labels": {"x": "z"}}, "spec": {"a": 1}, "status": {"b": 2}}),
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a", "resourceVersion": "6", "labels": {"x": "y"}}, "spec": {"a": 2}, "status": {"b": 2}}),
+            json!({"apiVersion": "v2", "kind": "Pod", "metadata": {"name": "a"}, "spec": {"a": 1}, "status": {"b": 3}}),
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": null, "spec": {"a": 1}}),
+            json!({"apiVersion": "v1", "kind": "Pod", "spec": {"a": 1}, "extra": true}),
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": "odd", "spec": {"a": 1}}),
+            json!([1, 2]),
+            json!(null),
+        ];
+        for a in &variants {
+            for b in &variants {
+                assert_eq!(spec_changed(a, b), spec_part(a) != spec_part(b), "{a} {b}");
+                assert_eq!(
+                    same_but_volatile(a, b),
+                    without_volatile(a) == without_volatile(b),
+                    "{a} {b}"
+                );
             }
         }
     }
