@@ -561,21 +561,24 @@ impl Registry {
         // Without a resourceVersion, a lost race is retried until the write
         // lands, as upstream's GuaranteedUpdate does; with one, it is a 409.
         loop {
-            let (kv, _) = self.store.get(key.as_bytes()).await.map_err(store_error)?;
-            let kv = kv.ok_or_else(|| ApiError::not_found(info.group_resource(), name))?;
-            if let Some(rv) = wanted_rv {
-                if rv != kv.mod_revision {
-                    return Err(ApiError::conflict(
-                        info.group_resource(),
-                        name,
-                        "the object has been modified; please apply your changes to the latest version and try again",
-                    ));
+            // The previous writer's object, if the store still holds its
+            // revision (checked without reading the value); else a read.
+            let last = match turn.take() {
+                Some(l) => {
+                    let current = self
+                        .store
+                        .mod_revision(key.as_bytes())
+                        .await
+                        .map_err(store_error)?;
+                    (current == Some(l.revision)).then_some(l)
                 }
-            }
-            let old = match turn.take() {
-                // The previous writer's object, still the stored revision.
-                Some(last) if last.revision == kv.mod_revision => last.object,
-                _ => {
+                None => None,
+            };
+            let (mod_revision, old) = match last {
+                Some(l) => (l.revision, l.object),
+                None => {
+                    let (kv, _) = self.store.get(key.as_bytes()).await.map_err(store_error)?;
+                    let kv = kv.ok_or_else(|| ApiError::not_found(info.group_resource(), name))?;
                     let mut old: Value = serde_json::from_slice(&kv.value).map_err(|e| {
                         ApiError::internal(format!("undecodable stored object: {e}"))
                     })?;
@@ -583,9 +586,18 @@ impl Registry {
                         .insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
                     // Custom resources are stored at one version and served at any.
                     crate::crd::decode_stored(info, &mut old);
-                    crate::convert::to_served(info, old)
+                    (kv.mod_revision, crate::convert::to_served(info, old))
                 }
             };
+            if let Some(rv) = wanted_rv {
+                if rv != mod_revision {
+                    return Err(ApiError::conflict(
+                        info.group_resource(),
+                        name,
+                        "the object has been modified; please apply your changes to the latest version and try again",
+                    ));
+                }
+            }
             let mut new = change(&old)?;
             check_type(info, &mut new)?;
             if rp.info.namespaced {
@@ -685,7 +697,7 @@ impl Registry {
                         warnings,
                     });
                 }
-                return match self.store.delete(key.as_bytes(), kv.mod_revision).await.map_err(store_error)? {
+                return match self.store.delete(key.as_bytes(), mod_revision).await.map_err(store_error)? {
                     WriteOutcome::Committed { revision, .. } => {
                         self.release_service_of(info, &new).await;
                         Ok(WriteResult { object: served(new, revision), code: 200, warnings, raw: None })
@@ -697,7 +709,7 @@ impl Registry {
             if opts.dry_run {
                 return Ok(WriteResult {
                     raw: None,
-                    object: served(new, kv.mod_revision),
+                    object: served(new, mod_revision),
                     code: 200,
                     warnings,
                 });
@@ -715,7 +727,7 @@ impl Registry {
             }
             match self
                 .store
-                .update(key.as_bytes(), kv.mod_revision, bytes, self.ttl_of(info))
+                .update(key.as_bytes(), mod_revision, bytes, self.ttl_of(info))
                 .await
             {
                 Ok(WriteOutcome::Committed { revision, .. }) => {
@@ -979,6 +991,91 @@ mod tests {
             name: name.map(str::to_string),
             subresource: None,
         }
+    }
+
+    /// The object a writer leaves is used only while the store still holds
+    /// its revision: a write from elsewhere in between is not lost.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_left_object_is_used_only_at_its_revision() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn store::Store> = Arc::new(
+            store::SqliteStore::open(dir.path().join("db"), Default::default())
+                .await
+                .unwrap(),
+        );
+        let cache = crate::cache::WatchCache::start(store.clone())
+            .await
+            .unwrap();
+        let services = crate::alloc::ServiceAllocator::new(store.clone(), "10.43.0.0/16").unwrap();
+        let reg = Arc::new(Registry::new(store.clone(), cache, services));
+        let opts = WriteOptions::default();
+        reg.create(
+            &path("namespaces", None, None),
+            json!({"metadata": {"name": "d"}}),
+            &opts,
+        )
+        .await
+        .unwrap();
+        let created = reg
+            .create(
+                &path("configmaps", Some("d"), None),
+                json!({"metadata": {"name": "c"}, "data": {"a": "1"}}),
+                &opts,
+            )
+            .await
+            .unwrap()
+            .object;
+        let key = "/registry/core/configmaps/d/c";
+        let patch = |reg: Arc<Registry>, k: &'static str| async move {
+            reg.patch(
+                &path("configmaps", Some("d"), Some("c")),
+                PatchType::Merge,
+                json!({"data": {k: "x"}}).to_string().as_bytes(),
+                &WriteOptions::default(),
+            )
+            .await
+            .unwrap()
+            .object
+        };
+        // Left at the stored revision: the next writer starts from it.
+        let rev = store.mod_revision(key.as_bytes()).await.unwrap().unwrap();
+        let mut marked = created.clone();
+        marked["data"]["left"] = json!("yes");
+        let mut turn = reg.key_locks.lock(key).await;
+        *turn = Some(keylock::LastWrite {
+            revision: rev,
+            object: marked,
+        });
+        drop(turn);
+        let out = patch(reg.clone(), "b").await;
+        assert_eq!(out["data"], json!({"a": "1", "b": "x", "left": "yes"}));
+        // Another server writes in between: the left object is stale.
+        let rev = store.mod_revision(key.as_bytes()).await.unwrap().unwrap();
+        let mut stale = out.clone();
+        stale["data"]["stale"] = json!("yes");
+        let mut turn = reg.key_locks.lock(key).await;
+        *turn = Some(keylock::LastWrite {
+            revision: rev,
+            object: stale,
+        });
+        let (kv, _) = store.get(key.as_bytes()).await.unwrap();
+        let mut elsewhere: Value = serde_json::from_slice(&kv.unwrap().value).unwrap();
+        elsewhere["data"]["other"] = json!("server");
+        store
+            .update(
+                key.as_bytes(),
+                rev,
+                Bytes::from(elsewhere.to_string()),
+                None,
+            )
+            .await
+            .unwrap();
+        drop(turn);
+        let out = patch(reg.clone(), "c").await;
+        assert_eq!(
+            out["data"],
+            json!({"a": "1", "b": "x", "c": "x", "left": "yes", "other": "server"})
+        );
     }
 
     /// Patches queued on one key start from the object the previous one
