@@ -214,6 +214,7 @@ impl Compiled {
     pub fn new(root: SchemaNode<'_>) -> Compiled {
         let mut b = Builder {
             ids: HashMap::new(),
+            leaves: HashMap::new(),
             queue: Vec::new(),
             nodes: Vec::new(),
         };
@@ -250,21 +251,7 @@ impl Compiled {
                     defaults.push((Box::from("protocol"), d));
                 }
             }
-            let f = Schema::facts(&n);
-            b.nodes[slot] = Some(NodeData {
-                object_shape: n.shape_of(false),
-                list_shape: n.shape_of(true),
-                fields,
-                values,
-                items,
-                defaults,
-                untyped_scalar: f.untyped_scalar,
-                object: f.object,
-                list: f.list,
-                has_properties: f.has_properties,
-                preserves_unknown: f.preserves_unknown,
-                type_name: f.type_name.map(Box::from),
-            });
+            b.nodes[slot] = Some(node_data(&n, fields, values, items, defaults));
         }
         Compiled {
             nodes: b
@@ -291,10 +278,43 @@ impl Compiled {
     }
 }
 
+fn node_data(
+    n: &SchemaNode<'_>,
+    fields: Vec<(Box<str>, u32, bool)>,
+    values: Option<u32>,
+    items: Option<u32>,
+    defaults: Vec<(Box<str>, Value)>,
+) -> NodeData {
+    let f = Schema::facts(n);
+    NodeData {
+        object_shape: n.shape_of(false),
+        list_shape: n.shape_of(true),
+        fields,
+        values,
+        items,
+        defaults,
+        untyped_scalar: f.untyped_scalar,
+        object: f.object,
+        list: f.list,
+        has_properties: f.has_properties,
+        preserves_unknown: f.preserves_unknown,
+        type_name: f.type_name.map(Box::from),
+    }
+}
+
+/// A node with nothing under it: no properties, map values or items (so no
+/// `metadata` rule and no key defaults either).
+fn is_leaf(n: &SchemaNode<'_>) -> bool {
+    n.value.get("properties").is_none() && n.values().is_none() && n.items().is_none()
+}
+
 /// The nodes met so far, by the JSON they were reached at (so recursive
-/// schemas terminate), and those not compiled yet.
+/// schemas terminate), and those not compiled yet. Leaves (most nodes:
+/// strings, numbers, booleans) are shared by what they answer, which keeps
+/// a kind's tree small.
 struct Builder<'a> {
     ids: HashMap<*const Value, u32>,
+    leaves: HashMap<String, u32>,
     queue: Vec<(usize, SchemaNode<'a>)>,
     nodes: Vec<Option<NodeData>>,
 }
@@ -303,6 +323,18 @@ impl<'a> Builder<'a> {
     fn intern(&mut self, n: SchemaNode<'a>) -> u32 {
         let key = n.site as *const Value;
         if let Some(&i) = self.ids.get(&key) {
+            return i;
+        }
+        if is_leaf(&n) {
+            let data = node_data(&n, Vec::new(), None, None, Vec::new());
+            // Every answer of a leaf is in its Debug form.
+            let sig = format!("{data:?}");
+            let next = self.nodes.len() as u32;
+            let i = *self.leaves.entry(sig).or_insert(next);
+            if i == next {
+                self.nodes.push(Some(data));
+            }
+            self.ids.insert(key, i);
             return i;
         }
         let i = self.nodes.len();

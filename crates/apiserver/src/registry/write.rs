@@ -1046,8 +1046,11 @@ mod tests {
             revision: rev,
             object: marked,
         });
+        // The patch queues on the key, then gets the turn.
+        let waiting = tokio::spawn(patch(reg.clone(), "b"));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         drop(turn);
-        let out = patch(reg.clone(), "b").await;
+        let out = waiting.await.unwrap();
         assert_eq!(out["data"], json!({"a": "1", "b": "x", "left": "yes"}));
         // Another server writes in between: the left object is stale.
         let rev = store.mod_revision(key.as_bytes()).await.unwrap().unwrap();
@@ -1070,8 +1073,10 @@ mod tests {
             )
             .await
             .unwrap();
+        let waiting = tokio::spawn(patch(reg.clone(), "c"));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         drop(turn);
-        let out = patch(reg.clone(), "c").await;
+        let out = waiting.await.unwrap();
         assert_eq!(
             out["data"],
             json!({"a": "1", "b": "x", "c": "x", "left": "yes", "other": "server"})
