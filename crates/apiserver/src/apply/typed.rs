@@ -174,10 +174,20 @@ pub fn index_items<'v, S: Schema>(
     items: &'v [Value],
 ) -> Option<Vec<(PathElement, Vec<&'v Value>)>> {
     let mut out: Vec<(PathElement, Vec<&'v Value>)> = Vec::with_capacity(items.len());
+    // Most lists are short (containers, ports, env): a scan of what is
+    // indexed so far beats a map; long lists get one.
+    const SCAN: usize = 16;
     let mut seen: std::collections::BTreeMap<PathElement, usize> =
         std::collections::BTreeMap::new();
     for item in items {
         let pe = item_element(shape, item_ty, item).ok()?;
+        if items.len() <= SCAN {
+            match out.iter_mut().find(|(p, _)| *p == pe) {
+                Some((_, vs)) => vs.push(item),
+                None => out.push((pe, vec![item])),
+            }
+            continue;
+        }
         match seen.get(&pe) {
             Some(&i) => out[i].1.push(item),
             None => {

@@ -286,7 +286,7 @@ fn apply_writes(
                 (Precondition::ModRevision(r), _) => current.is_some_and(|l| l.mod_rev == *r),
             };
             let prev = match &current {
-                Some(l) => Some(fetch_kv(&tx, key, l)?),
+                Some(l) => Some(fetch_kv(tx, key, l)?),
                 None => None,
             };
             if !ok {
