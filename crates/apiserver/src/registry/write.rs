@@ -481,25 +481,33 @@ impl Registry {
         let checked = TypeCheck::default();
         let ck = &checked;
         let mut res = self.guaranteed_update(rp, &name, wanted_rv, opts, Vec::new(), Track::Update, ck, move |old| {
-            let mut doc = old.clone();
-            match patch_type {
+            // The strategic merge builds a new object: only the others
+            // change a copy of the old one.
+            let doc = match patch_type {
                 PatchType::Apply { .. } => unreachable!("apply is dispatched above"),
                 PatchType::Json => {
+                    let mut doc = old.clone();
                     let p: json_patch::Patch = serde_json::from_value(patch.clone())
                         .map_err(|e| ApiError::bad_request(format!("error decoding json patch: {e}")))?;
                     json_patch::patch(&mut doc, &p).map_err(|e| ApiError::invalid(info.group, info.kind, &obj_name, &[FieldError::invalid("", "", format!("the server rejected our request due to an error in our request: {e}"))]))?;
+                    doc
                 }
-                PatchType::Merge => json_patch::merge(&mut doc, &patch),
+                PatchType::Merge => {
+                    let mut doc = old.clone();
+                    json_patch::merge(&mut doc, &patch);
+                    doc
+                }
                 PatchType::Strategic => {
                     let no_patch = serde_json::Map::new();
                     let smp = patch.as_object().unwrap_or(&no_patch);
-                    doc = crate::patch::apply_strategic(info, old, smp)?;
+                    let mut doc = crate::patch::apply_strategic(info, old, smp)?;
                     crate::patch::refuse_unknown(strat, &doc, smp, fv)?;
                     let mut w = Vec::new();
                     ck.found(handle_unknown(strat, &mut doc, fv, &mut w)?);
                     *pw.lock().unwrap_or_else(|e| e.into_inner()) = w;
+                    doc
                 }
-            }
+            };
             Ok(doc)
         })
         .await?;
@@ -742,6 +750,9 @@ impl Registry {
                             object: object.clone(),
                         });
                     }
+                    // The next writer may start: the response and the
+                    // dropping of the old object happen after the turn.
+                    drop(turn);
                     return Ok(WriteResult {
                         raw: prepared.map(|p| p.stamp(revision)),
                         object,
