@@ -363,6 +363,13 @@ pub trait Store: Send + Sync + 'static {
         Ok((resp.kvs.into_iter().next(), resp.revision))
     }
 
+    /// The `mod_revision` of one key at the latest revision (`None` if it
+    /// does not exist): for a caller that holds a version's value already.
+    /// A backend with an index of live keys answers without reading values.
+    async fn mod_revision(&self, key: &[u8]) -> Result<Option<i64>> {
+        Ok(self.get(key).await?.0.map(|kv| kv.mod_revision))
+    }
+
     /// Number of keys in a range at the latest revision.
     async fn count(&self, range: KeyRange) -> Result<i64> {
         Ok(self

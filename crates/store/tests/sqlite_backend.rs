@@ -36,6 +36,26 @@ async fn put(s: &SqliteStore, key: &str, value: &[u8]) -> i64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mod_revision_answers_from_the_index_as_get_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(dir.path().join("m.db"), opts())
+        .await
+        .unwrap();
+    assert_eq!(s.mod_revision(b"/m/a").await.unwrap(), None);
+    let r1 = put(&s, "/m/a", b"1").await;
+    put(&s, "/m/b", b"1").await;
+    assert_eq!(s.mod_revision(b"/m/a").await.unwrap(), Some(r1));
+    let r2 = put(&s, "/m/a", b"2").await;
+    assert_eq!(s.mod_revision(b"/m/a").await.unwrap(), Some(r2));
+    assert_eq!(
+        s.mod_revision(b"/m/a").await.unwrap(),
+        s.get(b"/m/a").await.unwrap().0.map(|kv| kv.mod_revision)
+    );
+    s.delete(b"/m/a", r2).await.unwrap();
+    assert_eq!(s.mod_revision(b"/m/a").await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reopen_keeps_state_revision_and_compaction_point() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db").join("state.db");

@@ -3,6 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
+use super::compiled::Schema;
 use super::set::Set;
 use super::typed::{compare, Scope, Ty};
 
@@ -392,7 +393,7 @@ fn starting_point(old: Option<&Value>, new: &Value, w: &Writer<'_>) -> Managed {
 /// (`None` on create). Managers lose what the writer changed or removed;
 /// the writer gains what it changed. An existing object without managed
 /// fields stays without, as upstream.
-pub fn track_update(ty: Ty<'_>, old: Option<&Value>, new: &mut Value, w: &Writer<'_>) {
+pub fn track_update<S: Schema>(ty: Ty<S>, old: Option<&Value>, new: &mut Value, w: &Writer<'_>) {
     let mut managed = starting_point(old, new, w);
     if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut) {
         m.remove("managedFields");
@@ -405,20 +406,24 @@ pub fn track_update(ty: Ty<'_>, old: Option<&Value>, new: &mut Value, w: &Writer
         // the writer owns everything, written without building a set.
         let fields = super::typed::added_fields_v1(ty, new, &w.scope);
         if !fields.is_empty() {
-            let entry = json!([{
-                "manager": w.id(Operation::Update).manager,
-                "operation": "Update",
-                "apiVersion": w.api_version,
-                "time": w.now,
-                "fieldsType": "FieldsV1",
-                "fieldsV1": fields,
-            }]);
-            let mut entry = entry;
+            // Built as values, not with `json!`, which would copy the
+            // fields through `Serialize`.
+            let mut entry = Map::new();
+            let s = |v: &str| Value::String(v.to_string());
+            entry.insert("manager".into(), s(&w.id(Operation::Update).manager));
+            entry.insert("operation".into(), s("Update"));
+            entry.insert("apiVersion".into(), s(w.api_version));
+            entry.insert("time".into(), s(&w.now));
+            entry.insert("fieldsType".into(), s("FieldsV1"));
+            entry.insert("fieldsV1".into(), Value::Object(fields));
             if !w.subresource.is_empty() {
-                entry[0]["subresource"] = json!(w.subresource);
+                entry.insert("subresource".into(), s(w.subresource));
             }
             if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut) {
-                m.insert("managedFields".into(), entry);
+                m.insert(
+                    "managedFields".into(),
+                    Value::Array(vec![Value::Object(entry)]),
+                );
             }
         }
         return;
@@ -429,12 +434,8 @@ pub fn track_update(ty: Ty<'_>, old: Option<&Value>, new: &mut Value, w: &Writer
     let mut changed = cmp.added;
     changed.union_with(&cmp.modified);
     for e in &mut managed.entries {
-        if !changed.is_empty() {
-            e.set = e.set.difference(&changed);
-        }
-        if !cmp.removed.is_empty() {
-            e.set = e.set.difference(&cmp.removed);
-        }
+        e.set.subtract(&changed);
+        e.set.subtract(&cmp.removed);
     }
     if !changed.is_empty() {
         let e = managed.entry(&w.id(Operation::Update), w.api_version);

@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value};
 
+use super::compiled::Schema;
 use super::path::PathElement;
 use super::set::Set;
 use super::typed::{field_ty, index_items, is_named, item_ty, pair_shape, Shape, Ty};
@@ -11,11 +12,11 @@ use super::typed::{field_ty, index_items, is_named, item_ty, pair_shape, Shape, 
 /// merged item by item, everything else is taken from the configuration.
 /// A `null` in the configuration unsets the field, as decoding it into the
 /// typed object upstream does.
-pub fn merge(ty: Ty<'_>, live: &Value, config: &Value) -> Value {
+pub fn merge<S: Schema>(ty: Ty<S>, live: &Value, config: &Value) -> Value {
     merge_node(ty, Some(live), Some(config)).unwrap_or(Value::Null)
 }
 
-fn merge_node(ty: Ty<'_>, lhs: Option<&Value>, rhs: Option<&Value>) -> Option<Value> {
+fn merge_node<S: Schema>(ty: Ty<S>, lhs: Option<&Value>, rhs: Option<&Value>) -> Option<Value> {
     match pair_shape(ty, lhs, rhs) {
         Shape::Leaf => rhs.or(lhs).cloned(),
         Shape::Fields => {
@@ -59,7 +60,12 @@ fn merge_node(ty: Ty<'_>, lhs: Option<&Value>, rhs: Option<&Value>) -> Option<Va
 /// Merge two associative lists. Items only in the live list keep their
 /// place; items of the configuration come in its order, and an item in
 /// both is emitted where the configuration's order reaches it.
-fn merge_list(sh: &Shape, it: Ty<'_>, lhs: &[Value], rhs: &[Value]) -> Option<Vec<Value>> {
+fn merge_list<S: Schema>(
+    sh: &Shape,
+    it: Ty<S>,
+    lhs: &[Value],
+    rhs: &[Value],
+) -> Option<Vec<Value>> {
     let li = index_items(sh, it, lhs)?;
     let ri = index_items(sh, it, rhs)?;
     // Path element of every live item, in order (duplicates repeat).
@@ -134,7 +140,7 @@ fn merge_list(sh: &Shape, it: Ty<'_>, lhs: &[Value], rhs: &[Value]) -> Option<Ve
 /// declared struct field with members under it: owning a field of a struct
 /// means owning that the struct is there. Map keys and list items count only
 /// as members.
-pub fn prune(ty: Ty<'_>, merged: &mut Value, last: &Set, owned: &Set) {
+pub fn prune<S: Schema>(ty: Ty<S>, merged: &mut Value, last: &Set, owned: &Set) {
     prune_node(ty, merged, last, Some(owned));
 }
 
@@ -150,7 +156,7 @@ fn holds(set: Option<&Set>, pe: &PathElement, named: bool) -> bool {
     set.is_some_and(|s| s.has_member(pe) || (named && s.child(pe).is_some()))
 }
 
-fn prune_node(ty: Ty<'_>, v: &mut Value, last: &Set, owned: Option<&Set>) {
+fn prune_node<S: Schema>(ty: Ty<S>, v: &mut Value, last: &Set, owned: Option<&Set>) {
     match super::typed::shape(ty, v) {
         Shape::Leaf => {}
         Shape::Fields => {

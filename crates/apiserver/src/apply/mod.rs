@@ -3,6 +3,8 @@
 //! resources, whose schemas arrive in the same JSON form, work the same.
 //!
 //! - [`path`] and [`set`]: field paths, sets of them, the `FieldsV1` form.
+//! - [`compiled`]: what the rules ask of a schema, read from the JSON or
+//!   from a tree compiled once per kind (what the write paths use).
 //! - [`typed`]: objects read through a schema: list and map types, the
 //!   fields an object sets, the difference of two objects, the checks of an
 //!   apply configuration.
@@ -14,6 +16,7 @@
 //! The registry calls [`track_create`], [`track_update`] and [`apply`] on
 //! its write paths (`registry/write.rs`, `registry/apply.rs`).
 
+pub mod compiled;
 pub mod conflict;
 pub mod managed;
 pub mod merge;
@@ -27,60 +30,57 @@ use std::sync::{Arc, LazyLock, Mutex, Weak};
 
 use serde_json::Value;
 
+use compiled::{Compiled, Schema};
 pub use managed::{same_ignoring_time, Writer};
 pub use operation::{apply, check_config};
 
 use crate::resources::ResourceInfo;
 use crate::schema::SchemaNode;
 
-/// The schema a kind is applied and tracked with: a built-in kind's, or a
-/// custom resource version's; with none, objects are handled as free-form
-/// (maps granular, lists atomic).
-pub enum KindSchema {
-    /// A built-in kind (or an unknown one).
-    Builtin(Option<SchemaNode<'static>>),
-    /// A custom resource version's `openAPIV3Schema`, with the fields every
-    /// kind has (`apiVersion`, `kind`, and `metadata` as an ObjectMeta), as
-    /// upstream completes it for server-side apply.
-    Custom(Arc<Value>),
-}
+/// The schema a kind is applied and tracked with, compiled: a built-in
+/// kind's, or a custom resource version's `openAPIV3Schema` with the fields
+/// every kind has (`apiVersion`, `kind`, and `metadata` as an ObjectMeta),
+/// as upstream completes it for server-side apply. With none, objects are
+/// handled as free-form (maps granular, lists atomic).
+pub struct KindSchema(Option<Arc<Compiled>>);
 
 impl KindSchema {
     /// The root node.
-    pub fn node(&self) -> Option<SchemaNode<'_>> {
-        match self {
-            KindSchema::Builtin(n) => *n,
-            KindSchema::Custom(v) => Some(SchemaNode::new(&crate::schema::builtin().defs, v)),
-        }
+    pub fn node(&self) -> Option<compiled::Node<'_>> {
+        self.0.as_ref().map(|c| c.root())
     }
 }
 
-/// Completed custom resource schemas, by resource and version, kept while
+/// Compiled custom resource schemas, by resource and version, kept while
 /// the version definition they were made from is current.
-type CustomCache = HashMap<String, (Weak<crate::crd::definition::VersionDef>, Arc<Value>)>;
+type CustomCache = HashMap<String, (Weak<crate::crd::definition::VersionDef>, Arc<Compiled>)>;
 static CUSTOM: LazyLock<Mutex<CustomCache>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// The schema of a served kind.
 pub fn schema_for(info: &ResourceInfo) -> KindSchema {
     if let Some(n) = crate::schema::builtin().kind(info.group, info.version, info.kind) {
-        return KindSchema::Builtin(Some(n));
+        return KindSchema(Some(compiled::builtin(n)));
     }
     let Some((_, version)) = crate::crd::version_of(info) else {
-        return KindSchema::Builtin(None);
+        return KindSchema(None);
     };
     let Some(raw) = &version.raw_schema else {
-        return KindSchema::Builtin(None);
+        return KindSchema(None);
     };
     let key = format!("{}/{}/{}", info.group, info.version, info.plural);
     let mut cache = CUSTOM.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((def, schema)) = cache.get(&key) {
         if def.upgrade().is_some_and(|d| Arc::ptr_eq(&d, &version)) {
-            return KindSchema::Custom(schema.clone());
+            return KindSchema(Some(schema.clone()));
         }
     }
-    let schema = Arc::new(with_standard_fields(raw));
+    let full = with_standard_fields(raw);
+    let schema = Arc::new(Compiled::new(SchemaNode::new(
+        &crate::schema::builtin().defs,
+        &full,
+    )));
     cache.insert(key, (Arc::downgrade(&version), schema.clone()));
-    KindSchema::Custom(schema)
+    KindSchema(Some(schema))
 }
 
 /// A custom resource schema with `apiVersion`, `kind` and `metadata`.
@@ -123,12 +123,12 @@ pub fn writer<'a>(
 }
 
 /// Record the managed fields of a new object.
-pub fn track_create(ty: Option<SchemaNode<'_>>, obj: &mut Value, w: &Writer<'_>) {
+pub fn track_create<S: Schema>(ty: Option<S>, obj: &mut Value, w: &Writer<'_>) {
     managed::track_update(ty, None, obj, w);
 }
 
 /// Record the managed fields of an update from `old` to `new`.
-pub fn track_update(ty: Option<SchemaNode<'_>>, old: &Value, new: &mut Value, w: &Writer<'_>) {
+pub fn track_update<S: Schema>(ty: Option<S>, old: &Value, new: &mut Value, w: &Writer<'_>) {
     managed::track_update(ty, Some(old), new, w);
 }
 
@@ -192,5 +192,7 @@ pub fn manager_or_user_agent(manager: &str, user_agent: &str) -> String {
 
 #[cfg(test)]
 mod builtin_tests;
+#[cfg(test)]
+mod compiled_tests;
 #[cfg(test)]
 mod tests;

@@ -4,6 +4,7 @@
 
 use serde_json::{json, Value};
 
+use super::compiled::Schema;
 use super::conflict::{conflict_error, Conflicts};
 use super::managed::{Managed, ManagerId, Operation, Writer, MAX_UPDATE_MANAGERS};
 use super::merge::{merge, prune};
@@ -28,7 +29,12 @@ fn gvk_string(api_version: &str, kind: &str) -> String {
 
 /// The checks upstream makes before merging: the configuration is of the
 /// endpoint's kind, carries no managed fields, and fits the schema.
-pub fn check_config(ty: Ty<'_>, api_version: &str, kind: &str, config: &Value) -> ApiResult<()> {
+pub fn check_config<S: Schema>(
+    ty: Ty<S>,
+    api_version: &str,
+    kind: &str,
+    config: &Value,
+) -> ApiResult<()> {
     let s = |k: &str| config.get(k).and_then(Value::as_str).unwrap_or("");
     let (got_version, got_kind) = (s("apiVersion"), s("kind"));
     if got_version != api_version || got_kind != kind {
@@ -64,8 +70,8 @@ pub fn check_config(ty: Ty<'_>, api_version: &str, kind: &str, config: &Value) -
 /// Apply `config` (already checked) by `w` to `live` (`None` when the
 /// object does not exist yet). Returns the merged object with its managed
 /// fields, or the 409 listing the conflicts.
-pub fn apply(
-    ty: Ty<'_>,
+pub fn apply<S: Schema>(
+    ty: Ty<S>,
     live: Option<&Value>,
     config: &Value,
     w: &Writer<'_>,
@@ -115,8 +121,8 @@ pub fn apply(
 }
 
 /// The merge and the new ownership, or the conflicts.
-fn settle(
-    ty: Ty<'_>,
+fn settle<S: Schema>(
+    ty: Ty<S>,
     live: &Value,
     config: &Value,
     mut managed: Managed,
@@ -147,7 +153,8 @@ fn settle(
         return Err(conflicts);
     }
     for e in managed.entries.iter_mut().filter(|e| e.id != id) {
-        e.set = e.set.difference(&changed).difference(&cmp.removed);
+        e.set.subtract(&changed);
+        e.set.subtract(&cmp.removed);
     }
     managed.entry(&id, w.api_version).time = Some(w.now.clone());
     managed.prune_empty();
@@ -160,7 +167,7 @@ fn settle(
 
 /// The fields of the last-applied annotation whose live values still match
 /// it: what client-side apply set and nobody changed since.
-fn allowed_by_last_applied(ty: Ty<'_>, live: &Value, w: &Writer<'_>) -> Set {
+fn allowed_by_last_applied<S: Schema>(ty: Ty<S>, live: &Value, w: &Writer<'_>) -> Set {
     let Some(text) = live["metadata"]["annotations"][LAST_APPLIED]
         .as_str()
         .filter(|s| !s.is_empty())

@@ -44,23 +44,38 @@ impl PathElement {
     }
 
     /// The `fieldsV1` key of this step.
+    ///
+    /// Every write re-encodes its object's managed fields, so the keys are
+    /// written straight into one buffer (JSON as `Value`'s `Display` writes
+    /// it) rather than through `format!`.
     pub fn serialize(&self) -> String {
         match self {
-            PathElement::Field(name) => format!("f:{name}"),
-            PathElement::Key(fields) => {
-                let mut s = String::from("k:{");
-                for (i, (name, v)) in fields.iter().enumerate() {
-                    if i > 0 {
-                        s.push(',');
-                    }
-                    s.push_str(&Value::String(name.clone()).to_string());
-                    s.push(':');
-                    s.push_str(&v.to_string());
-                }
-                s.push('}');
+            PathElement::Field(name) => {
+                let mut s = String::with_capacity(name.len() + 2);
+                s.push_str("f:");
+                s.push_str(name);
                 s
             }
-            PathElement::Value(v) => format!("v:{v}"),
+            PathElement::Key(fields) => {
+                let mut b = Vec::with_capacity(32);
+                b.extend_from_slice(b"k:{");
+                for (i, (name, v)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        b.push(b',');
+                    }
+                    json_into(&mut b, name);
+                    b.push(b':');
+                    json_into(&mut b, v);
+                }
+                b.push(b'}');
+                String::from_utf8(b).expect("JSON is UTF-8")
+            }
+            PathElement::Value(v) => {
+                let mut b = Vec::with_capacity(16);
+                b.extend_from_slice(b"v:");
+                json_into(&mut b, v);
+                String::from_utf8(b).expect("JSON is UTF-8")
+            }
             PathElement::Index(i) => format!("i:{i}"),
         }
     }
@@ -92,6 +107,11 @@ impl PathElement {
             _ => return Ok(None),
         }))
     }
+}
+
+/// Append `v` as compact JSON.
+fn json_into<T: serde::Serialize + ?Sized>(b: &mut Vec<u8>, v: &T) {
+    serde_json::to_writer(b, v).expect("strings and JSON values always serialize");
 }
 
 impl fmt::Display for PathElement {
@@ -253,6 +273,26 @@ mod tests {
             assert_eq!(pe.to_string(), shown);
             assert_eq!(PathElement::deserialize(ser).unwrap(), Some(pe));
         }
+    }
+
+    #[test]
+    fn serialized_json_is_escaped_as_values_print_it() {
+        let odd = "a\"b\\c\n\u{1}é";
+        let pe = PathElement::Key(vec![
+            (odd.into(), json!(odd)),
+            ("z".into(), json!({"x": [1.5, null, true]})),
+        ]);
+        let want = format!(
+            "k:{{{}:{},\"z\":{}}}",
+            Value::String(odd.into()),
+            json!(odd),
+            json!({"x": [1.5, null, true]})
+        );
+        assert_eq!(pe.serialize(), want);
+        assert_eq!(PathElement::deserialize(&want).unwrap(), Some(pe));
+        let pe = PathElement::Value(json!(odd));
+        assert_eq!(pe.serialize(), format!("v:{}", json!(odd)));
+        assert_eq!(PathElement::field(odd).serialize(), format!("f:{odd}"));
     }
 
     #[test]

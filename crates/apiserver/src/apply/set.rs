@@ -148,6 +148,30 @@ impl Set {
         }
     }
 
+    /// Remove the paths of `other` in place: `difference` without copying
+    /// what stays (most of a manager's set when another writer changed a few
+    /// fields).
+    pub fn subtract(&mut self, other: &Set) {
+        if self.is_empty() || other.is_empty() {
+            return;
+        }
+        if other.members.len() < self.members.len() {
+            for m in &other.members {
+                self.members.remove(m);
+            }
+        } else {
+            self.members.retain(|m| !other.members.contains(m));
+        }
+        for (pe, o) in &other.children {
+            if let Some(c) = self.children.get_mut(pe) {
+                c.subtract(o);
+                if c.is_empty() {
+                    self.children.remove(pe);
+                }
+            }
+        }
+    }
+
     /// Paths of `self` that are neither in `other` nor under a path of
     /// `other`: removing a parent removes its children too.
     pub fn recursive_difference(&self, other: &Set) -> Set {
@@ -290,6 +314,36 @@ mod tests {
     fn set(paths: &[&str]) -> Set {
         let ps: Vec<Path> = paths.iter().map(|s| p(s)).collect();
         Set::from_paths(ps.iter().map(Vec::as_slice))
+    }
+
+    #[test]
+    fn subtract_is_difference_in_place() {
+        let sets = [
+            set(&[]),
+            set(&[
+                "spec.replicas",
+                "spec.template.spec.k=web.image",
+                "metadata.labels.app",
+            ]),
+            set(&["spec.replicas", "spec.template"]),
+            set(&[
+                "spec.template.spec.k=web.image",
+                "spec.template.spec.k=web",
+                "metadata.labels",
+            ]),
+            set(&[
+                "metadata.labels.app",
+                "metadata.labels.tier",
+                "spec.template.spec.v=x",
+            ]),
+        ];
+        for a in &sets {
+            for b in &sets {
+                let mut c = a.clone();
+                c.subtract(b);
+                assert_eq!(c, a.difference(b), "{a:?} - {b:?}");
+            }
+        }
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! object sets, the difference between two objects, and the checks an apply
 //! configuration must pass.
 //!
-//! The rules are structured-merge-diff's, over a [`SchemaNode`]:
+//! The rules are structured-merge-diff's, over a [`Schema`] (the OpenAPI
+//! JSON, or the tree compiled from it):
 //! - an object is granular (each field on its own) unless its schema says
 //!   `x-kubernetes-map-type: atomic`;
 //! - a list is atomic unless `x-kubernetes-list-type` is `set` (items by
@@ -14,12 +15,14 @@
 
 use serde_json::{Map, Value};
 
+use std::sync::Arc;
+
+use super::compiled::Schema;
 use super::path::{Path, PathElement};
 use super::set::Set;
-use crate::schema::{ListType, SchemaNode, REF_PREFIX};
 
 /// The schema at some point; `None` is "deduced from the value".
-pub type Ty<'a> = Option<SchemaNode<'a>>;
+pub type Ty<S> = Option<S>;
 
 /// How a value is tracked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,7 +32,7 @@ pub enum Shape {
     /// A struct or a granular map: each field on its own.
     Fields,
     /// A list of type `map`: items by these key fields.
-    Keyed(Vec<String>),
+    Keyed(Arc<[String]>),
     /// A list of type `set`: items by their value.
     Set,
 }
@@ -81,124 +84,44 @@ impl Scope {
     }
 }
 
-fn type_is(n: &SchemaNode<'_>, t: &str) -> bool {
-    n.type_name() == Some(t)
-}
-
-fn is_object_schema(n: &SchemaNode<'_>) -> bool {
-    type_is(n, "object")
-        || n.value.get("properties").is_some()
-        || n.value.get("additionalProperties").is_some()
-}
-
-fn is_list_schema(n: &SchemaNode<'_>) -> bool {
-    type_is(n, "array") || n.value.get("items").is_some()
-}
-
-/// The definition a node refers to, e.g. `io.k8s.api.core.v1.ContainerPort`.
-fn definition_name<'a>(n: &SchemaNode<'a>) -> Option<&'a str> {
-    let site = n.site;
-    let r = site.get("$ref").or_else(|| {
-        site.get("allOf")
-            .and_then(Value::as_array)
-            .filter(|a| a.len() == 1)
-            .and_then(|a| a[0].get("$ref"))
-    })?;
-    r.as_str()?.strip_prefix(REF_PREFIX)
-}
-
-/// Definitions upstream converts to "any scalar" whatever their OpenAPI
-/// type says: quantities are written as numbers or strings.
-fn untyped_scalar(n: &SchemaNode<'_>) -> bool {
-    matches!(
-        definition_name(n),
-        Some("io.k8s.apimachinery.pkg.api.resource.Quantity")
-    ) || n.ext("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true)
-}
-
 /// How `v` is tracked where the schema is `ty`.
-pub fn shape(ty: Ty<'_>, v: &Value) -> Shape {
+pub fn shape<S: Schema>(ty: Ty<S>, v: &Value) -> Shape {
     match (v, ty) {
         (Value::Object(_), None) => Shape::Fields,
-        (Value::Object(_), Some(n)) => {
-            // Most object schemas declare their fields: decided at once.
-            let declared = n.value.get("properties").is_some()
-                || n.value.get("additionalProperties").is_some();
-            let scalar = || {
-                ["string", "integer", "number", "boolean"]
-                    .iter()
-                    .any(|t| type_is(&n, t))
-            };
-            if n.map_atomic()
-                || (!declared && (scalar() || (is_list_schema(&n) && !type_is(&n, "object"))))
-            {
-                Shape::Leaf
-            } else {
-                Shape::Fields
-            }
-        }
-        (Value::Array(_), Some(n)) if is_list_schema(&n) => match n.list_type() {
-            ListType::Atomic => Shape::Leaf,
-            ListType::Set => Shape::Set,
-            ListType::Map(keys) if keys.is_empty() => Shape::Set,
-            ListType::Map(keys) => Shape::Keyed(keys),
-        },
+        (Value::Object(_), Some(n)) => n.shape_of(false),
+        (Value::Array(_), Some(n)) => n.shape_of(true),
         _ => Shape::Leaf,
     }
 }
 
 /// The schema of field `key` of an object.
-///
-/// The `metadata` of a kind (an object with `apiVersion` and `kind`) whose
-/// schema leaves it open, as custom resource schemas do, is an ObjectMeta:
-/// upstream gives custom resources the ObjectMeta schema too.
-pub fn field_ty<'a>(ty: Ty<'a>, key: &str) -> Ty<'a> {
-    let n = ty?;
-    let child = n.property(key).or_else(|| n.values());
-    if key == "metadata"
-        && child.is_none_or(|c| c.value.get("properties").is_none())
-        && n.property("apiVersion").is_some()
-        && n.property("kind").is_some()
-    {
-        return crate::schema::builtin()
-            .definition("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta")
-            .or(child);
-    }
-    child
+pub fn field_ty<S: Schema>(ty: Ty<S>, key: &str) -> Ty<S> {
+    ty?.field(key)
 }
 
 /// Whether `key` is a declared field of a struct (not a map key or an
 /// unknown field): declared fields are not owned by the mere presence of
 /// their children.
-pub fn is_named(ty: Ty<'_>, key: &str) -> bool {
-    ty.is_some_and(|n| n.property(key).is_some())
+pub fn is_named<S: Schema>(ty: Ty<S>, key: &str) -> bool {
+    ty.is_some_and(|n| n.is_named(key))
 }
 
 /// The schema of a list's items.
-pub fn item_ty(ty: Ty<'_>) -> Ty<'_> {
+pub fn item_ty<S: Schema>(ty: Ty<S>) -> Ty<S> {
     ty.and_then(|n| n.items())
 }
 
 /// The default of a list-map key field, used when an item omits it.
-/// Upstream's OpenAPI carries `default: "TCP"` on the `protocol` of
-/// container and service ports (`+default="TCP"`); our generated schemas
-/// do not, so those two are known here.
-fn key_default(item: Ty<'_>, key: &str) -> Option<Value> {
-    let n = item?;
-    if let Some(d) = n.property(key).and_then(|p| p.ext("default")) {
-        return Some(d.clone());
-    }
-    let def = definition_name(&n)?;
-    (key == "protocol"
-        && matches!(
-            def,
-            "io.k8s.api.core.v1.ContainerPort" | "io.k8s.api.core.v1.ServicePort"
-        ))
-    .then(|| Value::String("TCP".into()))
+fn key_default<S: Schema>(item: Ty<S>, key: &str) -> Option<Value> {
+    item?.key_default(key)
 }
 
 /// The path element naming one item of a set or list-map.
-pub fn item_element(shape: &Shape, item_ty: Ty<'_>, item: &Value) -> Result<PathElement, String> {
+pub fn item_element<S: Schema>(
+    shape: &Shape,
+    item_ty: Ty<S>,
+    item: &Value,
+) -> Result<PathElement, String> {
     match shape {
         Shape::Keyed(keys) => {
             let obj = match item {
@@ -245,16 +168,26 @@ fn quoted_list(keys: &[String]) -> String {
 /// The items of an associative list grouped by path element, in order of
 /// first appearance; `None` if an item cannot be named (the list is then
 /// handled as a whole).
-pub fn index_items<'v>(
+pub fn index_items<'v, S: Schema>(
     shape: &Shape,
-    item_ty: Ty<'_>,
+    item_ty: Ty<S>,
     items: &'v [Value],
 ) -> Option<Vec<(PathElement, Vec<&'v Value>)>> {
     let mut out: Vec<(PathElement, Vec<&'v Value>)> = Vec::with_capacity(items.len());
+    // Most lists are short (containers, ports, env): a scan of what is
+    // indexed so far beats a map; long lists get one.
+    const SCAN: usize = 16;
     let mut seen: std::collections::BTreeMap<PathElement, usize> =
         std::collections::BTreeMap::new();
     for item in items {
         let pe = item_element(shape, item_ty, item).ok()?;
+        if items.len() <= SCAN {
+            match out.iter_mut().find(|(p, _)| *p == pe) {
+                Some((_, vs)) => vs.push(item),
+                None => out.push((pe, vec![item])),
+            }
+            continue;
+        }
         match seen.get(&pe) {
             Some(&i) => out[i].1.push(item),
             None => {
@@ -278,7 +211,7 @@ fn is_empty(v: Option<&Value>) -> bool {
 /// The shape two versions of one field are compared or merged with: both
 /// empty is one field (so `{}` and `null` stay distinct), and a null side
 /// takes the other side's shape.
-pub fn pair_shape(ty: Ty<'_>, a: Option<&Value>, b: Option<&Value>) -> Shape {
+pub fn pair_shape<S: Schema>(ty: Ty<S>, a: Option<&Value>, b: Option<&Value>) -> Shape {
     if is_empty(a) && is_empty(b) {
         return Shape::Leaf;
     }
@@ -320,7 +253,7 @@ impl Comparison {
 }
 
 /// Compare two objects of the schema `ty`.
-pub fn compare(ty: Ty<'_>, old: &Value, new: &Value, scope: &Scope) -> Comparison {
+pub fn compare<S: Schema>(ty: Ty<S>, old: &Value, new: &Value, scope: &Scope) -> Comparison {
     let mut c = Comparison::default();
     compare_node(ty, Some(old), Some(new), &mut Vec::new(), scope, &mut c);
     scope.finish(&mut c.added);
@@ -329,8 +262,8 @@ pub fn compare(ty: Ty<'_>, old: &Value, new: &Value, scope: &Scope) -> Compariso
     c
 }
 
-fn compare_node(
-    ty: Ty<'_>,
+fn compare_node<S: Schema>(
+    ty: Ty<S>,
     old: Option<&Value>,
     new: Option<&Value>,
     path: &mut Path,
@@ -438,7 +371,7 @@ fn compare_node(
 /// What [`compare`] reports as added for a new object (every field, and
 /// every map, list and item as a whole), written straight as `FieldsV1`:
 /// the create path, with no set built in between.
-pub fn added_fields_v1(ty: Ty<'_>, new: &Value, scope: &Scope) -> Map<String, Value> {
+pub fn added_fields_v1<S: Schema>(ty: Ty<S>, new: &Value, scope: &Scope) -> Map<String, Value> {
     let mut out = Map::new();
     let mut path = Vec::new();
     if let Some(m) = new.as_object() {
@@ -456,14 +389,14 @@ pub fn added_fields_v1(ty: Ty<'_>, new: &Value, scope: &Scope) -> Map<String, Va
                             continue;
                         }
                         let mt = field_ty(field_ty(ty, k), mk);
-                        inner.insert(format!("f:{mk}"), added_node(mt, mv));
+                        inner.insert(field_key(mk), added_node(mt, mv));
                     }
                 }
                 if !inner.is_empty() {
                     out.insert("f:metadata".into(), Value::Object(inner));
                 }
             } else {
-                out.insert(format!("f:{k}"), added_node(field_ty(ty, k), c));
+                out.insert(field_key(k), added_node(field_ty(ty, k), c));
             }
             path.pop();
         }
@@ -471,14 +404,22 @@ pub fn added_fields_v1(ty: Ty<'_>, new: &Value, scope: &Scope) -> Map<String, Va
     out
 }
 
+/// The `FieldsV1` key of field `k`.
+fn field_key(k: &str) -> String {
+    let mut s = String::with_capacity(k.len() + 2);
+    s.push_str("f:");
+    s.push_str(k);
+    s
+}
+
 /// One added field: `{}` for a leaf, its children (and `"."`) otherwise.
-fn added_node(ty: Ty<'_>, v: &Value) -> Value {
+fn added_node<S: Schema>(ty: Ty<S>, v: &Value) -> Value {
     let mut out = Map::new();
     match pair_shape(ty, None, Some(v)) {
         Shape::Leaf => {}
         Shape::Fields => {
             for (k, c) in v.as_object().into_iter().flatten() {
-                out.insert(format!("f:{k}"), added_node(field_ty(ty, k), c));
+                out.insert(field_key(k), added_node(field_ty(ty, k), c));
             }
         }
         sh @ (Shape::Keyed(_) | Shape::Set) => {
@@ -506,14 +447,14 @@ fn added_node(ty: Ty<'_>, v: &Value) -> Value {
 }
 
 /// The fields an object (an apply configuration) sets.
-pub fn field_set(ty: Ty<'_>, v: &Value, scope: &Scope) -> Set {
+pub fn field_set<S: Schema>(ty: Ty<S>, v: &Value, scope: &Scope) -> Set {
     let mut out = Set::new();
     field_set_node(ty, v, &mut Vec::new(), scope, &mut out);
     scope.finish(&mut out);
     out
 }
 
-fn field_set_node(ty: Ty<'_>, v: &Value, path: &mut Path, scope: &Scope, out: &mut Set) {
+fn field_set_node<S: Schema>(ty: Ty<S>, v: &Value, path: &mut Path, scope: &Scope, out: &mut Set) {
     match shape(ty, v) {
         Shape::Leaf => out.insert(path),
         Shape::Fields => {
@@ -555,7 +496,7 @@ fn field_set_node(ty: Ty<'_>, v: &Value, path: &mut Path, scope: &Scope, out: &m
 /// conversion does: unknown fields, values of the wrong type, list items
 /// without keys or with duplicate keys. The message lists every problem,
 /// each prefixed with its path.
-pub fn validate(ty: Ty<'_>, v: &Value) -> Result<(), String> {
+pub fn validate<S: Schema>(ty: Ty<S>, v: &Value) -> Result<(), String> {
     let mut errs = Vec::new();
     validate_node(ty, v, &mut Vec::new(), false, &mut errs);
     match errs.len() {
@@ -585,24 +526,31 @@ fn go_type(v: &Value) -> &'static str {
     }
 }
 
-fn validate_node(ty: Ty<'_>, v: &Value, path: &mut Path, preserve: bool, errs: &mut Vec<String>) {
+fn validate_node<S: Schema>(
+    ty: Ty<S>,
+    v: &Value,
+    path: &mut Path,
+    preserve: bool,
+    errs: &mut Vec<String>,
+) {
     let Some(n) = ty else { return };
     if v.is_null() {
         return;
     }
-    let preserve = preserve || n.preserves_unknown();
-    if untyped_scalar(&n) {
+    let facts = n.facts();
+    let preserve = preserve || facts.preserves_unknown;
+    if facts.untyped_scalar {
         if v.is_object() || v.is_array() {
             errs.push(at(path, format!("expected any scalar, got {v}")));
         }
         return;
     }
-    if is_object_schema(&n) {
+    if facts.object {
         let Some(m) = v.as_object() else {
             errs.push(at(path, format!("expected map, got {v}")));
             return;
         };
-        let has_properties = n.value.get("properties").is_some();
+        let has_properties = facts.has_properties;
         for (k, c) in m {
             let child = field_ty(ty, k);
             path.push(PathElement::Field(k.clone()));
@@ -620,7 +568,7 @@ fn validate_node(ty: Ty<'_>, v: &Value, path: &mut Path, preserve: bool, errs: &
         }
         return;
     }
-    if is_list_schema(&n) {
+    if facts.list {
         let Some(items) = v.as_array() else {
             errs.push(at(path, format!("expected list, got {v}")));
             return;
@@ -649,14 +597,14 @@ fn validate_node(ty: Ty<'_>, v: &Value, path: &mut Path, preserve: bool, errs: &
         }
         return;
     }
-    let ok = match n.type_name() {
+    let ok = match facts.type_name {
         Some("integer" | "number") => v.is_number(),
         Some("string") => v.is_string(),
         Some("boolean") => v.is_boolean(),
         _ => true,
     };
     if !ok {
-        let msg = match n.type_name() {
+        let msg = match facts.type_name {
             Some("integer" | "number") => {
                 format!("expected numeric (int or float), got {}", go_type(v))
             }

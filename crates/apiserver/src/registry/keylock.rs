@@ -6,13 +6,37 @@
 //! retries; queueing them per key makes each one succeed on its first try.
 //! The compare-and-swap still guards against writers elsewhere (other
 //! servers sharing the store, and creates and deletes, which do not queue).
+//!
+//! A writer that hands the turn to a waiting one leaves it the object it
+//! committed ([`LastWrite`]), so the next writer need not decode the bytes
+//! it just encoded. The object is used only if the store still holds that
+//! revision, so a write from elsewhere in between is never missed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
+use serde_json::Value;
 use tokio::sync::OwnedMutexGuard;
 
-type KeyMutex = tokio::sync::Mutex<()>;
+/// An object this server committed to the key, as a read of it at that
+/// revision would decode it (with its `resourceVersion`).
+pub struct LastWrite {
+    /// The revision it was committed at.
+    pub revision: i64,
+    /// The object.
+    pub object: Value,
+}
+
+type KeyMutex = tokio::sync::Mutex<Option<LastWrite>>;
+
+/// The turn of one key: the previous writer's object, if it left one.
+pub type Turn = OwnedMutexGuard<Option<LastWrite>>;
+
+/// Whether another writer of the key is waiting for (or about to take) the
+/// turn: only then is leaving it the object worth a copy.
+pub fn has_waiters(turn: &Turn) -> bool {
+    Arc::strong_count(OwnedMutexGuard::mutex(turn)) > 1
+}
 
 /// The locks of the keys being written, dropped when nobody holds them.
 #[derive(Default)]
@@ -29,13 +53,13 @@ struct Inner {
 
 impl KeyLocks {
     /// Wait for the turn of `key`; the turn ends when the guard drops.
-    pub async fn lock(&self, key: &str) -> OwnedMutexGuard<()> {
+    pub async fn lock(&self, key: &str) -> Turn {
         let m = {
             let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
             match inner.locks.get(key).and_then(Weak::upgrade) {
                 Some(m) => m,
                 None => {
-                    let m = Arc::new(KeyMutex::new(()));
+                    let m = Arc::new(KeyMutex::new(None));
                     inner.locks.insert(key.to_string(), Arc::downgrade(&m));
                     if inner.locks.len() >= inner.sweep_at {
                         inner.locks.retain(|_, w| w.strong_count() > 0);
@@ -79,6 +103,25 @@ mod tests {
             .await
             .expect("the waiter gets its turn")
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_turn_passes_the_last_write_to_a_waiter() {
+        let locks = Arc::new(KeyLocks::default());
+        let mut g = locks.lock("a").await;
+        assert!(g.is_none() && !has_waiters(&g));
+        let l2 = locks.clone();
+        let waiting = tokio::spawn(async move { l2.lock("a").await.take().map(|w| w.revision) });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(has_waiters(&g));
+        *g = Some(LastWrite {
+            revision: 7,
+            object: Value::Null,
+        });
+        drop(g);
+        assert_eq!(waiting.await.unwrap(), Some(7));
+        // Nobody held the key since: the entry and its object are gone.
+        assert!(locks.lock("a").await.is_none());
     }
 
     #[tokio::test]

@@ -114,6 +114,7 @@ enum Step {
 
 /// The object with `metadata.resourceVersion` and `managedFields` taken out,
 /// for comparing two versions.
+#[cfg(test)]
 pub fn without_volatile(obj: &Value) -> Value {
     let mut v = obj.clone();
     if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -124,6 +125,7 @@ pub fn without_volatile(obj: &Value) -> Value {
 }
 
 /// Everything but metadata and status: what a spec change is measured on.
+#[cfg(test)]
 pub fn spec_part(obj: &Value) -> Value {
     let mut v = obj.clone();
     if let Some(m) = v.as_object_mut() {

@@ -7,10 +7,8 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use store::WriteOutcome;
 
-use super::meta::{
-    meta_str, metadata_mut, name_suffix, now_rfc3339, remove_path, spec_part, without_volatile,
-};
-use super::{store_error, FieldValidation, Registry, WriteOptions, WriteResult};
+use super::meta::{meta_str, metadata_mut, name_suffix, now_rfc3339, remove_path};
+use super::{keylock, store_error, FieldValidation, Registry, WriteOptions, WriteResult};
 use crate::cache::Prepared;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::resources::ResourceInfo;
@@ -165,6 +163,47 @@ fn check_namespace(rp: &ResourcePath, obj: &mut Value) -> ApiResult<()> {
         metadata_mut(obj).remove("namespace");
     }
     Ok(())
+}
+
+/// Whether two maps are equal leaving out the keys `skip` names; maps are
+/// sorted, so equal maps yield equal sequences.
+fn eq_except(
+    a: &serde_json::Map<String, Value>,
+    b: &serde_json::Map<String, Value>,
+    skip: impl Fn(&str) -> bool,
+) -> bool {
+    a.iter()
+        .filter(|(k, _)| !skip(k))
+        .eq(b.iter().filter(|(k, _)| !skip(k)))
+}
+
+/// `spec_part(a) != spec_part(b)` (everything but metadata, status,
+/// apiVersion and kind), without copying the objects.
+fn spec_changed(a: &Value, b: &Value) -> bool {
+    match (a.as_object(), b.as_object()) {
+        (Some(x), Some(y)) => !eq_except(x, y, |k| {
+            matches!(k, "metadata" | "status" | "apiVersion" | "kind")
+        }),
+        _ => a != b,
+    }
+}
+
+/// `without_volatile(a) == without_volatile(b)` (equal but for
+/// `metadata.resourceVersion` and `metadata.managedFields`), without
+/// copying the objects.
+fn same_but_volatile(a: &Value, b: &Value) -> bool {
+    let (Some(x), Some(y)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    if !eq_except(x, y, |k| k == "metadata") {
+        return false;
+    }
+    match (x.get("metadata"), y.get("metadata")) {
+        (Some(Value::Object(m)), Some(Value::Object(n))) => {
+            eq_except(m, n, |k| k == "resourceVersion" || k == "managedFields")
+        }
+        (m, n) => m == n,
+    }
 }
 
 fn invalid(info: &ResourceInfo, obj: &Value, errs: &[FieldError]) -> ApiError {
@@ -442,25 +481,33 @@ impl Registry {
         let checked = TypeCheck::default();
         let ck = &checked;
         let mut res = self.guaranteed_update(rp, &name, wanted_rv, opts, Vec::new(), Track::Update, ck, move |old| {
-            let mut doc = old.clone();
-            match patch_type {
+            // The strategic merge builds a new object: only the others
+            // change a copy of the old one.
+            let doc = match patch_type {
                 PatchType::Apply { .. } => unreachable!("apply is dispatched above"),
                 PatchType::Json => {
+                    let mut doc = old.clone();
                     let p: json_patch::Patch = serde_json::from_value(patch.clone())
                         .map_err(|e| ApiError::bad_request(format!("error decoding json patch: {e}")))?;
                     json_patch::patch(&mut doc, &p).map_err(|e| ApiError::invalid(info.group, info.kind, &obj_name, &[FieldError::invalid("", "", format!("the server rejected our request due to an error in our request: {e}"))]))?;
+                    doc
                 }
-                PatchType::Merge => json_patch::merge(&mut doc, &patch),
+                PatchType::Merge => {
+                    let mut doc = old.clone();
+                    json_patch::merge(&mut doc, &patch);
+                    doc
+                }
                 PatchType::Strategic => {
                     let no_patch = serde_json::Map::new();
                     let smp = patch.as_object().unwrap_or(&no_patch);
-                    doc = crate::patch::apply_strategic(info, old, smp)?;
+                    let mut doc = crate::patch::apply_strategic(info, old, smp)?;
                     crate::patch::refuse_unknown(strat, &doc, smp, fv)?;
                     let mut w = Vec::new();
                     ck.found(handle_unknown(strat, &mut doc, fv, &mut w)?);
                     *pw.lock().unwrap_or_else(|e| e.into_inner()) = w;
+                    doc
                 }
-            }
+            };
             Ok(doc)
         })
         .await?;
@@ -518,14 +565,40 @@ impl Registry {
         let strat = strategy::strategy_for(info);
         let key = info.key(rp.namespace.as_deref(), name);
         let status_only = rp.subresource.as_deref() == Some("status");
-        let _turn = self.key_locks.lock(&key).await;
+        let mut turn = self.key_locks.lock(&key).await;
         // Without a resourceVersion, a lost race is retried until the write
         // lands, as upstream's GuaranteedUpdate does; with one, it is a 409.
         loop {
-            let (kv, _) = self.store.get(key.as_bytes()).await.map_err(store_error)?;
-            let kv = kv.ok_or_else(|| ApiError::not_found(info.group_resource(), name))?;
+            // The previous writer's object, if the store still holds its
+            // revision (checked without reading the value); else a read.
+            let last = match turn.take() {
+                Some(l) => {
+                    let current = self
+                        .store
+                        .mod_revision(key.as_bytes())
+                        .await
+                        .map_err(store_error)?;
+                    (current == Some(l.revision)).then_some(l)
+                }
+                None => None,
+            };
+            let (mod_revision, old) = match last {
+                Some(l) => (l.revision, l.object),
+                None => {
+                    let (kv, _) = self.store.get(key.as_bytes()).await.map_err(store_error)?;
+                    let kv = kv.ok_or_else(|| ApiError::not_found(info.group_resource(), name))?;
+                    let mut old: Value = serde_json::from_slice(&kv.value).map_err(|e| {
+                        ApiError::internal(format!("undecodable stored object: {e}"))
+                    })?;
+                    metadata_mut(&mut old)
+                        .insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
+                    // Custom resources are stored at one version and served at any.
+                    crate::crd::decode_stored(info, &mut old);
+                    (kv.mod_revision, crate::convert::to_served(info, old))
+                }
+            };
             if let Some(rv) = wanted_rv {
-                if rv != kv.mod_revision {
+                if rv != mod_revision {
                     return Err(ApiError::conflict(
                         info.group_resource(),
                         name,
@@ -533,13 +606,6 @@ impl Registry {
                     ));
                 }
             }
-            let mut old: Value = serde_json::from_slice(&kv.value)
-                .map_err(|e| ApiError::internal(format!("undecodable stored object: {e}")))?;
-            metadata_mut(&mut old)
-                .insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
-            // Custom resources are stored at one version and served at any.
-            crate::crd::decode_stored(info, &mut old);
-            let old = crate::convert::to_served(info, old);
             let mut new = change(&old)?;
             check_type(info, &mut new)?;
             if rp.info.namespaced {
@@ -555,7 +621,8 @@ impl Registry {
             }
             // System-owned metadata comes from the stored object.
             {
-                let old_meta = old["metadata"].as_object().cloned().unwrap_or_default();
+                let no_meta = serde_json::Map::new();
+                let old_meta = old["metadata"].as_object().unwrap_or(&no_meta);
                 let m = metadata_mut(&mut new);
                 for f in [
                     "uid",
@@ -582,7 +649,7 @@ impl Registry {
                 strat.prepare_for_update(&mut new, &old);
             }
             strat.default(&mut new);
-            if strat.tracks_generation() && !status_only && spec_part(&new) != spec_part(&old) {
+            if strat.tracks_generation() && !status_only && spec_changed(&new, &old) {
                 let g = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
                 metadata_mut(&mut new).insert("generation".into(), json!(g));
             }
@@ -608,9 +675,7 @@ impl Registry {
                 return Err(invalid(info, &new, &errs));
             }
             // Nothing changed: no write, the stored version stands.
-            if without_volatile(&new) == without_volatile(&old)
-                && crate::apply::same_ignoring_time(&new, &old)
-            {
+            if same_but_volatile(&new, &old) && crate::apply::same_ignoring_time(&new, &old) {
                 return Ok(WriteResult {
                     raw: None,
                     object: old,
@@ -647,7 +712,7 @@ impl Registry {
                         warnings,
                     });
                 }
-                return match self.store.delete(key.as_bytes(), kv.mod_revision).await.map_err(store_error)? {
+                return match self.store.delete(key.as_bytes(), mod_revision).await.map_err(store_error)? {
                     WriteOutcome::Committed { revision, .. } => {
                         self.release_service_of(info, &new).await;
                         Ok(WriteResult { object: served(new, revision), code: 200, warnings, raw: None })
@@ -659,7 +724,7 @@ impl Registry {
             if opts.dry_run {
                 return Ok(WriteResult {
                     raw: None,
-                    object: served(new, kv.mod_revision),
+                    object: served(new, mod_revision),
                     code: 200,
                     warnings,
                 });
@@ -677,14 +742,27 @@ impl Registry {
             }
             match self
                 .store
-                .update(key.as_bytes(), kv.mod_revision, bytes, self.ttl_of(info))
+                .update(key.as_bytes(), mod_revision, bytes, self.ttl_of(info))
                 .await
             {
                 Ok(WriteOutcome::Committed { revision, .. }) => {
                     self.release_replaced_ports(info, &old, &new).await;
+                    let object = served(new, revision);
+                    // Where the stored bytes are `new` as served (built-in
+                    // kinds), the next writer waiting for this key starts
+                    // from the object instead of decoding them.
+                    if prepared.is_some() && keylock::has_waiters(&turn) {
+                        *turn = Some(keylock::LastWrite {
+                            revision,
+                            object: object.clone(),
+                        });
+                    }
+                    // The next writer may start: the response and the
+                    // dropping of the old object happen after the turn.
+                    drop(turn);
                     return Ok(WriteResult {
                         raw: prepared.map(|p| p.stamp(revision)),
-                        object: served(new, revision),
+                        object,
                         code: 200,
                         warnings,
                     });
@@ -918,3 +996,7 @@ impl Registry {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "write_tests.rs"]
+mod tests;

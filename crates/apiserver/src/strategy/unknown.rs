@@ -16,7 +16,6 @@ use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, V
 use serde::forward_to_deserialize_any;
 use serde_json::{Map, Value};
 
-use super::util::child;
 use crate::error::{FieldError, FieldErrorType};
 
 /// What decoding an object found.
@@ -33,7 +32,7 @@ pub fn decode<T: DeserializeOwned>(obj: &Value) -> Decoded {
     let sink = RefCell::new(Vec::new());
     let res = T::deserialize(Walker {
         value: obj,
-        path: String::new(),
+        path: At::Root,
         sink: &sink,
     });
     let error = res.err().map(|e| {
@@ -98,24 +97,61 @@ impl de::Error for DeError {
     }
 }
 
-fn at(path: &str) -> impl FnOnce(DeError) -> DeError + '_ {
+/// Where the walker is: a chain of steps on the stack, written out as
+/// `spec.containers[0].image` only for an unknown field or an error (every
+/// value is visited, so building each path eagerly was most of the cost).
+#[derive(Clone, Copy)]
+enum At<'a> {
+    Root,
+    Field(&'a At<'a>, &'a str),
+    Index(&'a At<'a>, usize),
+}
+
+impl At<'_> {
+    fn render(&self) -> String {
+        let mut s = String::new();
+        self.write(&mut s);
+        s
+    }
+
+    fn write(&self, s: &mut String) {
+        match self {
+            At::Root => {}
+            At::Field(parent, k) => {
+                parent.write(s);
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(k);
+            }
+            At::Index(parent, i) => {
+                parent.write(s);
+                s.push('[');
+                s.push_str(&i.to_string());
+                s.push(']');
+            }
+        }
+    }
+}
+
+fn at(path: At<'_>) -> impl FnOnce(DeError) -> DeError + '_ {
     move |mut e| {
         if e.path.is_none() {
-            e.path = Some(path.to_string());
+            e.path = Some(path.render());
         }
         e
     }
 }
 
-struct Walker<'de, 's> {
+struct Walker<'de, 'a, 's> {
     value: &'de Value,
-    path: String,
+    path: At<'a>,
     sink: &'s RefCell<Vec<String>>,
 }
 
 static EMPTY_MAP: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
 
-impl<'de, 's> Walker<'de, 's> {
+impl<'de: 'a, 'a, 's> Walker<'de, 'a, 's> {
     fn visit_map<V: Visitor<'de>>(
         &self,
         m: &'de Map<String, Value>,
@@ -138,7 +174,7 @@ impl<'de, 's> Walker<'de, 's> {
     }
 }
 
-impl<'de> de::Deserializer<'de> for Walker<'de, '_> {
+impl<'de: 'a, 'a> de::Deserializer<'de> for Walker<'de, 'a, '_> {
     type Error = DeError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
@@ -158,21 +194,21 @@ impl<'de> de::Deserializer<'de> for Walker<'de, '_> {
             Value::Array(a) => self.visit_seq(a, visitor),
             Value::Object(m) => self.visit_map(m, visitor),
         };
-        r.map_err(at(&self.path))
+        r.map_err(at(self.path))
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         if self.value.is_null() {
             visitor.visit_none()
         } else {
-            let path = self.path.clone();
-            visitor.visit_some(self).map_err(at(&path))
+            let path = self.path;
+            visitor.visit_some(self).map_err(at(path))
         }
     }
 
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         if !self.value.is_null() {
-            self.sink.borrow_mut().push(self.path.clone());
+            self.sink.borrow_mut().push(self.path.render());
         }
         visitor.visit_unit()
     }
@@ -182,13 +218,13 @@ impl<'de> de::Deserializer<'de> for Walker<'de, '_> {
         _name: &'static str,
         visitor: V,
     ) -> Result<V::Value, DeError> {
-        let path = self.path.clone();
-        visitor.visit_newtype_struct(self).map_err(at(&path))
+        let path = self.path;
+        visitor.visit_newtype_struct(self).map_err(at(path))
     }
 
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         match self.value {
-            Value::Null => visitor.visit_borrowed_str("").map_err(at(&self.path)),
+            Value::Null => visitor.visit_borrowed_str("").map_err(at(self.path)),
             _ => self.deserialize_any(visitor),
         }
     }
@@ -199,14 +235,14 @@ impl<'de> de::Deserializer<'de> for Walker<'de, '_> {
 
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         match self.value {
-            Value::Null => visitor.visit_bool(false).map_err(at(&self.path)),
+            Value::Null => visitor.visit_bool(false).map_err(at(self.path)),
             _ => self.deserialize_any(visitor),
         }
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         match self.value {
-            Value::Null => self.visit_map(&EMPTY_MAP, visitor).map_err(at(&self.path)),
+            Value::Null => self.visit_map(&EMPTY_MAP, visitor).map_err(at(self.path)),
             _ => self.deserialize_any(visitor),
         }
     }
@@ -222,7 +258,7 @@ impl<'de> de::Deserializer<'de> for Walker<'de, '_> {
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         match self.value {
-            Value::Null => self.visit_seq(&[], visitor).map_err(at(&self.path)),
+            Value::Null => self.visit_seq(&[], visitor).map_err(at(self.path)),
             _ => self.deserialize_any(visitor),
         }
     }
@@ -236,11 +272,11 @@ impl<'de> de::Deserializer<'de> for Walker<'de, '_> {
 struct MapWalker<'de, 'p, 's> {
     iter: serde_json::map::Iter<'de>,
     next: Option<(&'de String, &'de Value)>,
-    path: &'p str,
+    path: &'p At<'p>,
     sink: &'s RefCell<Vec<String>>,
 }
 
-impl<'de> MapAccess<'de> for MapWalker<'de, '_, '_> {
+impl<'de: 'p, 'p> MapAccess<'de> for MapWalker<'de, 'p, '_> {
     type Error = DeError;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(
@@ -264,7 +300,7 @@ impl<'de> MapAccess<'de> for MapWalker<'de, '_, '_> {
             .ok_or_else(|| <DeError as de::Error>::custom("value without a key"))?;
         seed.deserialize(Walker {
             value: v,
-            path: child(self.path, k),
+            path: At::Field(self.path, k),
             sink: self.sink,
         })
     }
@@ -272,11 +308,11 @@ impl<'de> MapAccess<'de> for MapWalker<'de, '_, '_> {
 
 struct SeqWalker<'de, 'p, 's> {
     iter: std::iter::Enumerate<std::slice::Iter<'de, Value>>,
-    path: &'p str,
+    path: &'p At<'p>,
     sink: &'s RefCell<Vec<String>>,
 }
 
-impl<'de> SeqAccess<'de> for SeqWalker<'de, '_, '_> {
+impl<'de: 'p, 'p> SeqAccess<'de> for SeqWalker<'de, 'p, '_> {
     type Error = DeError;
 
     fn next_element_seed<T: DeserializeSeed<'de>>(
@@ -287,7 +323,7 @@ impl<'de> SeqAccess<'de> for SeqWalker<'de, '_, '_> {
             Some((i, v)) => seed
                 .deserialize(Walker {
                     value: v,
-                    path: format!("{}[{i}]", self.path),
+                    path: At::Index(self.path, i),
                     sink: self.sink,
                 })
                 .map(Some),

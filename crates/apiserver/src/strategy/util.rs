@@ -19,18 +19,43 @@ pub fn child(parent: &str, name: &str) -> String {
     if parent.is_empty() {
         name.to_string()
     } else {
-        format!("{parent}.{name}")
+        // Validation builds a path for every field it visits: joined by
+        // hand, which is several times cheaper than `format!`.
+        join(&[parent, ".", name])
     }
+}
+
+fn join(parts: &[&str]) -> String {
+    let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        s.push_str(p);
+    }
+    s
 }
 
 /// `parent[i]`.
 pub fn index(parent: &str, i: usize) -> String {
-    format!("{parent}[{i}]")
+    let mut buf = [0u8; 20];
+    join(&[parent, "[", decimal(i, &mut buf), "]"])
+}
+
+/// `i` in decimal, written into `buf`.
+fn decimal(mut i: usize, buf: &mut [u8; 20]) -> &str {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (i % 10) as u8;
+        i /= 10;
+        if i == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[at..]).expect("ASCII digits")
 }
 
 /// `parent[key]`, upstream's `Path.Key`.
 pub fn key(parent: &str, k: &str) -> String {
-    format!("{parent}[{k}]")
+    join(&[parent, "[", k, "]"])
 }
 
 /// A field that is present and not null.
@@ -324,6 +349,8 @@ mod tests {
     fn paths() {
         assert_eq!(child("", "spec"), "spec");
         assert_eq!(index(&child("spec", "containers"), 0), "spec.containers[0]");
+        assert_eq!(index("a", 1207), "a[1207]");
+        assert_eq!(index("a", usize::MAX), format!("a[{}]", usize::MAX));
         assert_eq!(
             key("spec.resources.limits", "cpu"),
             "spec.resources.limits[cpu]"

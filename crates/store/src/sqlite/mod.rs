@@ -377,6 +377,11 @@ impl Store for SqliteStore {
         Ok(self.inner.shared.state.read().expect("state lock").rev)
     }
 
+    async fn mod_revision(&self, key: &[u8]) -> Result<Option<i64>> {
+        let st = self.inner.shared.state.read().expect("state lock");
+        Ok(st.index.get(key).map(|l| l.mod_rev))
+    }
+
     async fn compacted_revision(&self) -> Result<i64> {
         Ok(self
             .inner

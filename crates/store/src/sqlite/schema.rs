@@ -49,12 +49,17 @@ pub(super) fn classify(path: &Path, e: rusqlite::Error) -> Error {
 fn apply_pragmas(conn: &Connection, path: &Path) -> Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(|e| classify(path, e))?;
-    // auto_vacuum only takes effect before the first table exists. The writer's
+    // page_size and auto_vacuum only take effect before the first table
+    // exists (an older file keeps its own). 8 KiB pages hold a typical
+    // object with its managedFields (4-7 KB of JSON) in its leaf page: with
+    // 4 KiB pages each such row spilled into an overflow page, so a commit
+    // wrote about twice as many WAL frames. The writer's
     // own small auto-checkpoint is what lets the WAL restart under steady writes
     // (no frames can be added while it runs); the checkpointer thread in mod.rs
     // copies most frames beforehand, so that one has little left to do.
     conn.execute_batch(
-        "PRAGMA auto_vacuum = INCREMENTAL;
+        "PRAGMA page_size = 8192;
+         PRAGMA auto_vacuum = INCREMENTAL;
          PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
          PRAGMA wal_autocheckpoint = 1000;
@@ -199,4 +204,36 @@ pub(super) fn load_state(conn: &Connection, path: &Path) -> Result<State> {
         rev,
         compact_rev,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page_size(conn: &Connection) -> i64 {
+        conn.query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn new_files_get_large_pages_and_old_files_keep_theirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = dir.path().join("new.db");
+        let conn = open_writer(&fresh).unwrap();
+        assert_eq!(page_size(&conn), 8192);
+        drop(conn);
+        assert_eq!(page_size(&open_writer(&fresh).unwrap()), 8192);
+
+        // A store made with 4 KiB pages opens as it is.
+        let old = dir.path().join("old.db");
+        {
+            let c = Connection::open(&old).unwrap();
+            c.execute_batch("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL;")
+                .unwrap();
+            c.execute_batch(SCHEMA).unwrap();
+        }
+        let conn = open_writer(&old).unwrap();
+        assert_eq!(page_size(&conn), 4096);
+        assert!(load_state(&conn, &old).is_ok());
+    }
 }

@@ -1,0 +1,228 @@
+//! Tests of the write paths: comparisons without copies, and writers
+//! queued on one key.
+
+use super::*;
+use crate::registry::meta::{spec_part, without_volatile};
+
+fn path(plural: &str, ns: Option<&str>, name: Option<&str>) -> ResourcePath {
+    ResourcePath {
+        info: crate::resources::lookup("", "v1", plural).unwrap(),
+        namespace: ns.map(str::to_string),
+        name: name.map(str::to_string),
+        subresource: None,
+    }
+}
+
+/// The object a writer leaves is used only while the store still holds
+/// its revision: a write from elsewhere in between is not lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_left_object_is_used_only_at_its_revision() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn store::Store> = Arc::new(
+        store::SqliteStore::open(dir.path().join("db"), Default::default())
+            .await
+            .unwrap(),
+    );
+    let cache = crate::cache::WatchCache::start(store.clone())
+        .await
+        .unwrap();
+    let services = crate::alloc::ServiceAllocator::new(store.clone(), "10.43.0.0/16").unwrap();
+    let reg = Arc::new(Registry::new(store.clone(), cache, services));
+    let opts = WriteOptions::default();
+    reg.create(
+        &path("namespaces", None, None),
+        json!({"metadata": {"name": "d"}}),
+        &opts,
+    )
+    .await
+    .unwrap();
+    let created = reg
+        .create(
+            &path("configmaps", Some("d"), None),
+            json!({"metadata": {"name": "c"}, "data": {"a": "1"}}),
+            &opts,
+        )
+        .await
+        .unwrap()
+        .object;
+    let key = "/registry/core/configmaps/d/c";
+    let patch = |reg: Arc<Registry>, k: &'static str| async move {
+        reg.patch(
+            &path("configmaps", Some("d"), Some("c")),
+            PatchType::Merge,
+            json!({"data": {k: "x"}}).to_string().as_bytes(),
+            &WriteOptions::default(),
+        )
+        .await
+        .unwrap()
+        .object
+    };
+    // Left at the stored revision: the next writer starts from it.
+    let rev = store.mod_revision(key.as_bytes()).await.unwrap().unwrap();
+    let mut marked = created.clone();
+    marked["data"]["left"] = json!("yes");
+    let mut turn = reg.key_locks.lock(key).await;
+    *turn = Some(keylock::LastWrite {
+        revision: rev,
+        object: marked,
+    });
+    // The patch queues on the key, then gets the turn.
+    let waiting = tokio::spawn(patch(reg.clone(), "b"));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    drop(turn);
+    let out = waiting.await.unwrap();
+    assert_eq!(out["data"], json!({"a": "1", "b": "x", "left": "yes"}));
+    // Another server writes in between: the left object is stale.
+    let rev = store.mod_revision(key.as_bytes()).await.unwrap().unwrap();
+    let mut stale = out.clone();
+    stale["data"]["stale"] = json!("yes");
+    let mut turn = reg.key_locks.lock(key).await;
+    *turn = Some(keylock::LastWrite {
+        revision: rev,
+        object: stale,
+    });
+    let (kv, _) = store.get(key.as_bytes()).await.unwrap();
+    let mut elsewhere: Value = serde_json::from_slice(&kv.unwrap().value).unwrap();
+    elsewhere["data"]["other"] = json!("server");
+    store
+        .update(
+            key.as_bytes(),
+            rev,
+            Bytes::from(elsewhere.to_string()),
+            None,
+        )
+        .await
+        .unwrap();
+    let waiting = tokio::spawn(patch(reg.clone(), "c"));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    drop(turn);
+    let out = waiting.await.unwrap();
+    assert_eq!(
+        out["data"],
+        json!({"a": "1", "b": "x", "c": "x", "left": "yes", "other": "server"})
+    );
+}
+
+/// Patches queued on one key start from the object the previous one
+/// committed (not decoded again): none may be lost, each response holds
+/// its own change, and the last response is what the store holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn queued_patches_of_one_object_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn store::Store> = Arc::new(
+        store::SqliteStore::open(dir.path().join("db"), Default::default())
+            .await
+            .unwrap(),
+    );
+    let cache = crate::cache::WatchCache::start(store.clone())
+        .await
+        .unwrap();
+    let services = crate::alloc::ServiceAllocator::new(store.clone(), "10.43.0.0/16").unwrap();
+    let reg = Arc::new(Registry::new(store.clone(), cache, services));
+    let opts = WriteOptions::default();
+    reg.create(
+        &path("namespaces", None, None),
+        json!({"metadata": {"name": "d"}}),
+        &opts,
+    )
+    .await
+    .unwrap();
+    reg.create(
+        &path("configmaps", Some("d"), None),
+        json!({"metadata": {"name": "c"}, "data": {"seed": "x"}}),
+        &opts,
+    )
+    .await
+    .unwrap();
+    let (clients, each) = (12, 15);
+    let mut tasks = Vec::new();
+    for t in 0..clients {
+        let reg = reg.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut last = Vec::new();
+            for i in 0..each {
+                let body = json!({"data": {format!("k{t}"): i.to_string()}});
+                let opts = WriteOptions {
+                    field_manager: Some(format!("m{t}")),
+                    ..WriteOptions::default()
+                };
+                let r = reg
+                    .patch(
+                        &path("configmaps", Some("d"), Some("c")),
+                        PatchType::Merge,
+                        body.to_string().as_bytes(),
+                        &opts,
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(r.object["data"][format!("k{t}")], json!(i.to_string()));
+                last.push(r.object);
+            }
+            last
+        }));
+    }
+    let mut newest: Option<Value> = None;
+    for t in tasks {
+        for o in t.await.unwrap() {
+            let rv = |v: &Value| {
+                v["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<i64>()
+                    .unwrap()
+            };
+            if newest.as_ref().is_none_or(|n| rv(&o) > rv(n)) {
+                newest = Some(o);
+            }
+        }
+    }
+    let (kv, _) = store.get(b"/registry/core/configmaps/d/c").await.unwrap();
+    let kv = kv.unwrap();
+    let mut stored: Value = serde_json::from_slice(&kv.value).unwrap();
+    metadata_mut(&mut stored).insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
+    assert_eq!(Some(stored.clone()), newest);
+    for t in 0..clients {
+        assert_eq!(
+            stored["data"][format!("k{t}")],
+            json!((each - 1).to_string())
+        );
+    }
+    // The updaters are recorded (at most ten kept, as upstream).
+    let managers = stored["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(managers >= 10, "{managers} managers");
+    assert_eq!(kv.version, 1 + (clients * each) as i64);
+}
+
+#[test]
+fn comparisons_without_copies_match_the_copying_ones() {
+    let base = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "a", "resourceVersion": "5", "managedFields": [{"manager": "m"}], "labels": {"x": "y"}},
+        "spec": {"a": 1}, "status": {"b": 2},
+    });
+    let variants: Vec<Value> = vec![
+        base.clone(),
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a", "labels": {"x": "y"}}, "spec": {"a": 1}, "status": {"b": 2}}),
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a", "labels": {"x": "z"}}, "spec": {"a": 1}, "status": {"b": 2}}),
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a", "resourceVersion": "6", "labels": {"x": "y"}}, "spec": {"a": 2}, "status": {"b": 2}}),
+        json!({"apiVersion": "v2", "kind": "Pod", "metadata": {"name": "a"}, "spec": {"a": 1}, "status": {"b": 3}}),
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": null, "spec": {"a": 1}}),
+        json!({"apiVersion": "v1", "kind": "Pod", "spec": {"a": 1}, "extra": true}),
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": "odd", "spec": {"a": 1}}),
+        json!([1, 2]),
+        json!(null),
+    ];
+    for a in &variants {
+        for b in &variants {
+            assert_eq!(spec_changed(a, b), spec_part(a) != spec_part(b), "{a} {b}");
+            assert_eq!(
+                same_but_volatile(a, b),
+                without_volatile(a) == without_volatile(b),
+                "{a} {b}"
+            );
+        }
+    }
+}
