@@ -338,3 +338,34 @@ def test_replicasets_are_adopted_and_released_by_selector(cluster, ns):
     wait_for("released", lambda: not k.json("get", "rs", "orphan", "-n", ns)["metadata"].get("ownerReferences"),
              timeout=WAIT)
     assert len(replicasets(k, ns, uid)) == 1
+
+
+def test_a_broken_image_is_refused_and_a_stuck_rollout_stays_quiet(cluster, ns):
+    k = cluster
+    k("create", "-n", ns, "-f", "-", input=deployment("brk", 2))
+    rollout(k, ns, "brk")
+    gen = k.json("get", "deployment", "brk", "-n", ns)["metadata"]["generation"]
+    # An emptied image is refused by validation, and nothing changes.
+    p = k.run("set", "image", "deployment/brk", "app=", "-n", ns, check=False)
+    assert p.returncode != 0
+    assert "spec.template.spec.containers[0].image: Required value" in p.stderr
+    assert k.json("get", "deployment", "brk", "-n", ns)["metadata"]["generation"] == gen
+    # An image whose pods never become ready: the rollout stops at maxSurge
+    # (1 new pod, 2 old ones kept, maxUnavailable 0) and then nothing churns.
+    k("patch", "deployment", "brk", "-n", ns, "--type=merge", "-p", json.dumps({"spec": {"template": {
+        "metadata": {"annotations": {"hollow.wharf.dev/ready": "false"}},
+        "spec": {"containers": [{"name": "app", "image": "registry.invalid/broken:1"}]}}}}))
+
+    def snapshot():
+        pods = k.json("get", "pods", "-n", ns)["items"]
+        rss = k.json("get", "rs", "-n", ns)["items"]
+        return (sorted((p["metadata"]["name"], p["metadata"]["resourceVersion"]) for p in pods),
+                sorted((r["metadata"]["name"], r["metadata"]["resourceVersion"]) for r in rss))
+
+    wait_for("the new pod stuck unready", lambda: len(snapshot()[0]) == 3, timeout=WAIT)
+    time.sleep(2)
+    before = snapshot()
+    time.sleep(3)
+    assert snapshot() == before, "pods and ReplicaSets keep their versions while the rollout is stuck"
+    d = k.json("get", "deployment", "brk", "-n", ns)
+    assert (d["status"]["updatedReplicas"], d["status"]["availableReplicas"]) == (1, 2)
