@@ -285,3 +285,27 @@ def test_leader_election_lets_exactly_one_scheduler_bind_and_fails_over():
             hollow.terminate()
             hollow.wait(timeout=10)
             s.stop()
+
+
+def test_preemption_evicts_the_pod_an_anti_affinity_rejects(cluster):
+    k = cluster
+    ns = namespace(k, "prio-anti")
+    for name, value in (("aa-low", 10), ("aa-high", 1000)):
+        create(k, {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": name}, "value": value})
+    # One low-priority cache pod per node (their own anti-affinity spreads them).
+    for i in range(3):
+        create(k, pod(f"cache-{i}", ns, {"app": "cache"}, priorityClassName="aa-low", affinity={"podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [term("cache")]}}))
+    for i in range(3):
+        wait_for(f"cache-{i} bound", lambda: node_of(k, ns, f"cache-{i}"))
+    # Resources fit everywhere; only anti-affinity rejects every node, and
+    # evicting the cache pod on one node resolves it.
+    create(k, pod("loner", ns, {"app": "loner"}, priorityClassName="aa-high", affinity={"podAntiAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": [term("cache")]}}))
+    node = wait_for("loner bound", lambda: node_of(k, ns, "loner"), timeout=40)
+    left = {p["metadata"]["name"]: p["spec"]["nodeName"] for p in pods(k, ns, "app=cache")}
+    assert len(left) == 2 and node not in left.values(), left
+    [event] = k.json("get", "events", "-n", ns, "--field-selector", "reason=Preempted")["items"]
+    assert event["involvedObject"]["name"] not in left
+    k("delete", "namespace", ns, "--wait=false")
+    k("delete", "priorityclass", "aa-low", "aa-high")

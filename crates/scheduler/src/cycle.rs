@@ -47,10 +47,16 @@ fn check(
     checks: &Checks,
 ) -> Result<(), (Vec<Reason>, bool)> {
     if let Err(rs) = plugins::filter(pod, req, n) {
-        let helps = rs.iter().all(|r| preempt::resolvable(r)) && checks.run(n).is_ok();
+        let helps = rs.iter().all(|r| preempt::resolvable(r))
+            && checks
+                .run(n)
+                .map_or_else(|r| preempt::resolvable(&r), |()| true);
         return Err((rs, helps));
     }
-    checks.run(n).map_err(|r| (vec![r], false))
+    checks.run(n).map_err(|r| {
+        let helps = preempt::resolvable(&r);
+        (vec![r], helps)
+    })
 }
 
 /// Pick the highest score, uniformly among ties.
@@ -201,9 +207,32 @@ impl State {
             nominated_node = Some(nom.node.clone());
         } else if may_preempt {
             let budgets: Vec<preempt::Budget> = self.budgets.values().cloned().collect();
-            if let Some(c) =
-                preempt::select(prio, &req, helpable.iter().copied(), &self.index, &budgets)
-            {
+            // Affinity and spread are re-run as victims leave, but only for
+            // a pod they concern: without constraints before any removal,
+            // removing pods cannot add any.
+            let (nodes, nsl) = (&self.nodes, &self.namespaces);
+            let mut rerun = |idx: &mut crate::index::Index, n: &NodeInfo| {
+                Checks {
+                    spread: spread::pre_filter(&pod, &cs, idx, nodes),
+                    affinity: affinity::pre_filter(&pod, idx, nodes, nsl),
+                }
+                .run(n)
+                .is_ok()
+            };
+            let recheck: preempt::Recheck<'_> =
+                if checks.spread.is_some() || checks.affinity.is_some() {
+                    Some(&mut rerun)
+                } else {
+                    None
+                };
+            if let Some(c) = preempt::select(
+                prio,
+                &req,
+                helpable.iter().copied(),
+                &mut self.index,
+                &budgets,
+                recheck,
+            ) {
                 let victims: Vec<Pod> = c
                     .victims
                     .iter()
