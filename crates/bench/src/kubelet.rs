@@ -47,6 +47,8 @@ pub const CREATE_CLIENTS: usize = 10;
 /// The node the benchmark's kubelet registers.
 pub const NODE: &str = "bench-kubelet";
 const NAMESPACE: &str = "wharf-bench-kubelet";
+/// The namespace of the one pod started alone before the others.
+const ALONE_NAMESPACE: &str = "wharf-bench-kubelet-alone";
 
 /// The workload of [`run_kubelet_bench`].
 #[derive(Clone, Debug)]
@@ -104,6 +106,9 @@ pub struct KubeletReport {
     /// From the node being Ready (and the namespace's service account
     /// existing) to the start of the creates.
     pub node_ready: Duration,
+    /// Startup latency of one pod created alone on the idle node, before
+    /// the others (deleted before they are created).
+    pub alone: Duration,
     /// Pod startup latency, create to Running seen through the watch.
     pub p50: Duration,
     pub p99: Duration,
@@ -140,6 +145,13 @@ impl KubeletReport {
                 decimals: 0,
                 unit: " ms",
                 goal: Some(Goal::AtMost(ms(GOAL_STARTUP_P99))),
+            },
+            Row {
+                label: "pod startup, one pod alone on an idle node".into(),
+                value: ms(self.alone),
+                decimals: 0,
+                unit: " ms",
+                goal: None,
             },
             Row {
                 label: "pod startup max".into(),
@@ -289,8 +301,10 @@ async fn measure(
 ) -> Result<KubeletReport> {
     let t = Instant::now();
     node.wait_ready(client, server, cfg.timeout).await?;
-    create_namespace(client, NAMESPACE).await?;
-    wait_service_account(client).await?;
+    for ns in [ALONE_NAMESPACE, NAMESPACE] {
+        create_namespace(client, ns).await?;
+        wait_service_account(client, ns).await?;
+    }
     let node_ready = t.elapsed();
     eprintln!(
         "[bench] kubelet: node Ready after {:.1} s",
@@ -299,50 +313,27 @@ async fn measure(
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_idle_kib = node.memory_kib()?.0;
 
+    let alone = {
+        let mut watch = PodWatch::start(client, ALONE_NAMESPACE, 1).await?;
+        let sent = create_pods(client, ALONE_NAMESPACE, 1, image).await?;
+        let (lats, _) = wait_running(&mut watch, &sent, node, server, cfg.timeout).await?;
+        delete_pods(client, ALONE_NAMESPACE, &[pod_name(0)]).await?;
+        wait_deleted(&mut watch, 1, cfg.timeout).await?;
+        lats[0]
+    };
+    eprintln!(
+        "[bench] kubelet: one pod alone: Running {} ms after its create",
+        alone.as_millis()
+    );
+
     let mut watch = PodWatch::start(client, NAMESPACE, cfg.pods).await?;
     eprintln!(
         "[bench] kubelet: creating {} pods from {CREATE_CLIENTS} tasks ...",
         cfg.pods
     );
-    let sent = create_pods(client, cfg.pods, image).await?;
+    let sent = create_pods(client, NAMESPACE, cfg.pods, image).await?;
     let first = sent.iter().min().copied().unwrap_or_else(Instant::now);
-    let deadline = Instant::now() + cfg.timeout;
-    loop {
-        watch.check()?;
-        node.ensure_running()?;
-        server.ensure_running()?;
-        let t = watch.lock();
-        if t.ready >= cfg.pods {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "only {} of {} pods were Running after {:?}: {}; e.g. {:?}",
-                t.ready,
-                cfg.pods,
-                cfg.timeout,
-                t.census(),
-                t.laggards(5)
-            );
-        }
-        drop(t);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let (lats, last) = {
-        let t = watch.lock();
-        let mut lats = Vec::with_capacity(cfg.pods);
-        let mut last = first;
-        for (i, at) in sent.iter().enumerate() {
-            let ready = t
-                .pods
-                .get(&pod_name(i))
-                .and_then(|s| s.ready)
-                .ok_or_else(|| anyhow!("pod {} was not seen Running", pod_name(i)))?;
-            last = last.max(ready);
-            lats.push(ready.saturating_duration_since(*at));
-        }
-        (lats, last)
-    };
+    let (lats, last) = wait_running(&mut watch, &sent, node, server, cfg.timeout).await?;
     let max = lats.iter().max().copied().unwrap_or_default();
     let (p50, p99) = p50_p99(lats);
     let span = last.saturating_duration_since(first);
@@ -359,7 +350,7 @@ async fn measure(
         cfg.rss_pods
     );
     let names: Vec<String> = (cfg.rss_pods..cfg.pods).map(pod_name).collect();
-    delete_pods(client, &names).await?;
+    delete_pods(client, NAMESPACE, &names).await?;
     wait_deleted(&mut watch, names.len(), cfg.timeout).await?;
     tokio::time::sleep(cfg.settle).await;
     node.ensure_running()?;
@@ -374,6 +365,7 @@ async fn measure(
         config: cfg.clone(),
         image: image.to_string(),
         node_ready,
+        alone,
         p50,
         p99,
         max,
@@ -382,6 +374,52 @@ async fn measure(
         rss_kib,
         hwm_kib,
     })
+}
+
+/// Wait until the watch has seen every pod of `sent` (pod `i` created at
+/// `sent[i]`) Running and Ready; returns each one's latency and when the
+/// last was seen.
+async fn wait_running(
+    watch: &mut PodWatch,
+    sent: &[Instant],
+    node: &mut Node,
+    server: &mut Server,
+    timeout: Duration,
+) -> Result<(Vec<Duration>, Instant)> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        watch.check()?;
+        node.ensure_running()?;
+        server.ensure_running()?;
+        let t = watch.lock();
+        if t.ready >= sent.len() {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "only {} of {} pods were Running after {timeout:?}: {}; e.g. {:?}",
+                t.ready,
+                sent.len(),
+                t.census(),
+                t.laggards(5)
+            );
+        }
+        drop(t);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let t = watch.lock();
+    let mut lats = Vec::with_capacity(sent.len());
+    let mut last = sent.iter().min().copied().unwrap_or_else(Instant::now);
+    for (i, at) in sent.iter().enumerate() {
+        let ready = t
+            .pods
+            .get(&pod_name(i))
+            .and_then(|s| s.ready)
+            .ok_or_else(|| anyhow!("pod {} was not seen Running", pod_name(i)))?;
+        last = last.max(ready);
+        lats.push(ready.saturating_duration_since(*at));
+    }
+    Ok((lats, last))
 }
 
 fn pod_name(i: usize) -> String {
@@ -409,11 +447,16 @@ fn pod_body(name: &str, image: &str) -> Vec<u8> {
 
 /// Create pods `0..n` from [`CREATE_CLIENTS`] tasks; returns when each
 /// create was sent, by index.
-async fn create_pods(client: &Client, n: usize, image: &str) -> Result<Vec<Instant>> {
+async fn create_pods(client: &Client, ns: &str, n: usize, image: &str) -> Result<Vec<Instant>> {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..CREATE_CLIENTS.min(n) {
-        let (client, next, image) = (client.clone(), next.clone(), image.to_string());
+        let (client, next, image, ns) = (
+            client.clone(),
+            next.clone(),
+            image.to_string(),
+            ns.to_string(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut sent = Vec::new();
             loop {
@@ -426,7 +469,7 @@ async fn create_pods(client: &Client, n: usize, image: &str) -> Result<Vec<Insta
                 let at = Instant::now();
                 call_ok(
                     &client,
-                    post(&format!("/api/v1/namespaces/{NAMESPACE}/pods"), body),
+                    post(&format!("/api/v1/namespaces/{ns}/pods"), body),
                     &format!("creating pod {name}"),
                 )
                 .await?;
@@ -446,9 +489,9 @@ async fn create_pods(client: &Client, n: usize, image: &str) -> Result<Vec<Insta
         .collect()
 }
 
-async fn delete_pods(client: &Client, names: &[String]) -> Result<()> {
+async fn delete_pods(client: &Client, ns: &str, names: &[String]) -> Result<()> {
     for name in names {
-        let req = http::Request::delete(format!("/api/v1/namespaces/{NAMESPACE}/pods/{name}"))
+        let req = http::Request::delete(format!("/api/v1/namespaces/{ns}/pods/{name}"))
             .header(http::header::ACCEPT, "application/json")
             .body(Vec::new())
             .expect("a valid DELETE");
@@ -488,8 +531,8 @@ async fn wait_deleted(watch: &mut PodWatch, n: usize, timeout: Duration) -> Resu
 
 /// Pods need the namespace's `default` ServiceAccount, which a controller
 /// creates.
-async fn wait_service_account(client: &Client) -> Result<()> {
-    let uri = format!("/api/v1/namespaces/{NAMESPACE}/serviceaccounts/default");
+async fn wait_service_account(client: &Client, ns: &str) -> Result<()> {
+    let uri = format!("/api/v1/namespaces/{ns}/serviceaccounts/default");
     for _ in 0..300 {
         let (status, _) = call(client, get(&uri)).await?;
         if status.is_success() {
@@ -497,7 +540,7 @@ async fn wait_service_account(client: &Client) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    bail!("the default ServiceAccount of {NAMESPACE} did not appear in 30 s")
+    bail!("the default ServiceAccount of {ns} did not appear in 30 s")
 }
 
 /// The `wharf kubelet` child process and what it leaves on the host.
@@ -612,41 +655,26 @@ impl Node {
     /// SIGKILL it after 30 s, kill this containerd's leftover shims, unmount
     /// what is mounted under the data directory and delete the bridge.
     async fn stop(&mut self, client: &Client) {
-        let list = format!("/api/v1/namespaces/{NAMESPACE}/pods");
         if self.guard.is_running() {
-            if let Ok(body) = call_ok(client, get(&list), "listing the pods").await {
-                let names: Vec<String> = serde_json::from_slice::<serde_json::Value>(&body)
-                    .ok()
-                    .and_then(|v| {
-                        v["items"].as_array().map(|items| {
-                            items
-                                .iter()
-                                .filter_map(|p| p["metadata"]["name"].as_str().map(String::from))
-                                .collect()
-                        })
-                    })
-                    .unwrap_or_default();
+            for ns in [ALONE_NAMESPACE, NAMESPACE] {
+                let Some(names) = pod_names(client, ns).await else {
+                    continue;
+                };
+                if names.is_empty() {
+                    continue;
+                }
                 eprintln!(
-                    "[bench] kubelet: cleaning up: deleting {} pods",
+                    "[bench] kubelet: cleaning up: deleting {} pods in {ns}",
                     names.len()
                 );
-                if let Err(e) = delete_pods(client, &names).await {
+                if let Err(e) = delete_pods(client, ns, &names).await {
                     eprintln!("[bench] ! {e:#}");
                 }
                 let deadline = Instant::now() + Duration::from_secs(60);
-                while Instant::now() < deadline {
-                    match call_ok(client, get(&list), "listing the pods").await {
-                        Ok(b)
-                            if b.windows(7).any(|w| w == b"\"items\"")
-                                && serde_json::from_slice::<serde_json::Value>(&b)
-                                    .ok()
-                                    .and_then(|v| v["items"].as_array().map(Vec::len))
-                                    == Some(0) =>
-                        {
-                            break
-                        }
-                        _ => tokio::time::sleep(Duration::from_millis(500)).await,
-                    }
+                while Instant::now() < deadline
+                    && pod_names(client, ns).await.is_none_or(|n| !n.is_empty())
+                {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             }
             let _ = Command::new("kill")
@@ -671,6 +699,20 @@ impl Node {
             .stderr(Stdio::null())
             .status();
     }
+}
+
+/// The names of the pods of `ns`, if they could be listed.
+async fn pod_names(client: &Client, ns: &str) -> Option<Vec<String>> {
+    let list = format!("/api/v1/namespaces/{ns}/pods");
+    let body = call_ok(client, get(&list), "listing the pods").await.ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+    Some(
+        v["items"]
+            .as_array()?
+            .iter()
+            .filter_map(|p| p["metadata"]["name"].as_str().map(String::from))
+            .collect(),
+    )
 }
 
 /// PIDs of containerd shims started by the containerd on `sock` (their
@@ -717,6 +759,7 @@ mod tests {
             config: KubeletBenchConfig::default(),
             image: "localhost/wharf-pause:0123456789ab".into(),
             node_ready: Duration::from_secs(3),
+            alone: Duration::from_millis(150),
             p50: Duration::from_millis(p50),
             p99: Duration::from_millis(p99),
             max: Duration::from_millis(p99 + 10),
