@@ -21,7 +21,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
@@ -61,7 +61,8 @@ pub struct KubeletBenchConfig {
     pub settle: Duration,
     /// How long the pods may take to be Running, and to be gone.
     pub timeout: Duration,
-    /// Keep the data directory (the processes are stopped all the same).
+    /// Copy the server's and kubelet's logs out before the data directory
+    /// is removed (everything is stopped and cleaned all the same).
     pub keep: bool,
     /// Directory for the temporary data directory; the system temporary
     /// directory if `None`.
@@ -254,8 +255,13 @@ pub async fn run_kubelet_bench(
     );
     // 10.100-199.0.0/16: apart from the e2e tests' 10.200-249 and k3s's 10.42.
     let cidr = format!("10.{}.0.0/16", 100 + rand::random::<u8>() % 100);
-    let keep_dir = cfg.keep.then(|| Arc::new(Mutex::new(None::<PathBuf>)));
-    let kept = keep_dir.clone();
+    // With --keep, the logs are copied here: the data directory goes away.
+    let kept = cfg.keep.then(|| {
+        cfg.work_dir
+            .clone()
+            .unwrap_or_else(std::env::temp_dir)
+            .join(format!("wharf-kubeletbench-logs-{}", std::process::id()))
+    });
     let r = with_server_flags(
         wharf_exe,
         cfg.work_dir.as_deref(),
@@ -270,25 +276,17 @@ pub async fn run_kubelet_bench(
             let mut node = Node::start(wharf_exe, server, &dir)?;
             let r = measure(client, server, &mut node, cfg, &image).await;
             node.stop(client).await;
-            if let Some(k) = &kept {
-                // Copy the logs and keep the data: the tempdir goes away.
-                let to = std::env::temp_dir()
-                    .join(format!("wharf-kubeletbench-kept-{}", std::process::id()));
-                let _ = std::fs::create_dir_all(&to);
+            if let Some(to) = &kept {
+                let _ = std::fs::create_dir_all(to);
                 for f in ["server.log", "kubelet.log"] {
                     let _ = std::fs::copy(dir.join(f), to.join(f));
                 }
-                *k.lock().expect("keep lock") = Some(to);
+                eprintln!("[bench] kubelet: logs kept in {}", to.display());
             }
             r
         },
     )
     .await;
-    if let Some(k) = keep_dir {
-        if let Some(p) = k.lock().expect("keep lock").as_ref() {
-            eprintln!("[bench] kubelet: logs kept in {}", p.display());
-        }
-    }
     r
 }
 
@@ -391,20 +389,21 @@ async fn wait_running(
         watch.check()?;
         node.ensure_running()?;
         server.ensure_running()?;
-        let t = watch.lock();
-        if t.ready >= sent.len() {
-            break;
+        {
+            let t = watch.lock();
+            if t.ready >= sent.len() {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "only {} of {} pods were Running after {timeout:?}: {}; e.g. {:?}",
+                    t.ready,
+                    sent.len(),
+                    t.census(),
+                    t.laggards(5)
+                );
+            }
         }
-        if Instant::now() > deadline {
-            bail!(
-                "only {} of {} pods were Running after {timeout:?}: {}; e.g. {:?}",
-                t.ready,
-                sent.len(),
-                t.census(),
-                t.laggards(5)
-            );
-        }
-        drop(t);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let t = watch.lock();
@@ -513,18 +512,19 @@ async fn wait_deleted(watch: &mut PodWatch, n: usize, timeout: Duration) -> Resu
     let deadline = Instant::now() + timeout;
     loop {
         watch.check()?;
-        let t = watch.lock();
-        if t.deleted >= n {
-            return Ok(());
+        {
+            let t = watch.lock();
+            if t.deleted >= n {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "only {} of {n} pods were gone after {timeout:?}: {}",
+                    t.deleted,
+                    t.census()
+                );
+            }
         }
-        if Instant::now() > deadline {
-            bail!(
-                "only {} of {n} pods were gone after {timeout:?}: {}",
-                t.deleted,
-                t.census()
-            );
-        }
-        drop(t);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
