@@ -463,7 +463,7 @@ impl CpuSample {
 }
 
 /// A `Name:   123 kB` field of `/proc/<pid>/status`, in KiB.
-fn status_kib(status: &str, field: &str) -> Option<u64> {
+pub(crate) fn status_kib(status: &str, field: &str) -> Option<u64> {
     status.lines().find_map(|line| {
         let rest = line.strip_prefix(field)?.strip_prefix(':')?;
         let mut parts = rest.split_whitespace();

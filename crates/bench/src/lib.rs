@@ -10,13 +10,15 @@
 //! The other suites start `wharf server` as a child process: [`apiserver`]
 //! and [`patch`] the API server alone; [`scheduler`], [`deployment`] and
 //! [`idle`] with the scheduler (and controllers) and hollow nodes
-//! ([`cluster`]) in another child process.
+//! ([`cluster`]) in another child process; [`kubelet`] with a real
+//! `wharf kubelet` child process and its containerd.
 
 pub mod apiserver;
 pub mod cluster;
 pub mod deployment;
 mod h2;
 pub mod idle;
+pub mod kubelet;
 pub mod patch;
 mod podwatch;
 mod report;
@@ -36,6 +38,7 @@ use test_support::etcd::EtcdCluster;
 pub use apiserver::{run_apiserver_bench, ApiBenchConfig, ApiReport};
 pub use deployment::{run_deployment_bench, DeploymentBenchConfig, DeploymentReport};
 pub use idle::{run_idle_bench, IdleBenchConfig, IdleReport};
+pub use kubelet::{run_kubelet_bench, KubeletBenchConfig, KubeletReport};
 pub use patch::{run_patch_bench, PatchBenchConfig, PatchReport};
 pub use report::{
     BackendResults, StoreReport, GOAL_COMPACTION_STALL, GOAL_CONCURRENT_WRITES_PER_SEC,

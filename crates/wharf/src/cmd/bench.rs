@@ -25,6 +25,30 @@ enum Suite {
     Deployment(DeploymentArgs),
     /// The control plane's CPU while idle, with 1,000 pods running on hollow nodes.
     Idle(IdleArgs),
+    /// Pod startup latency and throughput on one real node (a `wharf kubelet` with containerd), and the kubelet's RSS.
+    Kubelet(KubeletArgs),
+}
+
+#[derive(Args, Debug)]
+struct KubeletArgs {
+    /// Pods created at once (at most 110, one node).
+    #[arg(long)]
+    pods: Option<usize>,
+    /// Pods left running when the kubelet's RSS is read.
+    #[arg(long)]
+    rss_pods: Option<usize>,
+    /// Seconds the pods may take to be Running.
+    #[arg(long)]
+    timeout_secs: Option<u64>,
+    /// Keep the server's and kubelet's logs (their path is printed).
+    #[arg(long)]
+    keep: bool,
+    /// Where the data directory goes (default: the system temp dir).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Exit non-zero if a goal is missed.
+    #[arg(long)]
+    check_goals: bool,
 }
 
 #[derive(Args, Debug)]
@@ -290,6 +314,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             cfg.work_dir = a.work_dir;
             let exe = std::env::current_exe().context("locating the wharf executable")?;
             let report = bench::run_idle_bench(&cfg, &exe).await?;
+            let met = report.all_goals_met();
+            finish(report, met, a.check_goals)
+        }
+        Suite::Kubelet(a) => {
+            let mut cfg = bench::KubeletBenchConfig::default();
+            cfg.pods = a.pods.unwrap_or(cfg.pods);
+            cfg.rss_pods = a.rss_pods.unwrap_or(cfg.rss_pods);
+            secs(&mut cfg.timeout, a.timeout_secs);
+            cfg.keep = a.keep;
+            cfg.work_dir = a.work_dir;
+            let exe = std::env::current_exe().context("locating the wharf executable")?;
+            let report = bench::run_kubelet_bench(&cfg, &exe).await?;
             let met = report.all_goals_met();
             finish(report, met, a.check_goals)
         }
