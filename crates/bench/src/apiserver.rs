@@ -226,15 +226,7 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err));
-        // Flags win over the environment, but a stray WHARF_DATASTORE_ENDPOINT or
-        // WHARF_TOKEN must not change what is measured; keep only the log filter.
-        for (k, _) in std::env::vars_os() {
-            if let Some(k) = k.to_str() {
-                if k.starts_with("WHARF_") && k != "WHARF_LOG" {
-                    cmd.env_remove(k);
-                }
-            }
-        }
+        scrub_env(&mut cmd, false);
         let child = cmd
             .spawn()
             .with_context(|| format!("starting {} server", wharf_exe.display()))?;
@@ -521,6 +513,21 @@ pub(crate) fn client_connections(port: u16) -> Option<usize> {
         }
     }
     Some(n)
+}
+
+/// Flags win over the environment, but a stray WHARF_DATASTORE_ENDPOINT or
+/// WHARF_TOKEN (or, for clients, KUBECONFIG) must not change what is
+/// measured: remove them from a child's environment, keeping the log filter.
+pub(crate) fn scrub_env(cmd: &mut std::process::Command, kubeconfig_too: bool) {
+    for (k, _) in std::env::vars_os() {
+        if let Some(k) = k.to_str() {
+            if (kubeconfig_too && k == "KUBECONFIG")
+                || (k.starts_with("WHARF_") && k != "WHARF_LOG")
+            {
+                cmd.env_remove(k);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

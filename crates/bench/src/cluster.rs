@@ -81,13 +81,7 @@ impl Hollow {
         if !spec.run_pods {
             cmd.arg("--ignore-pods");
         }
-        for (k, _) in std::env::vars_os() {
-            if let Some(k) = k.to_str() {
-                if k == "KUBECONFIG" || (k.starts_with("WHARF_") && k != "WHARF_LOG") {
-                    cmd.env_remove(k);
-                }
-            }
-        }
+        crate::apiserver::scrub_env(&mut cmd, true);
         let child = cmd
             .spawn()
             .with_context(|| format!("starting {} hollow-nodes", wharf_exe.display()))?;

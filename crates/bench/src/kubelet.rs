@@ -570,13 +570,7 @@ impl Node {
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err));
-        for (k, _) in std::env::vars_os() {
-            if let Some(k) = k.to_str() {
-                if k == "KUBECONFIG" || (k.starts_with("WHARF_") && k != "WHARF_LOG") {
-                    cmd.env_remove(k);
-                }
-            }
-        }
+        crate::apiserver::scrub_env(&mut cmd, true);
         let child = cmd
             .spawn()
             .with_context(|| format!("starting {} kubelet", wharf_exe.display()))?;
