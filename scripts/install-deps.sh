@@ -7,8 +7,11 @@ set -euo pipefail
 # sandbox image's and the tests' rootfs), iproute2, nftables and iptables (the
 # bridge plugin's ipMasq and portmap use iptables-nft) are what the
 # kubelet runs pods with; protobuf-compiler builds the CRI client.
+# docker-registry, skopeo (pushes test images) and apache2-utils (htpasswd)
+# are the real registry the image-pull tests use.
 APT_PACKAGES=(etcd-server etcd-client protobuf-compiler pkg-config build-essential
-  containerd runc containernetworking-plugins busybox-static iproute2 nftables iptables)
+  containerd runc containernetworking-plugins busybox-static iproute2 nftables iptables
+  docker-registry skopeo apache2-utils)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

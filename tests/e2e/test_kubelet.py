@@ -7,121 +7,32 @@ Everything the test creates is removed at the end: pods (through the API),
 then the server (SIGTERM stops its containerd), leftover shims of this data
 directory's containerd, and the CNI bridge by its unique name."""
 
-import hashlib
 import json
-import os
 import random
 import signal
 import subprocess
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import WHARF, Kubectl, Server
 from images import busybox_archive
+from kubelet_node import IMAGE, ctr, kubelet_node, wait_for
 
-IMAGE = "localhost/e2e-busybox:1"
 AUTO_IMAGE = "localhost/e2e-auto:1"
 NODE = "e2e-kubelet"
 
 
-def bridge_name(data_dir):
-    h = hashlib.sha256(os.path.realpath(data_dir).encode()).hexdigest()
-    return "wh" + h[:8]
-
-
-def ctr(data_dir, *args):
-    sock = Path(data_dir) / "agent" / "containerd" / "containerd.sock"
-    return subprocess.run(["ctr", "--address", str(sock), "-n", "k8s.io", *args],
-                          capture_output=True, text=True, timeout=30)
-
-
-def own_shims(sock):
-    """PIDs of containerd shims serving this data directory's containerd."""
-    pids = []
-    for p in Path("/proc").iterdir():
-        if not p.name.isdigit():
-            continue
-        try:
-            cmd = (p / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if cmd and cmd[0].endswith(b"containerd-shim-runc-v2") and str(sock).encode() in cmd:
-            pids.append(int(p.name))
-    return pids
-
-
-def remove_idle_portmap_chains():
-    """The portmap plugin leaves its shared chains (and the jumps to them) in
-    the nat table after the last port mapping is gone. Remove them once no
-    mapping of anyone's is left in CNI-HOSTPORT-DNAT."""
-    ipt = lambda *a: subprocess.run(["iptables", "-t", "nat", *a], capture_output=True, text=True)
-    dnat = ipt("-S", "CNI-HOSTPORT-DNAT")
-    if dnat.returncode != 0 or any(l.startswith("-A") for l in dnat.stdout.splitlines()):
-        return
-    ipt("-D", "PREROUTING", "-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT")
-    ipt("-D", "OUTPUT", "-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT")
-    ipt("-D", "POSTROUTING", "-m", "comment", "--comment", "CNI portfwd requiring masquerade", "-j", "CNI-HOSTPORT-MASQ")
-    for chain in ("CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-MASQ", "CNI-HOSTPORT-SETMARK"):
-        ipt("-F", chain)
-        ipt("-X", chain)
-
-
-def wait_for(what, fn, timeout=60, every=0.5):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
-
-
 @pytest.fixture(scope="module")
 def node():
-    if subprocess.run(["which", "containerd"], capture_output=True).returncode != 0:
-        pytest.fail("containerd is not installed: run scripts/install-deps.sh")
-    d = tempfile.mkdtemp(prefix="wharf-kubelet-e2e-")
-    cidr = f"10.{random.randint(200, 249)}.0.0/16"
-    s = Server(d, agent=True, extra_args=["--cluster-cidr", cidr, "--node-name", NODE])
-    sock = Path(d) / "agent" / "containerd" / "containerd.sock"
-    try:
-        s.start(timeout=120)
-        k = Kubectl(s.kubeconfig)
-        # An archive in the auto-import folder is loaded at the next start.
-        auto = Path(d) / "agent" / "images"
+    with kubelet_node(NODE) as n:
+        # An archive in the auto-import folder is loaded at the next start
+        # (test_restarting_wharf_adopts_running_containers).
+        auto = Path(n[2]) / "agent" / "images"
         auto.mkdir(parents=True, exist_ok=True)
         busybox_archive(auto / "auto.tar", AUTO_IMAGE, b"auto-imported\n")
-        wait_for("the node to be Ready", lambda: k.run(
-            "get", "node", NODE, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
-            check=False).stdout == "True", timeout=90)
-        # containerd runs once the node is Ready (the API answers before).
-        archive = Path(d) / "busybox.tar"
-        busybox_archive(archive, IMAGE, b"hello from a wharf pod\n")
-        subprocess.run([WHARF, "images", "import", "--data-dir", d, str(archive)], check=True,
-                       capture_output=True, timeout=60)
-        yield s, k, d
-    finally:
-        try:
-            k = Kubectl(s.kubeconfig)
-            k.run("delete", "pods", "--all", "--grace-period=1", "--wait=true", "--timeout=60s", check=False, timeout=90)
-        except Exception:
-            pass
-        s.stop()
-        for pid in own_shims(sock):
-            os.kill(pid, signal.SIGKILL)
-        subprocess.run(["ip", "link", "del", bridge_name(d)], capture_output=True)
-        remove_idle_portmap_chains()
-        for m in sorted((l.split()[1] for l in Path("/proc/self/mounts").read_text().splitlines()
-                         if l.split()[1].startswith(d + "/")), key=len, reverse=True):
-            subprocess.run(["umount", "-l", m], capture_output=True)
-        if os.environ.get("WHARF_E2E_KEEP_LOG"):
-            subprocess.run(["cp", str(Path(d) / "server.log"), os.environ["WHARF_E2E_KEEP_LOG"]])
-        subprocess.run(["rm", "-rf", d], capture_output=True)
+        yield n
 
 
 def pod(k, name):

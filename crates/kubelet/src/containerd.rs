@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::registries::Registries;
 use crate::{Error, Result};
 
 /// Where the CNI plugins of Debian's `containernetworking-plugins` live.
@@ -40,6 +41,11 @@ impl Layout {
     /// The CRI (grpc) socket.
     pub fn socket(&self) -> PathBuf {
         self.dir.join("containerd.sock")
+    }
+
+    /// The registry hosts directory (`config_path`).
+    pub fn certs_d(&self) -> PathBuf {
+        self.dir.join("certs.d")
     }
 
     /// The config file.
@@ -73,8 +79,14 @@ fn cap_from_status(status: &str, bit: u32) -> bool {
 }
 
 /// containerd's config for this layout. `restrict_oom` clamps negative
-/// oom_score_adj values (needed without CAP_SYS_RESOURCE).
-pub fn config_toml(layout: &Layout, sandbox_image: &str, restrict_oom: bool) -> String {
+/// oom_score_adj values (needed without CAP_SYS_RESOURCE); `registry_auth`
+/// is [`Registries::auth_toml`](crate::registries::Registries::auth_toml).
+pub fn config_toml(
+    layout: &Layout,
+    sandbox_image: &str,
+    restrict_oom: bool,
+    registry_auth: &str,
+) -> String {
     let d = layout.dir.display();
     let q = |p: &Path| {
         p.display()
@@ -119,7 +131,7 @@ state = "{d}/state"
       max_conf_num = 1
     [plugins."io.containerd.grpc.v1.cri".registry]
       config_path = "{d}/certs.d"
-"#,
+{registry_auth}"#,
         bin = CNI_BIN_DIR,
         conf = q(&layout.cni_conf_dir),
     )
@@ -137,15 +149,27 @@ pub struct Containerd {
 impl Containerd {
     /// Write the config, start containerd and wait until its socket answers.
     pub async fn start(layout: Layout, sandbox_image: &str) -> Result<Containerd> {
+        Self::start_with(layout, sandbox_image, &Registries::default()).await
+    }
+
+    /// [`Containerd::start`] with the registries file's mirrors and credentials.
+    pub async fn start_with(
+        layout: Layout,
+        sandbox_image: &str,
+        registries: &Registries,
+    ) -> Result<Containerd> {
         let io = |what: String| move |source| Error::Io { what, source };
         std::fs::create_dir_all(&layout.dir)
             .map_err(io(format!("creating {}", layout.dir.display())))?;
         std::fs::create_dir_all(&layout.cni_conf_dir)
             .map_err(io(format!("creating {}", layout.cni_conf_dir.display())))?;
         let restrict = !has_cap_sys_resource();
+        registries
+            .write_hosts(&layout.certs_d())
+            .map_err(io(format!("writing {}", layout.certs_d().display())))?;
         std::fs::write(
             layout.config(),
-            config_toml(&layout, sandbox_image, restrict),
+            config_toml(&layout, sandbox_image, restrict, &registries.auth_toml()),
         )
         .map_err(io(format!("writing {}", layout.config().display())))?;
         kill_stale(&layout);
@@ -349,12 +373,12 @@ mod tests {
     #[test]
     fn config_keeps_everything_under_the_data_dir() {
         let l = Layout::new(Path::new("/d"));
-        let c = config_toml(&l, "localhost/pause:1", true);
+        let c = config_toml(&l, "localhost/pause:1", true, "");
         assert!(c.contains("root = \"/d/agent/containerd/root\""));
         assert!(c.contains("Root = \"/d/agent/containerd/runc\""));
         assert!(c.contains("restrict_oom_score_adj = true"));
         assert!(c.contains("conf_dir = \"/d/agent/cni/net.d\""));
         assert!(c.contains("netns_mounts_under_state_dir = true"));
-        assert!(config_toml(&l, "p", false).contains("restrict_oom_score_adj = false"));
+        assert!(config_toml(&l, "p", false, "").contains("restrict_oom_score_adj = false"));
     }
 }

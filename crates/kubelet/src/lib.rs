@@ -13,8 +13,10 @@ pub mod cni;
 pub mod containerd;
 pub mod cri;
 pub mod images;
+pub mod keyring;
 pub mod node;
 pub mod pod;
+pub mod registries;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -81,6 +83,9 @@ pub struct Config {
     pub runtime_endpoint: Option<String>,
     /// The node's InternalIP.
     pub node_ip: String,
+    /// The registries file (k3s's `registries.yaml` format) for wharf's own
+    /// containerd; a missing file configures nothing.
+    pub private_registry: Option<PathBuf>,
 }
 
 /// A running kubelet. [`Kubelet::stop`] stops it and its containerd; the
@@ -97,13 +102,23 @@ impl Kubelet {
     /// node registers in the background (the API server may still start).
     pub async fn start(client: Client, cfg: Config) -> Result<Kubelet> {
         let layout = containerd::Layout::new(&cfg.data_dir);
+        let registries = match &cfg.private_registry {
+            Some(p) => registries::Registries::load(p).map_err(Error::Runtime)?,
+            None => registries::Registries::default(),
+        };
         let (own, endpoint) = match &cfg.runtime_endpoint {
-            Some(e) => (None, e.clone()),
+            Some(e) => {
+                if registries != registries::Registries::default() {
+                    tracing::warn!(endpoint = %e, "the registries file only configures wharf's own containerd; ignored");
+                }
+                (None, e.clone())
+            }
             None => {
                 let pause = images::pause_archive(std::path::Path::new(images::BUSYBOX))?;
-                let c = containerd::Containerd::start(
+                let c = containerd::Containerd::start_with(
                     layout.clone(),
                     &images::pause_image_name(&pause),
+                    &registries,
                 )
                 .await?;
                 let e = c.endpoint();

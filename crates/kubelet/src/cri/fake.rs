@@ -14,6 +14,8 @@ pub struct Fake {
     pub images: Mutex<Vec<String>>,
     /// Images PullImage can fetch.
     pub registry: Mutex<Vec<String>>,
+    /// The user the registry demands, if any.
+    pub registry_user: Mutex<Option<String>>,
     pub sandboxes: Mutex<HashMap<String, api::PodSandbox>>,
     pub containers: Mutex<HashMap<String, api::Container>>,
     next: Mutex<u32>,
@@ -204,9 +206,23 @@ impl Runtime for Fake {
     async fn pull_image(
         &self,
         image: &str,
+        auth: Option<api::AuthConfig>,
         _sandbox: Option<api::PodSandboxConfig>,
     ) -> CriResult<String> {
-        self.call(format!("PullImage {image}"));
+        let auth_user = auth.map(|a| a.username);
+        match &auth_user {
+            Some(u) => self.call(format!("PullImage {image} as {u}")),
+            None => self.call(format!("PullImage {image}")),
+        }
+        if let Some(user) = self.registry_user.lock().unwrap().as_deref() {
+            if auth_user.as_deref() != Some(user) {
+                return Err(CriError::new(
+                    "PullImage",
+                    tonic::Code::Unknown,
+                    format!("failed to pull and unpack image \"{image}\": 401 Unauthorized"),
+                ));
+            }
+        }
         if !self.registry.lock().unwrap().iter().any(|i| i == image) {
             return Err(CriError::new(
                 "PullImage",

@@ -272,6 +272,7 @@ impl Runtime for GrpcRuntime {
     async fn pull_image(
         &self,
         image: &str,
+        auth: Option<api::AuthConfig>,
         sandbox_config: Option<api::PodSandboxConfig>,
     ) -> CriResult<String> {
         let req = api::PullImageRequest {
@@ -279,7 +280,7 @@ impl Runtime for GrpcRuntime {
                 image: image.into(),
                 ..Default::default()
             }),
-            auth: None,
+            auth,
             sandbox_config,
         };
         Ok(self

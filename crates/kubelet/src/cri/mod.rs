@@ -84,10 +84,12 @@ pub trait Runtime: Send + Sync + 'static {
     ) -> CriResult<api::ExecSyncResponse>;
     /// The image if present: `None` when the runtime does not have it.
     async fn image_status(&self, image: &str) -> CriResult<Option<api::Image>>;
-    /// Pull an image; returns its reference (ID).
+    /// Pull an image, with registry credentials if given; returns its
+    /// reference (ID).
     async fn pull_image(
         &self,
         image: &str,
+        auth: Option<api::AuthConfig>,
         sandbox_config: Option<api::PodSandboxConfig>,
     ) -> CriResult<String>;
 }

@@ -11,6 +11,7 @@ pub mod env;
 pub mod observed;
 pub mod plan;
 pub mod probe;
+pub mod pull;
 pub mod spec;
 pub mod status;
 pub mod sync;
@@ -70,8 +71,10 @@ impl PodWorker {
     ) -> Arc<Self> {
         let events = controllers::events::Recorder::start(client.clone(), "kubelet").0;
         Arc::new(PodWorker {
-            client,
-            exec: sync::Executor::new(runtime, log_root, pods_root, ctx).with_events(events),
+            client: client.clone(),
+            exec: sync::Executor::new(runtime, log_root, pods_root, ctx)
+                .with_events(events)
+                .with_client(client.clone()),
             runtime_name,
             busy: Mutex::default(),
             posted: Mutex::default(),

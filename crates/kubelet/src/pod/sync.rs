@@ -37,6 +37,8 @@ pub struct Executor {
     pub ctx: spec::Context,
     failures: Mutex<HashMap<String, HashMap<String, Failure>>>,
     events: Option<controllers::events::Recorder>,
+    /// Reads image pull secrets.
+    client: Option<kube::Client>,
 }
 
 /// The default `imagePullPolicy`: Always for `:latest` or untagged images,
@@ -76,7 +78,14 @@ impl Executor {
             ctx,
             failures: Mutex::new(HashMap::new()),
             events: None,
+            client: None,
         }
+    }
+
+    /// Read pods' image pull secrets through `client`.
+    pub fn with_client(mut self, client: kube::Client) -> Self {
+        self.client = Some(client);
+        self
     }
 
     /// Record core/v1 Events about pods through `recorder`.
@@ -355,8 +364,16 @@ impl Executor {
                 "Pulling",
                 format!("Pulling image \"{image}\""),
             );
+            let secrets = super::pull::secrets(self.client.as_ref(), pod).await;
+            if !secrets.missing.is_empty() {
+                let msg = format!("Unable to retrieve some image pull secrets ({}); attempting to pull the image may not succeed.", secrets.missing.join(", "));
+                self.event(pod, None, true, "FailedToRetrieveImagePullSecret", msg);
+            }
+            let creds = secrets.keyring.lookup(&image);
             let t = Instant::now();
-            if let Err(e) = r.pull_image(&image, Some(sandbox_config.clone())).await {
+            if let Err(e) =
+                super::pull::pull(r.as_ref(), &image, &creds, sandbox_config.clone()).await
+            {
                 let msg = format!("Failed to pull image \"{image}\": {}", e.message);
                 self.fail(pod, &c.name, "ErrImagePull", msg);
                 return;

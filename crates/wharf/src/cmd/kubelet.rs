@@ -23,6 +23,14 @@ pub struct KubeletArgs {
     /// A CRI socket to use instead of starting wharf's own containerd.
     #[arg(long, env = "WHARF_CONTAINER_RUNTIME_ENDPOINT")]
     pub container_runtime_endpoint: Option<String>,
+    /// Registry mirrors and credentials for wharf's containerd, in k3s's
+    /// `registries.yaml` format (k3s's `--private-registry`).
+    #[arg(
+        long,
+        env = "WHARF_PRIVATE_REGISTRY",
+        default_value = "/etc/wharf/registries.yaml"
+    )]
+    pub private_registry: PathBuf,
     /// The node's InternalIP (default: the host's first address).
     #[arg(long, env = "WHARF_NODE_IP")]
     pub node_ip: Option<String>,
@@ -62,6 +70,7 @@ pub async fn run(args: KubeletArgs) -> anyhow::Result<()> {
             .node_ip
             .clone()
             .unwrap_or_else(|| super::host_address().to_string()),
+        private_registry: Some(args.private_registry.clone()),
     };
     let k = start(&args.kubeconfig, args.server.as_deref(), cfg).await?;
     println!("wharf kubelet: running (CRI {})", k.endpoint());

@@ -43,6 +43,14 @@ pub struct ServerArgs {
     /// A CRI socket for the kubelet instead of wharf's own containerd.
     #[arg(long, env = "WHARF_CONTAINER_RUNTIME_ENDPOINT")]
     pub container_runtime_endpoint: Option<String>,
+    /// Registry mirrors and credentials for wharf's containerd, in k3s's
+    /// `registries.yaml` format (k3s's `--private-registry`).
+    #[arg(
+        long,
+        env = "WHARF_PRIVATE_REGISTRY",
+        default_value = "/etc/wharf/registries.yaml"
+    )]
+    pub private_registry: PathBuf,
     /// Do not run the scheduler in this process (k3s's `--disable-scheduler`).
     #[arg(long, env = "WHARF_DISABLE_SCHEDULER")]
     pub disable_scheduler: bool,
@@ -218,6 +226,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             node_name: super::kubelet::node_name(args.node_name.as_deref()),
             data_dir: args.data_dir.clone(),
             runtime_endpoint: args.container_runtime_endpoint.clone(),
+            private_registry: Some(args.private_registry.clone()),
             node_ip: advertise.to_string(),
         };
         Some(super::kubelet::start(&api.kubeconfig, None, cfg).await?)
