@@ -32,7 +32,13 @@ pub fn should_restart(policy: &str, exit_code: i32) -> bool {
 
 /// How long after its exit `inst` may be restarted, in seconds.
 pub fn restart_delay(inst: &Instance) -> i64 {
-    let ran = (inst.finished_at - inst.started_at) / 1_000_000_000;
+    // A container that never started (StartError) ran for no time: its
+    // back-off is never reset by the time since the epoch.
+    let ran = if inst.started_at > 0 {
+        (inst.finished_at - inst.started_at) / 1_000_000_000
+    } else {
+        0
+    };
     if inst.restart_count == 0 || ran >= BACKOFF_RESET_SECS {
         return 0;
     }
@@ -339,10 +345,13 @@ pub(crate) mod tests {
         assert_eq!(in_backoff(&i(2), 105 * S), Some((15, 20)));
         assert_eq!(in_backoff(&i(2), 121 * S), None);
         let mut long = i(3);
-        long.started_at = 0;
-        assert_eq!(restart_delay(&long), 40, "ran 100 s: not reset yet");
+        long.started_at = S;
+        assert_eq!(restart_delay(&long), 40, "ran 99 s: not reset yet");
         long.finished_at = 700 * S;
         assert_eq!(restart_delay(&long), 0);
+        // Never started (StartError): backs off like any crash.
+        long.started_at = 0;
+        assert_eq!(restart_delay(&long), 40);
         let rt = PodRuntime {
             sandboxes: vec![sandbox(true)],
             containers: vec![i(2)],

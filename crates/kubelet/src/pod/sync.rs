@@ -21,6 +21,8 @@ use crate::cri::{api, Runtime};
 #[derive(Clone, Debug)]
 struct Failure {
     waiting: Waiting,
+    /// When it failed.
+    at: Instant,
     retry_at: Instant,
     attempts: u32,
 }
@@ -57,6 +59,20 @@ pub fn pull_policy(c: &Container) -> String {
     } else {
         "IfNotPresent".into()
     }
+}
+
+/// The image of the pod's container (or init container) `name`.
+fn image_of(pod: &Pod, name: &str) -> String {
+    let spec = pod.spec.as_ref();
+    spec.into_iter()
+        .flat_map(|s| {
+            s.containers
+                .iter()
+                .chain(s.init_containers.iter().flatten())
+        })
+        .find(|c| c.name == name)
+        .and_then(|c| c.image.clone())
+        .unwrap_or_default()
 }
 
 fn uid(pod: &Pod) -> String {
@@ -163,23 +179,10 @@ impl Executor {
         let mut all = self.failures.lock().expect("failures lock");
         let m = all.entry(uid(pod)).or_default();
         let attempts = m.get(name).map(|f| f.attempts + 1).unwrap_or(1);
-        // Pull failures show ImagePullBackOff while waiting for the next try.
-        let reason = if reason == "ErrImagePull" && attempts > 1 {
-            "ImagePullBackOff"
-        } else {
-            reason
-        };
-        let delay = Duration::from_secs((5u64 << (attempts - 1).min(6)).min(300));
+        // Image pulls back off as upstream's: 10 s doubling to 5 min.
+        let base = if reason == "ErrImagePull" { 10 } else { 5 };
+        let delay = Duration::from_secs((base << (attempts - 1).min(6)).min(300));
         tracing::warn!(pod = ?pod.metadata.name, container = name, reason, %message, "container start failed");
-        let image = || {
-            let spec = pod.spec.clone().unwrap_or_default();
-            spec.containers
-                .iter()
-                .chain(spec.init_containers.iter().flatten())
-                .find(|c| c.name == name)
-                .and_then(|c| c.image.clone())
-                .unwrap_or_default()
-        };
         let (ev_reason, ev_message) = match reason {
             "FailedCreatePodSandBox" => (
                 "FailedCreatePodSandBox",
@@ -191,7 +194,6 @@ impl Executor {
                 format!("MountVolume.SetUp failed: {message}"),
             ),
             "ErrImagePull" => ("Failed", message.clone()),
-            "ImagePullBackOff" => ("BackOff", format!("Back-off pulling image \"{}\"", image())),
             _ => ("Failed", format!("Error: {message}")),
         };
         self.event(pod, Some(name), true, ev_reason, ev_message);
@@ -202,6 +204,7 @@ impl Executor {
                     reason: reason.into(),
                     message,
                 },
+                at: Instant::now(),
                 retry_at: Instant::now() + delay,
                 attempts,
             },
@@ -219,13 +222,35 @@ impl Executor {
         }
     }
 
+    /// Whether the container's last failure is still backing off. A pull
+    /// failure reads ErrImagePull for the first half of its back-off, then
+    /// ImagePullBackOff with upstream's message that wraps the pull's error,
+    /// and a BackOff event says so once. (Upstream shows ErrImagePull until
+    /// its pod worker's next sync, then ImagePullBackOff.)
     fn too_early(&self, pod: &Pod, name: &str) -> bool {
-        self.failures
-            .lock()
-            .expect("failures lock")
-            .get(&uid(pod))
-            .and_then(|m| m.get(name))
-            .is_some_and(|f| Instant::now() < f.retry_at)
+        let backing_off = {
+            let mut all = self.failures.lock().expect("failures lock");
+            let Some(f) = all.get_mut(&uid(pod)).and_then(|m| m.get_mut(name)) else {
+                return false;
+            };
+            let now = Instant::now();
+            if now >= f.retry_at {
+                return false;
+            }
+            if f.waiting.reason != "ErrImagePull" || now < f.at + (f.retry_at - f.at) / 2 {
+                return true;
+            }
+            let image = image_of(pod, name);
+            f.waiting.reason = "ImagePullBackOff".into();
+            f.waiting.message = format!(
+                "Back-off pulling image \"{image}\": ErrImagePull: {}",
+                f.waiting.message
+            );
+            image
+        };
+        let msg = format!("Back-off pulling image \"{backing_off}\"");
+        self.event(pod, Some(name), false, "BackOff", msg);
+        true
     }
 
     /// Carry out `plan` for `pod`.
@@ -767,7 +792,11 @@ mod tests {
             "Container image \"absent:1\" is not present with pull policy of Never"
         );
         assert_eq!(w["pull"].reason, "ErrImagePull");
-        // The retry waits for its back-off; a later failure reads ImagePullBackOff.
+        assert!(w["pull"]
+            .message
+            .starts_with("Failed to pull image \"nowhere:1\": "));
+        // The retry waits for its back-off, and meanwhile reads
+        // ImagePullBackOff with the pull's error wrapped, as upstream.
         let rt = observe(&fake).await;
         fake.calls.lock().unwrap().clear();
         ex.execute(&p, &rt, plan::decide(&p, &rt, "Pending", 0), &mut NoObjects)
@@ -776,8 +805,29 @@ mod tests {
             !fake.calls().iter().any(|c| c.starts_with("PullImage")),
             "retried at once"
         );
+        assert_eq!(ex.waiting("u1")["pull"].reason, "ErrImagePull");
+        // Past half the back-off it reads ImagePullBackOff.
+        if let Some(f) = ex
+            .failures
+            .lock()
+            .unwrap()
+            .get_mut("u1")
+            .and_then(|m| m.get_mut("pull"))
+        {
+            f.at -= Duration::from_secs(10);
+        }
+        ex.execute(&p, &rt, plan::decide(&p, &rt, "Pending", 0), &mut NoObjects)
+            .await;
+        let w = &ex.waiting("u1")["pull"];
+        assert_eq!(w.reason, "ImagePullBackOff");
+        assert!(
+            w.message.starts_with("Back-off pulling image \"nowhere:1\": ErrImagePull: Failed to pull image \"nowhere:1\": "),
+            "{}",
+            w.message
+        );
+        // The next attempt fails again: ErrImagePull until the next back-off.
         retry_now(&ex, &p, &rt).await;
-        assert_eq!(ex.waiting("u1")["pull"].reason, "ImagePullBackOff");
+        assert_eq!(ex.waiting("u1")["pull"].reason, "ErrImagePull");
         // Once the image is there, the container starts and the reason goes.
         fake.registry.lock().unwrap().push("nowhere:1".into());
         retry_now(&ex, &p, &rt).await;

@@ -1,0 +1,216 @@
+"""The kubelet's bad-input and fault paths with real containerd, and the
+scheduled-work acceptance test: each fault ends in upstream's status
+reason and an event, never a stuck or crashing kubelet; pods leave nothing
+behind; a Deployment spreads over the real node and hollow nodes."""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import WHARF
+from kubelet_node import IMAGE, bridge_name, ctr, kubelet_node, wait_for
+
+NODE = "e2e-faults"
+
+
+@pytest.fixture(scope="module")
+def node():
+    with kubelet_node(NODE) as n:
+        yield n
+
+
+def _pod(k, name):
+    return json.loads(k("get", "pod", name, "-o", "json"))
+
+
+def _status(k, name):
+    cs = _pod(k, name)["status"].get("containerStatuses") or [{}]
+    return cs[0]
+
+
+def _events(k, name):
+    items = json.loads(k("get", "events", "--field-selector", f"involvedObject.name={name}",
+                         "-o", "json"))["items"]
+    return {e["reason"]: e["message"] for e in items}
+
+
+def _apply(k, name, container, **spec):
+    manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                "spec": {"terminationGracePeriodSeconds": 1, "containers": [
+                    {"name": "c", "image": IMAGE, "imagePullPolicy": "Never", **container}], **spec}}
+    k("apply", "-f", "-", input=json.dumps(manifest))
+
+
+def _closed_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_registry_that_is_down_backs_off_with_upstream_reasons(node):
+    _, k, _ = node
+    image = f"127.0.0.1:{_closed_port()}/nothing/here:1"
+    _apply(k, "down", {"image": image, "imagePullPolicy": "IfNotPresent"})
+    seen = set()
+
+    def backoff():
+        w = _status(k, "down").get("state", {}).get("waiting") or {}
+        seen.add(w.get("reason"))
+        return w.get("reason") == "ImagePullBackOff" and w
+
+    w = wait_for("ImagePullBackOff", backoff, timeout=60, every=0.2)
+    # Upstream's message wraps the pull's error.
+    assert w["message"].startswith(f'Back-off pulling image "{image}": ErrImagePull: Failed to pull image "{image}": '), w
+    assert "ErrImagePull" in seen, seen
+    ev = wait_for("the pull events", lambda: (lambda e: e if {"Failed", "BackOff"} <= set(e) else None)(
+        _events(k, "down")), timeout=30)
+    assert ev["BackOff"] == f'Back-off pulling image "{image}"', ev
+    assert ev["Failed"].startswith(f'Failed to pull image "{image}"') and "connection refused" in ev["Failed"], ev
+    assert _pod(k, "down")["status"]["phase"] == "Pending"
+    k("delete", "pod", "down", "--grace-period=1")
+
+
+def test_a_command_not_in_the_image_is_a_start_error_then_crash_loop_back_off(node):
+    _, k, _ = node
+    _apply(k, "nocmd", {"command": ["/no/such/binary"]})
+
+    def crashing():
+        s = _status(k, "nocmd")
+        last = (s.get("lastState") or {}).get("terminated") or {}
+        waiting = (s.get("state") or {}).get("waiting") or {}
+        return last.get("reason") == "StartError" and waiting.get("reason") == "CrashLoopBackOff" and s
+
+    s = wait_for("StartError, then CrashLoopBackOff", crashing, timeout=60)
+    last = s["lastState"]["terminated"]
+    assert last["exitCode"] == 128 and "/no/such/binary" in last["message"], last
+    assert "back-off" in s["state"]["waiting"]["message"], s
+    ev = _events(k, "nocmd")
+    assert "Failed" in ev and "BackOff" in ev, ev
+    k("delete", "pod", "nocmd", "--grace-period=1")
+
+
+def test_a_container_that_exits_at_once_is_restarted_with_back_off(node):
+    _, k, _ = node
+    _apply(k, "quick", {"command": ["sh", "-c", "exit 7"]})
+    s = wait_for("a restart with lastState", lambda: (lambda s: s if s.get("restartCount", 0) >= 1
+                 and (s.get("lastState") or {}).get("terminated") else None)(_status(k, "quick")), timeout=60)
+    t = s["lastState"]["terminated"]
+    assert t["exitCode"] == 7 and t["reason"] == "Error", t
+    k("delete", "pod", "quick", "--grace-period=1")
+
+
+def test_a_hanging_probe_times_out_and_restarts_the_container(node):
+    _, k, _ = node
+    _apply(k, "hang", {"command": ["sleep", "3600"],
+                       "livenessProbe": {"exec": {"command": ["sleep", "60"]}, "timeoutSeconds": 1,
+                                         "periodSeconds": 2, "failureThreshold": 1,
+                                         "initialDelaySeconds": 1}})
+    s = wait_for("the liveness restart", lambda: (lambda s: s if s.get("restartCount", 0) >= 1 else None)(
+        _status(k, "hang")), timeout=60)
+    ev = _events(k, "hang")
+    assert "Unhealthy" in ev and ev["Unhealthy"].startswith("Liveness probe"), ev
+    # The kubelet is still serving other pods.
+    _apply(k, "after", {"command": ["sleep", "3600"]})
+    wait_for("a pod after the hang", lambda: _pod(k, "after")["status"].get("phase") == "Running", timeout=60)
+    k("delete", "pod", "hang", "after", "--grace-period=1")
+
+
+def _host_state(d):
+    """What pods leave on the host: veths on the node's bridge, host-local
+    allocations, mounts under the data directory, pod and log directories."""
+    br = bridge_name(d)
+    veths = subprocess.run(["ip", "-o", "link", "show", "master", br], capture_output=True,
+                           text=True).stdout.count("\n")
+    ipam = Path(d) / "agent" / "cni" / "ipam"
+    ips = sum(1 for p in ipam.rglob("*") if p.is_file() and re.fullmatch(r"[0-9.]+", p.name)) \
+        if ipam.exists() else 0
+    mounts = sum(1 for l in Path("/proc/self/mounts").read_text().splitlines()
+                 if l.split()[1].startswith(d + "/"))
+    pods = len(list((Path(d) / "agent" / "pods").glob("*"))) if (Path(d) / "agent" / "pods").exists() else 0
+    logs = len(list((Path(d) / "agent" / "pod-logs").glob("*"))) \
+        if (Path(d) / "agent" / "pod-logs").exists() else 0
+    return {"veths": veths, "ips": ips, "mounts": mounts, "pod dirs": pods, "log dirs": logs}
+
+
+def _cgroups_of(ids):
+    base = Path("/sys/fs/cgroup/memory")
+    return [p for p in base.rglob("*") if p.is_dir() and p.name in ids] if base.exists() else []
+
+
+def test_pod_create_delete_cycles_leave_nothing_behind(node):
+    """A short version of the 1,000-cycle leak check (`wharf bench kubelet
+    --cycles N` runs the long one): veths, IPs, mounts, pod and log
+    directories and cgroups are counted before and after."""
+    _, k, d = node
+    k("delete", "pods", "--all", "--grace-period=1", "--wait=true", timeout=120)
+    wait_for("no leftover sandboxes", lambda: ctr(d, "containers", "ls", "-q").stdout.strip() == "", timeout=60)
+    before = _host_state(d)
+    ids = set()
+    for round_ in range(3):
+        for i in range(5):
+            _apply(k, f"cycle-{i}", {"command": ["sleep", "3600"]},
+                   volumes=[{"name": "scratch", "emptyDir": {"medium": "Memory"}}])
+        wait_for("the round's pods to run", lambda: all(
+            _pod(k, f"cycle-{i}")["status"].get("phase") == "Running" for i in range(5)), timeout=90)
+        ids |= set(ctr(d, "containers", "ls", "-q").stdout.split())
+        k("delete", "pods", *[f"cycle-{i}" for i in range(5)], "--grace-period=1", "--wait=true", timeout=120)
+    wait_for("the runtime to be empty", lambda: ctr(d, "containers", "ls", "-q").stdout.strip() == "", timeout=60)
+    after = wait_for("the host state to return", lambda: (lambda s: s if s == before else None)(_host_state(d)),
+                     timeout=30)
+    assert after == before
+    assert len(ids) >= 30, ids  # 15 sandboxes and 15 containers were seen
+    assert _cgroups_of(ids) == []
+
+
+def test_a_deployment_runs_on_the_real_node_alongside_hollow_nodes(node):
+    s, k, d = node
+    log = open(Path(d) / "hollow.log", "w")
+    hollow = subprocess.Popen([WHARF, "hollow-nodes", "--count", "2", "--prefix", "e2e-hollow",
+                               "--kubeconfig", str(s.kubeconfig)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for("the hollow nodes", lambda: k.run("get", "nodes", "-o", "name", check=False).stdout.count(
+            "e2e-hollow") == 2, timeout=60)
+        # Spread evenly by host name, so the real node gets its share.
+        k("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "mixed"},
+            "spec": {"replicas": 6, "selector": {"matchLabels": {"app": "mixed"}}, "template": {
+                "metadata": {"labels": {"app": "mixed"}},
+                "spec": {"terminationGracePeriodSeconds": 1,
+                         "topologySpreadConstraints": [{
+                             "maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                             "whenUnsatisfiable": "DoNotSchedule",
+                             "labelSelector": {"matchLabels": {"app": "mixed"}}}],
+                         "containers": [{"name": "c", "image": IMAGE, "imagePullPolicy": "Never",
+                                         "command": ["sleep", "3600"]}]}}}}))
+
+        def placed():
+            pods = json.loads(k("get", "pods", "-l", "app=mixed", "-o", "json"))["items"]
+            running = [p for p in pods if p["status"].get("phase") == "Running"
+                       and p["metadata"].get("deletionTimestamp") is None]
+            return len(running) == 6 and running
+
+        pods = wait_for("six running replicas", placed, timeout=120)
+        per_node = {}
+        for p in pods:
+            per_node[p["spec"]["nodeName"]] = per_node.get(p["spec"]["nodeName"], 0) + 1
+        assert per_node == {NODE: 2, "e2e-hollow-0": 2, "e2e-hollow-1": 2}, per_node
+        real = [p for p in pods if p["spec"]["nodeName"] == NODE]
+        listed = ctr(d, "containers", "ls", "-q").stdout
+        for p in real:
+            cid = p["status"]["containerStatuses"][0]["containerID"].removeprefix("containerd://")
+            assert cid in listed, (cid, listed)
+        k("delete", "deployment", "mixed")
+    finally:
+        hollow.send_signal(signal.SIGTERM)
+        try:
+            hollow.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            hollow.kill()
+            hollow.wait()
+        k.run("delete", "nodes", "e2e-hollow-0", "e2e-hollow-1", check=False)
