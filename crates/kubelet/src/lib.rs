@@ -12,6 +12,7 @@
 pub mod cni;
 pub mod containerd;
 pub mod cri;
+pub mod gc;
 pub mod images;
 pub mod keyring;
 pub mod node;
@@ -86,6 +87,8 @@ pub struct Config {
     /// The registries file (k3s's `registries.yaml` format) for wharf's own
     /// containerd; a missing file configures nothing.
     pub private_registry: Option<PathBuf>,
+    /// Image garbage collection (of wharf's own containerd).
+    pub image_gc: gc::Policy,
 }
 
 /// A running kubelet. [`Kubelet::stop`] stops it and its containerd; the
@@ -106,23 +109,21 @@ impl Kubelet {
             Some(p) => registries::Registries::load(p).map_err(Error::Runtime)?,
             None => registries::Registries::default(),
         };
-        let (own, endpoint) = match &cfg.runtime_endpoint {
+        let (own, endpoint, sandbox_image) = match &cfg.runtime_endpoint {
             Some(e) => {
                 if registries != registries::Registries::default() {
                     tracing::warn!(endpoint = %e, "the registries file only configures wharf's own containerd; ignored");
                 }
-                (None, e.clone())
+                (None, e.clone(), String::new())
             }
             None => {
                 let pause = images::pause_archive(std::path::Path::new(images::BUSYBOX))?;
-                let c = containerd::Containerd::start_with(
-                    layout.clone(),
-                    &images::pause_image_name(&pause),
-                    &registries,
-                )
-                .await?;
+                let sandbox_image = images::pause_image_name(&pause);
+                let c =
+                    containerd::Containerd::start_with(layout.clone(), &sandbox_image, &registries)
+                        .await?;
                 let e = c.endpoint();
-                (Some(c), e)
+                (Some(c), e, sandbox_image)
             }
         };
         let runtime: Arc<dyn cri::Runtime> = Arc::new(cri::grpc::GrpcRuntime::connect(&endpoint)?);
@@ -172,9 +173,20 @@ impl Kubelet {
             own.is_some().then_some(layout),
         ));
         let pods = tokio::spawn(worker.run());
+        let mut tasks = vec![node_task, pods];
+        if let Some(c) = &own {
+            let gc = gc::ImageGc::new(
+                cfg.image_gc.clone(),
+                c.layout().dir.join("root"),
+                sandbox_image,
+            );
+            tasks.push(tokio::spawn(image_gc_loop(gc, runtime.clone())));
+        } else {
+            tracing::info!("image garbage collection is left to the runtime given by endpoint");
+        }
         Ok(Kubelet {
             containerd: own,
-            tasks: AbortOnDrop(vec![node_task, pods]),
+            tasks: AbortOnDrop(tasks),
             endpoint,
         })
     }
@@ -189,6 +201,19 @@ impl Kubelet {
         drop(self.tasks);
         if let Some(c) = self.containerd {
             c.stop().await;
+        }
+    }
+}
+
+async fn image_gc_loop(mut gc: gc::ImageGc, runtime: Arc<dyn cri::Runtime>) {
+    loop {
+        tokio::time::sleep(gc.period()).await;
+        match gc.run_once(runtime.as_ref()).await {
+            Ok(removed) if !removed.is_empty() => {
+                tracing::info!(count = removed.len(), "unused images removed")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "image garbage collection failed"),
         }
     }
 }

@@ -203,6 +203,29 @@ impl Runtime for Fake {
             }))
     }
 
+    async fn list_images(&self) -> CriResult<Vec<api::Image>> {
+        self.call("ListImages".into());
+        Ok(self
+            .images
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|i| api::Image {
+                id: format!("sha256:{i}"),
+                repo_tags: vec![i.clone()],
+                size: 1,
+                ..Default::default()
+            })
+            .collect())
+    }
+
+    async fn remove_image(&self, image: &str) -> CriResult<()> {
+        self.call(format!("RemoveImage {image}"));
+        let name = image.strip_prefix("sha256:").unwrap_or(image);
+        self.images.lock().unwrap().retain(|i| i != name);
+        Ok(())
+    }
+
     async fn pull_image(
         &self,
         image: &str,

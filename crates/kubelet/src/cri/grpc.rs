@@ -269,6 +269,33 @@ impl Runtime for GrpcRuntime {
             .image)
     }
 
+    async fn list_images(&self) -> CriResult<Vec<api::Image>> {
+        let req = api::ListImagesRequest { filter: None };
+        Ok(self
+            .images
+            .clone()
+            .list_images(req)
+            .await
+            .map_err(err("ListImages"))?
+            .into_inner()
+            .images)
+    }
+
+    async fn remove_image(&self, image: &str) -> CriResult<()> {
+        let req = api::RemoveImageRequest {
+            image: Some(api::ImageSpec {
+                image: image.into(),
+                ..Default::default()
+            }),
+        };
+        self.images
+            .clone()
+            .remove_image(req)
+            .await
+            .map_err(err("RemoveImage"))?;
+        Ok(())
+    }
+
     async fn pull_image(
         &self,
         image: &str,

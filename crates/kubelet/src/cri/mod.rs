@@ -84,6 +84,10 @@ pub trait Runtime: Send + Sync + 'static {
     ) -> CriResult<api::ExecSyncResponse>;
     /// The image if present: `None` when the runtime does not have it.
     async fn image_status(&self, image: &str) -> CriResult<Option<api::Image>>;
+    /// Every image the runtime has.
+    async fn list_images(&self) -> CriResult<Vec<api::Image>>;
+    /// Remove an image (by ID or reference).
+    async fn remove_image(&self, image: &str) -> CriResult<()>;
     /// Pull an image, with registry credentials if given; returns its
     /// reference (ID).
     async fn pull_image(

@@ -34,6 +34,39 @@ pub struct KubeletArgs {
     /// The node's InternalIP (default: the host's first address).
     #[arg(long, env = "WHARF_NODE_IP")]
     pub node_ip: Option<String>,
+    #[command(flatten)]
+    pub image_gc: ImageGcArgs,
+}
+
+/// The kubelet's image garbage collection flags (upstream's names).
+#[derive(Args, Debug, Clone)]
+pub struct ImageGcArgs {
+    /// Disk usage (percent) at which unused images are removed.
+    #[arg(long, default_value_t = 85, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub image_gc_high_threshold: u8,
+    /// Disk usage (percent) image garbage collection frees down to.
+    #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub image_gc_low_threshold: u8,
+    /// How long an image must be unused before it may be removed.
+    #[arg(long, default_value = "2m", value_parser = super::controller_manager::parse_duration)]
+    pub image_minimum_gc_age: std::time::Duration,
+    /// How often image disk usage is checked (upstream: 5 m, fixed).
+    #[arg(long, default_value = "5m", value_parser = super::controller_manager::parse_duration, hide = true)]
+    pub image_gc_period: std::time::Duration,
+}
+
+impl ImageGcArgs {
+    /// The policy, checked as upstream checks it.
+    pub fn policy(&self) -> anyhow::Result<kubelet::gc::Policy> {
+        let p = kubelet::gc::Policy {
+            high_percent: self.image_gc_high_threshold,
+            low_percent: self.image_gc_low_threshold,
+            min_age: self.image_minimum_gc_age,
+            period: self.image_gc_period,
+        };
+        p.check().map_err(anyhow::Error::msg)?;
+        Ok(p)
+    }
 }
 
 /// The node name: the flag, else the host name in lower case (as upstream).
@@ -71,6 +104,7 @@ pub async fn run(args: KubeletArgs) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| super::host_address().to_string()),
         private_registry: Some(args.private_registry.clone()),
+        image_gc: args.image_gc.policy()?,
     };
     let k = start(&args.kubeconfig, args.server.as_deref(), cfg).await?;
     println!("wharf kubelet: running (CRI {})", k.endpoint());

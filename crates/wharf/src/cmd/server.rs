@@ -51,6 +51,8 @@ pub struct ServerArgs {
         default_value = "/etc/wharf/registries.yaml"
     )]
     pub private_registry: PathBuf,
+    #[command(flatten)]
+    pub image_gc: super::kubelet::ImageGcArgs,
     /// Do not run the scheduler in this process (k3s's `--disable-scheduler`).
     #[arg(long, env = "WHARF_DISABLE_SCHEDULER")]
     pub disable_scheduler: bool,
@@ -227,6 +229,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             data_dir: args.data_dir.clone(),
             runtime_endpoint: args.container_runtime_endpoint.clone(),
             private_registry: Some(args.private_registry.clone()),
+            image_gc: args.image_gc.policy()?,
             node_ip: advertise.to_string(),
         };
         Some(super::kubelet::start(&api.kubeconfig, None, cfg).await?)
