@@ -173,7 +173,7 @@ impl ImageGc {
             let used = in_use.contains(i.id.as_str())
                 || i.repo_tags.iter().any(|t| in_use.contains(t.as_str()))
                 || i.repo_digests.iter().any(|d| in_use.contains(d.as_str()));
-            let sandbox = i.repo_tags.iter().any(|t| *t == self.sandbox_image);
+            let sandbox = i.repo_tags.contains(&self.sandbox_image);
             let last = self.last_used.entry(i.id.clone()).or_insert(now);
             if used || sandbox || i.pinned {
                 *last = now;
