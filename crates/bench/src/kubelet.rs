@@ -49,6 +49,8 @@ pub const NODE: &str = "bench-kubelet";
 const NAMESPACE: &str = "wharf-bench-kubelet";
 /// The namespace of the one pod started alone before the others.
 const ALONE_NAMESPACE: &str = "wharf-bench-kubelet-alone";
+/// The namespace of the leak check's pods.
+const CYCLES_NAMESPACE: &str = "wharf-bench-kubelet-cycles";
 
 /// The workload of [`run_kubelet_bench`].
 #[derive(Clone, Debug)]
@@ -67,6 +69,9 @@ pub struct KubeletBenchConfig {
     /// Directory for the temporary data directory; the system temporary
     /// directory if `None`.
     pub work_dir: Option<PathBuf>,
+    /// Pod create/delete cycles of the leak check after the other phases
+    /// (0: none).
+    pub cycles: usize,
 }
 
 impl Default for KubeletBenchConfig {
@@ -78,6 +83,7 @@ impl Default for KubeletBenchConfig {
             timeout: Duration::from_secs(300),
             keep: false,
             work_dir: None,
+            cycles: 0,
         }
     }
 }
@@ -121,6 +127,8 @@ pub struct KubeletReport {
     /// Kubelet VmRSS and VmHWM with `rss_pods` running, in KiB.
     pub rss_kib: u64,
     pub hwm_kib: u64,
+    /// The leak check, if cycles were asked for.
+    pub leak: Option<crate::kubelet_leak::LeakReport>,
 }
 
 impl KubeletReport {
@@ -132,7 +140,7 @@ impl KubeletReport {
     fn rows(&self) -> Vec<Row> {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let mib = |k: u64| k as f64 / 1024.0;
-        vec![
+        let mut rows = vec![
             Row {
                 label: format!("pod startup p50 ({} pods)", self.config.pods),
                 value: ms(self.p50),
@@ -189,7 +197,34 @@ impl KubeletReport {
                 unit: " MiB",
                 goal: None,
             },
-        ]
+        ];
+        if let Some(l) = &self.leak {
+            let b = &l.before;
+            let a = &l.after;
+            let grown = |x: usize, y: usize| y.saturating_sub(x) as f64;
+            rows.push(Row {
+                label: format!(
+                    "left behind after {} pod cycles (veths+IPs+mounts+dirs+cgroups)",
+                    l.cycles
+                ),
+                value: grown(b.veths, a.veths)
+                    + grown(b.ips, a.ips)
+                    + grown(b.mounts, a.mounts)
+                    + grown(b.pod_dirs, a.pod_dirs)
+                    + grown(b.cgroups, a.cgroups),
+                decimals: 0,
+                unit: "",
+                goal: Some(Goal::AtMost(0.0)),
+            });
+            rows.push(Row {
+                label: "kubelet RSS after the cycles (MiB)".into(),
+                value: mib(l.rss_after_kib),
+                decimals: 1,
+                unit: " MiB",
+                goal: None,
+            });
+        }
+        rows
     }
 
     /// Whether every goal was met.
@@ -223,6 +258,20 @@ impl fmt::Display for KubeletReport {
             c.rss_pods,
             c.pods
         )?;
+        if let Some(l) = &self.leak {
+            writeln!(
+                f,
+                "Leak check: {} pods (tmpfs emptyDir each) created and deleted in waves of {} in {:.0} s; \
+                 no pods: before {:?}, after {:?}; kubelet RSS {:.1} MiB before, {:.1} MiB after.",
+                l.cycles,
+                crate::kubelet_leak::WAVE,
+                l.took.as_secs_f64(),
+                l.before,
+                l.after,
+                l.rss_before_kib as f64 / 1024.0,
+                l.rss_after_kib as f64 / 1024.0
+            )?;
+        }
         writeln!(
             f,
             "goals (issue 6): startup p50 <= {} ms and p99 <= {} ms (Kubernetes' SLO is p99 <= 5 s); \
@@ -359,9 +408,32 @@ async fn measure(
         cfg.rss_pods,
         hwm_kib as f64 / 1024.0
     );
+    let leak = if cfg.cycles > 0 {
+        let names: Vec<String> = (0..cfg.rss_pods).map(pod_name).collect();
+        delete_pods(client, NAMESPACE, &names).await?;
+        wait_deleted(&mut watch, cfg.pods, cfg.timeout).await?;
+        create_namespace(client, CYCLES_NAMESPACE).await?;
+        wait_service_account(client, CYCLES_NAMESPACE).await?;
+        eprintln!("[bench] kubelet: leak check: {} pod cycles ...", cfg.cycles);
+        let data_dir = node.data_dir.clone();
+        let target = crate::kubelet_leak::Target {
+            ns: CYCLES_NAMESPACE,
+            node: NODE,
+            image,
+            data_dir: &data_dir,
+        };
+        let r = crate::kubelet_leak::run_cycles(client, target, cfg.cycles, cfg.timeout, || {
+            node.memory_kib().map(|m| m.0)
+        })
+        .await?;
+        Some(r)
+    } else {
+        None
+    };
     Ok(KubeletReport {
         config: cfg.clone(),
         image: image.to_string(),
+        leak,
         node_ready,
         alone,
         p50,
@@ -488,7 +560,7 @@ async fn create_pods(client: &Client, ns: &str, n: usize, image: &str) -> Result
         .collect()
 }
 
-async fn delete_pods(client: &Client, ns: &str, names: &[String]) -> Result<()> {
+pub(crate) async fn delete_pods(client: &Client, ns: &str, names: &[String]) -> Result<()> {
     for name in names {
         let req = http::Request::delete(format!("/api/v1/namespaces/{ns}/pods/{name}"))
             .header(http::header::ACCEPT, "application/json")
@@ -650,7 +722,7 @@ impl Node {
     /// what is mounted under the data directory and delete the bridge.
     async fn stop(&mut self, client: &Client) {
         if self.guard.is_running() {
-            for ns in [ALONE_NAMESPACE, NAMESPACE] {
+            for ns in [ALONE_NAMESPACE, NAMESPACE, CYCLES_NAMESPACE] {
                 let Some(names) = pod_names(client, ns).await else {
                     continue;
                 };
@@ -758,6 +830,7 @@ mod tests {
             p99: Duration::from_millis(p99),
             max: Duration::from_millis(p99 + 10),
             span: Duration::from_secs(20),
+            leak: None,
             rss_idle_kib: 20 * 1024,
             rss_kib: rss_mib * 1024,
             hwm_kib: (rss_mib + 5) * 1024,

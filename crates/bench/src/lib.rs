@@ -19,6 +19,7 @@ pub mod deployment;
 mod h2;
 pub mod idle;
 pub mod kubelet;
+pub mod kubelet_leak;
 pub mod patch;
 mod podwatch;
 mod report;

@@ -37,6 +37,10 @@ struct KubeletArgs {
     /// Pods left running when the kubelet's RSS is read.
     #[arg(long)]
     rss_pods: Option<usize>,
+    /// Then create and delete this many pods and count what they leave
+    /// behind (veths, IPs, mounts, directories, cgroups): the leak check.
+    #[arg(long, default_value_t = 0)]
+    cycles: usize,
     /// Seconds the pods may take to be Running.
     #[arg(long)]
     timeout_secs: Option<u64>,
@@ -321,6 +325,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             let mut cfg = bench::KubeletBenchConfig::default();
             cfg.pods = a.pods.unwrap_or(cfg.pods);
             cfg.rss_pods = a.rss_pods.unwrap_or(cfg.rss_pods);
+            cfg.cycles = a.cycles;
             secs(&mut cfg.timeout, a.timeout_secs);
             cfg.keep = a.keep;
             cfg.work_dir = a.work_dir;
