@@ -36,7 +36,7 @@ pub struct Config {
     pub nodeport_addresses: NodePortAddresses,
     /// At most one apply per this period (kube-proxy's `--iptables-min-sync-period`).
     pub min_sync_period: Duration,
-    /// A full re-apply at least this often, repairing outside changes.
+    /// A full refill at least this often, repairing outside changes.
     pub sync_period: Duration,
 }
 
@@ -48,7 +48,7 @@ impl Config {
             cluster_cidr: None,
             nodeport_addresses: NodePortAddresses::Primary,
             min_sync_period: Duration::from_millis(100),
-            sync_period: Duration::from_secs(30),
+            sync_period: Duration::from_secs(300),
         }
     }
 }
@@ -185,7 +185,13 @@ async fn sync_loop(stores: Stores, cfg: Config, nft: Arc<dyn Nft>, notify: Arc<N
         let resync = last_full.elapsed() >= cfg.sync_period;
         let mut retry = false;
         if resync || applied.as_ref() != Some(&desired) {
-            let script = desired.render(applied.as_ref());
+            // The first apply rebuilds the table; a resync refills it whole
+            // (repairing outside changes, keeping affinity entries); any
+            // other change touches only what differs.
+            let script = match &applied {
+                Some(prev) if !resync => desired.diff(prev),
+                prev => desired.render(prev.as_ref()),
+            };
             let started = Instant::now();
             let nft2 = nft.clone();
             let result = tokio::task::spawn_blocking(move || nft2.apply(&script))
@@ -199,7 +205,7 @@ async fn sync_loop(stores: Stores, cfg: Config, nft: Arc<dyn Nft>, notify: Arc<N
                         chains = desired.chains.len(),
                         compute_ms = compute_time.as_secs_f64() * 1e3,
                         apply_ms = started.elapsed().as_secs_f64() * 1e3,
-                        full = applied.is_none(),
+                        mode = if applied.is_none() { "create" } else if resync { "refill" } else { "diff" },
                         "proxy rules applied"
                     );
                     applied = Some(desired);

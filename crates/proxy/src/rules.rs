@@ -240,6 +240,101 @@ impl Ruleset {
     }
 }
 
+impl Ruleset {
+    /// The nft script that turns `previous` (what the kernel holds, as
+    /// this process last applied it) into this ruleset, touching only what
+    /// changed: new chains and sets are added, changed chains flushed and
+    /// refilled, map and set elements deleted and added one by one, and
+    /// what is gone deleted last (once nothing refers to it). Also one
+    /// transaction. Empty when nothing changed.
+    pub fn diff(&self, previous: &Ruleset) -> String {
+        let t = &self.table;
+        let mut s = String::new();
+        let kind = |c: &Collection| if c.def.contains(" : ") { "map" } else { "set" };
+        for (name, c) in self
+            .chains
+            .iter()
+            .filter(|(n, _)| !previous.chains.contains_key(*n))
+        {
+            match &c.header {
+                Some(h) => s.push_str(&format!("add chain ip {t} {name} {{ {h} }}\n")),
+                None => s.push_str(&format!("add chain ip {t} {name}\n")),
+            }
+        }
+        for (name, set) in &self.sets {
+            match previous.sets.get(name) {
+                Some(old) if old.def == set.def => {}
+                Some(old) => {
+                    // A changed declaration (never happens for our fixed
+                    // declarations) would need a delete first.
+                    s.push_str(&format!("delete {} ip {t} {name}\n", kind(old)));
+                    s.push_str(&format!(
+                        "add {} ip {t} {name} {{ {} }}\n",
+                        kind(set),
+                        set.def
+                    ));
+                }
+                None => s.push_str(&format!(
+                    "add {} ip {t} {name} {{ {} }}\n",
+                    kind(set),
+                    set.def
+                )),
+            }
+        }
+        for (name, c) in &self.chains {
+            match previous.chains.get(name) {
+                Some(old) if old.rules == c.rules => continue,
+                Some(_) => s.push_str(&format!("flush chain ip {t} {name}\n")),
+                None => {}
+            }
+            for r in &c.rules {
+                s.push_str(&format!("add rule ip {t} {name} {r}\n"));
+            }
+        }
+        let key = |e: &str| e.split(" : ").next().unwrap_or(e).to_string();
+        for (name, set) in &self.sets {
+            let empty = Vec::new();
+            let old = previous
+                .sets
+                .get(name)
+                .filter(|o| o.def == set.def)
+                .map(|o| &o.elements)
+                .unwrap_or(&empty);
+            let new: BTreeSet<&String> = set.elements.iter().collect();
+            let before: BTreeSet<&String> = old.iter().collect();
+            let gone: Vec<String> = before.difference(&new).map(|e| key(e)).collect();
+            let added: Vec<&str> = new.difference(&before).map(|e| e.as_str()).collect();
+            if !gone.is_empty() {
+                s.push_str(&format!(
+                    "delete element ip {t} {name} {{ {} }}\n",
+                    gone.join(", ")
+                ));
+            }
+            if !added.is_empty() {
+                s.push_str(&format!(
+                    "add element ip {t} {name} {{ {} }}\n",
+                    added.join(", ")
+                ));
+            }
+        }
+        for name in previous
+            .chains
+            .keys()
+            .filter(|n| !self.chains.contains_key(*n))
+        {
+            s.push_str(&format!("delete chain ip {t} {name}\n"));
+        }
+        for (name, set) in previous
+            .sets
+            .iter()
+            .filter(|(n, _)| !self.sets.contains_key(*n))
+        {
+            s.push_str(&format!("delete {} ip {t} {name}\n", kind(set)));
+        }
+        s
+    }
+}
+
 /// One endpoint of one service port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Ep {

@@ -450,3 +450,32 @@ fn nodeport_cidrs_match_local_addresses() {
     );
     assert!(!rs.sets.contains_key("nodeport-ips"));
 }
+
+#[test]
+fn diff_touches_only_what_changed() {
+    let two = web_slice(&[ready("10.42.0.5", "n1"), ready("10.42.0.6", "n1")]);
+    let before = compute_for(&[web()], &[two.clone()]);
+    assert_eq!(before.diff(&before), "");
+    let after = compute_for(&[web()], &[web_slice(&[ready("10.42.0.6", "n1")])]);
+    let script = after.diff(&before);
+    assert_eq!(
+        script.lines().collect::<Vec<_>>(),
+        [
+            "flush chain ip t svc-ns/web/tcp/80",
+            "add rule ip t svc-ns/web/tcp/80 ip daddr 10.43.0.10 ip saddr != 10.42.0.0/16 jump mark-for-masquerade",
+            "add rule ip t svc-ns/web/tcp/80 numgen random mod 1 vmap { 0 : goto ep-ns/web/tcp/80__10.42.0.6/8080 }",
+            "delete chain ip t ep-ns/web/tcp/80__10.42.0.5/8080",
+        ]
+    );
+    // No endpoints left: the map entry moves to the reject map, chains go.
+    let none = compute_for(&[web()], &[web_slice(&[])]);
+    assert_eq!(
+        none.diff(&after).lines().collect::<Vec<_>>(),
+        [
+            "add element ip t no-endpoint-services { 10.43.0.10 . tcp . 80 : goto reject-chain }",
+            "delete element ip t service-ips { 10.43.0.10 . tcp . 80 }",
+            "delete chain ip t ep-ns/web/tcp/80__10.42.0.6/8080",
+            "delete chain ip t svc-ns/web/tcp/80",
+        ]
+    );
+}

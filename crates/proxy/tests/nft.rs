@@ -327,8 +327,7 @@ fn services_in_real_network_namespaces() {
         slice("sticky", &["10.42.0.5", "10.42.0.6"]),
     ];
     let second = ruleset(&services, &slices);
-    nft.apply(&second.render(Some(&first)))
-        .expect("the update applies");
+    nft.apply(&second.diff(&first)).expect("the update applies");
     for _ in 0..8 {
         assert_eq!(t.get(&t.client, "http://10.43.0.10/").as_deref(), Ok("two"));
     }
@@ -363,4 +362,113 @@ fn services_in_real_network_namespaces() {
     proxy::nft::delete_table(&nft, TABLE).unwrap();
     let tables = t.exec(&t.router, &["nft", "list", "tables"]);
     assert!(!String::from_utf8_lossy(&tables.stdout).contains(TABLE));
+}
+
+/// One namespace, deleted on drop.
+struct Netns(String);
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = run(&["ip", "netns", "del", &self.0]);
+    }
+}
+
+/// 1,000 Services × 10 endpoints: checks the kernel holds what was computed
+/// and prints how long computing, rendering and applying take (a
+/// measurement for the record, not a timed assertion).
+#[test]
+fn a_thousand_services_with_ten_endpoints_each() {
+    let ns = Netns(format!("wharf-test-{:x}-scale", std::process::id()));
+    must(&["ip", "netns", "add", &ns.0]);
+    let mut services = Vec::new();
+    let mut slices = Vec::new();
+    for i in 0..1000u32 {
+        let name = format!("s{i}");
+        services.push(service(
+            &name,
+            json!({ "type": "NodePort",
+            "clusterIP": format!("10.43.{}.{}", i / 250, i % 250 + 1),
+            "ports": [{ "port": 80, "targetPort": 8080, "nodePort": 30000 + i }] }),
+        ));
+        let ips: Vec<String> = (0..10)
+            .map(|j| format!("10.42.{}.{}", i / 25, (i % 25) * 10 + j + 1))
+            .collect();
+        let refs: Vec<&str> = ips.iter().map(String::as_str).collect();
+        slices.push(slice(&name, &refs));
+    }
+    let t = Instant::now();
+    let first = ruleset(&services, &slices);
+    let compute = t.elapsed();
+    let t = Instant::now();
+    let script = first.render(None);
+    let render = t.elapsed();
+    let nft = NftCommand {
+        netns: Some(ns.0.clone()),
+    };
+    let t = Instant::now();
+    nft.apply(&script).expect("the full ruleset loads");
+    let full = t.elapsed();
+    // One endpoint of one service changes: only that is sent.
+    slices[500] = slice("s500", &["10.42.99.1"]);
+    let second = ruleset(&services, &slices);
+    let script2 = second.diff(&first);
+    let t = Instant::now();
+    nft.apply(&script2).expect("the update applies");
+    let update = t.elapsed();
+    // The periodic refill of the whole table (same contents).
+    let t = Instant::now();
+    nft.apply(&second.render(Some(&second)))
+        .expect("the refill applies");
+    let refill = t.elapsed();
+
+    let count = |what: &str| {
+        let out = run(&[
+            "ip", "netns", "exec", &ns.0, "nft", "list", "map", "ip", TABLE, what,
+        ]);
+        String::from_utf8_lossy(&out.stdout)
+            .matches(" : goto ")
+            .count()
+    };
+    assert_eq!(count("service-ips"), 1000);
+    assert_eq!(count("service-nodeports"), 1000);
+    let out = run(&[
+        "ip",
+        "netns",
+        "exec",
+        &ns.0,
+        "nft",
+        "list",
+        "chain",
+        "ip",
+        TABLE,
+        "svc-default/s500/tcp/80",
+    ]);
+    let chain = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        chain.contains(
+            "numgen random mod 1 vmap { 0 : goto ep-default/s500/tcp/80__10.42.99.1/8080 }"
+        ),
+        "{chain}"
+    );
+    let chains = run(&["ip", "netns", "exec", &ns.0, "nft", "list", "chains", "ip"]);
+    let n_chains = String::from_utf8_lossy(&chains.stdout)
+        .lines()
+        .filter(|l| l.trim_start().starts_with("chain "))
+        .count();
+    assert_eq!(n_chains, second.chains.len());
+    assert_eq!(second.chains.len(), first.chains.len() - 9);
+    println!(
+        "1000 services x 10 endpoints: {} rules+elements, {} chains, script {} KiB; \
+         compute {:?}, render {:?}, first (full) apply {:?}, one endpoint changed (diff of {} lines) {:?}, \
+         refill of the whole table {:?}",
+        first.size(),
+        first.chains.len(),
+        script.len() / 1024,
+        compute,
+        render,
+        full,
+        script2.lines().count(),
+        update,
+        refill
+    );
 }
