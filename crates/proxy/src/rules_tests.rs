@@ -310,7 +310,7 @@ fn external_traffic_policy_local_keeps_the_client_address_and_uses_local_endpoin
                 "ports": [{ "port": 80, "nodePort": 30080 }] }),
     );
     let rs = compute_for(
-        &[svc.clone()],
+        std::slice::from_ref(&svc),
         &[web_slice(&[
             ready("10.42.0.5", "n1"),
             ready("10.42.1.5", "n2"),
@@ -347,7 +347,7 @@ fn internal_traffic_policy_local_serves_the_cluster_ip_from_local_endpoints() {
     );
     let sl = |eps: &[(&str, &str, bool, bool, bool)]| slice("web", json!([{ "port": 80 }]), eps);
     let rs = compute_for(
-        &[svc.clone()],
+        std::slice::from_ref(&svc),
         &[sl(&[ready("10.42.0.5", "n1"), ready("10.42.1.5", "n2")])],
     );
     assert_eq!(
@@ -454,7 +454,7 @@ fn nodeport_cidrs_match_local_addresses() {
 #[test]
 fn diff_touches_only_what_changed() {
     let two = web_slice(&[ready("10.42.0.5", "n1"), ready("10.42.0.6", "n1")]);
-    let before = compute_for(&[web()], &[two.clone()]);
+    let before = compute_for(&[web()], std::slice::from_ref(&two));
     assert_eq!(before.diff(&before), "");
     let after = compute_for(&[web()], &[web_slice(&[ready("10.42.0.6", "n1")])]);
     let script = after.diff(&before);
