@@ -317,11 +317,17 @@ impl Ruleset {
                 ));
             }
         }
-        for name in previous
+        // Chains that go may refer to each other (svc → ep): empty them
+        // all before deleting any, or the kernel says EBUSY.
+        let gone: Vec<&String> = previous
             .chains
             .keys()
             .filter(|n| !self.chains.contains_key(*n))
-        {
+            .collect();
+        for name in &gone {
+            s.push_str(&format!("flush chain ip {t} {name}\n"));
+        }
+        for name in &gone {
             s.push_str(&format!("delete chain ip {t} {name}\n"));
         }
         for (name, set) in previous

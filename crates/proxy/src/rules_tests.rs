@@ -464,6 +464,7 @@ fn diff_touches_only_what_changed() {
             "flush chain ip t svc-ns/web/tcp/80",
             "add rule ip t svc-ns/web/tcp/80 ip daddr 10.43.0.10 ip saddr != 10.42.0.0/16 jump mark-for-masquerade",
             "add rule ip t svc-ns/web/tcp/80 numgen random mod 1 vmap { 0 : goto ep-ns/web/tcp/80__10.42.0.6/8080 }",
+            "flush chain ip t ep-ns/web/tcp/80__10.42.0.5/8080",
             "delete chain ip t ep-ns/web/tcp/80__10.42.0.5/8080",
         ]
     );
@@ -474,6 +475,8 @@ fn diff_touches_only_what_changed() {
         [
             "add element ip t no-endpoint-services { 10.43.0.10 . tcp . 80 : goto reject-chain }",
             "delete element ip t service-ips { 10.43.0.10 . tcp . 80 }",
+            "flush chain ip t ep-ns/web/tcp/80__10.42.0.6/8080",
+            "flush chain ip t svc-ns/web/tcp/80",
             "delete chain ip t ep-ns/web/tcp/80__10.42.0.6/8080",
             "delete chain ip t svc-ns/web/tcp/80",
         ]

@@ -358,6 +358,23 @@ fn services_in_real_network_namespaces() {
     for _ in 0..4 {
         assert_eq!(t.get(&t.client, "http://10.43.0.10/").as_deref(), Ok("two"));
     }
+    // web loses every endpoint: its chains (which refer to each other) go
+    // in one diff, and it is refused at once.
+    let third = ruleset(
+        &services,
+        &[
+            slice("empty", &["10.42.0.5"]),
+            slice("sticky", &["10.42.0.5", "10.42.0.6"]),
+        ],
+    );
+    nft.apply(&third.diff(&second))
+        .expect("removing every endpoint applies");
+    for url in ["http://10.43.0.10/", "http://192.168.77.1:30080/"] {
+        let err = t.get(&t.client, url).expect_err("web without endpoints");
+        assert!(err.contains("refused"), "{url}: {err}");
+    }
+    nft.apply(&second.diff(&third)).expect("and back");
+    assert_eq!(t.get(&t.client, "http://10.43.0.10/").as_deref(), Ok("two"));
     // Only our table was ever touched, and deleting it is clean.
     proxy::nft::delete_table(&nft, TABLE).unwrap();
     let tables = t.exec(&t.router, &["nft", "list", "tables"]);
