@@ -238,6 +238,100 @@ async fn sync_loop(stores: Stores, cfg: Config, nft: Arc<dyn Nft>, notify: Arc<N
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kube::runtime::watcher::Event;
+
+    fn obj<K: serde::de::DeserializeOwned>(v: serde_json::Value) -> K {
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// The loop over hand-fed stores and the recording fake: it waits for
+    /// the first lists, creates the table once, then sends diffs; after a
+    /// failed apply it rebuilds the table.
+    #[tokio::test]
+    async fn sync_loop_creates_then_diffs_and_rebuilds_after_a_failure() {
+        let (services, mut sw) = reflector::store::<Service>();
+        let (slices, mut lw) = reflector::store::<EndpointSlice>();
+        let (nodes, mut nw) = reflector::store::<Node>();
+        let rec = Arc::new(nft::Recorder::default());
+        let notify = Arc::new(Notify::new());
+        let mut cfg = Config::new("n1");
+        cfg.table = "t".into();
+        cfg.min_sync_period = Duration::from_millis(5);
+        let task = tokio::spawn(sync_loop(
+            Stores {
+                services,
+                slices,
+                nodes,
+            },
+            cfg,
+            rec.clone(),
+            notify.clone(),
+        ));
+        let svc: Service = obj(
+            serde_json::json!({ "metadata": { "name": "web", "namespace": "ns" },
+            "spec": { "clusterIP": "10.43.0.10", "ports": [{ "port": 80 }] } }),
+        );
+        let slice = |ip: &str| -> EndpointSlice {
+            obj(
+                serde_json::json!({ "metadata": { "name": "web-1", "namespace": "ns",
+                "labels": { "kubernetes.io/service-name": "web" } },
+                "addressType": "IPv4", "ports": [{ "port": 8080 }],
+                "endpoints": [{ "addresses": [ip], "conditions": { "ready": true } }] }),
+            )
+        };
+        let scripts = |n: usize| {
+            let rec = rec.clone();
+            async move {
+                for _ in 0..200 {
+                    let s = rec.scripts.lock().unwrap().clone();
+                    if s.len() >= n {
+                        return s;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                panic!("fewer than {n} applies: {:?}", rec.scripts.lock().unwrap());
+            }
+        };
+        // Nothing before every first list is complete.
+        sw.apply_watcher_event(&Event::Init);
+        sw.apply_watcher_event(&Event::InitApply(svc));
+        sw.apply_watcher_event(&Event::InitDone);
+        lw.apply_watcher_event(&Event::Init);
+        lw.apply_watcher_event(&Event::InitApply(slice("10.42.0.5")));
+        lw.apply_watcher_event(&Event::InitDone);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(rec.scripts.lock().unwrap().is_empty());
+        nw.apply_watcher_event(&Event::Init);
+        nw.apply_watcher_event(&Event::InitDone);
+        let s = scripts(1).await;
+        assert!(s[0].starts_with("add table ip t\ndelete table ip t\n"));
+        assert!(s[0].contains("dnat to 10.42.0.5:8080"));
+
+        lw.apply_watcher_event(&Event::Apply(slice("10.42.0.6")));
+        notify.notify_one();
+        let s = scripts(2).await;
+        assert!(
+            s[1].starts_with("add chain ip t ep-ns/web/tcp/80__10.42.0.6/8080\n"),
+            "{}",
+            s[1]
+        );
+        assert!(s[1].contains("delete chain ip t ep-ns/web/tcp/80__10.42.0.5/8080"));
+        // A wake-up without a change applies nothing.
+        notify.notify_one();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(rec.scripts.lock().unwrap().len(), 2);
+
+        *rec.fail.lock().unwrap() = Some("boom".into());
+        lw.apply_watcher_event(&Event::Apply(slice("10.42.0.7")));
+        notify.notify_one();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        *rec.fail.lock().unwrap() = None;
+        // Retried within a second, as a rebuild.
+        let s = scripts(3).await;
+        assert!(s[2].contains("delete table ip t"), "{}", s[2]);
+        assert!(s[2].contains("dnat to 10.42.0.7:8080"));
+        task.abort();
+    }
 
     #[test]
     fn node_ips_are_the_ipv4_internal_and_external_addresses() {
