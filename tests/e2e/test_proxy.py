@@ -207,3 +207,45 @@ def test_load_balancer_gets_the_node_address(cluster):
     assert ip in k("get", "service", "lb")  # EXTERNAL-IP column
     wait_for("a ready endpoint", lambda: ready_endpoints(k, "lb"), timeout=90)
     assert BODY in wait_for("the load balancer to answer", lambda: get(f"http://{ip}:8089/"), timeout=30)
+
+
+def test_standalone_proxy_follows_a_selectorless_service(server, kubectl, namespace):
+    """`wharf proxy` alone against a server without agent: a Service with a
+    hand-written EndpointSlice shows up in (and leaves) its own table."""
+    table = f"wharf-e2e-{random.randrange(1 << 32):08x}"
+    log = open(Path(server.data_dir) / f"{table}.log", "ab")
+    p = subprocess.Popen([WHARF, "proxy", "--kubeconfig", str(server.kubeconfig), "--hostname-override", "n1",
+                          "--cluster-cidr", "10.42.0.0/16", "--proxy-table-name", table],
+                         stdout=log, stderr=subprocess.STDOUT)
+    listing = lambda: subprocess.run(["nft", "list", "table", "ip", table], capture_output=True, text=True).stdout
+    try:
+        kubectl("create", "-n", namespace, "-f", "-", input=f"""
+apiVersion: v1
+kind: Service
+metadata: {{name: manual}}
+spec:
+  ports: [{{port: 80, targetPort: 8080, protocol: UDP}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: manual-1
+  labels: {{kubernetes.io/service-name: manual}}
+addressType: IPv4
+ports: [{{port: 8080, protocol: UDP}}]
+endpoints: [{{addresses: [10.42.7.7], nodeName: n1, conditions: {{ready: true}}}}]
+""")
+        cip = kubectl("get", "service", "manual", "-n", namespace, "-o", "jsonpath={.spec.clusterIP}")
+        wait_for("the service in the table", lambda: f"{cip} . udp . 80 : goto svc-{namespace}/manual/udp/80" in listing(),
+                 timeout=30)
+        assert f"dnat to 10.42.7.7:8080" in listing()
+        kubectl("delete", "endpointslice", "manual-1", "-n", namespace)
+        wait_for("the service rejected", lambda: f"{cip} . udp . 80 : goto reject-chain" in listing(), timeout=30)
+        assert "10.42.7.7" not in listing()
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)
+        # It leaves its table on exit, as kube-proxy; --cleanup removes it.
+        assert table in subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+        subprocess.run([WHARF, "proxy", "--cleanup", "--proxy-table-name", table], check=True, capture_output=True)
+        assert table not in subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
