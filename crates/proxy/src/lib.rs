@@ -129,6 +129,7 @@ where
     }
 }
 
+#[derive(Clone)]
 struct Stores {
     services: Store<Service>,
     slices: Store<EndpointSlice>,
@@ -180,46 +181,21 @@ async fn sync_loop(stores: Stores, cfg: Config, nft: Arc<dyn Nft>, notify: Arc<N
     let mut last_full = Instant::now();
     loop {
         let started = Instant::now();
-        let desired = stores.compute(&cfg);
-        let compute_time = started.elapsed();
         let resync = last_full.elapsed() >= cfg.sync_period;
-        let mut retry = false;
-        if resync || applied.as_ref() != Some(&desired) {
-            // The first apply rebuilds the table; a resync refills it whole
-            // (repairing outside changes, keeping affinity entries); any
-            // other change touches only what differs.
-            let script = match &applied {
-                Some(prev) if !resync => desired.diff(prev),
-                prev => desired.render(prev.as_ref()),
-            };
-            let started = Instant::now();
-            let nft2 = nft.clone();
-            let result = tokio::task::spawn_blocking(move || nft2.apply(&script))
-                .await
-                .unwrap_or_else(|e| Err(nft::Error::Rejected(format!("apply task: {e}"))));
-            match result {
-                Ok(()) => {
-                    tracing::info!(
-                        table = %cfg.table,
-                        rules = desired.size(),
-                        chains = desired.chains.len(),
-                        compute_ms = compute_time.as_secs_f64() * 1e3,
-                        apply_ms = started.elapsed().as_secs_f64() * 1e3,
-                        mode = if applied.is_none() { "create" } else if resync { "refill" } else { "diff" },
-                        "proxy rules applied"
-                    );
-                    applied = Some(desired);
-                    if resync {
-                        last_full = Instant::now();
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(table = %cfg.table, error = %e, "applying the proxy rules failed; rebuilding the table next");
-                    // The table's state is unknown: rebuild it whole.
-                    applied = None;
-                    retry = true;
-                }
-            }
+        // Computing and applying take tens of milliseconds at a thousand
+        // services: off the async workers.
+        let job = {
+            let (stores, cfg, nft, prev) =
+                (stores.clone(), cfg.clone(), nft.clone(), applied.take());
+            move || sync_once(&stores, &cfg, &*nft, prev, resync)
+        };
+        let (now, ok) = tokio::task::spawn_blocking(job)
+            .await
+            .unwrap_or((None, false));
+        applied = now;
+        let retry = !ok;
+        if ok && resync {
+            last_full = Instant::now();
         }
         let wait = if retry {
             Duration::from_secs(1)
@@ -232,6 +208,51 @@ async fn sync_loop(stores: Stores, cfg: Config, nft: Arc<dyn Nft>, notify: Arc<N
         }
         // Debounce: changes arriving together make one apply.
         tokio::time::sleep(cfg.min_sync_period.saturating_sub(started.elapsed())).await;
+    }
+}
+
+/// One sync: compute, and apply what differs from `applied` (everything
+/// on `resync`). Returns what the table now holds (None: unknown, so the
+/// next sync rebuilds it) and whether the apply succeeded.
+fn sync_once(
+    stores: &Stores,
+    cfg: &Config,
+    nft: &dyn Nft,
+    applied: Option<Ruleset>,
+    resync: bool,
+) -> (Option<Ruleset>, bool) {
+    let started = Instant::now();
+    let desired = stores.compute(cfg);
+    let compute_time = started.elapsed();
+    if !resync && applied.as_ref() == Some(&desired) {
+        return (applied, true);
+    }
+    // The first apply rebuilds the table; a resync refills it whole
+    // (repairing outside changes, keeping affinity entries); any other
+    // change touches only what differs.
+    let (script, mode) = match &applied {
+        Some(prev) if !resync => (desired.diff(prev), "diff"),
+        Some(prev) => (desired.render(Some(prev)), "refill"),
+        None => (desired.render(None), "create"),
+    };
+    let started = Instant::now();
+    match nft.apply(&script) {
+        Ok(()) => {
+            tracing::info!(
+                table = %cfg.table,
+                rules = desired.size(),
+                chains = desired.chains.len(),
+                compute_ms = compute_time.as_secs_f64() * 1e3,
+                apply_ms = started.elapsed().as_secs_f64() * 1e3,
+                mode,
+                "proxy rules applied"
+            );
+            (Some(desired), true)
+        }
+        Err(e) => {
+            tracing::error!(table = %cfg.table, error = %e, "applying the proxy rules failed; rebuilding the table next");
+            (None, false)
+        }
     }
 }
 

@@ -334,7 +334,10 @@ fn services_in_real_network_namespaces() {
     assert_eq!(t.get(&t.client, "http://10.43.0.20/").as_deref(), Ok("one"));
     // Hairpin: the endpoint reaches itself through its service (masqueraded,
     // or its reply would skip the router's conntrack).
-    assert_eq!(t.get(&t.backend, "http://10.43.0.20/").as_deref(), Ok("one"));
+    assert_eq!(
+        t.get(&t.backend, "http://10.43.0.20/").as_deref(),
+        Ok("one")
+    );
     assert_eq!(
         t.get(&t.client, "http://192.168.77.1:30081/").as_deref(),
         Ok("one")
