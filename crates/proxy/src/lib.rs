@@ -7,6 +7,7 @@
 
 pub mod nft;
 pub mod rules;
+pub mod script;
 pub mod servicelb;
 
 use std::net::Ipv4Addr;
