@@ -273,8 +273,9 @@ fn cluster_ip(svc: &Service) -> Option<Ipv4Addr> {
 
 /// Addresses that count as external destinations: `externalIPs` and, for
 /// LoadBalancer services, the ingress IPs (not those with `ipMode: Proxy`,
-/// which the load balancer terminates itself).
-fn external_ips(svc: &Service) -> Vec<Ipv4Addr> {
+/// which the load balancer terminates itself). The second list is the
+/// load-balancer IPs alone.
+fn external_ips(svc: &Service) -> (Vec<Ipv4Addr>, Vec<Ipv4Addr>) {
     let spec = svc.spec.as_ref();
     let mut out: Vec<Ipv4Addr> = spec
         .and_then(|s| s.external_ips.as_ref())
@@ -282,6 +283,7 @@ fn external_ips(svc: &Service) -> Vec<Ipv4Addr> {
         .flatten()
         .filter_map(|ip| ip.parse().ok())
         .collect();
+    let mut lb = Vec::new();
     if spec.and_then(|s| s.type_.as_deref()) == Some("LoadBalancer") {
         let ingress = svc
             .status
@@ -293,13 +295,16 @@ fn external_ips(svc: &Service) -> Vec<Ipv4Addr> {
                 continue;
             }
             if let Some(ip) = i.ip.as_ref().and_then(|ip| ip.parse().ok()) {
-                out.push(ip);
+                lb.push(ip);
             }
         }
     }
+    lb.sort();
+    lb.dedup();
+    out.extend(&lb);
     out.sort();
     out.dedup();
-    out
+    (out, lb)
 }
 
 /// The desired ruleset for `input`.
@@ -351,6 +356,10 @@ fn base_chains(rs: &mut Ruleset, input: &Input<'_>) {
     );
     rs.set(
         "no-endpoint-services",
+        "type ipv4_addr . inet_proto . inet_service : verdict ;",
+    );
+    rs.set(
+        "firewall-ips",
         "type ipv4_addr . inet_proto . inet_service : verdict ;",
     );
     rs.set(
@@ -425,7 +434,23 @@ fn base_chains(rs: &mut Ruleset, input: &Input<'_>) {
         FILTER_PRIORITY,
         &check,
     );
-    rs.base("filter-output", "filter", "output", FILTER_PRIORITY, &check);
+    rs.base(
+        "filter-output",
+        "filter",
+        "output",
+        FILTER_PRIORITY,
+        &["jump firewall-check", check[0]],
+    );
+    // Before DNAT, while the load-balancer IP is still the destination.
+    rs.base(
+        "filter-prerouting",
+        "filter",
+        "prerouting",
+        FILTER_PRIORITY,
+        &["jump firewall-check"],
+    );
+    *rs.chain("firewall-check") =
+        vec!["ip daddr . meta l4proto . th dport vmap @firewall-ips".into()];
     *rs.chain("endpoints-check") = vec![
         "ip daddr . meta l4proto . th dport vmap @no-endpoint-services".into(),
         format!("{nodeport_match} meta l4proto . th dport vmap @no-endpoint-nodeports"),
@@ -461,7 +486,26 @@ fn service_port(
         .filter(|_| matches!(ty, "NodePort" | "LoadBalancer"))
         .and_then(|p| u16::try_from(p).ok())
         .filter(|p| *p != 0);
-    let ext_ips = external_ips(svc);
+    let (ext_ips, lb_ips) = external_ips(svc);
+    // loadBalancerSourceRanges: other clients of the load-balancer IPs are
+    // dropped before DNAT (IPv6 ranges are skipped).
+    let ranges: Vec<String> = spec
+        .load_balancer_source_ranges
+        .iter()
+        .flatten()
+        .filter_map(|r| r.trim().parse::<Cidr>().ok())
+        .map(|c| c.to_string())
+        .collect();
+    if !ranges.is_empty() && !lb_ips.is_empty() {
+        let fw = format!("fw-{key}");
+        *rs.chain(&fw) = vec![format!("ip saddr != {{ {} }} drop", ranges.join(", "))];
+        for ip in &lb_ips {
+            rs.element(
+                "firewall-ips",
+                format!("{ip} . {proto} . {svc_port} : goto {fw}"),
+            );
+        }
+    }
     let has_external = node_port.is_some() || !ext_ips.is_empty();
     let internal_local = spec.internal_traffic_policy.as_deref() == Some("Local");
     let external_local = spec.external_traffic_policy.as_deref() == Some("Local")

@@ -191,7 +191,7 @@ fn service_without_endpoints_is_rejected_for_every_destination() {
     );
     assert_eq!(
         rules(&rs, "filter-output"),
-        ["ct state new jump endpoints-check"]
+        ["jump firewall-check", "ct state new jump endpoints-check"]
     );
     assert_eq!(
         rs.chains["filter-output"].header.as_deref().unwrap(),
@@ -481,4 +481,39 @@ fn diff_touches_only_what_changed() {
             "delete chain ip t svc-ns/web/tcp/80",
         ]
     );
+}
+
+#[test]
+fn load_balancer_source_ranges_drop_other_clients_of_the_load_balancer_ips() {
+    let mut svc = service(
+        "web",
+        json!({ "type": "LoadBalancer", "clusterIP": "10.43.0.10", "externalIPs": ["203.0.113.5"],
+                "loadBalancerSourceRanges": ["192.168.0.0/16", " 10.1.0.0/24", "fd00::/8"],
+                "ports": [{ "port": 80, "nodePort": 30080 }] }),
+    );
+    svc.status = serde_json::from_value(
+        json!({ "loadBalancer": { "ingress": [{ "ip": "198.51.100.7" }] } }),
+    )
+    .unwrap();
+    let rs = compute_for(&[svc], &[web_slice(&[ready("10.42.0.5", "n1")])]);
+    // Only the load-balancer IP is filtered, not the external IP or the NodePort.
+    assert_eq!(
+        elements(&rs, "firewall-ips"),
+        ["198.51.100.7 . tcp . 80 : goto fw-ns/web/tcp/80"]
+    );
+    assert_eq!(
+        rules(&rs, "fw-ns/web/tcp/80"),
+        ["ip saddr != { 192.168.0.0/16, 10.1.0.0/24 } drop"]
+    );
+    assert_eq!(
+        rs.chains["filter-prerouting"].header.as_deref(),
+        Some("type filter hook prerouting priority -110 ; policy accept ;")
+    );
+    assert_eq!(
+        rules(&rs, "firewall-check"),
+        ["ip daddr . meta l4proto . th dport vmap @firewall-ips"]
+    );
+    // The LB IP is served like an external IP.
+    assert!(elements(&rs, "service-ips")
+        .contains(&"198.51.100.7 . tcp . 80 : goto ext-ns/web/tcp/80".to_string()));
 }

@@ -253,10 +253,24 @@ fn services_in_real_network_namespaces() {
             json!({ "clusterIP": "10.43.0.30", "sessionAffinity": "ClientIP",
             "ports": [{ "port": 80, "targetPort": 8080 }] }),
         ),
+        {
+            let mut lb = service(
+                "lb",
+                json!({ "type": "LoadBalancer", "clusterIP": "10.43.0.40",
+                "loadBalancerSourceRanges": ["192.168.77.2/32"],
+                "ports": [{ "port": 80, "targetPort": 8080, "nodePort": 30082 }] }),
+            );
+            lb.status = serde_json::from_value(
+                json!({ "loadBalancer": { "ingress": [{ "ip": "203.0.113.9", "ipMode": "VIP" }] } }),
+            )
+            .unwrap();
+            lb
+        },
     ];
     let slices = vec![
         slice("web", &["10.42.0.5", "10.42.0.6"]),
         slice("sticky", &["10.42.0.5", "10.42.0.6"]),
+        slice("lb", &["10.42.0.5"]),
     ];
     let nft = NftCommand {
         netns: Some(t.router.clone()),
@@ -309,6 +323,26 @@ fn services_in_real_network_namespaces() {
             start.elapsed()
         );
     }
+
+    // A load-balancer IP with loadBalancerSourceRanges: the client (in
+    // range) gets through; the router itself (outside) is dropped, so its
+    // request times out.
+    assert_eq!(
+        t.get(&t.client, "http://203.0.113.9/").as_deref(),
+        Ok("one")
+    );
+    let out = t.exec(
+        &t.router,
+        &[
+            "timeout",
+            "2",
+            "/bin/busybox",
+            "wget",
+            "-qO-",
+            "http://203.0.113.9/",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(124), "{out:?}");
 
     // ClientIP affinity: one backend for every request of this client.
     let sticky: std::collections::BTreeSet<String> = (0..12)
