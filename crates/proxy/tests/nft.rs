@@ -149,6 +149,16 @@ impl Topology {
         let www = self.dir.join(addr);
         std::fs::create_dir_all(&www).unwrap();
         std::fs::write(www.join("index.html"), body).unwrap();
+        // /cgi-bin/ip answers the client address the backend sees.
+        let cgi = www.join("cgi-bin");
+        std::fs::create_dir_all(&cgi).unwrap();
+        std::fs::write(
+            cgi.join("ip"),
+            "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n%s\\n' \"$REMOTE_ADDR\"\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(cgi.join("ip"), std::fs::Permissions::from_mode(0o755)).unwrap();
         let child = Command::new("ip")
             .args([
                 "netns",
@@ -266,11 +276,17 @@ fn services_in_real_network_namespaces() {
             .unwrap();
             lb
         },
+        service(
+            "local",
+            json!({ "type": "NodePort", "clusterIP": "10.43.0.50", "externalTrafficPolicy": "Local",
+            "ports": [{ "port": 80, "targetPort": 8080, "nodePort": 30083 }] }),
+        ),
     ];
     let slices = vec![
         slice("web", &["10.42.0.5", "10.42.0.6"]),
         slice("sticky", &["10.42.0.5", "10.42.0.6"]),
         slice("lb", &["10.42.0.5"]),
+        slice("local", &["10.42.0.5"]),
     ];
     let nft = NftCommand {
         netns: Some(t.router.clone()),
@@ -343,6 +359,25 @@ fn services_in_real_network_namespaces() {
         ],
     );
     assert_eq!(out.status.code(), Some(124), "{out:?}");
+
+    // Who the backend sees: the router (masqueraded) for a ClusterIP reached
+    // from outside the cluster CIDR and for a NodePort under policy
+    // Cluster; the client itself under externalTrafficPolicy Local; the
+    // router again for an endpoint reaching itself (hairpin).
+    let seen = |ns: &str, url: &str| t.get(ns, url).unwrap_or_else(|e| panic!("{url}: {e}"));
+    assert_eq!(seen(&t.client, "http://10.43.0.50/cgi-bin/ip"), "10.42.0.1");
+    assert_eq!(
+        seen(&t.client, "http://192.168.77.1:30080/cgi-bin/ip"),
+        "10.42.0.1"
+    );
+    assert_eq!(
+        seen(&t.client, "http://192.168.77.1:30083/cgi-bin/ip"),
+        "192.168.77.2"
+    );
+    assert_eq!(
+        seen(&t.backend, "http://10.43.0.50/cgi-bin/ip"),
+        "10.42.0.1"
+    );
 
     // ClientIP affinity: one backend for every request of this client.
     let sticky: std::collections::BTreeSet<String> = (0..12)
