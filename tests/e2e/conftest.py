@@ -50,7 +50,9 @@ class Server:
             "--https-listen-port", str(self.port),
             "--bind-address", "127.0.0.1",
             "--advertise-address", "127.0.0.1",
-            *([] if self.agent else ["--disable-agent"]),
+            # An agent without the proxy: it would program the host's
+            # default nft table and leave it there (test_proxy.py runs its own).
+            *(["--disable-kube-proxy"] if self.agent else ["--disable-agent"]),
             *self.extra_args,
         ]
         env = dict(os.environ, WHARF_LOG=os.environ.get("WHARF_LOG", "info"))

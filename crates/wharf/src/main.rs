@@ -65,6 +65,8 @@ enum Command {
     ControllerManager(cmd::controller_manager::ControllerManagerArgs),
     /// Run the kubelet alone, as a client of an API server.
     Kubelet(cmd::kubelet::KubeletArgs),
+    /// Run the service proxy alone (Services to nftables), as a client of an API server.
+    Proxy(cmd::proxy::ProxyArgs),
     /// Manage the node's container images.
     Images(cmd::images::ImagesArgs),
     /// Developer tools used by the test suite.
@@ -92,6 +94,7 @@ fn main() -> anyhow::Result<()> {
             Command::Scheduler(a) => cmd::scheduler::run(a).await,
             Command::ControllerManager(a) => cmd::controller_manager::run(a).await,
             Command::Kubelet(a) => cmd::kubelet::run(a).await,
+            Command::Proxy(a) => cmd::proxy::run(a).await,
             Command::Images(a) => cmd::images::run(a).await,
             Command::Debug(a) => cmd::debug::run(a).await,
         }

@@ -40,6 +40,15 @@ pub struct ServerArgs {
     /// Run only the control plane, no kubelet, proxy or DNS on this host.
     #[arg(long, env = "WHARF_DISABLE_AGENT")]
     pub disable_agent: bool,
+    /// Do not run the service proxy in this process (k3s's `--disable-kube-proxy`).
+    #[arg(long, env = "WHARF_DISABLE_KUBE_PROXY")]
+    pub disable_kube_proxy: bool,
+    /// Do not run ServiceLB (k3s's `--disable=servicelb`).
+    #[arg(long, env = "WHARF_DISABLE_SERVICELB")]
+    pub disable_servicelb: bool,
+    /// The service proxy's flags (see `wharf proxy`).
+    #[command(flatten)]
+    pub proxy: super::proxy::ProxyFlags,
     /// A CRI socket for the kubelet instead of wharf's own containerd.
     #[arg(long, env = "WHARF_CONTAINER_RUNTIME_ENDPOINT")]
     pub container_runtime_endpoint: Option<String>,
@@ -220,6 +229,16 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             stopped(),
         )));
     }
+    if !args.disable_servicelb {
+        let client = super::client_from(&api.kubeconfig, None, "servicelb").await?;
+        let stop = stopped();
+        components.push(tokio::spawn(async move {
+            tokio::select! {
+                _ = proxy::servicelb::run(client) => {}
+                _ = stop => {}
+            }
+        }));
+    }
     // The kubelet is an HTTPS client of this API server like any other.
     let kubelet = if args.disable_agent {
         None
@@ -234,11 +253,23 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         };
         Some(super::kubelet::start(&api.kubeconfig, None, cfg).await?)
     };
+    // So is the proxy.
+    let proxy = if args.disable_agent || args.disable_kube_proxy {
+        None
+    } else {
+        let node = super::kubelet::node_name(args.node_name.as_deref());
+        let cfg = args.proxy.config(node, Some(&args.cluster_cidr))?;
+        let client = super::client_from(&api.kubeconfig, None, "kube-proxy").await?;
+        Some(super::proxy::start(client, cfg))
+    };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
     tracing::info!("shutting down");
+    if let Some(p) = proxy {
+        p.stop().await;
+    }
     if let Some(k) = kubelet {
         k.stop().await;
     }

@@ -1,0 +1,175 @@
+//! Rendering a [`Ruleset`] as an nft script: the whole table, or the
+//! difference from what was applied before. Every script is applied with
+//! one `nft -f`, so it is one transaction.
+
+use std::collections::BTreeSet;
+
+use crate::rules::{Collection, Ruleset};
+
+fn kind(c: &Collection) -> &'static str {
+    if c.def.contains(" : ") {
+        "map"
+    } else {
+        "set"
+    }
+}
+
+impl Ruleset {
+    /// The nft script that makes the table hold exactly this ruleset, in
+    /// one transaction (`nft -f` applies a file atomically). Without
+    /// `previous` (the first apply of this process) the table is deleted
+    /// and rebuilt. With it, every chain is flushed and refilled, static
+    /// sets and maps are flushed and refilled, and what `previous` had
+    /// but this one lacks is deleted; affinity sets keep their entries.
+    pub fn render(&self, previous: Option<&Ruleset>) -> String {
+        let t = &self.table;
+        let mut s = String::with_capacity(self.size() * 96 + 1024);
+        s.push_str(&format!("add table ip {t}\n"));
+        if previous.is_none() {
+            s.push_str(&format!("delete table ip {t}\nadd table ip {t}\n"));
+        } else {
+            s.push_str(&format!("flush table ip {t}\n"));
+        }
+        for (name, c) in &self.chains {
+            match &c.header {
+                Some(h) => s.push_str(&format!("add chain ip {t} {name} {{ {h} }}\n")),
+                None => s.push_str(&format!("add chain ip {t} {name}\n")),
+            }
+        }
+        for (name, set) in &self.sets {
+            let kind = kind(set);
+            s.push_str(&format!("add {kind} ip {t} {name} {{ {} }}\n", set.def));
+            if set.dynamic {
+                continue;
+            }
+            if previous.is_some() {
+                s.push_str(&format!("flush {kind} ip {t} {name}\n"));
+            }
+            if !set.elements.is_empty() {
+                s.push_str(&format!(
+                    "add element ip {t} {name} {{ {} }}\n",
+                    set.elements.join(", ")
+                ));
+            }
+        }
+        for (name, c) in &self.chains {
+            for r in &c.rules {
+                s.push_str(&format!("add rule ip {t} {name} {r}\n"));
+            }
+        }
+        if let Some(prev) = previous {
+            // Nothing refers to these any more: their rules were flushed
+            // and the maps refilled without them.
+            for name in prev.chains.keys().filter(|n| !self.chains.contains_key(*n)) {
+                s.push_str(&format!("delete chain ip {t} {name}\n"));
+            }
+            for (name, set) in prev
+                .sets
+                .iter()
+                .filter(|(n, _)| !self.sets.contains_key(*n))
+            {
+                let kind = kind(set);
+                s.push_str(&format!("delete {kind} ip {t} {name}\n"));
+            }
+        }
+        s
+    }
+
+    /// The nft script that turns `previous` (what the kernel holds, as
+    /// this process last applied it) into this ruleset, touching only what
+    /// changed: new chains and sets are added, changed chains flushed and
+    /// refilled, map and set elements deleted and added one by one, and
+    /// what is gone deleted last (once nothing refers to it). Also one
+    /// transaction. Empty when nothing changed.
+    pub fn diff(&self, previous: &Ruleset) -> String {
+        let t = &self.table;
+        let mut s = String::new();
+        for (name, c) in self
+            .chains
+            .iter()
+            .filter(|(n, _)| !previous.chains.contains_key(*n))
+        {
+            match &c.header {
+                Some(h) => s.push_str(&format!("add chain ip {t} {name} {{ {h} }}\n")),
+                None => s.push_str(&format!("add chain ip {t} {name}\n")),
+            }
+        }
+        for (name, set) in &self.sets {
+            match previous.sets.get(name) {
+                Some(old) if old.def == set.def => {}
+                Some(old) => {
+                    // A changed declaration (never happens for our fixed
+                    // declarations) would need a delete first.
+                    s.push_str(&format!("delete {} ip {t} {name}\n", kind(old)));
+                    s.push_str(&format!(
+                        "add {} ip {t} {name} {{ {} }}\n",
+                        kind(set),
+                        set.def
+                    ));
+                }
+                None => s.push_str(&format!(
+                    "add {} ip {t} {name} {{ {} }}\n",
+                    kind(set),
+                    set.def
+                )),
+            }
+        }
+        for (name, c) in &self.chains {
+            match previous.chains.get(name) {
+                Some(old) if old.rules == c.rules => continue,
+                Some(_) => s.push_str(&format!("flush chain ip {t} {name}\n")),
+                None => {}
+            }
+            for r in &c.rules {
+                s.push_str(&format!("add rule ip {t} {name} {r}\n"));
+            }
+        }
+        let key = |e: &str| e.split(" : ").next().unwrap_or(e).to_string();
+        for (name, set) in &self.sets {
+            let empty = Vec::new();
+            let old = previous
+                .sets
+                .get(name)
+                .filter(|o| o.def == set.def)
+                .map(|o| &o.elements)
+                .unwrap_or(&empty);
+            let new: BTreeSet<&String> = set.elements.iter().collect();
+            let before: BTreeSet<&String> = old.iter().collect();
+            let gone: Vec<String> = before.difference(&new).map(|e| key(e)).collect();
+            let added: Vec<&str> = new.difference(&before).map(|e| e.as_str()).collect();
+            if !gone.is_empty() {
+                s.push_str(&format!(
+                    "delete element ip {t} {name} {{ {} }}\n",
+                    gone.join(", ")
+                ));
+            }
+            if !added.is_empty() {
+                s.push_str(&format!(
+                    "add element ip {t} {name} {{ {} }}\n",
+                    added.join(", ")
+                ));
+            }
+        }
+        // Chains that go may refer to each other (svc → ep): empty them
+        // all before deleting any, or the kernel says EBUSY.
+        let gone: Vec<&String> = previous
+            .chains
+            .keys()
+            .filter(|n| !self.chains.contains_key(*n))
+            .collect();
+        for name in &gone {
+            s.push_str(&format!("flush chain ip {t} {name}\n"));
+        }
+        for name in &gone {
+            s.push_str(&format!("delete chain ip {t} {name}\n"));
+        }
+        for (name, set) in previous
+            .sets
+            .iter()
+            .filter(|(n, _)| !self.sets.contains_key(*n))
+        {
+            s.push_str(&format!("delete {} ip {t} {name}\n", kind(set)));
+        }
+        s
+    }
+}

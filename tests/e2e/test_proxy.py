@@ -1,0 +1,251 @@
+"""The service proxy with real pods: `wharf server` runs its kubelet (own
+containerd) and its proxy, which programs its own nft table (a unique name
+per test server, deleted at the end). From the host: a Deployment of busybox
+httpd pods exposed with `kubectl expose` answers on its ClusterIP and on a
+NodePort of the node's address; scaled to 0 the ClusterIP refuses at once;
+a LoadBalancer Service gets the node's address as ingress (ServiceLB) and
+answers there.
+
+The node's address is the host's first IPv4 address (not 127.0.0.1: like
+kube-proxy's nftables mode, the proxy does not serve NodePorts on
+localhost), so the server advertises it (and listens on every address, as
+the kubeconfig names the advertised one)."""
+
+import hashlib
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import WHARF, Kubectl, Server
+from images import busybox_archive
+
+IMAGE = "localhost/e2e-proxy:1"
+NODE = "e2e-proxy"
+BODY = "hello through the proxy"
+
+
+def host_ip():
+    out = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
+    return next(a for a in out if "." in a)
+
+
+class NodeServer(Server):
+    """A server whose node address is the host's address."""
+
+    def __init__(self, data_dir, extra_args, ip):
+        super().__init__(data_dir, agent=True, extra_args=extra_args)
+        self.ip = ip
+
+    def start(self, timeout=120):
+        args = [WHARF, "server", "--data-dir", str(self.data_dir), "--https-listen-port", str(self.port),
+                "--bind-address", "0.0.0.0", "--advertise-address", self.ip, *self.extra_args]
+        env = dict(os.environ, WHARF_LOG=os.environ.get("WHARF_LOG", "info"))
+        self.proc = subprocess.Popen(args, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, env=env)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"wharf server exited with {self.proc.returncode}:\n{self.log.read_text()[-4000:]}")
+            if self.kubeconfig.exists() and self.ready():
+                return self
+            time.sleep(0.1)
+        raise RuntimeError(f"wharf server not ready in {timeout}s:\n{self.log.read_text()[-4000:]}")
+
+
+def bridge_name(data_dir):
+    h = hashlib.sha256(os.path.realpath(data_dir).encode()).hexdigest()
+    return "wh" + h[:8]
+
+
+def own_shims(sock):
+    pids = []
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            cmd = (p / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmd and cmd[0].endswith(b"containerd-shim-runc-v2") and str(sock).encode() in cmd:
+            pids.append(int(p.name))
+    return pids
+
+
+def wait_for(what, fn, timeout=60, every=0.5):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.read().decode()
+    except Exception:
+        return None
+
+
+def connect_error(ip, port):
+    """How a TCP connect ends: None if it connected, else the exception."""
+    try:
+        with socket.create_connection((ip, port), timeout=5):
+            return None
+    except OSError as e:
+        return e
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    if subprocess.run(["which", "containerd"], capture_output=True).returncode != 0:
+        pytest.fail("containerd is not installed: run scripts/install-deps.sh")
+    d = tempfile.mkdtemp(prefix="wharf-proxy-e2e-")
+    cidr = f"10.{random.randint(200, 249)}.0.0/16"
+    svc_cidr = f"10.{random.randint(100, 149)}.0.0/16"
+    table = f"wharf-e2e-{random.randrange(1 << 32):08x}"
+    ip = host_ip()
+    s = NodeServer(d, ["--cluster-cidr", cidr, "--service-cidr", svc_cidr, "--node-name", NODE,
+                       "--proxy-table-name", table], ip)
+    sock = Path(d) / "agent" / "containerd" / "containerd.sock"
+    try:
+        s.start()
+        k = Kubectl(s.kubeconfig)
+        wait_for("the node to be Ready", lambda: k.run(
+            "get", "node", NODE, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+            check=False).stdout == "True", timeout=90)
+        archive = Path(d) / "busybox.tar"
+        busybox_archive(archive, IMAGE, (BODY + "\n").encode())
+        subprocess.run([WHARF, "images", "import", "--data-dir", d, str(archive)], check=True,
+                       capture_output=True, timeout=60)
+        yield k, ip, table, svc_cidr
+    finally:
+        try:
+            k = Kubectl(s.kubeconfig)
+            k.run("delete", "deployments,services", "--all", check=False, timeout=60)
+            k.run("delete", "pods", "--all", "--grace-period=1", "--wait=true", "--timeout=60s", check=False, timeout=90)
+        except Exception:
+            pass
+        s.stop()
+        for pid in own_shims(sock):
+            os.kill(pid, signal.SIGKILL)
+        subprocess.run(["ip", "link", "del", bridge_name(d)], capture_output=True)
+        # The proxy leaves its rules on exit (as kube-proxy); this removes them.
+        subprocess.run([WHARF, "proxy", "--cleanup", "--proxy-table-name", table], capture_output=True)
+        for m in sorted((l.split()[1] for l in Path("/proc/self/mounts").read_text().splitlines()
+                         if l.split()[1].startswith(d + "/")), key=len, reverse=True):
+            subprocess.run(["umount", "-l", m], capture_output=True)
+        if os.environ.get("WHARF_E2E_KEEP_LOG"):
+            subprocess.run(["cp", str(Path(d) / "server.log"), os.environ["WHARF_E2E_KEEP_LOG"]])
+        subprocess.run(["rm", "-rf", d], capture_output=True)
+        assert table not in subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+
+
+def all_endpoints(k, svc):
+    slices = json.loads(k("get", "endpointslices", "-l", f"kubernetes.io/service-name={svc}", "-o", "json"))["items"]
+    return [a for s in slices for e in (s.get("endpoints") or []) for a in e["addresses"]]
+
+
+def ready_endpoints(k, svc):
+    slices = json.loads(k("get", "endpointslices", "-l", f"kubernetes.io/service-name={svc}", "-o", "json"))["items"]
+    return [a for s in slices for e in (s.get("endpoints") or [])
+            if (e.get("conditions") or {}).get("ready") for a in e["addresses"]]
+
+
+def test_cluster_ip_node_port_and_no_endpoints(cluster):
+    k, ip, table, svc_cidr = cluster
+    k("create", "deployment", "web", f"--image={IMAGE}", "--replicas=2", "--",
+      "httpd", "-f", "-p", "8080", "-h", "/www")
+    k("expose", "deployment", "web", "--port=80", "--target-port=8080", "--type=NodePort")
+    svc = json.loads(k("get", "service", "web", "-o", "json"))
+    cip = svc["spec"]["clusterIP"]
+    node_port = svc["spec"]["ports"][0]["nodePort"]
+    prefix = svc_cidr.split(".")[:2]
+    assert cip.split(".")[:2] == prefix
+    wait_for("two ready endpoints", lambda: len(ready_endpoints(k, "web")) == 2, timeout=90)
+
+    body = wait_for("the ClusterIP to answer", lambda: get(f"http://{cip}/"), timeout=30)
+    assert BODY in body
+    assert BODY in wait_for("the NodePort to answer", lambda: get(f"http://{ip}:{node_port}/"), timeout=30)
+    rules = subprocess.run(["nft", "list", "table", "ip", table], capture_output=True, text=True).stdout
+    assert f"{cip} . tcp . 80 : goto svc-default/web/tcp/80" in rules
+    assert f"tcp . {node_port} : goto ext-default/web/tcp/80" in rules
+
+    # Scaled to 0: refused at once (a reset from the proxy), not a timeout.
+    # Terminating pods that still serve keep getting traffic while no pod
+    # is ready (upstream's fallback; busybox httpd ignores SIGTERM), so
+    # wait until they are gone.
+    k("scale", "deployment", "web", "--replicas=0")
+    wait_for("no endpoints", lambda: not all_endpoints(k, "web"), timeout=90)
+    wait_for("the ClusterIP to refuse", lambda: connect_error(cip, 80), timeout=10)
+    start = time.time()
+    err = connect_error(cip, 80)
+    assert isinstance(err, ConnectionRefusedError), err
+    assert time.time() - start < 1
+    assert isinstance(connect_error(ip, node_port), ConnectionRefusedError)
+
+
+def test_load_balancer_gets_the_node_address(cluster):
+    k, ip, table, _ = cluster
+    k("create", "deployment", "lb", f"--image={IMAGE}", "--replicas=1", "--",
+      "httpd", "-f", "-p", "8080", "-h", "/www")
+    k("expose", "deployment", "lb", "--port=8089", "--target-port=8080", "--type=LoadBalancer")
+    ingress = wait_for("the load balancer's address", lambda: json.loads(k(
+        "get", "service", "lb", "-o", "json"))["status"].get("loadBalancer", {}).get("ingress"), timeout=30)
+    assert ingress == [{"ip": ip, "ipMode": "VIP"}]
+    assert ip in k("get", "service", "lb")  # EXTERNAL-IP column
+    wait_for("a ready endpoint", lambda: ready_endpoints(k, "lb"), timeout=90)
+    assert BODY in wait_for("the load balancer to answer", lambda: get(f"http://{ip}:8089/"), timeout=30)
+
+
+def test_standalone_proxy_follows_a_selectorless_service(server, kubectl, namespace):
+    """`wharf proxy` alone against a server without agent: a Service with a
+    hand-written EndpointSlice shows up in (and leaves) its own table."""
+    table = f"wharf-e2e-{random.randrange(1 << 32):08x}"
+    log = open(Path(server.data_dir) / f"{table}.log", "ab")
+    p = subprocess.Popen([WHARF, "proxy", "--kubeconfig", str(server.kubeconfig), "--hostname-override", "n1",
+                          "--cluster-cidr", "10.42.0.0/16", "--proxy-table-name", table],
+                         stdout=log, stderr=subprocess.STDOUT)
+    listing = lambda: subprocess.run(["nft", "list", "table", "ip", table], capture_output=True, text=True).stdout
+    try:
+        kubectl("create", "-n", namespace, "-f", "-", input=f"""
+apiVersion: v1
+kind: Service
+metadata: {{name: manual}}
+spec:
+  ports: [{{port: 80, targetPort: 8080, protocol: UDP}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: manual-1
+  labels: {{kubernetes.io/service-name: manual}}
+addressType: IPv4
+ports: [{{port: 8080, protocol: UDP}}]
+endpoints: [{{addresses: [10.42.7.7], nodeName: n1, conditions: {{ready: true}}}}]
+""")
+        cip = kubectl("get", "service", "manual", "-n", namespace, "-o", "jsonpath={.spec.clusterIP}")
+        wait_for("the service in the table", lambda: f"{cip} . udp . 80 : goto svc-{namespace}/manual/udp/80" in listing(),
+                 timeout=30)
+        assert f"dnat to 10.42.7.7:8080" in listing()
+        kubectl("delete", "endpointslice", "manual-1", "-n", namespace)
+        wait_for("the service rejected", lambda: f"{cip} . udp . 80 : goto reject-chain" in listing(), timeout=30)
+        assert "10.42.7.7" not in listing()
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)
+        # It leaves its table on exit, as kube-proxy; --cleanup removes it.
+        assert table in subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+        subprocess.run([WHARF, "proxy", "--cleanup", "--proxy-table-name", table], check=True, capture_output=True)
+        assert table not in subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
