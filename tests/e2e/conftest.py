@@ -52,7 +52,8 @@ class Server:
             "--advertise-address", "127.0.0.1",
             # An agent without the proxy: it would program the host's
             # default nft table and leave it there (test_proxy.py runs its own).
-            *(["--disable-kube-proxy"] if self.agent else ["--disable-agent"]),
+            # Nor the cluster DNS (it would bind the advertise address's port 53).
+            *(["--disable-kube-proxy", "--disable-dns"] if self.agent else ["--disable-agent"]),
             *self.extra_args,
         ]
         env = dict(os.environ, WHARF_LOG=os.environ.get("WHARF_LOG", "info"))

@@ -64,6 +64,37 @@ def remove_idle_portmap_chains():
         ipt("-X", chain)
 
 
+def host_ip():
+    """The host's first IPv4 address (a node address the proxy serves:
+    like kube-proxy's nftables mode, it does not serve localhost)."""
+    out = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
+    return next(a for a in out if "." in a)
+
+
+class NodeServer(Server):
+    """A server with its kubelet, proxy and DNS, whose node address is the
+    host's address (it listens on every address; the kubeconfig names the
+    advertised one)."""
+
+    def __init__(self, data_dir, extra_args, ip):
+        super().__init__(data_dir, agent=True, extra_args=extra_args)
+        self.ip = ip
+
+    def start(self, timeout=120):
+        args = [WHARF, "server", "--data-dir", str(self.data_dir), "--https-listen-port", str(self.port),
+                "--bind-address", "0.0.0.0", "--advertise-address", self.ip, *self.extra_args]
+        env = dict(os.environ, WHARF_LOG=os.environ.get("WHARF_LOG", "info"))
+        self.proc = subprocess.Popen(args, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, env=env)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"wharf server exited with {self.proc.returncode}:\n{self.log.read_text()[-4000:]}")
+            if self.kubeconfig.exists() and self.ready():
+                return self
+            time.sleep(0.1)
+        raise RuntimeError(f"wharf server not ready in {timeout}s:\n{self.log.read_text()[-4000:]}")
+
+
 def wait_for(what, fn, timeout=60, every=0.5):
     deadline = time.time() + timeout
     last = None
@@ -76,15 +107,21 @@ def wait_for(what, fn, timeout=60, every=0.5):
 
 
 @contextlib.contextmanager
-def kubelet_node(node, extra_args=(), before_start=None, import_image=True):
+def kubelet_node(node, extra_args=(), before_start=None, import_image=True, proxy_table=None):
     """Yield (server, kubectl, data_dir) of a Ready node named `node`.
     `before_start(data_dir)` runs before the server starts; with
-    `import_image`, the busybox test image is imported as IMAGE."""
+    `import_image`, the busybox test image is imported as IMAGE. With
+    `proxy_table`, the node is a NodeServer on the host's address running
+    its proxy (with that nft table, removed at the end) and its DNS."""
     if subprocess.run(["which", "containerd"], capture_output=True).returncode != 0:
         pytest.fail("containerd is not installed: run scripts/install-deps.sh")
     d = tempfile.mkdtemp(prefix=f"wharf-{node}-")
     cidr = f"10.{random.randint(200, 249)}.0.0/16"
-    s = Server(d, agent=True, extra_args=["--cluster-cidr", cidr, "--node-name", node, *extra_args])
+    args = ["--cluster-cidr", cidr, "--node-name", node, *extra_args]
+    if proxy_table:
+        s = NodeServer(d, [*args, "--proxy-table-name", proxy_table], host_ip())
+    else:
+        s = Server(d, agent=True, extra_args=args)
     sock = Path(d) / "agent" / "containerd" / "containerd.sock"
     try:
         if before_start:
@@ -113,6 +150,9 @@ def kubelet_node(node, extra_args=(), before_start=None, import_image=True):
             os.kill(pid, signal.SIGKILL)
         subprocess.run(["ip", "link", "del", bridge_name(d)], capture_output=True)
         remove_idle_portmap_chains()
+        if proxy_table:
+            # The proxy leaves its rules on exit (as kube-proxy); this removes them.
+            subprocess.run([WHARF, "proxy", "--cleanup", "--proxy-table-name", proxy_table], capture_output=True)
         for m in sorted((l.split()[1] for l in Path("/proc/self/mounts").read_text().splitlines()
                          if l.split()[1].startswith(d + "/")), key=len, reverse=True):
             subprocess.run(["umount", "-l", m], capture_output=True)

@@ -59,7 +59,11 @@ fn records_for(name: &Name, e: &Entry, t: RecordType) -> Vec<Record> {
     let mut out = Vec::new();
     if let Some(target) = &e.cname {
         if let Ok(n) = Name::from_ascii(format!("{target}.")) {
-            out.push(Record::from_rdata(name.clone(), TTL, RData::CNAME(CNAME(n))));
+            out.push(Record::from_rdata(
+                name.clone(),
+                TTL,
+                RData::CNAME(CNAME(n)),
+            ));
         }
         return out;
     }
@@ -71,7 +75,11 @@ fn records_for(name: &Name, e: &Entry, t: RecordType) -> Vec<Record> {
     }
     if want(RecordType::AAAA) {
         for ip in &e.aaaa {
-            out.push(Record::from_rdata(name.clone(), TTL, RData::AAAA(AAAA(*ip))));
+            out.push(Record::from_rdata(
+                name.clone(),
+                TTL,
+                RData::AAAA(AAAA(*ip)),
+            ));
         }
     }
     if want(RecordType::SRV) {
@@ -143,12 +151,18 @@ mod tests {
 
     #[test]
     fn a_service_name_is_answered_authoritatively() {
-        let m = answered(answer(&query("web.default.svc.cluster.local.", RecordType::A), &table()));
+        let m = answered(answer(
+            &query("web.default.svc.cluster.local.", RecordType::A),
+            &table(),
+        ));
         assert_eq!(m.id(), 77);
         assert!(m.authoritative());
         assert_eq!(m.response_code(), ResponseCode::NoError);
         assert_eq!(m.answers().len(), 1);
-        assert_eq!(m.answers()[0].data(), &RData::A(A("10.43.0.20".parse().unwrap())));
+        assert_eq!(
+            m.answers()[0].data(),
+            &RData::A(A("10.43.0.20".parse().unwrap()))
+        );
         // The wire form round-trips.
         let bytes = m.to_vec().unwrap();
         assert_eq!(Message::from_vec(&bytes).unwrap().answers().len(), 1);
@@ -157,10 +171,16 @@ mod tests {
     #[test]
     fn missing_names_and_types_carry_the_soa() {
         let t = table();
-        let nx = answered(answer(&query("nope.default.svc.cluster.local.", RecordType::A), &t));
+        let nx = answered(answer(
+            &query("nope.default.svc.cluster.local.", RecordType::A),
+            &t,
+        ));
         assert_eq!(nx.response_code(), ResponseCode::NXDomain);
         assert_eq!(nx.name_servers()[0].record_type(), RecordType::SOA);
-        let nodata = answered(answer(&query("web.default.svc.cluster.local.", RecordType::AAAA), &t));
+        let nodata = answered(answer(
+            &query("web.default.svc.cluster.local.", RecordType::AAAA),
+            &t,
+        ));
         assert_eq!(nodata.response_code(), ResponseCode::NoError);
         assert!(nodata.answers().is_empty());
         assert_eq!(nodata.name_servers().len(), 1);

@@ -128,10 +128,13 @@ async fn watch(client: Client, zone: String, shared: Arc<server::Shared>) {
     let (services, svc_writer) = reflector::store::<Service>();
     let (slices, slice_writer) = reflector::store::<EndpointSlice>();
     let changed = Arc::new(tokio::sync::Notify::new());
-    let svc_stream = watcher(Api::<Service>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .reflect(svc_writer)
-        .touched_objects();
+    let svc_stream = watcher(
+        Api::<Service>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(svc_writer)
+    .touched_objects();
     let slice_stream = watcher(
         Api::<EndpointSlice>::all(client),
         watcher::Config::default(),
@@ -229,7 +232,11 @@ async fn publish(client: Client, service_ip: String, advertise: String, port: u1
                 return;
             }
             (a, b) => {
-                let e = a.err().or(b.err()).map(|e| e.to_string()).unwrap_or_default();
+                let e = a
+                    .err()
+                    .or(b.err())
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
                 tracing::warn!(error = %e, "publishing the kube-dns Service; retrying");
             }
         }

@@ -185,11 +185,7 @@ fn headless_records(names: &mut HashMap<String, Entry>, fqdn: &str, slices: &[&E
     names.entry(fqdn.to_string()).or_default();
     for s in slices {
         for ep in s.endpoints.iter().flatten() {
-            let ready = ep
-                .conditions
-                .as_ref()
-                .and_then(|c| c.ready)
-                .unwrap_or(true);
+            let ready = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
             if !ready {
                 continue;
             }
@@ -249,15 +245,15 @@ mod tests {
                 "spec": {"type": "ExternalName", "externalName": "example.com."}})),
         ];
         let slices = vec![slice(json!({
-            "metadata": {"name": "db-abc", "namespace": "prod",
-                         "labels": {"kubernetes.io/service-name": "db"}},
-            "addressType": "IPv4",
-            "ports": [{"name": "pg", "port": 5432, "protocol": "TCP"}],
-            "endpoints": [
-                {"addresses": ["10.42.0.5"], "hostname": "db-0", "conditions": {"ready": true}},
-                {"addresses": ["10.42.1.6"], "conditions": {}},
-                {"addresses": ["10.42.1.7"], "conditions": {"ready": false}},
-            ]}))];
+        "metadata": {"name": "db-abc", "namespace": "prod",
+                     "labels": {"kubernetes.io/service-name": "db"}},
+        "addressType": "IPv4",
+        "ports": [{"name": "pg", "port": 5432, "protocol": "TCP"}],
+        "endpoints": [
+            {"addresses": ["10.42.0.5"], "hostname": "db-0", "conditions": {"ready": true}},
+            {"addresses": ["10.42.1.6"], "conditions": {}},
+            {"addresses": ["10.42.1.7"], "conditions": {"ready": false}},
+        ]}))];
         Table::build("cluster.local", &services, &slices)
     }
 
@@ -274,9 +270,15 @@ mod tests {
         let e = found(&t, "web.default.svc.cluster.local.");
         assert_eq!(e.a, ["10.43.0.20".parse::<Ipv4Addr>().unwrap()]);
         let srv = found(&t, "_http._tcp.web.default.svc.cluster.local");
-        assert_eq!(srv.srv, [(0, 100, 80, "web.default.svc.cluster.local".into())]);
+        assert_eq!(
+            srv.srv,
+            [(0, 100, 80, "web.default.svc.cluster.local".into())]
+        );
         // The unnamed port has no SRV record.
-        assert_eq!(t.lookup("_81._tcp.web.default.svc.cluster.local"), Lookup::NoSuchName);
+        assert_eq!(
+            t.lookup("_81._tcp.web.default.svc.cluster.local"),
+            Lookup::NoSuchName
+        );
     }
 
     #[test]
@@ -284,9 +286,19 @@ mod tests {
         let t = table();
         let e = found(&t, "db.prod.svc.cluster.local");
         let ips: Vec<String> = e.a.iter().map(|i| i.to_string()).collect();
-        assert_eq!(ips, ["10.42.0.5", "10.42.1.6"], "the unready endpoint is left out");
-        assert_eq!(found(&t, "db-0.db.prod.svc.cluster.local").a[0].to_string(), "10.42.0.5");
-        assert_eq!(found(&t, "10-42-1-6.db.prod.svc.cluster.local").a[0].to_string(), "10.42.1.6");
+        assert_eq!(
+            ips,
+            ["10.42.0.5", "10.42.1.6"],
+            "the unready endpoint is left out"
+        );
+        assert_eq!(
+            found(&t, "db-0.db.prod.svc.cluster.local").a[0].to_string(),
+            "10.42.0.5"
+        );
+        assert_eq!(
+            found(&t, "10-42-1-6.db.prod.svc.cluster.local").a[0].to_string(),
+            "10.42.1.6"
+        );
         let srv = found(&t, "_pg._tcp.db.prod.svc.cluster.local").srv;
         assert_eq!(srv.len(), 2);
         assert!(srv.contains(&(0, 100, 5432, "db-0.db.prod.svc.cluster.local".into())));
@@ -295,9 +307,18 @@ mod tests {
     #[test]
     fn external_names_pods_and_missing_names() {
         let t = table();
-        assert_eq!(found(&t, "ext.default.svc.cluster.local").cname.as_deref(), Some("example.com"));
-        assert_eq!(found(&t, "10-42-0-9.default.pod.cluster.local").a[0].to_string(), "10.42.0.9");
-        assert_eq!(t.lookup("nope.default.svc.cluster.local"), Lookup::NoSuchName);
+        assert_eq!(
+            found(&t, "ext.default.svc.cluster.local").cname.as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(
+            found(&t, "10-42-0-9.default.pod.cluster.local").a[0].to_string(),
+            "10.42.0.9"
+        );
+        assert_eq!(
+            t.lookup("nope.default.svc.cluster.local"),
+            Lookup::NoSuchName
+        );
         assert_eq!(t.lookup("example.org"), Lookup::Outside);
         // An empty non-terminal exists, with no data.
         assert_eq!(found(&t, "default.svc.cluster.local"), Entry::default());

@@ -72,7 +72,9 @@ async fn handle(shared: &Shared, raw: &[u8], tcp: bool) -> Option<Vec<u8>> {
                 };
                 match r {
                     Ok(resp) => return Some(resp),
-                    Err(e) => tracing::debug!(upstream = %up, error = %e, "upstream resolver failed"),
+                    Err(e) => {
+                        tracing::debug!(upstream = %up, error = %e, "upstream resolver failed")
+                    }
                 }
             }
             servfail(&request).to_vec().ok()
@@ -156,8 +158,7 @@ pub async fn serve_tcp(listener: TcpListener, shared: Arc<Shared>) {
                     return;
                 };
                 let len = (resp.len() as u16).to_be_bytes();
-                if stream.write_all(&len).await.is_err() || stream.write_all(&resp).await.is_err()
-                {
+                if stream.write_all(&len).await.is_err() || stream.write_all(&resp).await.is_err() {
                     return;
                 }
             }
@@ -228,7 +229,11 @@ mod tests {
         let m = ask("web.default.svc.cluster.local.").await;
         assert_eq!(m.answers().len(), 1);
         let f = ask("example.org.").await;
-        assert_eq!(f.response_code(), ResponseCode::Refused, "the upstream's answer");
+        assert_eq!(
+            f.response_code(),
+            ResponseCode::Refused,
+            "the upstream's answer"
+        );
 
         let mut s = TcpStream::connect(tcp_addr).await.unwrap();
         let q = query("web.default.svc.cluster.local.");

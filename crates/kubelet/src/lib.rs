@@ -89,6 +89,10 @@ pub struct Config {
     pub private_registry: Option<PathBuf>,
     /// Image garbage collection (of wharf's own containerd).
     pub image_gc: gc::Policy,
+    /// The cluster DNS servers for pods (`--cluster-dns`); empty: none.
+    pub cluster_dns: Vec<String>,
+    /// The cluster domain (`--cluster-domain`).
+    pub cluster_domain: String,
 }
 
 /// A running kubelet. [`Kubelet::stop`] stops it and its containerd; the
@@ -155,6 +159,13 @@ impl Kubelet {
         };
         let log_root = cfg.data_dir.join("agent").join("pod-logs");
         let pods_root = cfg.data_dir.join("agent").join("pods");
+        let dns = pod::dns::NodeDns {
+            cluster_dns: cfg.cluster_dns.clone(),
+            domain: cfg.cluster_domain.clone(),
+            host: pod::dns::Resolv::parse(
+                &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+            ),
+        };
         let worker = pod::PodWorker::new(
             client.clone(),
             runtime.clone(),
@@ -162,6 +173,7 @@ impl Kubelet {
             log_root,
             pods_root,
             ctx,
+            dns,
         );
         let node_task = tokio::spawn(node_loop(
             client,

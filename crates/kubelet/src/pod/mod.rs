@@ -7,6 +7,7 @@
 //! Sandboxes found at start are adopted by their `io.kubernetes.pod.uid`
 //! label; those of pods that no longer exist are removed.
 
+pub mod dns;
 pub mod env;
 pub mod observed;
 pub mod plan;
@@ -68,13 +69,15 @@ impl PodWorker {
         log_root: PathBuf,
         pods_root: PathBuf,
         ctx: spec::Context,
+        dns: dns::NodeDns,
     ) -> Arc<Self> {
         let events = controllers::events::Recorder::start(client.clone(), "kubelet").0;
         Arc::new(PodWorker {
             client: client.clone(),
             exec: sync::Executor::new(runtime, log_root, pods_root, ctx)
                 .with_events(events)
-                .with_client(client.clone()),
+                .with_client(client.clone())
+                .with_dns(dns),
             runtime_name,
             busy: Mutex::default(),
             posted: Mutex::default(),

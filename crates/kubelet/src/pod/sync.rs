@@ -41,6 +41,8 @@ pub struct Executor {
     events: Option<controllers::events::Recorder>,
     /// Reads image pull secrets.
     client: Option<kube::Client>,
+    /// The node's DNS settings for pods' resolv.conf.
+    dns: super::dns::NodeDns,
 }
 
 /// The default `imagePullPolicy`: Always for `:latest` or untagged images,
@@ -95,7 +97,21 @@ impl Executor {
             failures: Mutex::new(HashMap::new()),
             events: None,
             client: None,
+            dns: super::dns::NodeDns::default(),
         }
+    }
+
+    /// Give pods the node's DNS settings.
+    pub fn with_dns(mut self, dns: super::dns::NodeDns) -> Self {
+        self.dns = dns;
+        self
+    }
+
+    /// The sandbox config of `pod`, with its resolver configuration.
+    fn sandbox_config(&self, pod: &Pod, attempt: u32) -> api::PodSandboxConfig {
+        let mut c = spec::sandbox_config(pod, attempt, &self.log_root);
+        c.dns_config = Some(super::dns::dns_config(pod, &self.dns));
+        c
     }
 
     /// Read pods' image pull secrets through `client`.
@@ -298,7 +314,7 @@ impl Executor {
             if self.too_early(pod, "") {
                 return;
             }
-            let config = spec::sandbox_config(pod, attempt, &self.log_root);
+            let config = self.sandbox_config(pod, attempt);
             let _ = std::fs::create_dir_all(&config.log_directory);
             match r.run_pod_sandbox(config).await {
                 Ok(id) => {
@@ -322,7 +338,7 @@ impl Executor {
         let Some((sandbox_id, attempt, ip)) = sandbox else {
             return;
         };
-        let sandbox_config = spec::sandbox_config(pod, attempt, &self.log_root);
+        let sandbox_config = self.sandbox_config(pod, attempt);
         let mut ctx = self.ctx.clone();
         ctx.volumes = volumes;
         ctx.pod_ip = if pod

@@ -36,6 +36,17 @@ pub struct KubeletArgs {
     pub node_ip: Option<String>,
     #[command(flatten)]
     pub image_gc: ImageGcArgs,
+    /// The cluster DNS server for pods (comma-separated).
+    #[arg(
+        long,
+        env = "WHARF_CLUSTER_DNS",
+        default_value = "10.43.0.10",
+        value_delimiter = ','
+    )]
+    pub cluster_dns: Vec<String>,
+    /// The cluster domain.
+    #[arg(long, env = "WHARF_CLUSTER_DOMAIN", default_value = "cluster.local")]
+    pub cluster_domain: String,
 }
 
 /// The kubelet's image garbage collection flags (upstream's names).
@@ -105,6 +116,8 @@ pub async fn run(args: KubeletArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| super::host_address().to_string()),
         private_registry: Some(args.private_registry.clone()),
         image_gc: args.image_gc.policy()?,
+        cluster_dns: args.cluster_dns.clone(),
+        cluster_domain: args.cluster_domain.clone(),
     };
     let k = start(&args.kubeconfig, args.server.as_deref(), cfg).await?;
     println!("wharf kubelet: running (CRI {})", k.endpoint());

@@ -31,6 +31,17 @@ pub struct ServerArgs {
     /// Cluster DNS service address.
     #[arg(long, env = "WHARF_CLUSTER_DNS", default_value = "10.43.0.10")]
     pub cluster_dns: String,
+    /// The cluster domain.
+    #[arg(long, env = "WHARF_CLUSTER_DOMAIN", default_value = "cluster.local")]
+    pub cluster_domain: String,
+    /// Do not run the cluster DNS in this process (k3s's `--disable=coredns`).
+    #[arg(long, env = "WHARF_DISABLE_DNS")]
+    pub disable_dns: bool,
+    /// Where the cluster DNS listens (UDP and TCP; port 0: any free port).
+    /// Default: the advertise address, port 53. The `kube-dns` Service
+    /// forwards to it.
+    #[arg(long, env = "WHARF_DNS_LISTEN", hide = true)]
+    pub dns_listen: Option<std::net::SocketAddr>,
     /// External datastore, e.g. `etcd://h1:2379,h2:2379,h3:2379`. Default: embedded SQLite.
     #[arg(long, env = "WHARF_DATASTORE_ENDPOINT")]
     pub datastore_endpoint: Option<String>,
@@ -249,9 +260,31 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             runtime_endpoint: args.container_runtime_endpoint.clone(),
             private_registry: Some(args.private_registry.clone()),
             image_gc: args.image_gc.policy()?,
+            cluster_dns: vec![args.cluster_dns.clone()],
+            cluster_domain: args.cluster_domain.clone(),
             node_ip: advertise.to_string(),
         };
         Some(super::kubelet::start(&api.kubeconfig, None, cfg).await?)
+    };
+    // So is the DNS server.
+    let dns = if args.disable_agent || args.disable_dns {
+        None
+    } else {
+        let cfg = dns::Config {
+            listen: args
+                .dns_listen
+                .unwrap_or_else(|| std::net::SocketAddr::new(advertise, 53)),
+            zone: args.cluster_domain.clone(),
+            upstreams: None,
+            service_ip: Some(args.cluster_dns.clone()),
+            advertise_ip: advertise.to_string(),
+        };
+        let client = super::client_from(&api.kubeconfig, None, "cluster-dns").await?;
+        Some(
+            dns::Dns::start(client, cfg)
+                .await
+                .context("starting the cluster DNS")?,
+        )
     };
     // So is the proxy.
     let proxy = if args.disable_agent || args.disable_kube_proxy {
@@ -267,6 +300,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         _ = term.recv() => {}
     }
     tracing::info!("shutting down");
+    drop(dns);
     if let Some(p) = proxy {
         p.stop().await;
     }
