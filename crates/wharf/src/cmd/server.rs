@@ -280,11 +280,15 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             advertise_ip: advertise.to_string(),
         };
         let client = super::client_from(&api.kubeconfig, None, "cluster-dns").await?;
-        Some(
-            dns::Dns::start(client, cfg)
-                .await
-                .context("starting the cluster DNS")?,
-        )
+        // A taken port 53 should not take the cluster down with it: the
+        // rest works, and the log says what to change.
+        match dns::Dns::start(client, cfg).await {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::error!(error = %e, "the cluster DNS is not running; free the port or set --dns-listen");
+                None
+            }
+        }
     };
     // So is the proxy.
     let proxy = if args.disable_agent || args.disable_kube_proxy {
