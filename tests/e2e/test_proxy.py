@@ -11,83 +11,24 @@ kube-proxy's nftables mode, the proxy does not serve NodePorts on
 localhost), so the server advertises it (and listens on every address, as
 the kubeconfig names the advertised one)."""
 
-import hashlib
 import json
-import os
 import random
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import WHARF, Kubectl, Server
+from conftest import WHARF
 from images import busybox_archive
+from kubelet_node import kubelet_node, wait_for
 
 IMAGE = "localhost/e2e-proxy:1"
 NODE = "e2e-proxy"
 BODY = "hello through the proxy"
-
-
-def host_ip():
-    out = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
-    return next(a for a in out if "." in a)
-
-
-class NodeServer(Server):
-    """A server whose node address is the host's address."""
-
-    def __init__(self, data_dir, extra_args, ip):
-        super().__init__(data_dir, agent=True, extra_args=extra_args)
-        self.ip = ip
-
-    def start(self, timeout=120):
-        args = [WHARF, "server", "--data-dir", str(self.data_dir), "--https-listen-port", str(self.port),
-                "--bind-address", "0.0.0.0", "--advertise-address", self.ip, *self.extra_args]
-        env = dict(os.environ, WHARF_LOG=os.environ.get("WHARF_LOG", "info"))
-        self.proc = subprocess.Popen(args, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, env=env)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"wharf server exited with {self.proc.returncode}:\n{self.log.read_text()[-4000:]}")
-            if self.kubeconfig.exists() and self.ready():
-                return self
-            time.sleep(0.1)
-        raise RuntimeError(f"wharf server not ready in {timeout}s:\n{self.log.read_text()[-4000:]}")
-
-
-def bridge_name(data_dir):
-    h = hashlib.sha256(os.path.realpath(data_dir).encode()).hexdigest()
-    return "wh" + h[:8]
-
-
-def own_shims(sock):
-    pids = []
-    for p in Path("/proc").iterdir():
-        if not p.name.isdigit():
-            continue
-        try:
-            cmd = (p / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if cmd and cmd[0].endswith(b"containerd-shim-runc-v2") and str(sock).encode() in cmd:
-            pids.append(int(p.name))
-    return pids
-
-
-def wait_for(what, fn, timeout=60, every=0.5):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
 def get(url):
@@ -109,46 +50,18 @@ def connect_error(ip, port):
 
 @pytest.fixture(scope="module")
 def cluster():
-    if subprocess.run(["which", "containerd"], capture_output=True).returncode != 0:
-        pytest.fail("containerd is not installed: run scripts/install-deps.sh")
-    d = tempfile.mkdtemp(prefix="wharf-proxy-e2e-")
-    cidr = f"10.{random.randint(200, 249)}.0.0/16"
     svc_cidr = f"10.{random.randint(100, 149)}.0.0/16"
     table = f"wharf-e2e-{random.randrange(1 << 32):08x}"
-    ip = host_ip()
-    s = NodeServer(d, ["--cluster-cidr", cidr, "--service-cidr", svc_cidr, "--node-name", NODE,
-                       "--proxy-table-name", table], ip)
-    sock = Path(d) / "agent" / "containerd" / "containerd.sock"
+    args = ["--service-cidr", svc_cidr, "--disable-dns"]
     try:
-        s.start()
-        k = Kubectl(s.kubeconfig)
-        wait_for("the node to be Ready", lambda: k.run(
-            "get", "node", NODE, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
-            check=False).stdout == "True", timeout=90)
-        archive = Path(d) / "busybox.tar"
-        busybox_archive(archive, IMAGE, (BODY + "\n").encode())
-        subprocess.run([WHARF, "images", "import", "--data-dir", d, str(archive)], check=True,
-                       capture_output=True, timeout=60)
-        yield k, ip, table, svc_cidr
-    finally:
-        try:
-            k = Kubectl(s.kubeconfig)
+        with kubelet_node(NODE, extra_args=args, proxy_table=table, import_image=False) as (s, k, d):
+            archive = Path(d) / "busybox.tar"
+            busybox_archive(archive, IMAGE, (BODY + "\n").encode())
+            subprocess.run([WHARF, "images", "import", "--data-dir", d, str(archive)], check=True,
+                           capture_output=True, timeout=60)
+            yield k, s.ip, table, svc_cidr
             k.run("delete", "deployments,services", "--all", check=False, timeout=60)
-            k.run("delete", "pods", "--all", "--grace-period=1", "--wait=true", "--timeout=60s", check=False, timeout=90)
-        except Exception:
-            pass
-        s.stop()
-        for pid in own_shims(sock):
-            os.kill(pid, signal.SIGKILL)
-        subprocess.run(["ip", "link", "del", bridge_name(d)], capture_output=True)
-        # The proxy leaves its rules on exit (as kube-proxy); this removes them.
-        subprocess.run([WHARF, "proxy", "--cleanup", "--proxy-table-name", table], capture_output=True)
-        for m in sorted((l.split()[1] for l in Path("/proc/self/mounts").read_text().splitlines()
-                         if l.split()[1].startswith(d + "/")), key=len, reverse=True):
-            subprocess.run(["umount", "-l", m], capture_output=True)
-        if os.environ.get("WHARF_E2E_KEEP_LOG"):
-            subprocess.run(["cp", str(Path(d) / "server.log"), os.environ["WHARF_E2E_KEEP_LOG"]])
-        subprocess.run(["rm", "-rf", d], capture_output=True)
+    finally:
         assert table not in subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
 
 
