@@ -8,6 +8,7 @@
 //! - [`cni`]: the pod network's bridge configuration from `podCIDR`.
 //! - [`node`]: Node registration, Lease, status.
 //! - [`pod`]: the pod sync loop.
+//! - [`volume`]: configMap, secret, downwardAPI and projected volumes; subPath.
 
 pub mod cni;
 pub mod containerd;
@@ -15,6 +16,7 @@ pub mod cri;
 pub mod images;
 pub mod node;
 pub mod pod;
+pub mod volume;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -135,6 +137,8 @@ impl Kubelet {
             host_ip: cfg.node_ip.clone(),
             pod_ip: String::new(),
             memory_capacity: host.memory as i64,
+            cpu_milli: host.cpus as i64 * 1000,
+            ephemeral_storage: host.ephemeral_storage as i64,
             volumes: Default::default(),
         };
         let log_root = cfg.data_dir.join("agent").join("pod-logs");
