@@ -8,6 +8,7 @@
 //! label; those of pods that no longer exist are removed.
 
 pub mod env;
+pub mod grpc_health;
 pub mod observed;
 pub mod plan;
 pub mod probe;

@@ -241,6 +241,9 @@ impl Executor {
         }
         let volumes = if plan.start.is_empty() {
             HashMap::new()
+        } else if self.too_early(pod, "") {
+            // A failed mount (or sandbox) is retried with the back-off.
+            return;
         } else {
             match self.volumes.setup(pod, env, &self.ctx.facts()).await {
                 Ok(v) => {
