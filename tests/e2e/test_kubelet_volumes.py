@@ -171,18 +171,21 @@ def test_downward_api_labels_follow_the_pod(node):
     _, k, _ = node
     apply(k, sleeper("dapod", [{"name": "info", "downwardAPI": {"items": [
         {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+        {"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}},
         {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}},
         {"path": "mem", "resourceFieldRef": {"containerName": "c", "resource": "limits.memory", "divisor": "1Mi"}}]}}],
         [{"name": "info", "mountPath": "/etc/podinfo"}],
-        metadata={"labels": {"app": "web", "zone": "a\"b"}},
+        metadata={"labels": {"app": "web", "zone": "a"}, "annotations": {"note": 'say "hi"\nbye'}},
         container={"resources": {"limits": {"memory": "32Mi", "cpu": "100m"}}}))
     p = running(k, "dapod")
-    assert in_pod(node, p, "cat", "/etc/podinfo/labels")[1] == 'app="web"\nzone="a\\"b"'
+    assert in_pod(node, p, "cat", "/etc/podinfo/labels")[1] == 'app="web"\nzone="a"'
+    notes = in_pod(node, p, "cat", "/etc/podinfo/annotations")[1]
+    assert 'note="say \\"hi\\"\\nbye"' in notes.splitlines(), notes
     assert in_pod(node, p, "cat", "/etc/podinfo/name")[1] == "dapod"
     assert in_pod(node, p, "cat", "/etc/podinfo/mem")[1] == "32"
     k("label", "pod", "dapod", "tier=front")
     wait_for("the labels file to change", lambda: in_pod(node, p, "cat", "/etc/podinfo/labels")[1]
-             == 'app="web"\ntier="front"\nzone="a\\"b"', timeout=40)
+             == 'app="web"\ntier="front"\nzone="a"', timeout=40)
     delete(k, "dapod")
 
 
@@ -253,13 +256,17 @@ def test_sub_path_and_symlink_escape(node):
 
 
 def test_env_expansion_and_resource_fields(node):
-    _, k, _ = node
-    script = ('test "$B" = x-y && test "$C" = \'$(A)\' && test "$D" = \'$(UNDEF)\' && test "$0" = x '
+    """The script is a command element, so the kubelet expands it too:
+    `$$(A)` in it is the literal `$(A)`."""
+    _, k, d = node
+    script = ('echo "$0|$1|$2|$A|$B|$C|$D|$MEM|$CPU|$CPUS|$IP|$IPS|$SA"; '
+              'test "$B" = x-y && test "$C" = \'$$(A)\' && test "$D" = \'$(UNDEF)\' && test "$0" = x '
               '&& test "$1" = x-y && test "$2" = \'$(UNDEF)\' && test "$MEM" = 64 && test "$CPU" = 250 '
               '&& test "$CPUS" = 1 && test -n "$IP" && test "$IPS" = "$IP" && test "$SA" = default')
     manifest = {
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "envx"},
-        "spec": {"restartPolicy": "Never", "containers": [{
+        # Set explicitly: wharf has no ServiceAccount admission to default it.
+        "spec": {"restartPolicy": "Never", "serviceAccountName": "default", "containers": [{
             "name": "c", "image": IMAGE, "imagePullPolicy": "Never",
             "command": ["sh", "-c", script, "$(A)"], "args": ["$(B)", "$(UNDEF)"],
             "resources": {"limits": {"memory": "64Mi", "cpu": "250m"}},
@@ -275,5 +282,6 @@ def test_env_expansion_and_resource_fields(node):
     apply(k, manifest)
     p = wait_for("envx to finish", lambda: (lambda p: p if p["status"].get("phase") in ("Succeeded", "Failed")
                  else None)(pod(k, "envx")), timeout=60)
-    assert p["status"]["phase"] == "Succeeded", p["status"]
+    log = Path(d) / "agent" / "pod-logs" / f"default_envx_{p['metadata']['uid']}" / "c" / "0.log"
+    assert p["status"]["phase"] == "Succeeded", log.read_text()
     delete(k, "envx")

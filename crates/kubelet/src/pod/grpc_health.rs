@@ -70,7 +70,9 @@ pub async fn check(host: &str, port: u16, service: &str, timeout: Duration) -> R
                 "this server does not implement the grpc health protocol (grpc.health.v1.Health)"
                     .to_string()
             }
-            tonic::Code::DeadlineExceeded => format!("timeout: health rpc did not complete within {timeout:?}"),
+            tonic::Code::DeadlineExceeded => {
+                format!("timeout: health rpc did not complete within {timeout:?}")
+            }
             _ => format!("error: health rpc probe failed: {}", s.message()),
         })
     };
@@ -81,7 +83,10 @@ pub async fn check(host: &str, port: u16, service: &str, timeout: Duration) -> R
     if st == SERVING {
         Ok(())
     } else {
-        Err(format!("service unhealthy (responded with \"{}\")", status_name(st)))
+        Err(format!(
+            "service unhealthy (responded with \"{}\")",
+            status_name(st)
+        ))
     }
 }
 
@@ -109,7 +114,11 @@ mod tests {
         type Response = HealthCheckResponse;
         type Future = BoxFut<Result<tonic::Response<HealthCheckResponse>, tonic::Status>>;
         fn call(&mut self, r: tonic::Request<HealthCheckRequest>) -> Self::Future {
-            let status = if r.get_ref().service == "app" { self.0 } else { 3 };
+            let status = if r.get_ref().service == "app" {
+                self.0
+            } else {
+                3
+            };
             Box::pin(async move { Ok(tonic::Response::new(HealthCheckResponse { status })) })
         }
     }
@@ -143,7 +152,10 @@ mod tests {
                 .serve(([127, 0, 0, 1], port).into()),
         );
         for _ in 0..50 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -161,7 +173,10 @@ mod tests {
             "service unhealthy (responded with \"SERVICE_UNKNOWN\")"
         );
         let down = serve(2).await;
-        assert!(check("127.0.0.1", down, "app", t).await.unwrap_err().contains("NOT_SERVING"));
+        assert!(check("127.0.0.1", down, "app", t)
+            .await
+            .unwrap_err()
+            .contains("NOT_SERVING"));
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let closed = l.local_addr().unwrap().port();
         drop(l);
