@@ -463,4 +463,52 @@ mod tests {
         let ns = l.security_context.unwrap().namespace_options.unwrap();
         assert_eq!(ns.network, api::NamespaceMode::Node as i32);
     }
+
+    #[test]
+    fn env_expansion_and_resource_fields() {
+        let p = pod(json!({
+            "metadata": {"name": "web", "namespace": "ns", "uid": "u1"},
+            "spec": {"containers": [{"name": "c", "image": "i",
+                "command": ["sh", "-c", "echo $(B) $$(B) $(NOPE)"], "args": ["$(FROM)"],
+                "resources": {"limits": {"cpu": "1500m", "memory": "100Mi"}},
+                "env": [{"name": "B", "value": "$(A)-b"},
+                        {"name": "A", "value": "a"},
+                        {"name": "C", "value": "$(A)$(FROM)"},
+                        {"name": "CPU", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}},
+                        {"name": "MEM", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1M"}}},
+                        {"name": "REQ", "valueFrom": {"resourceFieldRef": {"containerName": "c", "resource": "requests.cpu", "divisor": "1m"}}}]}]}
+        }));
+        let resolved = super::super::env::Resolved {
+            from: vec![("FROM".into(), "f".into())],
+            ..Default::default()
+        };
+        let c = container_config(
+            &p,
+            &p.spec.clone().unwrap().containers[0],
+            0,
+            &Context::default(),
+            &resolved,
+            Vec::new(),
+        );
+        let env: Vec<_> = c
+            .envs
+            .iter()
+            .map(|e| (e.key.as_str(), e.value.as_str()))
+            .collect();
+        assert_eq!(
+            env,
+            vec![
+                ("FROM", "f"),
+                ("B", "$(A)-b"),
+                ("A", "a"),
+                ("C", "af"),
+                ("CPU", "2"),
+                ("MEM", "105"),
+                ("REQ", "0"),
+            ],
+            "a reference to a later variable stays as written; limits round up"
+        );
+        assert_eq!(c.command, vec!["sh", "-c", "echo $(A)-b $(B) $(NOPE)"]);
+        assert_eq!(c.args, vec!["f"]);
+    }
 }
