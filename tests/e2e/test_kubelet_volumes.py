@@ -207,17 +207,40 @@ def test_projected_volume_like_kube_api_access(node):
     delete(k, "projpod")
 
 
-def test_service_account_token_projection_needs_token_request(node):
-    """wharf's API server does not serve serviceaccounts/token yet: the
-    kubelet asks for it and reports upstream's failure, it never makes a
-    token up."""
-    _, k, _ = node
+def test_service_account_token_projection(node):
+    """A bound token from the TokenRequest API, which authenticates as the
+    pod's service account."""
+    _, k, d = node
     apply(k, sleeper("tokpod", [{"name": "tok", "projected": {"sources": [
-        {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}}]}}],
-        [{"name": "tok", "mountPath": "/tok"}]))
-    msgs = wait_for("a FailedMount event", lambda: event_messages(k, "tokpod", "FailedMount"), timeout=30)
-    assert msgs[0].startswith('MountVolume.SetUp failed for volume "tok" : failed to fetch token: '), msgs
-    assert pod(k, "tokpod")["status"]["phase"] == "Pending"
+        {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}},
+        {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}}]}}],
+        [{"name": "tok", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}],
+        serviceAccountName="default"))
+    p = running(k, "tokpod")
+    # A kubeconfig without the admin's client certificate: only the token counts.
+    cfg = json.loads(k("config", "view", "--raw", "--minify", "-o", "json"))
+    for u in cfg["users"]:
+        u["user"] = {}
+    anon = Path(d) / "token-only.kubeconfig"
+    anon.write_text(json.dumps(cfg))
+    t = Kubectl(anon)
+    code, token = in_pod(node, p, "cat", "/var/run/secrets/kubernetes.io/serviceaccount/token")
+    assert code == 0 and token.count(".") == 2, token
+    assert t.run("get", "pods", check=False).returncode != 0, "no credentials, no access"
+    who = json.loads(t("auth", "whoami", "--token", token, "-o", "json"))["status"]["userInfo"]
+    assert who["username"] == "system:serviceaccount:default:default"
+    assert "system:serviceaccounts:default" in who["groups"]
+    assert who["extra"]["authentication.kubernetes.io/pod-name"] == ["tokpod"]
+    assert who["extra"]["authentication.kubernetes.io/pod-uid"] == [p["metadata"]["uid"]]
+    # kubectl's own TokenRequest client works too; a tampered token does not.
+    t2 = k("create", "token", "default", "--duration=10m").strip()
+    assert json.loads(t("auth", "whoami", "--token", t2, "-o", "json"))["status"]["userInfo"]["username"] == \
+        "system:serviceaccount:default:default"
+    bad = t.run("auth", "whoami", "--token", token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB"),
+                check=False)
+    assert bad.returncode != 0 and "Unauthorized" in bad.stderr, bad.stderr
+    short = k.run("create", "token", "default", "--duration=1m", check=False)
+    assert short.returncode != 0 and "may not specify a duration less than 10 minutes" in short.stderr, short.stderr
     delete(k, "tokpod")
 
 

@@ -80,6 +80,7 @@ impl ApiServer {
         sans.push(first_ip.to_string());
         let pki = crate::pki::ensure(&config.data_dir, &sans)?;
         let tls = pki.server_config()?;
+        crate::satoken::install(&pki.tls_dir)?;
         let mut authn = Authenticator::new(&pki.ca_cert_pem, None)?;
         let token_file = config.data_dir.join("tokens.csv");
         if token_file.exists() {
