@@ -13,8 +13,10 @@ import json
 import os
 import random
 import signal
+import ssl
 import subprocess
 import tempfile
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -211,10 +213,14 @@ def test_service_account_token_projection(node):
     """A bound token from the TokenRequest API, which authenticates as the
     pod's service account."""
     _, k, d = node
-    apply(k, sleeper("tokpod", [{"name": "tok", "projected": {"sources": [
-        {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}},
+    # What admission's kube-api-access-* volume holds: token, CA bundle, namespace.
+    wait_for("the root CA to be published", lambda: k.run("get", "configmap", "kube-root-ca.crt",
+                                                           check=False).returncode == 0, timeout=30)
+    apply(k, sleeper("tokpod", [{"name": "kube-api-access-e2e", "projected": {"defaultMode": 420, "sources": [
+        {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
         {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}}]}}],
-        [{"name": "tok", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}],
+        [{"name": "kube-api-access-e2e", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}],
         serviceAccountName="default"))
     p = running(k, "tokpod")
     # A kubeconfig without the admin's client certificate: only the token counts.
@@ -226,6 +232,17 @@ def test_service_account_token_projection(node):
     t = Kubectl(anon)
     code, token = in_pod(node, p, "cat", "/var/run/secrets/kubernetes.io/serviceaccount/token")
     assert code == 0 and token.count(".") == 2, token
+    sa = "/var/run/secrets/kubernetes.io/serviceaccount"
+    ca = in_pod(node, p, "cat", f"{sa}/ca.crt")[1]
+    assert ca == next(Path(d).rglob("tls/ca.crt")).read_text()
+    assert in_pod(node, p, "cat", f"{sa}/namespace")[1] == "default"
+    # An in-cluster client's view: the API with the mounted CA and token.
+    ctx = ssl.create_default_context(cadata=ca)
+    server = cfg["clusters"][0]["cluster"]["server"]
+    req = urllib.request.Request(f"{server}/api/v1/namespaces/default/pods/tokpod",
+                                 headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+        assert json.loads(r.read())["metadata"]["name"] == "tokpod"
     assert t.run("get", "pods", check=False).returncode != 0, "no credentials, no access"
     who = json.loads(t("auth", "whoami", "--token", token, "-o", "json"))["status"]["userInfo"]
     assert who["username"] == "system:serviceaccount:default:default"
