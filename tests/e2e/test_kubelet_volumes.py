@@ -261,6 +261,33 @@ def test_service_account_token_projection(node):
     delete(k, "tokpod")
 
 
+def test_default_pod_has_service_account_files(node):
+    """Admission adds kube-api-access-*; the kubelet mounts token, ca.crt and namespace."""
+    _, k, d = node
+    k("run", "plain", f"--image={IMAGE}", "--image-pull-policy=Never", "--", "sleep", "3600")
+    p = running(k, "plain")
+    vols = [v["name"] for v in p["spec"]["volumes"]]
+    assert len(vols) == 1 and vols[0].startswith("kube-api-access-"), vols
+    assert p["spec"]["serviceAccountName"] == "default"
+    sa = "/var/run/secrets/kubernetes.io/serviceaccount"
+    assert in_pod(node, p, "cat", f"{sa}/namespace", container="plain")[1] == "default"
+    assert in_pod(node, p, "cat", f"{sa}/ca.crt", container="plain")[1] == next(Path(d).rglob("tls/ca.crt")).read_text()
+    token = in_pod(node, p, "cat", f"{sa}/token", container="plain")[1]
+    assert in_pod(node, p, "ls", sa, container="plain")[1].split() == ["ca.crt", "namespace", "token"]
+    cfg = json.loads(k("config", "view", "--raw", "--minify", "-o", "json"))
+    for u in cfg["users"]:
+        u["user"] = {}
+    anon = Path(d) / "token-only-plain.kubeconfig"
+    anon.write_text(json.dumps(cfg))
+    who = json.loads(Kubectl(anon)("auth", "whoami", "--token", token, "-o", "json"))["status"]["userInfo"]
+    assert who["username"] == "system:serviceaccount:default:default"
+    # Opting out leaves the pod without the volume.
+    apply(k, sleeper("optout", [], [], automountServiceAccountToken=False))
+    assert not pod(k, "optout")["spec"].get("volumes")
+    assert "volumeMounts" not in pod(k, "optout")["spec"]["containers"][0] or not pod(k, "optout")["spec"]["containers"][0]["volumeMounts"]
+    delete(k, "plain", "optout")
+
+
 def test_sub_path_and_symlink_escape(node):
     _, k, d = node
     prepare = "mkdir -p /data/sub && echo in-sub > /data/sub/f && busybox ln -s /etc /data/escape"
