@@ -258,7 +258,11 @@ def test_service_account_token_projection(node):
     assert bad.returncode != 0 and "Unauthorized" in bad.stderr, bad.stderr
     short = k.run("create", "token", "default", "--duration=1m", check=False)
     assert short.returncode != 0 and "may not specify a duration less than 10 minutes" in short.stderr, short.stderr
-    delete(k, "tokpod")
+    # Deleting the pod invalidates the tokens bound to it, not the others.
+    k("delete", "pod", "tokpod", "--grace-period=1", "--wait=true", timeout=90)
+    gone = t.run("auth", "whoami", "--token", token, check=False)
+    assert gone.returncode != 0 and "Unauthorized" in gone.stderr, gone.stderr
+    assert t.run("auth", "whoami", "--token", t2, check=False).returncode == 0
 
 
 def test_default_pod_has_service_account_files(node):

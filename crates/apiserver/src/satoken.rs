@@ -9,9 +9,9 @@
 //! and `kubernetes.io` with the namespace, the account and the bound pod.
 //! A token authenticates as the account, in groups `system:serviceaccounts`
 //! and `system:serviceaccounts:<ns>`, when its signature, issuer, audience
-//! and times check out. Not done: the check at authentication time that
-//! the bound pod and the account still exist (a token lives until it
-//! expires), and `--service-account-extend-token-expiration`.
+//! and times check out, and while the account and the bound pod still
+//! exist with the same UIDs ([`still_valid`]). Not done:
+//! `--service-account-extend-token-expiration`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -245,6 +245,39 @@ pub fn authenticate(token: &str) -> Option<UserInfo> {
         return None;
     }
     verify(keys()?.as_ref(), token, now())
+}
+
+/// Whether the account and the pod a token of `user` was bound to still
+/// exist with the UIDs it names (upstream's check: deleting the pod or
+/// the account invalidates its tokens at once). Users not from tokens
+/// issued here pass.
+pub fn still_valid(reg: &Registry, user: &UserInfo) -> bool {
+    let ours = user
+        .extra
+        .get("authentication.kubernetes.io/credential-id")
+        .is_some_and(|v| v.iter().any(|j| j.starts_with("JTI=")));
+    let Some(rest) = user.username.strip_prefix("system:serviceaccount:") else {
+        return true;
+    };
+    let Some((ns, name)) = rest.split_once(':').filter(|_| ours) else {
+        return true;
+    };
+    let uid_of = |plural: &str, obj: &str| -> Option<String> {
+        let info = crate::resources::lookup("", "v1", plural)?;
+        let e = reg.cache.get(&info.key(Some(ns), obj))?;
+        e.value()["metadata"]["uid"].as_str().map(str::to_string)
+    };
+    if uid_of("serviceaccounts", name).as_deref() != Some(user.uid.as_str()) {
+        return false;
+    }
+    let one = |k: &str| user.extra.get(k).and_then(|v| v.first()).cloned();
+    match (
+        one("authentication.kubernetes.io/pod-name"),
+        one("authentication.kubernetes.io/pod-uid"),
+    ) {
+        (Some(pod), Some(uid)) => uid_of("pods", &pod).as_deref() == Some(uid.as_str()),
+        _ => true,
+    }
 }
 
 /// `POST serviceaccounts/{name}/token`: the TokenRequest with its token.

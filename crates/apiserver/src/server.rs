@@ -239,7 +239,11 @@ fn authenticate(ctx: &Ctx, conn: &ConnAuth, req: &Request<Incoming>) -> Option<U
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     if auth.is_some() {
-        return ctx.authn.authenticate(conn.certs.as_deref(), auth).ok();
+        return ctx
+            .authn
+            .authenticate(conn.certs.as_deref(), auth)
+            .ok()
+            .filter(|u| crate::satoken::still_valid(&ctx.registry, u));
     }
     let certs = conn.certs.as_deref()?;
     let mut cached = conn.cached.lock().expect("auth cache lock");
