@@ -60,7 +60,9 @@ def test_metadata_views_of_get_list_and_watch(api_client, core, namespace):
 
     # A watch sends each event's object as PartialObjectMetadata.
     code, text = raw(api_client, "GET", base, META_GET,
-                     query=[("watch", "true"), ("timeoutSeconds", "1"), ("resourceVersion", "0")])
+                     query=[("watch", "true"), ("timeoutSeconds", "1"), ("resourceVersion", "0"),
+                            # Not the kube-root-ca.crt every namespace has.
+                            ("labelSelector", "app=meta")])
     assert code == 200
     events = [json.loads(line) for line in text.splitlines() if line.strip()] if isinstance(text, str) else [text]
     assert {e["object"]["metadata"]["name"] for e in events if e["type"] == "ADDED"} == {"cm0", "cm1"}

@@ -208,6 +208,9 @@ impl Authenticator {
             if let Some(user) = self.find(token.as_bytes()) {
                 return Ok(with_authenticated_group(user.clone()));
             }
+            if let Some(user) = crate::satoken::authenticate(token) {
+                return Ok(with_authenticated_group(user));
+            }
         }
         let cert_result = match peer_certs {
             Some([leaf, intermediates @ ..]) => Some(self.authenticate_cert(leaf, intermediates)),

@@ -543,7 +543,7 @@ async fn resource(
                 crate::crd::scale::handle(reg, &rp, method, &content_type, &body, &opts).await?;
             return Ok(json_response(code, &scale));
         }
-        if matches!(s, "scale" | "eviction" | "binding" | "finalize") {
+        if matches!(s, "scale" | "eviction" | "binding" | "finalize" | "token") {
             let opts = write_options(&q, req.headers(), "UpdateOptions")?;
             return crate::subresource::handle(
                 reg,
@@ -569,6 +569,10 @@ async fn resource(
             "metadata": { "creationTimestamp": null },
             "status": { "userInfo": { "username": user.username, "uid": user.uid, "groups": user.groups } },
         });
+        let mut review = review;
+        if !user.extra.is_empty() {
+            review["status"]["userInfo"]["extra"] = json!(user.extra);
+        }
         return Ok(json_response(201, &review));
     }
     let out = negotiate::output(accept);

@@ -24,6 +24,7 @@ pub mod protobuf;
 pub mod registry;
 pub mod resources;
 pub mod route;
+pub mod satoken;
 pub mod schema;
 pub mod selector;
 pub mod server;

@@ -181,7 +181,9 @@ pub static RESOURCES: &[ResourceInfo] = &[
     res!("", "v1", "ResourceQuota", "resourcequotas", "resourcequota", true, short: ["quota"], cat: [],
          verbs: STANDARD_VERBS, sub: [status("ResourceQuota")]),
     res!("", "v1", "Secret", "secrets", "secret", true, short: [], cat: [], verbs: STANDARD_VERBS, sub: []),
-    res!("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true, short: ["sa"], cat: [], verbs: STANDARD_VERBS, sub: []),
+    res!("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true, short: ["sa"], cat: [], verbs: STANDARD_VERBS, sub: [
+        Subresource { name: "token", group: "authentication.k8s.io", version: "v1", kind: "TokenRequest", verbs: &["create"] }
+    ]),
     res!("", "v1", "Service", "services", "service", true, short: ["svc"], cat: ["all"],
          verbs: &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"], sub: [status("Service")]),
     // apps/v1

@@ -80,6 +80,7 @@ impl ApiServer {
         sans.push(first_ip.to_string());
         let pki = crate::pki::ensure(&config.data_dir, &sans)?;
         let tls = pki.server_config()?;
+        crate::satoken::install(&pki.tls_dir)?;
         let mut authn = Authenticator::new(&pki.ca_cert_pem, None)?;
         let token_file = config.data_dir.join("tokens.csv");
         if token_file.exists() {
@@ -238,7 +239,11 @@ fn authenticate(ctx: &Ctx, conn: &ConnAuth, req: &Request<Incoming>) -> Option<U
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     if auth.is_some() {
-        return ctx.authn.authenticate(conn.certs.as_deref(), auth).ok();
+        return ctx
+            .authn
+            .authenticate(conn.certs.as_deref(), auth)
+            .ok()
+            .filter(|u| crate::satoken::still_valid(&ctx.registry, u));
     }
     let certs = conn.certs.as_deref()?;
     let mut cached = conn.cached.lock().expect("auth cache lock");

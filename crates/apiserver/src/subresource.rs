@@ -1,5 +1,6 @@
 //! Subresources that speak another kind than their parent: `scale`
-//! (autoscaling/v1 Scale), `binding`, `eviction`, and `namespaces/finalize`.
+//! (autoscaling/v1 Scale), `binding`, `eviction`, `namespaces/finalize`,
+//! and `serviceaccounts/token` (in `satoken`).
 
 use std::convert::Infallible;
 
@@ -255,6 +256,10 @@ pub async fn handle(
                 &json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201 }),
             ))
         }
+        ("token", Method::POST) => Ok(json_response(
+            201,
+            &crate::satoken::token_request(reg, &parent, &decode(content_type, &body)?).await?,
+        )),
         ("finalize", Method::PUT) => {
             let ns_obj = decode(content_type, &body)?;
             let finalizers = ns_obj["spec"]["finalizers"].clone();

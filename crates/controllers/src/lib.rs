@@ -12,6 +12,7 @@ pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod podgc;
 pub mod replicaset;
+pub mod rootca;
 pub mod serviceaccount;
 pub mod tainteviction;
 
@@ -54,6 +55,9 @@ pub struct Config {
     /// How long a pod's node must stay absent before the pod GC deletes the
     /// pod (upstream's fixed 40 s quarantine).
     pub pod_gc_quarantine: Duration,
+    /// The cluster CA bundle (PEM) the root CA publisher puts in every
+    /// namespace's `kube-root-ca.crt`; `None` runs no publisher.
+    pub root_ca_pem: Option<String>,
 }
 
 impl Default for Config {
@@ -72,6 +76,7 @@ impl Default for Config {
             terminated_pod_gc_threshold: 12500,
             pod_gc_period: Duration::from_secs(20),
             pod_gc_quarantine: Duration::from_secs(40),
+            root_ca_pem: None,
         }
     }
 }
@@ -94,6 +99,13 @@ impl Config {
     }
 }
 
+async fn rootca_task(client: kube::Client, ca: Option<String>) {
+    match ca {
+        Some(ca) => rootca::run(client, ca).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Start every controller on `client`; runs until the returned task is
 /// aborted, which stops the controllers with it. Fails at once on settings
 /// that cannot work (see [`Config::check`]).
@@ -107,6 +119,7 @@ pub fn start(client: kube::Client, cfg: Config) -> anyhow::Result<tokio::task::J
             tokio::spawn(podgc::run(client.clone(), cfg.clone())),
             tokio::spawn(namespace::run(client.clone())),
             tokio::spawn(serviceaccount::run(client.clone())),
+            tokio::spawn(rootca_task(client.clone(), cfg.root_ca_pem.clone())),
             tokio::spawn(replicaset::run(client.clone())),
             tokio::spawn(deployment::run(client.clone())),
             tokio::spawn(endpoints::run(client.clone())),

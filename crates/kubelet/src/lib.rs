@@ -8,6 +8,7 @@
 //! - [`cni`]: the pod network's bridge configuration from `podCIDR`.
 //! - [`node`]: Node registration, Lease, status.
 //! - [`pod`]: the pod sync loop.
+//! - [`volume`]: configMap, secret, downwardAPI and projected volumes; subPath.
 
 pub mod cni;
 pub mod containerd;
@@ -18,6 +19,7 @@ pub mod keyring;
 pub mod node;
 pub mod pod;
 pub mod registries;
+pub mod volume;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -155,6 +157,8 @@ impl Kubelet {
             host_ip: cfg.node_ip.clone(),
             pod_ip: String::new(),
             memory_capacity: host.memory as i64,
+            cpu_milli: host.cpus as i64 * 1000,
+            ephemeral_storage: host.ephemeral_storage as i64,
             volumes: Default::default(),
         };
         let log_root = cfg.data_dir.join("agent").join("pod-logs");

@@ -30,6 +30,7 @@ mod podextra;
 mod podspec;
 mod quantity;
 mod rbac;
+mod sa_admission;
 mod service;
 mod sets;
 mod storage;

@@ -347,6 +347,8 @@ impl Strategy for PodStrategy {
     }
 
     fn prepare_for_create(&self, obj: &mut Value) {
+        // The ServiceAccount admission plugin's mutations.
+        super::sa_admission::admit(obj, &super::sa_admission::suffix());
         let Some(spec) = obj_mut(obj, "spec") else {
             return;
         };
@@ -475,11 +477,28 @@ mod tests {
             p["status"],
             json!({ "phase": "Pending", "qosClass": "BestEffort" })
         );
+        // The ServiceAccount admission's account and token volume.
+        let vol = p["spec"]["volumes"][0]["name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            vol.starts_with("kube-api-access-") && vol.len() == 21,
+            "{vol}"
+        );
+        assert_eq!(
+            p["spec"]["volumes"][0]["projected"],
+            super::super::sa_admission::token_volume_source()
+        );
         assert_eq!(
             p["spec"],
             json!({
                 "containers": [{ "name": "nginx", "image": "nginx", "imagePullPolicy": "Always", "resources": {},
-                                 "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File" }],
+                                 "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File",
+                                 "volumeMounts": [{ "name": vol, "readOnly": true,
+                                                    "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount" }] }],
+                "serviceAccount": "default", "serviceAccountName": "default",
+                "volumes": p["spec"]["volumes"].clone(),
                 "dnsPolicy": "ClusterFirst", "enableServiceLinks": true,
                 "restartPolicy": "Always", "schedulerName": "default-scheduler", "securityContext": {}, "terminationGracePeriodSeconds": 30,
                 "tolerations": [

@@ -6,8 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
-use kube::{Api, Client};
+use k8s_openapi::api::core::v1::{Container, Pod};
 
 /// A container's variables that come from ConfigMaps and Secrets.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -32,67 +31,86 @@ pub trait Source {
     ) -> impl std::future::Future<Output = Result<Option<BTreeMap<String, String>>, String>> + Send;
 }
 
-/// The API as a [`Source`], for one pod's namespace.
-pub struct ApiSource {
-    cms: Api<ConfigMap>,
-    secrets: Api<Secret>,
-    cache: HashMap<(bool, String), Option<BTreeMap<String, String>>>,
-}
-
-impl ApiSource {
-    /// Objects of `namespace`.
-    pub fn new(client: &Client, namespace: &str) -> Self {
-        ApiSource {
-            cms: Api::namespaced(client.clone(), namespace),
-            secrets: Api::namespaced(client.clone(), namespace),
-            cache: HashMap::new(),
-        }
-    }
-}
+/// The API as a [`Source`], for one pod's namespace (the same reader as
+/// the volumes', so one sync reads each object once).
+pub type ApiSource = crate::volume::ApiObjects;
 
 impl Source for ApiSource {
     async fn config_map(&mut self, name: &str) -> Result<Option<BTreeMap<String, String>>, String> {
-        if let Some(v) = self.cache.get(&(false, name.to_string())) {
-            return Ok(v.clone());
-        }
-        let v = self
-            .cms
-            .get_opt(name)
-            .await
-            .map_err(|e| e.to_string())?
-            .map(|cm| {
-                let mut d = cm.data.unwrap_or_default();
-                for (k, b) in cm.binary_data.unwrap_or_default() {
-                    d.insert(k, String::from_utf8_lossy(&b.0).to_string());
-                }
-                d
-            });
-        self.cache.insert((false, name.to_string()), v.clone());
-        Ok(v)
+        let cm = crate::volume::Objects::config_map(self, name).await?;
+        Ok(cm.map(|cm| {
+            let mut d = cm.data.unwrap_or_default();
+            for (k, b) in cm.binary_data.unwrap_or_default() {
+                d.insert(k, String::from_utf8_lossy(&b.0).to_string());
+            }
+            d
+        }))
     }
 
     async fn secret(&mut self, name: &str) -> Result<Option<BTreeMap<String, String>>, String> {
-        if let Some(v) = self.cache.get(&(true, name.to_string())) {
-            return Ok(v.clone());
-        }
-        let v = self
-            .secrets
-            .get_opt(name)
-            .await
-            .map_err(|e| e.to_string())?
-            .map(|s| {
-                let mut d: BTreeMap<String, String> = s
-                    .data
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, b)| (k, String::from_utf8_lossy(&b.0).to_string()))
-                    .collect();
-                d.extend(s.string_data.unwrap_or_default());
-                d
-            });
-        self.cache.insert((true, name.to_string()), v.clone());
-        Ok(v)
+        let s = crate::volume::Objects::secret(self, name).await?;
+        Ok(s.map(|s| {
+            let mut d: BTreeMap<String, String> = s
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, b)| (k, String::from_utf8_lossy(&b.0).to_string()))
+                .collect();
+            for (k, v) in s.string_data.unwrap_or_default() {
+                d.entry(k).or_insert(v);
+            }
+            d
+        }))
     }
+}
+
+/// Upstream's `$(VAR)` expansion (env values, command, args,
+/// subPathExpr): `$(NAME)` becomes `lookup(NAME)`, or stays as written
+/// when that is `None`; `$$` is a literal `$`; any other `$` (and an
+/// unclosed `$(`) is kept as is.
+pub fn expand(input: &str, mut lookup: impl FnMut(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(input.len());
+    let mut rest = input;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let mut chars = after.chars();
+        match chars.next() {
+            None => {
+                out.push('$');
+                rest = after;
+            }
+            Some('$') => {
+                out.push('$');
+                rest = &after[1..];
+            }
+            Some('(') => match after.find(')') {
+                Some(close) => {
+                    let name = &after[1..close];
+                    match lookup(name) {
+                        Some(v) => out.push_str(&v),
+                        None => {
+                            out.push_str("$(");
+                            out.push_str(name);
+                            out.push(')');
+                        }
+                    }
+                    rest = &after[close + 1..];
+                }
+                None => {
+                    out.push_str("$(");
+                    rest = &after[1..];
+                }
+            },
+            Some(c) => {
+                out.push('$');
+                out.push(c);
+                rest = &after[c.len_utf8()..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Whether `name` is a valid environment variable name (C identifier-ish,
@@ -216,6 +234,34 @@ mod tests {
         .unwrap();
         let c = p.spec.clone().unwrap().containers[0].clone();
         (p, c)
+    }
+
+    #[test]
+    fn expansion_table() {
+        let vars: HashMap<&str, &str> =
+            HashMap::from([("A", "a"), ("B", "b"), ("EMPTY", ""), ("LONG", "x y")]);
+        let lookup = |k: &str| vars.get(k).map(|v| v.to_string());
+        for (input, want) in [
+            ("$(A)", "a"),
+            ("pre-$(A)-$(B)-post", "pre-a-b-post"),
+            ("$(EMPTY)", ""),
+            ("$(NOPE)", "$(NOPE)"),
+            ("$$(A)", "$(A)"),
+            ("$$$(A)", "$a"),
+            ("$$", "$"),
+            ("$", "$"),
+            ("a$", "a$"),
+            ("$A", "$A"),
+            ("$(A", "$(A"),
+            ("$()", "$()"),
+            ("$(A)$(B)", "ab"),
+            ("$(LONG)", "x y"),
+            ("é$(A)é", "éaé"),
+            ("$é", "$é"),
+            ("no vars", "no vars"),
+        ] {
+            assert_eq!(expand(input, lookup), want, "{input}");
+        }
     }
 
     #[tokio::test]

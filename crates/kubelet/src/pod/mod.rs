@@ -9,6 +9,7 @@
 
 pub mod dns;
 pub mod env;
+pub mod grpc_health;
 pub mod observed;
 pub mod plan;
 pub mod probe;
@@ -242,9 +243,13 @@ impl PodWorker {
                 || (plan.new_sandbox.is_some()
                     && own_network
                     && !self.network_ready.load(std::sync::atomic::Ordering::SeqCst));
+            // Running pods get their API-data volumes rewritten now and then.
+            let refresh = !deleting
+                && rt.current_sandbox().is_some_and(|s| s.ready)
+                && self.exec.volumes.resync_due(&pod);
             posts.push((pod.clone(), want));
-            if deleting || !idle {
-                work.push((pod, rt, plan, deleting));
+            if deleting || !idle || refresh {
+                work.push((pod, rt, plan, deleting, idle));
             }
         }
         // Statuses go out together (a burst of new pods is not posted one
@@ -257,7 +262,7 @@ impl PodWorker {
                 |(pod, want)| async move { me.post_status(&pod, want).await },
             )
             .await;
-        for (pod, rt, plan, deleting) in work {
+        for (pod, rt, plan, deleting, idle) in work {
             let uid = pod.metadata.uid.clone().unwrap_or_default();
             self.busy.lock().expect("busy").insert(uid.clone());
             let me = self.clone();
@@ -269,7 +274,11 @@ impl PodWorker {
                         &me.client,
                         pod.metadata.namespace.as_deref().unwrap_or_default(),
                     );
-                    me.exec.execute(&pod, &rt, plan, &mut src).await;
+                    if idle {
+                        me.exec.refresh_volumes(&pod, &mut src).await;
+                    } else {
+                        me.exec.execute(&pod, &rt, plan, &mut src).await;
+                    }
                 }
                 me.busy.lock().expect("busy").remove(&uid);
                 me.wake.notify_one();

@@ -1,7 +1,8 @@
 //! Container probes (liveness, readiness, startup) with upstream's timing
 //! fields: `initialDelaySeconds`, `periodSeconds`, `timeoutSeconds`,
 //! `successThreshold`, `failureThreshold`. Handlers: `exec` (CRI ExecSync),
-//! `tcpSocket` and `httpGet` (from the node to the pod's IP). One task per
+//! `tcpSocket`, `httpGet` and `grpc` (`grpc_health`), from the node to
+//! the pod's IP. One task per
 //! probe of a running container instance; results land in a shared map the
 //! status reads. A failed liveness or startup probe stops the container,
 //! and the restart policy takes it from there, as upstream.
@@ -137,8 +138,20 @@ pub async fn run_once(
             _ => false,
         };
     }
-    // gRPC probes are not supported yet: report failure rather than a
-    // success that was never checked.
+    if let Some(g) = &p.grpc {
+        let Ok(port) = u16::try_from(g.port) else {
+            return false;
+        };
+        let service = g.service.clone().unwrap_or_default();
+        return match super::grpc_health::check(pod_ip, port, &service, timeout).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(container = %c.name, error = %e, "gRPC probe failed");
+                false
+            }
+        };
+    }
+    // A probe without a handler the API accepts: never a success.
     false
 }
 

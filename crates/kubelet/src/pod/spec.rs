@@ -8,6 +8,7 @@ use std::path::Path;
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 use crate::cri::{api, labels};
+use crate::volume::downward::{self, NodeFacts};
 // Quantities are parsed as the scheduler parses them (exact integers).
 use scheduler::quantity;
 
@@ -20,10 +21,29 @@ pub struct Context {
     pub host_ip: String,
     /// The pod's address once its sandbox has one.
     pub pod_ip: String,
-    /// The node's memory in bytes (for oom_score_adj).
+    /// The node's memory in bytes (for oom_score_adj, and a missing
+    /// memory limit in the downward API).
     pub memory_capacity: i64,
-    /// The host paths of the pod's provided volumes, by name.
-    pub volumes: HashMap<String, std::path::PathBuf>,
+    /// The node's CPUs in millicores (a missing cpu limit in the downward API).
+    pub cpu_milli: i64,
+    /// The node's ephemeral storage in bytes.
+    pub ephemeral_storage: i64,
+    /// The pod's provided volumes, by name.
+    pub volumes: HashMap<String, crate::volume::Provided>,
+}
+
+impl Context {
+    /// The node facts the downward API reads.
+    pub fn facts(&self) -> NodeFacts {
+        NodeFacts {
+            node_name: self.node_name.clone(),
+            host_ip: self.host_ip.clone(),
+            pod_ip: self.pod_ip.clone(),
+            cpu_milli: self.cpu_milli,
+            memory: self.memory_capacity,
+            ephemeral_storage: self.ephemeral_storage,
+        }
+    }
 }
 
 /// The pod's log directory under `root`: `<ns>_<name>_<uid>`, as upstream.
@@ -153,56 +173,70 @@ pub fn grace_period(pod: &Pod) -> i64 {
         .max(0)
 }
 
-fn field_ref(pod: &Pod, ctx: &Context, path: &str) -> Option<String> {
-    let m = &pod.metadata;
-    let spec = pod.spec.as_ref();
-    Some(match path {
-        "metadata.name" => m.name.clone()?,
-        "metadata.namespace" => m.namespace.clone()?,
-        "metadata.uid" => m.uid.clone()?,
-        "spec.nodeName" => ctx.node_name.clone(),
-        "spec.serviceAccountName" => spec?.service_account_name.clone().unwrap_or_default(),
-        "status.hostIP" => ctx.host_ip.clone(),
-        "status.podIP" => ctx.pod_ip.clone(),
-        p => {
-            let key = p
-                .strip_prefix("metadata.labels['")
-                .map(|k| (k, true))
-                .or_else(|| p.strip_prefix("metadata.annotations['").map(|k| (k, false)))?;
-            let name = key.0.strip_suffix("']")?;
-            let map = if key.1 { &m.labels } else { &m.annotations };
-            map.as_ref()?.get(name).cloned().unwrap_or_default()
-        }
-    })
-}
-
-/// The container's environment: `envFrom`, then `env` (`value`s, the
-/// pod's `fieldRef`s, and the ConfigMap and Secret keys in `resolved`).
-/// `resourceFieldRef` and `$(VAR)` expansion are not supported yet.
-fn envs(
+/// The container's environment, in order: `envFrom`, then `env` (a later
+/// variable of the same name replaces an earlier one). `value`s expand
+/// `$(VAR)` references to variables defined before them (upstream's
+/// rule); `fieldRef`, `resourceFieldRef` and the ConfigMap and Secret keys
+/// in `resolved` are taken as they are.
+pub fn envs(
     pod: &Pod,
     c: &Container,
     ctx: &Context,
     resolved: &super::env::Resolved,
-) -> Vec<api::KeyValue> {
-    // envFrom first, then env: a later variable of the same name wins.
+) -> Vec<(String, String)> {
+    let facts = ctx.facts();
     let mut out: Vec<(String, String)> = resolved.from.clone();
     for e in c.env.iter().flatten() {
         let value = match (&e.value, &e.value_from) {
-            (Some(v), _) => Some(v.clone()),
-            (None, Some(from)) => match &from.field_ref {
-                Some(f) => field_ref(pod, ctx, &f.field_path),
-                None => resolved.refs.get(&e.name).cloned(),
-            },
-            (None, None) => Some(String::new()),
+            (Some(v), _) if !v.is_empty() => Some(super::env::expand(v, |k| {
+                out.iter()
+                    .rev()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.clone())
+            })),
+            (_, Some(from)) => {
+                if let Some(f) = &from.field_ref {
+                    downward::field_value(pod, &facts, &f.field_path)
+                } else if let Some(r) = &from.resource_field_ref {
+                    let name = r.container_name.as_deref().filter(|n| !n.is_empty());
+                    let target = match name {
+                        None => Some(c),
+                        Some(n) => pod.spec.as_ref().and_then(|s| {
+                            s.containers
+                                .iter()
+                                .chain(s.init_containers.iter().flatten())
+                                .find(|x| x.name == n)
+                        }),
+                    };
+                    let div = r.divisor.as_ref().map(|d| d.0.as_str());
+                    match target.map(|t| downward::resource_value(t, &r.resource, div, &facts)) {
+                        Some(Ok(v)) => Some(v),
+                        other => {
+                            tracing::warn!(var = %e.name, ?other, "resourceFieldRef not resolved");
+                            None
+                        }
+                    }
+                } else {
+                    resolved.refs.get(&e.name).cloned()
+                }
+            }
+            _ => Some(String::new()),
         };
         if let Some(v) = value {
             out.retain(|(k, _)| *k != e.name);
             out.push((e.name.clone(), v));
         }
     }
-    out.into_iter()
-        .map(|(key, value)| api::KeyValue { key, value })
+    out
+}
+
+/// `command` or `args` with `$(VAR)` expanded from the container's
+/// environment (undefined references stay as written, `$$` is `$`).
+fn expand_all(list: Option<&Vec<String>>, env: &[(String, String)]) -> Vec<String> {
+    let map: HashMap<&str, &str> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    list.into_iter()
+        .flatten()
+        .map(|s| super::env::expand(s, |k| map.get(k).map(|v| v.to_string())))
         .collect()
 }
 
@@ -264,7 +298,9 @@ pub fn container_config(
     restart_count: i32,
     ctx: &Context,
     resolved: &super::env::Resolved,
+    mounts: Vec<api::Mount>,
 ) -> api::ContainerConfig {
+    let env = envs(pod, c, ctx, resolved);
     let m = &pod.metadata;
     let mut lbl = HashMap::new();
     lbl.insert(labels::CONTAINER_NAME.to_string(), c.name.clone());
@@ -306,14 +342,17 @@ pub fn container_config(
             image: c.image.clone().unwrap_or_default(),
             ..Default::default()
         }),
-        command: c.command.clone().unwrap_or_default(),
-        args: c.args.clone().unwrap_or_default(),
+        command: expand_all(c.command.as_ref(), &env),
+        args: expand_all(c.args.as_ref(), &env),
         working_dir: c.working_dir.clone().unwrap_or_default(),
-        envs: envs(pod, c, ctx, resolved),
+        envs: env
+            .into_iter()
+            .map(|(key, value)| api::KeyValue { key, value })
+            .collect(),
         labels: lbl,
         annotations: ann,
         log_path: format!("{}/{restart_count}.log", c.name),
-        mounts: super::volumes::mounts(c, &ctx.volumes),
+        mounts,
         stdin: c.stdin.unwrap_or(false),
         stdin_once: c.stdin_once.unwrap_or(false),
         tty: c.tty.unwrap_or(false),
@@ -398,6 +437,7 @@ mod tests {
             3,
             &ctx,
             &Default::default(),
+            Vec::new(),
         );
         assert_eq!(c.command, vec!["sh"]);
         assert_eq!(c.args, vec!["-c", "x"]);
@@ -422,5 +462,53 @@ mod tests {
         );
         let ns = l.security_context.unwrap().namespace_options.unwrap();
         assert_eq!(ns.network, api::NamespaceMode::Node as i32);
+    }
+
+    #[test]
+    fn env_expansion_and_resource_fields() {
+        let p = pod(json!({
+            "metadata": {"name": "web", "namespace": "ns", "uid": "u1"},
+            "spec": {"containers": [{"name": "c", "image": "i",
+                "command": ["sh", "-c", "echo $(B) $$(B) $(NOPE)"], "args": ["$(FROM)"],
+                "resources": {"limits": {"cpu": "1500m", "memory": "100Mi"}},
+                "env": [{"name": "B", "value": "$(A)-b"},
+                        {"name": "A", "value": "a"},
+                        {"name": "C", "value": "$(A)$(FROM)"},
+                        {"name": "CPU", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}},
+                        {"name": "MEM", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1M"}}},
+                        {"name": "REQ", "valueFrom": {"resourceFieldRef": {"containerName": "c", "resource": "requests.cpu", "divisor": "1m"}}}]}]}
+        }));
+        let resolved = super::super::env::Resolved {
+            from: vec![("FROM".into(), "f".into())],
+            ..Default::default()
+        };
+        let c = container_config(
+            &p,
+            &p.spec.clone().unwrap().containers[0],
+            0,
+            &Context::default(),
+            &resolved,
+            Vec::new(),
+        );
+        let env: Vec<_> = c
+            .envs
+            .iter()
+            .map(|e| (e.key.as_str(), e.value.as_str()))
+            .collect();
+        assert_eq!(
+            env,
+            vec![
+                ("FROM", "f"),
+                ("B", "$(A)-b"),
+                ("A", "a"),
+                ("C", "af"),
+                ("CPU", "2"),
+                ("MEM", "105"),
+                ("REQ", "0"),
+            ],
+            "a reference to a later variable stays as written; limits round up"
+        );
+        assert_eq!(c.command, vec!["sh", "-c", "echo $(A)-b $(B) $(NOPE)"]);
+        assert_eq!(c.args, vec!["f"]);
     }
 }

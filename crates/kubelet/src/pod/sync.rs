@@ -37,6 +37,8 @@ pub struct Executor {
     pub pods_root: PathBuf,
     /// Node facts for the container configs.
     pub ctx: spec::Context,
+    /// The pods' volumes.
+    pub volumes: crate::volume::Manager,
     failures: Mutex<HashMap<String, HashMap<String, Failure>>>,
     events: Option<controllers::events::Recorder>,
     /// Reads image pull secrets.
@@ -92,6 +94,7 @@ impl Executor {
         Executor {
             runtime,
             log_root,
+            volumes: crate::volume::Manager::new(pods_root.clone()),
             pods_root,
             ctx,
             failures: Mutex::new(HashMap::new()),
@@ -205,10 +208,8 @@ impl Executor {
                 format!("Failed to create pod sandbox: {message}"),
             ),
             "ErrImageNeverPull" => ("ErrImageNeverPull", message.clone()),
-            "FailedMount" => (
-                "FailedMount",
-                format!("MountVolume.SetUp failed: {message}"),
-            ),
+            // The message names the volume already (upstream's wording).
+            "FailedMount" => ("FailedMount", message.clone()),
             "ErrImagePull" => ("Failed", message.clone()),
             _ => ("Failed", format!("Error: {message}")),
         };
@@ -275,7 +276,7 @@ impl Executor {
         pod: &Pod,
         rt: &PodRuntime,
         plan: Plan,
-        env: &mut impl super::env::Source,
+        env: &mut (impl super::env::Source + crate::volume::Objects),
     ) {
         let r = &self.runtime;
         for id in &plan.remove_containers {
@@ -290,8 +291,11 @@ impl Executor {
         }
         let volumes = if plan.start.is_empty() {
             HashMap::new()
+        } else if self.too_early(pod, "") {
+            // A failed mount (or sandbox) is retried with the back-off.
+            return;
         } else {
-            match super::volumes::setup(pod, &self.pods_root) {
+            match self.volumes.setup(pod, env, &self.ctx.facts()).await {
                 Ok(v) => {
                     self.clear(pod, "");
                     v
@@ -438,7 +442,18 @@ impl Executor {
                 return;
             }
         };
-        let config = spec::container_config(pod, &c, s.restart_count, ctx, &resolved);
+        let env_map: HashMap<String, String> =
+            spec::envs(pod, &c, ctx, &resolved).into_iter().collect();
+        let mounts =
+            match crate::volume::container_mounts(&self.pods_root, pod, &c, &ctx.volumes, &env_map)
+            {
+                Ok(m) => m,
+                Err(msg) => {
+                    self.fail(pod, &c.name, "CreateContainerConfigError", msg);
+                    return;
+                }
+            };
+        let config = spec::container_config(pod, &c, s.restart_count, ctx, &resolved, mounts);
         let id = match r
             .create_container(sandbox_id, config, sandbox_config.clone())
             .await
@@ -482,6 +497,15 @@ impl Executor {
             }
         }
         tracing::info!(pod = ?pod.metadata.name, container = %c.name, id = %id, restart_count = s.restart_count, "container started");
+    }
+
+    /// Rewrite a running pod's API-data volumes from the objects (the
+    /// periodic resync that carries ConfigMap, Secret, label and
+    /// annotation changes into running containers).
+    pub async fn refresh_volumes(&self, pod: &Pod, objs: &mut impl crate::volume::Objects) {
+        if let Err(msg) = self.volumes.setup(pod, objs, &self.ctx.facts()).await {
+            self.event(pod, None, true, "FailedMount", msg);
+        }
     }
 
     /// Stop every container of the pod: its stop signal, then SIGKILL
@@ -569,7 +593,7 @@ impl Executor {
             if let Some(d) = log_dir {
                 let _ = std::fs::remove_dir_all(d);
             }
-            super::volumes::teardown(&self.pods_root, pod_uid);
+            self.volumes.teardown(pod_uid);
             self.forget(pod_uid);
         }
         clean
@@ -666,6 +690,24 @@ mod tests {
             _: &str,
         ) -> Result<Option<std::collections::BTreeMap<String, String>>, String> {
             Ok(None)
+        }
+    }
+
+    impl crate::volume::Objects for NoObjects {
+        async fn config_map(
+            &mut self,
+            _: &str,
+        ) -> Result<Option<k8s_openapi::api::core::v1::ConfigMap>, String> {
+            Ok(None)
+        }
+        async fn secret(
+            &mut self,
+            _: &str,
+        ) -> Result<Option<k8s_openapi::api::core::v1::Secret>, String> {
+            Ok(None)
+        }
+        async fn token(&mut self, _: &Pod, _: &str, _: i64) -> Result<String, String> {
+            Err("no tokens in tests".into())
         }
     }
 

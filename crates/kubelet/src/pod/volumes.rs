@@ -1,15 +1,14 @@
-//! Pod volumes the kubelet provides so far: `emptyDir` (a directory under
-//! the pod's directory; `medium: Memory` is a tmpfs with `sizeLimit`) and
-//! `hostPath` (with its `type` checks). They are bind-mounted into
-//! containers through CRI mounts. Other volume types are not provided yet:
-//! their mounts are left out (logged), not failed.
+//! Local pod volumes: `emptyDir` (a directory under the pod's directory;
+//! `medium: Memory` is a tmpfs with `sizeLimit`) and `hostPath` (with its
+//! `type` checks). They are bind-mounted into containers through CRI
+//! mounts. Volumes made of API data are in `crate::volume`, which calls
+//! this; volume types neither provides are left out of the mounts
+//! (logged), not failed.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{Container, Pod};
-
-use crate::cri::api;
+use k8s_openapi::api::core::v1::Pod;
 
 /// `<pods_root>/<uid>`: everything the kubelet keeps for one pod.
 pub fn pod_dir(pods_root: &Path, uid: &str) -> PathBuf {
@@ -23,7 +22,7 @@ fn empty_dir_path(pods_root: &Path, uid: &str, name: &str) -> PathBuf {
         .join(name)
 }
 
-fn is_mount_point(p: &Path) -> bool {
+pub(crate) fn is_mount_point(p: &Path) -> bool {
     let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
         return false;
     };
@@ -33,7 +32,7 @@ fn is_mount_point(p: &Path) -> bool {
         .any(|l| l.split_whitespace().nth(1) == Some(p.as_str()))
 }
 
-fn mount_tmpfs(dir: &Path, size: Option<i64>) -> Result<(), String> {
+pub(crate) fn mount_tmpfs(dir: &Path, size: Option<i64>) -> Result<(), String> {
     let target =
         std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
     let opts = size.map(|s| format!("size={s}")).unwrap_or_default();
@@ -58,7 +57,7 @@ fn mount_tmpfs(dir: &Path, size: Option<i64>) -> Result<(), String> {
     Ok(())
 }
 
-/// Prepare the pod's volumes; returns the host path of each provided one.
+/// Prepare the pod's local volumes; returns the host path of each.
 pub fn setup(pod: &Pod, pods_root: &Path) -> Result<HashMap<String, PathBuf>, String> {
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
     let mut out = HashMap::new();
@@ -117,40 +116,29 @@ pub fn setup(pod: &Pod, pods_root: &Path) -> Result<HashMap<String, PathBuf>, St
                 _ => {}
             }
             out.insert(v.name.clone(), path);
-        } else {
-            tracing::debug!(volume = %v.name, "volume type not provided yet; its mounts are left out");
         }
     }
     Ok(out)
 }
 
-/// The CRI mounts of container `c`.
-pub fn mounts(c: &Container, volumes: &HashMap<String, PathBuf>) -> Vec<api::Mount> {
-    c.volume_mounts
-        .iter()
-        .flatten()
-        .filter_map(|m| {
-            let host = volumes.get(&m.name)?;
-            Some(api::Mount {
-                container_path: m.mount_path.clone(),
-                host_path: host.display().to_string(),
-                readonly: m.read_only.unwrap_or(false),
-                ..Default::default()
-            })
-        })
-        .collect()
-}
-
-/// Remove the pod's directory, unmounting its memory-backed emptyDirs.
+/// Remove the pod's directory, unmounting first whatever is mounted under
+/// it (memory-backed emptyDirs, secret and projected tmpfs, subPath
+/// binds), deepest first.
 pub fn teardown(pods_root: &Path, uid: &str) {
     let dir = pod_dir(pods_root, uid);
-    let empty = dir.join("volumes").join("kubernetes.io~empty-dir");
-    for e in std::fs::read_dir(&empty).into_iter().flatten().flatten() {
-        if is_mount_point(&e.path()) {
-            if let Ok(p) = std::ffi::CString::new(e.path().as_os_str().as_encoded_bytes()) {
-                // SAFETY: umount2(2) on a path we mounted.
-                unsafe { libc::umount2(p.as_ptr(), libc::MNT_DETACH) };
-            }
+    let prefix = format!("{}/", dir.display());
+    let mut mounted: Vec<String> = std::fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|m| m.starts_with(&prefix))
+        .map(str::to_string)
+        .collect();
+    mounted.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in mounted {
+        if let Ok(p) = std::ffi::CString::new(m) {
+            // SAFETY: umount2(2) on a path under the pod's own directory.
+            unsafe { libc::umount2(p.as_ptr(), libc::MNT_DETACH) };
         }
     }
     let _ = std::fs::remove_dir_all(dir);
@@ -179,11 +167,8 @@ mod tests {
         let pods = root.path().join("pods");
         let vols = setup(&p, &pods).unwrap();
         assert!(host.is_dir());
-        let m = mounts(&p.spec.as_ref().unwrap().containers[0], &vols);
-        assert_eq!(m.len(), 2, "the configMap volume is not provided yet");
-        assert_eq!(m[0].container_path, "/scratch");
-        assert!(Path::new(&m[0].host_path).is_dir());
-        assert!(m[1].readonly);
+        assert_eq!(vols.len(), 2, "the configMap volume is not a local one");
+        assert!(vols["scratch"].is_dir());
         teardown(&pods, "u1");
         assert!(!pods.join("u1").exists());
         let bad: Pod = serde_json::from_value(json!({"metadata": {"uid": "u2"}, "spec": {"containers": [],

@@ -75,6 +75,7 @@ impl ControllerFlags {
             terminated_pod_gc_threshold: self.terminated_pod_gc_threshold,
             pod_gc_period: self.pod_gc_period,
             pod_gc_quarantine: self.pod_gc_quarantine,
+            root_ca_pem: None,
         }
     }
 }
@@ -143,7 +144,8 @@ pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
     .await?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
-    let cfg = args.controllers.config(&args.cluster_cidr);
+    let mut cfg = args.controllers.config(&args.cluster_cidr);
+    cfg.root_ca_pem = super::root_ca_pem(&args.kubeconfig);
     cfg.check().context("the controller manager's settings")?;
     let election = args
         .leader

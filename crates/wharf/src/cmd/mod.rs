@@ -12,6 +12,35 @@ pub mod server;
 /// An API client from a kubeconfig file, optionally pointed at another URL,
 /// sending `User-Agent: <component>/<version> …` as upstream's components do:
 /// the API server names a write's field manager after it.
+/// The CA bundle (PEM) of the kubeconfig's current cluster, for the root CA
+/// publisher (upstream's controller manager takes `--root-ca-file`, or the
+/// kubeconfig's CA).
+pub fn root_ca_pem(kubeconfig: &std::path::Path) -> Option<String> {
+    use base64::Engine as _;
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig).ok()?;
+    let ctx_name = kc.current_context.clone();
+    let cluster_name = kc
+        .contexts
+        .iter()
+        .find(|c| Some(&c.name) == ctx_name.as_ref())
+        .and_then(|c| c.context.as_ref())
+        .map(|c| c.cluster.clone());
+    let cluster = kc
+        .clusters
+        .iter()
+        .find(|c| Some(&c.name) == cluster_name.as_ref())
+        .or(kc.clusters.first())?
+        .cluster
+        .clone()?;
+    if let Some(data) = cluster.certificate_authority_data {
+        let pem = base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .ok()?;
+        return String::from_utf8(pem).ok();
+    }
+    std::fs::read_to_string(cluster.certificate_authority?).ok()
+}
+
 pub async fn client_from(
     kubeconfig: &std::path::Path,
     server: Option<&str>,

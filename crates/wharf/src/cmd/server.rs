@@ -228,7 +228,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
     if !args.disable_controller_manager {
         let client = super::client_from(&api.kubeconfig, None, "kube-controller-manager").await?;
-        let cfg = args.controllers.config(&args.cluster_cidr);
+        let mut cfg = args.controllers.config(&args.cluster_cidr);
+        cfg.root_ca_pem = super::root_ca_pem(&api.kubeconfig);
         cfg.check().context("the controller manager's settings")?;
         let election =
             election::Config::upstream_defaults("kube-controller-manager", identity.clone());
