@@ -3,7 +3,7 @@ configMap, secret, downwardAPI and projected volumes (upstream's atomic
 layout, updates reaching running pods), subPath with the symlink-escape
 refusal (CVE-2017-1002101), and $(VAR) expansion with resourceFieldRef.
 
-The fixture is test_kubelet.py's: `wharf server` with its kubelet in a
+The fixture is kubelet_node.py's: `wharf server` with its kubelet in a
 temporary data directory, a random pod CIDR, the busybox image imported
 with `wharf images import`, and everything removed at the end. There is
 no `kubectl exec` yet, so files inside containers are read through
@@ -12,61 +12,24 @@ no `kubectl exec` yet, so files inside containers are read through
 import json
 import os
 import random
-import signal
 import ssl
-import subprocess
-import tempfile
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import WHARF, Kubectl, Server
-from images import busybox_archive
-from test_kubelet import bridge_name, ctr, own_shims, remove_idle_portmap_chains, wait_for
+from conftest import Kubectl
+from kubelet_node import IMAGE, ctr, kubelet_node, wait_for
 
-IMAGE = "localhost/e2e-busybox:1"
 NODE = "e2e-kubelet-vol"
 
 
 @pytest.fixture(scope="module")
 def node():
-    if subprocess.run(["which", "containerd"], capture_output=True).returncode != 0:
-        pytest.fail("containerd is not installed: run scripts/install-deps.sh")
-    d = tempfile.mkdtemp(prefix="wharf-kubelet-vol-e2e-")
-    cidr = f"10.{random.randint(150, 199)}.0.0/16"
-    s = Server(d, agent=True, extra_args=["--cluster-cidr", cidr, "--node-name", NODE])
-    sock = Path(d) / "agent" / "containerd" / "containerd.sock"
-    try:
-        s.start(timeout=120)
-        k = Kubectl(s.kubeconfig)
-        wait_for("the node to be Ready", lambda: k.run(
-            "get", "node", NODE, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
-            check=False).stdout == "True", timeout=90)
-        archive = Path(d) / "busybox.tar"
-        busybox_archive(archive, IMAGE, b"hello\n")
-        subprocess.run([WHARF, "images", "import", "--data-dir", d, str(archive)], check=True,
-                       capture_output=True, timeout=60)
+    with kubelet_node(NODE) as (s, k, d):
         wait_for("the default service account", lambda: k.run(
             "get", "serviceaccount", "default", check=False).returncode == 0, timeout=30)
         yield s, k, d
-    finally:
-        try:
-            k = Kubectl(s.kubeconfig)
-            k.run("delete", "pods", "--all", "--grace-period=1", "--wait=true", "--timeout=60s", check=False, timeout=90)
-        except Exception:
-            pass
-        s.stop()
-        for pid in own_shims(sock):
-            os.kill(pid, signal.SIGKILL)
-        subprocess.run(["ip", "link", "del", bridge_name(d)], capture_output=True)
-        remove_idle_portmap_chains()
-        for m in sorted((l.split()[1] for l in Path("/proc/self/mounts").read_text().splitlines()
-                         if l.split()[1].startswith(d + "/")), key=len, reverse=True):
-            subprocess.run(["umount", "-l", m], capture_output=True)
-        if os.environ.get("WHARF_E2E_KEEP_LOG"):
-            subprocess.run(["cp", str(Path(d) / "server.log"), os.environ["WHARF_E2E_KEEP_LOG"]])
-        subprocess.run(["rm", "-rf", d], capture_output=True)
 
 
 def pod(k, name):

@@ -127,6 +127,9 @@ pub struct KubeletReport {
     /// Kubelet VmRSS and VmHWM with `rss_pods` running, in KiB.
     pub rss_kib: u64,
     pub hwm_kib: u64,
+    /// Of `rss_kib`, the anonymous memory (heap and stacks), without the
+    /// pages of the executable file: what the kubelet itself allocated.
+    pub rss_anon_kib: u64,
     /// The leak check, if cycles were asked for.
     pub leak: Option<crate::kubelet_leak::LeakReport>,
 }
@@ -189,6 +192,14 @@ impl KubeletReport {
                 decimals: 1,
                 unit: " MiB",
                 goal: Some(Goal::AtMost(GOAL_KUBELET_RSS_MIB)),
+            },
+            Row {
+                label: "  of which anonymous (RssAnon, MiB; the rest is the executable's pages)"
+                    .into(),
+                value: mib(self.rss_anon_kib),
+                decimals: 1,
+                unit: " MiB",
+                goal: None,
             },
             Row {
                 label: "kubelet peak RSS (VmHWM, MiB)".into(),
@@ -402,6 +413,7 @@ async fn measure(
     tokio::time::sleep(cfg.settle).await;
     node.ensure_running()?;
     let (rss_kib, hwm_kib) = node.memory_kib()?;
+    let rss_anon_kib = node.anon_kib()?;
     eprintln!(
         "[bench] kubelet: RSS {:.1} MiB with {} pods (peak {:.1} MiB)",
         rss_kib as f64 / 1024.0,
@@ -443,6 +455,7 @@ async fn measure(
         rss_idle_kib,
         rss_kib,
         hwm_kib,
+        rss_anon_kib,
     })
 }
 
@@ -672,6 +685,14 @@ impl Node {
         }
     }
 
+    /// RssAnon of the kubelet process, in KiB.
+    fn anon_kib(&mut self) -> Result<u64> {
+        self.ensure_running()?;
+        let path = format!("/proc/{}/status", self.pid);
+        let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        status_kib(&status, "RssAnon").ok_or_else(|| anyhow!("no RssAnon in {path}"))
+    }
+
     /// VmRSS and VmHWM of the kubelet process, in KiB.
     fn memory_kib(&mut self) -> Result<(u64, u64)> {
         self.ensure_running()?;
@@ -834,6 +855,7 @@ mod tests {
             rss_idle_kib: 20 * 1024,
             rss_kib: rss_mib * 1024,
             hwm_kib: (rss_mib + 5) * 1024,
+            rss_anon_kib: rss_mib * 512,
         }
     }
 
