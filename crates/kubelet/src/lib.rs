@@ -8,13 +8,16 @@
 //! - [`cni`]: the pod network's bridge configuration from `podCIDR`.
 //! - [`node`]: Node registration, Lease, status.
 //! - [`pod`]: the pod sync loop.
+//! - [`server`]: the kubelet API (logs, exec, attach, port-forward); [`logs`]: CRI log files.
 
 pub mod cni;
 pub mod containerd;
 pub mod cri;
 pub mod images;
 pub mod node;
+pub mod logs;
 pub mod pod;
+pub mod server;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -81,6 +84,11 @@ pub struct Config {
     pub runtime_endpoint: Option<String>,
     /// The node's InternalIP.
     pub node_ip: String,
+    /// The kubelet API's port (`--kubelet-port`; 0 picks a free one). The
+    /// Node's `daemonEndpoints.kubeletEndpoint.Port` reports the bound one.
+    pub kubelet_port: u16,
+    /// The kubelet API's TLS; without it the API is not served.
+    pub serving_tls: Option<server::ServingTls>,
 }
 
 /// A running kubelet. [`Kubelet::stop`] stops it and its containerd; the
@@ -89,6 +97,7 @@ pub struct Kubelet {
     containerd: Option<containerd::Containerd>,
     tasks: AbortOnDrop,
     endpoint: String,
+    api_addr: Option<std::net::SocketAddr>,
 }
 
 impl Kubelet {
@@ -147,9 +156,22 @@ impl Kubelet {
             pods_root,
             ctx,
         );
+        let (api_addr, api_task) = match &cfg.serving_tls {
+            Some(tls) => {
+                let ctx = Arc::new(server::Ctx {
+                    client: client.clone(),
+                    runtime: runtime.clone(),
+                });
+                let (addr, task) = server::start(cfg.kubelet_port, tls, ctx).await?;
+                (Some(addr), task)
+            }
+            None => (None, tokio::spawn(async {})),
+        };
+        let mut node_cfg = cfg.clone();
+        node_cfg.kubelet_port = api_addr.map(|a| a.port()).unwrap_or(cfg.kubelet_port);
         let node_task = tokio::spawn(node_loop(
             client,
-            cfg.clone(),
+            node_cfg,
             host,
             runtime.clone(),
             runtime_version,
@@ -159,9 +181,15 @@ impl Kubelet {
         let pods = tokio::spawn(worker.run());
         Ok(Kubelet {
             containerd: own,
-            tasks: AbortOnDrop(vec![node_task, pods]),
+            tasks: AbortOnDrop(vec![api_task, node_task, pods]),
             endpoint,
+            api_addr,
         })
+    }
+
+    /// Where the kubelet API listens, if it is served.
+    pub fn api_addr(&self) -> Option<std::net::SocketAddr> {
+        self.api_addr
     }
 
     /// The CRI endpoint in use.
@@ -228,9 +256,14 @@ async fn node_loop(
     own: Option<containerd::Layout>,
 ) {
     let facts = |ready| node::facts(&cfg.node_name, &host, &runtime_version, ready);
+    let port = cfg.kubelet_port;
+    let with_port = move |mut status: serde_json::Value| {
+        status["daemonEndpoints"]["kubeletEndpoint"]["Port"] = port.into();
+        status
+    };
     let node = loop {
         let ready = runtime_ready(runtime.as_ref()).await;
-        let status = hollow::node::status_from_facts(&facts(ready), &hollow::now());
+        let status = with_port(hollow::node::status_from_facts(&facts(ready), &hollow::now()));
         match node::register(&client, &cfg.node_name, status).await {
             Ok(n) => break n,
             Err(e) => {
@@ -278,7 +311,8 @@ async fn node_loop(
                 tracing::warn!(error = %e, "lease renewal failed");
             }
             let ready = runtime_ready(runtime.as_ref()).await;
-            let status = hollow::node::status_from_facts(&facts(ready), &hollow::now());
+            let status =
+                with_port(hollow::node::status_from_facts(&facts(ready), &hollow::now()));
             match reporter.report(&client, &cfg.node_name, status).await {
                 Ok(Some(n)) => {
                     cidr = n.spec.and_then(|s| s.pod_cidr).or(cidr);
