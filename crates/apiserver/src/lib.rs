@@ -19,6 +19,7 @@ pub mod handler;
 pub mod negotiate;
 pub mod openapi;
 pub mod patch;
+pub mod podproxy;
 pub mod pki;
 pub mod protobuf;
 pub mod registry;

@@ -44,8 +44,8 @@ pub struct ServingTls {
     pub cert_pem: String,
     /// Its key (PEM).
     pub key_pem: String,
-    /// The cluster CA (PEM) client certificates are verified against.
-    pub client_ca_pem: String,
+    /// The cluster CA certificates (DER) client certificates must chain to.
+    pub client_ca_der: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for ServingTls {
@@ -58,14 +58,22 @@ impl ServingTls {
     /// A self-signed serving certificate for `names` (IPs or DNS names), as
     /// upstream's kubelet makes when it is given none; clients are still
     /// verified against `client_ca_pem`.
-    pub fn self_signed(names: &[String], client_ca_pem: String) -> crate::Result<Self> {
+    pub fn self_signed(names: &[String], client_ca_der: Vec<Vec<u8>>) -> crate::Result<Self> {
         let ck = rcgen::generate_simple_self_signed(names.to_vec())
             .map_err(|e| crate::Error::Runtime(format!("self-signed certificate: {e}")))?;
         Ok(ServingTls {
             cert_pem: ck.cert.pem(),
             key_pem: ck.signing_key.serialize_pem(),
-            client_ca_pem,
+            client_ca_der,
         })
+    }
+
+    /// The DER certificates of a PEM bundle.
+    pub fn pem_to_der(pem: &str) -> crate::Result<Vec<Vec<u8>>> {
+        CertificateDer::pem_slice_iter(pem.as_bytes())
+            .map(|c| c.map(|c| c.to_vec()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| crate::Error::Runtime(format!("reading PEM certificates: {e}")))
     }
 }
 
@@ -93,9 +101,10 @@ fn tls_config(tls: &ServingTls) -> crate::Result<Arc<rustls::ServerConfig>> {
     };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_slice_iter(tls.client_ca_pem.as_bytes()) {
-        let c = c.map_err(|e| bad("client CA", &e))?;
-        roots.add(c).map_err(|e| bad("client CA", &e))?;
+    for c in &tls.client_ca_der {
+        roots
+            .add(CertificateDer::from(c.clone()))
+            .map_err(|e| bad("client CA", &e))?;
     }
     // Unauthenticated clients pass the handshake so that they get a 401,
     // as from upstream's kubelet, rather than a TLS alert.
