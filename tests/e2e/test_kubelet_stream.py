@@ -123,6 +123,10 @@ def pods(node):
     run_pod(k, "logger", [sh("main", "echo line 1; echo line 2; echo line 3; echo oops >&2; exec sleep 3600")])
     run_pod(k, "two", [sh("a", "echo from-a; exec sleep 3600"), sh("b", "echo from-b; exec sleep 3600")])
     run_pod(k, "web", [{"name": "web", "command": ["httpd", "-f", "-p", "8080", "-h", "/www"]}])
+    # Running is posted once the process started, which may be before httpd listens.
+    wait_for("httpd to listen", lambda: k.run(
+        "exec", "web", "--", "wget", "-qO-", "http://127.0.0.1:8080/", check=False).returncode == 0,
+        timeout=30)
     return k
 
 
@@ -303,6 +307,26 @@ def test_port_forward(pods):
     finally:
         p.kill()
         p.wait()
+
+
+def test_port_forward_to_a_closed_port(pods):
+    """The kubelet cannot connect: kubectl gets the error on the error stream."""
+    k = pods
+    local = free_port()
+    env = dict(os.environ, KUBECONFIG=k.kubeconfig)
+    p = subprocess.Popen([KUBECTL, "port-forward", "pod/web", f"{local}:9999"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert "Forwarding from" in p.stdout.readline()
+        with pytest.raises(Exception):
+            urllib.request.urlopen(f"http://127.0.0.1:{local}/", timeout=10).read()
+        time.sleep(1)
+    finally:
+        p.kill()
+        p.wait()
+    err = p.stderr.read()
+    assert "error forwarding port 9999 to pod web_default" in err, err
+    assert "connect" in err.lower() or "refused" in err.lower(), err
 
 
 def test_attach(node):

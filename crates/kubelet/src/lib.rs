@@ -14,8 +14,8 @@ pub mod cni;
 pub mod containerd;
 pub mod cri;
 pub mod images;
-pub mod node;
 pub mod logs;
+pub mod node;
 pub mod pod;
 pub mod server;
 
@@ -263,7 +263,10 @@ async fn node_loop(
     };
     let node = loop {
         let ready = runtime_ready(runtime.as_ref()).await;
-        let status = with_port(hollow::node::status_from_facts(&facts(ready), &hollow::now()));
+        let status = with_port(hollow::node::status_from_facts(
+            &facts(ready),
+            &hollow::now(),
+        ));
         match node::register(&client, &cfg.node_name, status).await {
             Ok(n) => break n,
             Err(e) => {
@@ -311,8 +314,10 @@ async fn node_loop(
                 tracing::warn!(error = %e, "lease renewal failed");
             }
             let ready = runtime_ready(runtime.as_ref()).await;
-            let status =
-                with_port(hollow::node::status_from_facts(&facts(ready), &hollow::now()));
+            let status = with_port(hollow::node::status_from_facts(
+                &facts(ready),
+                &hollow::now(),
+            ));
             match reporter.report(&client, &cfg.node_name, status).await {
                 Ok(Some(n)) => {
                     cidr = n.spec.and_then(|s| s.pod_cidr).or(cidr);

@@ -108,9 +108,15 @@ impl KubeletClient {
     }
 
     /// An HTTP/1.1 connection (with upgrades) to the kubelet at `host:port`.
-    pub(crate) async fn connect(&self, host: &str, port: u16) -> ApiResult<SendRequest<Empty<Bytes>>> {
+    pub(crate) async fn connect(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> ApiResult<SendRequest<Empty<Bytes>>> {
         let fail = |e: &dyn std::fmt::Display| {
-            ApiError::internal(format!("error dialing backend: dial tcp {host}:{port}: {e}"))
+            ApiError::internal(format!(
+                "error dialing backend: dial tcp {host}:{port}: {e}"
+            ))
         };
         let tcp = tokio::time::timeout(
             std::time::Duration::from_secs(10),
@@ -150,7 +156,10 @@ pub(crate) async fn node_address(reg: &Registry, node: &str) -> ApiResult<(Strin
         subresource: None,
     };
     let n = reg.get(&rp, None).await?;
-    let addrs = n["status"]["addresses"].as_array().cloned().unwrap_or_default();
+    let addrs = n["status"]["addresses"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let ip = addrs
         .iter()
         .find(|a| a["type"] == "InternalIP")

@@ -155,13 +155,15 @@ pub fn validate_log_options(name: &str, q: &[(String, String)]) -> ApiResult<()>
         ));
     }
     if let Some(l) = num("limitBytes")?.filter(|l| *l < 1) {
-        errs.push(FieldError::invalid("limitBytes", l, "must be greater than 0"));
+        errs.push(FieldError::invalid(
+            "limitBytes",
+            l,
+            "must be greater than 0",
+        ));
     }
     let since_seconds = num("sinceSeconds")?;
     if let Some(t) = get(q, "sinceTime") {
-        if time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
-            .is_err()
-        {
+        if time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).is_err() {
             return Err(ApiError::bad_request(format!(
                 "parsing time \"{t}\" as RFC 3339 failed"
             )));
@@ -173,7 +175,11 @@ pub fn validate_log_options(name: &str, q: &[(String, String)]) -> ApiResult<()>
             ));
         }
     } else if let Some(s) = since_seconds.filter(|s| *s < 1) {
-        errs.push(FieldError::invalid("sinceSeconds", s, "must be greater than 0"));
+        errs.push(FieldError::invalid(
+            "sinceSeconds",
+            s,
+            "must be greater than 0",
+        ));
     }
     if errs.is_empty() {
         Ok(())
@@ -287,10 +293,8 @@ pub(crate) async fn handle(
             .take_while(|r| std::future::ready(r.is_ok()))
             .filter_map(|r| std::future::ready(r.ok().map(|b| Ok(Frame::data(b)))));
         let mut out = Response::new(BodyExt::boxed(StreamBody::new(stream)));
-        out.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain"),
-        );
+        out.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         return Ok(out);
     }
     upgrade(sender, req, &uri, &host, port, &name).await
@@ -340,7 +344,10 @@ async fn upgrade(
         .headers()
         .get(header::CONNECTION)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")));
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+        });
     if !is_upgrade {
         return Err(ApiError::bad_request("Upgrade request required"));
     }
@@ -414,7 +421,10 @@ mod tests {
         );
         assert_eq!(validate_container(&two, Some("i")).unwrap(), "i");
         let e = validate_container(&two, Some("z")).unwrap_err();
-        assert_eq!((e.code, e.message.as_str()), (400, "container z is not valid for pod web"));
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (400, "container z is not valid for pod web")
+        );
     }
 
     #[test]
@@ -429,8 +439,15 @@ mod tests {
         );
         let e = validate_log_options("p", &q("sinceSeconds=5&sinceTime=2024-01-01T00:00:00Z"))
             .unwrap_err();
-        assert!(e.message.contains("at most one of `sinceTime` or `sinceSeconds`"));
-        assert_eq!(validate_log_options("p", &q("limitBytes=x")).unwrap_err().code, 400);
+        assert!(e
+            .message
+            .contains("at most one of `sinceTime` or `sinceSeconds`"));
+        assert_eq!(
+            validate_log_options("p", &q("limitBytes=x"))
+                .unwrap_err()
+                .code,
+            400
+        );
     }
 
     #[test]
@@ -443,13 +460,20 @@ mod tests {
 
     #[test]
     fn kubelet_errors_become_statuses() {
-        let e = kubelet_error(400, b"container \"c\" in pod \"p\" is waiting to start: ContainerCreating\n", "p");
+        let e = kubelet_error(
+            400,
+            b"container \"c\" in pod \"p\" is waiting to start: ContainerCreating\n",
+            "p",
+        );
         assert_eq!(e.reason, "BadRequest");
         assert_eq!(
             e.message,
             "container \"c\" in pod \"p\" is waiting to start: ContainerCreating"
         );
-        assert_eq!(kubelet_error(404, b"container not found (\"c\")", "p").reason, "NotFound");
+        assert_eq!(
+            kubelet_error(404, b"container not found (\"c\")", "p").reason,
+            "NotFound"
+        );
         assert_eq!(kubelet_error(401, b"Unauthorized", "p").code, 401);
     }
 }

@@ -136,7 +136,10 @@ mod tests {
 
     #[test]
     fn decodes_messages() {
-        assert_eq!(decode(Protocol::V5, &[0, b'h', b'i']), Inbound::Stdin(b"hi"));
+        assert_eq!(
+            decode(Protocol::V5, &[0, b'h', b'i']),
+            Inbound::Stdin(b"hi")
+        );
         assert_eq!(
             decode(Protocol::V4, b"\x04{\"Width\":80,\"Height\":24}"),
             Inbound::Resize(b"{\"Width\":80,\"Height\":24}")
@@ -157,7 +160,10 @@ mod tests {
         );
         let s = exit_status(3, &["sh".into(), "-c".into(), "exit 3".into()]);
         assert_eq!(s["reason"], "NonZeroExitCode");
-        assert_eq!(s["details"]["causes"][0], json!({"reason": "ExitCode", "message": "3"}));
+        assert_eq!(
+            s["details"]["causes"][0],
+            json!({"reason": "ExitCode", "message": "3"})
+        );
         assert_eq!(
             s["message"],
             "command terminated with non-zero exit code: error executing command [sh -c exit 3], exit code 3"

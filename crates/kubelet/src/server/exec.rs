@@ -55,7 +55,10 @@ pub(super) fn switching(key: &str, protocol: &str) -> Response<Body> {
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = r.headers_mut();
     h.insert(header::UPGRADE, http::HeaderValue::from_static("websocket"));
-    h.insert(header::CONNECTION, http::HeaderValue::from_static("Upgrade"));
+    h.insert(
+        header::CONNECTION,
+        http::HeaderValue::from_static("Upgrade"),
+    );
     if let Ok(v) = http::HeaderValue::from_str(&accept) {
         h.insert("sec-websocket-accept", v);
     }

@@ -108,11 +108,13 @@ fn tls_config(tls: &ServingTls) -> crate::Result<Arc<rustls::ServerConfig>> {
     }
     // Unauthenticated clients pass the handshake so that they get a 401,
     // as from upstream's kubelet, rather than a TLS alert.
-    let verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .allow_unauthenticated()
-            .build()
-            .map_err(|e| bad("verifier", &e))?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .allow_unauthenticated()
+    .build()
+    .map_err(|e| bad("verifier", &e))?;
     let chain: Vec<CertificateDer<'static>> =
         CertificateDer::pem_slice_iter(tls.cert_pem.as_bytes())
             .collect::<Result<_, _>>()
@@ -230,15 +232,13 @@ fn percent_decode(s: &str) -> String {
     while i < b.len() {
         match b[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                    Ok(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
+            b'%' if i + 2 < b.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                Ok(v) => {
+                    out.push(v);
+                    i += 2;
                 }
-            }
+                Err(_) => out.push(b'%'),
+            },
             c => out.push(c),
         }
         i += 1;
@@ -262,9 +262,7 @@ async fn handle(ctx: Arc<Ctx>, authenticated: bool, req: Request<Incoming>) -> R
     let q = Query::parse(req.uri().query());
     let p: Vec<&str> = parts.iter().map(String::as_str).collect();
     match p.as_slice() {
-        ["containerLogs", ns, pod, container] => {
-            container_logs(&ctx, ns, pod, container, &q).await
-        }
+        ["containerLogs", ns, pod, container] => container_logs(&ctx, ns, pod, container, &q).await,
         ["exec" | "attach", ns, pod, container] | ["exec" | "attach", ns, pod, _, container] => {
             let attach = p[0] == "attach";
             exec::serve(ctx.clone(), ns, pod, container, &q, attach, req).await
@@ -322,10 +320,9 @@ pub fn log_container_id(pod: &Pod, container: &str, previous: bool) -> Result<St
         });
     }
     if state.and_then(|s| s.running.as_ref()).is_some() {
-        return cs
-            .container_id
-            .clone()
-            .ok_or_else(|| format!("container \"{container}\" in pod \"{name}\" is not available"));
+        return cs.container_id.clone().ok_or_else(|| {
+            format!("container \"{container}\" in pod \"{name}\" is not available")
+        });
     }
     if let Some(t) = state.and_then(|s| s.terminated.as_ref()) {
         return t
@@ -429,9 +426,7 @@ async fn container_logs(
         })
         .await
     });
-    let body = StreamBody::new(
-        tokio_stream_from(rx).map(|b| Ok::<_, Infallible>(Frame::data(b))),
-    );
+    let body = StreamBody::new(tokio_stream_from(rx).map(|b| Ok::<_, Infallible>(Frame::data(b))));
     let mut r = Response::new(BodyExt::boxed(body));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -464,16 +459,26 @@ mod tests {
 
     #[test]
     fn picks_the_log_instance() {
-        let running = pod(json!([{"name": "c", "ready": true, "restartCount": 1, "image": "x", "imageID": "",
+        let running = pod(
+            json!([{"name": "c", "ready": true, "restartCount": 1, "image": "x", "imageID": "",
             "containerID": "containerd://new",
             "state": {"running": {"startedAt": "2024-01-01T00:00:00Z"}},
-            "lastState": {"terminated": {"exitCode": 1, "containerID": "containerd://old"}}}]));
-        assert_eq!(log_container_id(&running, "c", false).unwrap(), "containerd://new");
-        assert_eq!(log_container_id(&running, "c", true).unwrap(), "containerd://old");
+            "lastState": {"terminated": {"exitCode": 1, "containerID": "containerd://old"}}}]),
+        );
+        assert_eq!(
+            log_container_id(&running, "c", false).unwrap(),
+            "containerd://new"
+        );
+        assert_eq!(
+            log_container_id(&running, "c", true).unwrap(),
+            "containerd://old"
+        );
         assert_eq!(cri_id("containerd://old"), "old");
 
-        let waiting = pod(json!([{"name": "c", "ready": false, "restartCount": 0, "image": "x", "imageID": "",
-            "state": {"waiting": {"reason": "ContainerCreating"}}}]));
+        let waiting = pod(
+            json!([{"name": "c", "ready": false, "restartCount": 0, "image": "x", "imageID": "",
+            "state": {"waiting": {"reason": "ContainerCreating"}}}]),
+        );
         assert_eq!(
             log_container_id(&waiting, "c", false).unwrap_err(),
             "container \"c\" in pod \"web\" is waiting to start: ContainerCreating"
@@ -482,8 +487,10 @@ mod tests {
             log_container_id(&waiting, "c", true).unwrap_err(),
             "previous terminated container \"c\" in pod \"web\" not found"
         );
-        let pulling = pod(json!([{"name": "c", "ready": false, "restartCount": 0, "image": "x", "imageID": "",
-            "state": {"waiting": {"reason": "ImagePullBackOff"}}}]));
+        let pulling = pod(
+            json!([{"name": "c", "ready": false, "restartCount": 0, "image": "x", "imageID": "",
+            "state": {"waiting": {"reason": "ImagePullBackOff"}}}]),
+        );
         assert_eq!(
             log_container_id(&pulling, "c", false).unwrap_err(),
             "container \"c\" in pod \"web\" is waiting to start: trying and failing to pull image"
@@ -496,10 +503,15 @@ mod tests {
 
     #[test]
     fn query_parsing() {
-        let q = Query::parse(Some("command=sh&command=-c&command=echo%20hi%3Bexit+3&tty=1&stdin=true"));
+        let q = Query::parse(Some(
+            "command=sh&command=-c&command=echo%20hi%3Bexit+3&tty=1&stdin=true",
+        ));
         assert_eq!(q.all("command"), vec!["sh", "-c", "echo hi;exit 3"]);
         assert!(q.flag("tty") && q.flag("stdin") && !q.flag("stderr"));
-        let o = log_options(&Query::parse(Some("tailLines=2&limitBytes=10&timestamps=true"))).unwrap();
+        let o = log_options(&Query::parse(Some(
+            "tailLines=2&limitBytes=10&timestamps=true",
+        )))
+        .unwrap();
         assert_eq!(o.tail_lines, Some(2));
         assert_eq!(o.limit_bytes, Some(10));
         assert!(o.timestamps && !o.follow);

@@ -83,14 +83,13 @@ pub(super) async fn serve(
             let (sender, mut out) = spdy::Sender::new();
             let reader = tokio::spawn(async move {
                 while let Some(Ok(m)) = ws_rx.next().await {
-                    match m {
-                        Message::Binary(b) => {
-                            if in_tx.send(b).await.is_err() {
-                                break;
-                            }
-                        }
+                    let b = match m {
+                        Message::Binary(b) => b,
                         Message::Close(_) => break,
-                        _ => {}
+                        _ => continue,
+                    };
+                    if in_tx.send(b).await.is_err() {
+                        break;
                     }
                 }
             });
@@ -128,7 +127,10 @@ pub(super) async fn serve(
     let mut resp = Response::new(Empty::new().map_err(|e| match e {}).boxed());
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = resp.headers_mut();
-    h.insert(header::CONNECTION, http::HeaderValue::from_static("Upgrade"));
+    h.insert(
+        header::CONNECTION,
+        http::HeaderValue::from_static("Upgrade"),
+    );
     h.insert(header::UPGRADE, http::HeaderValue::from_static("SPDY/3.1"));
     h.insert(
         "x-stream-protocol-version",
@@ -147,11 +149,7 @@ pub(super) async fn serve(
                 match r.read(&mut buf).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
-                        if in_tx
-                            .send(Bytes::copy_from_slice(&buf[..n]))
-                            .await
-                            .is_err()
-                        {
+                        if in_tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
                             break;
                         }
                     }

@@ -39,7 +39,8 @@ pub(crate) async fn dial(url: &str, protocol: &str) -> Result<Dialed, DialError>
         status: 0,
         message: m,
     };
-    let (host, path) = split_url(url).ok_or_else(|| err(format!("unsupported stream URL {url:?}")))?;
+    let (host, path) =
+        split_url(url).ok_or_else(|| err(format!("unsupported stream URL {url:?}")))?;
     let mut tcp = TcpStream::connect(&host)
         .await
         .map_err(|e| err(format!("connecting to the streaming server {host}: {e}")))?;
