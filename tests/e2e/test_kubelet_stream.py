@@ -32,7 +32,7 @@ from test_kubelet import bridge_name, own_shims, remove_idle_portmap_chains, wai
 IMAGE = "localhost/e2e-stream:1"
 NODE = "e2e-stream"
 # kubectl cp runs tar in the container; exec -t is checked with tty.
-EXTRA_APPLETS = ["tar", "tty", "mkdir", "seq"]
+EXTRA_APPLETS = ["tar", "tty", "mkdir", "seq", "stty"]
 
 
 @pytest.fixture(scope="module")
@@ -265,6 +265,30 @@ def test_exec_with_a_terminal(pods):
     assert p.returncode == 0, p.stdout + p.stderr
     assert "/dev/pts/" in p.stdout
     assert "done" in p.stdout
+
+
+def test_exec_terminal_size_follows_kubectls(pods):
+    """The resize channel: the container's terminal gets kubectl's size. The
+    size arrives asynchronously (as upstream's), hence the pause."""
+    k = pods
+    p = subprocess.run(
+        ["script", "-qec", f"stty rows 41 cols 103; {KUBECTL} exec -it logger -- sh -c 'sleep 1; stty size'", "/dev/null"],
+        capture_output=True, text=True, timeout=60, env=dict(os.environ, KUBECONFIG=k.kubeconfig),
+        stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "41 103" in p.stdout, p.stdout
+
+
+def test_exec_over_spdy(pods):
+    """kubectl with WebSockets off upgrades to SPDY (v4.channel.k8s.io)."""
+    k = pods
+    env = dict(os.environ, KUBECONFIG=k.kubeconfig, KUBECTL_REMOTE_COMMAND_WEBSOCKETS="false")
+    p = subprocess.run([KUBECTL, "-v=8", "exec", "-i", "logger", "--", "sh", "-c", "cat; exit 4"],
+                       input="over spdy\n", capture_output=True, text=True, env=env, timeout=60)
+    assert p.returncode == 4, p.stderr
+    assert p.stdout == "over spdy\n"
+    assert "X-Stream-Protocol-Version: v4.channel.k8s.io" in p.stderr, p.stderr[-3000:]
+    assert "Sec-Websocket-Protocol" not in p.stderr.title()
 
 
 def test_cp_both_ways(pods, tmp_path):

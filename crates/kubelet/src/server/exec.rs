@@ -101,21 +101,26 @@ pub(super) async fn serve(
     attach: bool,
     req: Request<Incoming>,
 ) -> Response<Body> {
-    let Some(key) = websocket_key(&req) else {
+    // Older clients upgrade to SPDY, which containerd speaks too: their
+    // connection is joined to containerd's once both switched.
+    let spdy_offers = spdy_protocols(&req);
+    let key = websocket_key(&req);
+    if key.is_none() && spdy_offers.is_empty() {
         return text(
             StatusCode::BAD_REQUEST,
-            "unable to upgrade connection: a WebSocket upgrade is required",
+            "unable to upgrade connection: a WebSocket or SPDY/3.1 upgrade is required",
         );
-    };
+    }
     let offers = offered_protocols(&req);
-    let Some(proto) = channel::negotiate(offers.iter().map(String::as_str)) else {
+    let proto = channel::negotiate(offers.iter().map(String::as_str));
+    if key.is_some() && proto.is_none() {
         return text(
             StatusCode::BAD_REQUEST,
             format!(
                 "unable to upgrade connection: none of the subprotocols {offers:?} is supported (v5.channel.k8s.io, v4.channel.k8s.io)"
             ),
         );
-    };
+    }
     let pod = match super::get_pod(&ctx, ns, name).await {
         Ok(p) => p,
         Err(r) => return r,
@@ -172,7 +177,11 @@ pub(super) async fn serve(
     };
     // The runtime's upgrade happens before ours: a refusal is still an
     // ordinary HTTP error for the client.
-    let dialed = match stream::dial(&url, "v4.channel.k8s.io").await {
+    let wanted: Vec<&str> = match (&key, proto) {
+        (Some(_), _) => vec!["v4.channel.k8s.io"],
+        (None, _) => spdy_offers.iter().map(String::as_str).collect(),
+    };
+    let dialed = match stream::dial(&url, &wanted).await {
         Ok(d) => d,
         Err(e) => {
             let code = StatusCode::from_u16(e.status)
@@ -181,6 +190,9 @@ pub(super) async fn serve(
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return text(code, e.message);
         }
+    };
+    let (Some(key), Some(proto)) = (key, proto) else {
+        return spdy_passthrough(dialed, req);
     };
     let (sender, out) = spdy::Sender::new();
     let mut next = 1u32;
@@ -212,6 +224,66 @@ pub(super) async fn serve(
     resp
 }
 
+/// The `X-Stream-Protocol-Version`s of a SPDY upgrade request (none if it
+/// is not one).
+fn spdy_protocols(req: &Request<Incoming>) -> Vec<String> {
+    let spdy = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("SPDY/3.1"));
+    if !spdy {
+        return Vec::new();
+    }
+    req.headers()
+        .get_all("x-stream-protocol-version")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// Answer a SPDY client with containerd's choice and join the connections.
+fn spdy_passthrough(dialed: Dialed, req: Request<Incoming>) -> Response<Body> {
+    let mut r = Response::new(Empty::new().map_err(|e| match e {}).boxed());
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONNECTION,
+        http::HeaderValue::from_static("Upgrade"),
+    );
+    h.insert(header::UPGRADE, http::HeaderValue::from_static("SPDY/3.1"));
+    if let Ok(v) = http::HeaderValue::from_str(&dialed.protocol) {
+        h.insert("x-stream-protocol-version", v);
+    }
+    tokio::spawn(async move {
+        let Ok(up) = hyper::upgrade::on(req).await else {
+            return;
+        };
+        let Dialed {
+            mut read,
+            mut write,
+            leftover,
+            ..
+        } = dialed;
+        let (mut cr, mut cw) = tokio::io::split(TokioIo::new(up));
+        let down = async {
+            if cw.write_all(&leftover).await.is_ok() {
+                let _ = tokio::io::copy(&mut read, &mut cw).await;
+            }
+            let _ = cw.shutdown().await;
+        };
+        let up = async {
+            let _ = tokio::io::copy(&mut cr, &mut write).await;
+            let _ = write.shutdown().await;
+        };
+        tokio::join!(down, up);
+    });
+    r
+}
+
 async fn bridge<S>(
     ws: WebSocketStream<S>,
     proto: Protocol,
@@ -226,6 +298,7 @@ async fn bridge<S>(
         mut read,
         mut write,
         leftover,
+        ..
     } = dialed;
     let writer = tokio::spawn(async move {
         while let Some(f) = out.recv().await {

@@ -14,6 +14,8 @@ pub(crate) struct Dialed {
     pub write: OwnedWriteHalf,
     /// Bytes read past the response head (the first frames).
     pub leftover: Vec<u8>,
+    /// The protocol the server chose (`X-Stream-Protocol-Version`).
+    pub protocol: String,
 }
 
 /// Why the upgrade failed: the streaming server's status and body, or a
@@ -33,8 +35,9 @@ fn split_url(url: &str) -> Option<(String, String)> {
     Some((host.to_string(), path.to_string()))
 }
 
-/// POST `url` with the SPDY upgrade offering `protocol`.
-pub(crate) async fn dial(url: &str, protocol: &str) -> Result<Dialed, DialError> {
+/// POST `url` with the SPDY upgrade offering `protocols` (in order of
+/// preference).
+pub(crate) async fn dial(url: &str, protocols: &[&str]) -> Result<Dialed, DialError> {
     let err = |m: String| DialError {
         status: 0,
         message: m,
@@ -45,9 +48,13 @@ pub(crate) async fn dial(url: &str, protocol: &str) -> Result<Dialed, DialError>
         .await
         .map_err(|e| err(format!("connecting to the streaming server {host}: {e}")))?;
     let _ = tcp.set_nodelay(true);
+    let offers: String = protocols
+        .iter()
+        .map(|p| format!("X-Stream-Protocol-Version: {p}\r\n"))
+        .collect();
     let req = format!(
         "POST {path} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\
-         X-Stream-Protocol-Version: {protocol}\r\nContent-Length: 0\r\n\r\n"
+         {offers}Content-Length: 0\r\n\r\n"
     );
     tcp.write_all(req.as_bytes())
         .await
@@ -91,11 +98,18 @@ pub(crate) async fn dial(url: &str, protocol: &str) -> Result<Dialed, DialError>
         });
     }
     let leftover = buf[end..].to_vec();
+    let protocol = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("x-stream-protocol-version"))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default();
     let (read, write) = tcp.into_split();
     Ok(Dialed {
         read,
         write,
         leftover,
+        protocol,
     })
 }
 
@@ -124,7 +138,7 @@ mod tests {
                 .await
                 .unwrap();
         });
-        let e = dial(&format!("http://{addr}/exec/x"), "v4.channel.k8s.io")
+        let e = dial(&format!("http://{addr}/exec/x"), &["v4.channel.k8s.io"])
             .await
             .err()
             .unwrap();
