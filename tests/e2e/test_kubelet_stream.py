@@ -333,6 +333,25 @@ def test_port_forward(pods):
         p.wait()
 
 
+def test_port_forward_over_spdy(pods):
+    """kubectl with WebSockets off upgrades to SPDY/3.1 directly."""
+    k = pods
+    local = free_port()
+    env = dict(os.environ, KUBECONFIG=k.kubeconfig, KUBECTL_PORT_FORWARD_WEBSOCKETS="false")
+    p = subprocess.Popen([KUBECTL, "-v=8", "port-forward", "pod/web", f"{local}:8080"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert "Forwarding from" in p.stdout.readline()
+        with urllib.request.urlopen(f"http://127.0.0.1:{local}/", timeout=10) as r:
+            assert r.read() == b"hello through port-forward\n"
+    finally:
+        p.kill()
+        p.wait()
+    err = p.stderr.read()
+    assert "X-Stream-Protocol-Version: portforward.k8s.io" in err, err[-3000:]
+    assert "SPDY/3.1+portforward.k8s.io" not in err
+
+
 def test_port_forward_to_a_closed_port(pods):
     """The kubelet cannot connect: kubectl gets the error on the error stream."""
     k = pods

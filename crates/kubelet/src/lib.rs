@@ -162,8 +162,15 @@ impl Kubelet {
                     client: client.clone(),
                     runtime: runtime.clone(),
                 });
-                let (addr, task) = server::start(cfg.kubelet_port, tls, ctx).await?;
-                (Some(addr), task)
+                // A port in use leaves the node without logs, exec and
+                // port-forward, but running its pods: loud, not fatal.
+                match server::start(cfg.kubelet_port, tls, ctx).await {
+                    Ok((addr, task)) => (Some(addr), task),
+                    Err(e) => {
+                        tracing::error!(error = %e, "the kubelet API is not served");
+                        (None, tokio::spawn(async {}))
+                    }
+                }
             }
             None => (None, tokio::spawn(async {})),
         };
