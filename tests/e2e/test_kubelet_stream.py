@@ -255,6 +255,26 @@ def test_exec_output_exit_code_and_stdin(pods):
     assert p.returncode != 0
 
 
+def test_exec_idle_connection_survives(pods):
+    """No data for 20 s: the WebSocket heartbeats keep the session alive."""
+    k = pods
+    out = k("exec", "-i", "logger", "--", "sh", "-c", "sleep 20; echo late", input="", timeout=90)
+    assert out == "late\n"
+
+
+def test_python_client_exec_with_stdin(pods, node):
+    from kubernetes.stream import stream
+    api = python_client(node)
+    ws = stream(api.connect_get_namespaced_pod_exec, "logger", "default",
+                command=["sh", "-c", "read l; echo got $l; echo bad >&2; exit 5"], stderr=True,
+                stdin=True, stdout=True, tty=False, _preload_content=False)
+    ws.write_stdin("hello\n")
+    ws.run_forever(timeout=30)
+    assert ws.read_stdout() == "got hello\n"
+    assert ws.read_stderr() == "bad\n"
+    assert ws.returncode == 5
+
+
 def test_exec_with_a_terminal(pods):
     k = pods
     # A pseudo-terminal for kubectl, so that -t gives the container one.

@@ -176,9 +176,9 @@ pub fn tail_start<R: Read + Seek>(f: &mut R, n: u64) -> std::io::Result<u64> {
 pub type Sink = tokio::sync::mpsc::Sender<bytes::Bytes>;
 
 /// Stream the log file at `path` into `sink` with `opts`. When following,
-/// `running` is asked (about once a second, and at each end of file) whether
-/// the container still runs; once it does not and the file is drained, the
-/// stream ends.
+/// `running` is asked (at the end of the file, at most twice a second)
+/// whether the container still runs; once it does not and the file is
+/// drained, the stream ends.
 pub async fn stream<F, Fut>(path: &Path, opts: Options, sink: Sink, running: F)
 where
     F: Fn() -> Fut,
@@ -231,7 +231,7 @@ where
         }
         // At the end of the file: the container may have exited, in which
         // case everything it wrote is already in the file.
-        if last_check.elapsed() >= Duration::from_secs(1) || pending.is_empty() {
+        if last_check.elapsed() >= Duration::from_millis(500) {
             last_check = tokio::time::Instant::now();
             if !running().await {
                 // One more read catches what was written before the exit.

@@ -313,8 +313,11 @@ async fn bridge<S>(
         let sender = sender.clone();
         async move {
             while let Some(Ok(msg)) = ws_rx.next().await {
+                // Clients may send text frames (the Python client does for
+                // str data); upstream reads both kinds as the same bytes.
                 let data = match msg {
                     Message::Binary(b) => b,
+                    Message::Text(t) => bytes::Bytes::copy_from_slice(t.as_bytes()),
                     Message::Close(_) => break,
                     _ => continue,
                 };
