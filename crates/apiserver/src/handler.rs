@@ -536,6 +536,9 @@ async fn resource(
                 method, info.plural, s
             )));
         }
+        if crate::podproxy::handles(info.plural, s) {
+            return crate::podproxy::handle(ctx, &rp, s, req).await;
+        }
         if s == "scale" && crate::crd::is_custom(info) {
             let opts = write_options(&q, req.headers(), "UpdateOptions")?;
             let body = read_body(req).await?;

@@ -20,6 +20,7 @@ pub mod negotiate;
 pub mod openapi;
 pub mod patch;
 pub mod pki;
+pub mod podproxy;
 pub mod protobuf;
 pub mod registry;
 pub mod resources;

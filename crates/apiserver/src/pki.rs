@@ -320,6 +320,34 @@ impl Pki {
         self.issue(leaf, not_after, now)
     }
 
+    /// Issues a serving certificate signed by the cluster CA for `sans`
+    /// (IP addresses or DNS names; the defaults are added), e.g. a kubelet's.
+    /// Returns `(cert_pem, key_pem)`.
+    pub fn issue_serving_cert(
+        &self,
+        cn: &str,
+        sans: &[String],
+        days: u32,
+    ) -> Result<(String, String), PkiError> {
+        let now = OffsetDateTime::now_utc();
+        let not_after = now
+            .checked_add(Duration::days(i64::from(days.max(1))))
+            .unwrap_or(self.ca_not_after);
+        let leaf = Leaf {
+            what: "serving certificate",
+            cert_name: "",
+            key_name: "",
+            cn,
+            orgs: &[],
+            sans: wanted_sans(sans)?
+                .iter()
+                .map(San::to_rcgen)
+                .collect::<Result<_, _>>()?,
+            usage: ExtendedKeyUsagePurpose::ServerAuth,
+        };
+        self.issue(leaf, not_after, now)
+    }
+
     /// The rustls configuration for the API server's listener.
     ///
     /// Client certificates are verified against the cluster CA, but clients

@@ -172,8 +172,12 @@ pub static RESOURCES: &[ResourceInfo] = &[
          verbs: STANDARD_VERBS, sub: [status("PersistentVolume")]),
     res!("", "v1", "Pod", "pods", "pod", true, short: ["po"], cat: ["all"], verbs: STANDARD_VERBS,
     sub: [
+        Subresource { name: "attach", group: "", version: "", kind: "PodAttachOptions", verbs: &["create", "get"] },
         Subresource { name: "binding", group: "", version: "", kind: "Binding", verbs: &["create"] },
         Subresource { name: "eviction", group: "policy", version: "v1", kind: "Eviction", verbs: &["create"] },
+        Subresource { name: "exec", group: "", version: "", kind: "PodExecOptions", verbs: &["create", "get"] },
+        Subresource { name: "log", group: "", version: "", kind: "Pod", verbs: &["get"] },
+        Subresource { name: "portforward", group: "", version: "", kind: "PodPortForwardOptions", verbs: &["create", "get"] },
         status("Pod")
     ]),
     res!("", "v1", "ReplicationController", "replicationcontrollers", "replicationcontroller", true, short: ["rc"], cat: ["all"],

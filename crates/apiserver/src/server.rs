@@ -48,6 +48,7 @@ pub(crate) struct Ctx {
     pub authn: Authenticator,
     pub ready: AtomicBool,
     pub advertise: SocketAddr,
+    pub kubelet: crate::podproxy::KubeletClient,
 }
 
 /// A running API server.
@@ -59,6 +60,7 @@ pub struct ApiServer {
     /// The CA certificate clients should trust (PEM).
     pub ca_pem: String,
     ctx: Arc<Ctx>,
+    pki: crate::pki::Pki,
     shutdown: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -114,6 +116,7 @@ impl ApiServer {
             authn,
             ready: AtomicBool::new(false),
             advertise,
+            kubelet: crate::podproxy::KubeletClient::new(&pki)?,
         });
         crate::bootstrap::run(&ctx.registry, advertise, first_ip).await?;
         crate::crd::controller::spawn(&ctx);
@@ -127,9 +130,16 @@ impl ApiServer {
             kubeconfig,
             ca_pem: pki.ca_cert_pem.clone(),
             ctx,
+            pki,
             shutdown,
             task,
         })
+    }
+
+    /// A kubelet serving certificate for `sans` signed by the cluster CA
+    /// (the in-process kubelet's). Returns `(cert_pem, key_pem)`.
+    pub fn kubelet_serving_cert(&self, sans: &[String]) -> anyhow::Result<(String, String)> {
+        Ok(self.pki.issue_serving_cert("kubelet", sans, 365)?)
     }
 
     /// Whether bootstrap is done and requests are served.

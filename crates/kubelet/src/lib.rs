@@ -9,6 +9,7 @@
 //! - [`node`]: Node registration, Lease, status.
 //! - [`pod`]: the pod sync loop.
 //! - [`volume`]: configMap, secret, downwardAPI and projected volumes; subPath.
+//! - [`server`]: the kubelet API (logs, exec, attach, port-forward); [`logs`]: CRI log files.
 
 pub mod cni;
 pub mod containerd;
@@ -16,9 +17,11 @@ pub mod cri;
 pub mod gc;
 pub mod images;
 pub mod keyring;
+pub mod logs;
 pub mod node;
 pub mod pod;
 pub mod registries;
+pub mod server;
 pub mod volume;
 
 use std::path::PathBuf;
@@ -95,6 +98,11 @@ pub struct Config {
     pub cluster_dns: Vec<String>,
     /// The cluster domain (`--cluster-domain`).
     pub cluster_domain: String,
+    /// The kubelet API's port (`--kubelet-port`; 0 picks a free one). The
+    /// Node's `daemonEndpoints.kubeletEndpoint.Port` reports the bound one.
+    pub kubelet_port: u16,
+    /// The kubelet API's TLS; without it the API is not served.
+    pub serving_tls: Option<server::ServingTls>,
 }
 
 /// A running kubelet. [`Kubelet::stop`] stops it and its containerd; the
@@ -103,6 +111,7 @@ pub struct Kubelet {
     containerd: Option<containerd::Containerd>,
     tasks: AbortOnDrop,
     endpoint: String,
+    api_addr: Option<std::net::SocketAddr>,
 }
 
 impl Kubelet {
@@ -179,9 +188,29 @@ impl Kubelet {
             ctx,
             dns,
         );
+        let (api_addr, api_task) = match &cfg.serving_tls {
+            Some(tls) => {
+                let ctx = Arc::new(server::Ctx {
+                    client: client.clone(),
+                    runtime: runtime.clone(),
+                });
+                // A port in use leaves the node without logs, exec and
+                // port-forward, but running its pods: loud, not fatal.
+                match server::start(cfg.kubelet_port, tls, ctx).await {
+                    Ok((addr, task)) => (Some(addr), task),
+                    Err(e) => {
+                        tracing::error!(error = %e, "the kubelet API is not served");
+                        (None, tokio::spawn(async {}))
+                    }
+                }
+            }
+            None => (None, tokio::spawn(async {})),
+        };
+        let mut node_cfg = cfg.clone();
+        node_cfg.kubelet_port = api_addr.map(|a| a.port()).unwrap_or(cfg.kubelet_port);
         let node_task = tokio::spawn(node_loop(
             client,
-            cfg.clone(),
+            node_cfg,
             host,
             runtime.clone(),
             runtime_version,
@@ -189,7 +218,7 @@ impl Kubelet {
             own.is_some().then_some(layout),
         ));
         let pods = tokio::spawn(worker.run());
-        let mut tasks = vec![node_task, pods];
+        let mut tasks = vec![api_task, node_task, pods];
         if let Some(c) = &own {
             let gc = gc::ImageGc::new(
                 cfg.image_gc.clone(),
@@ -204,7 +233,13 @@ impl Kubelet {
             containerd: own,
             tasks: AbortOnDrop(tasks),
             endpoint,
+            api_addr,
         })
+    }
+
+    /// Where the kubelet API listens, if it is served.
+    pub fn api_addr(&self) -> Option<std::net::SocketAddr> {
+        self.api_addr
     }
 
     /// The CRI endpoint in use.
@@ -284,9 +319,17 @@ async fn node_loop(
     own: Option<containerd::Layout>,
 ) {
     let facts = |ready| node::facts(&cfg.node_name, &host, &runtime_version, ready);
+    let port = cfg.kubelet_port;
+    let with_port = move |mut status: serde_json::Value| {
+        status["daemonEndpoints"]["kubeletEndpoint"]["Port"] = port.into();
+        status
+    };
     let node = loop {
         let ready = runtime_ready(runtime.as_ref()).await;
-        let status = hollow::node::status_from_facts(&facts(ready), &hollow::now());
+        let status = with_port(hollow::node::status_from_facts(
+            &facts(ready),
+            &hollow::now(),
+        ));
         match node::register(&client, &cfg.node_name, status).await {
             Ok(n) => break n,
             Err(e) => {
@@ -334,7 +377,10 @@ async fn node_loop(
                 tracing::warn!(error = %e, "lease renewal failed");
             }
             let ready = runtime_ready(runtime.as_ref()).await;
-            let status = hollow::node::status_from_facts(&facts(ready), &hollow::now());
+            let status = with_port(hollow::node::status_from_facts(
+                &facts(ready),
+                &hollow::now(),
+            ));
             match reporter.report(&client, &cfg.node_name, status).await {
                 Ok(Some(n)) => {
                     cidr = n.spec.and_then(|s| s.pod_cidr).or(cidr);

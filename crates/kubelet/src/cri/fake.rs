@@ -256,4 +256,46 @@ impl Runtime for Fake {
         self.images.lock().unwrap().push(image.into());
         Ok("sha256:fake".into())
     }
+
+    async fn exec(&self, req: api::ExecRequest) -> CriResult<String> {
+        self.call(format!("Exec {} {:?}", req.container_id, req.cmd));
+        if !self
+            .containers
+            .lock()
+            .unwrap()
+            .contains_key(&req.container_id)
+        {
+            return Err(not_found("Exec"));
+        }
+        Ok(format!("http://127.0.0.1:1/exec/{}", req.container_id))
+    }
+
+    async fn attach(&self, req: api::AttachRequest) -> CriResult<String> {
+        self.call(format!("Attach {}", req.container_id));
+        if !self
+            .containers
+            .lock()
+            .unwrap()
+            .contains_key(&req.container_id)
+        {
+            return Err(not_found("Attach"));
+        }
+        Ok(format!("http://127.0.0.1:1/attach/{}", req.container_id))
+    }
+
+    async fn port_forward(&self, req: api::PortForwardRequest) -> CriResult<String> {
+        self.call(format!("PortForward {} {:?}", req.pod_sandbox_id, req.port));
+        if !self
+            .sandboxes
+            .lock()
+            .unwrap()
+            .contains_key(&req.pod_sandbox_id)
+        {
+            return Err(not_found("PortForward"));
+        }
+        Ok(format!(
+            "http://127.0.0.1:1/portforward/{}",
+            req.pod_sandbox_id
+        ))
+    }
 }

@@ -319,4 +319,37 @@ impl Runtime for GrpcRuntime {
             .into_inner()
             .image_ref)
     }
+
+    async fn exec(&self, req: api::ExecRequest) -> CriResult<String> {
+        Ok(self
+            .runtime
+            .clone()
+            .exec(req)
+            .await
+            .map_err(err("Exec"))?
+            .into_inner()
+            .url)
+    }
+
+    async fn attach(&self, req: api::AttachRequest) -> CriResult<String> {
+        Ok(self
+            .runtime
+            .clone()
+            .attach(req)
+            .await
+            .map_err(err("Attach"))?
+            .into_inner()
+            .url)
+    }
+
+    async fn port_forward(&self, req: api::PortForwardRequest) -> CriResult<String> {
+        Ok(self
+            .runtime
+            .clone()
+            .port_forward(req)
+            .await
+            .map_err(err("PortForward"))?
+            .into_inner()
+            .url)
+    }
 }

@@ -96,6 +96,13 @@ pub trait Runtime: Send + Sync + 'static {
         auth: Option<api::AuthConfig>,
         sandbox_config: Option<api::PodSandboxConfig>,
     ) -> CriResult<String>;
+    /// Prepare a streaming exec; returns the URL on the runtime's
+    /// streaming server that serves it (SPDY or WebSocket).
+    async fn exec(&self, req: api::ExecRequest) -> CriResult<String>;
+    /// Prepare a streaming attach; returns its URL.
+    async fn attach(&self, req: api::AttachRequest) -> CriResult<String>;
+    /// Prepare a port forward into a sandbox; returns its URL.
+    async fn port_forward(&self, req: api::PortForwardRequest) -> CriResult<String>;
 }
 
 /// Upstream's CRI labels and annotations on sandboxes and containers; the

@@ -47,6 +47,20 @@ pub struct KubeletArgs {
     /// The cluster domain.
     #[arg(long, env = "WHARF_CLUSTER_DOMAIN", default_value = "cluster.local")]
     pub cluster_domain: String,
+    /// The kubelet API's HTTPS port (0: any free port).
+    #[arg(long, env = "WHARF_KUBELET_PORT", default_value_t = 10250)]
+    pub kubelet_port: u16,
+    /// The kubelet API's serving certificate (PEM); without it the kubelet
+    /// signs its own, as upstream's does.
+    #[arg(long, requires = "tls_private_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The key of `--tls-cert-file` (PEM).
+    #[arg(long, requires = "tls_cert_file")]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// CA bundle (PEM) that clients of the kubelet API must be signed by
+    /// (default: the kubeconfig's certificate authority).
+    #[arg(long)]
+    pub client_ca_file: Option<PathBuf>,
 }
 
 /// The kubelet's image garbage collection flags (upstream's names).
@@ -103,21 +117,64 @@ pub async fn start(
         .context("starting the kubelet")
 }
 
+/// The kubelet API's TLS for `wharf kubelet`: the given certificate or a
+/// self-signed one; clients verified against `--client-ca-file` or the
+/// kubeconfig's CA.
+async fn serving_tls(
+    args: &KubeletArgs,
+    names: &[String],
+) -> anyhow::Result<kubelet::server::ServingTls> {
+    let client_ca_der = match &args.client_ca_file {
+        Some(p) => kubelet::server::ServingTls::pem_to_der(
+            &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        )?,
+        None => {
+            let kc = kube::config::Kubeconfig::read_from(&args.kubeconfig)
+                .with_context(|| format!("reading {}", args.kubeconfig.display()))?;
+            let cfg = kube::Config::from_custom_kubeconfig(
+                kc,
+                &kube::config::KubeConfigOptions::default(),
+            )
+            .await
+            .context("loading the kubeconfig")?;
+            cfg.root_cert.unwrap_or_default()
+        }
+    };
+    match (&args.tls_cert_file, &args.tls_private_key_file) {
+        (Some(c), Some(k)) => Ok(kubelet::server::ServingTls {
+            cert_pem: std::fs::read_to_string(c)
+                .with_context(|| format!("reading {}", c.display()))?,
+            key_pem: std::fs::read_to_string(k)
+                .with_context(|| format!("reading {}", k.display()))?,
+            client_ca_der,
+        }),
+        _ => Ok(kubelet::server::ServingTls::self_signed(
+            names,
+            client_ca_der,
+        )?),
+    }
+}
+
 pub async fn run(args: KubeletArgs) -> anyhow::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
+    let node_name = node_name(args.node_name.as_deref());
+    let node_ip = args
+        .node_ip
+        .clone()
+        .unwrap_or_else(|| super::host_address().to_string());
+    let tls = serving_tls(&args, &[node_ip.clone(), node_name.clone()]).await?;
     let cfg = kubelet::Config {
-        node_name: node_name(args.node_name.as_deref()),
+        node_name,
         data_dir: args.data_dir.clone(),
         runtime_endpoint: args.container_runtime_endpoint.clone(),
-        node_ip: args
-            .node_ip
-            .clone()
-            .unwrap_or_else(|| super::host_address().to_string()),
+        node_ip,
         private_registry: Some(args.private_registry.clone()),
         image_gc: args.image_gc.policy()?,
         cluster_dns: args.cluster_dns.clone(),
         cluster_domain: args.cluster_domain.clone(),
+        kubelet_port: args.kubelet_port,
+        serving_tls: Some(tls),
     };
     let k = start(&args.kubeconfig, args.server.as_deref(), cfg).await?;
     println!("wharf kubelet: running (CRI {})", k.endpoint());

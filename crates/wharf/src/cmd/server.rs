@@ -73,6 +73,9 @@ pub struct ServerArgs {
     pub private_registry: PathBuf,
     #[command(flatten)]
     pub image_gc: super::kubelet::ImageGcArgs,
+    /// The kubelet API's HTTPS port (0: any free port).
+    #[arg(long, env = "WHARF_KUBELET_PORT", default_value_t = 10250)]
+    pub kubelet_port: u16,
     /// Do not run the scheduler in this process (k3s's `--disable-scheduler`).
     #[arg(long, env = "WHARF_DISABLE_SCHEDULER")]
     pub disable_scheduler: bool,
@@ -255,8 +258,17 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let kubelet = if args.disable_agent {
         None
     } else {
+        let node_name = super::kubelet::node_name(args.node_name.as_deref());
+        // The in-process kubelet serves with a certificate from the cluster CA.
+        let (cert_pem, key_pem) =
+            api.kubelet_serving_cert(&[advertise.to_string(), node_name.clone()])?;
+        let serving_tls = kubelet::server::ServingTls {
+            cert_pem,
+            key_pem,
+            client_ca_der: kubelet::server::ServingTls::pem_to_der(&api.ca_pem)?,
+        };
         let cfg = kubelet::Config {
-            node_name: super::kubelet::node_name(args.node_name.as_deref()),
+            node_name,
             data_dir: args.data_dir.clone(),
             runtime_endpoint: args.container_runtime_endpoint.clone(),
             private_registry: Some(args.private_registry.clone()),
@@ -264,6 +276,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             cluster_dns: vec![args.cluster_dns.clone()],
             cluster_domain: args.cluster_domain.clone(),
             node_ip: advertise.to_string(),
+            kubelet_port: args.kubelet_port,
+            serving_tls: Some(serving_tls),
         };
         Some(super::kubelet::start(&api.kubeconfig, None, cfg).await?)
     };
