@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import WHARF, Kubectl, Server
+from conftest import WHARF, Kubectl, Server, free_port
 from images import busybox_archive
 
 IMAGE = "localhost/e2e-busybox:1"
@@ -118,6 +118,9 @@ def kubelet_node(node, extra_args=(), before_start=None, import_image=True, prox
     d = tempfile.mkdtemp(prefix=f"wharf-{node}-")
     cidr = f"10.{random.randint(200, 249)}.0.0/16"
     args = ["--cluster-cidr", cidr, "--node-name", node, *extra_args]
+    if "--kubelet-port" not in args:
+        # Not the default 10250: concurrent test servers must not collide.
+        args += ["--kubelet-port", str(free_port())]
     if proxy_table:
         s = NodeServer(d, [*args, "--proxy-table-name", proxy_table], host_ip())
     else:

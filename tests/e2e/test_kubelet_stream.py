@@ -4,20 +4,17 @@ messages), `kubectl exec` (exit codes, stdin, a terminal), `kubectl cp` both
 ways, `kubectl port-forward`, `kubectl attach`; the kubelet port refuses
 anonymous requests; a refused upgrade is answered and never piped.
 
-The fixture follows test_kubelet.py: `wharf server` with its kubelet and own
+The fixture is kubelet_node.py's: `wharf server` with its kubelet and own
 containerd in a temporary data directory, a random pod CIDR, a free kubelet
 port, a busybox image built locally; everything is removed at the end."""
 
 import base64
 import json
 import os
-import random
 import re
-import signal
 import socket
 import ssl
 import subprocess
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -26,8 +23,8 @@ import pytest
 import yaml
 
 import images
-from conftest import KUBECTL, WHARF, Kubectl, Server, free_port
-from test_kubelet import bridge_name, own_shims, remove_idle_portmap_chains, wait_for
+from conftest import KUBECTL, WHARF, free_port
+from kubelet_node import kubelet_node, wait_for
 
 IMAGE = "localhost/e2e-stream:1"
 NODE = "e2e-stream"
@@ -37,20 +34,8 @@ EXTRA_APPLETS = ["tar", "tty", "mkdir", "seq", "stty"]
 
 @pytest.fixture(scope="module")
 def node():
-    if subprocess.run(["which", "containerd"], capture_output=True).returncode != 0:
-        pytest.fail("containerd is not installed: run scripts/install-deps.sh")
-    d = tempfile.mkdtemp(prefix="wharf-stream-e2e-")
-    cidr = f"10.{random.randint(200, 249)}.0.0/16"
     kport = free_port()
-    s = Server(d, agent=True, extra_args=["--cluster-cidr", cidr, "--node-name", NODE,
-                                          "--kubelet-port", str(kport)])
-    sock = Path(d) / "agent" / "containerd" / "containerd.sock"
-    try:
-        s.start(timeout=120)
-        k = Kubectl(s.kubeconfig)
-        wait_for("the node to be Ready", lambda: k.run(
-            "get", "node", NODE, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
-            check=False).stdout == "True", timeout=90)
+    with kubelet_node(NODE, extra_args=["--kubelet-port", str(kport)], import_image=False) as (s, k, d):
         archive = Path(d) / "busybox.tar"
         saved = images.APPLETS
         images.APPLETS = saved + EXTRA_APPLETS
@@ -61,24 +46,6 @@ def node():
         subprocess.run([WHARF, "images", "import", "--data-dir", d, str(archive)], check=True,
                        capture_output=True, timeout=60)
         yield s, k, d, kport
-    finally:
-        try:
-            k = Kubectl(s.kubeconfig)
-            k.run("delete", "pods", "--all", "--grace-period=1", "--wait=true", "--timeout=60s",
-                  check=False, timeout=90)
-        except Exception:
-            pass
-        s.stop()
-        for pid in own_shims(sock):
-            os.kill(pid, signal.SIGKILL)
-        subprocess.run(["ip", "link", "del", bridge_name(d)], capture_output=True)
-        remove_idle_portmap_chains()
-        for m in sorted((l.split()[1] for l in Path("/proc/self/mounts").read_text().splitlines()
-                         if l.split()[1].startswith(d + "/")), key=len, reverse=True):
-            subprocess.run(["umount", "-l", m], capture_output=True)
-        if os.environ.get("WHARF_E2E_KEEP_LOG"):
-            subprocess.run(["cp", str(Path(d) / "server.log"), os.environ["WHARF_E2E_KEEP_LOG"]])
-        subprocess.run(["rm", "-rf", d], capture_output=True)
 
 
 def run_pod(k, name, containers, restart="Always", init=None, extra_spec=None, wait=True):
