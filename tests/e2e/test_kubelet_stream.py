@@ -87,7 +87,8 @@ def admin_tls(kubeconfig, d):
 def pods(node):
     """The long-running pods most tests share."""
     _, k, _, _ = node
-    run_pod(k, "logger", [sh("main", "echo line 1; echo line 2; echo line 3; echo oops >&2; exec sleep 3600")])
+    # stdout and stderr are separate pipes: the pause orders them in the log.
+    run_pod(k, "logger", [sh("main", "echo line 1; echo line 2; echo line 3; sleep 1; echo oops >&2; exec sleep 3600")])
     run_pod(k, "two", [sh("a", "echo from-a; exec sleep 3600"), sh("b", "echo from-b; exec sleep 3600")])
     run_pod(k, "web", [{"name": "web", "command": ["httpd", "-f", "-p", "8080", "-h", "/www"]}])
     # Running is posted once the process started, which may be before httpd listens.
