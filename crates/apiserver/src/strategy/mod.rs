@@ -35,7 +35,7 @@ mod service;
 mod sets;
 mod storage;
 mod unknown;
-mod util;
+pub(crate) mod util;
 mod volumes;
 mod workloads;
 

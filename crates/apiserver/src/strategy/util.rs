@@ -312,7 +312,11 @@ pub fn one_of(field: &str, value: &str, allowed: &[&str], required: bool) -> Vec
 
 /// Now as metav1.Time (`YYYY-MM-DDTHH:MM:SSZ`).
 pub fn now_rfc3339() -> String {
-    let t = time::OffsetDateTime::now_utc();
+    rfc3339(time::OffsetDateTime::now_utc())
+}
+
+/// `t` as metav1.Time (`YYYY-MM-DDTHH:MM:SSZ`).
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
         t.year(),
