@@ -49,6 +49,7 @@ macro_rules! conformance_tests {
             revisions_and_preconditions,
             revisions_are_dense_under_concurrency,
             cas_race,
+            pipelined_chain,
             paging_at_fixed_revision,
             watch_order_and_resume,
             watch_prefix_filter,
@@ -334,6 +335,65 @@ pub async fn cas_race(fresh: &impl Fresh) {
     assert_eq!(kv.value, b("320"));
     assert_eq!(kv.version, 321);
     assert_eq!(rev, r0 + 320);
+}
+
+/// A chain of pipelined writes: each is submitted on the previous one's
+/// ticket before that one is durable, all commit in order, each outcome
+/// matches its ticket, and stale or failed tickets are refused.
+pub async fn pipelined_chain(fresh: &impl Fresh) {
+    let fx = fresh(opts()).await;
+    let s = &fx.store;
+    let put = |v: &str| WriteOp::Put {
+        key: b"/chain".to_vec(),
+        value: b(v),
+        ttl: None,
+    };
+    let r0 = match s.create(b"/chain", b("0"), None).await.unwrap() {
+        WriteOutcome::Committed { revision, .. } => revision,
+        other => panic!("create: {other:?}"),
+    };
+    let mut cond = Precondition::ModRevision(r0);
+    let mut first = None;
+    let mut pending = Vec::new();
+    for i in 1..=20 {
+        let mut w = s.write_pipelined(cond, put(&i.to_string())).await.unwrap();
+        let t = w.applied().await.expect("the precondition holds");
+        assert_eq!(t.revision, r0 + i, "tickets are the next revisions");
+        first.get_or_insert(t);
+        cond = Precondition::Ticket(t);
+        pending.push((t, w));
+    }
+    for (t, w) in pending {
+        match w.outcome().await.unwrap() {
+            WriteOutcome::Committed { revision, .. } => assert_eq!(revision, t.revision),
+            other => panic!("{t:?}: {other:?}"),
+        }
+    }
+    let (kv, _) = s.get(b"/chain").await.unwrap();
+    let kv = kv.unwrap();
+    assert_eq!((kv.value, kv.version), (b("20"), 21));
+    // A ticket of an older version no longer holds.
+    let mut w = s
+        .write_pipelined(Precondition::Ticket(first.unwrap()), put("stale"))
+        .await
+        .unwrap();
+    assert_eq!(w.applied().await, None);
+    assert!(matches!(
+        w.outcome().await.unwrap(),
+        WriteOutcome::Failed { .. }
+    ));
+    // Nor does a plain revision that is not the key's.
+    let mut w = s
+        .write_pipelined(Precondition::ModRevision(r0), put("stale"))
+        .await
+        .unwrap();
+    assert_eq!(w.applied().await, None);
+    assert!(matches!(
+        w.outcome().await.unwrap(),
+        WriteOutcome::Failed { .. }
+    ));
+    let (kv, _) = s.get(b"/chain").await.unwrap();
+    assert_eq!(kv.unwrap().value, b("20"));
 }
 
 /// Pages read at one revision add up to exactly the snapshot at that revision,

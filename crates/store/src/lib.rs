@@ -172,6 +172,60 @@ pub enum Precondition {
     Absent,
     /// The key must exist with this `mod_revision` (update, delete).
     ModRevision(i64),
+    /// The key must exist at the revision of a write this caller chained on
+    /// (see [`Store::write_pipelined`]), and that write must have committed.
+    Ticket(Ticket),
+}
+
+/// What a pipelined write is known by once its precondition held, before it
+/// is durable: the revision it commits at, if its transaction commits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ticket {
+    /// The revision the write was given.
+    pub revision: i64,
+    /// The backend's count of failed transactions when the write was given
+    /// its revision. A later failure may have taken the write away and let
+    /// another write reuse the revision, so a [`Precondition::Ticket`] holds
+    /// only while the count is unchanged (conservative: a failure elsewhere
+    /// also voids it, and the caller simply reads again).
+    pub epoch: u64,
+}
+
+/// A write handed to [`Store::write_pipelined`]: first whether it was
+/// applied (and at which revision), then, later, its durable outcome.
+pub struct PipelinedWrite {
+    applied: tokio::sync::oneshot::Receiver<Option<Ticket>>,
+    outcome: tokio::sync::oneshot::Receiver<Result<WriteOutcome>>,
+}
+
+impl PipelinedWrite {
+    /// A pair of channels: the backend sends the ticket (or `None`) on the
+    /// first and the outcome on the second.
+    pub fn channel() -> (
+        (
+            tokio::sync::oneshot::Sender<Option<Ticket>>,
+            tokio::sync::oneshot::Sender<Result<WriteOutcome>>,
+        ),
+        Self,
+    ) {
+        let (ta, applied) = tokio::sync::oneshot::channel();
+        let (to, outcome) = tokio::sync::oneshot::channel();
+        ((ta, to), PipelinedWrite { applied, outcome })
+    }
+
+    /// The write's ticket once its precondition held and it was given a
+    /// revision; `None` if the precondition failed or the transaction
+    /// failed before that. The write is not durable yet.
+    pub async fn applied(&mut self) -> Option<Ticket> {
+        (&mut self.applied).await.ok().flatten()
+    }
+
+    /// The durable outcome, as [`Store::write`] returns it.
+    pub async fn outcome(self) -> Result<WriteOutcome> {
+        self.outcome
+            .await
+            .map_err(|_| Error::Closed("store writer stopped".into()))?
+    }
 }
 
 /// A single-key write.
@@ -336,6 +390,26 @@ pub trait Store: Send + Sync + 'static {
 
     /// Apply one guarded single-key write as one transaction.
     async fn write(&self, cond: Precondition, op: WriteOp) -> Result<WriteOutcome>;
+
+    /// Like [`Store::write`], but the caller learns the write's revision as
+    /// soon as its precondition held, before it is durable, so it can chain
+    /// the next write of the key on it ([`Precondition::Ticket`]) while this
+    /// one is being synced. The outcome still comes only once it is durable.
+    /// By default the ticket comes with the outcome (no pipelining).
+    async fn write_pipelined(&self, cond: Precondition, op: WriteOp) -> Result<PipelinedWrite> {
+        let r = self.write(cond, op).await;
+        let ((applied, outcome), w) = PipelinedWrite::channel();
+        let ticket = match &r {
+            Ok(WriteOutcome::Committed { revision, .. }) => Some(Ticket {
+                revision: *revision,
+                epoch: 0,
+            }),
+            _ => None,
+        };
+        let _ = applied.send(ticket);
+        let _ = outcome.send(r);
+        Ok(w)
+    }
 
     /// Watch a key or range. A start revision at or below the compaction point
     /// yields [`Error::Compacted`] as the stream's first item.

@@ -8,9 +8,13 @@
 //! servers sharing the store, and creates and deletes, which do not queue).
 //!
 //! A writer that hands the turn to a waiting one leaves it the object it
-//! committed ([`LastWrite`]), so the next writer need not decode the bytes
-//! it just encoded. The object is used only if the store still holds that
-//! revision, so a write from elsewhere in between is never missed.
+//! wrote ([`LastWrite`]), so the next writer need not decode the bytes it
+//! just encoded. The turn passes as soon as the store has given the write its
+//! revision, before it is durable: the next writer computes its change while
+//! the store syncs, and chains its write on the previous one's ticket, which
+//! holds only if that write commits. So a write from elsewhere in between,
+//! or a failed commit, is never missed: the chained write fails and is
+//! retried from a fresh read.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -18,13 +22,28 @@ use std::sync::{Arc, Mutex, Weak};
 use serde_json::Value;
 use tokio::sync::OwnedMutexGuard;
 
-/// An object this server committed to the key, as a read of it at that
-/// revision would decode it (with its `resourceVersion`).
+/// An object this server wrote to the key, as a read of it at that revision
+/// would decode it (with its `resourceVersion`).
 pub struct LastWrite {
-    /// The revision it was committed at.
-    pub revision: i64,
+    /// The write's ticket: its revision, if it commits.
+    pub ticket: store::Ticket,
     /// The object.
     pub object: Value,
+    /// Whether the write committed, told once it is durable; `None` if it
+    /// was durable when handed over.
+    pub durable: Option<tokio::sync::oneshot::Receiver<bool>>,
+}
+
+impl LastWrite {
+    /// Wait until the write is durable; false if it failed (or its writer
+    /// went away before knowing), in which case the object is not to be
+    /// served or built on.
+    pub async fn committed(&mut self) -> bool {
+        match self.durable.take() {
+            None => true,
+            Some(rx) => rx.await.unwrap_or(false),
+        }
+    }
 }
 
 type KeyMutex = tokio::sync::Mutex<Option<LastWrite>>;
@@ -111,12 +130,17 @@ mod tests {
         let mut g = locks.lock("a").await;
         assert!(g.is_none() && !has_waiters(&g));
         let l2 = locks.clone();
-        let waiting = tokio::spawn(async move { l2.lock("a").await.take().map(|w| w.revision) });
+        let waiting =
+            tokio::spawn(async move { l2.lock("a").await.take().map(|w| w.ticket.revision) });
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(has_waiters(&g));
         *g = Some(LastWrite {
-            revision: 7,
+            ticket: store::Ticket {
+                revision: 7,
+                epoch: 0,
+            },
             object: Value::Null,
+            durable: None,
         });
         drop(g);
         assert_eq!(waiting.await.unwrap(), Some(7));

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::{json, Value};
-use store::WriteOutcome;
+use store::{Precondition, WriteOp, WriteOutcome};
 
 use super::meta::{meta_str, metadata_mut, name_suffix, now_rfc3339, remove_path};
 use super::{keylock, store_error, FieldValidation, Registry, WriteOptions, WriteResult};
@@ -569,21 +569,19 @@ impl Registry {
         // Without a resourceVersion, a lost race is retried until the write
         // lands, as upstream's GuaranteedUpdate does; with one, it is a 409.
         loop {
-            // The previous writer's object, if the store still holds its
-            // revision (checked without reading the value); else a read.
-            let last = match turn.take() {
-                Some(l) => {
-                    let current = self
-                        .store
-                        .mod_revision(key.as_bytes())
-                        .await
-                        .map_err(store_error)?;
-                    (current == Some(l.revision)).then_some(l)
+            // The previous writer's object, maybe not durable yet: this write
+            // is chained on its ticket and fails if that one did not commit
+            // or another write got in between. Else a read.
+            let (cond, mod_revision, old, mut base) = match turn.take() {
+                Some(mut l) => {
+                    let object = std::mem::take(&mut l.object);
+                    (
+                        Precondition::Ticket(l.ticket),
+                        l.ticket.revision,
+                        object,
+                        Some(l),
+                    )
                 }
-                None => None,
-            };
-            let (mod_revision, old) = match last {
-                Some(l) => (l.revision, l.object),
                 None => {
                     let (kv, _) = self.store.get(key.as_bytes()).await.map_err(store_error)?;
                     let kv = kv.ok_or_else(|| ApiError::not_found(info.group_resource(), name))?;
@@ -594,9 +592,26 @@ impl Registry {
                         .insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
                     // Custom resources are stored at one version and served at any.
                     crate::crd::decode_stored(info, &mut old);
-                    (kv.mod_revision, crate::convert::to_served(info, old))
+                    let old = crate::convert::to_served(info, old);
+                    (
+                        Precondition::ModRevision(kv.mod_revision),
+                        kv.mod_revision,
+                        old,
+                        None,
+                    )
                 }
             };
+            // Before answering from the previous writer's object without a
+            // write of our own, it must be durable; if it failed, read again.
+            macro_rules! base_committed {
+                () => {
+                    if let Some(b) = base.as_mut() {
+                        if !b.committed().await {
+                            continue;
+                        }
+                    }
+                };
+            }
             if let Some(rv) = wanted_rv {
                 if rv != mod_revision {
                     return Err(ApiError::conflict(
@@ -676,6 +691,7 @@ impl Registry {
             }
             // Nothing changed: no write, the stored version stands.
             if same_but_volatile(&new, &old) && crate::apply::same_ignoring_time(&new, &old) {
+                base_committed!();
                 return Ok(WriteResult {
                     raw: None,
                     object: old,
@@ -704,6 +720,7 @@ impl Registry {
                     .as_array()
                     .is_some_and(|f| !f.is_empty());
             if deleting && no_finalizers && !graceful_pod && !namespace_pending {
+                base_committed!();
                 if opts.dry_run {
                     return Ok(WriteResult {
                         raw: None,
@@ -722,6 +739,7 @@ impl Registry {
                 };
             }
             if opts.dry_run {
+                base_committed!();
                 return Ok(WriteResult {
                     raw: None,
                     object: served(new, mod_revision),
@@ -740,45 +758,73 @@ impl Registry {
                     "Request entity too large: the patched object is too large",
                 ));
             }
-            match self
-                .store
-                .update(key.as_bytes(), mod_revision, bytes, self.ttl_of(info))
-                .await
-            {
-                Ok(WriteOutcome::Committed { revision, .. }) => {
-                    self.release_replaced_ports(info, &old, &new).await;
-                    let object = served(new, revision);
-                    // Where the stored bytes are `new` as served (built-in
-                    // kinds), the next writer waiting for this key starts
-                    // from the object instead of decoding them.
-                    if prepared.is_some() && keylock::has_waiters(&turn) {
-                        *turn = Some(keylock::LastWrite {
-                            revision,
-                            object: object.clone(),
-                        });
-                    }
-                    // The next writer may start: the response and the
-                    // dropping of the old object happen after the turn.
-                    drop(turn);
-                    return Ok(WriteResult {
-                        raw: prepared.map(|p| p.stamp(revision)),
-                        object,
-                        code: 200,
-                        warnings,
-                    });
-                }
-                Ok(WriteOutcome::Failed { .. }) => {
-                    self.unexpect(&prepared);
-                    self.release_service(&allocated).await;
-                    if wanted_rv.is_some() {
-                        return Err(ApiError::conflict(info.group_resource(), name, "the object has been modified; please apply your changes to the latest version and try again"));
-                    }
-                }
+            let op = WriteOp::Put {
+                key: key.as_bytes().to_vec(),
+                value: bytes,
+                ttl: self.ttl_of(info),
+            };
+            let mut write = match self.store.write_pipelined(cond, op).await {
+                Ok(w) => w,
                 Err(e) => {
                     self.unexpect(&prepared);
                     self.release_service(&allocated).await;
                     return Err(store_error(e));
                 }
+            };
+            if let Some(ticket) = write.applied().await {
+                let object = served(new, ticket.revision);
+                // Where the stored bytes are `new` as served (built-in
+                // kinds), the next writer waiting for this key starts from
+                // the object instead of decoding them, and may start now,
+                // while this write is being synced.
+                let mut tell = None;
+                if prepared.is_some() && keylock::has_waiters(&turn) {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    tell = Some(tx);
+                    *turn = Some(keylock::LastWrite {
+                        ticket,
+                        object: object.clone(),
+                        durable: Some(rx),
+                    });
+                }
+                drop(turn);
+                let outcome = write.outcome().await;
+                if let Some(tx) = tell {
+                    let _ = tx.send(matches!(outcome, Ok(WriteOutcome::Committed { .. })));
+                }
+                return match outcome {
+                    Ok(WriteOutcome::Committed { revision, .. }) => {
+                        self.release_replaced_ports(info, &old, &object).await;
+                        Ok(WriteResult {
+                            raw: prepared.map(|p| p.stamp(revision)),
+                            object,
+                            code: 200,
+                            warnings,
+                        })
+                    }
+                    Ok(WriteOutcome::Failed { .. }) => {
+                        self.unexpect(&prepared);
+                        self.release_service(&allocated).await;
+                        Err(ApiError::internal(
+                            "the store refused a write it had accepted",
+                        ))
+                    }
+                    Err(e) => {
+                        self.unexpect(&prepared);
+                        self.release_service(&allocated).await;
+                        Err(store_error(e))
+                    }
+                };
+            }
+            self.unexpect(&prepared);
+            self.release_service(&allocated).await;
+            match write.outcome().await {
+                Ok(WriteOutcome::Failed { .. }) if wanted_rv.is_none() => {}
+                Ok(WriteOutcome::Failed { .. }) => return Err(ApiError::conflict(info.group_resource(), name, "the object has been modified; please apply your changes to the latest version and try again")),
+                Ok(WriteOutcome::Committed { .. }) => {
+                    return Err(ApiError::internal("the store committed a write without a ticket"))
+                }
+                Err(e) => return Err(store_error(e)),
             }
             warnings.clear();
         }
@@ -969,7 +1015,12 @@ impl Registry {
         f: impl Fn(&mut Value) -> ApiResult<()>,
     ) -> ApiResult<Value> {
         let key = info.key(namespace, name);
-        let _turn = self.key_locks.lock(&key).await;
+        let mut turn = self.key_locks.lock(&key).await;
+        // A write handed over before it was durable: let it land first, so
+        // the read below sees it (not a wasted compare-and-swap).
+        if let Some(mut last) = turn.take() {
+            last.committed().await;
+        }
         loop {
             let (kv, _) = self.store.get(key.as_bytes()).await.map_err(store_error)?;
             let kv = kv.ok_or_else(|| ApiError::not_found(info.group_resource(), name))?;

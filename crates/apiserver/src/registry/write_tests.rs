@@ -63,8 +63,12 @@ async fn a_left_object_is_used_only_at_its_revision() {
     marked["data"]["left"] = json!("yes");
     let mut turn = reg.key_locks.lock(key).await;
     *turn = Some(keylock::LastWrite {
-        revision: rev,
+        ticket: store::Ticket {
+            revision: rev,
+            epoch: 0,
+        },
         object: marked,
+        durable: None,
     });
     // The patch queues on the key, then gets the turn.
     let waiting = tokio::spawn(patch(reg.clone(), "b"));
@@ -78,8 +82,12 @@ async fn a_left_object_is_used_only_at_its_revision() {
     stale["data"]["stale"] = json!("yes");
     let mut turn = reg.key_locks.lock(key).await;
     *turn = Some(keylock::LastWrite {
-        revision: rev,
+        ticket: store::Ticket {
+            revision: rev,
+            epoch: 0,
+        },
         object: stale,
+        durable: None,
     });
     let (kv, _) = store.get(key.as_bytes()).await.unwrap();
     let mut elsewhere: Value = serde_json::from_slice(&kv.unwrap().value).unwrap();

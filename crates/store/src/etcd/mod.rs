@@ -40,7 +40,7 @@ mod watch;
 
 use crate::{
     Error, Event, EventKind, KeyRange, KeyValue, Precondition, RangeRequest, RangeResponse, Result,
-    Store, StoreOptions, WatchRequest, WatchResponse, WatchStream, WriteOp, WriteOutcome,
+    Store, StoreOptions, Ticket, WatchRequest, WatchResponse, WatchStream, WriteOp, WriteOutcome,
     MAX_VALUE_BYTES,
 };
 use watch::Watch;
@@ -348,13 +348,17 @@ impl Store for EtcdStore {
             Precondition::Absent => {
                 compares.push(Compare::create_revision(key.clone(), CompareOp::Equal, 0))
             }
-            Precondition::ModRevision(r) => {
+            // Tickets are handed out only once a write is durable here (the
+            // default `write_pipelined`), so one is a plain revision.
+            Precondition::ModRevision(r) | Precondition::Ticket(Ticket { revision: r, .. }) => {
                 compares.push(Compare::mod_revision(key.clone(), CompareOp::Equal, r))
             }
         }
         // Deleting nothing, or updating a key that is gone, must fail without
         // taking a revision (etcd would happily commit an empty delete).
-        if matches!(op, WriteOp::Delete { .. }) || matches!(cond, Precondition::ModRevision(_)) {
+        if matches!(op, WriteOp::Delete { .. })
+            || matches!(cond, Precondition::ModRevision(_) | Precondition::Ticket(_))
+        {
             compares.push(Compare::version(key.clone(), CompareOp::Greater, 0));
         }
         let mut lease = 0;

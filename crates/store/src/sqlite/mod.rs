@@ -30,8 +30,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{broadcast, oneshot};
 
 use crate::{
-    Error, KeyRange, KeyValue, Precondition, RangeRequest, RangeResponse, Result, Store,
-    StoreOptions, WatchRequest, WatchStream, WriteOp, WriteOutcome,
+    Error, KeyRange, KeyValue, PipelinedWrite, Precondition, RangeRequest, RangeResponse, Result,
+    Store, StoreOptions, WatchRequest, WatchStream, WriteOp, WriteOutcome,
 };
 
 /// Committed batches kept for watchers that are momentarily behind.
@@ -352,9 +352,26 @@ impl Store for SqliteStore {
     async fn write(&self, cond: Precondition, op: WriteOp) -> Result<WriteOutcome> {
         op.validate()?;
         let (reply, rx) = oneshot::channel();
-        self.send(writer::Msg::Write { cond, op, reply })?;
+        self.send(writer::Msg::Write(writer::Req {
+            cond,
+            op,
+            reply,
+            applied: None,
+        }))?;
         rx.await
             .map_err(|_| Error::Closed("store writer stopped".into()))?
+    }
+
+    async fn write_pipelined(&self, cond: Precondition, op: WriteOp) -> Result<PipelinedWrite> {
+        op.validate()?;
+        let ((applied, reply), w) = PipelinedWrite::channel();
+        self.send(writer::Msg::Write(writer::Req {
+            cond,
+            op,
+            reply,
+            applied: Some(applied),
+        }))?;
+        Ok(w)
     }
 
     async fn watch(&self, req: WatchRequest) -> Result<WatchStream> {

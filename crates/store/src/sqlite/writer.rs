@@ -15,7 +15,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
 use super::{now_ms, Live, Shared};
-use crate::{Error, Event, EventKind, KeyValue, Precondition, Result, WriteOp, WriteOutcome};
+use crate::{
+    Error, Event, EventKind, KeyValue, Precondition, Result, Ticket, WriteOp, WriteOutcome,
+};
 
 /// Most requests folded into one transaction.
 const MAX_BATCH: usize = 1024;
@@ -29,15 +31,21 @@ const COMPACT_STEP_MAX: i64 = 8192;
 const VACUUM_STEP_PAGES: i64 = 256;
 
 pub(super) enum Msg {
-    Write {
-        cond: Precondition,
-        op: WriteOp,
-        reply: oneshot::Sender<Result<WriteOutcome>>,
-    },
+    Write(Req),
     Compact {
         revision: i64,
         reply: oneshot::Sender<Result<()>>,
     },
+}
+
+/// One write request.
+pub(super) struct Req {
+    pub cond: Precondition,
+    pub op: WriteOp,
+    pub reply: Reply,
+    /// For a pipelined write: told the ticket (or `None`) after the batch's
+    /// statements ran, before the COMMIT that makes it durable.
+    pub applied: Option<oneshot::Sender<Option<Ticket>>>,
 }
 
 /// A batch of committed changes as watchers receive it.
@@ -63,6 +71,8 @@ enum Chore {
 pub(super) fn run(conn: Connection, shared: Arc<Shared>, rx: Receiver<Msg>) {
     let mut chore: Option<Chore> = None;
     let mut pending: Vec<Msg> = Vec::with_capacity(MAX_BATCH);
+    // Failed transactions so far: a ticket from before a failure is void.
+    let mut epoch: u64 = 0;
     loop {
         let first = if chore.is_some() {
             match rx.try_recv() {
@@ -87,10 +97,10 @@ pub(super) fn run(conn: Connection, shared: Arc<Shared>, rx: Receiver<Msg>) {
             let mut writes = Vec::with_capacity(pending.len());
             for m in pending.drain(..) {
                 match m {
-                    Msg::Write { cond, op, reply } => writes.push((cond, op, reply)),
+                    Msg::Write(req) => writes.push(req),
                     Msg::Compact { revision, reply } => {
                         // Writes queued before the compaction request go first.
-                        commit_batch(&conn, &shared, std::mem::take(&mut writes));
+                        commit_batch(&conn, &shared, std::mem::take(&mut writes), &mut epoch);
                         let r = start_compaction(&conn, &shared, revision);
                         if r.is_ok() {
                             // Rows kept by an earlier compaction may be superseded
@@ -110,7 +120,7 @@ pub(super) fn run(conn: Connection, shared: Arc<Shared>, rx: Receiver<Msg>) {
                     }
                 }
             }
-            commit_batch(&conn, &shared, writes);
+            commit_batch(&conn, &shared, writes, &mut epoch);
         }
         let step_started = std::time::Instant::now();
         let had_chore = chore.is_some();
@@ -173,12 +183,12 @@ fn fetch_kv(conn: &Connection, key: &[u8], live: &Live) -> Result<KeyValue> {
 
 type Reply = oneshot::Sender<Result<WriteOutcome>>;
 
-fn commit_batch(conn: &Connection, shared: &Shared, writes: Vec<(Precondition, WriteOp, Reply)>) {
+fn commit_batch(conn: &Connection, shared: &Shared, mut writes: Vec<Req>, epoch: &mut u64) {
     if writes.is_empty() {
         return;
     }
     let base_rev = shared.state.read().expect("state lock").rev;
-    match apply_batch(conn, shared, base_rev, &writes) {
+    match apply_batch(conn, shared, base_rev, &mut writes, *epoch) {
         Ok((outcomes, overlay, events, rev)) => {
             {
                 let mut st = shared.state.write().expect("state lock");
@@ -209,15 +219,20 @@ fn commit_batch(conn: &Connection, shared: &Shared, writes: Vec<(Precondition, W
                     last_rev: rev,
                 }));
             }
-            for ((_, _, reply), outcome) in writes.into_iter().zip(outcomes) {
-                let _ = reply.send(Ok(outcome));
+            for (req, outcome) in writes.into_iter().zip(outcomes) {
+                let _ = req.reply.send(Ok(outcome));
             }
         }
         Err(e) => {
+            // Tickets of this batch may have gone out: void them, since the
+            // revisions they name will be given to other writes.
+            *epoch += 1;
             tracing::error!(error = %e, requests = writes.len(), "store transaction failed");
             let msg = e.to_string();
-            for (_, _, reply) in writes {
-                let _ = reply.send(Err(Error::Closed(format!("write failed: {msg}"))));
+            for req in writes {
+                let _ = req
+                    .reply
+                    .send(Err(Error::Closed(format!("write failed: {msg}"))));
             }
         }
     }
@@ -234,12 +249,27 @@ fn apply_batch(
     conn: &Connection,
     shared: &Shared,
     base_rev: i64,
-    writes: &[(Precondition, WriteOp, Reply)],
+    writes: &mut [Req],
+    epoch: u64,
 ) -> Result<Applied> {
     // BEGIN and COMMIT as cached statements: one transaction per batch, so
     // parsing them each time is a measurable part of a small batch.
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-    match apply_writes(conn, shared, base_rev, writes).and_then(|applied| {
+    match apply_writes(conn, shared, base_rev, writes, epoch).and_then(|applied| {
+        // Pipelined writers may compute their next write while this one
+        // syncs: their tickets go out before the COMMIT.
+        for (req, outcome) in writes.iter_mut().zip(&applied.0) {
+            if let Some(tx) = req.applied.take() {
+                let ticket = match outcome {
+                    WriteOutcome::Committed { revision, .. } => Some(Ticket {
+                        revision: *revision,
+                        epoch,
+                    }),
+                    WriteOutcome::Failed { .. } => None,
+                };
+                let _ = tx.send(ticket);
+            }
+        }
         conn.prepare_cached("COMMIT")?.execute([])?;
         Ok(applied)
     }) {
@@ -261,7 +291,8 @@ fn apply_writes(
     tx: &Connection,
     shared: &Shared,
     base_rev: i64,
-    writes: &[(Precondition, WriteOp, Reply)],
+    writes: &[Req],
+    epoch: u64,
 ) -> Result<Applied> {
     let mut overlay: HashMap<Vec<u8>, Option<Live>> = HashMap::new();
     let mut outcomes = Vec::with_capacity(writes.len());
@@ -273,7 +304,7 @@ fn apply_writes(
         let mut insert = tx.prepare_cached(
             "INSERT INTO kv (rev, key, create_rev, version, value, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
-        for (cond, op, _) in writes {
+        for Req { cond, op, .. } in writes {
             let key = op.key();
             let current: Option<Live> = match overlay.get(key) {
                 Some(v) => *v,
@@ -284,6 +315,9 @@ fn apply_writes(
                 (Precondition::None, _) => true,
                 (Precondition::Absent, _) => current.is_none(),
                 (Precondition::ModRevision(r), _) => current.is_some_and(|l| l.mod_rev == *r),
+                (Precondition::Ticket(t), _) => {
+                    t.epoch == epoch && current.is_some_and(|l| l.mod_rev == t.revision)
+                }
             };
             let prev = match &current {
                 Some(l) => Some(fetch_kv(tx, key, l)?),
