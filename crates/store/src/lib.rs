@@ -191,6 +191,12 @@ pub struct Ticket {
     pub epoch: u64,
 }
 
+/// The backend's ends of a [`PipelinedWrite`]: the ticket, then the outcome.
+pub type PipelinedSenders = (
+    tokio::sync::oneshot::Sender<Option<Ticket>>,
+    tokio::sync::oneshot::Sender<Result<WriteOutcome>>,
+);
+
 /// A write handed to [`Store::write_pipelined`]: first whether it was
 /// applied (and at which revision), then, later, its durable outcome.
 pub struct PipelinedWrite {
@@ -201,13 +207,7 @@ pub struct PipelinedWrite {
 impl PipelinedWrite {
     /// A pair of channels: the backend sends the ticket (or `None`) on the
     /// first and the outcome on the second.
-    pub fn channel() -> (
-        (
-            tokio::sync::oneshot::Sender<Option<Ticket>>,
-            tokio::sync::oneshot::Sender<Result<WriteOutcome>>,
-        ),
-        Self,
-    ) {
+    pub fn channel() -> (PipelinedSenders, Self) {
         let (ta, applied) = tokio::sync::oneshot::channel();
         let (to, outcome) = tokio::sync::oneshot::channel();
         ((ta, to), PipelinedWrite { applied, outcome })
