@@ -97,7 +97,8 @@ pub fn write(
 ) -> Result<()> {
     let io = |what: String| move |source| Error::Io { what, source };
     std::fs::create_dir_all(conf_dir).map_err(io(format!("creating {}", conf_dir.display())))?;
-    let body = serde_json::to_vec_pretty(&conflist(bridge, pod_cidr, ipam_dir, opts)?).expect("json");
+    let body =
+        serde_json::to_vec_pretty(&conflist(bridge, pod_cidr, ipam_dir, opts)?).expect("json");
     let path = conf_dir.join("10-wharf.conflist");
     if std::fs::read(&path).ok().as_deref() == Some(&body[..]) {
         return Ok(());
@@ -125,7 +126,13 @@ mod tests {
 
     #[test]
     fn conflist_uses_the_pod_cidr() {
-        let c = conflist("wh0", "10.42.3.0/24", Path::new("/d/ipam"), Options::default()).unwrap();
+        let c = conflist(
+            "wh0",
+            "10.42.3.0/24",
+            Path::new("/d/ipam"),
+            Options::default(),
+        )
+        .unwrap();
         let ipam = &c["plugins"][0]["ipam"];
         assert_eq!(ipam["ranges"][0][0]["subnet"], "10.42.3.0/24");
         assert_eq!(ipam["ranges"][0][0]["gateway"], "10.42.3.1");

@@ -75,12 +75,34 @@ pub fn peer_ops(observed: &Observed, desired: &Desired) -> Vec<Op> {
     let neighs: BTreeSet<_> = observed.neighs.iter().cloned().collect();
     let fdb: BTreeSet<_> = observed.fdb.iter().cloned().collect();
     let mut ops = Vec::new();
-    ops.extend(routes.difference(&desired.routes).cloned().map(Op::DelRoute));
-    ops.extend(neighs.difference(&desired.neighs).cloned().map(Op::DelNeigh));
+    ops.extend(
+        routes
+            .difference(&desired.routes)
+            .cloned()
+            .map(Op::DelRoute),
+    );
+    ops.extend(
+        neighs
+            .difference(&desired.neighs)
+            .cloned()
+            .map(Op::DelNeigh),
+    );
     ops.extend(fdb.difference(&desired.fdb).cloned().map(Op::DelFdb));
     ops.extend(desired.fdb.difference(&fdb).cloned().map(Op::AddFdb));
-    ops.extend(desired.neighs.difference(&neighs).cloned().map(Op::AddNeigh));
-    ops.extend(desired.routes.difference(&routes).cloned().map(Op::AddRoute));
+    ops.extend(
+        desired
+            .neighs
+            .difference(&neighs)
+            .cloned()
+            .map(Op::AddNeigh),
+    );
+    ops.extend(
+        desired
+            .routes
+            .difference(&routes)
+            .cloned()
+            .map(Op::AddRoute),
+    );
     ops
 }
 
@@ -257,9 +279,8 @@ mod tests {
         // A node removed: everything of it goes.
         let gone = peer_ops(&now, &Desired::default());
         assert_eq!(gone.len(), 3);
-        assert!(gone.iter().all(|o| matches!(
-            o,
-            Op::DelRoute(_) | Op::DelNeigh(_) | Op::DelFdb(_)
-        )));
+        assert!(gone
+            .iter()
+            .all(|o| matches!(o, Op::DelRoute(_) | Op::DelNeigh(_) | Op::DelFdb(_))));
     }
 }

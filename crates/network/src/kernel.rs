@@ -122,14 +122,20 @@ impl Op {
             Op::DelRoute(r) => (Tool::Ip, format!("route del {}", route_args(r))),
             Op::AddNeigh(n) => (
                 Tool::Ip,
-                format!("neigh replace {} lladdr {} dev {} nud permanent", n.ip, n.mac, n.dev),
+                format!(
+                    "neigh replace {} lladdr {} dev {} nud permanent",
+                    n.ip, n.mac, n.dev
+                ),
             ),
             Op::DelNeigh(n) => (Tool::Ip, format!("neigh del {} dev {}", n.ip, n.dev)),
             // `replace` keeps one entry per MAC (`append` would add a
             // second destination, flooding both).
             Op::AddFdb(f) => (
                 Tool::Bridge,
-                format!("fdb replace {} dev {} dst {} self permanent", f.mac, f.dev, f.dst),
+                format!(
+                    "fdb replace {} dev {} dst {} self permanent",
+                    f.mac, f.dev, f.dst
+                ),
             ),
             Op::DelFdb(f) => (
                 Tool::Bridge,
@@ -317,10 +323,12 @@ impl IpRoute {
         if text.trim().is_empty() {
             return Ok(Some(Vec::new()));
         }
-        serde_json::from_str(&text).map(Some).map_err(|e| Error::Parse {
-            cmd: format!("{tool} {}", args.join(" ")),
-            error: e.to_string(),
-        })
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| Error::Parse {
+                cmd: format!("{tool} {}", args.join(" ")),
+                error: e.to_string(),
+            })
     }
 
     fn batch(&self, tool: Tool, lines: &[String]) -> Result<(), Error> {
@@ -342,7 +350,9 @@ impl IpRoute {
             .take()
             .expect("stdin is piped")
             .write_all(script.as_bytes());
-        let out = child.wait_with_output().map_err(|e| Error::Spawn(name, e))?;
+        let out = child
+            .wait_with_output()
+            .map_err(|e| Error::Spawn(name, e))?;
         if !out.status.success() {
             return Err(Error::Failed {
                 cmd: format!("{name} -batch ({})", script.trim().replace('\n', "; ")),

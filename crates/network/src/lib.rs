@@ -115,9 +115,10 @@ pub fn underlay(kernel: &dyn Kernel, cfg: &Config) -> Result<Underlay, Error> {
             let l = kernel
                 .link(name)?
                 .ok_or_else(|| Error::Config(format!("interface {name:?} does not exist")))?;
-            let ip = l.addrs.first().map(|a| a.addr).ok_or_else(|| {
-                Error::Config(format!("interface {name:?} has no IPv4 address"))
-            })?;
+            let ip =
+                l.addrs.first().map(|a| a.addr).ok_or_else(|| {
+                    Error::Config(format!("interface {name:?} has no IPv4 address"))
+                })?;
             Ok(Underlay {
                 name: l.name,
                 ip,
@@ -184,13 +185,15 @@ pub async fn run_with(
         let ok = match sync(&cfg, &u, &nodes, &kernel, &nft, &mut applied_table).await {
             // The Node may have been recreated without our annotations:
             // compared with the cached Node every time, patched when they differ.
-            Ok(Some(mac)) => match publish(&api, &cfg.node_name, &nodes, &annotations(&cfg, &u, mac)).await {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::warn!(error = %e, "publishing the VTEP failed; retrying");
-                    false
+            Ok(Some(mac)) => {
+                match publish(&api, &cfg.node_name, &nodes, &annotations(&cfg, &u, mac)).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "publishing the VTEP failed; retrying");
+                        false
+                    }
                 }
-            },
+            }
             // Our Node or its podCIDR is not there yet.
             Ok(None) => true,
             Err(e) => {
@@ -259,59 +262,78 @@ async fn sync(
         if !table_done {
             nft.apply(&script)?;
         }
-        let spec = (cfg.backend == Backend::Vxlan).then(|| VxlanSpec {
-            name: cfg.device.clone(),
-            vni: VNI,
-            port: VXLAN_PORT,
-            local: u.ip,
-            underlay: u.name.clone(),
-            mtu: plan::pod_mtu(cfg.backend, u.mtu),
-            address: own_cidr.network(),
-        });
-        let existing = kernel.link(&cfg.device)?;
-        let ops = diff::device_ops(&cfg.device, existing.as_ref(), spec.as_ref());
-        if !ops.is_empty() {
-            tracing::info!(device = %cfg.device, ?ops, "configuring the VXLAN device");
-            kernel.apply(&ops)?;
-        }
-        let mac = match &spec {
-            Some(_) => kernel
-                .link(&cfg.device)?
-                .and_then(|l| l.mac)
-                .ok_or_else(|| Error::Config(format!("device {} has no MAC", cfg.device)))?
-                .into(),
-            None => None,
-        };
-        let local = Local {
-            node_name: cfg.node_name.clone(),
-            backend: cfg.backend,
-            device: cfg.device.clone(),
-            underlay: u.name.clone(),
-            pod_cidr: Some(own_cidr),
-        };
-        let desired = plan::plan(&local, &peers);
-        let mut observed = kernel.observe(&cfg.device)?;
-        // Routes of ours elsewhere (another wharf node's device on this
-        // host) are not this node's to judge.
-        observed
-            .routes
-            .retain(|r| r.dev == cfg.device || r.dev == u.name);
-        let ops = diff::peer_ops(&observed, &desired);
-        if !ops.is_empty() {
-            let (adds, dels) = ops.iter().fold((0, 0), |(a, d), o| match o {
-                Op::DelRoute(_) | Op::DelNeigh(_) | Op::DelFdb(_) => (a, d + 1),
-                _ => (a + 1, d),
-            });
-            tracing::info!(adds, removals = dels, routes = desired.routes.len(), "pod network routes updated");
-            kernel.apply(&ops)?;
-        }
-        Ok(mac)
+        apply(&cfg, &u, own_cidr, &peers, &*kernel)
     };
     let mac = tokio::task::spawn_blocking(job)
         .await
         .expect("network sync panicked")?;
     *applied_table = Some(rendered);
     Ok(Some(mac))
+}
+
+/// One pass over the kernel, without the API: the VXLAN device (or its
+/// removal in host-gw mode), then the routes, neighbours and FDB entries
+/// for `peers`. Returns the VTEP MAC to publish (None in host-gw mode).
+/// Blocking (it runs iproute2).
+pub fn apply(
+    cfg: &Config,
+    u: &Underlay,
+    own_cidr: Cidr,
+    peers: &[plan::Peer],
+    kernel: &dyn Kernel,
+) -> Result<Option<Mac>, Error> {
+    let spec = (cfg.backend == Backend::Vxlan).then(|| VxlanSpec {
+        name: cfg.device.clone(),
+        vni: VNI,
+        port: VXLAN_PORT,
+        local: u.ip,
+        underlay: u.name.clone(),
+        mtu: plan::pod_mtu(cfg.backend, u.mtu),
+        address: own_cidr.network(),
+    });
+    let existing = kernel.link(&cfg.device)?;
+    let ops = diff::device_ops(&cfg.device, existing.as_ref(), spec.as_ref());
+    if !ops.is_empty() {
+        tracing::info!(device = %cfg.device, ?ops, "configuring the VXLAN device");
+        kernel.apply(&ops)?;
+    }
+    let mac = match &spec {
+        Some(_) => kernel
+            .link(&cfg.device)?
+            .and_then(|l| l.mac)
+            .ok_or_else(|| Error::Config(format!("device {} has no MAC", cfg.device)))?
+            .into(),
+        None => None,
+    };
+    let local = Local {
+        node_name: cfg.node_name.clone(),
+        backend: cfg.backend,
+        device: cfg.device.clone(),
+        underlay: u.name.clone(),
+        pod_cidr: Some(own_cidr),
+    };
+    let desired = plan::plan(&local, peers);
+    let mut observed = kernel.observe(&cfg.device)?;
+    // Routes of ours elsewhere (another wharf node's device on this host)
+    // are not this node's to judge.
+    observed
+        .routes
+        .retain(|r| r.dev == cfg.device || r.dev == u.name);
+    let ops = diff::peer_ops(&observed, &desired);
+    if !ops.is_empty() {
+        let removals = ops
+            .iter()
+            .filter(|o| matches!(o, Op::DelRoute(_) | Op::DelNeigh(_) | Op::DelFdb(_)))
+            .count();
+        tracing::info!(
+            changes = ops.len(),
+            removals,
+            routes = desired.routes.len(),
+            "pod network routes updated"
+        );
+        kernel.apply(&ops)?;
+    }
+    Ok(mac)
 }
 
 /// The annotations this node publishes for its peers.
@@ -338,7 +360,11 @@ async fn publish(
         .map(|n| n.annotations().clone())
         .unwrap_or_default();
     let same = want.as_object().expect("an object").iter().all(|(k, v)| {
-        current.get(k).map(|s| serde_json::Value::String(s.clone())).unwrap_or(serde_json::Value::Null) == *v
+        current
+            .get(k)
+            .map(|s| serde_json::Value::String(s.clone()))
+            .unwrap_or(serde_json::Value::Null)
+            == *v
     });
     if same {
         return Ok(());

@@ -15,8 +15,12 @@ pub fn render(table: &str, cluster: Cidr, own_pod_cidr: Option<Cidr>) -> String 
     let mut s = format!("add table ip {table}\ndelete table ip {table}\ntable ip {table} {{\n");
     s.push_str("  chain postrouting {\n");
     s.push_str("    type nat hook postrouting priority srcnat; policy accept;\n");
-    s.push_str(&format!("    ip saddr {cluster} ip daddr {cluster} return\n"));
-    s.push_str(&format!("    ip saddr {cluster} ip daddr 224.0.0.0/4 return\n"));
+    s.push_str(&format!(
+        "    ip saddr {cluster} ip daddr {cluster} return\n"
+    ));
+    s.push_str(&format!(
+        "    ip saddr {cluster} ip daddr 224.0.0.0/4 return\n"
+    ));
     s.push_str(&format!("    ip saddr {cluster} masquerade fully-random\n"));
     if let Some(own) = own_pod_cidr {
         // The host talking to its own pods keeps its address.

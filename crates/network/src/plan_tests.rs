@@ -59,7 +59,13 @@ fn cidr_and_mac_parse_and_print() {
     assert!("10.42.9.0/24".parse::<Cidr>().unwrap().overlaps(big));
     assert!(!big.overlaps("10.43.0.0/24".parse().unwrap()));
     assert_eq!(mac("0A:0b:00:00:00:ff").to_string(), "0a:0b:00:00:00:ff");
-    for bad in ["", "0a:0b:00:00:00", "0a:0b:00:00:00:ff:00", "0a:0b:00:00:00:fg", "a:b:c:d:e:f"] {
+    for bad in [
+        "",
+        "0a:0b:00:00:00",
+        "0a:0b:00:00:00:ff:00",
+        "0a:0b:00:00:00:fg",
+        "a:b:c:d:e:f",
+    ] {
         assert!(bad.parse::<Mac>().is_err(), "{bad}");
     }
     assert_eq!("host-gw".parse::<Backend>(), Ok(Backend::HostGw));
@@ -120,7 +126,18 @@ fn host_gw_routes_to_the_node_ip() {
         ),
     ];
     let d = plan(&local(Backend::HostGw), &peers(&nodes));
-    let routes: Vec<_> = d.routes.iter().map(|r| (r.dst.to_string(), r.via.to_string(), r.dev.as_str(), r.onlink)).collect();
+    let routes: Vec<_> = d
+        .routes
+        .iter()
+        .map(|r| {
+            (
+                r.dst.to_string(),
+                r.via.to_string(),
+                r.dev.as_str(),
+                r.onlink,
+            )
+        })
+        .collect();
     assert_eq!(
         routes,
         vec![
@@ -144,21 +161,38 @@ fn node_added_removed_and_cidr_changed() {
     // Removing b removes all three of its entries.
     let only_c = plan(&l, &peers(std::slice::from_ref(&c)));
     assert_eq!(only_c.routes.len(), 1);
-    assert!(only_c.neighs.iter().all(|n| n.ip == Ipv4Addr::new(10, 42, 2, 0)));
-    assert!(only_c.fdb.iter().all(|f| f.dst == Ipv4Addr::new(192, 168, 1, 3)));
+    assert!(only_c
+        .neighs
+        .iter()
+        .all(|n| n.ip == Ipv4Addr::new(10, 42, 2, 0)));
+    assert!(only_c
+        .fdb
+        .iter()
+        .all(|f| f.dst == Ipv4Addr::new(192, 168, 1, 3)));
     // A new podCIDR for b moves route and neighbour; the FDB entry stays.
     let moved = vx("b", "10.42.7.0/24", "192.168.1.2", "02:00:00:00:00:0b");
     let after = plan(&l, &peers(&[moved, c]));
-    assert!(after.routes.iter().any(|r| r.dst.to_string() == "10.42.7.0/24"
-        && r.via == Ipv4Addr::new(10, 42, 7, 0)));
-    assert!(!after.routes.iter().any(|r| r.dst.to_string() == "10.42.1.0/24"));
-    assert!(after.neighs.iter().any(|n| n.ip == Ipv4Addr::new(10, 42, 7, 0)));
+    assert!(after
+        .routes
+        .iter()
+        .any(|r| r.dst.to_string() == "10.42.7.0/24" && r.via == Ipv4Addr::new(10, 42, 7, 0)));
+    assert!(!after
+        .routes
+        .iter()
+        .any(|r| r.dst.to_string() == "10.42.1.0/24"));
+    assert!(after
+        .neighs
+        .iter()
+        .any(|n| n.ip == Ipv4Addr::new(10, 42, 7, 0)));
     assert_eq!(after.fdb, two.fdb);
     // A new MAC (the peer recreated its device) replaces the old entries.
     let remac = vx("b", "10.42.1.0/24", "192.168.1.2", "02:00:00:00:00:bb");
     let d = plan(&l, &peers(&[remac]));
     assert_eq!(d.fdb.iter().next().unwrap().mac, mac("02:00:00:00:00:bb"));
-    assert_eq!(d.neighs.iter().next().unwrap().mac, mac("02:00:00:00:00:bb"));
+    assert_eq!(
+        d.neighs.iter().next().unwrap().mac,
+        mac("02:00:00:00:00:bb")
+    );
 }
 
 #[test]
@@ -166,9 +200,19 @@ fn incomplete_or_foreign_nodes_are_ignored() {
     let l = local(Backend::Vxlan);
     let nodes = [
         // No podCIDR yet.
-        node("n1", None, Some("192.168.1.5"), json!({ANNOTATION_VTEP_MAC: "02:00:00:00:00:01"})),
+        node(
+            "n1",
+            None,
+            Some("192.168.1.5"),
+            json!({ANNOTATION_VTEP_MAC: "02:00:00:00:00:01"}),
+        ),
         // No address.
-        node("n2", Some("10.42.3.0/24"), None, json!({ANNOTATION_VTEP_MAC: "02:00:00:00:00:02"})),
+        node(
+            "n2",
+            Some("10.42.3.0/24"),
+            None,
+            json!({ANNOTATION_VTEP_MAC: "02:00:00:00:00:02"}),
+        ),
         // No VTEP MAC published yet.
         node("n3", Some("10.42.4.0/24"), Some("192.168.1.6"), json!({})),
         // Another backend.
@@ -179,8 +223,18 @@ fn incomplete_or_foreign_nodes_are_ignored() {
             json!({ANNOTATION_BACKEND: "host-gw", ANNOTATION_VTEP_MAC: "02:00:00:00:00:04"}),
         ),
         // An IPv6 podCIDR, and a garbage MAC.
-        node("n5", Some("fd00:1::/64"), Some("192.168.1.8"), json!({ANNOTATION_VTEP_MAC: "02:00:00:00:00:05"})),
-        node("n6", Some("10.42.6.0/24"), Some("192.168.1.9"), json!({ANNOTATION_VTEP_MAC: "zz"})),
+        node(
+            "n5",
+            Some("fd00:1::/64"),
+            Some("192.168.1.8"),
+            json!({ANNOTATION_VTEP_MAC: "02:00:00:00:00:05"}),
+        ),
+        node(
+            "n6",
+            Some("10.42.6.0/24"),
+            Some("192.168.1.9"),
+            json!({ANNOTATION_VTEP_MAC: "zz"}),
+        ),
     ];
     let ps = peers(&nodes);
     assert_eq!(
@@ -206,7 +260,10 @@ fn public_ip_annotation_wins_over_internal_ip() {
     assert_eq!(p.ip, Ipv4Addr::new(172, 16, 0, 2));
     assert_eq!(p.backend, None);
     let d = plan(&local(Backend::Vxlan), &[p]);
-    assert_eq!(d.fdb.iter().next().unwrap().dst, Ipv4Addr::new(172, 16, 0, 2));
+    assert_eq!(
+        d.fdb.iter().next().unwrap().dst,
+        Ipv4Addr::new(172, 16, 0, 2)
+    );
 }
 
 #[test]
@@ -219,7 +276,10 @@ fn overlapping_cidrs_route_once() {
     ];
     let d = plan(&local(Backend::Vxlan), &peers(&nodes));
     assert_eq!(d.routes.len(), 1);
-    assert_eq!(d.fdb.iter().next().unwrap().dst, Ipv4Addr::new(192, 168, 1, 2));
+    assert_eq!(
+        d.fdb.iter().next().unwrap().dst,
+        Ipv4Addr::new(192, 168, 1, 2)
+    );
 }
 
 #[test]
