@@ -110,11 +110,11 @@ impl Op {
             Op::CreateVxlan(s) => (
                 Tool::Ip,
                 format!(
-                    "link add {} mtu {} type vxlan id {} local {} dev {} dstport {} nolearning",
+                    "link add name {} mtu {} type vxlan id {} local {} dev {} dstport {} nolearning",
                     s.name, s.mtu, s.vni, s.local, s.underlay, s.port
                 ),
             ),
-            Op::DeleteLink(n) => (Tool::Ip, format!("link del {n}")),
+            Op::DeleteLink(n) => (Tool::Ip, format!("link del dev {n}")),
             Op::SetMtuUp { dev, mtu } => (Tool::Ip, format!("link set dev {dev} mtu {mtu} up")),
             Op::AddAddr { dev, addr } => (Tool::Ip, format!("addr replace {addr} dev {dev}")),
             Op::DelAddr { dev, addr } => (Tool::Ip, format!("addr del {addr} dev {dev}")),
@@ -473,7 +473,7 @@ mod tests {
             Op::CreateVxlan(spec).line(),
             (
                 Tool::Ip,
-                "link add wv0 mtu 1450 type vxlan id 1 local 192.168.1.1 dev eth0 dstport 8472 nolearning".into()
+                "link add name wv0 mtu 1450 type vxlan id 1 local 192.168.1.1 dev eth0 dstport 8472 nolearning".into()
             )
         );
         let r = Route {
