@@ -10,6 +10,7 @@
 
 pub mod diff;
 pub mod kernel;
+pub mod lab;
 pub mod masq;
 pub mod plan;
 
