@@ -6,8 +6,11 @@
 //! - `diff.rs`: the changes from what the kernel has (pure);
 //! - `kernel.rs`: the OS boundary (iproute2) behind the `Kernel` trait;
 //! - `masq.rs`: the nftables table, applied through `proxy::nft`;
+//! - `lab.rs`, `bench.rs`: two hosts in network namespaces, for the kernel
+//!   test and `wharf bench network`;
 //! - this file: the loop over a Node reflector, and the VTEP annotations.
 
+pub mod bench;
 pub mod diff;
 pub mod kernel;
 pub mod lab;
