@@ -338,7 +338,10 @@ impl IpRoute {
         };
         let mut child = self
             .command(name)
-            .args(["-batch", "-"])
+            // -force: one bad line (a next hop gone meanwhile) does not
+            // keep the others from being applied; the exit code still
+            // reports it, and the next sync retries.
+            .args(["-force", "-batch", "-"])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

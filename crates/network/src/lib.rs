@@ -109,6 +109,8 @@ pub struct Underlay {
     pub name: String,
     pub ip: Ipv4Addr,
     pub mtu: u32,
+    /// Its IPv4 subnets (host-gw next hops must be on one).
+    pub subnets: Vec<Cidr>,
 }
 
 /// Find the underlay: `iface` and its first IPv4 address, or the
@@ -124,6 +126,7 @@ pub fn underlay(kernel: &dyn Kernel, cfg: &Config) -> Result<Underlay, Error> {
                     Error::Config(format!("interface {name:?} has no IPv4 address"))
                 })?;
             Ok(Underlay {
+                subnets: subnets(&l),
                 name: l.name,
                 ip,
                 mtu: l.mtu,
@@ -137,12 +140,17 @@ pub fn underlay(kernel: &dyn Kernel, cfg: &Config) -> Result<Underlay, Error> {
                 ))
             })?;
             Ok(Underlay {
+                subnets: subnets(&l),
                 name: l.name,
                 ip: cfg.node_ip,
                 mtu: l.mtu,
             })
         }
     }
+}
+
+fn subnets(l: &kernel::Link) -> Vec<Cidr> {
+    l.addrs.iter().map(|a| a.normalized()).collect()
 }
 
 /// The MTU pods must use (the CNI bridge's `mtu`).
@@ -314,6 +322,8 @@ pub fn apply(
         backend: cfg.backend,
         device: cfg.device.clone(),
         underlay: u.name.clone(),
+        underlay_subnets: u.subnets.clone(),
+        ip: u.ip,
         pod_cidr: Some(own_cidr),
     };
     let desired = plan::plan(&local, peers);

@@ -211,6 +211,11 @@ pub struct Local {
     pub device: String,
     /// The interface host-gw routes leave by.
     pub underlay: String,
+    /// Its subnets: a host-gw next hop must be on one of them.
+    pub underlay_subnets: Vec<Cidr>,
+    /// This node's tunnel address: a peer claiming it (another node on
+    /// this very host) cannot be tunnelled to.
+    pub ip: Ipv4Addr,
     /// This node's podCIDR, once assigned: no peer may route it away.
     pub pod_cidr: Option<Cidr>,
 }
@@ -253,7 +258,9 @@ pub struct Desired {
 /// for VXLAN), or that published another backend, are left out; so are
 /// peers whose podCIDR overlaps ours or one already planned (the first by
 /// name wins), so a reassignment in flight never yields two routes for
-/// one prefix.
+/// one prefix. Peers at our own address are skipped, and in host-gw mode
+/// so are peers off our underlay's subnets (no next hop reaches them;
+/// simulated nodes are such).
 pub fn plan(local: &Local, peers: &[Peer]) -> Desired {
     let mut by_name: BTreeMap<&str, &Peer> = BTreeMap::new();
     for p in peers {
@@ -267,7 +274,7 @@ pub fn plan(local: &Local, peers: &[Peer]) -> Desired {
         if p.backend.is_some_and(|b| b != local.backend) {
             continue;
         }
-        if taken.iter().any(|t| t.overlaps(p.pod_cidr)) {
+        if taken.iter().any(|t| t.overlaps(p.pod_cidr)) || p.ip == local.ip {
             continue;
         }
         match local.backend {
@@ -292,6 +299,9 @@ pub fn plan(local: &Local, peers: &[Peer]) -> Desired {
                 });
             }
             Backend::HostGw => {
+                if !local.underlay_subnets.iter().any(|n| n.contains(p.ip)) {
+                    continue;
+                }
                 out.routes.insert(Route {
                     dst: p.pod_cidr,
                     via: p.ip,

@@ -34,6 +34,8 @@ fn local(backend: Backend) -> Local {
         backend,
         device: "wv0".into(),
         underlay: "eth0".into(),
+        underlay_subnets: vec!["192.168.1.0/24".parse().unwrap()],
+        ip: Ipv4Addr::new(192, 168, 1, 1),
         pod_cidr: Some("10.42.0.0/24".parse().unwrap()),
     }
 }
@@ -287,4 +289,23 @@ fn mtu_leaves_room_for_the_vxlan_header() {
     assert_eq!(pod_mtu(Backend::Vxlan, 1500), 1450);
     assert_eq!(pod_mtu(Backend::HostGw, 1500), 1500);
     assert_eq!(pod_mtu(Backend::Vxlan, 9000), 8950);
+}
+
+#[test]
+fn unreachable_peers_are_skipped() {
+    let nodes = [
+        // Another node on this very host (same address): no tunnel to self.
+        vx("twin", "10.42.8.0/24", "192.168.1.1", "02:00:00:00:00:08"),
+        // Off the underlay's subnet: fine for VXLAN, no next hop for host-gw.
+        vx("far", "10.42.9.0/24", "172.20.0.9", "02:00:00:00:00:09"),
+    ];
+    let ps = peers(&nodes);
+    let d = plan(&local(Backend::Vxlan), &ps);
+    let dsts: Vec<String> = d.routes.iter().map(|r| r.dst.to_string()).collect();
+    assert_eq!(dsts, ["10.42.9.0/24"]);
+    let mut hg: Vec<Peer> = ps.clone();
+    for p in &mut hg {
+        p.backend = Some(Backend::HostGw);
+    }
+    assert_eq!(plan(&local(Backend::HostGw), &hg), Desired::default());
 }
