@@ -19,7 +19,11 @@ pub const GOAL_RATIO: f64 = 0.8;
 pub struct Report {
     pub seconds: f64,
     pub host_bps: f64,
+    /// Pod to pod over VXLAN: what the ratio is of.
     pub pod_bps: f64,
+    /// Pod to pod over host-gw: the same bridge and veth hops without the
+    /// tunnel, to tell the tunnel's cost from the pod plumbing's.
+    pub pod_host_gw_bps: f64,
 }
 
 impl Report {
@@ -52,6 +56,12 @@ impl fmt::Display for Report {
             "{:<34} {:>12.2}",
             "pod A -> pod B (VXLAN, MTU 1450)",
             gbit(self.pod_bps)
+        )?;
+        writeln!(
+            f,
+            "{:<34} {:>12.2}",
+            "pod A -> pod B (host-gw)",
+            gbit(self.pod_host_gw_bps)
         )?;
         write!(
             f,
@@ -122,11 +132,11 @@ fn throughput(
     server.join().map_err(|_| "the receiver panicked")?
 }
 
-/// Build the lab, run the pod network in it, measure both paths.
+/// Build the lab, run the pod network in it, measure the three paths.
 pub fn run(run_for: Duration) -> Result<Report, String> {
     let lab = Lab::new()?;
-    let a = lab.host("ha", None)?;
-    let b = lab.host("hb", None)?;
+    let mut a = lab.host("ha", None)?;
+    let mut b = lab.host("hb", None)?;
     let mac_a = a.apply(&[])?;
     let mac_b = b.apply(&[])?;
     a.apply(&[b.peer(mac_b)])?;
@@ -146,9 +156,20 @@ pub fn run(run_for: Duration) -> Result<Report, String> {
         lab.ns("pa"),
         run_for,
     )?;
+    a.cfg.backend = crate::plan::Backend::HostGw;
+    b.cfg.backend = crate::plan::Backend::HostGw;
+    a.apply(&[b.peer(None)])?;
+    b.apply(&[a.peer(None)])?;
+    let pod_host_gw_bps = throughput(
+        lab.ns("pb"),
+        Ipv4Addr::new(10, 42, 2, 5),
+        lab.ns("pa"),
+        run_for,
+    )?;
     Ok(Report {
         seconds: run_for.as_secs_f64(),
         host_bps,
         pod_bps,
+        pod_host_gw_bps,
     })
 }
