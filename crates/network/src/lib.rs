@@ -192,7 +192,9 @@ pub async fn run_with(
     let watch = tokio::spawn(reflect(api.clone(), writer, notify.clone()));
     let _stop_watch = AbortOnDrop(watch);
     let _ = nodes.wait_until_ready().await;
-    let mut applied_table: Option<String> = None;
+    // The script last applied and when: re-applied when it changes, and
+    // once per resync period in case someone removed or changed the table.
+    let mut applied_table: Option<(String, std::time::Instant)> = None;
     loop {
         let ok = match sync(&cfg, &u, &nodes, &kernel, &nft, &mut applied_table).await {
             // The Node may have been recreated without our annotations:
@@ -255,7 +257,7 @@ async fn sync(
     nodes: &Store<Node>,
     kernel: &Arc<dyn Kernel>,
     nft: &Arc<dyn Nft>,
-    applied_table: &mut Option<String>,
+    applied_table: &mut Option<(String, std::time::Instant)>,
 ) -> Result<Option<Option<Mac>>, Error> {
     let all = nodes.state();
     let own = all.iter().find(|n| n.name_any() == cfg.node_name);
@@ -268,7 +270,9 @@ async fn sync(
     let peers: Vec<plan::Peer> = all.iter().filter_map(|n| plan::peer(n)).collect();
     let script = masq::render(&cfg.table, cfg.cluster_cidr, Some(own_cidr));
     let (cfg, u, kernel, nft) = (cfg.clone(), u.clone(), kernel.clone(), nft.clone());
-    let table_done = applied_table.as_deref() == Some(script.as_str());
+    let table_done = applied_table
+        .as_ref()
+        .is_some_and(|(s, at)| *s == script && at.elapsed() < cfg.resync);
     let rendered = script.clone();
     let job = move || -> Result<Option<Mac>, Error> {
         if !table_done {
@@ -279,7 +283,9 @@ async fn sync(
     let mac = tokio::task::spawn_blocking(job)
         .await
         .expect("network sync panicked")?;
-    *applied_table = Some(rendered);
+    if !table_done {
+        *applied_table = Some((rendered, std::time::Instant::now()));
+    }
     Ok(Some(mac))
 }
 
