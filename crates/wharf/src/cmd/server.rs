@@ -258,14 +258,15 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         }));
     }
     // The pod network across nodes; the kubelet's CNI bridge takes its MTU.
-    let network = match args.disable_agent {
-        true => None,
-        false => args.network.config(
+    let network = if args.disable_agent {
+        None
+    } else {
+        args.network.config(
             &super::kubelet::node_name(args.node_name.as_deref()),
             advertise,
             &args.cluster_cidr,
             &args.data_dir,
-        )?,
+        )?
     };
     // The kubelet is an HTTPS client of this API server like any other.
     let kubelet = if args.disable_agent {
