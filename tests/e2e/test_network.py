@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import WHARF
+from images import busybox_archive
 from kubelet_node import IMAGE, kubelet_node, network_names, wait_for
 
 NODE = "e2e-net"
@@ -63,9 +65,7 @@ def test_vtep_published_and_mtu_set(node):
 
 def test_pod_gets_the_network_mtu(node):
     _, k, d = node
-    # The busybox image is imported lazily here: only this test runs a pod.
-    from images import busybox_archive
-    from conftest import WHARF
+    # Only this test runs a pod: the image is imported here.
     archive = Path(d) / "busybox.tar"
     busybox_archive(archive, IMAGE, b"hello\n")
     subprocess.run([WHARF, "images", "import", "--data-dir", d, str(archive)], check=True,
