@@ -27,6 +27,13 @@ def bridge_name(data_dir):
     return "wh" + h[:8]
 
 
+def network_names(data_dir):
+    """The pod network's VXLAN device and nft table (crates/network: `wv`
+    and `wharf-net-` + the bridge's hash)."""
+    h = hashlib.sha256(os.path.realpath(data_dir).encode()).hexdigest()[:8]
+    return "wv" + h, "wharf-net-" + h
+
+
 def ctr(data_dir, *args):
     sock = Path(data_dir) / "agent" / "containerd" / "containerd.sock"
     return subprocess.run(["ctr", "--address", str(sock), "-n", "k8s.io", *args],
@@ -152,6 +159,11 @@ def kubelet_node(node, extra_args=(), before_start=None, import_image=True, prox
         for pid in own_shims(sock):
             os.kill(pid, signal.SIGKILL)
         subprocess.run(["ip", "link", "del", bridge_name(d)], capture_output=True)
+        # The pod network leaves its device and table on exit (a restart
+        # must not cut traffic); the test node removes them.
+        vxlan, table = network_names(d)
+        subprocess.run(["ip", "link", "del", vxlan], capture_output=True)
+        subprocess.run(["nft", "delete", "table", "ip", table], capture_output=True)
         remove_idle_portmap_chains()
         if proxy_table:
             # The proxy leaves its rules on exit (as kube-proxy); this removes them.

@@ -1,6 +1,7 @@
 //! The pod network's CNI configuration: one bridge per data directory with
-//! host-local addresses from the node's `podCIDR`, masquerading, and
-//! portmap for `hostPort`. containerd reads the file from its `conf_dir` and
+//! host-local addresses from the node's `podCIDR`, masquerading (unless the
+//! pod network masquerades in its own nft table), and portmap for
+//! `hostPort`. containerd reads the file from its `conf_dir` and
 //! runs the plugins from `/usr/lib/cni`; it brings up each pod's `lo` itself
 //! with the `loopback` plugin from the same directory.
 
@@ -27,14 +28,40 @@ fn gateway(cidr: &str) -> Option<String> {
     Some(std::net::Ipv4Addr::from((u32::from(ip) & mask) + 1).to_string())
 }
 
+/// Settings of the bridge that come from the pod network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// The pods' MTU (the overlay's); None: the plugin's default.
+    pub mtu: Option<u32>,
+    /// Masquerade pod traffic leaving the podCIDR in the bridge plugin
+    /// (iptables, 15-30 ms per pod). Off when the `network` crate's own
+    /// nft table does it for the cluster CIDR.
+    pub ip_masq: bool,
+}
+
+impl Default for Options {
+    /// A node without wharf's pod network: the plugin masquerades.
+    fn default() -> Options {
+        Options {
+            mtu: None,
+            ip_masq: true,
+        }
+    }
+}
+
 /// The conflist for `pod_cidr`.
-pub fn conflist(bridge: &str, pod_cidr: &str, ipam_dir: &Path) -> Result<serde_json::Value> {
+pub fn conflist(
+    bridge: &str,
+    pod_cidr: &str,
+    ipam_dir: &Path,
+    opts: Options,
+) -> Result<serde_json::Value> {
     let gw = gateway(pod_cidr).ok_or_else(|| {
         Error::Runtime(format!(
             "podCIDR {pod_cidr:?} is not an IPv4 CIDR of /30 or wider"
         ))
     })?;
-    Ok(serde_json::json!({
+    let mut conf = serde_json::json!({
         "cniVersion": "0.4.0",
         "name": "wharf",
         "plugins": [
@@ -42,7 +69,7 @@ pub fn conflist(bridge: &str, pod_cidr: &str, ipam_dir: &Path) -> Result<serde_j
                 "type": "bridge",
                 "bridge": bridge,
                 "isGateway": true,
-                "ipMasq": true,
+                "ipMasq": opts.ip_masq,
                 "hairpinMode": true,
                 "ipam": {
                     "type": "host-local",
@@ -53,14 +80,25 @@ pub fn conflist(bridge: &str, pod_cidr: &str, ipam_dir: &Path) -> Result<serde_j
             },
             { "type": "portmap", "capabilities": { "portMappings": true }, "snat": true },
         ],
-    }))
+    });
+    if let Some(mtu) = opts.mtu {
+        conf["plugins"][0]["mtu"] = mtu.into();
+    }
+    Ok(conf)
 }
 
 /// Write the conflist (atomically: containerd watches the directory).
-pub fn write(conf_dir: &Path, bridge: &str, pod_cidr: &str, ipam_dir: &Path) -> Result<()> {
+pub fn write(
+    conf_dir: &Path,
+    bridge: &str,
+    pod_cidr: &str,
+    ipam_dir: &Path,
+    opts: Options,
+) -> Result<()> {
     let io = |what: String| move |source| Error::Io { what, source };
     std::fs::create_dir_all(conf_dir).map_err(io(format!("creating {}", conf_dir.display())))?;
-    let body = serde_json::to_vec_pretty(&conflist(bridge, pod_cidr, ipam_dir)?).expect("json");
+    let body =
+        serde_json::to_vec_pretty(&conflist(bridge, pod_cidr, ipam_dir, opts)?).expect("json");
     let path = conf_dir.join("10-wharf.conflist");
     if std::fs::read(&path).ok().as_deref() == Some(&body[..]) {
         return Ok(());
@@ -88,11 +126,30 @@ mod tests {
 
     #[test]
     fn conflist_uses_the_pod_cidr() {
-        let c = conflist("wh0", "10.42.3.0/24", Path::new("/d/ipam")).unwrap();
+        let c = conflist(
+            "wh0",
+            "10.42.3.0/24",
+            Path::new("/d/ipam"),
+            Options::default(),
+        )
+        .unwrap();
         let ipam = &c["plugins"][0]["ipam"];
         assert_eq!(ipam["ranges"][0][0]["subnet"], "10.42.3.0/24");
         assert_eq!(ipam["ranges"][0][0]["gateway"], "10.42.3.1");
         assert_eq!(c["plugins"][1]["type"], "portmap");
-        assert!(conflist("wh0", "fd00::/64", Path::new("/x")).is_err());
+        assert_eq!(c["plugins"][0]["ipMasq"], true);
+        assert!(c["plugins"][0].get("mtu").is_none());
+        assert!(conflist("wh0", "fd00::/64", Path::new("/x"), Options::default()).is_err());
+    }
+
+    #[test]
+    fn conflist_takes_the_networks_mtu_and_masquerade_choice() {
+        let opts = Options {
+            mtu: Some(1450),
+            ip_masq: false,
+        };
+        let c = conflist("wh0", "10.42.3.0/24", Path::new("/d/ipam"), opts).unwrap();
+        assert_eq!(c["plugins"][0]["mtu"], 1450);
+        assert_eq!(c["plugins"][0]["ipMasq"], false);
     }
 }

@@ -103,6 +103,8 @@ pub struct Config {
     pub kubelet_port: u16,
     /// The kubelet API's TLS; without it the API is not served.
     pub serving_tls: Option<server::ServingTls>,
+    /// The CNI bridge's MTU and masquerading, from the pod network.
+    pub cni: cni::Options,
 }
 
 /// A running kubelet. [`Kubelet::stop`] stops it and its containerd; the
@@ -349,7 +351,13 @@ async fn node_loop(
             match (&own, &cidr) {
                 (Some(layout), Some(c)) => {
                     let bridge = cni::bridge_name(&cfg.data_dir);
-                    match cni::write(&layout.cni_conf_dir, &bridge, c, &layout.cni_ipam_dir) {
+                    match cni::write(
+                        &layout.cni_conf_dir,
+                        &bridge,
+                        c,
+                        &layout.cni_ipam_dir,
+                        cfg.cni,
+                    ) {
                         Ok(()) => {
                             configured = true;
                             // containerd picks the file up within a moment.

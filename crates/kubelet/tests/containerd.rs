@@ -146,6 +146,7 @@ async fn run(
         &kubelet::cni::bridge_name(data),
         &cidr,
         &layout.cni_ipam_dir,
+        kubelet::cni::Options::default(),
     )
     .unwrap();
     let mut network_ready = false;

@@ -27,6 +27,18 @@ enum Suite {
     Idle(IdleArgs),
     /// Pod startup latency and throughput on one real node (a `wharf kubelet` with containerd), and the kubelet's RSS.
     Kubelet(KubeletArgs),
+    /// Pod-to-pod TCP throughput across two hosts (network namespaces) over VXLAN, as a ratio of host to host.
+    Network(NetworkArgs),
+}
+
+#[derive(Args, Debug)]
+struct NetworkArgs {
+    /// Seconds each of the two transfers runs.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Exit non-zero if the ratio is below the goal.
+    #[arg(long)]
+    check_goals: bool,
 }
 
 #[derive(Args, Debug)]
@@ -332,6 +344,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             let exe = std::env::current_exe().context("locating the wharf executable")?;
             let report = bench::run_kubelet_bench(&cfg, &exe).await?;
             let met = report.all_goals_met();
+            finish(report, met, a.check_goals)
+        }
+        Suite::Network(a) => {
+            let run_for = std::time::Duration::from_secs(a.seconds.max(1));
+            let report = tokio::task::spawn_blocking(move || network::bench::run(run_for))
+                .await
+                .context("the network benchmark panicked")?
+                .map_err(|e| anyhow::anyhow!(e))?;
+            let met = report.goal_met();
             finish(report, met, a.check_goals)
         }
     }

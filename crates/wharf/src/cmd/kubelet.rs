@@ -175,6 +175,9 @@ pub async fn run(args: KubeletArgs) -> anyhow::Result<()> {
         cluster_domain: args.cluster_domain.clone(),
         kubelet_port: args.kubelet_port,
         serving_tls: Some(tls),
+        // A kubelet alone masquerades in the bridge plugin: no wharf pod
+        // network runs beside it.
+        cni: kubelet::cni::Options::default(),
     };
     let k = start(&args.kubeconfig, args.server.as_deref(), cfg).await?;
     println!("wharf kubelet: running (CRI {})", k.endpoint());

@@ -5,6 +5,7 @@ pub mod elect;
 pub mod hollow;
 pub mod images;
 pub mod kubelet;
+pub mod network;
 pub mod proxy;
 pub mod scheduler;
 pub mod server;

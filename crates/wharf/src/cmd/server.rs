@@ -60,6 +60,9 @@ pub struct ServerArgs {
     /// The service proxy's flags (see `wharf proxy`).
     #[command(flatten)]
     pub proxy: super::proxy::ProxyFlags,
+    /// The pod network's flags (`--flannel-backend`, `--flannel-iface`).
+    #[command(flatten)]
+    pub network: super::network::NetworkFlags,
     /// A CRI socket for the kubelet instead of wharf's own containerd.
     #[arg(long, env = "WHARF_CONTAINER_RUNTIME_ENDPOINT")]
     pub container_runtime_endpoint: Option<String>,
@@ -254,6 +257,17 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             }
         }));
     }
+    // The pod network across nodes; the kubelet's CNI bridge takes its MTU.
+    let network = if args.disable_agent {
+        None
+    } else {
+        args.network.config(
+            &super::kubelet::node_name(args.node_name.as_deref()),
+            advertise,
+            &args.cluster_cidr,
+            &args.data_dir,
+        )?
+    };
     // The kubelet is an HTTPS client of this API server like any other.
     let kubelet = if args.disable_agent {
         None
@@ -278,8 +292,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             node_ip: advertise.to_string(),
             kubelet_port: args.kubelet_port,
             serving_tls: Some(serving_tls),
+            cni: super::network::cni_options(network.as_ref())?,
         };
         Some(super::kubelet::start(&api.kubeconfig, None, cfg).await?)
+    };
+    // It publishes its VTEP on the Node the kubelet registers.
+    let network = match network {
+        Some(cfg) => Some(super::network::start(&api.kubeconfig, None, cfg).await?),
+        None => None,
     };
     // So is the DNS server.
     let dns = if args.disable_agent || args.disable_dns {
@@ -319,6 +339,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         _ = term.recv() => {}
     }
     tracing::info!("shutting down");
+    // Its routes and device stay: pods keep talking across nodes.
+    if let Some(n) = network {
+        n.abort();
+    }
     drop(dns);
     if let Some(p) = proxy {
         p.stop().await;

@@ -1,0 +1,175 @@
+//! `wharf bench network`: TCP throughput pod to pod across the lab's two
+//! hosts over VXLAN, against host to host on the same wire, and the ratio
+//! (issue #7's goal: at least 0.8). One connection each way, a sender
+//! writing 128 KiB buffers for a fixed time and a receiver counting bytes,
+//! each in a thread that entered its namespace with setns(2).
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use crate::lab::Lab;
+
+/// The ratio the issue asks of pod-to-pod over host-to-host throughput.
+pub const GOAL_RATIO: f64 = 0.8;
+
+#[derive(Debug)]
+pub struct Report {
+    pub seconds: f64,
+    pub host_bps: f64,
+    /// Pod to pod over VXLAN: what the ratio is of.
+    pub pod_bps: f64,
+    /// Pod to pod over host-gw: the same bridge and veth hops without the
+    /// tunnel, to tell the tunnel's cost from the pod plumbing's.
+    pub pod_host_gw_bps: f64,
+}
+
+impl Report {
+    pub fn ratio(&self) -> f64 {
+        self.pod_bps / self.host_bps
+    }
+
+    pub fn goal_met(&self) -> bool {
+        self.ratio() >= GOAL_RATIO
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let gbit = |bps: f64| bps * 8.0 / 1e9;
+        writeln!(
+            f,
+            "pod network throughput ({:.0} s per run, one TCP stream, veth wire)",
+            self.seconds
+        )?;
+        writeln!(f, "{:<34} {:>12}", "path", "Gbit/s")?;
+        writeln!(
+            f,
+            "{:<34} {:>12.2}",
+            "host A -> host B (underlay)",
+            gbit(self.host_bps)
+        )?;
+        writeln!(
+            f,
+            "{:<34} {:>12.2}",
+            "pod A -> pod B (VXLAN, MTU 1450)",
+            gbit(self.pod_bps)
+        )?;
+        writeln!(
+            f,
+            "{:<34} {:>12.2}",
+            "pod A -> pod B (host-gw)",
+            gbit(self.pod_host_gw_bps)
+        )?;
+        write!(
+            f,
+            "ratio {:.2} (goal >= {GOAL_RATIO}): {}",
+            self.ratio(),
+            if self.goal_met() { "met" } else { "MISSED" }
+        )
+    }
+}
+
+/// Enter the network namespace `ns` on the calling thread only.
+fn enter(ns: &str) -> Result<(), String> {
+    let f = std::fs::File::open(format!("/run/netns/{ns}"))
+        .map_err(|e| format!("opening netns {ns}: {e}"))?;
+    // SAFETY: setns on a valid, open namespace file descriptor; it changes
+    // the namespace of this thread only.
+    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    if rc != 0 {
+        return Err(format!("setns {ns}: {}", std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Bytes per second from a sender in `client_ns` to a receiver on
+/// `server_ip:port` in `server_ns`, for `run_for`.
+fn throughput(
+    server_ns: String,
+    server_ip: Ipv4Addr,
+    client_ns: String,
+    run_for: Duration,
+) -> Result<f64, String> {
+    let port = 5201;
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let server = std::thread::spawn(move || -> Result<f64, String> {
+        enter(&server_ns)?;
+        let l = TcpListener::bind((server_ip, port)).map_err(|e| format!("bind: {e}"))?;
+        let _ = ready_tx.send(());
+        let (mut s, _) = l.accept().map_err(|e| format!("accept: {e}"))?;
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut total = 0u64;
+        let start = Instant::now();
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => total += n as u64,
+                Err(e) => return Err(format!("read: {e}")),
+            }
+        }
+        Ok(total as f64 / start.elapsed().as_secs_f64())
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(5))
+        .map_err(|_| "the receiver did not start".to_string())?;
+    let client = std::thread::spawn(move || -> Result<(), String> {
+        enter(&client_ns)?;
+        let addr = SocketAddr::from((server_ip, port));
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        let buf = vec![0x5au8; 128 * 1024];
+        let start = Instant::now();
+        while start.elapsed() < run_for {
+            s.write_all(&buf).map_err(|e| format!("write: {e}"))?;
+        }
+        s.shutdown(std::net::Shutdown::Write)
+            .map_err(|e| format!("shutdown: {e}"))
+    });
+    client.join().map_err(|_| "the sender panicked")??;
+    server.join().map_err(|_| "the receiver panicked")?
+}
+
+/// Build the lab, run the pod network in it, measure the three paths.
+pub fn run(run_for: Duration) -> Result<Report, String> {
+    let lab = Lab::new()?;
+    let mut a = lab.host("ha", None)?;
+    let mut b = lab.host("hb", None)?;
+    let mac_a = a.apply(&[])?;
+    let mac_b = b.apply(&[])?;
+    a.apply(&[b.peer(mac_b)])?;
+    b.apply(&[a.peer(mac_a)])?;
+    if !lab.ping("pa", "10.42.2.5", 56) {
+        return Err("pod A cannot reach pod B over VXLAN".into());
+    }
+    let host_bps = throughput(
+        lab.ns("hb"),
+        Ipv4Addr::new(192, 168, 91, 2),
+        lab.ns("ha"),
+        run_for,
+    )?;
+    let pod_bps = throughput(
+        lab.ns("pb"),
+        Ipv4Addr::new(10, 42, 2, 5),
+        lab.ns("pa"),
+        run_for,
+    )?;
+    a.cfg.backend = crate::plan::Backend::HostGw;
+    b.cfg.backend = crate::plan::Backend::HostGw;
+    a.apply(&[b.peer(None)])?;
+    b.apply(&[a.peer(None)])?;
+    let pod_host_gw_bps = throughput(
+        lab.ns("pb"),
+        Ipv4Addr::new(10, 42, 2, 5),
+        lab.ns("pa"),
+        run_for,
+    )?;
+    Ok(Report {
+        seconds: run_for.as_secs_f64(),
+        host_bps,
+        pod_bps,
+        pod_host_gw_bps,
+    })
+}
