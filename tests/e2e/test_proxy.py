@@ -162,3 +162,90 @@ endpoints: [{{addresses: [10.42.7.7], nodeName: n1, conditions: {{ready: true}}}
         assert table in subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
         subprocess.run([WHARF, "proxy", "--cleanup", "--proxy-table-name", table], check=True, capture_output=True)
         assert table not in subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+
+
+def test_proxy_converges_within_a_second_after_an_endpoint_churn_storm(server, kubectl, api_client, namespace):
+    """Issue 7: threads rewrite the EndpointSlices of ten Services as fast
+    as the API takes it for a few seconds; one second after the last write
+    the standalone proxy's table holds exactly each Service's last endpoints
+    (Service i's endpoints are 10.42.i.x, so stale ones are seen)."""
+    import threading
+    from kubernetes import client
+
+    table = f"wharf-e2e-{random.randrange(1 << 32):08x}"
+    log = open(Path(server.data_dir) / f"{table}.log", "ab")
+    p = subprocess.Popen([WHARF, "proxy", "--kubeconfig", str(server.kubeconfig), "--hostname-override", "n1",
+                          "--cluster-cidr", "10.42.0.0/16", "--proxy-table-name", table],
+                         stdout=log, stderr=subprocess.STDOUT)
+    listing = lambda: subprocess.run(["nft", "list", "table", "ip", table], capture_output=True, text=True).stdout
+    services = 10
+    docs = []
+    for i in range(services):
+        docs.append(f"""apiVersion: v1
+kind: Service
+metadata: {{name: churn-{i}}}
+spec:
+  ports: [{{port: 80, targetPort: 8080}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: churn-{i}
+  labels: {{kubernetes.io/service-name: churn-{i}}}
+addressType: IPv4
+ports: [{{port: 8080, protocol: TCP}}]
+endpoints: [{{addresses: [10.42.{i}.1], conditions: {{ready: true}}}}]
+""")
+    try:
+        kubectl("create", "-n", namespace, "-f", "-", input="---\n".join(docs))
+        wait_for("the services in the table", lambda: all(f"10.42.{i}.1:8080" in listing() for i in range(services)),
+                 timeout=30)
+        disc = client.DiscoveryV1Api(api_client)
+        final = {}
+        writes = [0]
+        lock = threading.Lock()
+        stop_at = time.time() + 4
+
+        def churn(owned, seed):
+            rnd = random.Random(seed)
+            while time.time() < stop_at:
+                for i in owned:
+                    ips = sorted({f"10.42.{i}.{rnd.randint(1, 40)}" for _ in range(rnd.randint(0, 5))})
+                    body = {"endpoints": [{"addresses": [a], "conditions": {"ready": True}} for a in ips]}
+                    disc.patch_namespaced_endpoint_slice(f"churn-{i}", namespace, body)
+                    with lock:
+                        final[i] = ips
+                        writes[0] += 1
+
+        threads = [threading.Thread(target=churn, args=(range(t, services, 4), t)) for t in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        stopped = time.time()
+        assert writes[0] >= 100, f"only {writes[0]} writes: not a storm"
+
+        def converged():
+            text = listing()
+            seen = {i: set() for i in range(services)}
+            for part in text.split("dnat to ")[1:]:
+                addr = part.split(":", 1)[0]
+                o = addr.split(".")
+                if addr.startswith("10.42.") and int(o[2]) < services:
+                    seen[int(o[2])].add(addr)
+            return all(seen[i] == set(final[i]) for i in range(services)) and text
+        while not (text := converged()) and time.time() - stopped < 5:
+            time.sleep(0.05)
+        took = time.time() - stopped
+        assert text, f"the table never matched the last endpoints after {writes[0]} writes"
+        print(f"churn: {writes[0]} writes, converged {took:.3f} s after they stopped")
+        assert took <= 1.0, f"converged {took:.2f} s after {writes[0]} writes stopped"
+        # Services left without endpoints reject, the others do not.
+        for i in range(services):
+            cip = kubectl("get", "service", f"churn-{i}", "-n", namespace, "-o", "jsonpath={.spec.clusterIP}")
+            rejected = f"{cip} . tcp . 80 : goto reject-chain" in text
+            assert rejected == (not final[i]), (i, final[i])
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)
+        subprocess.run([WHARF, "proxy", "--cleanup", "--proxy-table-name", table], check=True, capture_output=True)
