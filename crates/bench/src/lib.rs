@@ -22,6 +22,7 @@ pub mod kubelet;
 pub mod kubelet_leak;
 pub mod patch;
 mod podwatch;
+pub mod proxy;
 mod report;
 pub mod scheduler;
 mod stats;

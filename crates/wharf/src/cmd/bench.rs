@@ -29,6 +29,18 @@ enum Suite {
     Kubelet(KubeletArgs),
     /// Pod-to-pod TCP throughput across two hosts (network namespaces) over VXLAN, as a ratio of host to host.
     Network(NetworkArgs),
+    /// Service proxy rule sync: 1,000 Services x 10 endpoints into a fresh nftables table, then one endpoint change.
+    Proxy(ProxyArgs),
+}
+
+#[derive(Args, Debug)]
+struct ProxyArgs {
+    /// Rounds, each in a fresh network namespace (medians are reported).
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Exit non-zero if a goal is missed.
+    #[arg(long)]
+    check_goals: bool,
 }
 
 #[derive(Args, Debug)]
@@ -343,6 +355,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             cfg.work_dir = a.work_dir;
             let exe = std::env::current_exe().context("locating the wharf executable")?;
             let report = bench::run_kubelet_bench(&cfg, &exe).await?;
+            let met = report.all_goals_met();
+            finish(report, met, a.check_goals)
+        }
+        Suite::Proxy(a) => {
+            let rounds = a.rounds;
+            let report = tokio::task::spawn_blocking(move || bench::proxy::run(rounds))
+                .await
+                .context("the proxy benchmark panicked")??;
             let met = report.all_goals_met();
             finish(report, met, a.check_goals)
         }
