@@ -16,6 +16,7 @@
 pub mod apiserver;
 pub mod cluster;
 pub mod deployment;
+pub mod dns;
 mod h2;
 pub mod idle;
 pub mod kubelet;

@@ -31,6 +31,18 @@ enum Suite {
     Network(NetworkArgs),
     /// Service proxy rule sync: 1,000 Services x 10 endpoints into a fresh nftables table, then one endpoint change.
     Proxy(ProxyArgs),
+    /// Cluster DNS: UDP queries per second for a zone of 1,000 Services.
+    Dns(DnsArgs),
+}
+
+#[derive(Args, Debug)]
+struct DnsArgs {
+    /// Seconds the clients query.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Exit non-zero if a goal is missed.
+    #[arg(long)]
+    check_goals: bool,
 }
 
 #[derive(Args, Debug)]
@@ -355,6 +367,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             cfg.work_dir = a.work_dir;
             let exe = std::env::current_exe().context("locating the wharf executable")?;
             let report = bench::run_kubelet_bench(&cfg, &exe).await?;
+            let met = report.all_goals_met();
+            finish(report, met, a.check_goals)
+        }
+        Suite::Dns(a) => {
+            let run_for = std::time::Duration::from_secs(a.seconds.max(1));
+            let report = tokio::task::spawn_blocking(move || bench::dns::run(run_for))
+                .await
+                .context("the DNS benchmark panicked")??;
             let met = report.all_goals_met();
             finish(report, met, a.check_goals)
         }
