@@ -4,11 +4,13 @@ that removes what the node made on the host (the server by PID, leftover
 shims of this data directory's containerd, the CNI bridge by its unique
 name, idle portmap chains, mounts under the data directory)."""
 
+import atexit
 import contextlib
 import hashlib
 import os
 import random
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -20,6 +22,65 @@ from conftest import WHARF, Kubectl, Server, free_port
 from images import busybox_archive
 
 IMAGE = "localhost/e2e-busybox:1"
+# The same test image under its Docker Hub name, pulled through the node's
+# registry mirror (see mirror_registry).
+HUB_IMAGE = "busybox"
+HUB_BODY = b"hello from a wharf pod\n"
+
+_mirror = {}
+
+
+def mirror_registry():
+    """The port of one registry for the whole run (Debian's docker-registry,
+    no auth, on a free loopback port) holding `library/busybox:latest`, the
+    busybox test image. Every test node's registries file mirrors docker.io
+    to it, so `docker.io/library/busybox` resolves there, as on an
+    air-gapped machine. Stopped by PID at exit."""
+    if "port" in _mirror:
+        return _mirror["port"]
+    for tool in ("docker-registry", "skopeo"):
+        if subprocess.run(["which", tool], capture_output=True).returncode != 0:
+            pytest.fail(f"{tool} is not installed: run scripts/install-deps.sh")
+    d = Path(tempfile.mkdtemp(prefix="wharf-mirror-e2e-"))
+    port = free_port()
+    (d / "config.yml").write_text(f"""version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: {d}/data
+http:
+  addr: 127.0.0.1:{port}
+""")
+    proc = subprocess.Popen(["docker-registry", "serve", str(d / "config.yml")],
+                            stdout=open(d / "registry.log", "wb"), stderr=subprocess.STDOUT)
+
+    def stop():
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        subprocess.run(["rm", "-rf", str(d)], capture_output=True)
+    atexit.register(stop)
+
+    def up():
+        if proc.poll() is not None:
+            pytest.fail((d / "registry.log").read_text())
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+        except OSError:
+            return False
+    wait_for("the mirror registry to listen", up, timeout=30, every=0.2)
+    archive = d / "busybox.tar"
+    busybox_archive(archive, "localhost/e2e-busybox:1", HUB_BODY)
+    subprocess.run(["skopeo", "copy", "--dest-tls-verify=false", f"docker-archive:{archive}",
+                    f"docker://127.0.0.1:{port}/library/busybox:latest"],
+                   check=True, capture_output=True, timeout=120)
+    _mirror["port"] = port
+    return port
 
 
 def bridge_name(data_dir):
@@ -117,7 +178,9 @@ def wait_for(what, fn, timeout=60, every=0.5):
 def kubelet_node(node, extra_args=(), before_start=None, import_image=True, proxy_table=None):
     """Yield (server, kubectl, data_dir) of a Ready node named `node`.
     `before_start(data_dir)` runs before the server starts; with
-    `import_image`, the busybox test image is imported as IMAGE. With
+    `import_image`, the busybox test image is imported as IMAGE. Unless
+    the caller passes its own `--private-registry`, the node mirrors
+    docker.io to mirror_registry(), where HUB_IMAGE is. With
     `proxy_table`, the node is a NodeServer on the host's address running
     its proxy (with that nft table, removed at the end) and its DNS."""
     if subprocess.run(["which", "containerd"], capture_output=True).returncode != 0:
@@ -125,6 +188,14 @@ def kubelet_node(node, extra_args=(), before_start=None, import_image=True, prox
     d = tempfile.mkdtemp(prefix=f"wharf-{node}-")
     cidr = f"10.{random.randint(200, 249)}.0.0/16"
     args = ["--cluster-cidr", cidr, "--node-name", node, *extra_args]
+    if "--private-registry" not in args:
+        conf = Path(d) / "registries.yaml"
+        conf.write_text(f"""mirrors:
+  docker.io:
+    endpoint:
+      - "http://127.0.0.1:{mirror_registry()}"
+""")
+        args += ["--private-registry", str(conf)]
     if "--kubelet-port" not in args:
         # Not the default 10250: concurrent test servers must not collide.
         args += ["--kubelet-port", str(free_port())]
