@@ -49,6 +49,8 @@ pub const NODE: &str = "bench-kubelet";
 const NAMESPACE: &str = "wharf-bench-kubelet";
 /// The namespace of the one pod started alone before the others.
 const ALONE_NAMESPACE: &str = "wharf-bench-kubelet-alone";
+/// Namespace of the paced phase.
+const PACED_NAMESPACE: &str = "wharf-bench-kubelet-paced";
 /// The namespace of the leak check's pods.
 const CYCLES_NAMESPACE: &str = "wharf-bench-kubelet-cycles";
 
@@ -72,6 +74,12 @@ pub struct KubeletBenchConfig {
     /// Pod create/delete cycles of the leak check after the other phases
     /// (0: none).
     pub cycles: usize,
+    /// Pods of the paced phase (0: none): created at `paced_rate` per
+    /// second rather than all at once, as upstream's density test paces its
+    /// creates, so the latency is the node's, not the queue's.
+    pub paced_pods: usize,
+    /// Creates per second of the paced phase.
+    pub paced_rate: f64,
 }
 
 impl Default for KubeletBenchConfig {
@@ -84,6 +92,8 @@ impl Default for KubeletBenchConfig {
             keep: false,
             work_dir: None,
             cycles: 0,
+            paced_pods: 100,
+            paced_rate: 4.0,
         }
     }
 }
@@ -98,6 +108,11 @@ impl KubeletBenchConfig {
         ensure!(
             self.rss_pods <= self.pods,
             "--rss-pods must not exceed --pods (the RSS is read after deleting the rest)"
+        );
+        ensure!(self.paced_pods <= 110, "--paced-pods must be at most 110");
+        ensure!(
+            self.paced_pods == 0 || self.paced_rate > 0.0,
+            "--paced-rate must be above 0"
         );
         Ok(())
     }
@@ -132,6 +147,8 @@ pub struct KubeletReport {
     pub rss_anon_kib: u64,
     /// The leak check, if cycles were asked for.
     pub leak: Option<crate::kubelet_leak::LeakReport>,
+    /// The paced phase's p50, p99 and max, if it ran.
+    pub paced: Option<(Duration, Duration, Duration)>,
 }
 
 impl KubeletReport {
@@ -158,6 +175,38 @@ impl KubeletReport {
                 unit: " ms",
                 goal: Some(Goal::AtMost(ms(GOAL_STARTUP_P99))),
             },
+        ];
+        if let Some((p50, p99, max)) = self.paced {
+            let c = &self.config;
+            let label = |what: &str| {
+                format!(
+                    "pod startup {what} ({} pods created at {}/s)",
+                    c.paced_pods, c.paced_rate
+                )
+            };
+            rows.push(Row {
+                label: label("p50"),
+                value: ms(p50),
+                decimals: 0,
+                unit: " ms",
+                goal: Some(Goal::AtMost(ms(GOAL_STARTUP_P50))),
+            });
+            rows.push(Row {
+                label: label("p99"),
+                value: ms(p99),
+                decimals: 0,
+                unit: " ms",
+                goal: Some(Goal::AtMost(ms(GOAL_STARTUP_P99))),
+            });
+            rows.push(Row {
+                label: label("max"),
+                value: ms(max),
+                decimals: 0,
+                unit: " ms",
+                goal: None,
+            });
+        }
+        rows.extend([
             Row {
                 label: "pod startup, one pod alone on an idle node".into(),
                 value: ms(self.alone),
@@ -208,7 +257,7 @@ impl KubeletReport {
                 unit: " MiB",
                 goal: None,
             },
-        ];
+        ]);
         if let Some(l) = &self.leak {
             let b = &l.before;
             let a = &l.after;
@@ -269,6 +318,16 @@ impl fmt::Display for KubeletReport {
             c.rss_pods,
             c.pods
         )?;
+        if self.paced.is_some() {
+            writeln!(
+                f,
+                "Paced phase: {} more pods, created one every {:.0} ms (a create is sent on time even \
+                 if earlier ones have not answered) after the others were deleted, latency measured \
+                 the same way.",
+                c.paced_pods,
+                1000.0 / c.paced_rate
+            )?;
+        }
         if let Some(l) = &self.leak {
             writeln!(
                 f,
@@ -420,10 +479,37 @@ async fn measure(
         cfg.rss_pods,
         hwm_kib as f64 / 1024.0
     );
+    let names: Vec<String> = (0..cfg.rss_pods).map(pod_name).collect();
+    delete_pods(client, NAMESPACE, &names).await?;
+    wait_deleted(&mut watch, cfg.pods, cfg.timeout).await?;
+    let paced = if cfg.paced_pods > 0 {
+        create_namespace(client, PACED_NAMESPACE).await?;
+        wait_service_account(client, PACED_NAMESPACE).await?;
+        let mut watch = PodWatch::start(client, PACED_NAMESPACE, cfg.paced_pods).await?;
+        eprintln!(
+            "[bench] kubelet: paced: {} pods at {}/s ...",
+            cfg.paced_pods, cfg.paced_rate
+        );
+        let pace = Duration::from_secs_f64(1.0 / cfg.paced_rate);
+        let sent =
+            create_pods_at(client, PACED_NAMESPACE, cfg.paced_pods, image, Some(pace)).await?;
+        let (lats, _) = wait_running(&mut watch, &sent, node, server, cfg.timeout).await?;
+        let max = lats.iter().max().copied().unwrap_or_default();
+        let (p50, p99) = p50_p99(lats);
+        eprintln!(
+            "[bench] kubelet: paced: p50 {} ms, p99 {} ms, max {} ms",
+            p50.as_millis(),
+            p99.as_millis(),
+            max.as_millis()
+        );
+        let names: Vec<String> = (0..cfg.paced_pods).map(pod_name).collect();
+        delete_pods(client, PACED_NAMESPACE, &names).await?;
+        wait_deleted(&mut watch, cfg.paced_pods, cfg.timeout).await?;
+        Some((p50, p99, max))
+    } else {
+        None
+    };
     let leak = if cfg.cycles > 0 {
-        let names: Vec<String> = (0..cfg.rss_pods).map(pod_name).collect();
-        delete_pods(client, NAMESPACE, &names).await?;
-        wait_deleted(&mut watch, cfg.pods, cfg.timeout).await?;
         create_namespace(client, CYCLES_NAMESPACE).await?;
         wait_service_account(client, CYCLES_NAMESPACE).await?;
         eprintln!("[bench] kubelet: leak check: {} pod cycles ...", cfg.cycles);
@@ -446,6 +532,7 @@ async fn measure(
         config: cfg.clone(),
         image: image.to_string(),
         leak,
+        paced,
         node_ready,
         alone,
         p50,
@@ -532,6 +619,19 @@ fn pod_body(name: &str, image: &str) -> Vec<u8> {
 /// Create pods `0..n` from [`CREATE_CLIENTS`] tasks; returns when each
 /// create was sent, by index.
 async fn create_pods(client: &Client, ns: &str, n: usize, image: &str) -> Result<Vec<Instant>> {
+    create_pods_at(client, ns, n, image, None).await
+}
+
+/// [`create_pods`], with pod `i` sent no earlier than `i × pace` after the
+/// start when paced.
+async fn create_pods_at(
+    client: &Client,
+    ns: &str,
+    n: usize,
+    image: &str,
+    pace: Option<Duration>,
+) -> Result<Vec<Instant>> {
+    let start = tokio::time::Instant::now();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..CREATE_CLIENTS.min(n) {
@@ -547,6 +647,9 @@ async fn create_pods(client: &Client, ns: &str, n: usize, image: &str) -> Result
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if i >= n {
                     return Ok::<_, anyhow::Error>(sent);
+                }
+                if let Some(p) = pace {
+                    tokio::time::sleep_until(start + p * i as u32).await;
                 }
                 let name = pod_name(i);
                 let body = pod_body(&name, &image);

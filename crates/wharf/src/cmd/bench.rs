@@ -77,6 +77,12 @@ struct KubeletArgs {
     /// behind (veths, IPs, mounts, directories, cgroups): the leak check.
     #[arg(long, default_value_t = 0)]
     cycles: usize,
+    /// Then create this many pods at --paced-rate per second (0: skip).
+    #[arg(long, default_value_t = 100)]
+    paced_pods: usize,
+    /// Creates per second of the paced phase.
+    #[arg(long, default_value_t = 4.0)]
+    paced_rate: f64,
     /// Seconds the pods may take to be Running.
     #[arg(long)]
     timeout_secs: Option<u64>,
@@ -362,6 +368,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             cfg.pods = a.pods.unwrap_or(cfg.pods);
             cfg.rss_pods = a.rss_pods.unwrap_or(cfg.rss_pods);
             cfg.cycles = a.cycles;
+            cfg.paced_pods = a.paced_pods;
+            cfg.paced_rate = a.paced_rate;
             secs(&mut cfg.timeout, a.timeout_secs);
             cfg.keep = a.keep;
             cfg.work_dir = a.work_dir;
