@@ -111,6 +111,9 @@ fn web_deployment(replicas: u32, toleration_seconds: Option<u32>) -> Value {
                     "topologySpreadConstraints": [{
                         "maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
                         "whenUnsatisfiable": "DoNotSchedule",
+                        // A cut-off node (tainted unreachable) does not count,
+                        // so its pods can all come back on the other.
+                        "nodeTaintsPolicy": "Honor",
                         "labelSelector": {"matchLabels": {"app": "web"}},
                     }],
                     "containers": [{
