@@ -173,11 +173,15 @@ fn signature(status: &Value) -> Value {
 /// `server` (a node status as the API server holds it).
 fn conditions_hold(ours: &Value, server: &Value) -> bool {
     let theirs = server["conditions"].as_array();
-    ours["conditions"].as_array().into_iter().flatten().all(|c| {
-        theirs.into_iter().flatten().any(|s| {
-            s["type"] == c["type"] && s["status"] == c["status"] && s["message"] == c["message"]
+    ours["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .all(|c| {
+            theirs.into_iter().flatten().any(|s| {
+                s["type"] == c["type"] && s["status"] == c["status"] && s["message"] == c["message"]
+            })
         })
-    })
 }
 
 /// Create the Node (or take the existing one) and post its status, then

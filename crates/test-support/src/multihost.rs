@@ -86,7 +86,8 @@ impl WorkerCommand {
         ];
         match self {
             WorkerCommand::KubeletAndProxy => {
-                let mut kubelet = vec![s("kubelet"), s("--kubeconfig"), w.kubeconfig.clone().into()];
+                let mut kubelet =
+                    vec![s("kubelet"), s("--kubeconfig"), w.kubeconfig.clone().into()];
                 kubelet.extend(common);
                 // No registries file of the machine's: the workers pull nothing.
                 kubelet.extend([
@@ -317,7 +318,15 @@ impl Cluster {
             ])?;
             net::ip(&["link", "set", &veth, "master", &bridge, "up"])?;
             net::ip(&["-n", &netns, "link", "set", "lo", "up"])?;
-            net::ip(&["-n", &netns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"])?;
+            net::ip(&[
+                "-n",
+                &netns,
+                "addr",
+                "add",
+                &format!("{ip}/24"),
+                "dev",
+                "eth0",
+            ])?;
             net::ip(&["-n", &netns, "link", "set", "eth0", "up"])?;
             net::ip(&[
                 "-n",
@@ -520,7 +529,9 @@ impl Cluster {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                let logs: Vec<String> = (1..self.hosts.len()).map(|i| self.log_tail(i, 15)).collect();
+                let logs: Vec<String> = (1..self.hosts.len())
+                    .map(|i| self.log_tail(i, 15))
+                    .collect();
                 bail!(
                     "nodes {missing:?} not Ready after {timeout:?}\n{}",
                     logs.join("\n")
@@ -538,9 +549,10 @@ impl Cluster {
             .into_iter()
             .flatten()
             .filter(|n| {
-                n["status"]["conditions"]
-                    .as_array()
-                    .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+                n["status"]["conditions"].as_array().is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
             })
             .filter_map(|n| n["metadata"]["name"].as_str().map(String::from))
             .collect())
@@ -548,7 +560,10 @@ impl Cluster {
 
     /// The workers' node names, in host order.
     pub fn worker_names(&self) -> Vec<String> {
-        self.hosts.iter().filter_map(|h| h.node_name.clone()).collect()
+        self.hosts
+            .iter()
+            .filter_map(|h| h.node_name.clone())
+            .collect()
     }
 
     fn import_images(&mut self) -> Result<()> {
@@ -832,7 +847,13 @@ mod tests {
         assert_eq!(a.len(), 1);
         assert_eq!(
             strs(&a[0].1)[..5],
-            ["agent", "--server", "https://172.20.3.10:6443", "--token", "tok"]
+            [
+                "agent",
+                "--server",
+                "https://172.20.3.10:6443",
+                "--token",
+                "tok"
+            ]
         );
     }
 

@@ -32,13 +32,15 @@ const FAST_LIFECYCLE: &[&str] = &[
 fn image_archive(dir: &std::path::Path) -> PathBuf {
     use kubelet::images::{docker_archive, Tar, BUSYBOX};
     let mut layer = Tar::default();
-    for d in ["bin/", "etc/", "www/", "proc/", "sys/", "dev/", "root/", "data/"] {
+    for d in [
+        "bin/", "etc/", "www/", "proc/", "sys/", "dev/", "root/", "data/",
+    ] {
         layer.dir(d, 0o755);
     }
     layer.dir("tmp/", 0o1777);
     layer.file("bin/busybox", 0o755, &std::fs::read(BUSYBOX).unwrap());
     for a in [
-        "sh", "sleep", "httpd", "wget", "echo", "cat", "hostname", "touch", "test", "[",
+        "sh", "sleep", "httpd", "wget", "echo", "cat", "hostname", "touch", "test", "[", "timeout",
     ] {
         layer.symlink(&format!("bin/{a}"), "busybox");
     }
@@ -149,11 +151,17 @@ fn pods(c: &Cluster, selector: &str) -> Vec<Value> {
 }
 
 fn name(p: &Value) -> String {
-    p["metadata"]["name"].as_str().unwrap_or_default().to_string()
+    p["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn node_of(p: &Value) -> String {
-    p["spec"]["nodeName"].as_str().unwrap_or_default().to_string()
+    p["spec"]["nodeName"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn running(p: &Value) -> bool {
@@ -224,7 +232,11 @@ fn workers_register_ready_and_a_deployment_spreads_over_them() {
             .find(|a| a["type"] == "InternalIP")
             .unwrap()["address"]
             .clone();
-        assert_eq!(internal, host.ip.to_string(), "{nm} reports its host's address");
+        assert_eq!(
+            internal,
+            host.ip.to_string(),
+            "{nm} reports its host's address"
+        );
         cidrs.push(n["spec"]["podCIDR"].as_str().unwrap().to_string());
     }
     assert_ne!(cidrs[0], cidrs[1], "distinct podCIDRs");
@@ -315,32 +327,25 @@ fn a_cut_off_worker_loses_its_pods_to_the_other_and_cleans_up_when_back() {
         },
     );
     // Its stale pods: finished by its kubelet and gone from the API...
-    wait_for(
-        &c,
-        "the stale pods gone",
-        Duration::from_secs(40),
-        || {
-            let left: Vec<String> = pods(&c, "app=web")
-                .iter()
-                .map(name)
-                .filter(|n| victims.iter().any(|(v, _)| v == n))
-                .collect();
-            if left.is_empty() {
-                Ok(())
-            } else {
-                Err(format!("{left:?}"))
-            }
-        },
-    );
+    wait_for(&c, "the stale pods gone", Duration::from_secs(40), || {
+        let left: Vec<String> = pods(&c, "app=web")
+            .iter()
+            .map(name)
+            .filter(|n| victims.iter().any(|(v, _)| v == n))
+            .collect();
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{left:?}"))
+        }
+    });
     // ...and from its containerd: no container of theirs is left.
     wait_for(
         &c,
         "worker-1's containers removed",
         Duration::from_secs(30),
         || {
-            let out = c
-                .ctr(1, &["containers", "ls"])
-                .map_err(|e| e.to_string())?;
+            let out = c.ctr(1, &["containers", "ls"]).map_err(|e| e.to_string())?;
             let rows = out.lines().skip(1).filter(|l| !l.trim().is_empty()).count();
             if rows == 0 {
                 Ok(())
@@ -381,7 +386,10 @@ fn a_killed_worker_leaves_its_containers_running_and_readopts_them() {
             .kubectl_json(&["get", "pod", "keeper"])
             .map_err(|e| e.to_string())?;
         let cs = &p["status"]["containerStatuses"][0];
-        if p["status"]["phase"] == "Running" && cs["state"]["running"].is_object() && cs["ready"] == true {
+        if p["status"]["phase"] == "Running"
+            && cs["state"]["running"].is_object()
+            && cs["ready"] == true
+        {
             Ok((
                 cs["containerID"].as_str().unwrap_or_default().to_string(),
                 cs["restartCount"].as_i64().unwrap_or(-1),
@@ -394,14 +402,30 @@ fn a_killed_worker_leaves_its_containers_running_and_readopts_them() {
         &c,
         "keeper running after one restart",
         Duration::from_secs(60),
-        || status(&c).and_then(|s| if s.1 >= 1 { Ok(s) } else { Err(format!("{s:?}")) }),
+        || {
+            status(&c).and_then(|s| {
+                if s.1 >= 1 {
+                    Ok(s)
+                } else {
+                    Err(format!("{s:?}"))
+                }
+            })
+        },
     );
     assert_eq!(restarts, 1);
-    let cid = id.strip_prefix("containerd://").expect("a containerd ID").to_string();
+    let cid = id
+        .strip_prefix("containerd://")
+        .expect("a containerd ID")
+        .to_string();
     let pid = task_pid(&c, 1, &cid).expect("the container's task runs");
     let containers_before = c.ctr(1, &["containers", "ls", "-q"]).unwrap();
 
-    let kubelet_pid = c.host_mut(1).pids().iter().find(|(n, _)| *n == "kubelet").map(|p| p.1);
+    let kubelet_pid = c
+        .host_mut(1)
+        .pids()
+        .iter()
+        .find(|(n, _)| *n == "kubelet")
+        .map(|p| p.1);
     c.kill_worker(1);
     assert!(c.host_mut(1).pids().is_empty());
     assert!(kubelet_pid.is_some_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()));
@@ -443,7 +467,9 @@ fn pods_on_different_nodes_reach_each_other() {
     apply(&c, &pod_on("a", "worker-1", &httpd));
     apply(&c, &pod_on("b", "worker-2", &httpd));
     let ip = |n: &str| -> Result<String, String> {
-        let p = c.kubectl_json(&["get", "pod", n]).map_err(|e| e.to_string())?;
+        let p = c
+            .kubectl_json(&["get", "pod", n])
+            .map_err(|e| e.to_string())?;
         match p["status"]["podIP"].as_str() {
             Some(ip) if p["status"]["phase"] == "Running" => Ok(ip.to_string()),
             _ => Err(format!("{}", p["status"])),
@@ -458,7 +484,9 @@ fn pods_on_different_nodes_reach_each_other() {
             &format!("{from} to reach {url}"),
             Duration::from_secs(20),
             || {
-                c.kubectl(&["exec", from, "--", "wget", "-qO-", &url])
+                // Each try is bounded: a SYN to an unrouted IP would
+                // otherwise wait out TCP's retries.
+                c.kubectl(&["exec", from, "--", "timeout", "3", "wget", "-qO-", &url])
                     .map_err(|e| e.to_string())
             },
         );

@@ -144,7 +144,9 @@ mod tests {
         assert!(a.overlaps(&Cidr::parse("10.42.7.0/24").unwrap()));
         assert!(a.overlaps(&Cidr::parse("10.0.0.0/8").unwrap()));
         assert!(!a.overlaps(&Cidr::parse("10.43.0.0/16").unwrap()));
-        assert!(Cidr::parse("172.20.1.5").unwrap().overlaps(&Cidr::parse("172.20.1.0/24").unwrap()));
+        assert!(Cidr::parse("172.20.1.5")
+            .unwrap()
+            .overlaps(&Cidr::parse("172.20.1.0/24").unwrap()));
         assert!(!Cidr::parse("172.20.2.0/24")
             .unwrap()
             .overlaps(&Cidr::parse("172.20.1.0/24").unwrap()));
