@@ -29,6 +29,7 @@
 
 mod net;
 mod procs;
+mod worker;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -40,85 +41,12 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 
 pub use net::Cidr;
+pub use worker::{WorkerCommand, WorkerSpec};
 
 use crate::ChildGuard;
 
 /// The API server's port inside host 0's namespace.
 pub const API_PORT: u16 = 6443;
-
-/// How a worker host joins the cluster: the argv of the processes it runs.
-/// Switching every worker to `wharf agent` is a change of
-/// [`Options::worker_command`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum WorkerCommand {
-    /// `wharf kubelet` and `wharf proxy`, each with a copy of the admin
-    /// kubeconfig (what exists before `wharf agent`).
-    KubeletAndProxy,
-    /// `wharf agent --server URL --token TOKEN`: it joins with the token
-    /// the harness gave `wharf server --token`.
-    Agent,
-}
-
-/// What a worker's command line is built from.
-#[derive(Clone, Debug)]
-pub struct WorkerSpec {
-    pub node_name: String,
-    pub data_dir: PathBuf,
-    pub node_ip: Ipv4Addr,
-    pub server_url: String,
-    pub token: String,
-    /// The worker's copy of the admin kubeconfig.
-    pub kubeconfig: PathBuf,
-}
-
-impl WorkerCommand {
-    /// Each process of the worker: a name (for its log file) and its
-    /// arguments after the `wharf` binary.
-    pub fn argvs(&self, w: &WorkerSpec) -> Vec<(&'static str, Vec<OsString>)> {
-        let s = |x: &str| OsString::from(x);
-        let common = vec![
-            s("--node-name"),
-            s(&w.node_name),
-            s("--data-dir"),
-            w.data_dir.clone().into(),
-            s("--node-ip"),
-            s(&w.node_ip.to_string()),
-        ];
-        match self {
-            WorkerCommand::KubeletAndProxy => {
-                let mut kubelet =
-                    vec![s("kubelet"), s("--kubeconfig"), w.kubeconfig.clone().into()];
-                kubelet.extend(common);
-                // No registries file of the machine's: the workers pull nothing.
-                kubelet.extend([
-                    s("--private-registry"),
-                    w.data_dir.join("registries.yaml").into(),
-                ]);
-                let proxy = vec![
-                    s("proxy"),
-                    s("--kubeconfig"),
-                    w.kubeconfig.clone().into(),
-                    s("--hostname-override"),
-                    s(&w.node_name),
-                    s("--cluster-cidr"),
-                    s(net::CLUSTER_CIDR),
-                ];
-                vec![("kubelet", kubelet), ("proxy", proxy)]
-            }
-            WorkerCommand::Agent => {
-                let mut agent = vec![
-                    s("agent"),
-                    s("--server"),
-                    s(&w.server_url),
-                    s("--token"),
-                    s(&w.token),
-                ];
-                agent.extend(common);
-                vec![("agent", agent)]
-            }
-        }
-    }
-}
 
 /// How to build the cluster.
 #[derive(Clone, Debug)]
@@ -426,7 +354,18 @@ impl Cluster {
                     .kubectl_output(&["get", "--raw", "/readyz"], None)
                     .is_ok_and(|o| o.status.success())
             {
-                return Ok(());
+                // A server that writes a full join token (with the hash of
+                // its CA) keeps it there; agents join with that one.
+                let file = self.hosts[0].data_dir.join("server").join("token");
+                match std::fs::read_to_string(file) {
+                    Ok(t) if !t.trim().is_empty() => {
+                        self.token = t.trim().to_string();
+                        return Ok(());
+                    }
+                    // Agents need it; kubelets do not.
+                    _ if self.opts.worker_command != WorkerCommand::Agent => return Ok(()),
+                    _ => {}
+                }
             }
             if Instant::now() > deadline {
                 bail!(
@@ -632,7 +571,8 @@ impl Cluster {
         &self.server_url
     }
 
-    /// The join token `wharf server` was given.
+    /// The join token: the server's `<data-dir>/server/token` when it
+    /// writes one, else the passphrase it was given.
     pub fn token(&self) -> &str {
         &self.token
     }
@@ -790,72 +730,6 @@ impl Drop for Cluster {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn spec() -> WorkerSpec {
-        WorkerSpec {
-            node_name: "worker-1".into(),
-            data_dir: "/d/host-1".into(),
-            node_ip: Ipv4Addr::new(172, 20, 3, 11),
-            server_url: "https://172.20.3.10:6443".into(),
-            token: "tok".into(),
-            kubeconfig: "/d/host-1/kubeconfig.yaml".into(),
-        }
-    }
-
-    fn strs(v: &[OsString]) -> Vec<&str> {
-        v.iter().map(|s| s.to_str().unwrap()).collect()
-    }
-
-    #[test]
-    fn kubelet_and_proxy_argv() {
-        let a = WorkerCommand::KubeletAndProxy.argvs(&spec());
-        assert_eq!(a.len(), 2);
-        assert_eq!(a[0].0, "kubelet");
-        assert_eq!(
-            strs(&a[0].1),
-            [
-                "kubelet",
-                "--kubeconfig",
-                "/d/host-1/kubeconfig.yaml",
-                "--node-name",
-                "worker-1",
-                "--data-dir",
-                "/d/host-1",
-                "--node-ip",
-                "172.20.3.11",
-                "--private-registry",
-                "/d/host-1/registries.yaml"
-            ]
-        );
-        assert_eq!(
-            strs(&a[1].1),
-            [
-                "proxy",
-                "--kubeconfig",
-                "/d/host-1/kubeconfig.yaml",
-                "--hostname-override",
-                "worker-1",
-                "--cluster-cidr",
-                "10.42.0.0/16"
-            ]
-        );
-    }
-
-    #[test]
-    fn agent_argv_joins_with_the_token() {
-        let a = WorkerCommand::Agent.argvs(&spec());
-        assert_eq!(a.len(), 1);
-        assert_eq!(
-            strs(&a[0].1)[..5],
-            [
-                "agent",
-                "--server",
-                "https://172.20.3.10:6443",
-                "--token",
-                "tok"
-            ]
-        );
-    }
 
     #[test]
     fn suffixes_differ() {
