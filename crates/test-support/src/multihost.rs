@@ -7,7 +7,8 @@
 //! a private /24 picked clear of the host's routes and of the cluster's
 //! ranges. Host 0 runs `wharf server --disable-agent` (a control plane
 //! only, so every pod lands on a worker and a worker's loss is the only
-//! loss); hosts 1..=n run a worker ([`WorkerCommand`]), each with its own
+//! loss; with [`Options::server_is_node`] it is node `server` too, with its
+//! kubelet, proxy and DNS); hosts 1..=n run a worker ([`WorkerCommand`]), each with its own
 //! data directory and so its own containerd. The bridge has the subnet's
 //! first address, so the test process in the root namespace reaches the
 //! API server through it, and it is every host's default gateway.
@@ -61,6 +62,9 @@ pub struct Options {
     /// Image archives (docker-archive or OCI tarballs) imported into every
     /// worker's containerd once it is Ready (`wharf images import`).
     pub images: Vec<PathBuf>,
+    /// Run the server with its agent (node `server`: kubelet, proxy, DNS)
+    /// instead of `--disable-agent`.
+    pub server_is_node: bool,
     /// How long to wait for the server, then for the nodes to be Ready.
     pub ready_timeout: Duration,
 }
@@ -73,6 +77,7 @@ impl Options {
             worker_command: WorkerCommand::KubeletAndProxy,
             server_args: Vec::new(),
             images: Vec::new(),
+            server_is_node: false,
             ready_timeout: Duration::from_secs(120),
         }
     }
@@ -236,7 +241,11 @@ impl Cluster {
                 netns: netns.clone(),
                 ip,
                 data_dir,
-                node_name: (i > 0).then(|| format!("worker-{i}")),
+                node_name: if i == 0 {
+                    self.opts.server_is_node.then(|| "server".to_string())
+                } else {
+                    Some(format!("worker-{i}"))
+                },
                 veth: veth.clone(),
                 cut: false,
                 procs: Vec::new(),
@@ -332,7 +341,6 @@ impl Cluster {
             &ip,
             "--advertise-address",
             &ip,
-            "--disable-agent",
             "--node-name",
             "server",
             "--token",
@@ -343,6 +351,13 @@ impl Cluster {
         .collect();
         args.push("--data-dir".into());
         args.push(h.data_dir.clone().into());
+        if self.opts.server_is_node {
+            // No registries file of the machine's: the tests pull nothing.
+            args.push("--private-registry".into());
+            args.push(h.data_dir.join("registries.yaml").into());
+        } else {
+            args.push("--disable-agent".into());
+        }
         args.extend(self.opts.server_args.iter().map(OsString::from));
         self.server_url = format!("https://{ip}:{API_PORT}");
         self.spawn(0, "server", args)?;
@@ -460,7 +475,7 @@ impl Cluster {
             }
             let ready = self.ready_nodes().unwrap_or_default();
             let missing: Vec<String> = self
-                .worker_names()
+                .node_names()
                 .into_iter()
                 .filter(|n| !ready.contains(n))
                 .collect();
@@ -468,7 +483,7 @@ impl Cluster {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                let logs: Vec<String> = (1..self.hosts.len())
+                let logs: Vec<String> = (0..self.hosts.len())
                     .map(|i| self.log_tail(i, 15))
                     .collect();
                 bail!(
@@ -499,6 +514,14 @@ impl Cluster {
 
     /// The workers' node names, in host order.
     pub fn worker_names(&self) -> Vec<String> {
+        self.hosts[1..]
+            .iter()
+            .filter_map(|h| h.node_name.clone())
+            .collect()
+    }
+
+    /// Every node's name (with `server` when the server is a node too).
+    pub fn node_names(&self) -> Vec<String> {
         self.hosts
             .iter()
             .filter_map(|h| h.node_name.clone())
@@ -509,7 +532,7 @@ impl Cluster {
         if self.opts.images.is_empty() {
             return Ok(());
         }
-        for h in &self.hosts[1..] {
+        for h in self.hosts.iter().filter(|h| h.node_name.is_some()) {
             let out = Command::new(&self.opts.wharf)
                 .args(["images", "import", "--data-dir"])
                 .arg(&h.data_dir)
@@ -670,9 +693,12 @@ impl Cluster {
                 let _ = self.restore(i);
             }
         }
-        let workers_up = self.hosts.iter_mut().skip(1).any(|h| !h.pids().is_empty());
+        let nodes_up = self
+            .hosts
+            .iter_mut()
+            .any(|h| h.node_name.is_some() && !h.pids().is_empty());
         let server_up = self.hosts.first_mut().is_some_and(|h| !h.pids().is_empty());
-        if workers_up && server_up {
+        if nodes_up && server_up {
             // The kubelets stop the containers and remove the sandboxes;
             // what is left after this is killed below.
             let _ = self.kubectl_output(
@@ -701,9 +727,7 @@ impl Cluster {
             for p in &mut self.hosts[i].procs {
                 p.guard.kill();
             }
-            if i > 0 {
-                procs::kill_leftovers(&self.hosts[i].data_dir);
-            }
+            procs::kill_leftovers(&self.hosts[i].data_dir);
         }
         procs::unmount_under(&self.dir);
         for h in &self.hosts {

@@ -264,6 +264,35 @@ fn workers_register_ready_and_a_deployment_spreads_over_them() {
 }
 
 #[test]
+fn the_server_host_can_be_a_node_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = Options::new(env!("CARGO_BIN_EXE_wharf"), 1);
+    opts.server_is_node = true;
+    opts.images = vec![image_archive(dir.path())];
+    let c = Cluster::start_with(opts).expect("the cluster starts");
+    let mut ready = c.ready_nodes().unwrap();
+    ready.sort();
+    assert_eq!(ready, ["server", "worker-1"]);
+    // The server's own kubelet runs pods from the imported image.
+    apply(&c, &pod_on("on-server", "server", &["sleep", "3600"]));
+    wait_for(
+        &c,
+        "a pod running on the server",
+        Duration::from_secs(60),
+        || {
+            let p = c
+                .kubectl_json(&["get", "pod", "on-server"])
+                .map_err(|e| e.to_string())?;
+            if running(&p) {
+                Ok(())
+            } else {
+                Err(format!("{}", p["status"]))
+            }
+        },
+    );
+}
+
+#[test]
 fn a_cut_off_worker_loses_its_pods_to_the_other_and_cleans_up_when_back() {
     let mut c = cluster(FAST_LIFECYCLE);
     apply(&c, &web_deployment(4, Some(1)));
