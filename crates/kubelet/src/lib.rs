@@ -381,20 +381,32 @@ async fn node_loop(
         }
         if tokio::time::Instant::now() >= next_renew {
             next_renew = tokio::time::Instant::now() + node::RENEW_EVERY;
-            if let Err(e) = node::renew_lease(&client, &cfg.node_name, &uid).await {
-                tracing::warn!(error = %e, "lease renewal failed");
+            // Each heartbeat request is bounded (as upstream's heartbeat
+            // client has a timeout): one sent into a connection that died
+            // while the node was cut off would otherwise wait for TCP's
+            // retransmissions and keep the node NotReady long after it is back.
+            let limit = node::RENEW_EVERY;
+            match tokio::time::timeout(limit, node::renew_lease(&client, &cfg.node_name, &uid))
+                .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "lease renewal failed"),
+                Err(_) => tracing::warn!(?limit, "lease renewal timed out"),
             }
             let ready = runtime_ready(runtime.as_ref()).await;
             let status = with_port(hollow::node::status_from_facts(
                 &facts(ready),
                 &hollow::now(),
             ));
-            match reporter.report(&client, &cfg.node_name, status).await {
-                Ok(Some(n)) => {
+            match tokio::time::timeout(limit, reporter.report(&client, &cfg.node_name, status))
+                .await
+            {
+                Ok(Ok(Some(n))) => {
                     cidr = n.spec.and_then(|s| s.pod_cidr).or(cidr);
                 }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "node status update failed"),
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "node status update failed"),
+                Err(_) => tracing::warn!(?limit, "node status update timed out"),
             }
         }
         // Until the node has a podCIDR, look for it every second.

@@ -169,6 +169,21 @@ fn signature(status: &Value) -> Value {
     ])
 }
 
+/// Whether every condition of `ours` has the same status and message in
+/// `server` (a node status as the API server holds it).
+fn conditions_hold(ours: &Value, server: &Value) -> bool {
+    let theirs = server["conditions"].as_array();
+    ours["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .all(|c| {
+            theirs.into_iter().flatten().any(|s| {
+                s["type"] == c["type"] && s["status"] == c["status"] && s["message"] == c["message"]
+            })
+        })
+}
+
 /// Create the Node (or take the existing one) and post its status, then
 /// create or renew its Lease. Returns the Node.
 pub async fn register(client: &Client, name: &str, status: Value) -> Result<Node> {
@@ -250,13 +265,19 @@ impl StatusReporter {
         status: Value,
     ) -> Result<Option<Node>> {
         let sig = signature(&status);
+        let nodes: Api<Node> = Api::all(client.clone());
+        let cur = nodes.get(name).await.map_err(api_err("reading the node"))?;
         if let Some((last, at)) = &self.last {
-            if *last == sig && at.elapsed() < REPORT_EVERY {
+            // The node lifecycle controller rewrites the conditions of a
+            // node it has not heard from (Ready: Unknown): like upstream's
+            // kubelet, compare with the server's copy, not only with what
+            // was posted last, or a node that comes back stays NotReady.
+            let held = serde_json::to_value(&cur.status)
+                .is_ok_and(|server| conditions_hold(&status, &server));
+            if *last == sig && at.elapsed() < REPORT_EVERY && held {
                 return Ok(None);
             }
         }
-        let nodes: Api<Node> = Api::all(client.clone());
-        let cur = nodes.get(name).await.map_err(api_err("reading the node"))?;
         let node = post_status(&nodes, &cur, status).await?;
         self.last = Some((sig, Instant::now()));
         Ok(Some(node))
@@ -266,6 +287,21 @@ impl StatusReporter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conditions_changed_on_the_server_are_noticed() {
+        let ours = json!({"conditions": [
+            {"type": "Ready", "status": "True", "message": "kubelet is posting ready status"},
+            {"type": "MemoryPressure", "status": "False", "message": "ok"}]});
+        let mut server = json!({"conditions": [
+            {"type": "MemoryPressure", "status": "False", "message": "ok"},
+            {"type": "NetworkUnavailable", "status": "False", "message": "set by others"},
+            {"type": "Ready", "status": "True", "message": "kubelet is posting ready status"}]});
+        assert!(conditions_hold(&ours, &server));
+        server["conditions"][2]["status"] = json!("Unknown");
+        assert!(!conditions_hold(&ours, &server));
+        assert!(!conditions_hold(&ours, &json!({})));
+    }
 
     #[test]
     fn node_status_parses_and_reports_readiness() {

@@ -4,6 +4,7 @@
 //! stopped by the PID this process started, never by name.
 
 pub mod etcd;
+pub mod multihost;
 
 use std::net::TcpListener;
 use std::process::Child;
