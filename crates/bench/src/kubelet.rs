@@ -955,6 +955,7 @@ mod tests {
             max: Duration::from_millis(p99 + 10),
             span: Duration::from_secs(20),
             leak: None,
+            paced: None,
             rss_idle_kib: 20 * 1024,
             rss_kib: rss_mib * 1024,
             hwm_kib: (rss_mib + 5) * 1024,
