@@ -5,8 +5,8 @@
 //! them, and pods on different nodes reach each other (this one needs the
 //! cross-node pod network).
 //!
-//! Run with `cargo test -p wharf --test multihost -- --test-threads=1`
-//! (as root; each test builds and removes its own cluster).
+//! Run with `cargo test -p wharf --test multihost` (as root; each test
+//! builds and removes its own cluster, one cluster at a time).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -15,6 +15,15 @@ use serde_json::{json, Value};
 use test_support::multihost::{Cluster, Options};
 
 const IMAGE: &str = "localhost/mh-busybox:1";
+
+/// Clusters run one at a time: three hosts with their containerds each are
+/// a full load for a 2-core machine, and the node-loss timings need it.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    // A failed test poisons the lock; the next one still runs.
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
 const INDEX_HTML: &str = "hello from a multihost pod\n";
 
 /// Node lifecycle timings short enough for a test. The kubelet renews its
@@ -211,6 +220,7 @@ fn web_settled(c: &Cluster, n: usize) -> Result<Vec<Value>, String> {
 
 #[test]
 fn workers_register_ready_and_a_deployment_spreads_over_them() {
+    let _one = one_at_a_time();
     let c = cluster(&[]);
     let nodes = c.kubectl_json(&["get", "nodes"]).unwrap();
     let items = nodes["items"].as_array().unwrap();
@@ -265,6 +275,7 @@ fn workers_register_ready_and_a_deployment_spreads_over_them() {
 
 #[test]
 fn the_server_host_can_be_a_node_too() {
+    let _one = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let mut opts = Options::new(env!("CARGO_BIN_EXE_wharf"), 1);
     opts.server_is_node = true;
@@ -294,6 +305,7 @@ fn the_server_host_can_be_a_node_too() {
 
 #[test]
 fn a_cut_off_worker_loses_its_pods_to_the_other_and_cleans_up_when_back() {
+    let _one = one_at_a_time();
     let mut c = cluster(FAST_LIFECYCLE);
     apply(&c, &web_deployment(4, Some(1)));
     let ps = wait_for(&c, "4 web pods available", Duration::from_secs(60), || {
@@ -420,6 +432,7 @@ fn task_pid(c: &Cluster, i: usize, id: &str) -> Option<u32> {
 
 #[test]
 fn a_killed_worker_leaves_its_containers_running_and_readopts_them() {
+    let _one = one_at_a_time();
     let mut c = cluster(&[]);
     // Exits once (restartCount 1), then sleeps: a count to keep.
     let script = "if [ -e /data/ran ]; then exec sleep 3600; fi; touch /data/ran; exit 1";
@@ -508,6 +521,7 @@ fn a_killed_worker_leaves_its_containers_running_and_readopts_them() {
 /// the workers, a pod IP of another node is not routed and this fails.
 #[test]
 fn pods_on_different_nodes_reach_each_other() {
+    let _one = one_at_a_time();
     let c = cluster(&[]);
     let httpd = ["httpd", "-f", "-p", "8080", "-h", "/www"];
     apply(&c, &pod_on("a", "worker-1", &httpd));
