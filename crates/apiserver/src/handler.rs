@@ -120,6 +120,11 @@ async fn dispatch(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
+    // The CA bundle is public (k3s's `/cacerts`): a joining agent fetches
+    // it before it trusts anything and checks it against its token's hash.
+    if path == "/cacerts" {
+        return Ok(respond(200, "text/plain", ctx.ca_pem.clone().into_bytes()));
+    }
     let r = match route(&path) {
         Ok(r) => r,
         Err(RouteError::UnknownResource) | Err(RouteError::BadPath) => {
@@ -515,6 +520,12 @@ async fn resource(
                 crate::crd::scale::handle(reg, &rp, method, &content_type, &body, &opts).await?;
             return Ok(json_response(code, &scale));
         }
+        if s == "approval" && method == Method::PUT {
+            let opts = write_options(&q, req.headers(), "UpdateOptions")?;
+            let body = decode_object(&content_type, &read_body(req).await?)?;
+            let w = crate::certificates::approval(reg, &rp, body, &opts).await?;
+            return write_response(w, negotiate::output(accept), info, include_object(&q));
+        }
         if matches!(s, "scale" | "eviction" | "binding" | "finalize" | "token") {
             let opts = write_options(&q, req.headers(), "UpdateOptions")?;
             return crate::subresource::handle(
@@ -604,7 +615,10 @@ async fn resource(
             crate::crd::refuse_create_while_terminating(info)?;
             let opts = write_options(&q, req.headers(), "CreateOptions")?;
             let body = read_body(req).await?;
-            let obj = decode_object(&content_type, &body)?;
+            let mut obj = decode_object(&content_type, &body)?;
+            if info.group == "certificates.k8s.io" {
+                crate::strategy::certificates::set_requester(&mut obj, user);
+            }
             let w = reg.create(&rp, obj, &opts).await?;
             write_response(w, out, info, include_object(&q))
         }
