@@ -233,6 +233,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         let client = super::client_from(&api.kubeconfig, None, "kube-controller-manager").await?;
         let mut cfg = args.controllers.config(&args.cluster_cidr);
         cfg.root_ca_pem = super::root_ca_pem(&api.kubeconfig);
+        // The in-process controller manager signs with the server's own CA.
+        let tls = args.data_dir.join("tls");
+        cfg.signer = args
+            .controllers
+            .signer(Some((tls.join("ca.crt"), tls.join("ca.key"))))?;
         cfg.check().context("the controller manager's settings")?;
         let election =
             election::Config::upstream_defaults("kube-controller-manager", identity.clone());
