@@ -1,0 +1,244 @@
+//! `wharf agent`: a worker node. It joins with a token (CA pinned by the
+//! token's hash, then a `system:node:<name>` client certificate through a
+//! CertificateSigningRequest), runs the kubelet and the service proxy with
+//! that identity, and renews the certificate before it expires.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use apiserver::bootstrap_token::JoinToken;
+use clap::Args;
+
+use super::join;
+
+#[derive(Args, Debug)]
+pub struct AgentArgs {
+    /// The server to join, e.g. https://10.0.0.1:6443.
+    #[arg(long, env = "WHARF_URL")]
+    pub server: String,
+    /// The join token (`<data-dir>/server/token` on the server).
+    #[arg(long, env = "WHARF_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// Directory for the node's credentials, containerd's state, the CNI
+    /// config and pod logs (under `agent/`).
+    #[arg(long, env = "WHARF_DATA_DIR", default_value = "/var/lib/wharf")]
+    pub data_dir: PathBuf,
+    /// Name of this node (defaults to the host name).
+    #[arg(long, env = "WHARF_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// The node's InternalIP (default: the host's first address).
+    #[arg(long, env = "WHARF_NODE_IP")]
+    pub node_ip: Option<String>,
+    /// A CRI socket to use instead of starting wharf's own containerd.
+    #[arg(long, env = "WHARF_CONTAINER_RUNTIME_ENDPOINT")]
+    pub container_runtime_endpoint: Option<String>,
+    /// Registry mirrors and credentials for wharf's containerd, in k3s's
+    /// `registries.yaml` format (k3s's `--private-registry`).
+    #[arg(
+        long,
+        env = "WHARF_PRIVATE_REGISTRY",
+        default_value = "/etc/wharf/registries.yaml"
+    )]
+    pub private_registry: PathBuf,
+    #[command(flatten)]
+    pub image_gc: super::kubelet::ImageGcArgs,
+    /// The cluster DNS server for pods (comma-separated).
+    #[arg(
+        long,
+        env = "WHARF_CLUSTER_DNS",
+        default_value = "10.43.0.10",
+        value_delimiter = ','
+    )]
+    pub cluster_dns: Vec<String>,
+    /// The cluster domain.
+    #[arg(long, env = "WHARF_CLUSTER_DOMAIN", default_value = "cluster.local")]
+    pub cluster_domain: String,
+    /// The kubelet API's HTTPS port (0: any free port).
+    #[arg(long, env = "WHARF_KUBELET_PORT", default_value_t = 10250)]
+    pub kubelet_port: u16,
+    /// Do not run the service proxy (k3s's `--disable-kube-proxy`).
+    #[arg(long, env = "WHARF_DISABLE_KUBE_PROXY")]
+    pub disable_kube_proxy: bool,
+    /// The pod network range, for the proxy's masquerading decisions.
+    #[arg(long, env = "WHARF_CLUSTER_CIDR")]
+    pub cluster_cidr: Option<String>,
+    /// The service proxy's flags (see `wharf proxy`).
+    #[command(flatten)]
+    pub proxy: super::proxy::ProxyFlags,
+    /// How long to wait for the node's certificate to be approved and issued.
+    #[arg(long, default_value = "5m", value_parser = super::controller_manager::parse_duration, hide = true)]
+    pub csr_timeout: Duration,
+}
+
+/// Where the node's own kubeconfig lives.
+fn kubelet_kubeconfig(data_dir: &Path) -> PathBuf {
+    data_dir.join("agent").join("kubelet.kubeconfig")
+}
+
+/// Gets (or reuses) the node's identity and writes its kubeconfig.
+async fn join(args: &AgentArgs, token: &JoinToken, node: &str) -> anyhow::Result<(PathBuf, String)> {
+    let ca_pem = join::fetch_ca(&args.server, token).await?;
+    let path = kubelet_kubeconfig(&args.data_dir);
+    if let Some(info) = join::reusable_identity(&path, node, &ca_pem) {
+        tracing::info!(path = %path.display(), serial = info.serial, "reusing the node's credentials");
+        return Ok((path, ca_pem));
+    }
+    let client = join::bootstrap_client(&args.server, &ca_pem, token).await?;
+    let (cert, key) = join::request_node_cert(client, node, args.csr_timeout).await?;
+    apiserver::pki::write_kubeconfig(&path, &args.server, &ca_pem, &cert, &key, 0o600)
+        .with_context(|| format!("writing {}", path.display()))?;
+    tracing::info!(path = %path.display(), "joined; node credentials written");
+    Ok((path, ca_pem))
+}
+
+/// When to renew a certificate valid from `not_before` to `not_after`:
+/// at a random point between 70 % and 90 % of its life (client-go's
+/// certificate manager's jitter).
+pub fn renewal_time(not_before: SystemTime, not_after: SystemTime, jitter: f64) -> SystemTime {
+    let life = not_after
+        .duration_since(not_before)
+        .unwrap_or_default();
+    not_before + life.mul_f64(0.7 + 0.2 * jitter.clamp(0.0, 1.0))
+}
+
+/// Waits until the node's certificate is due, then replaces it with one
+/// requested with the current certificate (or, if that expired, with the
+/// bootstrap token). Returns once the new kubeconfig is written.
+async fn rotate(args: &AgentArgs, token: &JoinToken, node: &str, path: &Path, ca_pem: &str) -> anyhow::Result<()> {
+    let (cert, _, _) = join::read_identity(path)?;
+    let info = join::cert_info(&cert)?;
+    let at = renewal_time(info.not_before, info.not_after, rand::random::<f64>());
+    let wait = at
+        .duration_since(SystemTime::now())
+        .unwrap_or_default()
+        .max(Duration::from_secs(5));
+    tracing::info!(serial = info.serial, in_seconds = wait.as_secs(), "next certificate renewal");
+    tokio::time::sleep(wait).await;
+    let mut backoff = Duration::from_secs(2);
+    loop {
+        let expired = SystemTime::now() >= info.not_after;
+        let client = if expired {
+            join::bootstrap_client(&args.server, ca_pem, token).await?
+        } else {
+            super::client_from(path, None, "kubelet").await?
+        };
+        match join::request_node_cert(client, node, args.csr_timeout).await {
+            Ok((cert, key)) => {
+                apiserver::pki::write_kubeconfig(path, &args.server, ca_pem, &cert, &key, 0o600)?;
+                let new = join::cert_info(&cert)?;
+                tracing::info!(old = info.serial, new = new.serial, "node certificate renewed");
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "certificate renewal failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+            }
+        }
+    }
+}
+
+/// The pod network across nodes (the `network` crate, flannel's role) is
+/// started here, with the node's own credentials and name, next to the
+/// kubelet and the proxy. This build has no such agent yet, so pods reach
+/// pods of this node only.
+fn start_pod_network(kubeconfig: &Path, node: &str) {
+    tracing::info!(node, kubeconfig = %kubeconfig.display(), "no pod network agent in this build");
+}
+
+/// The node's components, started with its current credentials.
+struct Components {
+    kubelet: kubelet::Kubelet,
+    proxy: Option<proxy::Proxy>,
+}
+
+async fn start_components(args: &AgentArgs, kubeconfig: &Path, ca_pem: &str, node: &str, node_ip: &str) -> anyhow::Result<Components> {
+    // The kubelet API serves a self-signed certificate (as upstream's
+    // kubelet without a serving CSR) and admits clients of the cluster CA.
+    let tls = kubelet::server::ServingTls::self_signed(
+        &[node_ip.to_string(), node.to_string()],
+        kubelet::server::ServingTls::pem_to_der(ca_pem)?,
+    )?;
+    let cfg = kubelet::Config {
+        node_name: node.to_string(),
+        data_dir: args.data_dir.clone(),
+        runtime_endpoint: args.container_runtime_endpoint.clone(),
+        node_ip: node_ip.to_string(),
+        private_registry: Some(args.private_registry.clone()),
+        image_gc: args.image_gc.policy()?,
+        cluster_dns: args.cluster_dns.clone(),
+        cluster_domain: args.cluster_domain.clone(),
+        kubelet_port: args.kubelet_port,
+        serving_tls: Some(tls),
+    };
+    let kubelet = super::kubelet::start(kubeconfig, None, cfg).await?;
+    let proxy = if args.disable_kube_proxy {
+        None
+    } else {
+        let cfg = args.proxy.config(node.to_string(), args.cluster_cidr.as_deref())?;
+        let client = super::client_from(kubeconfig, None, "kube-proxy").await?;
+        Some(super::proxy::start(client, cfg))
+    };
+    Ok(Components { kubelet, proxy })
+}
+
+impl Components {
+    async fn stop(self) {
+        if let Some(p) = self.proxy {
+            p.stop().await;
+        }
+        self.kubelet.stop().await;
+    }
+}
+
+pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let token = JoinToken::parse(&args.token).context("--token (the server's <data-dir>/server/token)")?;
+    let node = super::kubelet::node_name(args.node_name.as_deref());
+    let node_ip = args
+        .node_ip
+        .clone()
+        .unwrap_or_else(|| super::host_address().to_string());
+    let (kubeconfig, ca_pem) = join(&args, &token, &node).await?;
+    println!(
+        "wharf agent: node {node} joined {}; kubeconfig: {}",
+        args.server,
+        kubeconfig.display()
+    );
+    start_pod_network(&kubeconfig, &node);
+    loop {
+        let components = start_components(&args, &kubeconfig, &ca_pem, &node, &node_ip).await?;
+        let rotated = tokio::select! {
+            _ = tokio::signal::ctrl_c() => false,
+            _ = term.recv() => false,
+            r = rotate(&args, &token, &node, &kubeconfig, &ca_pem) => {
+                r.context("renewing the node certificate")?;
+                true
+            }
+        };
+        // The API clients hold the old certificate: the components start
+        // again with the new one (the pods keep running meanwhile).
+        components.stop().await;
+        if !rotated {
+            return Ok(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renewal_between_70_and_90_percent() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let t1 = t0 + Duration::from_secs(100);
+        assert_eq!(renewal_time(t0, t1, 0.0), t0 + Duration::from_secs(70));
+        assert_eq!(renewal_time(t0, t1, 1.0), t0 + Duration::from_secs(90));
+        assert_eq!(renewal_time(t0, t1, 0.5), t0 + Duration::from_secs(80));
+        assert_eq!(renewal_time(t0, t1, 7.0), t0 + Duration::from_secs(90));
+        assert_eq!(renewal_time(t1, t0, 0.5), t1);
+    }
+}
