@@ -13,6 +13,9 @@ use x509_parser::prelude::FromDer;
 
 /// Issued certificates start this far in the past, so a peer whose clock
 /// is a little behind accepts them at once (upstream backdates 5 minutes).
+/// Short certificates are backdated by a tenth of their life at most:
+/// renewal is due at 70-90 % of `notAfter - notBefore`, which a full
+/// backdate would put in the past for a certificate of a few minutes.
 const BACKDATE: time::Duration = time::Duration::minutes(5);
 
 /// The CA that signs, and the longest certificate it issues
@@ -88,7 +91,7 @@ impl Signer {
             ttl = ttl.min(time::Duration::seconds(secs));
         }
         let p = &mut csr.params;
-        p.not_before = now - BACKDATE;
+        p.not_before = now - BACKDATE.min(ttl / 10);
         p.not_after = (now + ttl).min(self.ca_not_after);
         p.serial_number = Some(SerialNumber::from_slice(&rand::random::<[u8; 16]>().map(|b| b & 0x7f)));
         p.is_ca = IsCa::ExplicitNoCa;

@@ -1,0 +1,264 @@
+"""`wharf agent` joins a server with its token (issue #7, "Joining nodes").
+
+The server runs on the host without an agent; the agent runs in a network
+namespace the test creates (its own containerd, CNI bridge and nft table
+there), linked to the host by a veth pair on a /30. The test deletes the
+namespace and stops the agent and its shims by PID at the end."""
+
+import base64
+import contextlib
+import json
+import os
+import random
+import signal
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import WHARF, Kubectl, Server
+from images import busybox_archive
+from kubelet_node import own_shims, wait_for
+
+IMAGE = "localhost/e2e-busybox:1"
+
+
+def sh(*args, check=True):
+    return subprocess.run(args, capture_output=True, text=True, check=check, timeout=60)
+
+
+@contextlib.contextmanager
+def netns_host():
+    """A network namespace linked to the host: yields (name, host_ip, ns_ip)."""
+    if subprocess.run(["which", "containerd"], capture_output=True).returncode != 0:
+        pytest.fail("containerd is not installed: run scripts/install-deps.sh")
+    tag = "%06x" % random.randrange(1 << 24)
+    ns, host_if, ns_if = f"wharf-test-{tag}", f"wjh{tag}", f"wjn{tag}"
+    base = 4 * random.randrange(1, 60)
+    subnet = f"10.{random.randint(100, 199)}.{random.randint(0, 255)}"
+    host_ip, ns_ip = f"{subnet}.{base + 1}", f"{subnet}.{base + 2}"
+    sh("ip", "netns", "add", ns)
+    try:
+        sh("ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if)
+        sh("ip", "link", "set", ns_if, "netns", ns)
+        sh("ip", "addr", "add", f"{host_ip}/30", "dev", host_if)
+        sh("ip", "link", "set", host_if, "up")
+        nsx = ("ip", "netns", "exec", ns)
+        sh(*nsx, "ip", "addr", "add", f"{ns_ip}/30", "dev", ns_if)
+        sh(*nsx, "ip", "link", "set", ns_if, "up")
+        sh(*nsx, "ip", "link", "set", "lo", "up")
+        sh(*nsx, "ip", "route", "add", "default", "via", host_ip)
+        yield ns, host_ip, ns_ip
+    finally:
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+class JoinServer(Server):
+    """A control-plane-only server reachable at `ip` (the host end of the veth)."""
+
+    def __init__(self, data_dir, ip, extra_args=()):
+        super().__init__(data_dir, extra_args=extra_args)
+        self.ip = ip
+
+    def start(self, timeout=60):
+        args = [WHARF, "server", "--data-dir", str(self.data_dir), "--https-listen-port", str(self.port),
+                "--bind-address", "0.0.0.0", "--advertise-address", self.ip, "--disable-agent",
+                "--cluster-cidr", f"10.{random.randint(200, 249)}.0.0/16", *self.extra_args]
+        env = dict(os.environ, WHARF_LOG=os.environ.get("WHARF_LOG", "info"))
+        self.proc = subprocess.Popen(args, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, env=env)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"wharf server exited with {self.proc.returncode}:\n{self.log.read_text()[-4000:]}")
+            if self.kubeconfig.exists() and self.ready() and (self.data_dir / "server" / "token").exists():
+                return self
+            time.sleep(0.1)
+        raise RuntimeError(f"wharf server not ready in {timeout}s:\n{self.log.read_text()[-4000:]}")
+
+    @property
+    def url(self):
+        return f"https://{self.ip}:{self.port}"
+
+    def token(self):
+        return (self.data_dir / "server" / "token").read_text().strip()
+
+
+class Agent:
+    """`wharf agent` in the namespace, with its own data directory."""
+
+    def __init__(self, ns, ns_ip, data_dir, node):
+        self.ns, self.ns_ip, self.data_dir, self.node = ns, ns_ip, Path(data_dir), node
+        self.proc = None
+        self.log = self.data_dir / "agent.log"
+
+    def args(self, server, token):
+        # nsenter, not `ip netns exec`: that one also mounts a fresh /sys in
+        # a new mount namespace, which hides the cgroup mounts runc needs.
+        return ["nsenter", f"--net=/run/netns/{self.ns}", WHARF, "agent", "--server", server, "--token", token,
+                "--data-dir", str(self.data_dir), "--node-name", self.node, "--node-ip", self.ns_ip]
+
+    def run_once(self, server, token, timeout=60):
+        """Run to completion (for refused joins): (exit code, output)."""
+        p = subprocess.run(self.args(server, token), capture_output=True, text=True, timeout=timeout,
+                           env=dict(os.environ, RUST_BACKTRACE="0"))
+        return p.returncode, p.stdout + p.stderr
+
+    def start(self, server, token):
+        env = dict(os.environ, WHARF_LOG=os.environ.get("WHARF_LOG", "info"), RUST_BACKTRACE="0")
+        self.proc = subprocess.Popen(self.args(server, token), stdout=open(self.log, "ab"),
+                                     stderr=subprocess.STDOUT, env=env)
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kubeconfig(self):
+        return self.data_dir / "agent" / "kubelet.kubeconfig"
+
+    def cert(self):
+        """(subject, serial) of the node's client certificate, by openssl."""
+        import yaml
+        kc = yaml.safe_load(self.kubeconfig().read_text())
+        pem = base64.b64decode(kc["users"][0]["user"]["client-certificate-data"])
+        out = subprocess.run(["openssl", "x509", "-noout", "-subject", "-serial", "-nameopt", "RFC2253"],
+                             input=pem, capture_output=True, check=True).stdout.decode()
+        fields = dict(l.split("=", 1) for l in out.strip().splitlines())
+        return fields["subject"], fields["serial"]
+
+    def cleanup(self):
+        self.stop()
+        # The pods' shims outlive the agent by design; these are ours alone.
+        for pid in own_shims(self.data_dir / "agent" / "containerd" / "containerd.sock"):
+            os.kill(pid, signal.SIGKILL)
+
+
+def node_ready(k, node):
+    r = k.run("get", "node", node, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}", check=False)
+    return r.stdout == "True"
+
+
+@pytest.fixture
+def cluster():
+    """(server, kubectl, namespace name, ns_ip, tmp dir)."""
+    d = tempfile.mkdtemp(prefix="wharf-join-")
+    with netns_host() as (ns, host_ip, ns_ip):
+        s = JoinServer(Path(d) / "server", host_ip, extra_args=["--cluster-signing-duration", "90s"])
+        s.data_dir.mkdir()
+        try:
+            s.start()
+            yield s, Kubectl(s.kubeconfig), ns, ns_ip, Path(d)
+        finally:
+            s.stop()
+    subprocess.run(["rm", "-rf", d], capture_output=True)
+
+
+def test_bad_tokens_are_refused(cluster):
+    s, k, ns, ns_ip, d = cluster
+    agent = Agent(ns, ns_ip, d / "agent", "refused")
+    token = s.token()
+    # The CA is public and its hash is the token's.
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    with urllib.request.urlopen(f"https://127.0.0.1:{s.port}/cacerts", context=ctx) as r:
+        import hashlib
+        assert token.startswith("K10" + hashlib.sha256(r.read()).hexdigest() + "::")
+    # A wrong secret: the API server says 401, the agent says so and stops.
+    wrong = token[:-1] + ("a" if token[-1] != "a" else "b")
+    code, out = agent.run_once(s.url, wrong)
+    assert code != 0 and "401 Unauthorized" in out and "check --token" in out, out
+    # A tampered CA hash: refused before any credential is sent.
+    tampered = token[:3] + ("0" if token[3] != "0" else "1") + token[4:]
+    code, out = agent.run_once(s.url, tampered)
+    assert code != 0 and "the server's CA does not match the token's hash" in out, out
+    # Not a join token at all.
+    code, out = agent.run_once(s.url, "letmein")
+    assert code != 0 and "K10" in out, out
+    assert not agent.kubeconfig().exists()
+    assert k.json("get", "csr")["items"] == []
+
+
+def test_agent_joins_runs_pods_rejoins_and_rotates(cluster):
+    s, k, ns, ns_ip, d = cluster
+    node = "joined-" + "%04x" % random.randrange(1 << 16)
+    agent = Agent(ns, ns_ip, d / "agent", node)
+    images = agent.data_dir / "agent" / "images"
+    images.mkdir(parents=True)
+    busybox_archive(images / "busybox.tar", IMAGE, b"hello from a joined node\n")
+    try:
+        agent.start(s.url, s.token())
+        wait_for("the joined node to be Ready", lambda: node_ready(k, node), timeout=120)
+
+        # Its identity came through an approved, issued CSR.
+        kc = agent.kubeconfig()
+        assert kc.stat().st_mode & 0o777 == 0o600
+        subject, serial = agent.cert()
+        assert subject == f"O=system:nodes,CN=system:node:{node}" or subject == f"CN=system:node:{node},O=system:nodes", subject
+        csrs = k.json("get", "csr")["items"]
+        assert len(csrs) == 1, csrs
+        csr = csrs[0]
+        assert csr["spec"]["signerName"] == "kubernetes.io/kube-apiserver-client-kubelet"
+        assert csr["spec"]["username"].startswith("system:bootstrap:")
+        assert "system:bootstrappers" in csr["spec"]["groups"]
+        assert [c["type"] for c in csr["status"]["conditions"]] == ["Approved"]
+        assert csr["status"]["conditions"][0]["reason"] == "AutoApproved"
+        table = k("get", "csr")
+        assert "Approved,Issued" in table and "kubernetes.io/kube-apiserver-client-kubelet" in table, table
+
+        # The Node is the kubelet's own: it registered under system:node:<name>.
+        n = k.json("get", "node", node, "--show-managed-fields")
+        uid = n["metadata"]["uid"]
+        managers = {m["manager"] for m in n["metadata"].get("managedFields", [])}
+        assert any(m.startswith("kubelet") for m in managers), managers
+        addrs = {a["type"]: a["address"] for a in n["status"]["addresses"]}
+        assert addrs.get("InternalIP") == ns_ip, addrs
+
+        # It runs a pod.
+        k("run", "hello", f"--image={IMAGE}", "--image-pull-policy=Never", "--restart=Never",
+          "--", "sh", "-c", "echo joined; sleep 3600")
+        wait_for("the pod to run", lambda: k.run("get", "pod", "hello", "-o", "jsonpath={.status.phase}",
+                                                 check=False).stdout == "Running", timeout=90)
+
+        # A restart reuses the identity: no new CSR, same Node uid.
+        agent.stop()
+        agent.start(s.url, s.token())
+        time.sleep(3)
+        wait_for("the node to be Ready again", lambda: node_ready(k, node), timeout=90)
+        assert k.json("get", "node", node)["metadata"]["uid"] == uid
+        assert agent.cert()[1] == serial
+
+        # With 90 s certificates the agent renews within 63-81 s of issue,
+        # through a CSR of its own (self node client), and stays Ready.
+        def rotated():
+            try:
+                return agent.cert()[1] != serial
+            except Exception:
+                return False
+        wait_for("a certificate rotation", rotated, timeout=120, every=2)
+        csrs = k.json("get", "csr")["items"]
+        renewals = [c for c in csrs if c["spec"]["username"] == f"system:node:{node}"]
+        assert renewals, [c["spec"]["username"] for c in csrs]
+        assert "Auto approving self kubelet client certificate" in renewals[0]["status"]["conditions"][0]["message"]
+        assert agent.cert()[0].count(f"system:node:{node}") == 1
+        time.sleep(5)
+        wait_for("the node to be Ready after the rotation", lambda: node_ready(k, node), timeout=60)
+        assert k.json("get", "node", node)["metadata"]["uid"] == uid
+        assert k.run("get", "pod", "hello", "-o", "jsonpath={.status.phase}").stdout == "Running"
+    finally:
+        # Shown by pytest only when the test failed.
+        print(k.run("get", "pods", "-A", "-o", "wide", check=False).stdout)
+        print(k.run("get", "events", "-A", check=False).stdout[-3000:])
+        print(agent.log.read_text()[-6000:])
+        k.run("delete", "pods", "--all", "--grace-period=1", "--wait=true", "--timeout=60s", check=False, timeout=90)
+        agent.cleanup()
