@@ -262,3 +262,78 @@ def test_agent_joins_runs_pods_rejoins_and_rotates(cluster):
         print(agent.log.read_text()[-6000:])
         k.run("delete", "pods", "--all", "--grace-period=1", "--wait=true", "--timeout=60s", check=False, timeout=90)
         agent.cleanup()
+
+
+def make_csr(cn, org):
+    """(key PEM, CSR PEM) from openssl, an EC P-256 key."""
+    with tempfile.TemporaryDirectory() as t:
+        key, csr = Path(t) / "k.pem", Path(t) / "r.pem"
+        sh("openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+           "-keyout", str(key), "-out", str(csr), "-subj", f"/O={org}/CN={cn}")
+        return key.read_text(), csr.read_text()
+
+
+def csr_yaml(name, request_pem, signer, usages, extra=""):
+    usages_yaml = "".join(f"\n  - {u}" for u in usages)
+    return (f"apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata:\n  name: {name}\n"
+            f"spec:\n  request: {base64.b64encode(request_pem.encode()).decode()}\n  signerName: {signer}\n"
+            f"  usages:{usages_yaml}\n{extra}")
+
+
+def test_kubectl_certificate_approve_and_deny(kubectl, server):
+    """A user's CSR: kubectl lists it, `kubectl certificate approve` gets it
+    signed by the cluster CA (the certificate then authenticates), `deny`
+    leaves it unsigned; bad requests are refused with upstream's reasons."""
+    tag = "%06x" % random.randrange(1 << 24)
+    key, req = make_csr(f"alice-{tag}", "devs")
+    name = f"alice-{tag}"
+    kubectl("create", "-f", "-", input=csr_yaml(name, req, "kubernetes.io/kube-apiserver-client",
+                                                ["client auth", "digital signature"], "  expirationSeconds: 3600\n"))
+    csr = kubectl.json("get", "csr", name)
+    # The requester is whoever created it, whatever the body said.
+    assert csr["spec"]["username"] == "system:admin"
+    assert "system:masters" in csr["spec"]["groups"]
+    row = kubectl("get", "csr", name, "--no-headers")
+    assert "Pending" in row and "system:admin" in row and "60m" in row, row
+    kubectl("certificate", "approve", name)
+    issued = wait_for("the certificate", lambda: kubectl.json("get", "csr", name)["status"].get("certificate"), timeout=30)
+    assert "Approved,Issued" in kubectl("get", "csr", name, "--no-headers")
+    cert = base64.b64decode(issued).decode()
+    # It authenticates as alice in devs.
+    import yaml
+    kc = yaml.safe_load(Path(server.kubeconfig).read_text())
+    kc["users"][0]["user"] = {"client-certificate-data": base64.b64encode(cert.encode()).decode(),
+                              "client-key-data": base64.b64encode(key.encode()).decode()}
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+        f.write(yaml.safe_dump(kc))
+        f.flush()
+        who = Kubectl(f.name).json("auth", "whoami")
+    assert who["status"]["userInfo"]["username"] == f"alice-{tag}"
+    assert "devs" in who["status"]["userInfo"]["groups"]
+
+    # Denied: no certificate, and the decision cannot be reversed.
+    _, req2 = make_csr(f"bob-{tag}", "devs")
+    kubectl("create", "-f", "-", input=csr_yaml(f"bob-{tag}", req2, "kubernetes.io/kube-apiserver-client",
+                                                ["client auth"]))
+    kubectl("certificate", "deny", f"bob-{tag}")
+    time.sleep(2)
+    bob = kubectl.json("get", "csr", f"bob-{tag}")
+    assert [c["type"] for c in bob["status"]["conditions"]] == ["Denied"]
+    assert not bob["status"].get("certificate")
+    # kubectl refuses on its own; the API server refuses too.
+    r = kubectl.run("certificate", "approve", f"bob-{tag}", check=False)
+    assert r.returncode != 0 and "already Denied" in r.stderr, r.stderr
+    bob["status"]["conditions"].append({"type": "Approved", "status": "True", "reason": "Sneaky"})
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+        json.dump(bob, f)
+        f.flush()
+        r = kubectl.run("replace", "--raw", f"/apis/certificates.k8s.io/v1/certificatesigningrequests/bob-{tag}/approval",
+                        "-f", f.name, check=False)
+    assert r.returncode != 0 and "mutually exclusive" in r.stderr, r.stderr
+
+    # A request that is not a CSR and a too short duration: 422 with upstream's fields.
+    r = kubectl.run("create", "-f", "-", check=False, input=csr_yaml(
+        f"bad-{tag}", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        "kubernetes.io/kube-apiserver-client", ["client auth"], "  expirationSeconds: 60\n"))
+    assert r.returncode != 0, r.stdout
+    assert "spec.request" in r.stderr and "spec.expirationSeconds" in r.stderr and "Invalid" in r.stderr, r.stderr

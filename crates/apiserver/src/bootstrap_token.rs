@@ -104,8 +104,7 @@ pub fn parse_credential(s: &str) -> Option<(&str, &str)> {
     let (id, secret) = s.split_once('.')?;
     let ok = |p: &str, n: usize| {
         p.len() == n
-            && p
-                .bytes()
+            && p.bytes()
                 .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
     };
     (ok(id, 6) && ok(secret, 16)).then_some((id, secret))
@@ -166,7 +165,12 @@ pub fn authenticate(reg: &Registry, authorization: Option<&str>) -> Option<UserI
 }
 
 /// The user a bootstrap token Secret grants to `id`/`secret`, if any.
-fn user_for(secret_obj: &Value, id: &str, secret: &str, now: time::OffsetDateTime) -> Option<UserInfo> {
+fn user_for(
+    secret_obj: &Value,
+    id: &str,
+    secret: &str,
+    now: time::OffsetDateTime,
+) -> Option<UserInfo> {
     if secret_obj["type"].as_str() != Some(SECRET_TYPE) {
         return None;
     }
@@ -226,13 +230,22 @@ mod tests {
     #[test]
     fn tokens_round_trip_and_bad_ones_are_refused() {
         let t = JoinToken::parse(&format!("K10{HASH}::abcdef.0123456789abcdef")).unwrap();
-        assert_eq!((t.id.as_str(), t.secret.as_str()), ("abcdef", "0123456789abcdef"));
+        assert_eq!(
+            (t.id.as_str(), t.secret.as_str()),
+            ("abcdef", "0123456789abcdef")
+        );
         assert_eq!(t.to_string(), format!("K10{HASH}::abcdef.0123456789abcdef"));
         assert_eq!(t.bearer(), "abcdef.0123456789abcdef");
         let hidden = JoinToken::parse(&format!("K10{HASH}::abcdef.zyxwvutsrqponmlk")).unwrap();
         assert!(!format!("{hidden:?}").contains("zyxwvutsrqponmlk"));
-        assert_eq!(JoinToken::parse("abcdef.0123456789abcdef"), Err(TokenError::Format));
-        assert_eq!(JoinToken::parse("K10abc::abcdef.0123456789abcdef"), Err(TokenError::Hash));
+        assert_eq!(
+            JoinToken::parse("abcdef.0123456789abcdef"),
+            Err(TokenError::Format)
+        );
+        assert_eq!(
+            JoinToken::parse("K10abc::abcdef.0123456789abcdef"),
+            Err(TokenError::Hash)
+        );
         assert_eq!(
             JoinToken::parse(&format!("K10{HASH}::ABCDEF.0123456789abcdef")),
             Err(TokenError::Credential)
@@ -290,6 +303,9 @@ mod tests {
         extra["data"]["auth-extra-groups"] =
             json!(BASE64.encode("system:bootstrappers:wharf,system:masters"));
         let user = user_for(&extra, "abcdef", "0123456789abcdef", now).unwrap();
-        assert_eq!(user.groups, ["system:bootstrappers", "system:bootstrappers:wharf"]);
+        assert_eq!(
+            user.groups,
+            ["system:bootstrappers", "system:bootstrappers:wharf"]
+        );
     }
 }

@@ -59,7 +59,10 @@ pub fn set_requester(obj: &mut Value, user: &UserInfo) {
         return;
     };
     spec.insert("username".into(), json!(user.username));
-    for (k, empty) in [("uid", user.uid.is_empty()), ("extra", user.extra.is_empty())] {
+    for (k, empty) in [
+        ("uid", user.uid.is_empty()),
+        ("extra", user.extra.is_empty()),
+    ] {
         spec.remove(k);
         if !empty {
             spec.insert(
@@ -108,7 +111,11 @@ impl Strategy for CsrStrategy {
             .and_then(Value::as_array_mut)
         {
             for c in conds.iter_mut().filter_map(Value::as_object_mut) {
-                if c.get("status").and_then(Value::as_str).unwrap_or("").is_empty() {
+                if c.get("status")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .is_empty()
+                {
                     c.insert("status".into(), json!("True"));
                 }
             }
@@ -177,9 +184,7 @@ impl Strategy for CsrStrategy {
 
 /// The DER of a base64 PEM `CERTIFICATE REQUEST`, parsed once to prove it is one.
 pub fn parse_request(b64: &str) -> Result<Vec<u8>, String> {
-    let pem = BASE64
-        .decode(b64)
-        .map_err(|e| format!("not base64: {e}"))?;
+    let pem = BASE64.decode(b64).map_err(|e| format!("not base64: {e}"))?;
     let (_, block) = x509_parser::pem::parse_x509_pem(&pem)
         .map_err(|_| "PEM block type must be CERTIFICATE REQUEST".to_string())?;
     if block.label != "CERTIFICATE REQUEST" {
@@ -267,7 +272,11 @@ fn validate_status(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
         .unwrap_or("");
     if !cert.is_empty() {
         if let Err(why) = check_certificates(cert) {
-            errs.push(FieldError::invalid("status.certificate", "<certificate data>", why));
+            errs.push(FieldError::invalid(
+                "status.certificate",
+                "<certificate data>",
+                why,
+            ));
         }
     }
     if let Some(old) = old {
@@ -301,16 +310,19 @@ fn validate_status(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
 
 /// `status.certificate`: base64 of one or more PEM `CERTIFICATE` blocks.
 fn check_certificates(b64: &str) -> Result<(), String> {
-    let pem = BASE64
-        .decode(b64)
-        .map_err(|e| format!("not base64: {e}"))?;
+    let pem = BASE64.decode(b64).map_err(|e| format!("not base64: {e}"))?;
     let mut n = 0;
     for block in x509_parser::pem::Pem::iter_from_buffer(&pem) {
         let block = block.map_err(|e| format!("invalid PEM: {e}"))?;
         if block.label != "CERTIFICATE" {
-            return Err(format!("only CERTIFICATE PEM blocks are allowed, found {:?}", block.label));
+            return Err(format!(
+                "only CERTIFICATE PEM blocks are allowed, found {:?}",
+                block.label
+            ));
         }
-        block.parse_x509().map_err(|e| format!("invalid certificate: {e}"))?;
+        block
+            .parse_x509()
+            .map_err(|e| format!("invalid certificate: {e}"))?;
         n += 1;
     }
     if n == 0 {
@@ -336,8 +348,16 @@ fn stamp_conditions(new: &mut Value, old: &Value) {
         return;
     };
     for c in conds.iter_mut().filter_map(Value::as_object_mut) {
-        let t = c.get("type").and_then(Value::as_str).unwrap_or("").to_string();
-        let st = c.get("status").and_then(Value::as_str).unwrap_or("").to_string();
+        let t = c
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let st = c
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         if c.get("lastUpdateTime").is_none_or(Value::is_null) {
             c.insert("lastUpdateTime".into(), json!(now));
         }
@@ -384,7 +404,8 @@ mod tests {
     fn a_valid_request_passes_and_bad_ones_do_not() {
         assert!(CsrStrategy.validate(&csr()).is_empty());
         let mut bad = csr();
-        bad["spec"]["request"] = json!(BASE64.encode("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"));
+        bad["spec"]["request"] =
+            json!(BASE64.encode("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"));
         bad["spec"]["usages"] = json!(["client auth", "client auth", "flying"]);
         bad["spec"]["signerName"] = json!("nodomain");
         bad["spec"]["expirationSeconds"] = json!(60);
@@ -410,7 +431,10 @@ mod tests {
         let mut obj = csr();
         obj["spec"]["username"] = json!("system:admin");
         obj["spec"]["uid"] = json!("forged");
-        let user = UserInfo::new("system:bootstrap:abcdef", vec!["system:bootstrappers".into()]);
+        let user = UserInfo::new(
+            "system:bootstrap:abcdef",
+            vec!["system:bootstrappers".into()],
+        );
         set_requester(&mut obj, &user);
         assert_eq!(obj["spec"]["username"], "system:bootstrap:abcdef");
         assert_eq!(obj["spec"]["groups"], json!(["system:bootstrappers"]));
@@ -436,7 +460,9 @@ mod tests {
         assert!(!CsrStrategy.validate_status_update(&both, &new).is_empty());
         let mut removed = new.clone();
         removed["status"]["conditions"] = json!([]);
-        assert!(!CsrStrategy.validate_status_update(&removed, &new).is_empty());
+        assert!(!CsrStrategy
+            .validate_status_update(&removed, &new)
+            .is_empty());
         // The spec cannot change through status.
         let mut sneaky = new.clone();
         sneaky["spec"]["usages"] = json!(["server auth"]);

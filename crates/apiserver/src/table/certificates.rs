@@ -9,20 +9,35 @@ use super::{Column, AGE, NAME};
 pub(super) const CSR: &[Column] = &[
     NAME,
     AGE,
-    Column::new("SignerName", "string", "Name of the signer that will issue the certificate."),
-    Column::new("Requestor", "string", "Name of the user who requested the certificate."),
+    Column::new(
+        "SignerName",
+        "string",
+        "Name of the signer that will issue the certificate.",
+    ),
+    Column::new(
+        "Requestor",
+        "string",
+        "Name of the user who requested the certificate.",
+    ),
     Column::new(
         "RequestedDuration",
         "string",
         "Requested validity period of the issued certificate.",
     ),
-    Column::new("Condition", "string", "Approval state of the request and whether it was issued."),
+    Column::new(
+        "Condition",
+        "string",
+        "Approval state of the request and whether it was issued.",
+    ),
 ];
 
 /// One CSR row; the condition column is the approval conditions plus
 /// `Issued` once a certificate is set, or `Pending`.
 pub(super) fn csr(item: &Value, clock: &Clock) -> Vec<Value> {
-    let duration = match item.pointer("/spec/expirationSeconds").and_then(Value::as_i64) {
+    let duration = match item
+        .pointer("/spec/expirationSeconds")
+        .and_then(Value::as_i64)
+    {
         Some(secs) => human_duration(time::Duration::seconds(secs)),
         None => "<none>".to_string(),
     };

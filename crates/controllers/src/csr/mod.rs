@@ -101,12 +101,7 @@ async fn reconcile(csr: Arc<CertificateSigningRequest>, ctx: Arc<Ctx>) -> Result
         return Ok(Action::await_change());
     }
     let spec = &csr.spec;
-    let usages: Vec<&str> = spec
-        .usages
-        .iter()
-        .flatten()
-        .map(String::as_str)
-        .collect();
+    let usages: Vec<&str> = spec.usages.iter().flatten().map(String::as_str).collect();
     let parsed = rules::parse(&spec.request.0);
     if !has_condition(&csr, "Approved") {
         let Ok((req, _)) = &parsed else {
@@ -144,21 +139,28 @@ async fn reconcile(csr: Arc<CertificateSigningRequest>, ctx: Arc<Ctx>) -> Result
     match (problem, &parsed) {
         (None, Ok((_, der))) => {
             let now = time::OffsetDateTime::now_utc();
-            let pem = match signer.sign_client(der, &usages, spec.expiration_seconds.map(i64::from), now) {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::error!(csr = name, error = %e, "signing failed");
-                    return Ok(Action::requeue(crate::ERROR_REQUEUE));
-                }
-            };
-            updated.status.get_or_insert_with(Default::default).certificate =
-                Some(ByteString(pem.into_bytes()));
+            let pem =
+                match signer.sign_client(der, &usages, spec.expiration_seconds.map(i64::from), now)
+                {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::error!(csr = name, error = %e, "signing failed");
+                        return Ok(Action::requeue(crate::ERROR_REQUEUE));
+                    }
+                };
+            updated
+                .status
+                .get_or_insert_with(Default::default)
+                .certificate = Some(ByteString(pem.into_bytes()));
             tracing::info!(csr = name, "signed");
         }
         (why, _) => {
             let why = why.unwrap_or_default();
             tracing::info!(csr = name, reason = why, "refusing to sign");
-            push_condition(&mut updated, condition("Failed", "SignerValidationFailure", why));
+            push_condition(
+                &mut updated,
+                condition("Failed", "SignerValidationFailure", why),
+            );
         }
     }
     ctx.api

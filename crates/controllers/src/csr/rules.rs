@@ -72,8 +72,12 @@ pub fn kubelet_client_problem(req: &Request, usages: &[&str]) -> Option<String> 
     if req.organizations != [NODES_GROUP] {
         return Some(format!("subject organization is not {NODES_GROUP}"));
     }
-    if !req.common_name.starts_with(NODE_USER_PREFIX) || req.common_name.len() == NODE_USER_PREFIX.len() {
-        return Some(format!("subject common name does not begin with {NODE_USER_PREFIX}"));
+    if !req.common_name.starts_with(NODE_USER_PREFIX)
+        || req.common_name.len() == NODE_USER_PREFIX.len()
+    {
+        return Some(format!(
+            "subject common name does not begin with {NODE_USER_PREFIX}"
+        ));
     }
     if req.has_sans {
         return Some("subject alternative names are not allowed".into());
@@ -180,10 +184,11 @@ mod tests {
         assert!(kubelet_client_problem(&node("system:node:"), USAGES).is_some());
         assert!(kubelet_client_problem(&node("alice"), USAGES).is_some());
         assert!(kubelet_client_problem(&node("system:node:a"), &["client auth"]).is_some());
-        assert!(
-            kubelet_client_problem(&node("system:node:a"), &["digital signature", "client auth", "server auth"])
-                .is_some()
-        );
+        assert!(kubelet_client_problem(
+            &node("system:node:a"),
+            &["digital signature", "client auth", "server auth"]
+        )
+        .is_some());
         let mut two_orgs = node("system:node:a");
         two_orgs.organizations.push("system:masters".into());
         assert!(kubelet_client_problem(&two_orgs, USAGES).is_some());
@@ -197,7 +202,13 @@ mod tests {
         let req = node("system:node:a");
         let boot = ["system:bootstrappers", "system:authenticated"];
         assert_eq!(
-            auto_approval(KUBELET_CLIENT_SIGNER, &req, USAGES, "system:bootstrap:abcdef", &boot),
+            auto_approval(
+                KUBELET_CLIENT_SIGNER,
+                &req,
+                USAGES,
+                "system:bootstrap:abcdef",
+                &boot
+            ),
             Some(Approval::NodeClient)
         );
         let nodes = ["system:nodes", "system:authenticated"];
@@ -212,10 +223,19 @@ mod tests {
         );
         // Nobody in particular gets nothing; other signers are left alone.
         assert_eq!(
-            auto_approval(KUBELET_CLIENT_SIGNER, &req, USAGES, "bob", &["system:authenticated"]),
+            auto_approval(
+                KUBELET_CLIENT_SIGNER,
+                &req,
+                USAGES,
+                "bob",
+                &["system:authenticated"]
+            ),
             None
         );
-        assert_eq!(auto_approval(CLIENT_SIGNER, &req, USAGES, "system:bootstrap:x", &boot), None);
+        assert_eq!(
+            auto_approval(CLIENT_SIGNER, &req, USAGES, "system:bootstrap:x", &boot),
+            None
+        );
     }
 
     #[test]
@@ -242,7 +262,9 @@ mod tests {
         let last = der.len() - 1;
         der[last] ^= 1;
         let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &der);
-        let bad = format!("-----BEGIN CERTIFICATE REQUEST-----\n{b64}\n-----END CERTIFICATE REQUEST-----\n");
+        let bad = format!(
+            "-----BEGIN CERTIFICATE REQUEST-----\n{b64}\n-----END CERTIFICATE REQUEST-----\n"
+        );
         assert!(parse(bad.as_bytes()).is_err());
     }
 }

@@ -52,7 +52,11 @@ impl Clone for Signer {
 
 impl Signer {
     /// A signer from the CA's certificate and key (PEM).
-    pub fn new(ca_cert_pem: &str, ca_key_pem: &str, max_duration: Duration) -> anyhow::Result<Signer> {
+    pub fn new(
+        ca_cert_pem: &str,
+        ca_key_pem: &str,
+        max_duration: Duration,
+    ) -> anyhow::Result<Signer> {
         let ca_key = KeyPair::from_pem(ca_key_pem)
             .map_err(|e| anyhow::anyhow!("the signing key is not a usable PEM key: {e}"))?;
         let (_, block) = x509_parser::pem::parse_x509_pem(ca_cert_pem.as_bytes())
@@ -63,7 +67,8 @@ impl Signer {
         if cert.public_key().subject_public_key.data.as_ref() != ca_key.public_key_raw() {
             anyhow::bail!("the signing key does not belong to the signing certificate");
         }
-        let ca_not_after = OffsetDateTime::from_unix_timestamp(cert.validity().not_after.timestamp())?;
+        let ca_not_after =
+            OffsetDateTime::from_unix_timestamp(cert.validity().not_after.timestamp())?;
         Ok(Signer {
             ca_cert_pem: ca_cert_pem.to_string(),
             ca_key,
@@ -93,7 +98,9 @@ impl Signer {
         let p = &mut csr.params;
         p.not_before = now - BACKDATE.min(ttl / 10);
         p.not_after = (now + ttl).min(self.ca_not_after);
-        p.serial_number = Some(SerialNumber::from_slice(&rand::random::<[u8; 16]>().map(|b| b & 0x7f)));
+        p.serial_number = Some(SerialNumber::from_slice(
+            &rand::random::<[u8; 16]>().map(|b| b & 0x7f),
+        ));
         p.is_ca = IsCa::ExplicitNoCa;
         p.subject_alt_names.clear();
         p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -124,7 +131,10 @@ mod tests {
         p.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         p.distinguished_name
             .push(rcgen::DnType::CommonName, "test-ca");
-        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let cert = p.self_signed(&key).unwrap();
         (cert.pem(), key.serialize_pem())
     }
@@ -144,13 +154,30 @@ mod tests {
         let signer = Signer::new(&ca_pem, &ca_key, Duration::from_secs(3600)).unwrap();
         let now = OffsetDateTime::now_utc();
         let pem = signer
-            .sign_client(&request("system:node:a"), &["digital signature", "client auth"], Some(1200), now)
+            .sign_client(
+                &request("system:node:a"),
+                &["digital signature", "client auth"],
+                Some(1200),
+                now,
+            )
             .unwrap();
         let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
         let cert = block.parse_x509().unwrap();
-        let cn = cert.subject().iter_common_name().next().unwrap().as_str().unwrap();
+        let cn = cert
+            .subject()
+            .iter_common_name()
+            .next()
+            .unwrap()
+            .as_str()
+            .unwrap();
         assert_eq!(cn, "system:node:a");
-        let o = cert.subject().iter_organization().next().unwrap().as_str().unwrap();
+        let o = cert
+            .subject()
+            .iter_organization()
+            .next()
+            .unwrap()
+            .as_str()
+            .unwrap();
         assert_eq!(o, "system:nodes");
         // expirationSeconds (20 min) is shorter than the maximum (1 h).
         let life = cert.validity().not_after.timestamp() - now.unix_timestamp();
@@ -165,11 +192,19 @@ mod tests {
         cert.verify_signature(Some(ca_cert.public_key())).unwrap();
         // The maximum wins over a longer request; serials differ.
         let pem2 = signer
-            .sign_client(&request("system:node:a"), &["digital signature", "client auth"], Some(86400), now)
+            .sign_client(
+                &request("system:node:a"),
+                &["digital signature", "client auth"],
+                Some(86400),
+                now,
+            )
             .unwrap();
         let (_, b2) = x509_parser::pem::parse_x509_pem(pem2.as_bytes()).unwrap();
         let c2 = b2.parse_x509().unwrap();
-        assert_eq!(c2.validity().not_after.timestamp() - now.unix_timestamp(), 3600);
+        assert_eq!(
+            c2.validity().not_after.timestamp() - now.unix_timestamp(),
+            3600
+        );
         assert_ne!(c2.raw_serial(), cert.raw_serial());
     }
 

@@ -27,36 +27,9 @@ pub struct AgentArgs {
     /// Name of this node (defaults to the host name).
     #[arg(long, env = "WHARF_NODE_NAME")]
     pub node_name: Option<String>,
-    /// The node's InternalIP (default: the host's first address).
-    #[arg(long, env = "WHARF_NODE_IP")]
-    pub node_ip: Option<String>,
-    /// A CRI socket to use instead of starting wharf's own containerd.
-    #[arg(long, env = "WHARF_CONTAINER_RUNTIME_ENDPOINT")]
-    pub container_runtime_endpoint: Option<String>,
-    /// Registry mirrors and credentials for wharf's containerd, in k3s's
-    /// `registries.yaml` format (k3s's `--private-registry`).
-    #[arg(
-        long,
-        env = "WHARF_PRIVATE_REGISTRY",
-        default_value = "/etc/wharf/registries.yaml"
-    )]
-    pub private_registry: PathBuf,
+    /// The kubelet's flags (see `wharf kubelet`).
     #[command(flatten)]
-    pub image_gc: super::kubelet::ImageGcArgs,
-    /// The cluster DNS server for pods (comma-separated).
-    #[arg(
-        long,
-        env = "WHARF_CLUSTER_DNS",
-        default_value = "10.43.0.10",
-        value_delimiter = ','
-    )]
-    pub cluster_dns: Vec<String>,
-    /// The cluster domain.
-    #[arg(long, env = "WHARF_CLUSTER_DOMAIN", default_value = "cluster.local")]
-    pub cluster_domain: String,
-    /// The kubelet API's HTTPS port (0: any free port).
-    #[arg(long, env = "WHARF_KUBELET_PORT", default_value_t = 10250)]
-    pub kubelet_port: u16,
+    pub node: super::kubelet::NodeFlags,
     /// Do not run the service proxy (k3s's `--disable-kube-proxy`).
     #[arg(long, env = "WHARF_DISABLE_KUBE_PROXY")]
     pub disable_kube_proxy: bool,
@@ -77,7 +50,11 @@ fn kubelet_kubeconfig(data_dir: &Path) -> PathBuf {
 }
 
 /// Gets (or reuses) the node's identity and writes its kubeconfig.
-async fn join(args: &AgentArgs, token: &JoinToken, node: &str) -> anyhow::Result<(PathBuf, String)> {
+async fn join(
+    args: &AgentArgs,
+    token: &JoinToken,
+    node: &str,
+) -> anyhow::Result<(PathBuf, String)> {
     let ca_pem = join::fetch_ca(&args.server, token).await?;
     let path = kubelet_kubeconfig(&args.data_dir);
     if let Some(info) = join::reusable_identity(&path, node, &ca_pem) {
@@ -96,16 +73,20 @@ async fn join(args: &AgentArgs, token: &JoinToken, node: &str) -> anyhow::Result
 /// at a random point between 70 % and 90 % of its life (client-go's
 /// certificate manager's jitter).
 pub fn renewal_time(not_before: SystemTime, not_after: SystemTime, jitter: f64) -> SystemTime {
-    let life = not_after
-        .duration_since(not_before)
-        .unwrap_or_default();
+    let life = not_after.duration_since(not_before).unwrap_or_default();
     not_before + life.mul_f64(0.7 + 0.2 * jitter.clamp(0.0, 1.0))
 }
 
 /// Waits until the node's certificate is due, then replaces it with one
 /// requested with the current certificate (or, if that expired, with the
 /// bootstrap token). Returns once the new kubeconfig is written.
-async fn rotate(args: &AgentArgs, token: &JoinToken, node: &str, path: &Path, ca_pem: &str) -> anyhow::Result<()> {
+async fn rotate(
+    args: &AgentArgs,
+    token: &JoinToken,
+    node: &str,
+    path: &Path,
+    ca_pem: &str,
+) -> anyhow::Result<()> {
     let (cert, _, _) = join::read_identity(path)?;
     let info = join::cert_info(&cert)?;
     let at = renewal_time(info.not_before, info.not_after, rand::random::<f64>());
@@ -113,7 +94,11 @@ async fn rotate(args: &AgentArgs, token: &JoinToken, node: &str, path: &Path, ca
         .duration_since(SystemTime::now())
         .unwrap_or_default()
         .max(Duration::from_secs(5));
-    tracing::info!(serial = info.serial, in_seconds = wait.as_secs(), "next certificate renewal");
+    tracing::info!(
+        serial = info.serial,
+        in_seconds = wait.as_secs(),
+        "next certificate renewal"
+    );
     tokio::time::sleep(wait).await;
     let mut backoff = Duration::from_secs(2);
     loop {
@@ -127,7 +112,11 @@ async fn rotate(args: &AgentArgs, token: &JoinToken, node: &str, path: &Path, ca
             Ok((cert, key)) => {
                 apiserver::pki::write_kubeconfig(path, &args.server, ca_pem, &cert, &key, 0o600)?;
                 let new = join::cert_info(&cert)?;
-                tracing::info!(old = info.serial, new = new.serial, "node certificate renewed");
+                tracing::info!(
+                    old = info.serial,
+                    new = new.serial,
+                    "node certificate renewed"
+                );
                 return Ok(());
             }
             Err(e) => {
@@ -153,30 +142,29 @@ struct Components {
     proxy: Option<proxy::Proxy>,
 }
 
-async fn start_components(args: &AgentArgs, kubeconfig: &Path, ca_pem: &str, node: &str, node_ip: &str) -> anyhow::Result<Components> {
+async fn start_components(
+    args: &AgentArgs,
+    kubeconfig: &Path,
+    ca_pem: &str,
+    node: &str,
+    node_ip: &str,
+) -> anyhow::Result<Components> {
     // The kubelet API serves a self-signed certificate (as upstream's
     // kubelet without a serving CSR) and admits clients of the cluster CA.
     let tls = kubelet::server::ServingTls::self_signed(
         &[node_ip.to_string(), node.to_string()],
         kubelet::server::ServingTls::pem_to_der(ca_pem)?,
     )?;
-    let cfg = kubelet::Config {
-        node_name: node.to_string(),
-        data_dir: args.data_dir.clone(),
-        runtime_endpoint: args.container_runtime_endpoint.clone(),
-        node_ip: node_ip.to_string(),
-        private_registry: Some(args.private_registry.clone()),
-        image_gc: args.image_gc.policy()?,
-        cluster_dns: args.cluster_dns.clone(),
-        cluster_domain: args.cluster_domain.clone(),
-        kubelet_port: args.kubelet_port,
-        serving_tls: Some(tls),
-    };
+    let cfg = args
+        .node
+        .config(node.to_string(), args.data_dir.clone(), tls)?;
     let kubelet = super::kubelet::start(kubeconfig, None, cfg).await?;
     let proxy = if args.disable_kube_proxy {
         None
     } else {
-        let cfg = args.proxy.config(node.to_string(), args.cluster_cidr.as_deref())?;
+        let cfg = args
+            .proxy
+            .config(node.to_string(), args.cluster_cidr.as_deref())?;
         let client = super::client_from(kubeconfig, None, "kube-proxy").await?;
         Some(super::proxy::start(client, cfg))
     };
@@ -195,12 +183,10 @@ impl Components {
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
-    let token = JoinToken::parse(&args.token).context("--token (the server's <data-dir>/server/token)")?;
+    let token =
+        JoinToken::parse(&args.token).context("--token (the server's <data-dir>/server/token)")?;
     let node = super::kubelet::node_name(args.node_name.as_deref());
-    let node_ip = args
-        .node_ip
-        .clone()
-        .unwrap_or_else(|| super::host_address().to_string());
+    let node_ip = args.node.node_ip();
     let (kubeconfig, ca_pem) = join(&args, &token, &node).await?;
     println!(
         "wharf agent: node {node} joined {}; kubeconfig: {}",

@@ -58,10 +58,18 @@ pub struct ControllerFlags {
     pub pod_gc_quarantine: Duration,
     /// The CA certificate (PEM) that signs approved client certificate
     /// requests (`wharf server`: its own CA).
-    #[arg(long, env = "WHARF_CLUSTER_SIGNING_CERT_FILE", requires = "cluster_signing_key_file")]
+    #[arg(
+        long,
+        env = "WHARF_CLUSTER_SIGNING_CERT_FILE",
+        requires = "cluster_signing_key_file"
+    )]
     pub cluster_signing_cert_file: Option<PathBuf>,
     /// The key of `--cluster-signing-cert-file` (PEM).
-    #[arg(long, env = "WHARF_CLUSTER_SIGNING_KEY_FILE", requires = "cluster_signing_cert_file")]
+    #[arg(
+        long,
+        env = "WHARF_CLUSTER_SIGNING_KEY_FILE",
+        requires = "cluster_signing_cert_file"
+    )]
     pub cluster_signing_key_file: Option<PathBuf>,
     /// The longest validity of a signed certificate (a request may ask for less).
     #[arg(long, env = "WHARF_CLUSTER_SIGNING_DURATION", default_value = "8760h", value_parser = parse_duration)]
@@ -96,7 +104,10 @@ impl ControllerFlags {
         &self,
         default: Option<(PathBuf, PathBuf)>,
     ) -> anyhow::Result<Option<controllers::csr::Signer>> {
-        let files = match (&self.cluster_signing_cert_file, &self.cluster_signing_key_file) {
+        let files = match (
+            &self.cluster_signing_cert_file,
+            &self.cluster_signing_key_file,
+        ) {
             (Some(c), Some(k)) => Some((c.clone(), k.clone())),
             _ => default,
         };
@@ -106,9 +117,12 @@ impl ControllerFlags {
         let read = |p: &PathBuf| {
             std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
         };
-        let signer =
-            controllers::csr::Signer::new(&read(&cert)?, &read(&key)?, self.cluster_signing_duration)
-                .with_context(|| format!("the signing CA {}", cert.display()))?;
+        let signer = controllers::csr::Signer::new(
+            &read(&cert)?,
+            &read(&key)?,
+            self.cluster_signing_duration,
+        )
+        .with_context(|| format!("the signing CA {}", cert.display()))?;
         Ok(Some(signer))
     }
 }

@@ -8,7 +8,9 @@ use std::time::{Duration, SystemTime};
 use anyhow::{bail, Context};
 use apiserver::bootstrap_token::JoinToken;
 use base64::Engine as _;
-use k8s_openapi::api::certificates::v1::{CertificateSigningRequest, CertificateSigningRequestSpec};
+use k8s_openapi::api::certificates::v1::{
+    CertificateSigningRequest, CertificateSigningRequestSpec,
+};
 use k8s_openapi::ByteString;
 use kube::api::{Api, ObjectMeta, PostParams};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -43,7 +45,12 @@ impl ServerCertVerifier for AcceptAnyCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -52,7 +59,12 @@ impl ServerCertVerifier for AcceptAnyCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -62,7 +74,9 @@ impl ServerCertVerifier for AcceptAnyCert {
 
 /// `https://host:port` split into what a TCP connect and SNI need.
 fn host_port(server: &str) -> anyhow::Result<(String, u16)> {
-    let uri: http::Uri = server.parse().with_context(|| format!("--server {server:?}"))?;
+    let uri: http::Uri = server
+        .parse()
+        .with_context(|| format!("--server {server:?}"))?;
     if uri.scheme_str() != Some("https") {
         bail!("--server {server:?} must be an https:// URL");
     }
@@ -91,7 +105,10 @@ pub async fn fetch_ca(server: &str, token: &JoinToken) -> anyhow::Result<String>
             .await
             .with_context(|| format!("connecting to {host}:{port}"))?;
         let name = ServerName::try_from(host.clone()).context("server name")?;
-        let mut tls = connector.connect(name, tcp).await.context("TLS handshake")?;
+        let mut tls = connector
+            .connect(name, tcp)
+            .await
+            .context("TLS handshake")?;
         let req = format!("GET /cacerts HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\nUser-Agent: wharf-agent\r\n\r\n");
         tls.write_all(req.as_bytes()).await?;
         let mut resp = Vec::new();
@@ -144,7 +161,11 @@ fn http_body(resp: &[u8]) -> anyhow::Result<&[u8]> {
 }
 
 /// A client authenticating with the bootstrap token, trusting only `ca_pem`.
-pub async fn bootstrap_client(server: &str, ca_pem: &str, token: &JoinToken) -> anyhow::Result<kube::Client> {
+pub async fn bootstrap_client(
+    server: &str,
+    ca_pem: &str,
+    token: &JoinToken,
+) -> anyhow::Result<kube::Client> {
     let b64 = base64::engine::general_purpose::STANDARD.encode(ca_pem);
     let kc: kube::config::Kubeconfig = serde_json::from_value(serde_json::json!({
         "apiVersion": "v1",
@@ -154,9 +175,10 @@ pub async fn bootstrap_client(server: &str, ca_pem: &str, token: &JoinToken) -> 
         "contexts": [{"name": "bootstrap", "context": {"cluster": "wharf", "user": "bootstrap"}}],
         "current-context": "bootstrap",
     }))?;
-    let config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-        .await
-        .context("the bootstrap credentials")?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .context("the bootstrap credentials")?;
     kube::Client::try_from(config).context("building the bootstrap client")
 }
 
@@ -195,7 +217,8 @@ pub fn cert_info(pem: &str) -> anyhow::Result<CertInfo> {
 
 /// The client certificate, key and CA of a kubeconfig wharf wrote.
 pub fn read_identity(path: &Path) -> anyhow::Result<(String, String, String)> {
-    let kc = kube::config::Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?;
+    let kc = kube::config::Kubeconfig::read_from(path)
+        .with_context(|| format!("reading {}", path.display()))?;
     let dec = |s: Option<&String>, what: &str| -> anyhow::Result<String> {
         let s = s.with_context(|| format!("{} has no {what}", path.display()))?;
         let bytes = base64::engine::general_purpose::STANDARD.decode(s.trim())?;
@@ -237,7 +260,11 @@ pub fn reusable_identity(path: &Path, node: &str, ca_pem: &str) -> Option<CertIn
 /// Asks for a client certificate for `system:node:<node>` through a
 /// CertificateSigningRequest and waits until it is issued. Returns
 /// `(cert_pem, key_pem)`. A 401 means the credentials were refused.
-pub async fn request_node_cert(client: kube::Client, node: &str, timeout: Duration) -> anyhow::Result<(String, String)> {
+pub async fn request_node_cert(
+    client: kube::Client,
+    node: &str,
+    timeout: Duration,
+) -> anyhow::Result<(String, String)> {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let mut params = rcgen::CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
@@ -270,10 +297,17 @@ pub async fn request_node_cert(client: kube::Client, node: &str, timeout: Durati
         Err(e) => return Err(e).context("creating the CertificateSigningRequest"),
     };
     let name = created.metadata.name.unwrap_or_default();
-    tracing::info!(csr = name, node, "certificate requested; waiting for approval and signing");
+    tracing::info!(
+        csr = name,
+        node,
+        "certificate requested; waiting for approval and signing"
+    );
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let got = api.get(&name).await.with_context(|| format!("reading CertificateSigningRequest {name}"))?;
+        let got = api
+            .get(&name)
+            .await
+            .with_context(|| format!("reading CertificateSigningRequest {name}"))?;
         if let Some(st) = &got.status {
             for c in st.conditions.iter().flatten() {
                 if c.type_ == "Denied" || c.type_ == "Failed" {
@@ -285,10 +319,14 @@ pub async fn request_node_cert(client: kube::Client, node: &str, timeout: Durati
                 }
             }
             if let Some(cert) = st.certificate.as_ref().filter(|c| !c.0.is_empty()) {
-                let pem = String::from_utf8(cert.0.clone()).context("the issued certificate is not PEM")?;
+                let pem = String::from_utf8(cert.0.clone())
+                    .context("the issued certificate is not PEM")?;
                 let info = cert_info(&pem)?;
                 if info.common_name != format!("system:node:{node}") {
-                    bail!("CertificateSigningRequest {name} was issued for {:?}", info.common_name);
+                    bail!(
+                        "CertificateSigningRequest {name} was issued for {:?}",
+                        info.common_name
+                    );
                 }
                 tracing::info!(csr = name, serial = info.serial, "certificate issued");
                 return Ok((pem, key.serialize_pem()));
@@ -316,7 +354,10 @@ mod tests {
 
     #[test]
     fn servers() {
-        assert_eq!(host_port("https://10.0.0.1:6443").unwrap(), ("10.0.0.1".into(), 6443));
+        assert_eq!(
+            host_port("https://10.0.0.1:6443").unwrap(),
+            ("10.0.0.1".into(), 6443)
+        );
         assert_eq!(host_port("https://[::1]").unwrap(), ("::1".into(), 6443));
         assert!(host_port("http://x:1").is_err());
     }
@@ -329,7 +370,15 @@ mod tests {
             .issue_client_cert("system:node:n1", &["system:nodes"], 1)
             .unwrap();
         let path = dir.path().join("kubelet.kubeconfig");
-        apiserver::pki::write_kubeconfig(&path, "https://127.0.0.1:6443", &pki.ca_cert_pem, &cert, &key, 0o600).unwrap();
+        apiserver::pki::write_kubeconfig(
+            &path,
+            "https://127.0.0.1:6443",
+            &pki.ca_cert_pem,
+            &cert,
+            &key,
+            0o600,
+        )
+        .unwrap();
         let info = reusable_identity(&path, "n1", &pki.ca_cert_pem).unwrap();
         assert_eq!(info.common_name, "system:node:n1");
         assert!(reusable_identity(&path, "n2", &pki.ca_cert_pem).is_none());

@@ -208,9 +208,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     );
     // Agents join with this token (its CA hash pins the cluster CA).
     let admin = super::client_from(&api.kubeconfig, None, "wharf-server").await?;
-    let token_path = super::token::ensure(&args.data_dir, args.token.as_deref(), &api.ca_pem, admin)
-        .await
-        .context("the join token")?;
+    let token_path =
+        super::token::ensure(&args.data_dir, args.token.as_deref(), &api.ca_pem, admin)
+            .await
+            .context("the join token")?;
     println!("wharf server: join token: {}", token_path.display());
     // The scheduler and the controller manager each run only while holding
     // their Lease (upstream's defaults), so several servers on one etcd never

@@ -21,7 +21,10 @@ fn credential(flag: Option<&str>, path: &Path, ca_hash: &str) -> anyhow::Result<
         if flag.starts_with("K10") {
             let t = JoinToken::parse(flag).context("--token")?;
             if t.ca_hash != ca_hash {
-                bail!("--token pins a CA whose hash is {}, but this server's CA hashes to {ca_hash}", t.ca_hash);
+                bail!(
+                    "--token pins a CA whose hash is {}, but this server's CA hashes to {ca_hash}",
+                    t.ca_hash
+                );
             }
             return Ok((t.id, t.secret));
         }
@@ -33,7 +36,9 @@ fn credential(flag: Option<&str>, path: &Path, ca_hash: &str) -> anyhow::Result<
     match std::fs::read_to_string(path) {
         Ok(text) => match JoinToken::parse(&text) {
             Ok(t) => return Ok((t.id, t.secret)),
-            Err(e) => tracing::warn!(path = %path.display(), error = %e, "unreadable join token; making a new one"),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "unreadable join token; making a new one")
+            }
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
@@ -110,7 +115,9 @@ pub async fn ensure(
             Ok(Some(have)) if have.data == want.data && have.type_ == want.type_ => Ok(()),
             Ok(Some(have)) => {
                 want.metadata.resource_version = have.metadata.resource_version;
-                api.replace(&name, &PostParams::default(), &want).await.map(|_| ())
+                api.replace(&name, &PostParams::default(), &want)
+                    .await
+                    .map(|_| ())
             }
             Ok(None) => api.create(&PostParams::default(), &want).await.map(|_| ()),
             Err(e) => Err(e),
@@ -157,14 +164,24 @@ mod tests {
         let a = credential(Some("my secret"), &path, &hash).unwrap();
         assert_eq!(a, credential(Some("my secret"), &path, &hash).unwrap());
         // A whole token must pin this server's CA.
-        let t = JoinToken { ca_hash: hash.clone(), id: "abcdef".into(), secret: "0123456789abcdef".into() };
+        let t = JoinToken {
+            ca_hash: hash.clone(),
+            id: "abcdef".into(),
+            secret: "0123456789abcdef".into(),
+        };
         assert!(credential(Some(&t.to_string()), &path, &hash).is_ok());
         assert!(credential(Some(&t.to_string()), &path, &bt::ca_hash(b"other")).is_err());
         // Without a flag: the file's, else random and valid.
         let (id, secret) = credential(None, &path, &hash).unwrap();
         assert!(bt::parse_credential(&format!("{id}.{secret}")).is_some());
         write_private(&path, &t.to_string()).unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(credential(None, &path, &hash).unwrap(), ("abcdef".into(), "0123456789abcdef".into()));
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            credential(None, &path, &hash).unwrap(),
+            ("abcdef".into(), "0123456789abcdef".into())
+        );
     }
 }
