@@ -15,6 +15,7 @@ import ssl
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -174,6 +175,20 @@ def test_bad_tokens_are_refused(cluster):
     with urllib.request.urlopen(f"https://127.0.0.1:{s.port}/cacerts", context=ctx) as r:
         import hashlib
         assert token.startswith("K10" + hashlib.sha256(r.read()).hexdigest() + "::")
+    # The token's credential may ask for certificates, and nothing else.
+    def bearer_get(path):
+        req = urllib.request.Request(f"https://127.0.0.1:{s.port}{path}",
+                                     headers={"Authorization": "Bearer " + token.split("::")[1]})
+        try:
+            with urllib.request.urlopen(req, context=ctx) as r:
+                return r.status, json.load(r)
+        except urllib.error.HTTPError as e:
+            return e.code, json.load(e)
+    code, body = bearer_get("/apis/certificates.k8s.io/v1/certificatesigningrequests")
+    assert code == 200 and body["kind"] == "CertificateSigningRequestList", body
+    code, body = bearer_get("/api/v1/namespaces/kube-system/secrets")
+    assert code == 403 and body["reason"] == "Forbidden", body
+    assert 'User "system:bootstrap:' in body["message"], body
     # A wrong secret: the API server says 401, the agent says so and stops.
     wrong = token[:-1] + ("a" if token[-1] != "a" else "b")
     code, out = agent.run_once(s.url, wrong)

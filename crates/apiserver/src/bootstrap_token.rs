@@ -221,6 +221,81 @@ fn user_for(
     })
 }
 
+/// What a bootstrap token may do: upstream's `system:node-bootstrapper`
+/// role (create, get, list and watch CertificateSigningRequests) plus
+/// discovery (`system:discovery`). wharf has no authorizer yet; without
+/// this a leaked join token would be an administrator's credential.
+/// Other users are not restricted here.
+pub fn authorize(
+    user: &UserInfo,
+    route: &crate::route::Route,
+    method: &http::Method,
+    watch: bool,
+) -> crate::error::ApiResult<()> {
+    use crate::route::Route;
+    if !user.username.starts_with(USER_PREFIX)
+        || !user.groups.iter().any(|g| g == BOOTSTRAPPERS_GROUP)
+    {
+        return Ok(());
+    }
+    let rp = match route {
+        Route::Resource(rp) => rp,
+        Route::LegacyVersions
+        | Route::Groups
+        | Route::Group(_)
+        | Route::ResourceList { .. }
+        | Route::OpenApi(_)
+        | Route::Version
+        | Route::Health { .. } => return Ok(()),
+        Route::Unknown => return Err(crate::error::ApiError::not_found_path()),
+    };
+    let verb = match (method.as_str(), rp.name.is_some()) {
+        ("GET", _) if watch => "watch",
+        ("GET", true) => "get",
+        ("GET", false) => "list",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        _ => "unknown",
+    };
+    let csr =
+        rp.info.group == "certificates.k8s.io" && rp.info.plural == "certificatesigningrequests";
+    if csr && rp.subresource.is_none() && matches!(verb, "create" | "get" | "list" | "watch") {
+        return Ok(());
+    }
+    Err(crate::error::ApiError::forbidden(forbidden_message(
+        user, rp, verb,
+    )))
+}
+
+/// Upstream's RBAC denial text.
+fn forbidden_message(user: &UserInfo, rp: &crate::route::ResourcePath, verb: &str) -> String {
+    let info = rp.info;
+    let resource = match &rp.subresource {
+        Some(s) => format!("{}/{s}", info.plural),
+        None => info.plural.to_string(),
+    };
+    let qualified = if info.group.is_empty() {
+        info.plural.to_string()
+    } else {
+        format!("{}.{}", info.plural, info.group)
+    };
+    let what = match &rp.name {
+        Some(n) => format!("{qualified} {n:?}"),
+        None => qualified,
+    };
+    let scope = match &rp.namespace {
+        Some(ns) => format!("in the namespace {ns:?}"),
+        None => "at the cluster scope".into(),
+    };
+    format!(
+        "{what} is forbidden: User {:?} cannot {verb} resource {resource:?} in API group {:?} {scope}",
+        user.username, info.group
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,6 +354,52 @@ mod tests {
         assert!(parse_credential(&format!("{id}.{secret}")).is_some());
         assert_eq!(credential_from_passphrase("hunter2"), (id, secret));
         assert_ne!(credential_from_passphrase("hunter3").0 + "x", "x");
+    }
+
+    #[test]
+    fn bootstrappers_may_only_ask_for_certificates() {
+        use crate::route::{route, Route};
+        use http::Method;
+        let user = user_for(
+            &secret_object("abcdef", "0123456789abcdef"),
+            "abcdef",
+            "0123456789abcdef",
+            time::OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+        let r = |p: &str| route(p).unwrap();
+        let csrs = "/apis/certificates.k8s.io/v1/certificatesigningrequests";
+        assert!(authorize(&user, &r(csrs), &Method::POST, false).is_ok());
+        assert!(authorize(&user, &r(csrs), &Method::GET, true).is_ok());
+        assert!(authorize(&user, &r(&format!("{csrs}/x")), &Method::GET, false).is_ok());
+        assert!(authorize(&user, &r("/apis"), &Method::GET, false).is_ok());
+        let e = authorize(
+            &user,
+            &r(&format!("{csrs}/x/approval")),
+            &Method::PUT,
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, 403);
+        assert_eq!(
+            e.message,
+            "certificatesigningrequests.certificates.k8s.io \"x\" is forbidden: User \"system:bootstrap:abcdef\" cannot update resource \"certificatesigningrequests/approval\" in API group \"certificates.k8s.io\" at the cluster scope"
+        );
+        let e = authorize(
+            &user,
+            &r("/api/v1/namespaces/kube-system/secrets"),
+            &Method::GET,
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.message,
+            "secrets is forbidden: User \"system:bootstrap:abcdef\" cannot list resource \"secrets\" in API group \"\" in the namespace \"kube-system\""
+        );
+        assert!(matches!(r("/api/v1/nodes"), Route::Resource(_)));
+        // Anyone else is not restricted here.
+        let admin = UserInfo::new("system:admin", vec!["system:masters".into()]);
+        assert!(authorize(&admin, &r("/api/v1/nodes"), &Method::DELETE, false).is_ok());
     }
 
     #[test]

@@ -142,6 +142,7 @@ async fn dispatch(
     let Some(user) = user else {
         return Err(ApiError::unauthorized());
     };
+    crate::bootstrap_token::authorize(&user, &r, req.method(), query.flag("watch"))?;
     if let Route::OpenApi(rest) = &r {
         let if_none_match = req
             .headers()
