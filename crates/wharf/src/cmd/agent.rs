@@ -197,18 +197,16 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     loop {
         let components = start_components(&args, &kubeconfig, &ca_pem, &node, &node_ip).await?;
         let rotated = tokio::select! {
-            _ = tokio::signal::ctrl_c() => false,
-            _ = term.recv() => false,
-            r = rotate(&args, &token, &node, &kubeconfig, &ca_pem) => {
-                r.context("renewing the node certificate")?;
-                true
-            }
+            _ = tokio::signal::ctrl_c() => None,
+            _ = term.recv() => None,
+            r = rotate(&args, &token, &node, &kubeconfig, &ca_pem) => Some(r),
         };
         // The API clients hold the old certificate: the components start
         // again with the new one (the pods keep running meanwhile).
         components.stop().await;
-        if !rotated {
-            return Ok(());
+        match rotated {
+            None => return Ok(()),
+            Some(r) => r.context("renewing the node certificate")?,
         }
     }
 }
