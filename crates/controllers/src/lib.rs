@@ -131,6 +131,7 @@ pub fn start(client: kube::Client, cfg: Config) -> anyhow::Result<tokio::task::J
             tokio::spawn(endpoints::run(client.clone())),
             tokio::spawn(gc::run(client.clone())),
             tokio::spawn(csr::run(client.clone(), cfg.signer.clone())),
+            tokio::spawn(csr::cleaner::run(client.clone())),
         ]);
         if let Some(set) = ipam {
             tasks

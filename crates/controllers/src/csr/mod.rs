@@ -2,8 +2,9 @@
 //! (upstream's `csrapproving` controller) and the signer of approved
 //! `kubernetes.io/kube-apiserver-client(-kubelet)` requests with the
 //! cluster CA (`csrsigning`). Both in one reconcile: approve first, then,
-//! once the approval shows, sign.
+//! once the approval shows, sign. `cleaner` deletes old requests.
 
+pub mod cleaner;
 pub mod rules;
 pub mod sign;
 

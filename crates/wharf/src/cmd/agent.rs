@@ -39,6 +39,9 @@ pub struct AgentArgs {
     /// The service proxy's flags (see `wharf proxy`).
     #[command(flatten)]
     pub proxy: super::proxy::ProxyFlags,
+    /// How long to keep trying to reach the server at start.
+    #[arg(long, default_value = "2m", value_parser = super::controller_manager::parse_duration, hide = true)]
+    pub server_wait: Duration,
     /// How long to wait for the node's certificate to be approved and issued.
     #[arg(long, default_value = "5m", value_parser = super::controller_manager::parse_duration, hide = true)]
     pub csr_timeout: Duration,
@@ -55,7 +58,7 @@ async fn join(
     token: &JoinToken,
     node: &str,
 ) -> anyhow::Result<(PathBuf, String)> {
-    let ca_pem = join::fetch_ca(&args.server, token).await?;
+    let ca_pem = join::fetch_ca(&args.server, token, args.server_wait).await?;
     let path = kubelet_kubeconfig(&args.data_dir);
     if let Some(info) = join::reusable_identity(&path, node, &ca_pem) {
         tracing::info!(path = %path.display(), serial = info.serial, "reusing the node's credentials");

@@ -232,6 +232,42 @@ pub async fn run_controllers(client: kube::Client, cfg: controllers::Config) {
 mod tests {
     use super::*;
 
+    #[derive(clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        f: ControllerFlags,
+    }
+
+    #[test]
+    fn signing_ca_from_flags_or_default() {
+        use clap::Parser;
+        let dir = tempfile::tempdir().unwrap();
+        apiserver::pki::ensure(dir.path(), &[]).unwrap();
+        let tls = dir.path().join("tls");
+        let (crt, key) = (tls.join("ca.crt"), tls.join("ca.key"));
+        let none = Flags::parse_from(["x"]).f;
+        assert!(none.signer(None).unwrap().is_none());
+        let s = none
+            .signer(Some((crt.clone(), key.clone())))
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.max_duration, Duration::from_secs(8760 * 3600));
+        let flags = Flags::parse_from([
+            "x",
+            "--cluster-signing-cert-file",
+            crt.to_str().unwrap(),
+            "--cluster-signing-key-file",
+            tls.join("admin.key").to_str().unwrap(),
+            "--cluster-signing-duration",
+            "90s",
+        ])
+        .f;
+        // The flags win over the default; a key of another certificate is refused.
+        let err = flags.signer(Some((crt, key))).unwrap_err();
+        assert!(format!("{err:#}").contains("does not belong"), "{err:#}");
+        assert!(Flags::try_parse_from(["x", "--cluster-signing-cert-file", "a"]).is_err());
+    }
+
     #[test]
     fn durations_parse_like_go() {
         assert_eq!(parse_duration("50s"), Ok(Duration::from_secs(50)));

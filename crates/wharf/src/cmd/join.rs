@@ -90,8 +90,43 @@ fn host_port(server: &str) -> anyhow::Result<(String, u16)> {
 }
 
 /// Downloads the server's CA bundle (`GET /cacerts`) without trusting the
-/// server, and returns it only if its SHA-256 is the token's.
-pub async fn fetch_ca(server: &str, token: &JoinToken) -> anyhow::Result<String> {
+/// server, and returns it only if its SHA-256 is the token's. A server not
+/// answering yet (an agent started with its server) is retried for
+/// `retry_for`; a wrong CA is refused at once.
+pub async fn fetch_ca(
+    server: &str,
+    token: &JoinToken,
+    retry_for: Duration,
+) -> anyhow::Result<String> {
+    host_port(server)?;
+    let deadline = tokio::time::Instant::now() + retry_for;
+    let mut backoff = Duration::from_millis(500);
+    let body = loop {
+        match download_ca(server).await {
+            Ok(b) => break b,
+            Err(e) if tokio::time::Instant::now() + backoff < deadline => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "the server is not reachable yet; retrying"
+                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    if !token.matches_ca(&body) {
+        bail!(
+            "the server's CA does not match the token's hash (token pins {}, {server} serves {}): refusing to join",
+            token.ca_hash,
+            apiserver::bootstrap_token::ca_hash(&body)
+        );
+    }
+    String::from_utf8(body).context("the CA bundle is not text")
+}
+
+/// One `GET /cacerts`, trusting nothing.
+async fn download_ca(server: &str) -> anyhow::Result<Vec<u8>> {
     let (host, port) = host_port(server)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())
@@ -124,14 +159,7 @@ pub async fn fetch_ca(server: &str, token: &JoinToken) -> anyhow::Result<String>
         .await
         .with_context(|| format!("no answer from {server} within 30 s"))??;
     let body = http_body(&resp).with_context(|| format!("GET {server}/cacerts"))?;
-    if !token.matches_ca(body) {
-        bail!(
-            "the server's CA does not match the token's hash (token pins {}, {server} serves {}): refusing to join",
-            token.ca_hash,
-            apiserver::bootstrap_token::ca_hash(body)
-        );
-    }
-    String::from_utf8(body.to_vec()).context("the CA bundle is not text")
+    Ok(body.to_vec())
 }
 
 /// The body of a `200` HTTP/1.1 response with a Content-Length (or read to close).
