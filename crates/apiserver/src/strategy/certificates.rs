@@ -59,23 +59,15 @@ pub fn set_requester(obj: &mut Value, user: &UserInfo) {
         return;
     };
     spec.insert("username".into(), json!(user.username));
-    for (k, empty) in [
-        ("uid", user.uid.is_empty()),
-        ("extra", user.extra.is_empty()),
-    ] {
-        spec.remove(k);
-        if !empty {
-            spec.insert(
-                k.into(),
-                if k == "uid" {
-                    json!(user.uid)
-                } else {
-                    json!(user.extra)
-                },
-            );
-        }
-    }
     spec.insert("groups".into(), json!(user.groups));
+    spec.remove("uid");
+    if !user.uid.is_empty() {
+        spec.insert("uid".into(), json!(user.uid));
+    }
+    spec.remove("extra");
+    if !user.extra.is_empty() {
+        spec.insert("extra".into(), json!(user.extra));
+    }
 }
 
 /// CertificateSigningRequests.
@@ -219,7 +211,7 @@ fn validate_signer_name(name: &str) -> Vec<FieldError> {
         errs.push(FieldError::invalid(
             P,
             name,
-            "validating label \"".to_string() + path + "\": a valid path segment of a signer name",
+            "the path after the domain must be non-empty and use only letters, digits, '-', '_', '.' and '/'",
         ));
     }
     errs
