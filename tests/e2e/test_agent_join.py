@@ -202,6 +202,12 @@ def test_bad_tokens_are_refused(cluster):
     assert code != 0 and "K10" in out, out
     assert not agent.kubeconfig().exists()
     assert k.json("get", "csr")["items"] == []
+    # The token is stable across server restarts.
+    s.stop()
+    s.start()
+    assert s.token() == token
+    assert (s.data_dir / "server" / "token").stat().st_mode & 0o777 == 0o600
+    assert (s.data_dir / "server" / "node-token").read_text().strip() == token
 
 
 def test_agent_joins_runs_pods_rejoins_and_rotates(cluster):
@@ -230,6 +236,11 @@ def test_agent_joins_runs_pods_rejoins_and_rotates(cluster):
         assert csr["status"]["conditions"][0]["reason"] == "AutoApproved"
         table = k("get", "csr")
         assert "Approved,Issued" in table and "kubernetes.io/kube-apiserver-client-kubelet" in table, table
+
+        # The kubeconfig authenticates as the node itself.
+        who = Kubectl(kc).json("auth", "whoami")["status"]["userInfo"]
+        assert who["username"] == f"system:node:{node}", who
+        assert "system:nodes" in who["groups"], who
 
         # The Node is the kubelet's own: it registered under system:node:<name>.
         n = k.json("get", "node", node, "--show-managed-fields")
@@ -295,7 +306,7 @@ def csr_yaml(name, request_pem, signer, usages, extra=""):
             f"  usages:{usages_yaml}\n{extra}")
 
 
-def test_kubectl_certificate_approve_and_deny(kubectl, server):
+def test_kubectl_certificate_approve_and_deny(kubectl, server, api_client):
     """A user's CSR: kubectl lists it, `kubectl certificate approve` gets it
     signed by the cluster CA (the certificate then authenticates), `deny`
     leaves it unsigned; bad requests are refused with upstream's reasons."""
@@ -325,6 +336,12 @@ def test_kubectl_certificate_approve_and_deny(kubectl, server):
         who = Kubectl(f.name).json("auth", "whoami")
     assert who["status"]["userInfo"]["username"] == f"alice-{tag}"
     assert "devs" in who["status"]["userInfo"]["groups"]
+    # The official Python client reads it too.
+    from kubernetes import client
+    got = client.CertificatesV1Api(api_client).read_certificate_signing_request(name)
+    assert got.spec.signer_name == "kubernetes.io/kube-apiserver-client"
+    assert [c.type for c in got.status.conditions] == ["Approved"]
+    assert base64.b64decode(got.status.certificate).decode() == cert
 
     # Denied: no certificate, and the decision cannot be reversed.
     _, req2 = make_csr(f"bob-{tag}", "devs")
