@@ -208,6 +208,16 @@ def test_bad_tokens_are_refused(cluster):
     assert s.token() == token
     assert (s.data_dir / "server" / "token").stat().st_mode & 0o777 == 0o600
     assert (s.data_dir / "server" / "node-token").read_text().strip() == token
+    # --token replaces it; the old one stops working.
+    s.stop()
+    s.extra_args += ["--token", "another passphrase"]
+    s.start()
+    new = s.token()
+    old_id = token.split("::")[1].split(".")[0]
+    assert new != token and new.split("::")[0] == token.split("::")[0]
+    assert k.run("get", "secret", "-n", "kube-system", f"bootstrap-token-{old_id}", check=False).returncode != 0
+    code, out = agent.run_once(s.url, token)
+    assert code != 0 and "401 Unauthorized" in out, out
 
 
 def test_agent_joins_runs_pods_rejoins_and_rotates(cluster):

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use apiserver::bootstrap_token::{self as bt, JoinToken};
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, PostParams};
+use kube::ResourceExt;
 
-/// Marks the Secrets this module owns, so a changed `--token` retires the old one.
+/// Marks the Secrets this module writes: only those are ever retired.
 const LABEL: &str = "wharf.dev/join-token";
 
 /// The credential to use: from `--token` (a whole join token, a bootstrap
@@ -90,6 +91,9 @@ pub async fn ensure(
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
     let path = dir.join("token");
     let ca_hash = bt::ca_hash(ca_pem.as_bytes());
+    let previous = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| JoinToken::parse(&t).ok());
     let (id, secret) = credential(flag, &path, &ca_hash)?;
     let token = JoinToken {
         ca_hash,
@@ -132,16 +136,19 @@ pub async fn ensure(
             Err(e) => return Err(e).context("writing the join token Secret"),
         }
     }
-    // A previous token (another --token) stops working.
-    let old = api
-        .list(&ListParams::default().labels(&format!("{LABEL}=true")))
-        .await
-        .context("listing join token Secrets")?;
-    for s in old.items {
-        let n = s.metadata.name.unwrap_or_default();
-        if n != name {
-            tracing::info!(secret = n, "retiring an old join token");
-            let _ = api.delete(&n, &DeleteParams::default()).await;
+    // This server's previous token (another --token) stops working. Other
+    // servers' tokens (several servers on one etcd) are left alone.
+    if let Some(old) = previous.filter(|p| p.id != id) {
+        let old_name = format!("bootstrap-token-{}", old.id);
+        match api.get_opt(&old_name).await {
+            Ok(Some(s)) if s.labels().get(LABEL).map(String::as_str) == Some("true") => {
+                tracing::info!(secret = old_name, "retiring the previous join token");
+                api.delete(&old_name, &DeleteParams::default())
+                    .await
+                    .context("deleting the previous join token")?;
+            }
+            Ok(_) => {}
+            Err(e) => return Err(e).context("reading the previous join token"),
         }
     }
     Ok(path)
