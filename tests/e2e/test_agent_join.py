@@ -373,6 +373,14 @@ def test_kubectl_certificate_approve_and_deny(kubectl, server, api_client):
                         "-f", f.name, check=False)
     assert r.returncode != 0 and "mutually exclusive" in r.stderr, r.stderr
 
+    # A server-side apply that creates one records the requester too.
+    _, req3 = make_csr(f"carol-{tag}", "devs")
+    kubectl("apply", "--server-side", "-f", "-", input=csr_yaml(
+        f"carol-{tag}", req3, "kubernetes.io/kube-apiserver-client", ["client auth"],
+        "  username: system:node:forged\n  groups: [system:bootstrappers]\n"))
+    carol = kubectl.json("get", "csr", f"carol-{tag}")["spec"]
+    assert carol["username"] == "system:admin" and "system:bootstrappers" not in carol["groups"], carol
+
     # A request that is not a CSR and a too short duration: 422 with upstream's fields.
     r = kubectl.run("create", "-f", "-", check=False, input=csr_yaml(
         f"bad-{tag}", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",

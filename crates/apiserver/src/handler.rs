@@ -393,6 +393,7 @@ fn write_options(
         dry_run,
         field_validation,
         field_manager: Some(crate::apply::manager_or_user_agent(explicit, user_agent)),
+        requester: None,
     })
 }
 
@@ -614,12 +615,10 @@ async fn resource(
         }
         (Method::POST, false) => {
             crate::crd::refuse_create_while_terminating(info)?;
-            let opts = write_options(&q, req.headers(), "CreateOptions")?;
+            let mut opts = write_options(&q, req.headers(), "CreateOptions")?;
+            opts.requester = Some(user.clone());
             let body = read_body(req).await?;
-            let mut obj = decode_object(&content_type, &body)?;
-            if info.group == "certificates.k8s.io" {
-                crate::strategy::certificates::set_requester(&mut obj, user);
-            }
+            let obj = decode_object(&content_type, &body)?;
             let w = reg.create(&rp, obj, &opts).await?;
             write_response(w, out, info, include_object(&q))
         }
@@ -651,7 +650,9 @@ async fn resource(
                 },
                 other => other,
             };
-            let opts = write_options(&q, req.headers(), "PatchOptions")?;
+            let mut opts = write_options(&q, req.headers(), "PatchOptions")?;
+            // Server-side apply may create the object.
+            opts.requester = Some(user.clone());
             let body = read_body(req).await?;
             let w = reg.patch(&rp, pt, &body, &opts).await?;
             write_response(w, out, info, include_object(&q))

@@ -3,8 +3,9 @@
 //! (`pkg/apis/certificates/validation`).
 //!
 //! The requester (`spec.username`, `uid`, `groups`, `extra`) is not the
-//! client's to choose: the handler overwrites it from the authenticated user
-//! on create ([`set_requester`]), and the spec never changes afterwards.
+//! client's to choose: every create (a POST, or a server-side apply that
+//! creates) overwrites it from the authenticated user ([`set_requester`],
+//! through `WriteOptions::requester`), and the spec never changes afterwards.
 
 use std::collections::HashSet;
 
