@@ -8,6 +8,9 @@
 //! - **X.509 client certificates** signed by the cluster CA: the subject's
 //!   common name is the user name and its organizations are the groups.
 //!
+//! Bootstrap tokens (`crate::bootstrap_token`) are asked last, by the
+//! server, because they are looked up in the watch cache.
+//!
 //! Every authenticated user is also put in `system:authenticated`, which is
 //! what RBAC bindings for "any logged-in user" refer to.
 
@@ -278,14 +281,14 @@ fn with_authenticated_group(mut user: UserInfo) -> UserInfo {
 /// The token of an `Authorization: Bearer <token>` header. The scheme is
 /// case-insensitive; other schemes and empty tokens mean "no token", so
 /// that they fall through to the other authenticators.
-fn bearer_token(header: &str) -> Option<&str> {
+pub(crate) fn bearer_token(header: &str) -> Option<&str> {
     let (scheme, token) = header.trim().split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// Equality whose running time depends only on the lengths.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

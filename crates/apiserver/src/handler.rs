@@ -120,6 +120,11 @@ async fn dispatch(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
+    // The CA bundle is public (k3s's `/cacerts`): a joining agent fetches
+    // it before it trusts anything and checks it against its token's hash.
+    if path == "/cacerts" {
+        return Ok(respond(200, "text/plain", ctx.ca_pem.clone().into_bytes()));
+    }
     let r = match route(&path) {
         Ok(r) => r,
         Err(RouteError::UnknownResource) | Err(RouteError::BadPath) => {
@@ -137,6 +142,7 @@ async fn dispatch(
     let Some(user) = user else {
         return Err(ApiError::unauthorized());
     };
+    crate::bootstrap_token::authorize(&user, &r, req.method(), query.flag("watch"))?;
     if let Route::OpenApi(rest) = &r {
         let if_none_match = req
             .headers()
@@ -387,6 +393,7 @@ fn write_options(
         dry_run,
         field_validation,
         field_manager: Some(crate::apply::manager_or_user_agent(explicit, user_agent)),
+        requester: None,
     })
 }
 
@@ -515,6 +522,12 @@ async fn resource(
                 crate::crd::scale::handle(reg, &rp, method, &content_type, &body, &opts).await?;
             return Ok(json_response(code, &scale));
         }
+        if s == "approval" && method == Method::PUT {
+            let opts = write_options(&q, req.headers(), "UpdateOptions")?;
+            let body = decode_object(&content_type, &read_body(req).await?)?;
+            let w = crate::certificates::approval(reg, &rp, body, &opts).await?;
+            return write_response(w, negotiate::output(accept), info, include_object(&q));
+        }
         if matches!(s, "scale" | "eviction" | "binding" | "finalize" | "token") {
             let opts = write_options(&q, req.headers(), "UpdateOptions")?;
             return crate::subresource::handle(
@@ -602,7 +615,8 @@ async fn resource(
         }
         (Method::POST, false) => {
             crate::crd::refuse_create_while_terminating(info)?;
-            let opts = write_options(&q, req.headers(), "CreateOptions")?;
+            let mut opts = write_options(&q, req.headers(), "CreateOptions")?;
+            opts.requester = Some(user.clone());
             let body = read_body(req).await?;
             let obj = decode_object(&content_type, &body)?;
             let w = reg.create(&rp, obj, &opts).await?;
@@ -636,7 +650,9 @@ async fn resource(
                 },
                 other => other,
             };
-            let opts = write_options(&q, req.headers(), "PatchOptions")?;
+            let mut opts = write_options(&q, req.headers(), "PatchOptions")?;
+            // Server-side apply may create the object.
+            opts.requester = Some(user.clone());
             let body = read_body(req).await?;
             let w = reg.patch(&rp, pt, &body, &opts).await?;
             write_response(w, out, info, include_object(&q))

@@ -208,6 +208,11 @@ pub static RESOURCES: &[ResourceInfo] = &[
     // batch/v1
     res!("batch", "v1", "CronJob", "cronjobs", "cronjob", true, short: ["cj"], cat: ["all"], verbs: STANDARD_VERBS, sub: [status("CronJob")]),
     res!("batch", "v1", "Job", "jobs", "job", true, short: [], cat: ["all"], verbs: STANDARD_VERBS, sub: [status("Job")]),
+    // certificates.k8s.io/v1
+    res!("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests", "certificatesigningrequest", false,
+         short: ["csr"], cat: [], verbs: STANDARD_VERBS,
+         sub: [Subresource { name: "approval", group: "", version: "", kind: "CertificateSigningRequest", verbs: &["get", "update"] },
+               status("CertificateSigningRequest")]),
     // coordination.k8s.io/v1
     res!("coordination.k8s.io", "v1", "Lease", "leases", "lease", true, short: [], cat: [], verbs: STANDARD_VERBS, sub: []),
     // discovery.k8s.io/v1

@@ -49,6 +49,8 @@ pub(crate) struct Ctx {
     pub ready: AtomicBool,
     pub advertise: SocketAddr,
     pub kubelet: crate::podproxy::KubeletClient,
+    /// The CA bundle served unauthenticated at `/cacerts` (PEM).
+    pub ca_pem: String,
 }
 
 /// A running API server.
@@ -117,6 +119,7 @@ impl ApiServer {
             ready: AtomicBool::new(false),
             advertise,
             kubelet: crate::podproxy::KubeletClient::new(&pki)?,
+            ca_pem: pki.ca_cert_pem.clone(),
         });
         crate::bootstrap::run(&ctx.registry, advertise, first_ip).await?;
         crate::crd::controller::spawn(&ctx);
@@ -253,7 +256,8 @@ fn authenticate(ctx: &Ctx, conn: &ConnAuth, req: &Request<Incoming>) -> Option<U
             .authn
             .authenticate(conn.certs.as_deref(), auth)
             .ok()
-            .filter(|u| crate::satoken::still_valid(&ctx.registry, u));
+            .filter(|u| crate::satoken::still_valid(&ctx.registry, u))
+            .or_else(|| crate::bootstrap_token::authenticate(&ctx.registry, auth));
     }
     let certs = conn.certs.as_deref()?;
     let mut cached = conn.cached.lock().expect("auth cache lock");

@@ -3,6 +3,7 @@
 //! like any other client. It never touches the store.
 
 pub mod cache;
+pub mod csr;
 pub mod deployment;
 pub mod endpoints;
 pub mod events;
@@ -58,6 +59,10 @@ pub struct Config {
     /// The cluster CA bundle (PEM) the root CA publisher puts in every
     /// namespace's `kube-root-ca.crt`; `None` runs no publisher.
     pub root_ca_pem: Option<String>,
+    /// The CA that signs approved client certificate requests
+    /// (`--cluster-signing-cert-file`/`--cluster-signing-key-file`); `None`
+    /// approves but signs nothing.
+    pub signer: Option<csr::Signer>,
 }
 
 impl Default for Config {
@@ -77,6 +82,7 @@ impl Default for Config {
             pod_gc_period: Duration::from_secs(20),
             pod_gc_quarantine: Duration::from_secs(40),
             root_ca_pem: None,
+            signer: None,
         }
     }
 }
@@ -124,6 +130,8 @@ pub fn start(client: kube::Client, cfg: Config) -> anyhow::Result<tokio::task::J
             tokio::spawn(deployment::run(client.clone())),
             tokio::spawn(endpoints::run(client.clone())),
             tokio::spawn(gc::run(client.clone())),
+            tokio::spawn(csr::run(client.clone(), cfg.signer.clone())),
+            tokio::spawn(csr::cleaner::run(client.clone())),
         ]);
         if let Some(set) = ipam {
             tasks

@@ -74,7 +74,7 @@ impl Options {
         Options {
             wharf: wharf.into(),
             workers,
-            worker_command: WorkerCommand::KubeletAndProxy,
+            worker_command: WorkerCommand::Agent,
             server_args: Vec::new(),
             images: Vec::new(),
             server_is_node: false,

@@ -63,6 +63,8 @@ enum Command {
     Scheduler(cmd::scheduler::SchedulerArgs),
     /// Run the controller manager alone, as a client of an API server.
     ControllerManager(cmd::controller_manager::ControllerManagerArgs),
+    /// Join a cluster as a worker node: kubelet and service proxy.
+    Agent(Box<cmd::agent::AgentArgs>),
     /// Run the kubelet alone, as a client of an API server.
     Kubelet(cmd::kubelet::KubeletArgs),
     /// Run the service proxy alone (Services to nftables), as a client of an API server.
@@ -93,6 +95,7 @@ fn main() -> anyhow::Result<()> {
             Command::HollowNodes(a) => cmd::hollow::run(a).await,
             Command::Scheduler(a) => cmd::scheduler::run(a).await,
             Command::ControllerManager(a) => cmd::controller_manager::run(a).await,
+            Command::Agent(a) => cmd::agent::run(*a).await,
             Command::Kubelet(a) => cmd::kubelet::run(a).await,
             Command::Proxy(a) => cmd::proxy::run(a).await,
             Command::Images(a) => cmd::images::run(a).await,

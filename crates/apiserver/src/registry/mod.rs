@@ -90,6 +90,8 @@ pub struct WriteOptions {
     pub field_validation: FieldValidation,
     /// `fieldManager`
     pub field_manager: Option<String>,
+    /// Who asks, for kinds that record it on create (CertificateSigningRequests).
+    pub requester: Option<crate::authn::UserInfo>,
 }
 
 impl Default for WriteOptions {
@@ -98,6 +100,7 @@ impl Default for WriteOptions {
             dry_run: false,
             field_validation: FieldValidation::Warn,
             field_manager: None,
+            requester: None,
         }
     }
 }

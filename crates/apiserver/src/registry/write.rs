@@ -326,6 +326,11 @@ impl Registry {
             }
         }
         strat.prepare_for_create(&mut obj);
+        if let Some(user) = opts.requester.as_ref() {
+            if info.group == "certificates.k8s.io" {
+                strategy::certificates::set_requester(&mut obj, user);
+            }
+        }
         strat.default(&mut obj);
         if info.group.is_empty() && info.plural == "pods" {
             self.admit_pod_priority(&mut obj).await?;

@@ -6,9 +6,10 @@ use serde_json::{Map, Value};
 
 use k8s_openapi::api::{
     apps::v1 as apps, authentication::v1 as authn, autoscaling::v1 as autoscaling,
-    batch::v1 as batch, coordination::v1 as coordination, core::v1 as core,
-    discovery::v1 as discovery, events::v1 as events, networking::v1 as networking,
-    policy::v1 as policy, rbac::v1 as rbac, scheduling::v1 as scheduling,
+    batch::v1 as batch, certificates::v1 as certificates, coordination::v1 as coordination,
+    core::v1 as core, discovery::v1 as discovery, events::v1 as events,
+    networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac,
+    scheduling::v1 as scheduling,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 
@@ -68,6 +69,7 @@ pub(super) fn generate() -> (Map<String, Value>, Kinds) {
         "autoscaling" "v1" "Scale" => autoscaling::Scale,
         "batch" "v1" "CronJob" => batch::CronJob,
         "batch" "v1" "Job" => batch::Job,
+        "certificates.k8s.io" "v1" "CertificateSigningRequest" => certificates::CertificateSigningRequest,
         "coordination.k8s.io" "v1" "Lease" => coordination::Lease,
         "discovery.k8s.io" "v1" "EndpointSlice" => discovery::EndpointSlice,
         "events.k8s.io" "v1" "Event" => events::Event,

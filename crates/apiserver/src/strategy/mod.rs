@@ -14,6 +14,7 @@ use crate::error::FieldError;
 use crate::resources::ResourceInfo;
 
 mod batch;
+pub(crate) mod certificates;
 mod config;
 mod container;
 mod crd;
@@ -134,6 +135,7 @@ pub fn strategy_for(info: &ResourceInfo) -> &'static dyn Strategy {
         ("batch", "Job") => &batch::JobStrategy,
         ("batch", "CronJob") => &batch::CronJobStrategy,
         ("coordination.k8s.io", "Lease") => &other::LeaseStrategy,
+        ("certificates.k8s.io", "CertificateSigningRequest") => &certificates::CsrStrategy,
         ("policy", "PodDisruptionBudget") => &other::PodDisruptionBudgetStrategy,
         ("scheduling.k8s.io", "PriorityClass") => &other::PriorityClassStrategy,
         ("authentication.k8s.io", "SelfSubjectReview") => &other::SelfSubjectReviewStrategy,

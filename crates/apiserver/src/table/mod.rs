@@ -14,6 +14,7 @@
 
 mod apps;
 mod batch;
+mod certificates;
 mod core;
 mod custom;
 mod events;
@@ -207,6 +208,9 @@ fn printer_for(info: &ResourceInfo) -> Printer {
         ("batch", "CronJob") => Printer::new(batch::CRON_JOB, batch::cron_job),
         ("batch", "Job") => Printer::new(batch::JOB, batch::job),
         ("coordination.k8s.io", "Lease") => Printer::new(other::LEASE, other::lease),
+        ("certificates.k8s.io", "CertificateSigningRequest") => {
+            Printer::new(certificates::CSR, certificates::csr)
+        }
         ("discovery.k8s.io", "EndpointSlice") => {
             Printer::new(networking::ENDPOINT_SLICE, networking::endpoint_slice)
         }

@@ -56,6 +56,24 @@ pub struct ControllerFlags {
     /// (wharf's; upstream fixes 40s).
     #[arg(long, env = "WHARF_POD_GC_QUARANTINE", default_value = "40s", value_parser = parse_duration)]
     pub pod_gc_quarantine: Duration,
+    /// The CA certificate (PEM) that signs approved client certificate
+    /// requests (`wharf server`: its own CA).
+    #[arg(
+        long,
+        env = "WHARF_CLUSTER_SIGNING_CERT_FILE",
+        requires = "cluster_signing_key_file"
+    )]
+    pub cluster_signing_cert_file: Option<PathBuf>,
+    /// The key of `--cluster-signing-cert-file` (PEM).
+    #[arg(
+        long,
+        env = "WHARF_CLUSTER_SIGNING_KEY_FILE",
+        requires = "cluster_signing_cert_file"
+    )]
+    pub cluster_signing_key_file: Option<PathBuf>,
+    /// The longest validity of a signed certificate (a request may ask for less).
+    #[arg(long, env = "WHARF_CLUSTER_SIGNING_DURATION", default_value = "8760h", value_parser = parse_duration)]
+    pub cluster_signing_duration: Duration,
 }
 
 impl ControllerFlags {
@@ -76,7 +94,36 @@ impl ControllerFlags {
             pod_gc_period: self.pod_gc_period,
             pod_gc_quarantine: self.pod_gc_quarantine,
             root_ca_pem: None,
+            signer: None,
         }
+    }
+
+    /// The certificate signer from `cert`/`key` (the flags, else the given
+    /// defaults); `None` when neither is set.
+    pub fn signer(
+        &self,
+        default: Option<(PathBuf, PathBuf)>,
+    ) -> anyhow::Result<Option<controllers::csr::Signer>> {
+        let files = match (
+            &self.cluster_signing_cert_file,
+            &self.cluster_signing_key_file,
+        ) {
+            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+            _ => default,
+        };
+        let Some((cert, key)) = files else {
+            return Ok(None);
+        };
+        let read = |p: &PathBuf| {
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+        };
+        let signer = controllers::csr::Signer::new(
+            &read(&cert)?,
+            &read(&key)?,
+            self.cluster_signing_duration,
+        )
+        .with_context(|| format!("the signing CA {}", cert.display()))?;
+        Ok(Some(signer))
     }
 }
 
@@ -146,6 +193,7 @@ pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
         .context("installing the SIGTERM handler")?;
     let mut cfg = args.controllers.config(&args.cluster_cidr);
     cfg.root_ca_pem = super::root_ca_pem(&args.kubeconfig);
+    cfg.signer = args.controllers.signer(None)?;
     cfg.check().context("the controller manager's settings")?;
     let election = args
         .leader
@@ -183,6 +231,42 @@ pub async fn run_controllers(client: kube::Client, cfg: controllers::Config) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        f: ControllerFlags,
+    }
+
+    #[test]
+    fn signing_ca_from_flags_or_default() {
+        use clap::Parser;
+        let dir = tempfile::tempdir().unwrap();
+        apiserver::pki::ensure(dir.path(), &[]).unwrap();
+        let tls = dir.path().join("tls");
+        let (crt, key) = (tls.join("ca.crt"), tls.join("ca.key"));
+        let none = Flags::parse_from(["x"]).f;
+        assert!(none.signer(None).unwrap().is_none());
+        let s = none
+            .signer(Some((crt.clone(), key.clone())))
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.max_duration, Duration::from_secs(8760 * 3600));
+        let flags = Flags::parse_from([
+            "x",
+            "--cluster-signing-cert-file",
+            crt.to_str().unwrap(),
+            "--cluster-signing-key-file",
+            tls.join("admin.key").to_str().unwrap(),
+            "--cluster-signing-duration",
+            "90s",
+        ])
+        .f;
+        // The flags win over the default; a key of another certificate is refused.
+        let err = flags.signer(Some((crt, key))).unwrap_err();
+        assert!(format!("{err:#}").contains("does not belong"), "{err:#}");
+        assert!(Flags::try_parse_from(["x", "--cluster-signing-cert-file", "a"]).is_err());
+    }
 
     #[test]
     fn durations_parse_like_go() {

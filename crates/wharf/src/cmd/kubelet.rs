@@ -20,6 +20,24 @@ pub struct KubeletArgs {
     /// Directory for containerd's state, the CNI config and pod logs (under `agent/`).
     #[arg(long, env = "WHARF_DATA_DIR", default_value = "/var/lib/wharf")]
     pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub node: NodeFlags,
+    /// The kubelet API's serving certificate (PEM); without it the kubelet
+    /// signs its own, as upstream's does.
+    #[arg(long, requires = "tls_private_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The key of `--tls-cert-file` (PEM).
+    #[arg(long, requires = "tls_cert_file")]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// CA bundle (PEM) that clients of the kubelet API must be signed by
+    /// (default: the kubeconfig's certificate authority).
+    #[arg(long)]
+    pub client_ca_file: Option<PathBuf>,
+}
+
+/// The kubelet flags `wharf kubelet` and `wharf agent` share.
+#[derive(Args, Debug, Clone)]
+pub struct NodeFlags {
     /// A CRI socket to use instead of starting wharf's own containerd.
     #[arg(long, env = "WHARF_CONTAINER_RUNTIME_ENDPOINT")]
     pub container_runtime_endpoint: Option<String>,
@@ -50,17 +68,40 @@ pub struct KubeletArgs {
     /// The kubelet API's HTTPS port (0: any free port).
     #[arg(long, env = "WHARF_KUBELET_PORT", default_value_t = 10250)]
     pub kubelet_port: u16,
-    /// The kubelet API's serving certificate (PEM); without it the kubelet
-    /// signs its own, as upstream's does.
-    #[arg(long, requires = "tls_private_key_file")]
-    pub tls_cert_file: Option<PathBuf>,
-    /// The key of `--tls-cert-file` (PEM).
-    #[arg(long, requires = "tls_cert_file")]
-    pub tls_private_key_file: Option<PathBuf>,
-    /// CA bundle (PEM) that clients of the kubelet API must be signed by
-    /// (default: the kubeconfig's certificate authority).
-    #[arg(long)]
-    pub client_ca_file: Option<PathBuf>,
+}
+
+impl NodeFlags {
+    /// The node's InternalIP: the flag, else the host's first address.
+    pub fn node_ip(&self) -> String {
+        self.node_ip
+            .clone()
+            .unwrap_or_else(|| super::host_address().to_string())
+    }
+
+    /// The kubelet's configuration for `node_name` with these flags.
+    pub fn config(
+        &self,
+        node_name: String,
+        data_dir: PathBuf,
+        serving_tls: kubelet::server::ServingTls,
+    ) -> anyhow::Result<kubelet::Config> {
+        Ok(kubelet::Config {
+            node_name,
+            data_dir,
+            runtime_endpoint: self.container_runtime_endpoint.clone(),
+            node_ip: self.node_ip(),
+            private_registry: Some(self.private_registry.clone()),
+            image_gc: self.image_gc.policy()?,
+            cluster_dns: self.cluster_dns.clone(),
+            cluster_domain: self.cluster_domain.clone(),
+            kubelet_port: self.kubelet_port,
+            serving_tls: Some(serving_tls),
+            // A kubelet alone masquerades in the bridge plugin: no wharf pod
+            // network runs beside it. `wharf server` and `wharf agent` run
+            // the network and override this.
+            cni: kubelet::cni::Options::default(),
+        })
+    }
 }
 
 /// The kubelet's image garbage collection flags (upstream's names).
@@ -159,26 +200,9 @@ pub async fn run(args: KubeletArgs) -> anyhow::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     let node_name = node_name(args.node_name.as_deref());
-    let node_ip = args
-        .node_ip
-        .clone()
-        .unwrap_or_else(|| super::host_address().to_string());
-    let tls = serving_tls(&args, &[node_ip.clone(), node_name.clone()]).await?;
-    let cfg = kubelet::Config {
-        node_name,
-        data_dir: args.data_dir.clone(),
-        runtime_endpoint: args.container_runtime_endpoint.clone(),
-        node_ip,
-        private_registry: Some(args.private_registry.clone()),
-        image_gc: args.image_gc.policy()?,
-        cluster_dns: args.cluster_dns.clone(),
-        cluster_domain: args.cluster_domain.clone(),
-        kubelet_port: args.kubelet_port,
-        serving_tls: Some(tls),
-        // A kubelet alone masquerades in the bridge plugin: no wharf pod
-        // network runs beside it.
-        cni: kubelet::cni::Options::default(),
-    };
+    let node_ip = args.node.node_ip();
+    let tls = serving_tls(&args, &[node_ip, node_name.clone()]).await?;
+    let cfg = args.node.config(node_name, args.data_dir.clone(), tls)?;
     let k = start(&args.kubeconfig, args.server.as_deref(), cfg).await?;
     println!("wharf kubelet: running (CRI {})", k.endpoint());
     tokio::select! {

@@ -1,14 +1,17 @@
+pub mod agent;
 pub mod bench;
 pub mod controller_manager;
 pub mod debug;
 pub mod elect;
 pub mod hollow;
 pub mod images;
+pub mod join;
 pub mod kubelet;
 pub mod network;
 pub mod proxy;
 pub mod scheduler;
 pub mod server;
+pub mod token;
 
 /// An API client from a kubeconfig file, optionally pointed at another URL,
 /// sending `User-Agent: <component>/<version> …` as upstream's components do:

@@ -45,7 +45,9 @@ pub struct ServerArgs {
     /// External datastore, e.g. `etcd://h1:2379,h2:2379,h3:2379`. Default: embedded SQLite.
     #[arg(long, env = "WHARF_DATASTORE_ENDPOINT")]
     pub datastore_endpoint: Option<String>,
-    /// Shared secret for joining agents and servers.
+    /// The join token's secret: a bootstrap token `<id>.<secret>`, a whole
+    /// join token, or any passphrase (hashed into one). Default: a random
+    /// one, kept in `<data-dir>/server/token` across restarts.
     #[arg(long, env = "WHARF_TOKEN")]
     pub token: Option<String>,
     /// Run only the control plane, no kubelet, proxy or DNS on this host.
@@ -207,6 +209,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         api.local_addr.port(),
         api.kubeconfig.display()
     );
+    // Agents join with this token (its CA hash pins the cluster CA).
+    let admin = super::client_from(&api.kubeconfig, None, "wharf-server").await?;
+    let token_path =
+        super::token::ensure(&args.data_dir, args.token.as_deref(), &api.ca_pem, admin)
+            .await
+            .context("the join token")?;
+    println!("wharf server: join token: {}", token_path.display());
     // The scheduler and the controller manager each run only while holding
     // their Lease (upstream's defaults), so several servers on one etcd never
     // both schedule or both act. The identity is kept in the data directory:
@@ -236,6 +245,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         let client = super::client_from(&api.kubeconfig, None, "kube-controller-manager").await?;
         let mut cfg = args.controllers.config(&args.cluster_cidr);
         cfg.root_ca_pem = super::root_ca_pem(&api.kubeconfig);
+        // The in-process controller manager signs with the server's own CA.
+        let tls = args.data_dir.join("tls");
+        cfg.signer = args
+            .controllers
+            .signer(Some((tls.join("ca.crt"), tls.join("ca.key"))))?;
         cfg.check().context("the controller manager's settings")?;
         let election =
             election::Config::upstream_defaults("kube-controller-manager", identity.clone());
