@@ -35,8 +35,9 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// Give freed memory back to the OS at once instead of after mimalloc v3's
 /// 1 s delay: for the node's long-lived processes (the kubelet alone, the
 /// agent), whose memory is a goal (issue 6) and whose allocation rate is
-/// low. After 100 pods and the deletion of 50, the kubelet held 42.9 MiB
-/// with the delay and 37.6 MiB without (`wharf bench kubelet`). An explicit
+/// low. After 100 pods and the deletion of 50 (`wharf bench kubelet`), the
+/// kubelet held 41–43 MiB with the delay and 38–42 MiB without, and 23 MiB
+/// instead of 35 MiB before its first pod. An explicit
 /// `MIMALLOC_PURGE_DELAY` still wins.
 fn purge_at_once() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
