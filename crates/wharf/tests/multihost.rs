@@ -553,3 +553,195 @@ fn pods_on_different_nodes_reach_each_other() {
         assert_eq!(out, INDEX_HTML);
     }
 }
+
+/// A plain HTTP GET from the test process (the root namespace reaches every
+/// host through the test bridge), bounded by `timeout`.
+fn http_get(addr: &str, timeout: Duration) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let sock: std::net::SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+    let mut s = std::net::TcpStream::connect_timeout(&sock, timeout).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    write!(s, "GET / HTTP/1.0\r\nHost: {addr}\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+    out.split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .ok_or_else(|| format!("no HTTP response: {out:?}"))
+}
+
+/// Issue 7's acceptance over real agents (the server is a node too, for the
+/// cluster DNS): a Service answers by ClusterIP and by DNS name from a pod
+/// on either worker, its NodePort answers on every node's address,
+/// ServiceLB puts every node's address in a LoadBalancer's status, and a
+/// headless Service's name resolves to every ready pod's IP.
+#[test]
+fn services_answer_from_every_node_by_cluster_ip_dns_and_node_port() {
+    let _one = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = Options::new(env!("CARGO_BIN_EXE_wharf"), 2);
+    opts.server_is_node = true;
+    opts.images = vec![image_archive(dir.path())];
+    let c = Cluster::start_with(opts).expect("the cluster starts");
+    let httpd = ["httpd", "-f", "-p", "8080", "-h", "/www"];
+    for (name, node) in [("web-1", "worker-1"), ("web-2", "worker-2")] {
+        let mut p = pod_on(name, node, &httpd);
+        p["metadata"]["labels"] = json!({"app": "web"});
+        p["spec"]["containers"][0]["readinessProbe"] =
+            json!({"httpGet": {"port": 8080}, "periodSeconds": 1});
+        apply(&c, &p);
+    }
+    for (name, node) in [("client-1", "worker-1"), ("client-2", "worker-2")] {
+        apply(&c, &pod_on(name, node, &["sleep", "3600"]));
+    }
+    for svc in [
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+               "spec": {"type": "NodePort", "selector": {"app": "web"},
+                        "ports": [{"port": 80, "targetPort": 8080}]}}),
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web-headless"},
+               "spec": {"clusterIP": "None", "selector": {"app": "web"},
+                        "ports": [{"port": 8080}]}}),
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "lb"},
+               "spec": {"type": "LoadBalancer", "selector": {"app": "web"},
+                        "ports": [{"port": 8088, "targetPort": 8080}]}}),
+    ] {
+        apply(&c, &svc);
+    }
+    let ready_ips = || -> Result<Vec<String>, String> {
+        let ps = pods(&c, "app=web");
+        let ips: Vec<String> = ps
+            .iter()
+            .filter(|p| {
+                p["status"]["conditions"].as_array().is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
+            })
+            .filter_map(|p| p["status"]["podIP"].as_str().map(String::from))
+            .collect();
+        if ips.len() == 2 {
+            Ok(ips)
+        } else {
+            Err(format!("{} ready web pods", ips.len()))
+        }
+    };
+    let web_ips = wait_for(
+        &c,
+        "both web pods ready",
+        Duration::from_secs(90),
+        ready_ips,
+    );
+    for client in ["client-1", "client-2"] {
+        wait_for(
+            &c,
+            &format!("{client} running"),
+            Duration::from_secs(60),
+            || {
+                let p = c
+                    .kubectl_json(&["get", "pod", client])
+                    .map_err(|e| e.to_string())?;
+                running(&p)
+                    .then_some(())
+                    .ok_or_else(|| format!("{}", p["status"]))
+            },
+        );
+    }
+    let svc = c.kubectl_json(&["get", "service", "web"]).unwrap();
+    let cluster_ip = svc["spec"]["clusterIP"].as_str().unwrap().to_string();
+    let node_port = svc["spec"]["ports"][0]["nodePort"].as_u64().unwrap();
+
+    // From a pod on either worker: by ClusterIP and by DNS name (the
+    // server's DNS behind kube-dns's ClusterIP, across the overlay).
+    for client in ["client-1", "client-2"] {
+        for url in [
+            format!("http://{cluster_ip}/"),
+            "http://web.default.svc.cluster.local/".to_string(),
+        ] {
+            let out = wait_for(
+                &c,
+                &format!("{client} to get {url}"),
+                Duration::from_secs(30),
+                || {
+                    c.kubectl(&["exec", client, "--", "timeout", "5", "wget", "-qO-", &url])
+                        .map_err(|e| e.to_string())
+                },
+            );
+            assert_eq!(out, INDEX_HTML, "{client} {url}");
+        }
+    }
+
+    // The NodePort on every node's address, from outside the cluster.
+    for i in 0..3 {
+        let addr = format!("{}:{node_port}", c.host(i).ip);
+        let out = wait_for(
+            &c,
+            &format!("NodePort {addr}"),
+            Duration::from_secs(30),
+            || http_get(&addr, Duration::from_secs(3)),
+        );
+        assert_eq!(out, INDEX_HTML, "{addr}");
+    }
+
+    // ServiceLB: every node's address is an ingress point, and answers.
+    let want: std::collections::BTreeSet<String> =
+        (0..3).map(|i| c.host(i).ip.to_string()).collect();
+    let got = wait_for(
+        &c,
+        "the LoadBalancer's ingress",
+        Duration::from_secs(30),
+        || {
+            let lb = c
+                .kubectl_json(&["get", "service", "lb"])
+                .map_err(|e| e.to_string())?;
+            let got: std::collections::BTreeSet<String> = lb["status"]["loadBalancer"]["ingress"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|i| i["ip"].as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if got == want {
+                Ok(got)
+            } else {
+                Err(format!("{got:?}"))
+            }
+        },
+    );
+    let first = got.iter().next().unwrap();
+    let out = wait_for(
+        &c,
+        "the LoadBalancer to answer",
+        Duration::from_secs(30),
+        || http_get(&format!("{first}:8088"), Duration::from_secs(3)),
+    );
+    assert_eq!(out, INDEX_HTML);
+
+    // The headless Service's name gives every ready pod IP.
+    let answer = wait_for(
+        &c,
+        "the headless name to resolve to both pods",
+        Duration::from_secs(30),
+        || {
+            let out = c
+                .kubectl(&[
+                    "exec",
+                    "client-2",
+                    "--",
+                    "/bin/busybox",
+                    "nslookup",
+                    "web-headless.default.svc.cluster.local",
+                ])
+                .map_err(|e| e.to_string())?;
+            if web_ips.iter().all(|ip| out.contains(ip.as_str())) {
+                Ok(out)
+            } else {
+                Err(out)
+            }
+        },
+    );
+    assert!(
+        !answer.contains(&cluster_ip),
+        "a headless name has no VIP: {answer}"
+    );
+}

@@ -32,13 +32,16 @@ impl std::fmt::Debug for KubeletClient {
     }
 }
 
-/// Kubelets serve certificates of their own making (a standalone `wharf
-/// kubelet` signs its own, as upstream's does without TLS bootstrap), so
-/// like kube-apiserver without `--kubelet-certificate-authority` the
-/// serving certificate is not checked against a CA; the handshake
-/// signature still is.
+/// A server-certificate verifier that accepts any certificate but still
+/// checks the handshake signatures, so the peer holds the key of the
+/// certificate it showed. Kubelets serve certificates of their own making
+/// (a standalone `wharf kubelet` signs its own, as upstream's does without
+/// TLS bootstrap), so like kube-apiserver without
+/// `--kubelet-certificate-authority` the API server does not check them
+/// against a CA; `wharf agent` uses it only to download `/cacerts`, whose
+/// bytes it then checks against its join token's hash.
 #[derive(Debug)]
-struct AnyServerCert(Arc<rustls::crypto::CryptoProvider>);
+pub struct AnyServerCert(pub Arc<rustls::crypto::CryptoProvider>);
 
 impl ServerCertVerifier for AnyServerCert {
     fn verify_server_cert(

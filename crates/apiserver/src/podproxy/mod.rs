@@ -13,6 +13,8 @@
 
 mod kubelet;
 
+pub use kubelet::AnyServerCert;
+
 use std::convert::Infallible;
 use std::sync::Arc;
 
