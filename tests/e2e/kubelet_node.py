@@ -30,6 +30,49 @@ HUB_BODY = b"hello from a wharf pod\n"
 _mirror = {}
 
 
+def start_registry(d, port, extra_config=""):
+    """Debian's docker-registry on 127.0.0.1:`port`, storing under `d`
+    (`extra_config`: more of its YAML, e.g. an auth block); returns the
+    process once it listens."""
+    (d / "config.yml").write_text(f"""version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: {d}/data
+http:
+  addr: 127.0.0.1:{port}
+{extra_config}""")
+    proc = subprocess.Popen(["docker-registry", "serve", str(d / "config.yml")],
+                            stdout=open(d / "registry.log", "wb"), stderr=subprocess.STDOUT)
+
+    def up():
+        if proc.poll() is not None:
+            pytest.fail((d / "registry.log").read_text())
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+        except OSError:
+            return False
+    try:
+        wait_for("the registry to listen", up, timeout=30, every=0.2)
+    except BaseException:
+        stop_registry(proc, d)
+        raise
+    return proc
+
+
+def stop_registry(proc, d):
+    """Stop a start_registry process by PID and remove its directory."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    subprocess.run(["rm", "-rf", str(d)], capture_output=True)
+
+
 def mirror_registry():
     """The port of one registry for the whole run (Debian's docker-registry,
     no auth, on a free loopback port) holding `library/busybox:latest`, the
@@ -43,37 +86,11 @@ def mirror_registry():
             pytest.fail(f"{tool} is not installed: run scripts/install-deps.sh")
     d = Path(tempfile.mkdtemp(prefix="wharf-mirror-e2e-"))
     port = free_port()
-    (d / "config.yml").write_text(f"""version: 0.1
-log:
-  level: warn
-storage:
-  filesystem:
-    rootdirectory: {d}/data
-http:
-  addr: 127.0.0.1:{port}
-""")
-    proc = subprocess.Popen(["docker-registry", "serve", str(d / "config.yml")],
-                            stdout=open(d / "registry.log", "wb"), stderr=subprocess.STDOUT)
+    proc = start_registry(d, port)
 
     def stop():
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        subprocess.run(["rm", "-rf", str(d)], capture_output=True)
+        stop_registry(proc, d)
     atexit.register(stop)
-
-    def up():
-        if proc.poll() is not None:
-            pytest.fail((d / "registry.log").read_text())
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return True
-        except OSError:
-            return False
-    wait_for("the mirror registry to listen", up, timeout=30, every=0.2)
     archive = d / "busybox.tar"
     busybox_archive(archive, "localhost/e2e-busybox:1", HUB_BODY)
     subprocess.run(["skopeo", "copy", "--dest-tls-verify=false", f"docker-archive:{archive}",

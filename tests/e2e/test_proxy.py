@@ -122,15 +122,22 @@ def test_load_balancer_gets_the_node_address(cluster):
     assert BODY in wait_for("the load balancer to answer", lambda: get(f"http://{ip}:8089/"), timeout=30)
 
 
-def test_standalone_proxy_follows_a_selectorless_service(server, kubectl, namespace):
-    """`wharf proxy` alone against a server without agent: a Service with a
-    hand-written EndpointSlice shows up in (and leaves) its own table."""
+def standalone_proxy(server):
+    """`wharf proxy` alone (node n1) against `server`, with a table of its own:
+    (table name, process, a function listing the table)."""
     table = f"wharf-e2e-{random.randrange(1 << 32):08x}"
     log = open(Path(server.data_dir) / f"{table}.log", "ab")
     p = subprocess.Popen([WHARF, "proxy", "--kubeconfig", str(server.kubeconfig), "--hostname-override", "n1",
                           "--cluster-cidr", "10.42.0.0/16", "--proxy-table-name", table],
                          stdout=log, stderr=subprocess.STDOUT)
     listing = lambda: subprocess.run(["nft", "list", "table", "ip", table], capture_output=True, text=True).stdout
+    return table, p, listing
+
+
+def test_standalone_proxy_follows_a_selectorless_service(server, kubectl, namespace):
+    """`wharf proxy` alone against a server without agent: a Service with a
+    hand-written EndpointSlice shows up in (and leaves) its own table."""
+    table, p, listing = standalone_proxy(server)
     try:
         kubectl("create", "-n", namespace, "-f", "-", input=f"""
 apiVersion: v1
@@ -172,12 +179,7 @@ def test_proxy_converges_within_a_second_after_an_endpoint_churn_storm(server, k
     import threading
     from kubernetes import client
 
-    table = f"wharf-e2e-{random.randrange(1 << 32):08x}"
-    log = open(Path(server.data_dir) / f"{table}.log", "ab")
-    p = subprocess.Popen([WHARF, "proxy", "--kubeconfig", str(server.kubeconfig), "--hostname-override", "n1",
-                          "--cluster-cidr", "10.42.0.0/16", "--proxy-table-name", table],
-                         stdout=log, stderr=subprocess.STDOUT)
-    listing = lambda: subprocess.run(["nft", "list", "table", "ip", table], capture_output=True, text=True).stdout
+    table, p, listing = standalone_proxy(server)
     services = 10
     docs = []
     for i in range(services):

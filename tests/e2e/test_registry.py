@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from images import busybox_archive
-from kubelet_node import ctr, kubelet_node, wait_for
+from kubelet_node import ctr, kubelet_node, start_registry, stop_registry, wait_for
 
 NODE = "e2e-registry"
 USER, PASSWORD = "alice", "s3cret-e2e"
@@ -44,29 +44,12 @@ def registry():
     htpasswd = subprocess.run(["htpasswd", "-Bbn", USER, PASSWORD], check=True,
                               capture_output=True, text=True).stdout
     (d / "htpasswd").write_text(htpasswd)
-    (d / "config.yml").write_text(f"""version: 0.1
-log:
-  level: warn
-storage:
-  filesystem:
-    rootdirectory: {d}/data
-http:
-  addr: 127.0.0.1:{port}
-auth:
+    proc = start_registry(d, port, f"""auth:
   htpasswd:
     realm: wharf-e2e
     path: {d}/htpasswd
 """)
-    proc = subprocess.Popen(["docker-registry", "serve", str(d / "config.yml")],
-                            stdout=open(d / "registry.log", "wb"), stderr=subprocess.STDOUT)
     try:
-        def up():
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    return True
-            except OSError:
-                return proc.poll() is not None and pytest.fail((d / "registry.log").read_text())
-        wait_for("the registry to listen", up, timeout=30, every=0.2)
         archive = d / "busybox.tar"
         busybox_archive(archive, "localhost/e2e-busybox:1", b"pulled from the registry\n")
         for ref in ("library/busybox:latest", "private/busybox:v1"):
@@ -75,13 +58,7 @@ auth:
                            check=True, capture_output=True, timeout=120)
         yield port
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        subprocess.run(["rm", "-rf", str(d)], capture_output=True)
+        stop_registry(proc, d)
 
 
 @pytest.fixture(scope="module")
