@@ -745,3 +745,110 @@ fn services_answer_from_every_node_by_cluster_ip_dns_and_node_port() {
         "a headless name has no VIP: {answer}"
     );
 }
+
+/// Issue 7: a client on one worker requests a Service's ClusterIP ten times
+/// a second while its Deployment scales from 1 to 10 across both workers,
+/// rolls out a new template (readiness-gated, maxUnavailable 0, a preStop
+/// pause so a terminating pod serves until the rules drop it), and scales
+/// back to 1. Not one request may fail.
+#[test]
+fn no_request_fails_while_a_service_scales_and_rolls_across_nodes() {
+    let _one = one_at_a_time();
+    let c = cluster(&[]);
+    let mut d = web_deployment(1, None);
+    let spec = &mut d["spec"];
+    spec["strategy"] = json!({"type": "RollingUpdate",
+                              "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 2}});
+    spec["template"]["spec"]["terminationGracePeriodSeconds"] = json!(10);
+    spec["template"]["spec"]["containers"][0]["readinessProbe"] =
+        json!({"httpGet": {"port": 8080}, "periodSeconds": 1});
+    spec["template"]["spec"]["containers"][0]["lifecycle"] =
+        json!({"preStop": {"exec": {"command": ["sleep", "3"]}}});
+    apply(&c, &d);
+    apply(
+        &c,
+        &json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+                "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}}),
+    );
+    let vip = c
+        .kubectl(&["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"])
+        .unwrap();
+    let script = format!(
+        "ok=0; bad=0; while [ ! -e /data/stop ]; do \
+         if wget -qO- -T 2 http://{vip}/ >/dev/null 2>&1; then ok=$((ok+1)); else bad=$((bad+1)); fi; \
+         echo \"$ok $bad\" > /data/count; sleep 0.1; done; echo done >> /data/count"
+    );
+    apply(&c, &pod_on("client", "worker-1", &["sh", "-c", &script]));
+    let count = || -> Result<(u64, u64), String> {
+        let out = c
+            .kubectl(&["exec", "client", "--", "cat", "/data/count"])
+            .map_err(|e| e.to_string())?;
+        let mut it = out.split_whitespace().map(|n| n.parse::<u64>());
+        match (it.next(), it.next()) {
+            (Some(Ok(ok)), Some(Ok(bad))) => Ok((ok, bad)),
+            _ => Err(format!("count file: {out:?}")),
+        }
+    };
+    // The loop starts once the first pod answers (the count says so).
+    wait_for(
+        &c,
+        "the client's first success",
+        Duration::from_secs(90),
+        || {
+            count().and_then(|(ok, _)| {
+                if ok > 0 {
+                    Ok(())
+                } else {
+                    Err("no success yet".into())
+                }
+            })
+        },
+    );
+    let (_, bad_at_start) = count().unwrap();
+    let wait_rollout = |replicas: u64, what: &str| {
+        wait_for(&c, what, Duration::from_secs(120), || {
+            let d = c
+                .kubectl_json(&["get", "deployment", "web"])
+                .map_err(|e| e.to_string())?;
+            let st = &d["status"];
+            let n = |k: &str| st[k].as_u64().unwrap_or(0);
+            if st["observedGeneration"] == d["metadata"]["generation"]
+                && n("updatedReplicas") == replicas
+                && n("availableReplicas") == replicas
+                && n("replicas") == replicas
+            {
+                Ok(())
+            } else {
+                Err(format!("{st}"))
+            }
+        })
+    };
+    c.kubectl(&["scale", "deployment", "web", "--replicas", "10"])
+        .unwrap();
+    wait_rollout(10, "10 available replicas");
+    let nodes: std::collections::BTreeSet<String> =
+        pods(&c, "app=web").iter().map(node_of).collect();
+    assert_eq!(
+        nodes.len(),
+        2,
+        "the replicas spread over both workers: {nodes:?}"
+    );
+    c.kubectl(&["set", "env", "deployment/web", "ROLL=2"])
+        .unwrap();
+    wait_rollout(10, "the rolling update");
+    c.kubectl(&["scale", "deployment", "web", "--replicas", "1"])
+        .unwrap();
+    wait_rollout(1, "1 replica");
+    // Let the scale-down's terminations finish under the client's eyes.
+    std::thread::sleep(Duration::from_secs(5));
+    c.kubectl(&["exec", "client", "--", "touch", "/data/stop"])
+        .unwrap();
+    let (ok, bad) = count().unwrap();
+    assert!(ok > 100, "the client made only {ok} requests");
+    assert_eq!(
+        bad - bad_at_start,
+        0,
+        "{bad} of {} requests failed",
+        ok + bad
+    );
+}

@@ -211,7 +211,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let node = super::kubelet::node_name(args.node_name.as_deref());
     let node_ip = args.node.node_ip();
     let (kubeconfig, ca_pem) = join(&args, &token, &node).await?;
-    println!(
+    super::say!(
         "wharf agent: node {node} joined {}; kubeconfig: {}",
         args.server,
         kubeconfig.display()

@@ -204,7 +204,7 @@ pub async fn run(args: KubeletArgs) -> anyhow::Result<()> {
     let tls = serving_tls(&args, &[node_ip, node_name.clone()]).await?;
     let cfg = args.node.config(node_name, args.data_dir.clone(), tls)?;
     let k = start(&args.kubeconfig, args.server.as_deref(), cfg).await?;
-    println!("wharf kubelet: running (CRI {})", k.endpoint());
+    super::say!("wharf kubelet: running (CRI {})", k.endpoint());
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}

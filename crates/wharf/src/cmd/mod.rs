@@ -88,3 +88,16 @@ pub fn host_address() -> std::net::IpAddr {
         })
         .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
 }
+
+/// Print a line on stdout for whoever started a long-running command, as
+/// `println!` would, but never panic: a daemon whose reader went away (a
+/// closed pipe) keeps running instead of dying on EPIPE at its next line.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, $($arg)*);
+        let _ = out.flush();
+    }};
+}
+pub(crate) use say;

@@ -133,7 +133,7 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     let cfg = args.flags.config(node, args.cluster_cidr.as_deref())?;
     let client = super::client_from(kubeconfig, args.master.as_deref(), "kube-proxy").await?;
     let p = start(client, cfg);
-    println!("wharf proxy: running (table ip {})", args.flags.table);
+    super::say!("wharf proxy: running (table ip {})", args.flags.table);
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}

@@ -204,7 +204,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let api = apiserver::server::ApiServer::start(config, store)
         .await
         .context("starting the API server")?;
-    println!(
+    super::say!(
         "wharf server: API server at https://{advertise}:{} (store {ds:?}); admin kubeconfig: {}",
         api.local_addr.port(),
         api.kubeconfig.display()
@@ -215,7 +215,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         super::token::ensure(&args.data_dir, args.token.as_deref(), &api.ca_pem, admin)
             .await
             .context("the join token")?;
-    println!("wharf server: join token: {}", token_path.display());
+    super::say!("wharf server: join token: {}", token_path.display());
     // The scheduler and the controller manager each run only while holding
     // their Lease (upstream's defaults), so several servers on one etcd never
     // both schedule or both act. The identity is kept in the data directory:
