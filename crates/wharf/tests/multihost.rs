@@ -2,8 +2,10 @@
 //! (test_support::multihost), with real containerd: nodes register, pods
 //! spread, a node cut off loses its pods to the other and cleans up when it
 //! returns, a SIGKILLed kubelet leaves its containers running and re-adopts
-//! them, and pods on different nodes reach each other (this one needs the
-//! cross-node pod network).
+//! them, pods on different nodes reach each other over the pod network, a
+//! Service answers from every node (ClusterIP, DNS name, NodePort,
+//! LoadBalancer, headless), and no request fails while a Service's
+//! Deployment scales and rolls across the nodes.
 //!
 //! Run with `cargo test -p wharf --test multihost` (as root; each test
 //! builds and removes its own cluster, one cluster at a time).
@@ -773,10 +775,12 @@ fn no_request_fails_while_a_service_scales_and_rolls_across_nodes() {
     let vip = c
         .kubectl(&["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"])
         .unwrap();
+    // (`timeout`, not wget's own -T: Debian 12's busybox 1.35 wget
+    // segfaults with -T.)
     let script = format!(
         "ok=0; bad=0; while [ ! -e /data/stop ]; do \
-         if wget -qO- -T 2 http://{vip}/ >/dev/null 2>&1; then ok=$((ok+1)); else bad=$((bad+1)); fi; \
-         echo \"$ok $bad\" > /data/count; sleep 0.1; done; echo done >> /data/count"
+         if timeout 3 wget -qO- http://{vip}/ >/dev/null 2>&1; then ok=$((ok+1)); else bad=$((bad+1)); fi; \
+         echo \"$ok $bad\" > /data/count; sleep 0.1; done; echo done >> /data/count; sleep 3600"
     );
     apply(&c, &pod_on("client", "worker-1", &["sh", "-c", &script]));
     let count = || -> Result<(u64, u64), String> {
@@ -797,10 +801,25 @@ fn no_request_fails_while_a_service_scales_and_rolls_across_nodes() {
         || {
             count().and_then(|(ok, _)| {
                 if ok > 0 {
-                    Ok(())
-                } else {
-                    Err("no success yet".into())
+                    return Ok(());
                 }
+                // Why not: one request by hand, and where the pods are.
+                let url = format!("http://{vip}/");
+                let by_hand =
+                    c.kubectl(&["exec", "client", "--", "timeout", "3", "wget", "-O-", &url]);
+                let web: Vec<_> = pods(&c, "app=web")
+                    .iter()
+                    .map(|p| {
+                        (
+                            node_of(p),
+                            p["status"]["phase"].clone(),
+                            p["status"]["podIP"].clone(),
+                        )
+                    })
+                    .collect();
+                Err(format!(
+                    "no success yet; by hand: {by_hand:?}; web pods: {web:?}"
+                ))
             })
         },
     );
@@ -843,8 +862,27 @@ fn no_request_fails_while_a_service_scales_and_rolls_across_nodes() {
     std::thread::sleep(Duration::from_secs(5));
     c.kubectl(&["exec", "client", "--", "touch", "/data/stop"])
         .unwrap();
+    wait_for(
+        &c,
+        "the client loop to stop",
+        Duration::from_secs(10),
+        || {
+            c.kubectl(&["exec", "client", "--", "cat", "/data/count"])
+                .map_err(|e| e.to_string())
+                .and_then(|out| {
+                    if out.contains("done") {
+                        Ok(())
+                    } else {
+                        Err(out)
+                    }
+                })
+        },
+    );
     let (ok, bad) = count().unwrap();
-    assert!(ok > 100, "the client made only {ok} requests");
+    eprintln!(
+        "the client: {ok} requests answered, {bad} failed ({bad_at_start} before the first answer)"
+    );
+    assert!(ok > 50, "the client made only {ok} requests");
     assert_eq!(
         bad - bad_at_start,
         0,
