@@ -6,11 +6,12 @@ set -euo pipefail
 # containerd, runc, the CNI plugins (in /usr/lib/cni), busybox-static (the
 # sandbox image's and the tests' rootfs), iproute2, nftables and iptables (the
 # bridge plugin's ipMasq and portmap use iptables-nft) are what the
-# kubelet runs pods with; protobuf-compiler builds the CRI client.
+# kubelet runs pods with; conntrack (conntrack-tools) lets the service proxy
+# clear stale UDP flows; protobuf-compiler builds the CRI client.
 # docker-registry, skopeo (pushes test images) and apache2-utils (htpasswd)
 # are the real registry the image-pull tests use.
 APT_PACKAGES=(etcd-server etcd-client protobuf-compiler pkg-config build-essential
-  containerd runc containernetworking-plugins busybox-static iproute2 nftables iptables
+  containerd runc containernetworking-plugins busybox-static iproute2 nftables iptables conntrack
   docker-registry skopeo apache2-utils)
 
 missing=()

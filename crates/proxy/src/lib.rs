@@ -2,9 +2,12 @@
 //!
 //! - `rules.rs`: the desired ruleset, a pure function of the API objects;
 //! - `nft.rs`: the OS boundary (`nft -f -`, one transaction per apply);
+//! - `conntrack.rs`: stale UDP conntrack entries after an apply (the
+//!   `conntrack` tool), as kube-proxy clears them;
 //! - this file: the sync loop over kube-rs reflectors;
 //! - `servicelb.rs`: k3s's ServiceLB, load-balancer addresses from node IPs.
 
+pub mod conntrack;
 pub mod nft;
 pub mod rules;
 pub mod script;
@@ -22,6 +25,7 @@ use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource};
 use tokio::sync::Notify;
 
+use conntrack::Conntrack;
 use nft::Nft;
 use rules::{Cidr, Input, NodePortAddresses, Ruleset};
 
@@ -61,7 +65,12 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    pub fn start(client: Client, cfg: Config, nft: Arc<dyn Nft>) -> Proxy {
+    pub fn start(
+        client: Client,
+        cfg: Config,
+        nft: Arc<dyn Nft>,
+        conntrack: Arc<dyn Conntrack>,
+    ) -> Proxy {
         let notify = Arc::new(Notify::new());
         let (services, w) = reflector::store::<Service>();
         let mut tasks = vec![tokio::spawn(reflect(
@@ -82,7 +91,7 @@ impl Proxy {
             slices,
             nodes,
         };
-        tasks.push(tokio::spawn(sync_loop(stores, cfg, nft, notify)));
+        tasks.push(tokio::spawn(sync_loop(stores, cfg, nft, conntrack, notify)));
         Proxy { tasks }
     }
 
@@ -172,7 +181,13 @@ impl Stores {
     }
 }
 
-async fn sync_loop(stores: Stores, cfg: Config, nft: Arc<dyn Nft>, notify: Arc<Notify>) {
+async fn sync_loop(
+    stores: Stores,
+    cfg: Config,
+    nft: Arc<dyn Nft>,
+    conntrack: Arc<dyn Conntrack>,
+    notify: Arc<Notify>,
+) {
     // Rules from partial lists would reject services whose endpoints were
     // not listed yet: wait for every first list.
     let _ = stores.services.wait_until_ready().await;
@@ -186,9 +201,14 @@ async fn sync_loop(stores: Stores, cfg: Config, nft: Arc<dyn Nft>, notify: Arc<N
         // Computing and applying take tens of milliseconds at a thousand
         // services: off the async workers.
         let job = {
-            let (stores, cfg, nft, prev) =
-                (stores.clone(), cfg.clone(), nft.clone(), applied.take());
-            move || sync_once(&stores, &cfg, &*nft, prev, resync)
+            let (stores, cfg, nft, ct, prev) = (
+                stores.clone(),
+                cfg.clone(),
+                nft.clone(),
+                conntrack.clone(),
+                applied.take(),
+            );
+            move || sync_once(&stores, &cfg, &*nft, &*ct, prev, resync)
         };
         let (now, ok) = tokio::task::spawn_blocking(job)
             .await
@@ -219,6 +239,7 @@ fn sync_once(
     stores: &Stores,
     cfg: &Config,
     nft: &dyn Nft,
+    conntrack: &dyn Conntrack,
     applied: Option<Ruleset>,
     resync: bool,
 ) -> (Option<Ruleset>, bool) {
@@ -248,6 +269,16 @@ fn sync_once(
                 mode,
                 "proxy rules applied"
             );
+            // Only now do the new rules NAT a new flow: clear the entries
+            // that would keep old flows on the old (or no) translation. A
+            // first apply knows no previous state: every UDP destination
+            // with endpoints is cleared once.
+            let before = applied.map(|a| a.udp).unwrap_or_default();
+            for f in conntrack::stale(&before, &desired.udp) {
+                if let Err(e) = conntrack.flush(&f) {
+                    tracing::warn!(error = %e, flush = ?f, "clearing stale UDP conntrack entries failed");
+                }
+            }
             (Some(desired), true)
         }
         Err(e) => {
@@ -287,6 +318,7 @@ mod tests {
             },
             cfg,
             rec.clone(),
+            Arc::new(conntrack::Recorder::default()),
             notify.clone(),
         ));
         let svc: Service = obj(

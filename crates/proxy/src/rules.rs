@@ -129,6 +129,10 @@ pub struct Ruleset {
     pub table: String,
     pub chains: BTreeMap<String, Chain>,
     pub sets: BTreeMap<String, Collection>,
+    /// The UDP destinations and the endpoints they lead to: not rules, but
+    /// what the conntrack cleanup after an apply compares
+    /// (`crate::conntrack`).
+    pub udp: crate::conntrack::UdpTargets,
 }
 
 impl Ruleset {
@@ -513,6 +517,19 @@ fn service_port(
 
     let all = endpoints_for(port, slices, input.node_name);
     let cluster = usable(&all, false);
+    if proto == "udp" {
+        let eps: std::collections::BTreeSet<Ipv4Addr> = cluster.iter().map(|e| e.ip).collect();
+        let dests = std::iter::once(Some(cip))
+            .chain(ext_ips.iter().map(|ip| Some(*ip)))
+            .map(|ip| (ip, svc_port))
+            .chain(node_port.map(|p| (None, p)));
+        for (ip, port) in dests {
+            rs.udp
+                .entry(crate::conntrack::UdpDest { ip, port })
+                .or_default()
+                .extend(eps.iter().copied());
+        }
+    }
     if cluster.is_empty() {
         // No endpoint anywhere: reject at once, for every destination.
         let reject = "goto reject-chain";

@@ -517,3 +517,46 @@ fn load_balancer_source_ranges_drop_other_clients_of_the_load_balancer_ips() {
     assert!(elements(&rs, "service-ips")
         .contains(&"198.51.100.7 . tcp . 80 : goto ext-ns/web/tcp/80".to_string()));
 }
+
+#[test]
+fn udp_destinations_are_recorded_for_the_conntrack_cleanup() {
+    use crate::conntrack::UdpDest;
+    let svcs = [
+        service(
+            "dns",
+            json!({ "type": "NodePort", "clusterIP": "10.43.0.10",
+                    "externalIPs": ["203.0.113.7"],
+                    "ports": [{ "name": "dns", "port": 53, "protocol": "UDP", "nodePort": 30053 },
+                              { "name": "dns-tcp", "port": 53, "protocol": "TCP" }] }),
+        ),
+        service(
+            "empty",
+            json!({ "clusterIP": "10.43.0.11", "ports": [{ "port": 53, "protocol": "UDP" }] }),
+        ),
+    ];
+    let slices = [slice(
+        "dns",
+        json!([{ "name": "dns", "port": 8053, "protocol": "UDP" },
+               { "name": "dns-tcp", "port": 8053, "protocol": "TCP" }]),
+        &[ready("10.42.0.5", "n1"), ready("10.42.0.6", "n2")],
+    )];
+    let rs = compute_for(&svcs, &slices);
+    let eps: std::collections::BTreeSet<Ipv4Addr> = ["10.42.0.5", "10.42.0.6"]
+        .iter()
+        .map(|ip| ip.parse().unwrap())
+        .collect();
+    let d = |ip: Option<&str>, port| UdpDest {
+        ip: ip.map(|i| i.parse().unwrap()),
+        port,
+    };
+    let want: crate::conntrack::UdpTargets = [
+        (d(Some("10.43.0.10"), 53), eps.clone()),
+        (d(Some("203.0.113.7"), 53), eps.clone()),
+        (d(None, 30053), eps),
+        (d(Some("10.43.0.11"), 53), Default::default()),
+    ]
+    .into_iter()
+    .collect();
+    // TCP ports are not recorded.
+    assert_eq!(rs.udp, want);
+}

@@ -564,3 +564,79 @@ fn a_thousand_services_with_ten_endpoints_each() {
         refill
     );
 }
+
+/// The conntrack cleanup against the real kernel (conntrack-tools in a
+/// network namespace of the test's): entries NATed to a removed endpoint
+/// go, others stay; a destination that gains endpoints loses its
+/// un-NATed entries; nothing matching is not an error.
+#[test]
+fn stale_udp_conntrack_entries_are_deleted() {
+    use proxy::conntrack::{Conntrack, ConntrackCommand, Flush, UdpDest};
+    let ns = Netns(format!("wharf-test-{:x}-ct", std::process::id()));
+    must(&["ip", "netns", "add", &ns.0]);
+    let insert = |dst: &str, sport: &str, reply_src: &str, reply_sport: &str| {
+        must(&[
+            "ip",
+            "netns",
+            "exec",
+            &ns.0,
+            "conntrack",
+            "-I",
+            "-p",
+            "udp",
+            "-s",
+            "10.42.0.9",
+            "-d",
+            dst,
+            "--sport",
+            sport,
+            "--dport",
+            "53",
+            "-r",
+            reply_src,
+            "-q",
+            "10.42.0.9",
+            "--reply-port-src",
+            reply_sport,
+            "--reply-port-dst",
+            sport,
+            "-t",
+            "120",
+        ])
+    };
+    insert("10.43.0.60", "40000", "10.42.0.5", "8053"); // NATed to .5
+    insert("10.43.0.60", "40001", "10.42.0.6", "8053"); // NATed to .6
+    insert("10.43.0.61", "40002", "10.43.0.61", "53"); // never NATed
+    let list = || {
+        let out = run(&["ip", "netns", "exec", &ns.0, "conntrack", "-L", "-p", "udp"]);
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert_eq!(list().lines().count(), 3, "{}", list());
+    let ct = ConntrackCommand {
+        netns: Some(ns.0.clone()),
+    };
+    let dest = |ip: &str| UdpDest {
+        ip: Some(ip.parse().unwrap()),
+        port: 53,
+    };
+    ct.flush(&Flush::Endpoint(
+        dest("10.43.0.60"),
+        "10.42.0.5".parse().unwrap(),
+    ))
+    .unwrap();
+    let left = list();
+    assert!(!left.contains("sport=40000"), "{left}");
+    assert!(
+        left.contains("sport=40001") && left.contains("sport=40002"),
+        "{left}"
+    );
+    ct.flush(&Flush::Dest(dest("10.43.0.61"))).unwrap();
+    let left = list();
+    assert!(
+        !left.contains("sport=40002") && left.contains("sport=40001"),
+        "{left}"
+    );
+    // Nothing matches: fine.
+    ct.flush(&Flush::Dest(dest("10.43.0.99"))).unwrap();
+    assert!(list().contains("sport=40001"));
+}

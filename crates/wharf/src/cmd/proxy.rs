@@ -113,7 +113,12 @@ impl ProxyFlags {
 /// Start the proxy with the real `nft`.
 pub fn start(client: kube::Client, cfg: proxy::Config) -> proxy::Proxy {
     tracing::info!(table = %cfg.table, node = %cfg.node_name, cluster_cidr = ?cfg.cluster_cidr, "starting the service proxy");
-    proxy::Proxy::start(client, cfg, Arc::new(proxy::nft::NftCommand::default()))
+    proxy::Proxy::start(
+        client,
+        cfg,
+        Arc::new(proxy::nft::NftCommand::default()),
+        Arc::new(proxy::conntrack::ConntrackCommand::default()),
+    )
 }
 
 pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
