@@ -327,6 +327,31 @@ fn a_cut_off_worker_loses_its_pods_to_the_other_and_cleans_up_when_back() {
             .map(|c| c["lastTransitionTime"].clone())
             .unwrap_or_default()
     };
+    // Service traffic through the surviving worker's NodePort, before the
+    // cut and after its pods came back there.
+    apply(
+        &c,
+        &json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+                "spec": {"type": "NodePort", "selector": {"app": "web"},
+                         "ports": [{"port": 80, "targetPort": 8080}]}}),
+    );
+    let node_port = c
+        .kubectl(&[
+            "get",
+            "service",
+            "web",
+            "-o",
+            "jsonpath={.spec.ports[0].nodePort}",
+        ])
+        .unwrap();
+    let via_w2 = format!("{}:{node_port}", c.host(c.host_of("worker-2").unwrap()).ip);
+    let body = wait_for(
+        &c,
+        "the Service via worker-2",
+        Duration::from_secs(30),
+        || http_get(&via_w2, Duration::from_secs(3)),
+    );
+    assert_eq!(body, INDEX_HTML);
     let w2_ready_since = ready_since(&c, "worker-2");
     let cut_at = Instant::now();
     c.cut(1).unwrap();
@@ -358,6 +383,23 @@ fn a_cut_off_worker_loses_its_pods_to_the_other_and_cleans_up_when_back() {
     for (v, _) in &victims {
         assert!(!names.contains(v), "{v} was replaced");
     }
+    // With worker-1 still cut off, the Service answers every request: its
+    // endpoints are the replacements on worker-2 (the rules follow within a
+    // few seconds of their readiness).
+    wait_for(
+        &c,
+        "the Service to drop worker-1's endpoints",
+        Duration::from_secs(30),
+        || {
+            for i in 0..20 {
+                match http_get(&via_w2, Duration::from_secs(2)) {
+                    Ok(b) if b == INDEX_HTML => {}
+                    other => return Err(format!("request {i}: {other:?}")),
+                }
+            }
+            Ok(())
+        },
+    );
     // worker-2 stays Ready throughout.
     let w2 = c.kubectl_json(&["get", "node", "worker-2"]).unwrap();
     assert_eq!(ready_status(&w2), "True");
