@@ -882,7 +882,7 @@ impl Node {
                 .args(["-KILL", &pid.to_string()])
                 .status();
         }
-        unmount_under(&self.data_dir);
+        test_support::unmount_under(&self.data_dir);
         let bridge = kubelet::cni::bridge_name(&self.data_dir);
         let _ = Command::new("ip")
             .args(["link", "del", &bridge])
@@ -921,23 +921,6 @@ fn shims_of(sock: &Path) -> Vec<u32> {
         (exe.ends_with(b"containerd-shim-runc-v2") && args.any(|a| a == want)).then_some(pid)
     })
     .collect()
-}
-
-/// Unmount (lazily) every mount point under `dir`, deepest first.
-fn unmount_under(dir: &Path) {
-    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
-        return;
-    };
-    let prefix = format!("{}/", dir.display());
-    let mut points: Vec<&str> = mounts
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(1))
-        .filter(|m| m.starts_with(&prefix))
-        .collect();
-    points.sort_by_key(|m| std::cmp::Reverse(m.len()));
-    for m in points {
-        let _ = Command::new("umount").args(["-l", m]).status();
-    }
 }
 
 #[cfg(test)]

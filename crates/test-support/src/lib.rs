@@ -6,6 +6,8 @@
 pub mod etcd;
 pub mod multihost;
 
+pub use multihost::unmount_under;
+
 use std::net::TcpListener;
 use std::process::Child;
 

@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 
 pub use net::Cidr;
+pub use procs::unmount_under;
 pub use worker::{WorkerCommand, WorkerSpec};
 
 use crate::ChildGuard;

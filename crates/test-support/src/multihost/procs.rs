@@ -131,7 +131,7 @@ pub(crate) fn kill_leftovers(data_dir: &Path) {
 }
 
 /// Unmount (lazily) every mount point under `dir`, deepest first.
-pub(crate) fn unmount_under(dir: &Path) {
+pub fn unmount_under(dir: &Path) {
     let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
         return;
     };
