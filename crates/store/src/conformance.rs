@@ -356,7 +356,10 @@ pub async fn pipelined_chain(fresh: &impl Fresh) {
     let mut first = None;
     let mut pending = Vec::new();
     for i in 1..=20 {
-        let mut w = s.write_pipelined(cond, put(&i.to_string())).await.unwrap();
+        let mut w = s
+            .write_pipelined(cond, put(&i.to_string()), i < 20)
+            .await
+            .unwrap();
         let t = w.applied().await.expect("the precondition holds");
         assert_eq!(t.revision, r0 + i, "tickets are the next revisions");
         first.get_or_insert(t);
@@ -374,7 +377,7 @@ pub async fn pipelined_chain(fresh: &impl Fresh) {
     assert_eq!((kv.value, kv.version), (b("20"), 21));
     // A ticket of an older version no longer holds.
     let mut w = s
-        .write_pipelined(Precondition::Ticket(first.unwrap()), put("stale"))
+        .write_pipelined(Precondition::Ticket(first.unwrap()), put("stale"), false)
         .await
         .unwrap();
     assert_eq!(w.applied().await, None);
@@ -384,7 +387,7 @@ pub async fn pipelined_chain(fresh: &impl Fresh) {
     ));
     // Nor does a plain revision that is not the key's.
     let mut w = s
-        .write_pipelined(Precondition::ModRevision(r0), put("stale"))
+        .write_pipelined(Precondition::ModRevision(r0), put("stale"), false)
         .await
         .unwrap();
     assert_eq!(w.applied().await, None);

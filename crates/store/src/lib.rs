@@ -396,7 +396,17 @@ pub trait Store: Send + Sync + 'static {
     /// the next write of the key on it ([`Precondition::Ticket`]) while this
     /// one is being synced. The outcome still comes only once it is durable.
     /// By default the ticket comes with the outcome (no pipelining).
-    async fn write_pipelined(&self, cond: Precondition, op: WriteOp) -> Result<PipelinedWrite> {
+    ///
+    /// `followed` says that another write of the key waits to chain on this
+    /// one; a backend may then keep its transaction open a little longer
+    /// for that write, so that the two share one sync.
+    async fn write_pipelined(
+        &self,
+        cond: Precondition,
+        op: WriteOp,
+        followed: bool,
+    ) -> Result<PipelinedWrite> {
+        let _ = followed;
         let r = self.write(cond, op).await;
         let ((applied, outcome), w) = PipelinedWrite::channel();
         let ticket = match &r {

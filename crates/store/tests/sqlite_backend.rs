@@ -283,3 +283,71 @@ async fn file_size_is_bounded_under_churn_with_compaction() {
         "the WAL keeps growing: {sizes:?}"
     );
 }
+
+/// Writes to one key, each chained on the previous one's ticket: when each
+/// is marked as followed, the writer keeps the transaction open for the next
+/// one, so the chain shares syncs (watchers see fewer, larger batches);
+/// unmarked, each write is its own transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followed_chain_shares_transactions() {
+    use store::{Precondition, WriteOp, WriteOutcome};
+    for followed in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path().join("s.db"), opts())
+            .await
+            .unwrap();
+        let r0 = put(&s, "/chain", b"0").await;
+        let mut w = s
+            .watch(WatchRequest::prefix("/chain", r0 + 1))
+            .await
+            .unwrap();
+        let n = 20;
+        let mut cond = Precondition::ModRevision(r0);
+        let mut pending = Vec::new();
+        for i in 1..=n {
+            let op = WriteOp::Put {
+                key: b"/chain".to_vec(),
+                value: Bytes::from(i.to_string()),
+                ttl: None,
+            };
+            let mut pw = s
+                .write_pipelined(cond, op, followed && i < n)
+                .await
+                .unwrap();
+            cond = Precondition::Ticket(pw.applied().await.expect("the chain holds"));
+            pending.push(pw);
+        }
+        for pw in pending {
+            assert!(matches!(
+                pw.outcome().await.unwrap(),
+                WriteOutcome::Committed { .. }
+            ));
+        }
+        let (mut seen, mut batches) = (0, 0);
+        while seen < n {
+            match tokio::time::timeout(Duration::from_secs(10), w.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap()
+            {
+                WatchResponse::Events(evs) => {
+                    seen += evs.len();
+                    batches += 1;
+                }
+                WatchResponse::Progress { .. } => {}
+            }
+        }
+        assert_eq!(seen, n);
+        if followed {
+            assert!(
+                batches <= n / 2,
+                "{batches} transactions for {n} followed writes"
+            );
+        } else {
+            assert_eq!(batches, n, "unfollowed writes commit one by one");
+        }
+        let (kv, _) = s.get(b"/chain").await.unwrap();
+        assert_eq!(kv.unwrap().value, Bytes::from(n.to_string()));
+    }
+}

@@ -768,7 +768,8 @@ impl Registry {
                 value: bytes,
                 ttl: self.ttl_of(info),
             };
-            let mut write = match self.store.write_pipelined(cond, op).await {
+            let followed = keylock::has_waiters(&turn);
+            let mut write = match self.store.write_pipelined(cond, op, followed).await {
                 Ok(w) => w,
                 Err(e) => {
                     self.unexpect(&prepared);

@@ -357,12 +357,18 @@ impl Store for SqliteStore {
             op,
             reply,
             applied: None,
+            followed: false,
         }))?;
         rx.await
             .map_err(|_| Error::Closed("store writer stopped".into()))?
     }
 
-    async fn write_pipelined(&self, cond: Precondition, op: WriteOp) -> Result<PipelinedWrite> {
+    async fn write_pipelined(
+        &self,
+        cond: Precondition,
+        op: WriteOp,
+        followed: bool,
+    ) -> Result<PipelinedWrite> {
         op.validate()?;
         let ((applied, reply), w) = PipelinedWrite::channel();
         self.send(writer::Msg::Write(writer::Req {
@@ -370,6 +376,7 @@ impl Store for SqliteStore {
             op,
             reply,
             applied: Some(applied),
+            followed,
         }))?;
         Ok(w)
     }

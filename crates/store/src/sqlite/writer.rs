@@ -21,6 +21,13 @@ use crate::{
 
 /// Most requests folded into one transaction.
 const MAX_BATCH: usize = 1024;
+/// How long a transaction with a followed write waits for the next write,
+/// and how long it may stay open in all (see [`apply_batch`]). A chained
+/// writer needs a few hundred microseconds to compute its write; the
+/// sync it saves costs about as much, and every write of the transaction
+/// waits for it.
+const HOLD_STEP: std::time::Duration = std::time::Duration::from_micros(1500);
+const HOLD_MAX: std::time::Duration = std::time::Duration::from_millis(3);
 /// Each compaction step is its own short transaction run between write batches,
 /// so a step's length bounds a writer's extra wait. The number of revisions a
 /// step scans adapts to keep it near this long.
@@ -46,6 +53,9 @@ pub(super) struct Req {
     /// For a pipelined write: told the ticket (or `None`) after the batch's
     /// statements ran, before the COMMIT that makes it durable.
     pub applied: Option<oneshot::Sender<Option<Ticket>>>,
+    /// Another write of the key is queued behind this one and will chain on
+    /// its ticket: worth holding the transaction open for.
+    pub followed: bool,
 }
 
 /// A batch of committed changes as watchers receive it.
@@ -70,37 +80,44 @@ enum Chore {
 
 pub(super) fn run(conn: Connection, shared: Arc<Shared>, rx: Receiver<Msg>) {
     let mut chore: Option<Chore> = None;
+    // Messages to handle before waiting for more: those received in a
+    // batch, and those a held transaction left for the next one.
     let mut pending: Vec<Msg> = Vec::with_capacity(MAX_BATCH);
     // Failed transactions so far: a ticket from before a failure is void.
     let mut epoch: u64 = 0;
     loop {
-        let first = if chore.is_some() {
-            match rx.try_recv() {
-                Ok(m) => Some(m),
-                Err(TryRecvError::Empty) => None,
-                Err(TryRecvError::Disconnected) => break,
-            }
-        } else {
-            match rx.recv() {
-                Ok(m) => Some(m),
-                Err(_) => break,
-            }
-        };
-        if let Some(first) = first {
-            pending.push(first);
+        if pending.is_empty() {
+            let first = if chore.is_some() {
+                match rx.try_recv() {
+                    Ok(m) => Some(m),
+                    Err(TryRecvError::Empty) => None,
+                    Err(TryRecvError::Disconnected) => break,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(m) => Some(m),
+                    Err(_) => break,
+                }
+            };
+            pending.extend(first);
+        }
+        if !pending.is_empty() {
             while pending.len() < MAX_BATCH {
                 match rx.try_recv() {
                     Ok(m) => pending.push(m),
                     Err(_) => break,
                 }
             }
-            let mut writes = Vec::with_capacity(pending.len());
-            for m in pending.drain(..) {
+            let msgs: Vec<Msg> = std::mem::take(&mut pending);
+            let mut writes = Vec::with_capacity(msgs.len());
+            for m in msgs {
                 match m {
                     Msg::Write(req) => writes.push(req),
                     Msg::Compact { revision, reply } => {
-                        // Writes queued before the compaction request go first.
-                        commit_batch(&conn, &shared, std::mem::take(&mut writes), &mut epoch);
+                        // Writes queued before the compaction request go
+                        // first, in a transaction that takes no later ones.
+                        let ws = std::mem::take(&mut writes);
+                        commit_batch(&conn, &shared, ws, &mut epoch, None);
                         let r = start_compaction(&conn, &shared, revision);
                         if r.is_ok() {
                             // Rows kept by an earlier compaction may be superseded
@@ -120,7 +137,13 @@ pub(super) fn run(conn: Connection, shared: Arc<Shared>, rx: Receiver<Msg>) {
                     }
                 }
             }
-            commit_batch(&conn, &shared, writes, &mut epoch);
+            commit_batch(
+                &conn,
+                &shared,
+                writes,
+                &mut epoch,
+                Some((&rx, &mut pending)),
+            );
         }
         let step_started = std::time::Instant::now();
         let had_chore = chore.is_some();
@@ -183,16 +206,26 @@ fn fetch_kv(conn: &Connection, key: &[u8], live: &Live) -> Result<KeyValue> {
 
 type Reply = oneshot::Sender<Result<WriteOutcome>>;
 
-fn commit_batch(conn: &Connection, shared: &Shared, mut writes: Vec<Req>, epoch: &mut u64) {
+/// Where a transaction may wait for more writes: the queue, and the
+/// messages it takes from it but leaves for later.
+type Hold<'a> = Option<(&'a Receiver<Msg>, &'a mut Vec<Msg>)>;
+
+fn commit_batch(
+    conn: &Connection,
+    shared: &Shared,
+    mut writes: Vec<Req>,
+    epoch: &mut u64,
+    hold: Hold<'_>,
+) {
     if writes.is_empty() {
         return;
     }
     let base_rev = shared.state.read().expect("state lock").rev;
-    match apply_batch(conn, shared, base_rev, &mut writes, *epoch) {
-        Ok((outcomes, overlay, events, rev)) => {
+    match apply_batch(conn, shared, base_rev, &mut writes, *epoch, hold) {
+        Ok(txn) => {
             {
                 let mut st = shared.state.write().expect("state lock");
-                for (key, live) in overlay {
+                for (key, live) in txn.overlay {
                     if let Some(old) = st.index.get(&key) {
                         if let Some(at) = old.expires_ms {
                             st.expiries.remove(&(at, key.clone()));
@@ -210,16 +243,16 @@ fn commit_batch(conn: &Connection, shared: &Shared, mut writes: Vec<Req>, epoch:
                         }
                     }
                 }
-                st.rev = rev;
+                st.rev = txn.rev;
             }
-            if !events.is_empty() {
+            if !txn.events.is_empty() {
                 // No receivers is fine: nobody is watching.
                 let _ = shared.events.send(Arc::new(Batch {
-                    events,
-                    last_rev: rev,
+                    events: txn.events,
+                    last_rev: txn.rev,
                 }));
             }
-            for (req, outcome) in writes.into_iter().zip(outcomes) {
+            for (req, outcome) in writes.into_iter().zip(txn.outcomes) {
                 let _ = req.reply.send(Ok(outcome));
             }
         }
@@ -238,42 +271,82 @@ fn commit_batch(conn: &Connection, shared: &Shared, mut writes: Vec<Req>, epoch:
     }
 }
 
-type Applied = (
-    Vec<WriteOutcome>,
-    HashMap<Vec<u8>, Option<Live>>,
-    Vec<Event>,
-    i64,
-);
+/// What the writes of an open transaction did so far.
+struct Txn {
+    /// One per write, in order.
+    outcomes: Vec<WriteOutcome>,
+    /// The keys written, as the index will show them after the commit.
+    overlay: HashMap<Vec<u8>, Option<Live>>,
+    events: Vec<Event>,
+    /// The last revision given out.
+    rev: i64,
+}
 
+/// Run `writes` in one transaction, and commit it. With a `hold`, while a
+/// write of the transaction is followed (its writer has a successor that
+/// chains on its ticket), the transaction stays open for a little while
+/// and takes the writes that arrive, so that a chain of writes to one key
+/// shares a sync instead of waiting for one per write.
 fn apply_batch(
     conn: &Connection,
     shared: &Shared,
     base_rev: i64,
-    writes: &mut [Req],
+    writes: &mut Vec<Req>,
     epoch: u64,
-) -> Result<Applied> {
+    hold: Hold<'_>,
+) -> Result<Txn> {
     // BEGIN and COMMIT as cached statements: one transaction per batch, so
     // parsing them each time is a measurable part of a small batch.
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-    match apply_writes(conn, shared, base_rev, writes, epoch).and_then(|applied| {
-        // Pipelined writers may compute their next write while this one
-        // syncs: their tickets go out before the COMMIT.
-        for (req, outcome) in writes.iter_mut().zip(&applied.0) {
-            if let Some(tx) = req.applied.take() {
-                let ticket = match outcome {
-                    WriteOutcome::Committed { revision, .. } => Some(Ticket {
-                        revision: *revision,
-                        epoch,
-                    }),
-                    WriteOutcome::Failed { .. } => None,
+    let opened = std::time::Instant::now();
+    let mut txn = Txn {
+        outcomes: Vec::with_capacity(writes.len()),
+        overlay: HashMap::new(),
+        events: Vec::new(),
+        rev: base_rev,
+    };
+    let result = (|| {
+        apply_round(conn, shared, &mut txn, writes, 0, epoch)?;
+        if let Some((rx, deferred)) = hold {
+            let mut from = 0;
+            while writes.len() < MAX_BATCH && followed(&writes[from..], &txn.outcomes[from..]) {
+                let Some(left) = HOLD_MAX.checked_sub(opened.elapsed()) else {
+                    break;
                 };
-                let _ = tx.send(ticket);
+                match rx.recv_timeout(left.min(HOLD_STEP)) {
+                    Ok(Msg::Write(req)) => {
+                        from = writes.len();
+                        writes.push(req);
+                        while writes.len() < MAX_BATCH {
+                            match rx.try_recv() {
+                                Ok(Msg::Write(req)) => writes.push(req),
+                                // Later messages wait behind this one.
+                                Ok(m) => {
+                                    deferred.push(m);
+                                    break;
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        apply_round(conn, shared, &mut txn, writes, from, epoch)?;
+                    }
+                    Ok(m) => {
+                        deferred.push(m);
+                        break;
+                    }
+                    Err(_) => break,
+                }
             }
         }
+        if txn.rev != base_rev {
+            conn.prepare_cached("UPDATE meta SET value = ?1 WHERE name = 'rev'")?
+                .execute(params![txn.rev])?;
+        }
         conn.prepare_cached("COMMIT")?.execute([])?;
-        Ok(applied)
-    }) {
-        Ok(applied) => Ok(applied),
+        Ok(())
+    })();
+    match result {
+        Ok(()) => Ok(txn),
         Err(e) => {
             // A failed statement or COMMIT leaves the transaction open.
             if !conn.is_autocommit() {
@@ -286,18 +359,55 @@ fn apply_batch(
     }
 }
 
-/// The statements of one batch, inside its transaction.
+/// Whether a successor chains on one of these applied writes.
+fn followed(writes: &[Req], outcomes: &[WriteOutcome]) -> bool {
+    writes
+        .iter()
+        .zip(outcomes)
+        .any(|(w, o)| w.followed && matches!(o, WriteOutcome::Committed { .. }))
+}
+
+/// The statements of `writes[from..]` inside the open transaction; then
+/// their tickets go out, so pipelined writers may compute their next write
+/// while this one is being synced.
+fn apply_round(
+    tx: &Connection,
+    shared: &Shared,
+    txn: &mut Txn,
+    writes: &mut [Req],
+    from: usize,
+    epoch: u64,
+) -> Result<()> {
+    apply_writes(tx, shared, txn, &writes[from..], epoch)?;
+    for (req, outcome) in writes[from..].iter_mut().zip(&txn.outcomes[from..]) {
+        if let Some(tx) = req.applied.take() {
+            let ticket = match outcome {
+                WriteOutcome::Committed { revision, .. } => Some(Ticket {
+                    revision: *revision,
+                    epoch,
+                }),
+                WriteOutcome::Failed { .. } => None,
+            };
+            let _ = tx.send(ticket);
+        }
+    }
+    Ok(())
+}
+
+/// The statements of some writes, inside the open transaction.
 fn apply_writes(
     tx: &Connection,
     shared: &Shared,
-    base_rev: i64,
+    txn: &mut Txn,
     writes: &[Req],
     epoch: u64,
-) -> Result<Applied> {
-    let mut overlay: HashMap<Vec<u8>, Option<Live>> = HashMap::new();
-    let mut outcomes = Vec::with_capacity(writes.len());
-    let mut events = Vec::new();
-    let mut rev = base_rev;
+) -> Result<()> {
+    let Txn {
+        outcomes,
+        overlay,
+        events,
+        rev,
+    } = txn;
     let now = now_ms();
     {
         let st = shared.state.read().expect("state lock");
@@ -327,7 +437,8 @@ fn apply_writes(
                 outcomes.push(WriteOutcome::Failed { current: prev });
                 continue;
             }
-            rev += 1;
+            *rev += 1;
+            let rev = *rev;
             let (kind, kv, live) = match op {
                 WriteOp::Put { value, ttl, .. } => {
                     let live = Live {
@@ -385,11 +496,7 @@ fn apply_writes(
             });
         }
     }
-    if rev != base_rev {
-        tx.prepare_cached("UPDATE meta SET value = ?1 WHERE name = 'rev'")?
-            .execute(params![rev])?;
-    }
-    Ok((outcomes, overlay, events, rev))
+    Ok(())
 }
 
 /// Record the new compaction revision durably and in memory. From here on reads
