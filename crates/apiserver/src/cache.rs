@@ -29,6 +29,8 @@ const BROADCAST: usize = 8192;
 /// Writes in flight whose prepared entries the cache holds at most; past
 /// this, hints are dropped (the cache then decodes the store's events).
 const MAX_HINTS: usize = 4096;
+/// Writes of one key awaited at once (pipelined writes chain on each other).
+const MAX_HINTS_PER_KEY: usize = 64;
 
 /// One object as served: its JSON with `metadata.resourceVersion` set, and
 /// what selectors need, extracted once.
@@ -133,7 +135,7 @@ pub struct WatchCache {
     rev_tx: watch::Sender<i64>,
     store: Arc<dyn Store>,
     /// Writes in flight on this server, by key (see [`WatchCache::expect`]).
-    hints: Mutex<HashMap<String, Arc<Prepared>>>,
+    hints: Mutex<HashMap<String, VecDeque<Arc<Prepared>>>>,
 }
 
 /// The resource a key belongs to: `/registry/{group|core}/{plural}/...`.
@@ -390,25 +392,42 @@ impl WatchCache {
         if hints.len() >= MAX_HINTS {
             hints.clear();
         }
-        hints.insert(p.key.clone(), p);
+        // Pipelined writes of one key put several in flight, in order.
+        let q = hints.entry(p.key.clone()).or_default();
+        if q.len() >= MAX_HINTS_PER_KEY {
+            q.pop_front();
+        }
+        q.push_back(p);
     }
 
     /// The write of `p` did not commit.
     pub fn unexpect(&self, p: &Arc<Prepared>) {
         let mut hints = self.hints.lock().expect("hints lock");
-        if hints.get(&p.key).is_some_and(|h| Arc::ptr_eq(h, p)) {
-            hints.remove(&p.key);
+        if let Some(q) = hints.get_mut(&p.key) {
+            q.retain(|h| !Arc::ptr_eq(h, p));
+            if q.is_empty() {
+                hints.remove(&p.key);
+            }
         }
     }
 
-    /// The entry of a put at `rev`, from a hint when one matches.
+    /// The entry of a put at `rev`, from a hint when one matches. Writes of
+    /// a key commit in the order they were expected, so hints before the
+    /// matching one are of writes that will not come back.
     fn put_entry(&self, key: &str, value: &Bytes, rev: i64) -> Option<Entry> {
         let hint = {
             let mut hints = self.hints.lock().expect("hints lock");
-            match hints.get(key) {
-                Some(h) if h.slotted.bytes == *value => hints.remove(key),
-                _ => None,
+            let mut found = None;
+            if let Some(q) = hints.get_mut(key) {
+                if let Some(i) = q.iter().position(|h| h.slotted.bytes == *value) {
+                    q.drain(..i);
+                    found = q.pop_front();
+                }
+                if q.is_empty() {
+                    hints.remove(key);
+                }
             }
+            found
         };
         match hint {
             Some(h) => Some(h.entry(rev)),
@@ -636,5 +655,64 @@ async fn follow(cache: std::sync::Weak<WatchCache>, mut rev: i64) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn prepared(key: &str, image: &str) -> Arc<Prepared> {
+        let info = resource_of_key(key).unwrap();
+        let obj = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "default", "uid": "u"},
+            "spec": {"containers": [{"name": "c", "image": image}]},
+        });
+        Arc::new(Prepared::new(info, key, &obj).unwrap())
+    }
+
+    fn queued(c: &WatchCache, key: &str) -> usize {
+        c.hints.lock().unwrap().get(key).map_or(0, VecDeque::len)
+    }
+
+    /// Pipelined writes of one key are expected in order, and each event
+    /// that comes back takes its own hint (and drops the ones before it,
+    /// whose writes will not come back); a failed write's hint is withdrawn.
+    #[tokio::test]
+    async fn each_write_in_flight_of_a_key_keeps_its_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store::SqliteStore::open(dir.path().join("db"), Default::default())
+            .await
+            .unwrap();
+        let c = WatchCache::start(Arc::new(store)).await.unwrap();
+        let key = "/registry/core/pods/default/p";
+        let (a, b, x, d) = (
+            prepared(key, "a"),
+            prepared(key, "b"),
+            prepared(key, "x"),
+            prepared(key, "d"),
+        );
+        for p in [&a, &b, &x, &d] {
+            c.expect(p.clone());
+        }
+        assert_eq!(queued(&c, key), 4);
+        c.unexpect(&x);
+        assert_eq!(queued(&c, key), 3);
+        // Bytes nobody expected (a write elsewhere) leave the hints alone.
+        let other = prepared(key, "elsewhere").stored();
+        assert!(c.put_entry(key, &other, 5).is_some());
+        assert_eq!(queued(&c, key), 3);
+        // `a` comes back: its hint is used.
+        let e = c.put_entry(key, &a.stored(), 6).unwrap();
+        assert_eq!((e.rev, queued(&c, key)), (6, 2));
+        // `d` comes back (b's write was lost): b's hint goes too.
+        let e = c.put_entry(key, &d.stored(), 7).unwrap();
+        assert_eq!(e.rev, 7);
+        assert!(c.hints.lock().unwrap().get(key).is_none());
+        // The entry from a hint is the one decoding would give.
+        let decoded = make_entry(key, &d.stored(), 7).unwrap();
+        assert_eq!(e.raw, decoded.raw);
     }
 }
