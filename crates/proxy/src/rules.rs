@@ -39,7 +39,7 @@
 //!
 //! Only IPv4 is done: IPv6 ClusterIPs and IPv6 EndpointSlices are skipped.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
@@ -362,6 +362,9 @@ pub fn compute(input: &Input<'_>) -> Ruleset {
     services.sort_by(|a, b| {
         (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name))
     });
+    // Endpoint addresses, for the hairpin pairs: an address serving several
+    // services is one pair.
+    let mut hairpin = BTreeSet::new();
     for svc in services {
         let Some(cip) = cluster_ip(svc) else {
             continue;
@@ -370,13 +373,11 @@ pub fn compute(input: &Input<'_>) -> Ruleset {
         let name = svc.metadata.name.as_deref().unwrap_or("");
         let slices = by_service.get(&(ns, name)).cloned().unwrap_or_default();
         for port in svc.spec.iter().flat_map(|s| s.ports.iter().flatten()) {
-            service_port(&mut rs, input, svc, cip, port, &slices);
+            service_port(&mut rs, input, svc, cip, port, &slices, &mut hairpin);
         }
     }
-    // An address serving several services is one pair.
     if let Some(h) = rs.sets.get_mut(HAIRPIN_SET) {
-        h.elements.sort();
-        h.elements.dedup();
+        h.elements = hairpin.iter().map(|ip| format!("{ip} . {ip}")).collect();
     }
     rs
 }
@@ -512,6 +513,7 @@ fn service_port(
     cip: Ipv4Addr,
     port: &ServicePort,
     slices: &[&EndpointSlice],
+    hairpin: &mut BTreeSet<Ipv4Addr>,
 ) {
     let spec = svc.spec.as_ref().expect("cluster_ip checked the spec");
     let ns = svc.metadata.namespace.as_deref().unwrap_or("");
@@ -555,7 +557,7 @@ fn service_port(
     let all = endpoints_for(port, slices, input.node_name);
     let cluster = usable(&all, false);
     if proto == "udp" {
-        let eps: std::collections::BTreeSet<Ipv4Addr> = cluster.iter().map(|e| e.ip).collect();
+        let eps: BTreeSet<Ipv4Addr> = cluster.iter().map(|e| e.ip).collect();
         let dests = std::iter::once(Some(cip))
             .chain(ext_ips.iter().map(|ip| Some(*ip)))
             .map(|ip| (ip, svc_port))
@@ -614,7 +616,7 @@ fn service_port(
         lb(rs, &svl_chain, &format!("epl-{key}"), &local);
     }
     for ep in cluster.iter().chain(local.iter()) {
-        rs.element(HAIRPIN_SET, format!("{} . {}", ep.ip, ep.ip));
+        hairpin.insert(ep.ip);
     }
 
     // Traffic to the ClusterIP.
