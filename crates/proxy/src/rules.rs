@@ -59,10 +59,14 @@ const FILTER_PRIORITY: i32 = -110;
 const DEFAULT_AFFINITY_TIMEOUT: i32 = 10800;
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 /// The declaration of a service-port's endpoint map: the index `numgen`
-/// draws to the endpoint's address and port (`typeof`, because nft 1.0.6
-/// has no named integer type that matches `numgen`'s; the port's type is
-/// `inet_service` whatever the protocol).
-const ENDPOINT_MAP_DEF: &str = "typeof numgen random mod 1 : ip daddr . tcp dport ;";
+/// draws to the endpoint's address and port. `typeof`, because nft 1.0.6
+/// has no named integer type that matches `numgen`'s; and the port typed by
+/// the service's own protocol, because nft refuses a map typed `tcp dport`
+/// in a UDP rule, and one typed `th dport` in any rule that a later `nft`
+/// run adds (it reads the type back from the kernel).
+fn endpoint_map_def(proto: &str) -> String {
+    format!("typeof numgen random mod 1 : ip daddr . {proto} dport ;")
+}
 /// The set of `ip . ip` pairs (one per endpoint address) that marks a
 /// DNATed packet from an endpoint to itself.
 const HAIRPIN_SET: &str = "hairpin";
@@ -696,7 +700,7 @@ fn lb_chain(
     rs.sets.insert(
         map.to_string(),
         Collection {
-            def: ENDPOINT_MAP_DEF.into(),
+            def: endpoint_map_def(proto),
             elements,
             dynamic: false,
         },

@@ -282,6 +282,10 @@ fn named_target_ports_and_protocols_come_from_the_slice_ports() {
             [format!("0 : 10.42.0.9 . {port}")]
         );
     }
+    assert_eq!(
+        rs.sets["eps-ns/dns/udp/53"].def,
+        "typeof numgen random mod 1 : ip daddr . udp dport ;"
+    );
     // One address serving three ports is one hairpin pair.
     assert_eq!(elements(&rs, "hairpin"), ["10.42.0.9 . 10.42.0.9"]);
 }

@@ -281,12 +281,35 @@ fn services_in_real_network_namespaces() {
             json!({ "type": "NodePort", "clusterIP": "10.43.0.50", "externalTrafficPolicy": "Local",
             "ports": [{ "port": 80, "targetPort": 8080, "nodePort": 30083 }] }),
         ),
+        // UDP and SCTP endpoint maps load too (their rules are not TCP's).
+        service(
+            "dns",
+            json!({ "clusterIP": "10.43.0.60", "ports": [
+                { "name": "dns", "port": 53, "protocol": "UDP", "targetPort": 5353 },
+                { "name": "sctp", "port": 9, "protocol": "SCTP", "targetPort": 9999 }] }),
+        ),
     ];
+    let dns = |ips: &[&str]| -> EndpointSlice {
+        let eps: Vec<_> = ips
+            .iter()
+            .map(|ip| json!({ "addresses": [ip], "conditions": { "ready": true } }))
+            .collect();
+        serde_json::from_value(json!({
+            "metadata": { "name": "dns-x", "namespace": "default",
+                          "labels": { "kubernetes.io/service-name": "dns" } },
+            "addressType": "IPv4",
+            "ports": [{ "name": "dns", "port": 5353, "protocol": "UDP" },
+                      { "name": "sctp", "port": 9999, "protocol": "SCTP" }],
+            "endpoints": eps,
+        }))
+        .unwrap()
+    };
     let slices = vec![
         slice("web", &["10.42.0.5", "10.42.0.6"]),
         slice("sticky", &["10.42.0.5", "10.42.0.6"]),
         slice("lb", &["10.42.0.5"]),
         slice("local", &["10.42.0.5"]),
+        dns(&["10.42.0.6"]),
     ];
     let nft = NftCommand {
         netns: Some(t.router.clone()),
@@ -294,6 +317,21 @@ fn services_in_real_network_namespaces() {
     let first = ruleset(&services, &slices);
     nft.apply(&first.render(None))
         .expect("the first ruleset loads");
+    let listed = t.exec(&t.router, &["nft", "list", "table", "ip", TABLE]);
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    for (rule, elements) in [
+        (
+            "meta l4proto udp dnat ip to numgen random mod 1 map @eps-default/dns/udp/53",
+            "elements = { 0 : 10.42.0.6 . 5353 }",
+        ),
+        (
+            "meta l4proto sctp dnat ip to numgen random mod 1 map @eps-default/dns/sctp/9",
+            "elements = { 0 : 10.42.0.6 . 9999 }",
+        ),
+    ] {
+        assert!(listed.contains(rule), "{listed}");
+        assert!(listed.contains(elements), "{listed}");
+    }
     // Wait for both servers (they start asynchronously).
     for ip in ["10.42.0.5", "10.42.0.6"] {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -394,6 +432,7 @@ fn services_in_real_network_namespaces() {
         slice("web", &["10.42.0.6"]),
         slice("empty", &["10.42.0.5"]),
         slice("sticky", &["10.42.0.5", "10.42.0.6"]),
+        dns(&["10.42.0.5", "10.42.0.6"]),
     ];
     let second = ruleset(&services, &slices);
     nft.apply(&second.diff(&first)).expect("the update applies");
@@ -428,6 +467,12 @@ fn services_in_real_network_namespaces() {
     // ClientIP affinity keeps its per-endpoint chains.
     let listed = t.exec(&t.router, &["nft", "list", "table", "ip", TABLE]);
     let listed = String::from_utf8_lossy(&listed.stdout);
+    // The UDP and SCTP rules were rewritten by a later nft run (which reads
+    // the maps' types back from the kernel).
+    assert!(listed
+        .contains("meta l4proto udp dnat ip to numgen random mod 2 map @eps-default/dns/udp/53"));
+    assert!(listed
+        .contains("meta l4proto sctp dnat ip to numgen random mod 2 map @eps-default/dns/sctp/9"));
     assert!(listed.contains("chain ep-default/sticky/tcp/80__10.42.0.5/8080 {"));
     assert!(!listed.contains("chain ep-default/web/"), "{listed}");
 
