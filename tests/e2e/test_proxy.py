@@ -13,6 +13,7 @@ the kubeconfig names the advertised one)."""
 
 import json
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -158,7 +159,8 @@ endpoints: [{{addresses: [10.42.7.7], nodeName: n1, conditions: {{ready: true}}}
         cip = kubectl("get", "service", "manual", "-n", namespace, "-o", "jsonpath={.spec.clusterIP}")
         wait_for("the service in the table", lambda: f"{cip} . udp . 80 : goto svc-{namespace}/manual/udp/80" in listing(),
                  timeout=30)
-        assert f"dnat to 10.42.7.7:8080" in listing()
+        assert f"dnat ip to numgen random mod 1 map @eps-{namespace}/manual/udp/80" in listing()
+        assert "0 : 10.42.7.7 . 8080" in listing()
         kubectl("delete", "endpointslice", "manual-1", "-n", namespace)
         wait_for("the service rejected", lambda: f"{cip} . udp . 80 : goto reject-chain" in listing(), timeout=30)
         assert "10.42.7.7" not in listing()
@@ -200,7 +202,7 @@ endpoints: [{{addresses: [10.42.{i}.1], conditions: {{ready: true}}}}]
 """)
     try:
         kubectl("create", "-n", namespace, "-f", "-", input="---\n".join(docs))
-        wait_for("the services in the table", lambda: all(f"10.42.{i}.1:8080" in listing() for i in range(services)),
+        wait_for("the services in the table", lambda: all(f"10.42.{i}.1 . 8080" in listing() for i in range(services)),
                  timeout=30)
         disc = client.DiscoveryV1Api(api_client)
         final = {}
@@ -230,8 +232,9 @@ endpoints: [{{addresses: [10.42.{i}.1], conditions: {{ready: true}}}}]
         def converged():
             text = listing()
             seen = {i: set() for i in range(services)}
-            for part in text.split("dnat to ")[1:]:
-                addr = part.split(":", 1)[0]
+            # The endpoints are the `index : ip . port` elements of the
+            # services' endpoint maps.
+            for addr in re.findall(r"(\d+\.\d+\.\d+\.\d+) \. 8080", text):
                 o = addr.split(".")
                 if addr.startswith("10.42.") and int(o[2]) < services:
                     seen[int(o[2])].add(addr)

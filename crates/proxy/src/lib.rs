@@ -359,17 +359,19 @@ mod tests {
         nw.apply_watcher_event(&Event::InitDone);
         let s = scripts(1).await;
         assert!(s[0].starts_with("add table ip t\ndelete table ip t\n"));
-        assert!(s[0].contains("dnat to 10.42.0.5:8080"));
+        assert!(s[0].contains("{ 0 : 10.42.0.5 . 8080 }"));
 
         lw.apply_watcher_event(&Event::Apply(slice("10.42.0.6")));
         notify.notify_one();
         let s = scripts(2).await;
-        assert!(
-            s[1].starts_with("add chain ip t ep-ns/web/tcp/80__10.42.0.6/8080\n"),
-            "{}",
-            s[1]
+        // Only the endpoint map's element and the hairpin pair change.
+        assert_eq!(
+            s[1],
+            "delete element ip t eps-ns/web/tcp/80 { 0 }\n\
+             add element ip t eps-ns/web/tcp/80 { 0 : 10.42.0.6 . 8080 }\n\
+             delete element ip t hairpin { 10.42.0.5 . 10.42.0.5 }\n\
+             add element ip t hairpin { 10.42.0.6 . 10.42.0.6 }\n"
         );
-        assert!(s[1].contains("delete chain ip t ep-ns/web/tcp/80__10.42.0.5/8080"));
         // A wake-up without a change applies nothing.
         notify.notify_one();
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -383,7 +385,7 @@ mod tests {
         // Retried within a second, as a rebuild.
         let s = scripts(3).await;
         assert!(s[2].contains("delete table ip t"), "{}", s[2]);
-        assert!(s[2].contains("dnat to 10.42.0.7:8080"));
+        assert!(s[2].contains("{ 0 : 10.42.0.7 . 8080 }"));
         task.abort();
     }
 

@@ -6,15 +6,34 @@
 //! - `service-ips` maps `daddr . l4proto . dport` of ClusterIPs, external
 //!   IPs and load-balancer IPs to a per-service-port chain;
 //!   `service-nodeports` maps `l4proto . dport` on node addresses.
-//! - `svc-<key>` picks one of the cluster-wide endpoints with
-//!   `numgen random`; `svl-<key>` the same over this node's endpoints
-//!   (traffic policy `Local`); `ext-<key>` is the entry for traffic to
-//!   external destinations (NodePort, external IPs, load-balancer IPs);
-//!   `ep-<key>__<ip>/<port>` DNATs to one endpoint.
+//! - `svc-<key>` picks one of the cluster-wide endpoints and DNATs to it
+//!   in one rule, `dnat to numgen random mod N map @eps-<key>`, where
+//!   `eps-<key>` is a named map `index → ip . port`; `svl-<key>` the same
+//!   over this node's endpoints (`epl-<key>`, traffic policy `Local`);
+//!   `ext-<key>` is the entry for traffic to external destinations
+//!   (NodePort, external IPs, load-balancer IPs).
+//! - So the table has a few chains per service-port, not one per endpoint,
+//!   and no anonymous sets outside ClientIP affinity. Both matter for the
+//!   kernel's cost of a transaction (measured with 1,000 Services × 10
+//!   endpoints): every anonymous set bound in a transaction scans the whole
+//!   transaction (`__nft_set_trans_bind`), so a per-chain `numgen … vmap
+//!   { … }` made a full load quadratic; and every transaction that adds a
+//!   rule revalidates all chains reachable from the base chains, which were
+//!   ~12,000 with per-endpoint chains. Named maps are bound without that
+//!   scan, and an endpoint change is just element deletes and adds in one
+//!   map (plus the service chain's rule when the endpoint count changes).
+//!   One shared map with an index range per service (`numgen … offset`)
+//!   was measured too: slower to load, and it would need index allocation
+//!   that stays stable across syncs.
+//! - `sessionAffinity: ClientIP` keeps upstream's per-endpoint layout:
+//!   `ep-<key>__<ip>/<port>` chains that record the client in a timed set
+//!   (`aff-…`) before DNAT, reached through `numgen random … vmap`.
 //! - Masquerading goes by mark: traffic to a ClusterIP from outside the
-//!   cluster CIDR, an endpoint reaching itself (hairpin), external traffic
-//!   under policy `Cluster`. Under external policy `Local` the client
-//!   address is kept.
+//!   cluster CIDR, external traffic under policy `Cluster`, and an endpoint
+//!   reaching itself (hairpin). Hairpin traffic is recognised after DNAT,
+//!   in `nat-postrouting`: a DNATed packet whose `saddr . daddr` is in the
+//!   `hairpin` set of `ip . ip` pairs, one per endpoint address. Under
+//!   external policy `Local` the client address is kept.
 //! - Services without usable endpoints are in `no-endpoint-*` maps read by
 //!   filter chains that reject new connections at once.
 //!
@@ -39,6 +58,18 @@ const FILTER_PRIORITY: i32 = -110;
 /// upstream's default `sessionAffinityConfig.clientIP.timeoutSeconds`.
 const DEFAULT_AFFINITY_TIMEOUT: i32 = 10800;
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+/// The declaration of a service-port's endpoint map: the index `numgen`
+/// draws to the endpoint's address and port. `typeof`, because nft 1.0.6
+/// has no named integer type that matches `numgen`'s; and the port typed by
+/// the service's own protocol, because nft refuses a map typed `tcp dport`
+/// in a UDP rule, and one typed `th dport` in any rule that a later `nft`
+/// run adds (it reads the type back from the kernel).
+fn endpoint_map_def(proto: &str) -> String {
+    format!("typeof numgen random mod 1 : ip daddr . {proto} dport ;")
+}
+/// The set of `ip . ip` pairs (one per endpoint address) that marks a
+/// DNATed packet from an endpoint to itself.
+const HAIRPIN_SET: &str = "hairpin";
 
 /// An IPv4 prefix such as `10.42.0.0/16`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -335,6 +366,9 @@ pub fn compute(input: &Input<'_>) -> Ruleset {
     services.sort_by(|a, b| {
         (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name))
     });
+    // Endpoint addresses, for the hairpin pairs: an address serving several
+    // services is one pair.
+    let mut hairpin = BTreeSet::new();
     for svc in services {
         let Some(cip) = cluster_ip(svc) else {
             continue;
@@ -343,8 +377,11 @@ pub fn compute(input: &Input<'_>) -> Ruleset {
         let name = svc.metadata.name.as_deref().unwrap_or("");
         let slices = by_service.get(&(ns, name)).cloned().unwrap_or_default();
         for port in svc.spec.iter().flat_map(|s| s.ports.iter().flatten()) {
-            service_port(&mut rs, input, svc, cip, port, &slices);
+            service_port(&mut rs, input, svc, cip, port, &slices, &mut hairpin);
         }
+    }
+    if let Some(h) = rs.sets.get_mut(HAIRPIN_SET) {
+        h.elements = hairpin.iter().map(|ip| format!("{ip} . {ip}")).collect();
     }
     rs
 }
@@ -370,6 +407,7 @@ fn base_chains(rs: &mut Ruleset, input: &Input<'_>) {
         "no-endpoint-nodeports",
         "type inet_proto . inet_service : verdict ;",
     );
+    rs.set(HAIRPIN_SET, "type ipv4_addr . ipv4_addr ;");
     // Locally generated packets to 127.0.0.0/8 would need route_localnet
     // to be DNATed to a pod; kube-proxy's nftables mode does not serve
     // NodePorts on localhost either, so neither do we.
@@ -412,12 +450,16 @@ fn base_chains(rs: &mut Ruleset, input: &Input<'_>) {
         NAT_PRIORITY,
         &["jump services"],
     );
+    // A packet DNATed to the endpoint it came from: without SNAT the
+    // endpoint would answer itself directly, bypassing the reverse NAT.
+    let hairpin =
+        format!("ct status dnat ip saddr . ip daddr @{HAIRPIN_SET} jump mark-for-masquerade");
     rs.base(
         "nat-postrouting",
         "nat",
         "postrouting",
         100,
-        &["jump masquerading"],
+        &[&hairpin, "jump masquerading"],
     );
     *rs.chain("masquerading") = vec![
         format!("meta mark & {MASQ_MARK:#x} == 0 return"),
@@ -475,6 +517,7 @@ fn service_port(
     cip: Ipv4Addr,
     port: &ServicePort,
     slices: &[&EndpointSlice],
+    hairpin: &mut BTreeSet<Ipv4Addr>,
 ) {
     let spec = svc.spec.as_ref().expect("cluster_ip checked the spec");
     let ns = svc.metadata.namespace.as_deref().unwrap_or("");
@@ -518,7 +561,7 @@ fn service_port(
     let all = endpoints_for(port, slices, input.node_name);
     let cluster = usable(&all, false);
     if proto == "udp" {
-        let eps: std::collections::BTreeSet<Ipv4Addr> = cluster.iter().map(|e| e.ip).collect();
+        let eps: BTreeSet<Ipv4Addr> = cluster.iter().map(|e| e.ip).collect();
         let dests = std::iter::once(Some(cip))
             .chain(ext_ips.iter().map(|ip| Some(*ip)))
             .map(|ip| (ip, svc_port))
@@ -568,44 +611,16 @@ fn service_port(
     let svc_chain = format!("svc-{key}");
     let svl_chain = format!("svl-{key}");
     let ext_chain = format!("ext-{key}");
-    let mut ep_chains = BTreeSet::new();
-    lb_chain(
-        rs,
-        &svc_chain,
-        &key,
-        &cluster,
-        affinity,
-        masq_cluster_ip.as_deref(),
-        &mut ep_chains,
-    );
+    let lb = |rs: &mut Ruleset, chain: &str, map: &str, eps: &[Ep]| match affinity {
+        Some(t) => affinity_chain(rs, chain, &key, proto, eps, t, masq_cluster_ip.as_deref()),
+        None => lb_chain(rs, chain, map, proto, eps, masq_cluster_ip.as_deref()),
+    };
+    lb(rs, &svc_chain, &format!("eps-{key}"), &cluster);
     if need_local && !local.is_empty() {
-        lb_chain(
-            rs,
-            &svl_chain,
-            &key,
-            &local,
-            affinity,
-            masq_cluster_ip.as_deref(),
-            &mut ep_chains,
-        );
+        lb(rs, &svl_chain, &format!("epl-{key}"), &local);
     }
     for ep in cluster.iter().chain(local.iter()) {
-        let chain = ep_chain_name(&key, ep);
-        if !ep_chains.remove(&chain) {
-            continue;
-        }
-        let mut rules = vec![format!("ip saddr {} jump mark-for-masquerade", ep.ip)];
-        if let Some(t) = affinity {
-            rules.push(format!(
-                "update @{} {{ ip saddr }}",
-                affinity_set(&key, ep, t)
-            ));
-        }
-        rules.push(format!(
-            "meta l4proto {proto} dnat to {}:{}",
-            ep.ip, ep.port
-        ));
-        *rs.chain(&chain) = rules;
+        hairpin.insert(ep.ip);
     }
 
     // Traffic to the ClusterIP.
@@ -667,32 +682,68 @@ fn affinity_set(key: &str, ep: &Ep, timeout: i32) -> String {
     format!("aff-{key}__{}/{}/{timeout}", ep.ip, ep.port)
 }
 
-/// A chain that spreads new connections over `eps`, sending a client
-/// with a live affinity entry back to its endpoint first.
+/// A chain that spreads new connections over `eps` and DNATs in the same
+/// rule, through the named map `map` (index → endpoint).
 fn lb_chain(
     rs: &mut Ruleset,
     chain: &str,
-    key: &str,
+    map: &str,
+    proto: &str,
     eps: &[Ep],
-    affinity: Option<i32>,
     masq_cluster_ip: Option<&str>,
-    ep_chains: &mut BTreeSet<String>,
 ) {
-    let mut rules = Vec::new();
-    rules.extend(masq_cluster_ip.map(str::to_string));
-    if let Some(t) = affinity {
-        for ep in eps {
-            let set = affinity_set(key, ep, t);
-            rs.sets.insert(
-                set.clone(),
-                Collection {
-                    def: format!("type ipv4_addr ; flags dynamic,timeout ; timeout {t}s ;"),
-                    elements: Vec::new(),
-                    dynamic: true,
-                },
-            );
-            rules.push(format!("ip saddr @{set} goto {}", ep_chain_name(key, ep)));
-        }
+    let elements = eps
+        .iter()
+        .enumerate()
+        .map(|(i, ep)| format!("{i} : {} . {}", ep.ip, ep.port))
+        .collect();
+    rs.sets.insert(
+        map.to_string(),
+        Collection {
+            def: endpoint_map_def(proto),
+            elements,
+            dynamic: false,
+        },
+    );
+    let mut rules: Vec<String> = masq_cluster_ip.map(str::to_string).into_iter().collect();
+    rules.push(format!(
+        "meta l4proto {proto} dnat to numgen random mod {} map @{map}",
+        eps.len()
+    ));
+    *rs.chain(chain) = rules;
+}
+
+/// The ClientIP-affinity form of [`lb_chain`]: a client with a live entry
+/// in an endpoint's timed set goes back to that endpoint; new clients are
+/// spread with `numgen` over per-endpoint chains, which record the client
+/// and DNAT (as upstream's nftables mode does).
+fn affinity_chain(
+    rs: &mut Ruleset,
+    chain: &str,
+    key: &str,
+    proto: &str,
+    eps: &[Ep],
+    timeout: i32,
+    masq_cluster_ip: Option<&str>,
+) {
+    let mut rules: Vec<String> = masq_cluster_ip.map(str::to_string).into_iter().collect();
+    for ep in eps {
+        let set = affinity_set(key, ep, timeout);
+        rs.sets.insert(
+            set.clone(),
+            Collection {
+                def: format!("type ipv4_addr ; flags dynamic,timeout ; timeout {timeout}s ;"),
+                elements: Vec::new(),
+                dynamic: true,
+            },
+        );
+        let ep_chain = ep_chain_name(key, ep);
+        rules.push(format!("ip saddr @{set} goto {ep_chain}"));
+        // svc- and svl- share the chains of the endpoints they both have.
+        *rs.chain(&ep_chain) = vec![
+            format!("update @{set} {{ ip saddr }}"),
+            format!("meta l4proto {proto} dnat to {}:{}", ep.ip, ep.port),
+        ];
     }
     let targets: Vec<String> = eps
         .iter()
@@ -704,9 +755,6 @@ fn lb_chain(
         eps.len(),
         targets.join(", ")
     ));
-    for ep in eps {
-        ep_chains.insert(ep_chain_name(key, ep));
-    }
     *rs.chain(chain) = rules;
 }
 

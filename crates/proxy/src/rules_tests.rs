@@ -96,17 +96,25 @@ fn cluster_ip_spreads_over_ready_endpoints_and_masquerades_outside_traffic() {
         rules(&rs, "svc-ns/web/tcp/80"),
         [
             "ip daddr 10.43.0.10 ip saddr != 10.42.0.0/16 jump mark-for-masquerade",
-            "numgen random mod 2 vmap { 0 : goto ep-ns/web/tcp/80__10.42.0.5/8080, 1 : goto ep-ns/web/tcp/80__10.42.1.7/8080 }",
+            "meta l4proto tcp dnat to numgen random mod 2 map @eps-ns/web/tcp/80",
         ]
+    );
+    // The endpoints are elements of the service-port's named map, not
+    // chains; the not-ready one is left out.
+    assert_eq!(
+        elements(&rs, "eps-ns/web/tcp/80"),
+        ["0 : 10.42.0.5 . 8080", "1 : 10.42.1.7 . 8080"]
     );
     assert_eq!(
-        rules(&rs, "ep-ns/web/tcp/80__10.42.0.5/8080"),
-        [
-            "ip saddr 10.42.0.5 jump mark-for-masquerade",
-            "meta l4proto tcp dnat to 10.42.0.5:8080",
-        ]
+        rs.sets["eps-ns/web/tcp/80"].def,
+        "typeof numgen random mod 1 : ip daddr . tcp dport ;"
     );
-    assert!(!rs.chains.contains_key("ep-ns/web/tcp/80__10.42.1.8/8080"));
+    assert!(!rs.chains.keys().any(|c| c.starts_with("ep-")));
+    // Both endpoints are masqueraded when they reach themselves.
+    assert_eq!(
+        elements(&rs, "hairpin"),
+        ["10.42.0.5 . 10.42.0.5", "10.42.1.7 . 10.42.1.7"]
+    );
     assert!(!rs.chains.keys().any(|c| c.starts_with("ext-")));
     assert!(elements(&rs, "no-endpoint-services").is_empty());
     // The loopback address never takes NodePorts.
@@ -121,6 +129,14 @@ fn base_chains_hook_nat_output_at_minus_100_and_masquerade_by_mark() {
         Some("type nat hook output priority -100 ; policy accept ;")
     );
     assert_eq!(rules(&rs, "nat-prerouting"), ["jump services"]);
+    assert_eq!(
+        rules(&rs, "nat-postrouting"),
+        [
+            "ct status dnat ip saddr . ip daddr @hairpin jump mark-for-masquerade",
+            "jump masquerading"
+        ]
+    );
+    assert_eq!(rs.sets["hairpin"].def, "type ipv4_addr . ipv4_addr ;");
     assert_eq!(
         rules(&rs, "masquerading"),
         [
@@ -149,8 +165,9 @@ fn no_ready_endpoint_falls_back_to_serving_terminating_ones() {
     );
     assert_eq!(
         rules(&rs, "svc-ns/web/tcp/80")[1],
-        "numgen random mod 1 vmap { 0 : goto ep-ns/web/tcp/80__10.42.0.5/8080 }"
+        "meta l4proto tcp dnat to numgen random mod 1 map @eps-ns/web/tcp/80"
     );
+    assert_eq!(elements(&rs, "eps-ns/web/tcp/80"), ["0 : 10.42.0.5 . 8080"]);
     // With one ready endpoint the terminating one is not used.
     let rs = compute_for(
         &[web()],
@@ -161,8 +178,9 @@ fn no_ready_endpoint_falls_back_to_serving_terminating_ones() {
     );
     assert_eq!(
         rules(&rs, "svc-ns/web/tcp/80")[1],
-        "numgen random mod 1 vmap { 0 : goto ep-ns/web/tcp/80__10.42.0.7/8080 }"
+        "meta l4proto tcp dnat to numgen random mod 1 map @eps-ns/web/tcp/80"
     );
+    assert_eq!(elements(&rs, "eps-ns/web/tcp/80"), ["0 : 10.42.0.7 . 8080"]);
 }
 
 #[test]
@@ -198,6 +216,8 @@ fn service_without_endpoints_is_rejected_for_every_destination() {
         "type filter hook output priority -110 ; policy accept ;"
     );
     assert!(!rs.chains.keys().any(|c| c.starts_with("svc-")));
+    assert!(!rs.sets.keys().any(|c| c.starts_with("eps-")));
+    assert!(elements(&rs, "hairpin").is_empty());
 }
 
 #[test]
@@ -248,18 +268,26 @@ fn named_target_ports_and_protocols_come_from_the_slice_ports() {
             "10.43.0.53 . sctp . 9 : goto svc-ns/dns/sctp/9",
         ]
     );
+    for (key, proto, port) in [
+        ("ns/dns/udp/53", "udp", 5353),
+        ("ns/dns/tcp/53", "tcp", 5354),
+        ("ns/dns/sctp/9", "sctp", 9999),
+    ] {
+        assert_eq!(
+            rules(&rs, &format!("svc-{key}"))[1],
+            format!("meta l4proto {proto} dnat to numgen random mod 1 map @eps-{key}")
+        );
+        assert_eq!(
+            elements(&rs, &format!("eps-{key}")),
+            [format!("0 : 10.42.0.9 . {port}")]
+        );
+    }
     assert_eq!(
-        rules(&rs, "ep-ns/dns/udp/53__10.42.0.9/5353")[1],
-        "meta l4proto udp dnat to 10.42.0.9:5353"
+        rs.sets["eps-ns/dns/udp/53"].def,
+        "typeof numgen random mod 1 : ip daddr . udp dport ;"
     );
-    assert_eq!(
-        rules(&rs, "ep-ns/dns/tcp/53__10.42.0.9/5354")[1],
-        "meta l4proto tcp dnat to 10.42.0.9:5354"
-    );
-    assert_eq!(
-        rules(&rs, "ep-ns/dns/sctp/9__10.42.0.9/9999")[1],
-        "meta l4proto sctp dnat to 10.42.0.9:9999"
-    );
+    // One address serving three ports is one hairpin pair.
+    assert_eq!(elements(&rs, "hairpin"), ["10.42.0.9 . 10.42.0.9"]);
 }
 
 #[test]
@@ -327,14 +355,20 @@ fn external_traffic_policy_local_keeps_the_client_address_and_uses_local_endpoin
     );
     assert_eq!(
         rules(&rs, "svl-ns/web/tcp/80")[1],
-        "numgen random mod 1 vmap { 0 : goto ep-ns/web/tcp/80__10.42.0.5/8080 }"
+        "meta l4proto tcp dnat to numgen random mod 1 map @epl-ns/web/tcp/80"
     );
+    assert_eq!(elements(&rs, "epl-ns/web/tcp/80"), ["0 : 10.42.0.5 . 8080"]);
     // The ClusterIP still uses every endpoint.
-    assert!(rules(&rs, "svc-ns/web/tcp/80")[1].starts_with("numgen random mod 2 "));
+    assert_eq!(
+        rules(&rs, "svc-ns/web/tcp/80")[1],
+        "meta l4proto tcp dnat to numgen random mod 2 map @eps-ns/web/tcp/80"
+    );
+    assert_eq!(elements(&rs, "eps-ns/web/tcp/80").len(), 2);
     // No local endpoint: external traffic is dropped, not rejected.
     let rs = compute_for(&[svc], &[web_slice(&[ready("10.42.1.5", "n2")])]);
     assert_eq!(rules(&rs, "ext-ns/web/tcp/80").last().unwrap(), "drop");
     assert!(!rs.chains.contains_key("svl-ns/web/tcp/80"));
+    assert!(!rs.sets.contains_key("epl-ns/web/tcp/80"));
     assert!(elements(&rs, "no-endpoint-nodeports").is_empty());
 }
 
@@ -354,7 +388,11 @@ fn internal_traffic_policy_local_serves_the_cluster_ip_from_local_endpoints() {
         elements(&rs, "service-ips"),
         ["10.43.0.10 . tcp . 80 : goto svl-ns/web/tcp/80"]
     );
-    assert!(rules(&rs, "svl-ns/web/tcp/80")[1].starts_with("numgen random mod 1 "));
+    assert_eq!(
+        rules(&rs, "svl-ns/web/tcp/80")[1],
+        "meta l4proto tcp dnat to numgen random mod 1 map @epl-ns/web/tcp/80"
+    );
+    assert_eq!(elements(&rs, "epl-ns/web/tcp/80"), ["0 : 10.42.0.5 . 80"]);
     let rs = compute_for(&[svc], &[sl(&[ready("10.42.1.5", "n2")])]);
     assert_eq!(
         elements(&rs, "service-ips"),
@@ -392,9 +430,20 @@ fn client_ip_affinity_uses_a_timed_set_per_endpoint() {
         ]
     );
     assert_eq!(
-        rules(&rs, "ep-ns/web/tcp/80__10.42.0.5/8080")[1],
-        format!("update @{set} {{ ip saddr }}")
+        rules(&rs, "svc-ns/web/tcp/80")[3],
+        "numgen random mod 2 vmap { 0 : goto ep-ns/web/tcp/80__10.42.0.5/8080, 1 : goto ep-ns/web/tcp/80__10.42.0.6/8080 }"
     );
+    assert_eq!(
+        rules(&rs, "ep-ns/web/tcp/80__10.42.0.5/8080"),
+        [
+            format!("update @{set} {{ ip saddr }}"),
+            "meta l4proto tcp dnat to 10.42.0.5:8080".to_string()
+        ]
+    );
+    // Affinity needs the per-endpoint chains, not the endpoint map; hairpin
+    // traffic is caught by the same set as for other services.
+    assert!(!rs.sets.contains_key("eps-ns/web/tcp/80"));
+    assert_eq!(elements(&rs, "hairpin").len(), 2);
     // Re-applying re-declares the set but never flushes it.
     let script = rs.render(Some(&rs));
     assert!(script.contains(&format!("add set ip t {set} {{")));
@@ -409,8 +458,22 @@ fn re_render_flushes_refills_and_deletes_what_is_gone() {
     let script = after.render(Some(&before));
     let lines: Vec<&str> = script.lines().collect();
     assert_eq!(lines[..2], ["add table ip t", "flush table ip t"]);
-    assert!(lines.contains(&"delete chain ip t ep-ns/web/tcp/80__10.42.0.5/8080"));
-    assert!(lines.contains(&"add chain ip t ep-ns/web/tcp/80__10.42.0.6/8080"));
+    let map = "eps-ns/web/tcp/80";
+    let flush = lines
+        .iter()
+        .position(|l| *l == format!("flush map ip t {map}"))
+        .unwrap();
+    assert_eq!(
+        lines[flush + 1],
+        format!("add element ip t {map} {{ 0 : 10.42.0.6 . 8080 }}")
+    );
+    assert!(!script.contains("delete "));
+    // The service loses its endpoints: its chain and map go.
+    let none = compute_for(&[web()], &[web_slice(&[])]);
+    let script = none.render(Some(&after));
+    let lines: Vec<&str> = script.lines().collect();
+    assert!(lines.contains(&"delete chain ip t svc-ns/web/tcp/80"));
+    assert!(lines.contains(&"delete map ip t eps-ns/web/tcp/80"));
     // Deletions come after every reference was flushed.
     let del = lines
         .iter()
@@ -458,27 +521,75 @@ fn diff_touches_only_what_changed() {
     assert_eq!(before.diff(&before), "");
     let after = compute_for(&[web()], &[web_slice(&[ready("10.42.0.6", "n1")])]);
     let script = after.diff(&before);
+    // The endpoint count changed, so the service chain's rule does too.
     assert_eq!(
         script.lines().collect::<Vec<_>>(),
         [
             "flush chain ip t svc-ns/web/tcp/80",
             "add rule ip t svc-ns/web/tcp/80 ip daddr 10.43.0.10 ip saddr != 10.42.0.0/16 jump mark-for-masquerade",
-            "add rule ip t svc-ns/web/tcp/80 numgen random mod 1 vmap { 0 : goto ep-ns/web/tcp/80__10.42.0.6/8080 }",
-            "flush chain ip t ep-ns/web/tcp/80__10.42.0.5/8080",
-            "delete chain ip t ep-ns/web/tcp/80__10.42.0.5/8080",
+            "add rule ip t svc-ns/web/tcp/80 meta l4proto tcp dnat to numgen random mod 1 map @eps-ns/web/tcp/80",
+            "delete element ip t eps-ns/web/tcp/80 { 0, 1 }",
+            "add element ip t eps-ns/web/tcp/80 { 0 : 10.42.0.6 . 8080 }",
+            "delete element ip t hairpin { 10.42.0.5 . 10.42.0.5 }",
         ]
     );
-    // No endpoints left: the map entry moves to the reject map, chains go.
+    // No endpoints left: the map entry moves to the reject map, the chain
+    // and the endpoint map go (the map after the rule that used it).
     let none = compute_for(&[web()], &[web_slice(&[])]);
     assert_eq!(
         none.diff(&after).lines().collect::<Vec<_>>(),
         [
+            "delete element ip t hairpin { 10.42.0.6 . 10.42.0.6 }",
             "add element ip t no-endpoint-services { 10.43.0.10 . tcp . 80 : goto reject-chain }",
             "delete element ip t service-ips { 10.43.0.10 . tcp . 80 }",
-            "flush chain ip t ep-ns/web/tcp/80__10.42.0.6/8080",
             "flush chain ip t svc-ns/web/tcp/80",
-            "delete chain ip t ep-ns/web/tcp/80__10.42.0.6/8080",
             "delete chain ip t svc-ns/web/tcp/80",
+            "delete map ip t eps-ns/web/tcp/80",
+        ]
+    );
+    // And back: the map is declared before the rule that uses it.
+    assert_eq!(
+        before.diff(&none).lines().collect::<Vec<_>>(),
+        [
+            "add chain ip t svc-ns/web/tcp/80",
+            "add map ip t eps-ns/web/tcp/80 { typeof numgen random mod 1 : ip daddr . tcp dport ; }",
+            "add rule ip t svc-ns/web/tcp/80 ip daddr 10.43.0.10 ip saddr != 10.42.0.0/16 jump mark-for-masquerade",
+            "add rule ip t svc-ns/web/tcp/80 meta l4proto tcp dnat to numgen random mod 2 map @eps-ns/web/tcp/80",
+            "add element ip t eps-ns/web/tcp/80 { 0 : 10.42.0.5 . 8080, 1 : 10.42.0.6 . 8080 }",
+            "add element ip t hairpin { 10.42.0.5 . 10.42.0.5, 10.42.0.6 . 10.42.0.6 }",
+            "delete element ip t no-endpoint-services { 10.43.0.10 . tcp . 80 }",
+            "add element ip t service-ips { 10.43.0.10 . tcp . 80 : goto svc-ns/web/tcp/80 }",
+        ]
+    );
+}
+
+#[test]
+fn one_replaced_endpoint_changes_only_map_elements() {
+    let before = compute_for(
+        &[web()],
+        &[web_slice(&[
+            ready("10.42.0.5", "n1"),
+            ready("10.42.0.6", "n1"),
+            ready("10.42.0.7", "n2"),
+        ])],
+    );
+    let after = compute_for(
+        &[web()],
+        &[web_slice(&[
+            ready("10.42.0.5", "n1"),
+            ready("10.42.0.8", "n2"),
+            ready("10.42.0.7", "n2"),
+        ])],
+    );
+    // The same count: no chain is touched, so the kernel revalidates
+    // nothing; the indexes after the replaced one shift.
+    assert_eq!(
+        after.diff(&before).lines().collect::<Vec<_>>(),
+        [
+            "delete element ip t eps-ns/web/tcp/80 { 1, 2 }",
+            "add element ip t eps-ns/web/tcp/80 { 1 : 10.42.0.7 . 8080, 2 : 10.42.0.8 . 8080 }",
+            "delete element ip t hairpin { 10.42.0.6 . 10.42.0.6 }",
+            "add element ip t hairpin { 10.42.0.8 . 10.42.0.8 }",
         ]
     );
 }

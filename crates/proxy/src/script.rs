@@ -133,6 +133,10 @@ impl Ruleset {
                 .filter(|o| o.def == set.def)
                 .map(|o| &o.elements)
                 .unwrap_or(&empty);
+            // Most sets are unchanged: compare before building the sets.
+            if old == &set.elements {
+                continue;
+            }
             let new: BTreeSet<&String> = set.elements.iter().collect();
             let before: BTreeSet<&String> = old.iter().collect();
             let gone: Vec<String> = before.difference(&new).map(|e| key(e)).collect();
