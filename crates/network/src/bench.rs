@@ -10,7 +10,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use crate::lab::Lab;
+use crate::lab::{Host, Lab};
 
 /// The ratio the issue asks of pod-to-pod over host-to-host throughput.
 pub const GOAL_RATIO: f64 = 0.8;
@@ -73,7 +73,7 @@ impl fmt::Display for Report {
 }
 
 /// Enter the network namespace `ns` on the calling thread only.
-fn enter(ns: &str) -> Result<(), String> {
+pub(crate) fn enter(ns: &str) -> Result<(), String> {
     let f = std::fs::File::open(format!("/run/netns/{ns}"))
         .map_err(|e| format!("opening netns {ns}: {e}"))?;
     // SAFETY: setns on a valid, open namespace file descriptor; it changes
@@ -132,11 +132,12 @@ fn throughput(
     server.join().map_err(|_| "the receiver panicked")?
 }
 
-/// Build the lab, run the pod network in it, measure the three paths.
-pub fn run(run_for: Duration) -> Result<Report, String> {
+/// The lab with both hosts running the pod network over VXLAN, each the
+/// other's peer, once pod A reaches pod B.
+pub(crate) fn vxlan_lab() -> Result<(Lab, Host, Host), String> {
     let lab = Lab::new()?;
-    let mut a = lab.host("ha", None)?;
-    let mut b = lab.host("hb", None)?;
+    let a = lab.host("ha", None)?;
+    let b = lab.host("hb", None)?;
     let mac_a = a.apply(&[])?;
     let mac_b = b.apply(&[])?;
     a.apply(&[b.peer(mac_b)])?;
@@ -144,6 +145,12 @@ pub fn run(run_for: Duration) -> Result<Report, String> {
     if !lab.ping("pa", "10.42.2.5", 56) {
         return Err("pod A cannot reach pod B over VXLAN".into());
     }
+    Ok((lab, a, b))
+}
+
+/// Build the lab, run the pod network in it, measure the three paths.
+pub fn run(run_for: Duration) -> Result<Report, String> {
+    let (lab, mut a, mut b) = vxlan_lab()?;
     let host_bps = throughput(
         lab.ns("hb"),
         Ipv4Addr::new(192, 168, 91, 2),

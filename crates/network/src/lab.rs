@@ -6,8 +6,10 @@
 //!                            host A 172.31.91.1 ── 172.31.91.2 outside (no route to 10.42/16)
 //! ```
 //!
-//! The pods' veths have the VXLAN MTU (1450), as the CNI bridge gives
-//! them. Every namespace is deleted on drop, which removes every device
+//! The pods' veths have the VXLAN MTU (1450) and their bridge ports
+//! hairpin mode, as the kubelet's CNI bridge gives them (with br_netfilter,
+//! a pod's connection to a ClusterIP it is itself behind is DNATed inside
+//! the bridge and leaves by the port it came in on). Every namespace is deleted on drop, which removes every device
 //! in it; devices are created inside the namespaces, so no name ever
 //! touches the host.
 
@@ -146,6 +148,7 @@ impl Lab {
                      ip addr add {pod_gw}/24 dev podbr
                      ip link set podbr up
                      ip link set {veth} master podbr
+                     ip link set {veth} type bridge_slave hairpin on
                      ip link set {veth} mtu 1450 up
                      sysctl -qw net.ipv4.ip_forward=1"
                 ),
