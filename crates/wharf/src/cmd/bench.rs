@@ -57,9 +57,12 @@ struct ProxyArgs {
 
 #[derive(Args, Debug)]
 struct NetworkArgs {
-    /// Seconds each of the two transfers runs.
-    #[arg(long, default_value_t = 5)]
+    /// Seconds each transfer runs.
+    #[arg(long, default_value_t = 4)]
     seconds: u64,
+    /// Rounds of (host to host, pod to pod) per backend; the ratio is the median of the rounds'.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Requests to each target (pod IP, ClusterIP) in the latency phase, per kind (new connection, kept-open).
     #[arg(long, default_value_t = 3000)]
     requests: usize,
@@ -409,10 +412,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             // The latency phase has no goal of its own: only the ratio is asked for.
             let mut met = true;
             if !a.latency_only {
-                let report = tokio::task::spawn_blocking(move || network::bench::run(run_for))
-                    .await
-                    .context("the network benchmark panicked")?
-                    .map_err(|e| anyhow::anyhow!(e))?;
+                let rounds = a.rounds;
+                let report =
+                    tokio::task::spawn_blocking(move || network::bench::run(run_for, rounds))
+                        .await
+                        .context("the network benchmark panicked")?
+                        .map_err(|e| anyhow::anyhow!(e))?;
                 met = report.goal_met();
                 text.push(report.to_string());
             }
