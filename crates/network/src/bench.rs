@@ -85,7 +85,7 @@ impl fmt::Display for Report {
             self.seconds,
             self.host_bps.len()
         )?;
-        writeln!(f, "{:<34} {:>8}   {}", "path", "Gbit/s", "(each round)")?;
+        writeln!(f, "{:<34} {:>8}   (each round)", "path", "Gbit/s")?;
         row(f, "host A -> host B (underlay)", &self.host_bps)?;
         row(f, "pod A -> pod B (VXLAN, MTU 1450)", &self.pod_bps)?;
         row(f, "host A -> host B (host-gw rounds)", &self.gw_host_bps)?;

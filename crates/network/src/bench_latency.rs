@@ -369,3 +369,48 @@ pub fn run(requests: usize) -> Result<LatencyReport, String> {
     drop(echo);
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_of_a_series() {
+        let us = |n: u64| Duration::from_micros(n);
+        // 1..=100 µs, shuffled: p50 is the 51st value, p99 the 100th.
+        let mut v: Vec<Duration> = (1..=100).map(us).collect();
+        v.reverse();
+        let s = Stats::of(v);
+        assert_eq!(s.count, 100);
+        assert_eq!(s.p50_us, 51.0);
+        assert_eq!(s.p99_us, 100.0);
+        let one = Stats::of(vec![us(7)]);
+        assert_eq!((one.p50_us, one.p99_us), (7.0, 7.0));
+    }
+
+    #[test]
+    fn ratio_is_of_medians() {
+        let s = |p50_us| Stats {
+            count: 1,
+            p50_us,
+            p99_us: 1000.0,
+        };
+        let p = Pair {
+            pod_ip: s(200.0),
+            cluster_ip: s(230.0),
+        };
+        assert!((p.ratio() - 1.15).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_service_objects_parse() {
+        let svc = service().unwrap();
+        assert_eq!(
+            svc.spec.unwrap().cluster_ip.as_deref(),
+            Some("10.43.100.10")
+        );
+        let sl = slice().unwrap();
+        let eps = sl.endpoints.unwrap();
+        assert_eq!(eps[0].addresses, vec!["10.42.2.5".to_string()]);
+    }
+}
