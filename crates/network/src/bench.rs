@@ -21,6 +21,8 @@ pub const GOAL_RATIO: f64 = 0.8;
 #[derive(Debug)]
 pub struct Report {
     pub seconds: f64,
+    /// Host A's side on CPU 0, host B's on CPU 1 (`--split-cpus`).
+    pub split_cpus: bool,
     /// Per round, each path's transfer ran back to back with host to host,
     /// so the machine's noise lands on both sides of a round's ratio alike.
     pub host_bps: Vec<f64>,
@@ -81,9 +83,14 @@ impl fmt::Display for Report {
         };
         writeln!(
             f,
-            "pod network throughput ({:.0} s per transfer, one TCP stream, veth wire, {} rounds)",
+            "pod network throughput ({:.0} s per transfer, one TCP stream, veth wire, {} rounds{})",
             self.seconds,
-            self.host_bps.len()
+            self.host_bps.len(),
+            if self.split_cpus {
+                ", host A on CPU 0 and host B on CPU 1"
+            } else {
+                ""
+            }
         )?;
         writeln!(f, "{:<34} {:>8}   (each round)", "path", "Gbit/s")?;
         row(f, "host A -> host B (underlay)", &self.host_bps)?;
@@ -119,18 +126,43 @@ pub(crate) fn enter(ns: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Run the calling thread on `cpu` only.
+fn pin(cpu: usize) -> Result<(), String> {
+    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET stays within it
+    // (cpu < CPU_SETSIZE is checked by the caller's two-CPU requirement);
+    // pid 0 is the calling thread.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc != 0 {
+        return Err(format!(
+            "pinning to CPU {cpu}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
 /// Bytes per second from a sender in `client_ns` to a receiver on
 /// `server_ip:port` in `server_ns`, for `run_for`.
+/// `split`: the receiver runs on CPU 1 and the sender on CPU 0 (see
+/// [`Lab::split_cpus`]).
 fn throughput(
     server_ns: String,
     server_ip: Ipv4Addr,
     client_ns: String,
     run_for: Duration,
+    split: bool,
 ) -> Result<f64, String> {
     let port = 5201;
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let server = std::thread::spawn(move || -> Result<f64, String> {
         enter(&server_ns)?;
+        if split {
+            pin(1)?;
+        }
         let l = TcpListener::bind((server_ip, port)).map_err(|e| format!("bind: {e}"))?;
         let _ = ready_tx.send(());
         let (mut s, _) = l.accept().map_err(|e| format!("accept: {e}"))?;
@@ -151,6 +183,9 @@ fn throughput(
         .map_err(|_| "the receiver did not start".to_string())?;
     let client = std::thread::spawn(move || -> Result<(), String> {
         enter(&client_ns)?;
+        if split {
+            pin(0)?;
+        }
         let addr = SocketAddr::from((server_ip, port));
         let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
             .map_err(|e| format!("connect {addr}: {e}"))?;
@@ -184,14 +219,23 @@ pub(crate) fn vxlan_lab() -> Result<(Lab, Host, Host), String> {
 
 /// Build the lab, run the pod network in it, measure the paths: `rounds`
 /// of (host to host, pod to pod) over VXLAN, then as many over host-gw.
-pub fn run(run_for: Duration, rounds: usize) -> Result<Report, String> {
+///
+/// `split_cpus`: host A's side of every transfer on CPU 0 and host B's on
+/// CPU 1, as on two machines (by default every hop of a transfer through
+/// veths runs on the sender's CPU, so the ratio is one of whole-path CPU
+/// cost per byte).
+pub fn run(run_for: Duration, rounds: usize, split_cpus: bool) -> Result<Report, String> {
     let (lab, mut a, mut b) = vxlan_lab()?;
+    if split_cpus {
+        lab.split_cpus()?;
+    }
     let host = || {
         throughput(
             lab.ns("hb"),
             Ipv4Addr::new(192, 168, 91, 2),
             lab.ns("ha"),
             run_for,
+            split_cpus,
         )
     };
     let pod = || {
@@ -200,10 +244,12 @@ pub fn run(run_for: Duration, rounds: usize) -> Result<Report, String> {
             Ipv4Addr::new(10, 42, 2, 5),
             lab.ns("pa"),
             run_for,
+            split_cpus,
         )
     };
     let mut r = Report {
         seconds: run_for.as_secs_f64(),
+        split_cpus,
         host_bps: Vec::new(),
         pod_bps: Vec::new(),
         gw_host_bps: Vec::new(),
@@ -232,6 +278,7 @@ mod tests {
     fn ratio_is_the_median_of_the_rounds_ratios() {
         let r = Report {
             seconds: 1.0,
+            split_cpus: false,
             host_bps: vec![10.0, 20.0, 10.0],
             pod_bps: vec![9.0, 10.0, 7.0],
             gw_host_bps: vec![10.0, 10.0],

@@ -177,6 +177,33 @@ impl Lab {
         Ok(lab)
     }
 
+    /// Make the hosts behave like two machines with a CPU each: what
+    /// arrives on host A's underlay is processed on CPU 0 and on host B's
+    /// on CPU 1 (RPS), wherever the sender runs. Without this, a packet
+    /// sent into a veth is received on the sender's CPU, so one CPU does
+    /// every hop of a transfer.
+    pub fn split_cpus(&self) -> Result<(), String> {
+        // SAFETY: sysconf has no memory effects.
+        let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+        if cpus < 2 {
+            return Err(format!(
+                "splitting the hosts' CPUs needs 2 CPUs, found {cpus}"
+            ));
+        }
+        // `ip netns exec` mounts the namespace's own /sys.
+        for (role, mask) in [("ha", 1), ("hb", 2)] {
+            self.exec_ok(
+                role,
+                &[
+                    "sh",
+                    "-c",
+                    &format!("echo {mask} > /sys/class/net/eth0/queues/rx-0/rps_cpus"),
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
     /// Two pings of `size` bytes from `from` to `to`; did they answer?
     pub fn ping(&self, from: &str, to: &str, size: u32) -> bool {
         let size = size.to_string();

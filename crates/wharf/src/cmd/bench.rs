@@ -66,6 +66,9 @@ struct NetworkArgs {
     /// Requests to each target (pod IP, ClusterIP) in the latency phase, per kind (new connection, kept-open).
     #[arg(long, default_value_t = 3000)]
     requests: usize,
+    /// Throughput with host A's side on CPU 0 and host B's on CPU 1 (RPS on each host's underlay, pinned threads), as on two machines.
+    #[arg(long)]
+    split_cpus: bool,
     /// Only the throughput phase.
     #[arg(long, conflicts_with = "latency_only")]
     throughput_only: bool,
@@ -412,12 +415,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             // The latency phase has no goal of its own: only the ratio is asked for.
             let mut met = true;
             if !a.latency_only {
-                let rounds = a.rounds;
-                let report =
-                    tokio::task::spawn_blocking(move || network::bench::run(run_for, rounds))
-                        .await
-                        .context("the network benchmark panicked")?
-                        .map_err(|e| anyhow::anyhow!(e))?;
+                let (rounds, split) = (a.rounds, a.split_cpus);
+                let report = tokio::task::spawn_blocking(move || {
+                    network::bench::run(run_for, rounds, split)
+                })
+                .await
+                .context("the network benchmark panicked")?
+                .map_err(|e| anyhow::anyhow!(e))?;
                 met = report.goal_met();
                 text.push(report.to_string());
             }
