@@ -6,6 +6,19 @@
 //! alternate over several rounds and the ratio is the median of the
 //! rounds' ratios, so that load from elsewhere on the machine (which
 //! swings a single transfer by tens of percent) weighs on both sides.
+//!
+//! What the ratio measures here: a packet sent into a veth is received on
+//! the sender's CPU, so one CPU does every hop of a transfer and the ratio
+//! is one of whole-path CPU cost per byte: host to host is one veth hop;
+//! pod to pod adds two veths, two bridges (with br_netfilter's hooks), two
+//! forwards and the VXLAN encapsulation (the skbs stay ~58 KB GSO
+//! packets on every veth, and no software segmentation or checksumming
+//! shows in perf profiles: the cost is per-hop, per-skb work).
+//! Tried without gain (late 2026, kernel 6.18): GRO on the underlay veths,
+//! `noudpcsum` on the VXLAN device (flannel's choice). With each host on
+//! its own CPU (`--split-cpus`, RPS) the ratio is ~1, but host to host
+//! drops by half on a shared 2-CPU VM, so it is a diagnostic, not the
+//! figure.
 
 use std::fmt;
 use std::io::{Read, Write};
