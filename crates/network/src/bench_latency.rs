@@ -39,13 +39,6 @@ const SERVICE_PORT: u16 = 80;
 const POD_B: Ipv4Addr = Ipv4Addr::new(10, 42, 2, 5);
 /// The Service's targetPort.
 const TARGET_PORT: u16 = 8080;
-/// The port pod B is asked on directly. Not the targetPort: a connection
-/// to the pod IP from the same source port as an earlier ClusterIP one
-/// (still in TIME_WAIT in host A's conntrack) would have the same reply
-/// tuple after DNAT, and conntrack drops such a clash's SYN until the old
-/// entry expires (the client picks ephemeral ports per destination, so
-/// it does reuse them across the two). The port number costs nothing.
-const DIRECT_PORT: u16 = 8081;
 const TABLE: &str = "wharf-proxy";
 /// Request and answer size: a small RPC.
 const MESSAGE: usize = 64;
@@ -180,12 +173,12 @@ fn load_proxy(host: &Host, svc: &Service, slice: &EndpointSlice) -> Result<(), S
         .map_err(|e| format!("loading the proxy rules in {}: {e}", host.cfg.node_name))
 }
 
-/// Threads answering on each port in pod B: the kept-open phase holds a
-/// connection to each port, and a thread already waiting in accept adds no
-/// thread start to a fresh connection's time.
-const WORKERS: usize = 2;
+/// Threads answering in pod B: the kept-open phase holds two connections
+/// at once, and a thread already waiting in accept adds no thread start to
+/// a fresh connection's time.
+const WORKERS: usize = 3;
 
-/// An echo server in pod B on `TARGET_PORT` and `DIRECT_PORT`: answers each
+/// An echo server in pod B on `TARGET_PORT`: answers each
 /// `MESSAGE`-byte request on a connection until the client closes it.
 struct Echo {
     stop: Arc<AtomicBool>,
@@ -202,18 +195,16 @@ impl Echo {
             threads: Vec::new(),
             client_ns,
         };
-        for port in [TARGET_PORT, DIRECT_PORT] {
-            let l = in_ns(ns.clone(), move || {
-                TcpListener::bind((Ipv4Addr::UNSPECIFIED, port))
-                    .map_err(|e| format!("bind {port}: {e}"))
-            })?;
-            for _ in 0..WORKERS {
-                // The socket lives in pod B's namespace whatever thread uses it.
-                let l = l.try_clone().map_err(|e| format!("listener: {e}"))?;
-                let stop = stop.clone();
-                echo.threads
-                    .push(std::thread::spawn(move || serve(l, stop)));
-            }
+        let l = in_ns(ns, || {
+            TcpListener::bind((Ipv4Addr::UNSPECIFIED, TARGET_PORT))
+                .map_err(|e| format!("bind {TARGET_PORT}: {e}"))
+        })?;
+        for _ in 0..WORKERS {
+            // The socket lives in pod B's namespace whatever thread uses it.
+            let l = l.try_clone().map_err(|e| format!("listener: {e}"))?;
+            let stop = stop.clone();
+            echo.threads
+                .push(std::thread::spawn(move || serve(l, stop)));
         }
         Ok(echo)
     }
@@ -242,10 +233,8 @@ impl Drop for Echo {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         let _ = in_ns(self.client_ns.clone(), move || {
-            for port in [TARGET_PORT, DIRECT_PORT] {
-                for _ in 0..WORKERS {
-                    let _ = connect(SocketAddr::from((POD_B, port)));
-                }
+            for _ in 0..WORKERS {
+                let _ = connect(SocketAddr::from((POD_B, TARGET_PORT)));
             }
             Ok(())
         });
@@ -343,7 +332,7 @@ pub fn run(requests: usize) -> Result<LatencyReport, String> {
     load_proxy(&a, &svc, &slice)?;
     load_proxy(&b, &svc, &slice)?;
     let echo = Echo::start(lab.ns("pb"), lab.ns("pa"))?;
-    let pod = SocketAddr::from((POD_B, DIRECT_PORT));
+    let pod = SocketAddr::from((POD_B, TARGET_PORT));
     let vip = SocketAddr::from((CLUSTER_IP, SERVICE_PORT));
     let result = (|| {
         let [f_pod, f_vip] = in_ns(lab.ns("pa"), move || fresh([pod, vip], requests))
