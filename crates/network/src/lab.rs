@@ -6,8 +6,10 @@
 //!                            host A 172.31.91.1 ── 172.31.91.2 outside (no route to 10.42/16)
 //! ```
 //!
-//! The pods' veths have the VXLAN MTU (1450), as the CNI bridge gives
-//! them. Every namespace is deleted on drop, which removes every device
+//! The pods' veths have the VXLAN MTU (1450) and their bridge ports
+//! hairpin mode, as the kubelet's CNI bridge gives them (with br_netfilter,
+//! a pod's connection to a ClusterIP it is itself behind is DNATed inside
+//! the bridge and leaves by the port it came in on). Every namespace is deleted on drop, which removes every device
 //! in it; devices are created inside the namespaces, so no name ever
 //! touches the host.
 
@@ -146,6 +148,7 @@ impl Lab {
                      ip addr add {pod_gw}/24 dev podbr
                      ip link set podbr up
                      ip link set {veth} master podbr
+                     ip link set {veth} type bridge_slave hairpin on
                      ip link set {veth} mtu 1450 up
                      sysctl -qw net.ipv4.ip_forward=1"
                 ),
@@ -172,6 +175,33 @@ impl Lab {
              ip link set ext0 up",
         )?;
         Ok(lab)
+    }
+
+    /// Make the hosts behave like two machines with a CPU each: what
+    /// arrives on host A's underlay is processed on CPU 0 and on host B's
+    /// on CPU 1 (RPS), wherever the sender runs. Without this, a packet
+    /// sent into a veth is received on the sender's CPU, so one CPU does
+    /// every hop of a transfer.
+    pub fn split_cpus(&self) -> Result<(), String> {
+        // SAFETY: sysconf has no memory effects.
+        let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+        if cpus < 2 {
+            return Err(format!(
+                "splitting the hosts' CPUs needs 2 CPUs, found {cpus}"
+            ));
+        }
+        // `ip netns exec` mounts the namespace's own /sys.
+        for (role, mask) in [("ha", 1), ("hb", 2)] {
+            self.exec_ok(
+                role,
+                &[
+                    "sh",
+                    "-c",
+                    &format!("echo {mask} > /sys/class/net/eth0/queues/rx-0/rps_cpus"),
+                ],
+            )?;
+        }
+        Ok(())
     }
 
     /// Two pings of `size` bytes from `from` to `to`; did they answer?

@@ -11,6 +11,7 @@
 //! - this file: the loop over a Node reflector, and the VTEP annotations.
 
 pub mod bench;
+pub mod bench_latency;
 pub mod diff;
 pub mod kernel;
 pub mod lab;
