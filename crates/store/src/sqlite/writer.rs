@@ -26,8 +26,8 @@ const MAX_BATCH: usize = 1024;
 /// writer needs a few hundred microseconds to compute its write; the
 /// sync it saves costs about as much, and every write of the transaction
 /// waits for it.
-const HOLD_STEP: std::time::Duration = std::time::Duration::from_micros(1500);
-const HOLD_MAX: std::time::Duration = std::time::Duration::from_millis(3);
+const HOLD_STEP: std::time::Duration = std::time::Duration::from_micros(2000);
+const HOLD_MAX: std::time::Duration = std::time::Duration::from_millis(6);
 /// Each compaction step is its own short transaction run between write batches,
 /// so a step's length bounds a writer's extra wait. The number of revisions a
 /// step scans adapts to keep it near this long.
