@@ -55,6 +55,11 @@ pub struct Config {
     pub service_ip: Option<String>,
     /// The address pods reach the listener on (the node's IP).
     pub advertise_ip: String,
+    /// The node this server runs on. Its endpoint in `kube-dns` is hinted
+    /// for that node, and the Service asks for `trafficDistribution:
+    /// PreferSameNode`, so pods on a node with a DNS server of its own ask
+    /// that one (the per-node path); the others spread over all of them.
+    pub node_name: String,
 }
 
 /// A running DNS server; dropping it stops it.
@@ -109,8 +114,9 @@ impl Dns {
         ];
         if let Some(ip) = cfg.service_ip.clone() {
             let advertise = cfg.advertise_ip.clone();
+            let node = cfg.node_name.clone();
             tasks.push(tokio::spawn(async move {
-                publish(client, ip, advertise, listen.port()).await
+                publish(client, ip, advertise, node, listen.port()).await
             }));
         }
         tracing::info!(%listen, zone = %cfg.zone, "cluster DNS serving");
@@ -186,10 +192,13 @@ async fn watch(client: Client, zone: String, shared: Arc<server::Shared>) {
 }
 
 /// Create or update the `kube-dns` Service and this server's EndpointSlice,
-/// retrying until the API server accepts them.
-async fn publish(client: Client, service_ip: String, advertise: String, port: u16) {
+/// retrying until the API server accepts them. The slice is owned by this
+/// server's Node, so it goes when the node is deleted; it waits for the
+/// kubelet to register the Node.
+async fn publish(client: Client, service_ip: String, advertise: String, node: String, port: u16) {
     let services: Api<Service> = Api::namespaced(client.clone(), "kube-system");
-    let slices: Api<EndpointSlice> = Api::namespaced(client, "kube-system");
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "kube-system");
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client);
     let labels = BTreeMap::from([
         ("k8s-app".to_string(), "kube-dns".to_string()),
         ("kubernetes.io/name".to_string(), "CoreDNS".to_string()),
@@ -199,6 +208,7 @@ async fn publish(client: Client, service_ip: String, advertise: String, port: u1
         "metadata": {"name": "kube-dns", "namespace": "kube-system", "labels": labels},
         "spec": {
             "clusterIP": service_ip,
+            "trafficDistribution": "PreferSameNode",
             "ports": [
                 {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": port},
                 {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": port},
@@ -207,25 +217,47 @@ async fn publish(client: Client, service_ip: String, advertise: String, port: u1
     }))
     .expect("a valid Service");
     let slice_name = format!("kube-dns-{}", advertise.replace([':', '.'], "-"));
-    let slice: EndpointSlice = serde_json::from_value(serde_json::json!({
-        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {"name": slice_name, "namespace": "kube-system", "labels": {
-            "kubernetes.io/service-name": "kube-dns",
-            "endpointslice.kubernetes.io/managed-by": MANAGER,
-        }},
-        "addressType": if advertise.contains(':') { "IPv6" } else { "IPv4" },
-        "endpoints": [{"addresses": [advertise], "conditions": {"ready": true}}],
-        "ports": [
-            {"name": "dns", "port": port, "protocol": "UDP"},
-            {"name": "dns-tcp", "port": port, "protocol": "TCP"},
-        ],
-    }))
-    .expect("a valid EndpointSlice");
+    let slice = |node_uid: &str| -> EndpointSlice {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": slice_name, "namespace": "kube-system", "labels": {
+                "kubernetes.io/service-name": "kube-dns",
+                "endpointslice.kubernetes.io/managed-by": MANAGER,
+            }, "ownerReferences": [{
+                "apiVersion": "v1", "kind": "Node", "name": node, "uid": node_uid,
+            }]},
+            "addressType": if advertise.contains(':') { "IPv6" } else { "IPv4" },
+            "endpoints": [{
+                "addresses": [advertise],
+                "conditions": {"ready": true},
+                "nodeName": node,
+                "hints": {"forNodes": [{"name": node}]},
+            }],
+            "ports": [
+                {"name": "dns", "port": port, "protocol": "UDP"},
+                {"name": "dns-tcp", "port": port, "protocol": "TCP"},
+            ],
+        }))
+        .expect("a valid EndpointSlice")
+    };
     let pp = PatchParams::apply(MANAGER).force();
     let mut delay = Duration::from_millis(200);
     loop {
         let r1 = services.patch("kube-dns", &pp, &Patch::Apply(&svc)).await;
-        let r2 = slices.patch(&slice_name, &pp, &Patch::Apply(&slice)).await;
+        let r2 = match nodes.get_opt(&node).await {
+            Ok(Some(n)) => {
+                let uid = n.metadata.uid.unwrap_or_default();
+                slices
+                    .patch(&slice_name, &pp, &Patch::Apply(&slice(&uid)))
+                    .await
+            }
+            Ok(None) => Err(kube::Error::Api(
+                kube::core::Status::failure(&format!("node {node} not registered yet"), "NotFound")
+                    .with_code(404)
+                    .boxed(),
+            )),
+            Err(e) => Err(e),
+        };
         match (r1, r2) {
             (Ok(_), Ok(_)) => {
                 tracing::info!(cluster_ip = %service_ip, endpoint = %format!("{advertise}:{port}"), "kube-dns Service published");

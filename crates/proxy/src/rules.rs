@@ -215,10 +215,19 @@ struct Ep {
     local: bool,
     ready: bool,
     serving_terminating: bool,
+    /// The endpoint carries node hints (`hints.forNodes`).
+    node_hinted: bool,
+    /// Its node hints name this node.
+    hinted_here: bool,
 }
 
 /// upstream's endpoint choice: the ready ones; if none is ready, the ones
 /// still serving while terminating (so connections drain during a rollout).
+/// For the cluster-wide set, node hints (`trafficDistribution:
+/// PreferSameNode`) narrow the ready ones to those hinted for this node
+/// when every ready endpoint has node hints and one names this node, as
+/// upstream's topology mode does. Zone hints are not used: the proxy does
+/// not know its node's zone, which upstream treats as no zone.
 fn usable(eps: &[Ep], local_only: bool) -> Vec<Ep> {
     let cand: Vec<Ep> = eps
         .iter()
@@ -227,6 +236,12 @@ fn usable(eps: &[Ep], local_only: bool) -> Vec<Ep> {
         .collect();
     let ready: Vec<Ep> = cand.iter().filter(|e| e.ready).copied().collect();
     if !ready.is_empty() {
+        let same_node = !local_only
+            && ready.iter().all(|e| e.node_hinted)
+            && ready.iter().any(|e| e.hinted_here);
+        if same_node {
+            return ready.into_iter().filter(|e| e.hinted_here).collect();
+        }
         return ready;
     }
     cand.into_iter().filter(|e| e.serving_terminating).collect()
@@ -269,6 +284,9 @@ fn endpoints_for(port: &ServicePort, slices: &[&EndpointSlice], node: &str) -> V
             let serving = c.serving.unwrap_or(ready);
             let terminating = c.terminating.unwrap_or(false);
             let local = e.node_name.as_deref() == Some(node);
+            let for_nodes = e.hints.as_ref().and_then(|h| h.for_nodes.as_deref());
+            let node_hinted = for_nodes.is_some_and(|n| !n.is_empty());
+            let hinted_here = for_nodes.is_some_and(|n| n.iter().any(|f| f.name == node));
             for a in &e.addresses {
                 let Ok(ip) = a.parse::<Ipv4Addr>() else {
                     continue;
@@ -279,6 +297,8 @@ fn endpoints_for(port: &ServicePort, slices: &[&EndpointSlice], node: &str) -> V
                     local,
                     ready: ready && !terminating,
                     serving_terminating: serving && terminating,
+                    node_hinted,
+                    hinted_here,
                 };
                 // Duplicates (a pod moving between slices) keep the best view.
                 out.entry((ip, num))
@@ -286,6 +306,8 @@ fn endpoints_for(port: &ServicePort, slices: &[&EndpointSlice], node: &str) -> V
                         o.ready |= ep.ready;
                         o.serving_terminating |= ep.serving_terminating;
                         o.local |= ep.local;
+                        o.node_hinted |= ep.node_hinted;
+                        o.hinted_here |= ep.hinted_here;
                     })
                     .or_insert(ep);
             }

@@ -400,6 +400,57 @@ fn internal_traffic_policy_local_serves_the_cluster_ip_from_local_endpoints() {
     );
 }
 
+/// A slice whose endpoints carry node hints (ip, node, hinted nodes), as
+/// the EndpointSlice controller writes them for `PreferSameNode`.
+fn hinted_slice(eps: &[(&str, &str, &[&str])]) -> EndpointSlice {
+    let mut sl = web_slice(&[]);
+    sl.endpoints = eps
+        .iter()
+        .map(|(ip, node, hints)| {
+            let for_nodes: Vec<_> = hints.iter().map(|n| json!({ "name": n })).collect();
+            serde_json::from_value(json!({
+                "addresses": [ip], "nodeName": node,
+                "conditions": { "ready": true },
+                "hints": { "forNodes": for_nodes },
+            }))
+            .unwrap()
+        })
+        .collect();
+    sl
+}
+
+#[test]
+fn node_hints_keep_traffic_on_this_node_when_every_endpoint_has_them() {
+    let eps = |rs: &Ruleset| elements(rs, "eps-ns/web/tcp/80").to_vec();
+    // Every ready endpoint is hinted and one is for n1: only it is used.
+    let rs = compute_for(
+        &[web()],
+        &[hinted_slice(&[
+            ("10.42.0.5", "n1", &["n1"]),
+            ("10.42.1.7", "n2", &["n2"]),
+        ])],
+    );
+    assert_eq!(eps(&rs), ["0 : 10.42.0.5 . 8080"]);
+    // None is for this node: every endpoint is used.
+    let rs = compute_for(
+        &[web()],
+        &[hinted_slice(&[
+            ("10.42.1.7", "n2", &["n2"]),
+            ("10.42.2.7", "n3", &["n3"]),
+        ])],
+    );
+    assert_eq!(eps(&rs).len(), 2);
+    // One ready endpoint without hints: hints are ignored.
+    let rs = compute_for(
+        &[web()],
+        &[hinted_slice(&[
+            ("10.42.0.5", "n1", &["n1"]),
+            ("10.42.1.7", "n2", &[]),
+        ])],
+    );
+    assert_eq!(eps(&rs).len(), 2);
+}
+
 #[test]
 fn client_ip_affinity_uses_a_timed_set_per_endpoint() {
     let svc = service(

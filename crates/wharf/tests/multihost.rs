@@ -788,6 +788,85 @@ fn services_answer_from_every_node_by_cluster_ip_dns_and_node_port() {
         !answer.contains(&cluster_ip),
         "a headless name has no VIP: {answer}"
     );
+
+    // The per-node path: every node runs a DNS server, whose kube-dns
+    // endpoint is hinted for its own node (`trafficDistribution:
+    // PreferSameNode`), so each node's proxy sends its pods' queries for
+    // 10.43.0.10 to its own node's server only.
+    let dns = c
+        .kubectl_json(&["get", "service", "kube-dns", "-n", "kube-system"])
+        .unwrap();
+    assert_eq!(dns["spec"]["trafficDistribution"], "PreferSameNode");
+    let all_ips: Vec<String> = (0..3).map(|i| c.host(i).ip.to_string()).collect();
+    for i in 0..3 {
+        let host = c.host(i);
+        let node = host.node_name.clone().expect("every host is a node");
+        let ip = host.ip.to_string();
+        wait_for(
+            &c,
+            &format!("{node}'s proxy to send kube-dns to its own DNS server"),
+            Duration::from_secs(30),
+            || {
+                let out = c
+                    .exec_in(i, "nft", &["-j", "list", "ruleset"])
+                    .map_err(|e| e.to_string())?;
+                let v: serde_json::Value =
+                    serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+                let elems = v["nftables"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|o| o["map"]["name"] == "eps-kube-system/kube-dns/udp/53")
+                    .map(|o| o["map"]["elem"].to_string())
+                    .ok_or("no kube-dns map")?;
+                let others = all_ips.iter().filter(|o| **o != ip);
+                if elems.contains(&format!("\"{ip}\""))
+                    && others.clone().all(|o| !elems.contains(&format!("\"{o}\"")))
+                {
+                    Ok(())
+                } else {
+                    Err(elems)
+                }
+            },
+        );
+    }
+    let slices = c
+        .kubectl_json(&[
+            "get",
+            "endpointslices",
+            "-n",
+            "kube-system",
+            "-l",
+            "kubernetes.io/service-name=kube-dns",
+        ])
+        .unwrap();
+    let mut hinted: Vec<(String, String)> = slices["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default())
+        .map(|e| {
+            (
+                e["nodeName"].as_str().unwrap_or("").to_string(),
+                e["hints"]["forNodes"][0]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .collect();
+    hinted.sort();
+    let mut want: Vec<(String, String)> = (0..3)
+        .map(|i| {
+            let n = c.host(i).node_name.clone().unwrap();
+            (n.clone(), n)
+        })
+        .collect();
+    want.sort();
+    assert_eq!(
+        hinted, want,
+        "one kube-dns endpoint per node, hinted for it"
+    );
 }
 
 /// Issue 7: a client on one worker requests a Service's ClusterIP ten times

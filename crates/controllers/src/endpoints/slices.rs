@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, Service};
-use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
+use k8s_openapi::api::discovery::v1::{
+    Endpoint, EndpointConditions, EndpointHints, EndpointPort, EndpointSlice, ForNode, ForZone,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::ObjectMeta;
 
@@ -47,7 +49,42 @@ pub fn same_beyond_key(a: &Endpoint, b: &Endpoint) -> bool {
         let c = e.conditions.clone().unwrap_or_default();
         (c.ready, c.serving, c.terminating)
     };
-    a.node_name == b.node_name && a.zone == b.zone && cond(a) == cond(b) && target(a) == target(b)
+    a.node_name == b.node_name
+        && a.zone == b.zone
+        && a.hints == b.hints
+        && cond(a) == cond(b)
+        && target(a) == target(b)
+}
+
+/// The hints `svc.spec.trafficDistribution` asks for (upstream's
+/// trafficdist): the endpoint's zone for `PreferSameZone` (and the older
+/// `PreferClose`); its node, and its zone, for `PreferSameNode`; none
+/// otherwise.
+fn hints(svc: &Service, node: Option<&str>, zone: Option<&str>) -> Option<EndpointHints> {
+    let td = svc.spec.as_ref()?.traffic_distribution.as_deref()?;
+    let for_zones = || {
+        zone.map(|z| {
+            vec![ForZone {
+                name: z.to_string(),
+            }]
+        })
+    };
+    let h = match td {
+        "PreferClose" | "PreferSameZone" => EndpointHints {
+            for_zones: for_zones(),
+            ..EndpointHints::default()
+        },
+        "PreferSameNode" => EndpointHints {
+            for_nodes: node.map(|n| {
+                vec![ForNode {
+                    name: n.to_string(),
+                }]
+            }),
+            for_zones: for_zones(),
+        },
+        _ => return None,
+    };
+    (h.for_nodes.is_some() || h.for_zones.is_some()).then_some(h)
 }
 
 /// The endpoints wanted for one port list.
@@ -70,19 +107,21 @@ pub fn endpoint(pod: &Pod, node: Option<&Node>, svc: &Service, family: Family) -
         .and_then(|l| l.get(ZONE_LABEL))
         .filter(|z| !z.is_empty())
         .cloned();
+    let node_name = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .filter(|n| !n.is_empty());
     Endpoint {
         addresses: pods::addresses_of(pod, family),
+        hints: hints(svc, node_name.as_deref(), zone.as_deref()),
         conditions: Some(EndpointConditions {
             ready: Some(ready),
             serving: Some(serving),
             terminating: Some(terminating),
         }),
         hostname: pods::hostname_for(pod, svc),
-        node_name: pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.node_name.clone())
-            .filter(|n| !n.is_empty()),
+        node_name,
         target_ref: Some(ObjectReference {
             kind: Some("Pod".into()),
             namespace: pod.metadata.namespace.clone(),
@@ -245,6 +284,61 @@ mod tests {
     fn spec() -> serde_json::Value {
         json!({ "clusterIP": "10.96.0.1", "selector": { "app": "web" }, "ports": [
             { "name": "http", "port": 80, "protocol": "TCP", "targetPort": "http" }] })
+    }
+
+    #[test]
+    fn traffic_distribution_sets_node_and_zone_hints() {
+        let hints_for = |td: Option<&str>, zone: Option<&str>| {
+            let mut sp = spec();
+            if let Some(td) = td {
+                sp["trafficDistribution"] = json!(td);
+            }
+            let (groups, _) = desired(&svc(sp), &[pod("a", "10.0.0.1", true)], Family::V4, |_| {
+                Some(node(zone))
+            });
+            let e = groups
+                .values()
+                .next()
+                .unwrap()
+                .endpoints
+                .values()
+                .next()
+                .unwrap();
+            serde_json::to_value(&e.hints).unwrap()
+        };
+        assert_eq!(hints_for(None, Some("z1")), json!(null));
+        assert_eq!(
+            hints_for(Some("PreferSameNode"), Some("z1")),
+            json!({"forNodes": [{"name": "node-1"}], "forZones": [{"name": "z1"}]})
+        );
+        assert_eq!(
+            hints_for(Some("PreferSameNode"), None),
+            json!({"forNodes": [{"name": "node-1"}]})
+        );
+        for td in ["PreferClose", "PreferSameZone"] {
+            assert_eq!(
+                hints_for(Some(td), Some("z1")),
+                json!({"forZones": [{"name": "z1"}]})
+            );
+            // Without a zone there is nothing to hint.
+            assert_eq!(hints_for(Some(td), None), json!(null));
+        }
+        // A change of hints alone is a change of the slice.
+        let a = endpoint(
+            &pod("a", "10.0.0.1", true),
+            Some(&node(Some("z1"))),
+            &svc(spec()),
+            Family::V4,
+        );
+        let mut sp = spec();
+        sp["trafficDistribution"] = json!("PreferSameNode");
+        let b = endpoint(
+            &pod("a", "10.0.0.1", true),
+            Some(&node(Some("z1"))),
+            &svc(sp),
+            Family::V4,
+        );
+        assert!(!same_beyond_key(&a, &b));
     }
 
     #[test]

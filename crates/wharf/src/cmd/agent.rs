@@ -33,6 +33,11 @@ pub struct AgentArgs {
     /// Do not run the service proxy (k3s's `--disable-kube-proxy`).
     #[arg(long, env = "WHARF_DISABLE_KUBE_PROXY")]
     pub disable_kube_proxy: bool,
+    /// Do not run a cluster DNS server on this node. With one (the
+    /// default), it answers on the node's IP, port 53, and pods of this
+    /// node reach it through the `kube-dns` Service (`PreferSameNode`).
+    #[arg(long, env = "WHARF_DISABLE_DNS")]
+    pub disable_dns: bool,
     /// The cluster's pod network range (the server's `--cluster-cidr`), for
     /// the masquerading decisions of the proxy and the pod network.
     #[arg(long, env = "WHARF_CLUSTER_CIDR", default_value = "10.42.0.0/16")]
@@ -142,6 +147,7 @@ struct Components {
     kubelet: kubelet::Kubelet,
     proxy: Option<proxy::Proxy>,
     network: Option<tokio::task::JoinHandle<()>>,
+    dns: Option<dns::Dns>,
 }
 
 async fn start_components(
@@ -182,10 +188,33 @@ async fn start_components(
         Some(cfg) => Some(super::network::start(kubeconfig, None, cfg).await?),
         None => None,
     };
+    let dns = if args.disable_dns {
+        None
+    } else {
+        let cfg = dns::Config {
+            listen: std::net::SocketAddr::new(ip, 53),
+            zone: args.node.cluster_domain.clone(),
+            upstreams: None,
+            service_ip: args.node.cluster_dns.first().cloned(),
+            advertise_ip: node_ip.to_string(),
+            node_name: node.to_string(),
+        };
+        let client = super::client_from(kubeconfig, None, "cluster-dns").await?;
+        // As on the server: a taken port 53 leaves the node working, and
+        // its pods use the other nodes' DNS servers.
+        match dns::Dns::start(client, cfg).await {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::error!(error = %e, "this node's cluster DNS is not running; free the port or pass --disable-dns");
+                None
+            }
+        }
+    };
     Ok(Components {
         kubelet,
         proxy,
         network,
+        dns,
     })
 }
 
@@ -196,6 +225,7 @@ impl Components {
         if let Some(n) = self.network {
             n.abort();
         }
+        drop(self.dns);
         if let Some(p) = self.proxy {
             p.stop().await;
         }

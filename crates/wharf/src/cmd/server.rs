@@ -327,6 +327,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             upstreams: None,
             service_ip: Some(args.cluster_dns.clone()),
             advertise_ip: advertise.to_string(),
+            node_name: super::kubelet::node_name(args.node_name.as_deref()),
         };
         let client = super::client_from(&api.kubeconfig, None, "cluster-dns").await?;
         // A taken port 53 should not take the cluster down with it: the
