@@ -381,6 +381,19 @@ def test_kubectl_certificate_approve_and_deny(kubectl, server, api_client):
     carol = kubectl.json("get", "csr", f"carol-{tag}")["spec"]
     assert carol["username"] == "system:admin" and "system:bootstrappers" not in carol["groups"], carol
 
+    # PATCH on the approval subresource (the Python client's
+    # patch_..._approval): only the conditions are taken; a spec change in
+    # the same patch is ignored, as upstream's approval strategy does.
+    certs = client.CertificatesV1Api(api_client)
+    patched = certs.patch_certificate_signing_request_approval(f"carol-{tag}", {
+        "spec": {"expirationSeconds": 7200},
+        "status": {"conditions": [{"type": "Approved", "status": "True", "reason": "ByPatch",
+                                   "message": "patched"}]}})
+    assert [(c.type, c.reason) for c in patched.status.conditions] == [("Approved", "ByPatch")]
+    assert patched.spec.expiration_seconds != 7200
+    wait_for("carol's certificate", lambda: kubectl.json("get", "csr", f"carol-{tag}")["status"].get("certificate"),
+             timeout=30)
+
     # A request that is not a CSR and a too short duration: 422 with upstream's fields.
     r = kubectl.run("create", "-f", "-", check=False, input=csr_yaml(
         f"bad-{tag}", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",

@@ -26,19 +26,30 @@ pub async fn approval(
     let mut status_path = rp.clone();
     status_path.subresource = Some("status".into());
     reg.update_with(&status_path, wanted_rv, opts, move |old| {
-        let mut new = old.clone();
-        if !new["status"].is_object() {
-            new["status"] = serde_json::json!({});
-        }
-        match &conditions {
-            Some(c) if !c.is_null() => new["status"]["conditions"] = c.clone(),
-            _ => {
-                if let Some(st) = new["status"].as_object_mut() {
-                    st.remove("conditions");
-                }
-            }
-        }
-        Ok(new)
+        Ok(set_conditions(old, conditions.as_ref()))
     })
     .await
+}
+
+/// `old` with `conditions` as its `status.conditions` (none if null).
+fn set_conditions(old: &Value, conditions: Option<&Value>) -> Value {
+    let mut new = old.clone();
+    if !new["status"].is_object() {
+        new["status"] = serde_json::json!({});
+    }
+    match conditions {
+        Some(c) if !c.is_null() => new["status"]["conditions"] = c.clone(),
+        _ => {
+            if let Some(st) = new["status"].as_object_mut() {
+                st.remove("conditions");
+            }
+        }
+    }
+    new
+}
+
+/// A PATCH of `.../approval`: of the patched object `patched`, only the
+/// conditions are taken; everything else stays as stored in `old`.
+pub fn with_conditions_of(old: &Value, patched: &Value) -> Value {
+    set_conditions(old, patched.pointer("/status/conditions"))
 }

@@ -211,7 +211,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
     // certificates.k8s.io/v1
     res!("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests", "certificatesigningrequest", false,
          short: ["csr"], cat: [], verbs: STANDARD_VERBS,
-         sub: [Subresource { name: "approval", group: "", version: "", kind: "CertificateSigningRequest", verbs: &["get", "update"] },
+         sub: [Subresource { name: "approval", group: "", version: "", kind: "CertificateSigningRequest", verbs: &["get", "patch", "update"] },
                status("CertificateSigningRequest")]),
     // coordination.k8s.io/v1
     res!("coordination.k8s.io", "v1", "Lease", "leases", "lease", true, short: [], cat: [], verbs: STANDARD_VERBS, sub: []),

@@ -445,9 +445,26 @@ impl Registry {
         patch: &[u8],
         opts: &WriteOptions,
     ) -> ApiResult<WriteResult> {
+        // A CSR's approval: the patch's conditions, nothing else (as PUT).
+        let approval = rp.subresource.as_deref() == Some("approval");
         if let PatchType::Apply { force } = patch_type {
+            if approval {
+                return Err(ApiError::unsupported_media_type(
+                    "application/apply-patch+yaml is not supported on certificatesigningrequests/approval; use a JSON, merge or strategic merge patch",
+                ));
+            }
             return self.apply_patch(rp, patch, force, opts).await;
         }
+        let status_rp;
+        let rp = if approval {
+            status_rp = ResourcePath {
+                subresource: Some("status".into()),
+                ..rp.clone()
+            };
+            &status_rp
+        } else {
+            rp
+        };
         let name = rp
             .name
             .clone()
@@ -513,6 +530,9 @@ impl Registry {
                     doc
                 }
             };
+            if approval {
+                return Ok(crate::certificates::with_conditions_of(old, &doc));
+            }
             Ok(doc)
         })
         .await?;
