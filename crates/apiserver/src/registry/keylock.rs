@@ -9,10 +9,11 @@
 //!
 //! A writer that hands the turn to a waiting one leaves it the object it
 //! wrote ([`LastWrite`]), so the next writer need not decode the bytes it
-//! just encoded. The turn passes as soon as the store has given the write its
-//! revision, before it is durable: the next writer computes its change while
-//! the store syncs, and chains its write on the previous one's ticket, which
-//! holds only if that write commits. So a write from elsewhere in between,
+//! just encoded. The turn passes as soon as the write is handed to the
+//! store, before the store has even applied it: the next writer computes its
+//! change while the store applies and syncs, and chains its write on the
+//! previous one's ticket (waiting for it only then, or earlier if it needs
+//! the resourceVersion), which holds only if that write commits. So a write from elsewhere in between,
 //! or a failed commit, is never missed: the chained write fails and is
 //! retried from a fresh read.
 
@@ -22,11 +23,19 @@ use std::sync::{Arc, Mutex, Weak};
 use serde_json::Value;
 use tokio::sync::OwnedMutexGuard;
 
-/// An object this server wrote to the key, as a read of it at that revision
-/// would decode it (with its `resourceVersion`).
+/// The ticket of a handed-over write: known, or still to come from the
+/// store (`None`: the write was not applied).
+pub enum TicketSlot {
+    Known(Option<store::Ticket>),
+    Pending(tokio::sync::oneshot::Receiver<Option<store::Ticket>>),
+}
+
+/// An object this server is writing to the key, as a read of it at the
+/// write's revision would decode it (its `resourceVersion` may be missing
+/// while the revision is not known yet).
 pub struct LastWrite {
     /// The write's ticket: its revision, if it commits.
-    pub ticket: store::Ticket,
+    pub ticket: TicketSlot,
     /// The object.
     pub object: Value,
     /// Whether the write committed, told once it is durable; `None` if it
@@ -35,6 +44,19 @@ pub struct LastWrite {
 }
 
 impl LastWrite {
+    /// The write's ticket, once the store applied it; `None` if it was not
+    /// applied (its precondition or its transaction failed).
+    pub async fn ticket(&mut self) -> Option<store::Ticket> {
+        if let TicketSlot::Pending(rx) = &mut self.ticket {
+            let t = rx.await.ok().flatten();
+            self.ticket = TicketSlot::Known(t);
+        }
+        match self.ticket {
+            TicketSlot::Known(t) => t,
+            TicketSlot::Pending(_) => None,
+        }
+    }
+
     /// Wait until the write is durable; false if it failed (or its writer
     /// went away before knowing), in which case the object is not to be
     /// served or built on.
@@ -130,15 +152,17 @@ mod tests {
         let mut g = locks.lock("a").await;
         assert!(g.is_none() && !has_waiters(&g));
         let l2 = locks.clone();
-        let waiting =
-            tokio::spawn(async move { l2.lock("a").await.take().map(|w| w.ticket.revision) });
+        let waiting = tokio::spawn(async move {
+            let mut w = l2.lock("a").await.take()?;
+            w.ticket().await.map(|t| t.revision)
+        });
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(has_waiters(&g));
         *g = Some(LastWrite {
-            ticket: store::Ticket {
+            ticket: TicketSlot::Known(Some(store::Ticket {
                 revision: 7,
                 epoch: 0,
-            },
+            })),
             object: Value::Null,
             durable: None,
         });

@@ -48,15 +48,20 @@ const MAX_JSON_PATCH_OPS: usize = 10_000;
 /// object (a PUT's body, a patch's result), so the update does not decode it
 /// again: `None` until the change says.
 #[derive(Default)]
-pub(super) struct TypeCheck(std::sync::Mutex<Option<Option<FieldError>>>);
+pub(super) struct TypeCheck {
+    found: std::sync::Mutex<Option<Option<FieldError>>>,
+    /// The change reads the object's resourceVersion (a JSON patch may
+    /// `test` it), so it must not start before the version is known.
+    reads_version: bool,
+}
 
 impl TypeCheck {
     fn found(&self, e: Option<FieldError>) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+        *self.found.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
     }
 
     fn take(&self) -> Option<Option<FieldError>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.found.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
 
@@ -500,7 +505,10 @@ impl Registry {
         // Warnings of the latest attempt: the closure runs once per attempt.
         let patch_warnings = std::sync::Mutex::new(Vec::new());
         let pw = &patch_warnings;
-        let checked = TypeCheck::default();
+        let checked = TypeCheck {
+            reads_version: patch_type == PatchType::Json,
+            ..TypeCheck::default()
+        };
         let ck = &checked;
         let mut res = self.guaranteed_update(rp, &name, wanted_rv, opts, Vec::new(), Track::Update, ck, move |old| {
             // The strategic merge builds a new object: only the others
@@ -574,7 +582,9 @@ impl Registry {
 
     /// Read, change, validate and compare-and-swap, retrying lost races unless
     /// the caller pinned a resourceVersion.
-    #[allow(clippy::too_many_arguments)]
+    // `resolved!` sets the precondition and revision for every path after
+    // it, some of which return without reading them.
+    #[allow(clippy::too_many_arguments, unused_assignments)]
     pub(super) async fn guaranteed_update(
         &self,
         rp: &ResourcePath,
@@ -590,52 +600,83 @@ impl Registry {
         let strat = strategy::strategy_for(info);
         let key = info.key(rp.namespace.as_deref(), name);
         let status_only = rp.subresource.as_deref() == Some("status");
-        let mut turn = self.key_locks.lock(&key).await;
+        // The turn of the key; given up early when this write hands its
+        // object to the next writer (and taken again if it must retry).
+        let mut turn = Some(self.key_locks.lock(&key).await);
         // Without a resourceVersion, a lost race is retried until the write
         // lands, as upstream's GuaranteedUpdate does; with one, it is a 409.
         loop {
-            // The previous writer's object, maybe not durable yet: this write
-            // is chained on its ticket and fails if that one did not commit
-            // or another write got in between. Else a read.
-            let (cond, mod_revision, old, mut base) = match turn.take() {
-                Some(mut l) => {
-                    let object = std::mem::take(&mut l.object);
-                    (
-                        Precondition::Ticket(l.ticket),
-                        l.ticket.revision,
-                        object,
-                        Some(l),
-                    )
-                }
-                None => {
-                    let (kv, _) = self.store.get(key.as_bytes()).await.map_err(store_error)?;
-                    let kv = kv.ok_or_else(|| ApiError::not_found(info.group_resource(), name))?;
-                    let mut old: Value = serde_json::from_slice(&kv.value).map_err(|e| {
-                        ApiError::internal(format!("undecodable stored object: {e}"))
-                    })?;
-                    metadata_mut(&mut old)
-                        .insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
-                    // Custom resources are stored at one version and served at any.
-                    crate::crd::decode_stored(info, &mut old);
-                    let old = crate::convert::to_served(info, old);
-                    (
-                        Precondition::ModRevision(kv.mod_revision),
-                        kv.mod_revision,
-                        old,
-                        None,
-                    )
-                }
-            };
+            if turn.is_none() {
+                turn = Some(self.key_locks.lock(&key).await);
+            }
+            // The previous writer's object, maybe not even applied yet: this
+            // write is chained on its ticket and fails if that one did not
+            // commit or another write got in between. Else a read.
+            let (mut cond, mut mod_revision, mut old, mut base) =
+                match turn.as_mut().and_then(|t| t.take()) {
+                    Some(mut l) => {
+                        let object = std::mem::take(&mut l.object);
+                        (None, 0, object, Some(l))
+                    }
+                    None => {
+                        let (kv, _) = self.store.get(key.as_bytes()).await.map_err(store_error)?;
+                        let kv =
+                            kv.ok_or_else(|| ApiError::not_found(info.group_resource(), name))?;
+                        let mut old: Value = serde_json::from_slice(&kv.value).map_err(|e| {
+                            ApiError::internal(format!("undecodable stored object: {e}"))
+                        })?;
+                        metadata_mut(&mut old)
+                            .insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
+                        // Custom resources are stored at one version and served at any.
+                        crate::crd::decode_stored(info, &mut old);
+                        let old = crate::convert::to_served(info, old);
+                        (
+                            Some(Precondition::ModRevision(kv.mod_revision)),
+                            kv.mod_revision,
+                            old,
+                            None,
+                        )
+                    }
+                };
+            // The previous writer's revision, once the store gave it: the
+            // precondition of this write, and the object's resourceVersion.
+            // If that write was not applied, read again.
+            macro_rules! resolved {
+                () => {
+                    if cond.is_none() {
+                        match base.as_mut() {
+                            Some(b) => match b.ticket().await {
+                                Some(t) => {
+                                    cond = Some(Precondition::Ticket(t));
+                                    mod_revision = t.revision;
+                                    metadata_mut(&mut old).insert(
+                                        "resourceVersion".into(),
+                                        json!(t.revision.to_string()),
+                                    );
+                                }
+                                None => continue,
+                            },
+                            None => continue,
+                        }
+                    }
+                };
+            }
             // Before answering from the previous writer's object without a
             // write of our own, it must be durable; if it failed, read again.
             macro_rules! base_committed {
                 () => {
+                    resolved!();
                     if let Some(b) = base.as_mut() {
                         if !b.committed().await {
                             continue;
                         }
                     }
                 };
+            }
+            // The change sees the object's resourceVersion where it may
+            // matter: a pinned version, or a change that reads it.
+            if wanted_rv.is_some() || checked.reads_version {
+                resolved!();
             }
             if let Some(rv) = wanted_rv {
                 if rv != mod_revision {
@@ -783,13 +824,29 @@ impl Registry {
                     "Request entity too large: the patched object is too large",
                 ));
             }
+            // Chained on the previous writer's ticket, which has come by
+            // now (this write's change was computed meanwhile).
+            let cond = match cond {
+                Some(c) => c,
+                None => match base.as_mut() {
+                    Some(b) => match b.ticket().await {
+                        Some(t) => Precondition::Ticket(t),
+                        None => {
+                            self.unexpect(&prepared);
+                            self.release_service(&allocated).await;
+                            continue;
+                        }
+                    },
+                    None => unreachable!("a write without a read has a precondition"),
+                },
+            };
             let op = WriteOp::Put {
                 key: key.as_bytes().to_vec(),
                 value: bytes,
                 ttl: self.ttl_of(info),
             };
-            let followed = keylock::has_waiters(&turn);
-            let mut write = match self.store.write_pipelined(cond, op, followed).await {
+            let waiters = turn.as_ref().is_some_and(keylock::has_waiters);
+            let mut write = match self.store.write_pipelined(cond, op, waiters).await {
                 Ok(w) => w,
                 Err(e) => {
                     self.unexpect(&prepared);
@@ -797,23 +854,46 @@ impl Registry {
                     return Err(store_error(e));
                 }
             };
-            if let Some(ticket) = write.applied().await {
-                let object = served(new, ticket.revision);
-                // Where the stored bytes are `new` as served (built-in
-                // kinds), the next writer waiting for this key starts from
-                // the object instead of decoding them, and may start now,
-                // while this write is being synced.
-                let mut tell = None;
-                if prepared.is_some() && keylock::has_waiters(&turn) {
-                    let (tx, rx) = tokio::sync::oneshot::channel();
-                    tell = Some(tx);
-                    *turn = Some(keylock::LastWrite {
-                        ticket,
-                        object: object.clone(),
-                        durable: Some(rx),
+            // Where the stored bytes are `new` as served (built-in kinds), a
+            // writer waiting for this key starts from this object at once,
+            // before the store has even applied it: it computes its change
+            // while this write is applied and synced, and chains its write
+            // on this one's ticket when that comes.
+            let mut tell = None;
+            let mut ticket_to = None;
+            if prepared.is_some() && waiters {
+                let (ttx, trx) = tokio::sync::oneshot::channel();
+                let (dtx, drx) = tokio::sync::oneshot::channel();
+                if let Some(t) = turn.as_mut() {
+                    **t = Some(keylock::LastWrite {
+                        ticket: keylock::TicketSlot::Pending(trx),
+                        object: new.clone(),
+                        durable: Some(drx),
                     });
                 }
-                drop(turn);
+                turn = None;
+                ticket_to = Some(ttx);
+                tell = Some(dtx);
+            }
+            let applied = write.applied().await;
+            if let Some(tx) = ticket_to {
+                let _ = tx.send(applied);
+            }
+            if let Some(ticket) = applied {
+                let object = served(new, ticket.revision);
+                // A writer that came while this one was being applied.
+                if let Some(t) = turn.as_mut() {
+                    if prepared.is_some() && keylock::has_waiters(t) {
+                        let (tx, rx) = tokio::sync::oneshot::channel();
+                        tell = Some(tx);
+                        **t = Some(keylock::LastWrite {
+                            ticket: keylock::TicketSlot::Known(Some(ticket)),
+                            object: object.clone(),
+                            durable: Some(rx),
+                        });
+                    }
+                }
+                turn = None;
                 let outcome = write.outcome().await;
                 if let Some(tx) = tell {
                     let _ = tx.send(matches!(outcome, Ok(WriteOutcome::Committed { .. })));

@@ -63,10 +63,10 @@ async fn a_left_object_is_used_only_at_its_revision() {
     marked["data"]["left"] = json!("yes");
     let mut turn = reg.key_locks.lock(key).await;
     *turn = Some(keylock::LastWrite {
-        ticket: store::Ticket {
+        ticket: keylock::TicketSlot::Known(Some(store::Ticket {
             revision: rev,
             epoch: 0,
-        },
+        })),
         object: marked,
         durable: None,
     });
@@ -82,10 +82,10 @@ async fn a_left_object_is_used_only_at_its_revision() {
     stale["data"]["stale"] = json!("yes");
     let mut turn = reg.key_locks.lock(key).await;
     *turn = Some(keylock::LastWrite {
-        ticket: store::Ticket {
+        ticket: keylock::TicketSlot::Known(Some(store::Ticket {
             revision: rev,
             epoch: 0,
-        },
+        })),
         object: stale,
         durable: None,
     });
@@ -109,6 +109,60 @@ async fn a_left_object_is_used_only_at_its_revision() {
         out["data"],
         json!({"a": "1", "b": "x", "c": "x", "left": "yes", "other": "server"})
     );
+
+    // A writer hands its object over before the store applied it: the
+    // next one computes on it and chains on the ticket when it comes; the
+    // object's resourceVersion is the ticket's.
+    let rev = store.mod_revision(key.as_bytes()).await.unwrap().unwrap();
+    let mut pending = out.clone();
+    metadata_mut(&mut pending).remove("resourceVersion");
+    pending["data"]["pending"] = json!("yes");
+    let (ttx, trx) = tokio::sync::oneshot::channel();
+    let mut turn = reg.key_locks.lock(key).await;
+    *turn = Some(keylock::LastWrite {
+        ticket: keylock::TicketSlot::Pending(trx),
+        object: pending,
+        durable: None,
+    });
+    let waiting = tokio::spawn(patch(reg.clone(), "d"));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    drop(turn);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(!waiting.is_finished(), "the write waits for the ticket");
+    ttx.send(Some(store::Ticket {
+        revision: rev,
+        epoch: 0,
+    }))
+    .unwrap();
+    let out = waiting.await.unwrap();
+    assert_eq!(out["data"]["pending"], "yes");
+    assert_eq!(out["data"]["d"], "x");
+    let (kv, _) = store.get(key.as_bytes()).await.unwrap();
+    let kv = kv.unwrap();
+    assert_eq!(kv.mod_revision, rev + 1);
+    assert_eq!(
+        out["metadata"]["resourceVersion"],
+        json!((rev + 1).to_string())
+    );
+
+    // The handed-over write was not applied (its ticket is `None`): its
+    // object is dropped and the patch starts again from a read.
+    let mut lost = out.clone();
+    lost["data"]["lost"] = json!("yes");
+    let (ttx, trx) = tokio::sync::oneshot::channel();
+    let mut turn = reg.key_locks.lock(key).await;
+    *turn = Some(keylock::LastWrite {
+        ticket: keylock::TicketSlot::Pending(trx),
+        object: lost,
+        durable: None,
+    });
+    let waiting = tokio::spawn(patch(reg.clone(), "e"));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    drop(turn);
+    ttx.send(None).unwrap();
+    let out = waiting.await.unwrap();
+    assert_eq!(out["data"]["e"], "x");
+    assert!(out["data"].get("lost").is_none(), "{}", out["data"]);
 }
 
 /// Patches queued on one key start from the object the previous one
