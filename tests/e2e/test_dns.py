@@ -106,6 +106,11 @@ def test_services_resolve_from_the_host_and_from_pods(cluster):
         query(server, "web.default.svc.cluster.local")), timeout=20)
     assert rcode == 0 and ans == [("A", cip)], ans
     assert query(server, "nope.default.svc.cluster.local")[0] == 3  # NXDOMAIN
+    # The ClusterIP's reverse name points at the Service (PTR, type 12).
+    rev = ".".join(reversed(cip.split("."))) + ".in-addr.arpa"
+    rcode, ptr = query(server, rev, qtype=12)
+    assert rcode == 0 and len(ptr) == 1 and ptr[0][0] == 12, ptr
+    assert b"\x03web\x07default\x03svc\x07cluster\x05local\x00" in ptr[0][1], ptr
     pods = wait_for("two ready pods", lambda: (lambda ips: ips if len(ips) == 2 else None)(sorted(
         p["status"]["podIP"] for p in json.loads(k("get", "pods", "-l", "app=web", "-o", "json"))["items"]
         if any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", [])))),

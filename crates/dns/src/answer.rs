@@ -3,7 +3,7 @@
 //! CoreDNS's), and `None` for names outside it, which the server forwards.
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::{A, AAAA, CNAME, SOA, SRV};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, PTR, SOA, SRV};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::records::{Entry, Lookup, Table};
@@ -80,6 +80,13 @@ fn records_for(name: &Name, e: &Entry, t: RecordType) -> Vec<Record> {
                 TTL,
                 RData::AAAA(AAAA(*ip)),
             ));
+        }
+    }
+    if want(RecordType::PTR) {
+        for target in &e.ptr {
+            if let Ok(n) = Name::from_ascii(format!("{target}.")) {
+                out.push(Record::from_rdata(name.clone(), TTL, RData::PTR(PTR(n))));
+            }
         }
     }
     if want(RecordType::SRV) {
@@ -166,6 +173,28 @@ mod tests {
         // The wire form round-trips.
         let bytes = m.to_vec().unwrap();
         assert_eq!(Message::from_vec(&bytes).unwrap().answers().len(), 1);
+    }
+
+    #[test]
+    fn a_cluster_ip_answers_ptr_and_other_reverse_names_are_forwarded() {
+        let m = answered(answer(
+            &query("20.0.43.10.in-addr.arpa.", RecordType::PTR),
+            &table(),
+        ));
+        assert!(m.authoritative());
+        assert_eq!(
+            m.answers()[0].data(),
+            &RData::PTR(PTR(
+                Name::from_ascii("web.default.svc.cluster.local.").unwrap()
+            ))
+        );
+        assert!(matches!(
+            answer(
+                &query("1.1.168.192.in-addr.arpa.", RecordType::PTR),
+                &table()
+            ),
+            Reply::Forward
+        ));
     }
 
     #[test]

@@ -10,7 +10,11 @@
 //!   (priority 0, weight 100, as CoreDNS), pointing at the Service name, or
 //!   at each endpoint's name for a headless Service;
 //! - `<a-b-c-d>.<ns>.pod.<zone>`: A of that IP, without a lookup (CoreDNS's
-//!   `pods insecure`, the default in kube-dns and k3s).
+//!   `pods insecure`, the default in kube-dns and k3s);
+//! - PTR in `in-addr.arpa` and `ip6.arpa`: a ClusterIP names its Service, a
+//!   ready endpoint of a headless Service its `<host>.<svc>.<ns>.svc.<zone>`
+//!   name. Other reverse names are forwarded (CoreDNS's `fallthrough
+//!   in-addr.arpa ip6.arpa` in k3s's Corefile).
 //!
 //! Endpoints count when `ready` is true or unset; names are lower case.
 
@@ -31,6 +35,8 @@ pub struct Entry {
     pub srv: Vec<(u16, u16, u16, String)>,
     /// The canonical name (ExternalName).
     pub cname: Option<String>,
+    /// PTR targets (reverse names), FQDNs without the dot.
+    pub ptr: Vec<String>,
 }
 
 /// What a name is, in the zone.
@@ -49,6 +55,8 @@ pub enum Lookup<'a> {
 pub struct Table {
     zone: String,
     names: HashMap<String, Entry>,
+    /// Reverse names (`4.3.2.1.in-addr.arpa`) with their PTR targets.
+    reverse: HashMap<String, Entry>,
 }
 
 impl Table {
@@ -56,6 +64,7 @@ impl Table {
     pub fn build(zone: &str, services: &[Service], slices: &[EndpointSlice]) -> Table {
         let zone = zone.trim_end_matches('.').to_ascii_lowercase();
         let mut names: HashMap<String, Entry> = HashMap::new();
+        let mut reverse: HashMap<String, Entry> = HashMap::new();
         let mut by_service: BTreeMap<(String, String), Vec<&EndpointSlice>> = BTreeMap::new();
         for s in slices {
             let (Some(ns), Some(svc)) = (
@@ -102,11 +111,12 @@ impl Table {
                 .map(Vec::as_slice)
                 .unwrap_or_default();
             if headless {
-                headless_records(&mut names, &fqdn, slices);
+                headless_records(&mut names, &mut reverse, &fqdn, slices);
             } else if !ips.is_empty() {
                 let e = names.entry(fqdn.clone()).or_default();
                 for ip in ips {
                     push_ip(e, ip);
+                    push_ptr(&mut reverse, ip, &fqdn);
                 }
                 for p in spec.ports.iter().flatten() {
                     let Some(pname) = p.name.as_deref().filter(|n| !n.is_empty()) else {
@@ -123,7 +133,11 @@ impl Table {
                 }
             }
         }
-        Table { zone, names }
+        Table {
+            zone,
+            names,
+            reverse,
+        }
     }
 
     /// The zone's name.
@@ -144,6 +158,12 @@ impl Table {
     /// What `name` (any case, with or without the final dot) is.
     pub fn lookup(&self, name: &str) -> Lookup<'_> {
         let name = name.trim_end_matches('.').to_ascii_lowercase();
+        if name.ends_with(".in-addr.arpa") || name.ends_with(".ip6.arpa") {
+            return match self.reverse.get(&name) {
+                Some(e) => Lookup::Found(std::borrow::Cow::Borrowed(e)),
+                None => Lookup::Outside,
+            };
+        }
         let in_zone = name == self.zone || name.ends_with(&format!(".{}", self.zone));
         if !in_zone {
             return Lookup::Outside;
@@ -180,7 +200,38 @@ fn push_ip(e: &mut Entry, ip: IpAddr) {
     }
 }
 
-fn headless_records(names: &mut HashMap<String, Entry>, fqdn: &str, slices: &[&EndpointSlice]) {
+/// The reverse name of `ip`: `4.3.2.1.in-addr.arpa`, or the 32 nibbles
+/// of an IPv6 address in reverse under `ip6.arpa`.
+pub fn reverse_name(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0])
+        }
+        IpAddr::V6(v6) => {
+            let mut s = String::with_capacity(72);
+            for b in v6.octets().iter().rev() {
+                s.push_str(&format!("{:x}.{:x}.", b & 0xf, b >> 4));
+            }
+            s.push_str("ip6.arpa");
+            s
+        }
+    }
+}
+
+fn push_ptr(reverse: &mut HashMap<String, Entry>, ip: IpAddr, target: &str) {
+    let e = reverse.entry(reverse_name(ip)).or_default();
+    if !e.ptr.iter().any(|t| t == target) {
+        e.ptr.push(target.to_string());
+    }
+}
+
+fn headless_records(
+    names: &mut HashMap<String, Entry>,
+    reverse: &mut HashMap<String, Entry>,
+    fqdn: &str,
+    slices: &[&EndpointSlice],
+) {
     // The Service name exists even with no endpoints (NODATA, not NXDOMAIN).
     names.entry(fqdn.to_string()).or_default();
     for s in slices {
@@ -201,6 +252,7 @@ fn headless_records(names: &mut HashMap<String, Entry>, fqdn: &str, slices: &[&E
                     .unwrap_or_else(|| addr.replace(['.', ':'], "-"));
                 let host_fqdn = format!("{host}.{fqdn}").to_ascii_lowercase();
                 push_ip(names.entry(host_fqdn.clone()).or_default(), ip);
+                push_ptr(reverse, ip, &host_fqdn);
                 for p in s.ports.iter().flatten() {
                     let (Some(pname), Some(port)) = (
                         p.name.as_deref().filter(|n| !n.is_empty()),
@@ -322,5 +374,29 @@ mod tests {
         assert_eq!(t.lookup("example.org"), Lookup::Outside);
         // An empty non-terminal exists, with no data.
         assert_eq!(found(&t, "default.svc.cluster.local"), Entry::default());
+    }
+
+    #[test]
+    fn reverse_names_of_cluster_ips_and_headless_endpoints() {
+        let t = table();
+        assert_eq!(
+            found(&t, "20.0.43.10.in-addr.arpa.").ptr,
+            ["web.default.svc.cluster.local"]
+        );
+        assert_eq!(
+            found(&t, "5.0.42.10.IN-ADDR.ARPA").ptr,
+            ["db-0.db.prod.svc.cluster.local"]
+        );
+        assert_eq!(
+            found(&t, "6.1.42.10.in-addr.arpa").ptr,
+            ["10-42-1-6.db.prod.svc.cluster.local"]
+        );
+        // Not ready, or not ours: forwarded.
+        assert_eq!(t.lookup("7.1.42.10.in-addr.arpa"), Lookup::Outside);
+        assert_eq!(t.lookup("8.8.8.8.in-addr.arpa"), Lookup::Outside);
+        assert_eq!(
+            reverse_name("2001:db8::1".parse().unwrap()),
+            "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"
+        );
     }
 }
