@@ -371,21 +371,37 @@ impl Writer<'_> {
 /// for the main resource, the ones the client sent if it sent valid ones
 /// (so clients can hand ownership over), none if it sent an empty list,
 /// else the live object's. Invalid entries are never kept.
-fn starting_point(old: Option<&Value>, new: &Value, w: &Writer<'_>) -> Managed {
-    let live = || {
-        old.and_then(|o| Managed::decode(o).ok())
-            .unwrap_or_default()
+/// `known` is `old`'s managers already decoded, if the caller has them.
+fn starting_point(
+    old: Option<&Value>,
+    new: &Value,
+    w: &Writer<'_>,
+    known: Option<Managed>,
+) -> Managed {
+    let sent = new.get("metadata").and_then(|m| m.get("managedFields"));
+    // The client sent back the live managers unchanged (a patch that does
+    // not touch them): no need to decode them again.
+    let unchanged = known.is_some()
+        && sent.is_some()
+        && old.is_some_and(|o| o.get("metadata").and_then(|m| m.get("managedFields")) == sent);
+    let live = |known: Option<Managed>| {
+        known.unwrap_or_else(|| {
+            old.and_then(|o| Managed::decode(o).ok())
+                .unwrap_or_default()
+        })
     };
     if !w.subresource.is_empty() {
-        return live();
+        return live(known);
     }
-    let sent = new.get("metadata").and_then(|m| m.get("managedFields"));
     if is_reset(sent) {
         return Managed::default();
     }
+    if unchanged {
+        return live(known);
+    }
     match Managed::decode(new) {
         Ok(m) if !m.is_empty() => m,
-        _ => live(),
+        _ => live(known),
     }
 }
 
@@ -394,12 +410,25 @@ fn starting_point(old: Option<&Value>, new: &Value, w: &Writer<'_>) -> Managed {
 /// the writer gains what it changed. An existing object without managed
 /// fields stays without, as upstream.
 pub fn track_update<S: Schema>(ty: Ty<S>, old: Option<&Value>, new: &mut Value, w: &Writer<'_>) {
-    let mut managed = starting_point(old, new, w);
+    track_update_known(ty, old, new, w, None);
+}
+
+/// [`track_update`], with `old`'s managers already decoded (`known`), if
+/// the caller has them; returns the managers written to `new`, if any, for
+/// the next update of the object.
+pub fn track_update_known<S: Schema>(
+    ty: Ty<S>,
+    old: Option<&Value>,
+    new: &mut Value,
+    w: &Writer<'_>,
+    known: Option<Managed>,
+) -> Option<Managed> {
+    let mut managed = starting_point(old, new, w, known);
     if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut) {
         m.remove("managedFields");
     }
     if managed.is_empty() && old.is_some() {
-        return;
+        return None;
     }
     if managed.is_empty() {
         // A create with nobody else to take fields from (the common case):
@@ -426,7 +455,7 @@ pub fn track_update<S: Schema>(ty: Ty<S>, old: Option<&Value>, new: &mut Value, 
                 );
             }
         }
-        return;
+        return None;
     }
     let empty = json!({});
     let cmp = compare(ty, old.unwrap_or(&empty), new, &w.scope);
@@ -450,6 +479,7 @@ pub fn track_update<S: Schema>(ty: Ty<S>, old: Option<&Value>, new: &mut Value, 
     managed.prune_empty();
     managed.cap_updaters(MAX_UPDATE_MANAGERS);
     managed.write_to(new);
+    Some(managed)
 }
 
 /// Whether two objects carry the same managers and sets, whatever the

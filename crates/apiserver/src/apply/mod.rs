@@ -132,6 +132,18 @@ pub fn track_update<S: Schema>(ty: Option<S>, old: &Value, new: &mut Value, w: &
     managed::track_update(ty, Some(old), new, w);
 }
 
+/// [`track_update`] with `old`'s managers already decoded, if the caller
+/// kept them from the previous write; returns the new ones to keep.
+pub fn track_update_known<S: Schema>(
+    ty: Option<S>,
+    old: &Value,
+    new: &mut Value,
+    w: &Writer<'_>,
+    known: Option<managed::Managed>,
+) -> Option<managed::Managed> {
+    managed::track_update_known(ty, Some(old), new, w, known)
+}
+
 /// The manager of writes the server makes itself (bootstrap objects, CRD
 /// status): with no request there is no `fieldManager` nor User-Agent, and
 /// upstream's API server writes these as `kube-apiserver`.

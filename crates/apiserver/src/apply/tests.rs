@@ -3,7 +3,9 @@
 
 use serde_json::{json, Map, Value};
 
-use super::managed::{track_update, Managed, Operation, Writer, MAX_UPDATE_MANAGERS};
+use super::managed::{
+    track_update, track_update_known, Managed, Operation, Writer, MAX_UPDATE_MANAGERS,
+};
 use super::operation::{apply, check_config};
 use super::typed::{validate, Scope};
 use crate::schema::SchemaNode;
@@ -350,6 +352,33 @@ fn list_order_follows_the_configuration_for_shared_items() {
         .map(|i| i["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["b", "c", "d", "a"]);
+}
+
+/// A chain of updates that hands each one's decoded managers to the next
+/// records exactly what decoding them again would.
+#[test]
+fn kept_managers_give_the_same_bookkeeping_as_decoded_ones() {
+    let f = Fixture::new();
+    let mut live = obj(json!({"replicas": 1, "config": {"a": "1"}}));
+    let mut known = track_update_known(f.node(), None, &mut live, &writer("creator"), None);
+    for (i, who) in ["a", "b", "a", "creator", "c"].iter().enumerate() {
+        let mut next = live.clone();
+        next["spec"]["replicas"] = json!(i + 2);
+        next["spec"]["config"][*who] = json!(i.to_string());
+        if i == 3 {
+            next["spec"]["config"].as_object_mut().unwrap().remove("a");
+        }
+        let mut decoded = next.clone();
+        track_update(f.node(), Some(&live), &mut decoded, &writer(who));
+        known = track_update_known(f.node(), Some(&live), &mut next, &writer(who), known);
+        assert_eq!(next, decoded, "step {i}");
+        let mut a = known.clone().unwrap().entries;
+        let mut b = Managed::decode(&next).unwrap().entries;
+        a.sort_by_key(|e| e.id.identifier());
+        b.sort_by_key(|e| e.id.identifier());
+        assert_eq!(a, b, "step {i}: the kept managers are the written ones");
+        live = next;
+    }
 }
 
 #[test]

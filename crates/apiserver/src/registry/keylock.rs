@@ -38,6 +38,8 @@ pub struct LastWrite {
     pub ticket: TicketSlot,
     /// The object.
     pub object: Value,
+    /// Its managedFields decoded, where the writer had them at hand.
+    pub managed: Option<crate::apply::managed::Managed>,
     /// Whether the write committed, told once it is durable; `None` if it
     /// was durable when handed over.
     pub durable: Option<tokio::sync::oneshot::Receiver<bool>>,
@@ -164,6 +166,7 @@ mod tests {
                 epoch: 0,
             })),
             object: Value::Null,
+            managed: None,
             durable: None,
         });
         drop(g);

@@ -734,6 +734,8 @@ impl Registry {
                 let g = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
                 metadata_mut(&mut new).insert("generation".into(), json!(g));
             }
+            // The managers written, decoded, for the next writer.
+            let mut managed = None;
             if track == Track::Update {
                 let sub = rp.subresource.as_deref().unwrap_or("");
                 let (manager, version) = (
@@ -742,7 +744,9 @@ impl Registry {
                 );
                 let w = crate::apply::writer(info, sub, manager, &version);
                 let schema = crate::apply::schema_for(info);
-                crate::apply::track_update(schema.node(), &old, &mut new, &w);
+                let known = base.as_mut().and_then(|b| b.managed.take());
+                managed =
+                    crate::apply::track_update_known(schema.node(), &old, &mut new, &w, known);
             }
             let mut errs = strategy::validate_object_meta_update(&new, &old, info);
             errs.extend(if status_only {
@@ -868,6 +872,7 @@ impl Registry {
                     **t = Some(keylock::LastWrite {
                         ticket: keylock::TicketSlot::Pending(trx),
                         object: new.clone(),
+                        managed: managed.take(),
                         durable: Some(drx),
                     });
                 }
@@ -889,6 +894,7 @@ impl Registry {
                         **t = Some(keylock::LastWrite {
                             ticket: keylock::TicketSlot::Known(Some(ticket)),
                             object: object.clone(),
+                            managed: managed.take(),
                             durable: Some(rx),
                         });
                     }

@@ -68,6 +68,7 @@ async fn a_left_object_is_used_only_at_its_revision() {
             epoch: 0,
         })),
         object: marked,
+        managed: None,
         durable: None,
     });
     // The patch queues on the key, then gets the turn.
@@ -87,6 +88,7 @@ async fn a_left_object_is_used_only_at_its_revision() {
             epoch: 0,
         })),
         object: stale,
+        managed: None,
         durable: None,
     });
     let (kv, _) = store.get(key.as_bytes()).await.unwrap();
@@ -122,6 +124,7 @@ async fn a_left_object_is_used_only_at_its_revision() {
     *turn = Some(keylock::LastWrite {
         ticket: keylock::TicketSlot::Pending(trx),
         object: pending,
+        managed: None,
         durable: None,
     });
     let waiting = tokio::spawn(patch(reg.clone(), "d"));
@@ -154,6 +157,7 @@ async fn a_left_object_is_used_only_at_its_revision() {
     *turn = Some(keylock::LastWrite {
         ticket: keylock::TicketSlot::Pending(trx),
         object: lost,
+        managed: None,
         durable: None,
     });
     let waiting = tokio::spawn(patch(reg.clone(), "e"));
