@@ -38,6 +38,13 @@ fn run(args: &[&str]) -> std::process::Output {
         .unwrap_or_else(|e| panic!("{args:?}: {e}"))
 }
 
+/// `nft list ARGS` inside namespace `ns`, as text.
+fn nft_list(ns: &str, args: &[&str]) -> String {
+    let mut all = vec!["ip", "netns", "exec", ns, "nft", "list"];
+    all.extend_from_slice(args);
+    String::from_utf8_lossy(&run(&all).stdout).into_owned()
+}
+
 fn must(args: &[&str]) {
     let out = run(args);
     assert!(
@@ -577,42 +584,17 @@ fn a_thousand_services_with_ten_endpoints_each() {
     };
     assert_eq!(count("service-ips"), 1000);
     assert_eq!(count("service-nodeports"), 1000);
-    let out = run(&[
-        "ip",
-        "netns",
-        "exec",
-        &ns.0,
-        "nft",
-        "list",
-        "chain",
-        "ip",
-        TABLE,
-        "svc-default/s500/tcp/80",
-    ]);
-    let chain = String::from_utf8_lossy(&out.stdout);
+    let chain = nft_list(&ns.0, &["chain", "ip", TABLE, "svc-default/s500/tcp/80"]);
     assert!(
         chain.contains("dnat ip to numgen random mod 1 map @eps-default/s500/tcp/80"),
         "{chain}"
     );
-    let out = run(&[
-        "ip",
-        "netns",
-        "exec",
-        &ns.0,
-        "nft",
-        "list",
-        "map",
-        "ip",
-        TABLE,
-        "eps-default/s500/tcp/80",
-    ]);
-    let map = String::from_utf8_lossy(&out.stdout);
+    let map = nft_list(&ns.0, &["map", "ip", TABLE, "eps-default/s500/tcp/80"]);
     assert!(
         map.contains("elements = { 0 : 10.42.99.1 . 8080 }"),
         "{map}"
     );
-    let chains = run(&["ip", "netns", "exec", &ns.0, "nft", "list", "chains", "ip"]);
-    let n_chains = String::from_utf8_lossy(&chains.stdout)
+    let n_chains = nft_list(&ns.0, &["chains", "ip"])
         .lines()
         .filter(|l| l.trim_start().starts_with("chain "))
         .count();
