@@ -100,7 +100,7 @@ impl ManagerId {
 }
 
 /// One entry of `managedFields`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Entry {
     /// Who.
     pub id: ManagerId,
@@ -109,7 +109,65 @@ pub struct Entry {
     /// When the manager last changed something.
     pub time: Option<String>,
     /// What it owns.
-    pub set: Set,
+    set: Set,
+    /// `set` as `FieldsV1`, while it is known: decoded entries keep what
+    /// they were read from, written ones what they were written as, so an
+    /// entry nobody changed is not encoded again (most of them, when one
+    /// of many appliers writes).
+    wire: Option<Value>,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Entry) -> bool {
+        self.id == other.id
+            && self.api_version == other.api_version
+            && self.time == other.time
+            && self.set == other.set
+    }
+}
+
+impl Entry {
+    /// An entry owning `set`.
+    pub fn new(id: ManagerId, api_version: &str, time: Option<String>, set: Set) -> Entry {
+        Entry {
+            id,
+            api_version: api_version.into(),
+            time,
+            set,
+            wire: None,
+        }
+    }
+
+    /// What the manager owns.
+    pub fn set(&self) -> &Set {
+        &self.set
+    }
+
+    /// What the manager owns, to change.
+    pub fn set_mut(&mut self) -> &mut Set {
+        self.wire = None;
+        &mut self.set
+    }
+
+    /// Replace what the manager owns.
+    pub fn replace_set(&mut self, set: Set) {
+        self.wire = None;
+        self.set = set;
+    }
+
+    /// Remove `other`'s paths from what the manager owns.
+    pub fn subtract(&mut self, other: &Set) {
+        if self.set.subtract(other) {
+            self.wire = None;
+        }
+    }
+
+    /// The set as `FieldsV1`, encoded now if not known, and kept.
+    fn fields_v1(&mut self) -> Value {
+        self.wire
+            .get_or_insert_with(|| self.set.to_fields_v1())
+            .clone()
+    }
 }
 
 /// All entries of an object, one per manager.
@@ -140,12 +198,8 @@ impl Managed {
         let i = match self.entries.iter().position(|e| &e.id == id) {
             Some(i) => i,
             None => {
-                self.entries.push(Entry {
-                    id: id.clone(),
-                    api_version: api_version.into(),
-                    time: None,
-                    set: Set::new(),
-                });
+                self.entries
+                    .push(Entry::new(id.clone(), api_version, None, Set::new()));
                 self.entries.len() - 1
             }
         };
@@ -186,12 +240,13 @@ impl Managed {
     }
 
     /// The wire form, in upstream's order: appliers first, then by time,
-    /// manager, version and subresource. `None` when empty.
-    pub fn encode(&self) -> Option<Value> {
+    /// manager, version and subresource. `None` when empty. Entries keep
+    /// their encoded sets for the next encoding.
+    pub fn encode(&mut self) -> Option<Value> {
         if self.entries.is_empty() {
             return None;
         }
-        let mut entries: Vec<&Entry> = self.entries.iter().collect();
+        let mut entries: Vec<&mut Entry> = self.entries.iter_mut().collect();
         entries.sort_by(|a, b| {
             a.id.operation
                 .cmp(&b.id.operation)
@@ -217,7 +272,7 @@ impl Managed {
                         m.insert("time".into(), json!(t));
                     }
                     m.insert("fieldsType".into(), json!("FieldsV1"));
-                    m.insert("fieldsV1".into(), e.set.to_fields_v1());
+                    m.insert("fieldsV1".into(), e.fields_v1());
                     if !e.id.subresource.is_empty() {
                         m.insert("subresource".into(), json!(e.id.subresource));
                     }
@@ -228,7 +283,7 @@ impl Managed {
     }
 
     /// Put the entries into `obj` (or remove `managedFields` if none).
-    pub fn write_to(&self, obj: &mut Value) {
+    pub fn write_to(&mut self, obj: &mut Value) {
         let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
             if let Some(v) = self.encode() {
                 obj["metadata"] = json!({ "managedFields": v });
@@ -287,7 +342,7 @@ impl Managed {
                     }
                     self.entries.retain(|x| x.id != id);
                     let b = self.entry(&bucket, &e.api_version);
-                    b.set.union_with(&e.set);
+                    b.set_mut().union_with(&e.set);
                     b.time = e.time.clone();
                     count -= 1;
                 }
@@ -316,15 +371,19 @@ fn decode_entry(i: usize, e: &Value) -> Result<Entry, String> {
             ))
         }
     }
-    let set = match e.get("fieldsV1") {
-        None | Some(Value::Null) => Set::new(),
-        Some(f) => Set::from_fields_v1(f).map_err(|err| format!("error decoding set: {err}"))?,
+    let (set, wire) = match e.get("fieldsV1") {
+        None | Some(Value::Null) => (Set::new(), None),
+        Some(f) => (
+            Set::from_fields_v1(f).map_err(|err| format!("error decoding set: {err}"))?,
+            Some(f.clone()),
+        ),
     };
     Ok(Entry {
         id: ManagerId::new(s("manager"), operation, api_version, s("subresource")),
         api_version: api_version.into(),
         time: e.get("time").and_then(Value::as_str).map(str::to_string),
         set,
+        wire,
     })
 }
 
@@ -463,15 +522,15 @@ pub fn track_update_known<S: Schema>(
     let mut changed = cmp.added;
     changed.union_with(&cmp.modified);
     for e in &mut managed.entries {
-        e.set.subtract(&changed);
-        e.set.subtract(&cmp.removed);
+        e.subtract(&changed);
+        e.subtract(&cmp.removed);
     }
     if !changed.is_empty() {
         let e = managed.entry(&w.id(Operation::Update), w.api_version);
         if e.set.is_empty() {
-            e.set = changed;
+            e.replace_set(changed);
         } else {
-            e.set.union_with(&changed);
+            e.set_mut().union_with(&changed);
         }
         e.api_version = w.api_version.into();
         e.time = Some(w.now.clone());
@@ -529,10 +588,10 @@ pub fn track_field(
         let taken = Set::from_paths([path]);
         let id = w.id(Operation::Update);
         for e in &mut managed.entries {
-            e.set = e.set.difference(&taken);
+            e.subtract(&taken);
         }
         let e = managed.entry(&id, w.api_version);
-        e.set.union_with(&taken);
+        e.set_mut().union_with(&taken);
         e.time = Some(w.now.clone());
         managed.prune_empty();
         managed.cap_updaters(MAX_UPDATE_MANAGERS);

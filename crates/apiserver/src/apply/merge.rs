@@ -12,11 +12,24 @@ use super::typed::{field_ty, index_items, is_named, item_ty, pair_shape, Shape, 
 /// merged item by item, everything else is taken from the configuration.
 /// A `null` in the configuration unsets the field, as decoding it into the
 /// typed object upstream does.
+///
+/// The live `metadata.managedFields` are left out (a configuration may not
+/// carry any): the caller writes the new ones.
 pub fn merge<S: Schema>(ty: Ty<S>, live: &Value, config: &Value) -> Value {
-    merge_node(ty, Some(live), Some(config)).unwrap_or(Value::Null)
+    merge_node(ty, Some(live), Some(config), MANAGED_FIELDS).unwrap_or(Value::Null)
 }
 
-fn merge_node<S: Schema>(ty: Ty<S>, lhs: Option<&Value>, rhs: Option<&Value>) -> Option<Value> {
+/// The path [`merge`] leaves out of the live object.
+const MANAGED_FIELDS: &[&str] = &["metadata", "managedFields"];
+
+/// Merge `rhs` into `lhs`, leaving out the live field at `skip` (relative
+/// to here; empty for none).
+fn merge_node<S: Schema>(
+    ty: Ty<S>,
+    lhs: Option<&Value>,
+    rhs: Option<&Value>,
+    skip: &[&str],
+) -> Option<Value> {
     match pair_shape(ty, lhs, rhs) {
         Shape::Leaf => rhs.or(lhs).cloned(),
         Shape::Fields => {
@@ -25,10 +38,19 @@ fn merge_node<S: Schema>(ty: Ty<S>, lhs: Option<&Value>, rhs: Option<&Value>) ->
             let rm = rhs.and_then(Value::as_object).unwrap_or(&empty);
             let mut out = Map::new();
             for (k, lv) in lm {
+                let below: &[&str] = match skip.split_first() {
+                    Some((first, rest)) if first == k => {
+                        if rest.is_empty() && !rm.contains_key(k) {
+                            continue;
+                        }
+                        rest
+                    }
+                    _ => &[],
+                };
                 match rm.get(k) {
                     Some(Value::Null) => {}
                     rv => {
-                        if let Some(v) = merge_node(field_ty(ty, k), Some(lv), rv) {
+                        if let Some(v) = merge_node(field_ty(ty, k), Some(lv), rv, below) {
                             out.insert(k.clone(), v);
                         }
                     }
@@ -38,7 +60,7 @@ fn merge_node<S: Schema>(ty: Ty<S>, lhs: Option<&Value>, rhs: Option<&Value>) ->
                 if lm.contains_key(k) || rv.is_null() {
                     continue;
                 }
-                if let Some(v) = merge_node(field_ty(ty, k), None, Some(rv)) {
+                if let Some(v) = merge_node(field_ty(ty, k), None, Some(rv), &[]) {
                     out.insert(k.clone(), v);
                 }
             }
@@ -92,7 +114,7 @@ fn merge_list<S: Schema>(
     let mut merged: Vec<&PathElement> = Vec::new();
     let mut out = Vec::with_capacity(lhs.len().max(rhs.len()));
     let (mut l, mut r) = (0, 0);
-    let item = |l: Option<Value>, r: Option<Value>| merge_node(it, l.as_ref(), r.as_ref());
+    let item = |l: Option<Value>, r: Option<Value>| merge_node(it, l.as_ref(), r.as_ref(), &[]);
     while l < lpes.len() || r < rpes.len() {
         if l < lpes.len() && r < rpes.len() {
             let pe = &lpes[l];

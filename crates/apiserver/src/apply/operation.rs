@@ -77,12 +77,46 @@ pub fn apply<S: Schema>(
     w: &Writer<'_>,
     force: bool,
 ) -> ApiResult<Value> {
+    let prepared = Prepared::new(ty, config, w);
+    apply_known(ty, live, &prepared, w, force, None).map(|(v, _)| v)
+}
+
+/// What an apply takes from its configuration alone, worked out once for
+/// all the attempts of a request.
+pub struct Prepared<'c> {
+    config: &'c Value,
+    /// The fields the configuration sets.
+    set: Set,
+}
+
+impl<'c> Prepared<'c> {
+    /// The configuration `config` (already checked) of writer `w`.
+    pub fn new<S: Schema>(ty: Ty<S>, config: &'c Value, w: &Writer<'_>) -> Prepared<'c> {
+        Prepared {
+            config,
+            set: field_set(ty, config, &w.scope),
+        }
+    }
+}
+
+/// [`apply`] of a [`Prepared`] configuration, with `live`'s managers
+/// already decoded (`known`) if the caller kept them from the write that
+/// made `live`. Returns the managers written too, for the next write.
+pub fn apply_known<S: Schema>(
+    ty: Ty<S>,
+    live: Option<&Value>,
+    prepared: &Prepared<'_>,
+    w: &Writer<'_>,
+    force: bool,
+    known: Option<Managed>,
+) -> ApiResult<(Value, Managed)> {
     let empty = json!({});
     let live_obj = live.unwrap_or(&empty);
-    let mut managed = match live {
-        Some(l) => Managed::decode(l)
+    let mut managed = match (live, known) {
+        (Some(_), Some(k)) => k,
+        (Some(l), None) => Managed::decode(l)
             .map_err(|e| ApiError::internal(format!("failed to decode managed fields: {e}")))?,
-        None => Managed::default(),
+        (None, _) => Managed::default(),
     };
     if managed.is_empty() && live.is_some() {
         // Fields set before anyone applied belong to a stand-in updater, so
@@ -96,12 +130,14 @@ pub fn apply<S: Schema>(
                 w.subresource,
             );
             let e = managed.entry(&id, w.api_version);
-            e.set = before;
+            e.replace_set(before);
             e.time = Some(w.now.clone());
             managed.cap_updaters(MAX_UPDATE_MANAGERS);
         }
     }
-    match settle(ty, live_obj, config, managed.clone(), w, force) {
+    // Only kubectl's applies may settle twice (see below).
+    let kept = (w.manager == KUBECTL).then(|| managed.clone());
+    match settle(ty, live_obj, prepared, managed, w, force) {
         Err(conflicts) if w.manager == KUBECTL => {
             // Conflicts on fields whose live value is still what client-side
             // apply last set are the same user's: they are taken over.
@@ -114,7 +150,8 @@ pub fn apply<S: Schema>(
             if !left.is_empty() {
                 return Err(conflict_error(&left));
             }
-            settle(ty, live_obj, config, managed, w, true).map_err(|c| conflict_error(&c))
+            let managed = kept.expect("kept for kubectl");
+            settle(ty, live_obj, prepared, managed, w, true).map_err(|c| conflict_error(&c))
         }
         other => other.map_err(|c| conflict_error(&c)),
     }
@@ -124,20 +161,25 @@ pub fn apply<S: Schema>(
 fn settle<S: Schema>(
     ty: Ty<S>,
     live: &Value,
-    config: &Value,
+    prepared: &Prepared<'_>,
     mut managed: Managed,
     w: &Writer<'_>,
     force: bool,
-) -> Result<Value, Conflicts> {
+) -> Result<(Value, Managed), Conflicts> {
+    let config = prepared.config;
     let id = w.id(Operation::Apply);
-    let last = managed.get(&id).map(|e| e.set.clone());
+    let last = managed.get(&id).map(|e| e.set().clone());
     let mut merged = merge(ty, live, config);
     {
         let e = managed.entry(&id, w.api_version);
-        e.set = field_set(ty, config, &w.scope);
+        if e.set() != &prepared.set {
+            e.replace_set(prepared.set.clone());
+        }
         e.api_version = w.api_version.into();
     }
-    if let Some(last) = last.filter(|l| !l.is_empty()) {
+    // What the applier set last time and no longer sets is removed, unless
+    // another manager owns it; usually it sets the same fields again.
+    if let Some(last) = last.filter(|l| !l.difference(&prepared.set).is_empty()) {
         prune(ty, &mut merged, &last, &managed.owned());
     }
     let cmp = compare(ty, live, &merged, &w.scope);
@@ -146,15 +188,15 @@ fn settle<S: Schema>(
         .entries
         .iter()
         .filter(|e| e.id != id)
-        .map(|e| (e.id.clone(), e.set.intersection(&changed)))
+        .map(|e| (e.id.clone(), e.set().intersection(&changed)))
         .filter(|(_, s)| !s.is_empty())
         .collect();
     if !force && !conflicts.is_empty() {
         return Err(conflicts);
     }
     for e in managed.entries.iter_mut().filter(|e| e.id != id) {
-        e.set.subtract(&changed);
-        e.set.subtract(&cmp.removed);
+        e.subtract(&changed);
+        e.subtract(&cmp.removed);
     }
     managed.entry(&id, w.api_version).time = Some(w.now.clone());
     managed.prune_empty();
@@ -162,7 +204,7 @@ fn settle<S: Schema>(
         refresh_last_applied(&mut merged, config);
     }
     managed.write_to(&mut merged);
-    Ok(merged)
+    Ok((merged, managed))
 }
 
 /// The fields of the last-applied annotation whose live values still match

@@ -150,11 +150,12 @@ impl Set {
 
     /// Remove the paths of `other` in place: `difference` without copying
     /// what stays (most of a manager's set when another writer changed a few
-    /// fields).
-    pub fn subtract(&mut self, other: &Set) {
+    /// fields). Returns whether anything was removed.
+    pub fn subtract(&mut self, other: &Set) -> bool {
         if self.is_empty() || other.is_empty() {
-            return;
+            return false;
         }
+        let before = self.members.len();
         if other.members.len() < self.members.len() {
             for m in &other.members {
                 self.members.remove(m);
@@ -162,14 +163,16 @@ impl Set {
         } else {
             self.members.retain(|m| !other.members.contains(m));
         }
+        let mut removed = self.members.len() != before;
         for (pe, o) in &other.children {
             if let Some(c) = self.children.get_mut(pe) {
-                c.subtract(o);
+                removed |= c.subtract(o);
                 if c.is_empty() {
                     self.children.remove(pe);
                 }
             }
         }
+        removed
     }
 
     /// Paths of `self` that are neither in `other` nor under a path of

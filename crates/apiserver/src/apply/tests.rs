@@ -4,9 +4,9 @@
 use serde_json::{json, Map, Value};
 
 use super::managed::{
-    track_update, track_update_known, Managed, Operation, Writer, MAX_UPDATE_MANAGERS,
+    track_update, track_update_known, Entry, Managed, Operation, Writer, MAX_UPDATE_MANAGERS,
 };
-use super::operation::{apply, check_config};
+use super::operation::{apply, apply_known, check_config, Prepared};
 use super::typed::{validate, Scope};
 use crate::schema::SchemaNode;
 
@@ -90,7 +90,7 @@ pub(super) fn fields_of(o: &Value, manager: &str) -> Option<Value> {
         .entries
         .into_iter()
         .find(|e| e.id.manager == manager)
-        .map(|e| e.set.to_fields_v1())
+        .map(|e| e.set().to_fields_v1())
 }
 
 fn managers(o: &Value) -> Vec<(String, Operation)> {
@@ -382,6 +382,100 @@ fn kept_managers_give_the_same_bookkeeping_as_decoded_ones() {
 }
 
 #[test]
+fn applies_with_kept_managers_give_what_decoding_gives() {
+    let f = Fixture::new();
+    let mut live = obj(json!({"replicas": 1, "config": {"a": "1"}}));
+    let mut known = track_update_known(f.node(), None, &mut live, &writer("creator"), None);
+    // Appliers take shared fields from each other (force), set their own,
+    // drop fields they applied before, and an updater writes in between.
+    let steps: Vec<(&str, Value)> = vec![
+        (
+            "a",
+            json!({"replicas": 2, "config": {"a": "2"}, "tags": ["x"]}),
+        ),
+        ("b", json!({"replicas": 3, "config": {"b": "1"}})),
+        ("a", json!({"replicas": 4, "config": {"a": "3"}})),
+        ("b", json!({"config": {"b": "1"}})),
+        (
+            "c",
+            json!({"replicas": 5, "items": [{"name": "x", "value": "1"}]}),
+        ),
+        (
+            "c",
+            json!({"replicas": 5, "items": [{"name": "x", "value": "1"}]}),
+        ),
+    ];
+    for (i, (who, spec)) in steps.into_iter().enumerate() {
+        if i == 3 {
+            let mut next = live.clone();
+            next["spec"]["mode"] = json!("slow");
+            known = track_update_known(f.node(), Some(&live), &mut next, &writer("upd"), known);
+            live = next;
+        }
+        let config = obj(spec);
+        let w = writer(who);
+        let decoded = apply(f.node(), Some(&live), &config, &w, true).unwrap();
+        let prepared = Prepared::new(f.node(), &config, &w);
+        let (next, kept) =
+            apply_known(f.node(), Some(&live), &prepared, &w, true, known.take()).unwrap();
+        assert_eq!(next, decoded, "step {i}");
+        assert!(
+            next["metadata"]["managedFields"]
+                .as_array()
+                .is_some_and(|m| !m.is_empty()),
+            "step {i}: {next}"
+        );
+        let mut a = kept.entries.clone();
+        let mut b = Managed::decode(&next).unwrap().entries;
+        a.sort_by_key(|e| e.id.identifier());
+        b.sort_by_key(|e| e.id.identifier());
+        assert_eq!(a, b, "step {i}: the kept managers are the written ones");
+        // Their encoded sets are what a fresh encoding gives.
+        let mut fresh = Managed {
+            entries: a
+                .iter()
+                .map(|e| {
+                    Entry::new(
+                        e.id.clone(),
+                        &e.api_version,
+                        e.time.clone(),
+                        e.set().clone(),
+                    )
+                })
+                .collect(),
+        };
+        let mut again = kept.clone();
+        assert_eq!(again.encode(), fresh.encode(), "step {i}");
+        known = Some(kept);
+        live = next;
+    }
+    assert_eq!(live["spec"]["mode"], json!("slow"));
+    assert_eq!(
+        live["spec"].get("tags"),
+        None,
+        "a's dropped tags are pruned"
+    );
+}
+
+#[test]
+fn merge_leaves_the_live_managed_fields_out() {
+    let f = Fixture::new();
+    let live = apply(
+        f.node(),
+        None,
+        &obj(json!({"replicas": 1})),
+        &writer("a"),
+        false,
+    )
+    .unwrap();
+    assert!(live["metadata"]["managedFields"].is_array());
+    let merged = super::merge::merge(f.node(), &live, &obj(json!({"replicas": 2})));
+    assert_eq!(merged["spec"]["replicas"], json!(2));
+    assert_eq!(merged["metadata"].get("managedFields"), None);
+    assert_eq!(merged["metadata"]["name"], live["metadata"]["name"]);
+}
+
+#[test]
 fn update_bookkeeping() {
     let f = Fixture::new();
     let mut created = obj(json!({"replicas": 1, "config": {"a": "1"}}));
@@ -639,7 +733,7 @@ fn managed_fields_entries_round_trip() {
          "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {"f:y": {}}}, "subresource": "status"}
     ]);
     let o = json!({"metadata": {"managedFields": entries}});
-    let m = Managed::decode(&o).unwrap();
+    let mut m = Managed::decode(&o).unwrap();
     assert_eq!(m.encode().unwrap(), entries);
     for (bad, why) in [
         (

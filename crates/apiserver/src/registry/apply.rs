@@ -169,6 +169,8 @@ impl Registry {
         let sub = rp.subresource.clone().unwrap_or_default();
         let manager = crate::apply::manager_of(opts.field_manager.as_deref()).to_string();
         let writer = || crate::apply::writer(info, &sub, &manager, &api_version);
+        let prepared = crate::apply::Prepared::new(ty, &config, &writer());
+        let notes = super::write::ChangeNotes::default();
         let mut last_err = None;
         for _ in 0..CREATE_RACE_RETRIES {
             let updated = self
@@ -179,8 +181,24 @@ impl Registry {
                     opts,
                     Vec::new(),
                     Track::Precomputed,
-                    &super::write::TypeCheck::default(),
-                    |old| crate::apply::apply(ty, Some(old), &config, &writer(), force),
+                    &notes,
+                    |old| {
+                        let known = notes.take_managed();
+                        let (new, managed) = crate::apply::apply_known(
+                            ty,
+                            Some(old),
+                            &prepared,
+                            &writer(),
+                            force,
+                            known,
+                        )?;
+                        notes.put_managed(Some(managed));
+                        // The configuration passed the schema check, unknown
+                        // fields and types included, and the rest of `new` is
+                        // the stored object: nothing to decode again.
+                        notes.found(None);
+                        Ok(new)
+                    },
                 )
                 .await;
             match updated {
@@ -189,7 +207,8 @@ impl Registry {
             }
             // Creating through apply is a create: refused while a CRD ends.
             crate::crd::refuse_create_while_terminating(info)?;
-            let mut obj = crate::apply::apply(ty, None, &config, &writer(), force)?;
+            let (mut obj, _) =
+                crate::apply::apply_known(ty, None, &prepared, &writer(), force, None)?;
             metadata_mut(&mut obj).insert("name".into(), json!(name));
             match self.create_tracked(rp, obj, opts, Track::Precomputed).await {
                 // Created by someone else meanwhile: apply to theirs.

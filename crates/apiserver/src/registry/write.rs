@@ -44,24 +44,42 @@ pub(super) enum Track {
 /// Most operations a JSON patch may carry (CVE-2019-1002100).
 const MAX_JSON_PATCH_OPS: usize = 10_000;
 
-/// What the change of a guaranteed update found when it decoded the new
-/// object (a PUT's body, a patch's result), so the update does not decode it
-/// again: `None` until the change says.
+/// What a guaranteed update and its change tell each other.
 #[derive(Default)]
-pub(super) struct TypeCheck {
+pub(super) struct ChangeNotes {
+    /// What the change found when it decoded the new object (a PUT's body,
+    /// a patch's result), so the update does not decode it again: `None`
+    /// until the change says.
     found: std::sync::Mutex<Option<Option<FieldError>>>,
     /// The change reads the object's resourceVersion (a JSON patch may
     /// `test` it), so it must not start before the version is known.
     reads_version: bool,
+    /// For an apply ([`Track::Precomputed`]): the old object's managers,
+    /// decoded, when the previous writer of the key left them; then the
+    /// managers the change wrote, for the next writer.
+    managed: std::sync::Mutex<Option<crate::apply::managed::Managed>>,
 }
 
-impl TypeCheck {
-    fn found(&self, e: Option<FieldError>) {
+impl ChangeNotes {
+    pub(super) fn found(&self, e: Option<FieldError>) {
         *self.found.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
     }
 
     fn take(&self) -> Option<Option<FieldError>> {
         self.found.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Hand managers over (either way).
+    pub(super) fn put_managed(&self, m: Option<crate::apply::managed::Managed>) {
+        *self.managed.lock().unwrap_or_else(|e| e.into_inner()) = m;
+    }
+
+    /// Take the managers handed over.
+    pub(super) fn take_managed(&self) -> Option<crate::apply::managed::Managed> {
+        self.managed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 }
 
@@ -425,7 +443,7 @@ impl Registry {
             .filter(|s| !s.is_empty())
             .map(super::parse_rv)
             .transpose()?;
-        let checked = TypeCheck::default();
+        let checked = ChangeNotes::default();
         self.guaranteed_update(
             rp,
             &name,
@@ -505,9 +523,9 @@ impl Registry {
         // Warnings of the latest attempt: the closure runs once per attempt.
         let patch_warnings = std::sync::Mutex::new(Vec::new());
         let pw = &patch_warnings;
-        let checked = TypeCheck {
+        let checked = ChangeNotes {
             reads_version: patch_type == PatchType::Json,
-            ..TypeCheck::default()
+            ..ChangeNotes::default()
         };
         let ck = &checked;
         let mut res = self.guaranteed_update(rp, &name, wanted_rv, opts, Vec::new(), Track::Update, ck, move |old| {
@@ -574,7 +592,7 @@ impl Registry {
             opts,
             Vec::new(),
             Track::Update,
-            &TypeCheck::default(),
+            &ChangeNotes::default(),
             change,
         )
         .await
@@ -593,7 +611,7 @@ impl Registry {
         opts: &WriteOptions,
         mut warnings: Vec<String>,
         track: Track,
-        checked: &TypeCheck,
+        checked: &ChangeNotes,
         change: impl Fn(&Value) -> ApiResult<Value>,
     ) -> ApiResult<WriteResult> {
         let info = rp.info;
@@ -687,6 +705,9 @@ impl Registry {
                     ));
                 }
             }
+            if track == Track::Precomputed {
+                checked.put_managed(base.as_mut().and_then(|b| b.managed.take()));
+            }
             let mut new = change(&old)?;
             check_type(info, &mut new)?;
             if rp.info.namespaced {
@@ -736,6 +757,9 @@ impl Registry {
             }
             // The managers written, decoded, for the next writer.
             let mut managed = None;
+            if track == Track::Precomputed {
+                managed = checked.take_managed();
+            }
             if track == Track::Update {
                 let sub = rp.subresource.as_deref().unwrap_or("");
                 let (manager, version) = (
