@@ -105,9 +105,17 @@ fn main() -> anyhow::Result<()> {
     if matches!(cli.command, Command::Kubelet(_) | Command::Agent(_)) {
         purge_at_once();
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    // The kubelet alone runs on one thread: it mostly waits for containerd
+    // and the API server, and its memory is a goal (issue 6). Worker
+    // threads cost their stacks, mimalloc's per-thread heaps, and pages
+    // that stay committed because objects freed on another thread return
+    // to their owner's heap only when that thread allocates again.
+    let mut rt = if matches!(cli.command, Command::Kubelet(_)) {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let rt = rt.enable_all().build()?;
     rt.block_on(async move {
         match cli.command {
             Command::Server(a) => cmd::server::run(*a).await,

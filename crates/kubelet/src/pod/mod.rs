@@ -29,7 +29,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 use serde_json::{json, Value};
 
 use crate::cri::{api, CriResult, Runtime};
@@ -105,8 +105,12 @@ impl PodWorker {
         let cfg = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
         let me = self.clone();
         let watch = tokio::spawn(async move {
+            // The kubelet never reads managedFields: drop them before the
+            // store keeps the pods, as upstream's informers' transform
+            // functions do (a JSON tree per field manager, per pod).
             let stream = watcher(pods, cfg)
                 .default_backoff()
+                .modify(|pod| pod.managed_fields_mut().clear())
                 .reflect(writer)
                 .applied_objects();
             let mut stream = std::pin::pin!(stream);
