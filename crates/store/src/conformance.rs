@@ -38,7 +38,7 @@ use bytes::Bytes;
 
 use crate::{
     Error, Event, EventKind, KeyRange, KeyValue, Precondition, RangeRequest, WatchRequest,
-    WatchResponse, WatchStream, WriteOp, WriteOutcome, MAX_VALUE_BYTES,
+    WatchResponse, WatchStream, WriteId, WriteOp, WriteOutcome, MAX_VALUE_BYTES,
 };
 
 /// Expand one `#[tokio::test]` per conformance case, each calling `$fresh`.
@@ -50,6 +50,7 @@ macro_rules! conformance_tests {
             revisions_are_dense_under_concurrency,
             cas_race,
             pipelined_chain,
+            chained_by_id,
             paging_at_fixed_revision,
             watch_order_and_resume,
             watch_prefix_filter,
@@ -397,6 +398,113 @@ pub async fn pipelined_chain(fresh: &impl Fresh) {
     ));
     let (kv, _) = s.get(b"/chain").await.unwrap();
     assert_eq!(kv.unwrap().value, b("20"));
+}
+
+/// Writes chained by the id of the write before them, without waiting for
+/// its ticket: all commit in order; a name used twice, a write of the key
+/// in between, or a write that failed breaks the chain. A backend without
+/// ids refuses the precondition.
+pub async fn chained_by_id(fresh: &impl Fresh) {
+    let fx = fresh(opts()).await;
+    let s = &fx.store;
+    let put = |v: &str| WriteOp::Put {
+        key: b"/named".to_vec(),
+        value: b(v),
+        ttl: None,
+    };
+    let r0 = match s.create(b"/named", b("0"), None).await.unwrap() {
+        WriteOutcome::Committed { revision, .. } => revision,
+        other => panic!("create: {other:?}"),
+    };
+    let first = s
+        .write_pipelined(Precondition::ModRevision(r0), put("1"), true)
+        .await
+        .unwrap();
+    let Some(mut id) = first.id() else {
+        let r = s
+            .write_pipelined(Precondition::After(WriteId(1)), put("x"), false)
+            .await;
+        let refused = match r {
+            Err(_) => true,
+            Ok(w) => matches!(w.outcome().await, Err(_) | Ok(WriteOutcome::Failed { .. })),
+        };
+        assert!(refused, "a backend without ids refuses After");
+        return;
+    };
+    let mut pending = vec![first];
+    for i in 2..=20 {
+        let w = s
+            .write_pipelined(Precondition::After(id), put(&i.to_string()), true)
+            .await
+            .unwrap();
+        id = w.id().expect("a followed write has an id");
+        pending.push(w);
+    }
+    let mut last = r0;
+    for w in pending {
+        match w.outcome().await.unwrap() {
+            WriteOutcome::Committed { revision, .. } => {
+                assert_eq!(revision, last + 1, "in order, one revision each");
+                last = revision;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let (kv, _) = s.get(b"/named").await.unwrap();
+    assert_eq!(kv.unwrap().value, b("20"));
+    // The last write's name holds once.
+    let once = s
+        .write_pipelined(Precondition::After(id), put("21"), true)
+        .await
+        .unwrap();
+    let again = s
+        .write_pipelined(Precondition::After(id), put("again"), false)
+        .await
+        .unwrap();
+    assert!(matches!(
+        once.outcome().await.unwrap(),
+        WriteOutcome::Committed { .. }
+    ));
+    assert!(matches!(
+        again.outcome().await.unwrap(),
+        WriteOutcome::Failed { .. }
+    ));
+    // A write of the key in between breaks the chain.
+    let before = s
+        .write_pipelined(Precondition::None, put("22"), true)
+        .await
+        .unwrap();
+    let id = before.id().unwrap();
+    let between = s.write(Precondition::None, put("between")).await.unwrap();
+    assert!(matches!(between, WriteOutcome::Committed { .. }));
+    let after = s
+        .write_pipelined(Precondition::After(id), put("late"), false)
+        .await
+        .unwrap();
+    assert!(matches!(
+        after.outcome().await.unwrap(),
+        WriteOutcome::Failed { .. }
+    ));
+    // A write that failed cannot be chained on.
+    let failed = s
+        .write_pipelined(Precondition::ModRevision(r0), put("stale"), true)
+        .await
+        .unwrap();
+    let id = failed.id().unwrap();
+    let after = s
+        .write_pipelined(Precondition::After(id), put("on a failure"), false)
+        .await
+        .unwrap();
+    assert!(matches!(
+        failed.outcome().await.unwrap(),
+        WriteOutcome::Failed { .. }
+    ));
+    assert!(matches!(
+        after.outcome().await.unwrap(),
+        WriteOutcome::Failed { .. }
+    ));
+    let (kv, _) = s.get(b"/named").await.unwrap();
+    assert_eq!(kv.unwrap().value, b("between"));
 }
 
 /// Pages read at one revision add up to exactly the snapshot at that revision,

@@ -175,7 +175,18 @@ pub enum Precondition {
     /// The key must exist at the revision of a write this caller chained on
     /// (see [`Store::write_pipelined`]), and that write must have committed.
     Ticket(Ticket),
+    /// Like [`Precondition::Ticket`], but naming the write by its
+    /// [`PipelinedWrite::id`] instead of its revision, so the caller need not
+    /// wait for the ticket: the key must be as that write left it (the write
+    /// was applied, nothing wrote the key since, and its transaction has not
+    /// failed). Only a write submitted with `followed` can be named; a
+    /// backend that gives no ids refuses this precondition.
+    After(WriteId),
 }
+
+/// A pipelined write as its store knows it, for [`Precondition::After`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct WriteId(pub u64);
 
 /// What a pipelined write is known by once its precondition held, before it
 /// is durable: the revision it commits at, if its transaction commits.
@@ -202,6 +213,7 @@ pub type PipelinedSenders = (
 pub struct PipelinedWrite {
     applied: tokio::sync::oneshot::Receiver<Option<Ticket>>,
     outcome: tokio::sync::oneshot::Receiver<Result<WriteOutcome>>,
+    id: Option<WriteId>,
 }
 
 impl PipelinedWrite {
@@ -210,7 +222,26 @@ impl PipelinedWrite {
     pub fn channel() -> (PipelinedSenders, Self) {
         let (ta, applied) = tokio::sync::oneshot::channel();
         let (to, outcome) = tokio::sync::oneshot::channel();
-        ((ta, to), PipelinedWrite { applied, outcome })
+        (
+            (ta, to),
+            PipelinedWrite {
+                applied,
+                outcome,
+                id: None,
+            },
+        )
+    }
+
+    /// The same write, known to its store by `id`.
+    pub fn with_id(mut self, id: WriteId) -> Self {
+        self.id = Some(id);
+        self
+    }
+
+    /// What the next write of the key can name in [`Precondition::After`]
+    /// to chain on this one at once; `None` where the backend gives no ids.
+    pub fn id(&self) -> Option<WriteId> {
+        self.id
     }
 
     /// The write's ticket once its precondition held and it was given a

@@ -127,3 +127,72 @@ fn real_manifests_fit_the_builtin_schemas() {
         ".spec.containers[name=\"c\"].ports[containerPort=80,protocol=\"TCP\"].hostPrt: field not declared in schema"
     );
 }
+
+/// A patch `plain_patch` passes never adds an unknown field or a value of
+/// the wrong type: merged into a clean Deployment, the typed decode finds
+/// nothing. Patches it refuses include every one the decode flags.
+#[test]
+fn plain_patches_merge_into_objects_that_decode_cleanly() {
+    let info = crate::resources::lookup("apps", "v1", "deployments").unwrap();
+    let schema = super::schema_for(info);
+    let ty = schema.node();
+    let strat = crate::strategy::strategy_for(info);
+    let live = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "d", "namespace": "n", "labels": {"app": "d"}},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "d"}},
+            "template": {"metadata": {"labels": {"app": "d"}}, "spec": {"containers": [
+                {"name": "web", "image": "nginx", "env": [{"name": "A", "value": "1"}],
+                 "ports": [{"containerPort": 80}]}]}}}});
+    let clean = strat.decode(&live);
+    assert!(clean.unknown.is_empty() && clean.error.is_none());
+    let plain = [
+        json!({"metadata": {"annotations": {"a": "b"}, "labels": {"x": null}}}),
+        json!({"spec": {"replicas": 3, "paused": true, "minReadySeconds": 2147483647}}),
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "httpd",
+            "env": [{"name": "B", "value": "2"}], "args": ["-x"]}]}}}}),
+        json!({"spec": {"strategy": {"type": "Recreate", "rollingUpdate": null}}}),
+    ];
+    for p in &plain {
+        assert!(super::plain_patch(ty, p), "{p}");
+        let merged = crate::patch::apply_strategic(info, &live, p.as_object().unwrap()).unwrap();
+        let d = strat.decode(&merged);
+        assert!(
+            d.unknown.is_empty() && d.error.is_none(),
+            "{p}: {:?} {:?}",
+            d.unknown,
+            d.error
+        );
+    }
+    let not_plain = [
+        // Unknown fields, wrong types, out of range.
+        json!({"spec": {"replicaz": 3}}),
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "imagee": "x"}]}}}}),
+        json!({"spec": {"replicas": "3"}}),
+        json!({"spec": {"replicas": 2147483648i64}}),
+        json!({"spec": {"replicas": 1.5}}),
+        json!({"metadata": {"labels": {"a": 1}}}),
+        json!({"spec": {"paused": "yes"}}),
+        json!({"$unknownDirective": 1}),
+        // Formats and untyped scalars: left to the decode.
+        json!({"metadata": {"creationTimestamp": "soon"}}),
+        json!({"spec": {"strategy": {"rollingUpdate": {"maxSurge": "25%"}}}}),
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "web",
+            "resources": {"limits": {"cpu": "1"}}}]}}}}),
+        json!({"spec": {"template": {"spec": {"containers": [null]}}}}),
+        // Directives: a map patch merged where the object has no such field
+        // is taken whole, directives included, and the decode drops them.
+        json!({"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate"}}}),
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "$patch": "delete"}]}}}}),
+    ];
+    for p in &not_plain {
+        assert!(!super::plain_patch(ty, p), "{p}");
+    }
+    // The first seven are what the decode reports.
+    for p in &not_plain[..7] {
+        let Ok(merged) = crate::patch::apply_strategic(info, &live, p.as_object().unwrap()) else {
+            continue;
+        };
+        let d = strat.decode(&merged);
+        assert!(!d.unknown.is_empty() || d.error.is_some(), "{p}");
+    }
+}

@@ -54,6 +54,8 @@ pub struct Facts<'a> {
     pub preserves_unknown: bool,
     /// The stated JSON type.
     pub type_name: Option<&'a str>,
+    /// The stated format (`int32`, `date-time`, `byte`, ...).
+    pub format: Option<&'a str>,
 }
 
 fn type_is(n: &SchemaNode<'_>, t: &str) -> bool {
@@ -164,6 +166,7 @@ impl<'a> Schema for SchemaNode<'a> {
             has_properties: n.value.get("properties").is_some(),
             preserves_unknown: n.preserves_unknown(),
             type_name: n.type_name(),
+            format: n.value.get("format").and_then(Value::as_str),
         }
     }
 }
@@ -193,6 +196,7 @@ struct NodeData {
     has_properties: bool,
     preserves_unknown: bool,
     type_name: Option<Box<str>>,
+    format: Option<Box<str>>,
 }
 
 /// A node of a [`Compiled`] tree.
@@ -299,6 +303,7 @@ fn node_data(
         has_properties: f.has_properties,
         preserves_unknown: f.preserves_unknown,
         type_name: f.type_name.map(Box::from),
+        format: f.format.map(Box::from),
     }
 }
 
@@ -401,6 +406,7 @@ impl Schema for Node<'_> {
             has_properties: d.has_properties,
             preserves_unknown: d.preserves_unknown,
             type_name: d.type_name.as_deref(),
+            format: d.format.as_deref(),
         }
     }
 }

@@ -33,6 +33,7 @@ use serde_json::Value;
 use compiled::{Compiled, Schema};
 pub use managed::{same_ignoring_time, Writer};
 pub use operation::{apply, apply_known, check_config, Prepared};
+pub use typed::plain_patch;
 
 use crate::resources::ResourceInfo;
 use crate::schema::SchemaNode;

@@ -614,3 +614,45 @@ fn validate_node<S: Schema>(
         errs.push(at(path, msg));
     }
 }
+
+/// Whether a strategic merge patch only sets declared fields to values of
+/// their declared plain JSON type (or null), without directives. Merged
+/// into an object that decodes cleanly, such a patch gives an object that
+/// decodes cleanly too: no unknown field and no value of the wrong type, so
+/// the merged object need not be decoded again. `false` wherever this is
+/// not certain (formats other than the integer and number ones, quantities,
+/// int-or-string, free-form or preserved fields, null list items, integers
+/// out of an `int32`'s range): the caller then decodes the merged object.
+pub fn plain_patch<S: Schema>(ty: Ty<S>, v: &Value) -> bool {
+    let Some(n) = ty else { return false };
+    if v.is_null() {
+        return true;
+    }
+    let facts = n.facts();
+    if facts.preserves_unknown || facts.untyped_scalar {
+        return false;
+    }
+    if facts.object {
+        let Some(m) = v.as_object() else { return false };
+        // Directives are left to the decode: merged where the object has
+        // no such field, a map patch is taken whole, directives included.
+        return m
+            .iter()
+            .all(|(k, c)| !k.starts_with('$') && plain_patch(field_ty(ty, k), c));
+    }
+    if facts.list {
+        let Some(items) = v.as_array() else {
+            return false;
+        };
+        let it = n.items();
+        return items.iter().all(|i| !i.is_null() && plain_patch(it, i));
+    }
+    match (facts.type_name, facts.format) {
+        (Some("string"), None) => v.is_string(),
+        (Some("boolean"), None) => v.is_boolean(),
+        (Some("integer"), Some("int32")) => v.as_i64().is_some_and(|i| i32::try_from(i).is_ok()),
+        (Some("integer"), None | Some("int64")) => v.is_i64(),
+        (Some("number"), None | Some("double")) => v.is_number(),
+        _ => false,
+    }
+}

@@ -18,6 +18,7 @@
 //! retried from a fresh read.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use serde_json::Value;
@@ -36,6 +37,9 @@ pub enum TicketSlot {
 pub struct LastWrite {
     /// The write's ticket: its revision, if it commits.
     pub ticket: TicketSlot,
+    /// The write's id in the store, if it gives one: the next write names
+    /// it ([`store::Precondition::After`]) instead of waiting for the ticket.
+    pub chain: Option<Chained>,
     /// The object.
     pub object: Value,
     /// Its managedFields decoded, where the writer had them at hand.
@@ -45,7 +49,36 @@ pub struct LastWrite {
     pub durable: Option<tokio::sync::oneshot::Receiver<bool>>,
 }
 
+/// A write named by its id, and the line of writes it belongs to: writes
+/// that chained on one another by id since the last read of the key.
+pub struct Chained {
+    pub id: store::WriteId,
+    pub line: Line,
+}
+
+/// Writes chained by id are sent before the write they name is known to
+/// have been applied. Once one of them was not, every later one fails too;
+/// its writer breaks the line, so the next writer reads the key again
+/// instead of building on a write that cannot commit.
+#[derive(Clone, Default)]
+pub struct Line(Arc<AtomicBool>);
+
+impl Line {
+    pub fn break_off(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    pub fn broken(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
 impl LastWrite {
+    /// Whether the write is in a broken line: it will not commit.
+    pub fn doomed(&self) -> bool {
+        self.chain.as_ref().is_some_and(|c| c.line.broken())
+    }
+
     /// The write's ticket, once the store applied it; `None` if it was not
     /// applied (its precondition or its transaction failed).
     pub async fn ticket(&mut self) -> Option<store::Ticket> {
@@ -165,6 +198,7 @@ mod tests {
                 revision: 7,
                 epoch: 0,
             })),
+            chain: None,
             object: Value::Null,
             managed: None,
             durable: None,

@@ -528,6 +528,11 @@ impl Registry {
             ..ChangeNotes::default()
         };
         let ck = &checked;
+        // A strategic merge patch of declared fields with values of their
+        // plain types leaves nothing to find in the merged object.
+        let plain = patch_type == PatchType::Strategic
+            && !approval
+            && crate::apply::plain_patch(crate::apply::schema_for(info).node(), &patch);
         let mut res = self.guaranteed_update(rp, &name, wanted_rv, opts, Vec::new(), Track::Update, ck, move |old| {
             // The strategic merge builds a new object: only the others
             // change a copy of the old one.
@@ -549,6 +554,10 @@ impl Registry {
                     let no_patch = serde_json::Map::new();
                     let smp = patch.as_object().unwrap_or(&no_patch);
                     let mut doc = crate::patch::apply_strategic(info, old, smp)?;
+                    if plain {
+                        ck.found(None);
+                        return Ok(doc);
+                    }
                     crate::patch::refuse_unknown(strat, &doc, smp, fv)?;
                     let mut w = Vec::new();
                     ck.found(handle_unknown(strat, &mut doc, fv, &mut w)?);
@@ -621,6 +630,7 @@ impl Registry {
         // The turn of the key; given up early when this write hands its
         // object to the next writer (and taken again if it must retry).
         let mut turn = Some(self.key_locks.lock(&key).await);
+        let mut line;
         // Without a resourceVersion, a lost race is retried until the write
         // lands, as upstream's GuaranteedUpdate does; with one, it is a 409.
         loop {
@@ -630,32 +640,37 @@ impl Registry {
             // The previous writer's object, maybe not even applied yet: this
             // write is chained on its ticket and fails if that one did not
             // commit or another write got in between. Else a read.
-            let (mut cond, mut mod_revision, mut old, mut base) =
-                match turn.as_mut().and_then(|t| t.take()) {
-                    Some(mut l) => {
-                        let object = std::mem::take(&mut l.object);
-                        (None, 0, object, Some(l))
-                    }
-                    None => {
-                        let (kv, _) = self.store.get(key.as_bytes()).await.map_err(store_error)?;
-                        let kv =
-                            kv.ok_or_else(|| ApiError::not_found(info.group_resource(), name))?;
-                        let mut old: Value = serde_json::from_slice(&kv.value).map_err(|e| {
-                            ApiError::internal(format!("undecodable stored object: {e}"))
-                        })?;
-                        metadata_mut(&mut old)
-                            .insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
-                        // Custom resources are stored at one version and served at any.
-                        crate::crd::decode_stored(info, &mut old);
-                        let old = crate::convert::to_served(info, old);
-                        (
-                            Some(Precondition::ModRevision(kv.mod_revision)),
-                            kv.mod_revision,
-                            old,
-                            None,
-                        )
-                    }
-                };
+            // A write in a broken line is not built on.
+            let left = turn.as_mut().and_then(|t| t.take()).filter(|l| !l.doomed());
+            // The line of writes chained by id that this one continues.
+            line = match left.as_ref().and_then(|l| l.chain.as_ref()) {
+                Some(c) => c.line.clone(),
+                None => keylock::Line::default(),
+            };
+            let (mut cond, mut mod_revision, mut old, mut base) = match left {
+                Some(mut l) => {
+                    let object = std::mem::take(&mut l.object);
+                    (None, 0, object, Some(l))
+                }
+                None => {
+                    let (kv, _) = self.store.get(key.as_bytes()).await.map_err(store_error)?;
+                    let kv = kv.ok_or_else(|| ApiError::not_found(info.group_resource(), name))?;
+                    let mut old: Value = serde_json::from_slice(&kv.value).map_err(|e| {
+                        ApiError::internal(format!("undecodable stored object: {e}"))
+                    })?;
+                    metadata_mut(&mut old)
+                        .insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
+                    // Custom resources are stored at one version and served at any.
+                    crate::crd::decode_stored(info, &mut old);
+                    let old = crate::convert::to_served(info, old);
+                    (
+                        Some(Precondition::ModRevision(kv.mod_revision)),
+                        kv.mod_revision,
+                        old,
+                        None,
+                    )
+                }
+            };
             // The previous writer's revision, once the store gave it: the
             // precondition of this write, and the object's resourceVersion.
             // If that write was not applied, read again.
@@ -852,18 +867,29 @@ impl Registry {
                     "Request entity too large: the patched object is too large",
                 ));
             }
-            // Chained on the previous writer's ticket, which has come by
-            // now (this write's change was computed meanwhile).
+            // Chained on the previous writer's write: by its id where the
+            // store gives one (no wait: the store checks it in order), else
+            // on its ticket, which has come by now (this write's change was
+            // computed meanwhile).
             let cond = match cond {
                 Some(c) => c,
                 None => match base.as_mut() {
-                    Some(b) => match b.ticket().await {
-                        Some(t) => Precondition::Ticket(t),
-                        None => {
+                    Some(b) => match &b.chain {
+                        Some(c) if !c.line.broken() => Precondition::After(c.id),
+                        // Broken while this change was computed.
+                        Some(_) => {
                             self.unexpect(&prepared);
                             self.release_service(&allocated).await;
                             continue;
                         }
+                        None => match b.ticket().await {
+                            Some(t) => Precondition::Ticket(t),
+                            None => {
+                                self.unexpect(&prepared);
+                                self.release_service(&allocated).await;
+                                continue;
+                            }
+                        },
                     },
                     None => unreachable!("a write without a read has a precondition"),
                 },
@@ -895,6 +921,10 @@ impl Registry {
                 if let Some(t) = turn.as_mut() {
                     **t = Some(keylock::LastWrite {
                         ticket: keylock::TicketSlot::Pending(trx),
+                        chain: write.id().map(|id| keylock::Chained {
+                            id,
+                            line: line.clone(),
+                        }),
                         object: new.clone(),
                         managed: managed.take(),
                         durable: Some(drx),
@@ -917,6 +947,7 @@ impl Registry {
                         tell = Some(tx);
                         **t = Some(keylock::LastWrite {
                             ticket: keylock::TicketSlot::Known(Some(ticket)),
+                            chain: None,
                             object: object.clone(),
                             managed: managed.take(),
                             durable: Some(rx),
@@ -952,6 +983,8 @@ impl Registry {
                     }
                 };
             }
+            // Not applied: writes chained on this one by id fail too.
+            line.break_off();
             self.unexpect(&prepared);
             self.release_service(&allocated).await;
             match write.outcome().await {

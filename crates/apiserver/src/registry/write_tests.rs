@@ -63,6 +63,7 @@ async fn a_left_object_is_used_only_at_its_revision() {
     marked["data"]["left"] = json!("yes");
     let mut turn = reg.key_locks.lock(key).await;
     *turn = Some(keylock::LastWrite {
+        chain: None,
         ticket: keylock::TicketSlot::Known(Some(store::Ticket {
             revision: rev,
             epoch: 0,
@@ -83,6 +84,7 @@ async fn a_left_object_is_used_only_at_its_revision() {
     stale["data"]["stale"] = json!("yes");
     let mut turn = reg.key_locks.lock(key).await;
     *turn = Some(keylock::LastWrite {
+        chain: None,
         ticket: keylock::TicketSlot::Known(Some(store::Ticket {
             revision: rev,
             epoch: 0,
@@ -122,6 +124,7 @@ async fn a_left_object_is_used_only_at_its_revision() {
     let (ttx, trx) = tokio::sync::oneshot::channel();
     let mut turn = reg.key_locks.lock(key).await;
     *turn = Some(keylock::LastWrite {
+        chain: None,
         ticket: keylock::TicketSlot::Pending(trx),
         object: pending,
         managed: None,
@@ -155,6 +158,7 @@ async fn a_left_object_is_used_only_at_its_revision() {
     let (ttx, trx) = tokio::sync::oneshot::channel();
     let mut turn = reg.key_locks.lock(key).await;
     *turn = Some(keylock::LastWrite {
+        chain: None,
         ticket: keylock::TicketSlot::Pending(trx),
         object: lost,
         managed: None,
@@ -167,6 +171,112 @@ async fn a_left_object_is_used_only_at_its_revision() {
     let out = waiting.await.unwrap();
     assert_eq!(out["data"]["e"], "x");
     assert!(out["data"].get("lost").is_none(), "{}", out["data"]);
+
+    // Handed over with its id in the store: the next write names it and
+    // does not wait for the ticket (it never comes here).
+    let named_put = |value: &Value| store::WriteOp::Put {
+        key: key.as_bytes().to_vec(),
+        value: Bytes::from(value.to_string()),
+        ttl: None,
+    };
+    let stored = |kv: Option<store::KeyValue>| -> Value {
+        serde_json::from_slice(&kv.unwrap().value).unwrap()
+    };
+    let rev = store.mod_revision(key.as_bytes()).await.unwrap().unwrap();
+    let mut named = stored(store.get(key.as_bytes()).await.unwrap().0);
+    named["data"]["named"] = json!("yes");
+    let w = store
+        .write_pipelined(
+            store::Precondition::ModRevision(rev),
+            named_put(&named),
+            true,
+        )
+        .await
+        .unwrap();
+    let id = w.id().expect("the embedded store names followed writes");
+    named["data"]["handed"] = json!("yes");
+    let (_never, trx) = tokio::sync::oneshot::channel();
+    let mut turn = reg.key_locks.lock(key).await;
+    *turn = Some(keylock::LastWrite {
+        chain: Some(keylock::Chained {
+            id,
+            line: keylock::Line::default(),
+        }),
+        ticket: keylock::TicketSlot::Pending(trx),
+        object: named,
+        managed: None,
+        durable: None,
+    });
+    let waiting = tokio::spawn(patch(reg.clone(), "f"));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    drop(turn);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+        .await
+        .expect("a named write is not waited for")
+        .unwrap();
+    assert!(matches!(
+        w.outcome().await.unwrap(),
+        store::WriteOutcome::Committed { .. }
+    ));
+    assert_eq!(
+        (&out["data"]["f"], &out["data"]["handed"]),
+        (&json!("x"), &json!("yes"))
+    );
+
+    // A write from elsewhere after the named one: the chain breaks and the
+    // patch starts again from a read.
+    let rev = store.mod_revision(key.as_bytes()).await.unwrap().unwrap();
+    let mut named = stored(store.get(key.as_bytes()).await.unwrap().0);
+    named["data"]["named"] = json!("again");
+    let w = store
+        .write_pipelined(
+            store::Precondition::ModRevision(rev),
+            named_put(&named),
+            true,
+        )
+        .await
+        .unwrap();
+    let id = w.id().unwrap();
+    let rev = match w.outcome().await.unwrap() {
+        store::WriteOutcome::Committed { revision, .. } => revision,
+        other => panic!("{other:?}"),
+    };
+    let mut elsewhere = named.clone();
+    elsewhere["data"]["other"] = json!("again");
+    store
+        .update(
+            key.as_bytes(),
+            rev,
+            Bytes::from(elsewhere.to_string()),
+            None,
+        )
+        .await
+        .unwrap();
+    named["data"]["stale"] = json!("handed");
+    let (_never, trx) = tokio::sync::oneshot::channel();
+    let mut turn = reg.key_locks.lock(key).await;
+    *turn = Some(keylock::LastWrite {
+        chain: Some(keylock::Chained {
+            id,
+            line: keylock::Line::default(),
+        }),
+        ticket: keylock::TicketSlot::Pending(trx),
+        object: named,
+        managed: None,
+        durable: None,
+    });
+    let waiting = tokio::spawn(patch(reg.clone(), "g"));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    drop(turn);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (&out["data"]["g"], &out["data"]["other"]),
+        (&json!("x"), &json!("again"))
+    );
+    assert!(out["data"].get("stale").is_none(), "{}", out["data"]);
 }
 
 /// Patches queued on one key start from the object the previous one

@@ -353,6 +353,13 @@ impl Store for EtcdStore {
             Precondition::ModRevision(r) | Precondition::Ticket(Ticket { revision: r, .. }) => {
                 compares.push(Compare::mod_revision(key.clone(), CompareOp::Equal, r))
             }
+            // This backend gives no write ids, so none can be named.
+            Precondition::After(id) => {
+                return Err(Error::InvalidRequest(format!(
+                    "no pipelined write {} to chain on",
+                    id.0
+                )))
+            }
         }
         // Deleting nothing, or updating a key that is gone, must fail without
         // taking a revision (etcd would happily commit an empty delete).

@@ -20,6 +20,7 @@ mod writer;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, RwLock, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -31,7 +32,7 @@ use tokio::sync::{broadcast, oneshot};
 
 use crate::{
     Error, KeyRange, KeyValue, PipelinedWrite, Precondition, RangeRequest, RangeResponse, Result,
-    Store, StoreOptions, WatchRequest, WatchStream, WriteOp, WriteOutcome,
+    Store, StoreOptions, WatchRequest, WatchStream, WriteId, WriteOp, WriteOutcome,
 };
 
 /// Committed batches kept for watchers that are momentarily behind.
@@ -73,6 +74,8 @@ struct Inner {
     /// Dropping the sender stops the checkpointer thread.
     checkpointer: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
     readers: Mutex<Vec<Connection>>,
+    /// The id of the next followed pipelined write.
+    next_write_id: AtomicU64,
 }
 
 /// The embedded store. Cheap to clone; all clones share one writer.
@@ -128,6 +131,7 @@ impl SqliteStore {
             writer_thread: Mutex::new(Some(thread)),
             checkpointer: Mutex::new(Some((stop_tx, ckpt))),
             readers: Mutex::new(Vec::new()),
+            next_write_id: AtomicU64::new(1),
         });
         tokio::spawn(ttl_sweeper(Arc::downgrade(&inner)));
         if let Some(every) = inner.opts.compaction_interval {
@@ -358,6 +362,7 @@ impl Store for SqliteStore {
             reply,
             applied: None,
             followed: false,
+            id: None,
         }))?;
         rx.await
             .map_err(|_| Error::Closed("store writer stopped".into()))?
@@ -371,14 +376,20 @@ impl Store for SqliteStore {
     ) -> Result<PipelinedWrite> {
         op.validate()?;
         let ((applied, reply), w) = PipelinedWrite::channel();
+        // Only a followed write can be named by the write after it.
+        let id = followed.then(|| self.inner.next_write_id.fetch_add(1, Ordering::Relaxed));
         self.send(writer::Msg::Write(writer::Req {
             cond,
             op,
             reply,
             applied: Some(applied),
             followed,
+            id,
         }))?;
-        Ok(w)
+        Ok(match id {
+            Some(id) => w.with_id(WriteId(id)),
+            None => w,
+        })
     }
 
     async fn watch(&self, req: WatchRequest) -> Result<WatchStream> {

@@ -6,7 +6,7 @@
 //! writers share one fsync. A request is answered only after its transaction is
 //! durable and the index shows it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 
@@ -56,6 +56,39 @@ pub(super) struct Req {
     /// Another write of the key is queued behind this one and will chain on
     /// its ticket: worth holding the transaction open for.
     pub followed: bool,
+    /// The id a followed write can be named by ([`Precondition::After`]).
+    pub id: Option<u64>,
+}
+
+/// Tickets of followed writes not yet chained on, at most this many: a
+/// successor that never came leaves one behind, and the oldest go first (a
+/// successor that comes that late fails its precondition and reads again).
+const NAMED_MAX: usize = 1024;
+
+/// What makes a ticket hold: the count of failed transactions, and the
+/// tickets of followed writes by id, for the write that chains on one.
+#[derive(Default)]
+struct Lineage {
+    epoch: u64,
+    named: HashMap<u64, Ticket>,
+    order: VecDeque<u64>,
+}
+
+impl Lineage {
+    fn name(&mut self, id: u64, ticket: Ticket) {
+        self.named.insert(id, ticket);
+        self.order.push_back(id);
+        while self.order.len() > NAMED_MAX {
+            if let Some(old) = self.order.pop_front() {
+                self.named.remove(&old);
+            }
+        }
+    }
+
+    /// The ticket of write `id`, once: a write is chained on at most once.
+    fn take(&mut self, id: u64) -> Option<Ticket> {
+        self.named.remove(&id)
+    }
 }
 
 /// A batch of committed changes as watchers receive it.
@@ -83,8 +116,9 @@ pub(super) fn run(conn: Connection, shared: Arc<Shared>, rx: Receiver<Msg>) {
     // Messages to handle before waiting for more: those received in a
     // batch, and those a held transaction left for the next one.
     let mut pending: Vec<Msg> = Vec::with_capacity(MAX_BATCH);
-    // Failed transactions so far: a ticket from before a failure is void.
-    let mut epoch: u64 = 0;
+    // Failed transactions so far (a ticket from before a failure is void),
+    // and the tickets that later writes may name.
+    let mut lineage = Lineage::default();
     loop {
         if pending.is_empty() {
             let first = if chore.is_some() {
@@ -117,7 +151,7 @@ pub(super) fn run(conn: Connection, shared: Arc<Shared>, rx: Receiver<Msg>) {
                         // Writes queued before the compaction request go
                         // first, in a transaction that takes no later ones.
                         let ws = std::mem::take(&mut writes);
-                        commit_batch(&conn, &shared, ws, &mut epoch, None);
+                        commit_batch(&conn, &shared, ws, &mut lineage, None);
                         let r = start_compaction(&conn, &shared, revision);
                         if r.is_ok() {
                             // Rows kept by an earlier compaction may be superseded
@@ -141,7 +175,7 @@ pub(super) fn run(conn: Connection, shared: Arc<Shared>, rx: Receiver<Msg>) {
                 &conn,
                 &shared,
                 writes,
-                &mut epoch,
+                &mut lineage,
                 Some((&rx, &mut pending)),
             );
         }
@@ -214,14 +248,14 @@ fn commit_batch(
     conn: &Connection,
     shared: &Shared,
     mut writes: Vec<Req>,
-    epoch: &mut u64,
+    lineage: &mut Lineage,
     hold: Hold<'_>,
 ) {
     if writes.is_empty() {
         return;
     }
     let base_rev = shared.state.read().expect("state lock").rev;
-    match apply_batch(conn, shared, base_rev, &mut writes, *epoch, hold) {
+    match apply_batch(conn, shared, base_rev, &mut writes, lineage, hold) {
         Ok(txn) => {
             {
                 let mut st = shared.state.write().expect("state lock");
@@ -259,7 +293,7 @@ fn commit_batch(
         Err(e) => {
             // Tickets of this batch may have gone out: void them, since the
             // revisions they name will be given to other writes.
-            *epoch += 1;
+            lineage.epoch += 1;
             tracing::error!(error = %e, requests = writes.len(), "store transaction failed");
             let msg = e.to_string();
             for req in writes {
@@ -292,7 +326,7 @@ fn apply_batch(
     shared: &Shared,
     base_rev: i64,
     writes: &mut Vec<Req>,
-    epoch: u64,
+    lineage: &mut Lineage,
     hold: Hold<'_>,
 ) -> Result<Txn> {
     // BEGIN and COMMIT as cached statements: one transaction per batch, so
@@ -306,7 +340,7 @@ fn apply_batch(
         rev: base_rev,
     };
     let result = (|| {
-        apply_round(conn, shared, &mut txn, writes, 0, epoch)?;
+        apply_round(conn, shared, &mut txn, writes, 0, lineage)?;
         if let Some((rx, deferred)) = hold {
             let mut from = 0;
             while writes.len() < MAX_BATCH && followed(&writes[from..], &txn.outcomes[from..]) {
@@ -328,7 +362,7 @@ fn apply_batch(
                                 Err(_) => break,
                             }
                         }
-                        apply_round(conn, shared, &mut txn, writes, from, epoch)?;
+                        apply_round(conn, shared, &mut txn, writes, from, lineage)?;
                     }
                     Ok(m) => {
                         deferred.push(m);
@@ -376,15 +410,15 @@ fn apply_round(
     txn: &mut Txn,
     writes: &mut [Req],
     from: usize,
-    epoch: u64,
+    lineage: &mut Lineage,
 ) -> Result<()> {
-    apply_writes(tx, shared, txn, &writes[from..], epoch)?;
+    apply_writes(tx, shared, txn, &writes[from..], lineage)?;
     for (req, outcome) in writes[from..].iter_mut().zip(&txn.outcomes[from..]) {
         if let Some(tx) = req.applied.take() {
             let ticket = match outcome {
                 WriteOutcome::Committed { revision, .. } => Some(Ticket {
                     revision: *revision,
-                    epoch,
+                    epoch: lineage.epoch,
                 }),
                 WriteOutcome::Failed { .. } => None,
             };
@@ -400,7 +434,7 @@ fn apply_writes(
     shared: &Shared,
     txn: &mut Txn,
     writes: &[Req],
-    epoch: u64,
+    lineage: &mut Lineage,
 ) -> Result<()> {
     let Txn {
         outcomes,
@@ -414,7 +448,7 @@ fn apply_writes(
         let mut insert = tx.prepare_cached(
             "INSERT INTO kv (rev, key, create_rev, version, value, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
-        for Req { cond, op, .. } in writes {
+        for Req { cond, op, id, .. } in writes {
             let key = op.key();
             let current: Option<Live> = match overlay.get(key) {
                 Some(v) => *v,
@@ -426,8 +460,11 @@ fn apply_writes(
                 (Precondition::Absent, _) => current.is_none(),
                 (Precondition::ModRevision(r), _) => current.is_some_and(|l| l.mod_rev == *r),
                 (Precondition::Ticket(t), _) => {
-                    t.epoch == epoch && current.is_some_and(|l| l.mod_rev == t.revision)
+                    t.epoch == lineage.epoch && current.is_some_and(|l| l.mod_rev == t.revision)
                 }
+                (Precondition::After(after), _) => lineage.take(after.0).is_some_and(|t| {
+                    t.epoch == lineage.epoch && current.is_some_and(|l| l.mod_rev == t.revision)
+                }),
             };
             let prev = match &current {
                 Some(l) => Some(fetch_kv(tx, key, l)?),
@@ -489,6 +526,15 @@ fn apply_writes(
                 kv: kv.clone(),
                 prev_kv: prev.clone(),
             });
+            if let Some(id) = id {
+                lineage.name(
+                    *id,
+                    Ticket {
+                        revision: rev,
+                        epoch: lineage.epoch,
+                    },
+                );
+            }
             outcomes.push(WriteOutcome::Committed {
                 revision: rev,
                 kv,
