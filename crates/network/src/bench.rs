@@ -15,7 +15,26 @@
 //! packets on every veth, and no software segmentation or checksumming
 //! shows in perf profiles: the cost is per-hop, per-skb work).
 //! Tried without gain (late 2026, kernel 6.18): GRO on the underlay veths,
-//! `noudpcsum` on the VXLAN device (flannel's choice). With each host on
+//! `noudpcsum` on the VXLAN device (flannel's choice), cubic instead of
+//! BBR; and, measured as CPU time per GB of the pod path alone (task-clock
+//! of 8 s transfers, alternated; run-to-run noise ~5 %): `notrack` for the
+//! tunnel's own UDP packets (raw chains in the masquerade table, `ip
+//! daddr`/`saddr <VTEP> udp dport 8472`; 1,165-1,270 ms/GB with or
+//! without, and in alternated full benches a median ratio of 0.63-0.69
+//! against 0.73-0.76 without, so no gain), and `bridge-nf-call-iptables=0` in the hosts (an upper bound
+//! only: ClusterIP hairpin needs br_netfilter). Not available or not
+//! applicable: the veths are already `noqueue` (veth has IFF_NO_QUEUE);
+//! nftables flowtables (this kernel has no CONFIG_NF_FLOW_TABLE); BIG TCP
+//! (skbs over 64 KB cannot cross VXLAN: the outer UDP length is 16 bits).
+//! Where the pod path's extra CPU goes (perf, cpu-clock samples per GB of
+//! the two transfer threads: ~3,200 host to host, ~4,900 pod to pod):
+//! the copies to and from user space (+260, a longer path's cache
+//! footprint), receive (+230) and transmit (+200) per hop, the VXLAN
+//! encapsulation and decapsulation (+210), netfilter with br_netfilter
+//! and conntrack (+190), route lookups for the forwards (+170) and the
+//! bridges (+130): per-skb work spread over every hop, none of it
+//! dominant, so no single setting moves the ratio much.
+//! With each host on
 //! its own CPU (`--split-cpus`, RPS) the ratio is ~1, but host to host
 //! drops by half on a shared 2-CPU VM, so it is a diagnostic, not the
 //! figure.
