@@ -653,6 +653,7 @@ impl Registry {
                     (None, 0, object, Some(l))
                 }
                 None => {
+                    tracing::trace!(key = %key, "read for a write");
                     let (kv, _) = self.store.get(key.as_bytes()).await.map_err(store_error)?;
                     let kv = kv.ok_or_else(|| ApiError::not_found(info.group_resource(), name))?;
                     let mut old: Value = serde_json::from_slice(&kv.value).map_err(|e| {
@@ -985,6 +986,7 @@ impl Registry {
             }
             // Not applied: writes chained on this one by id fail too.
             line.break_off();
+            tracing::debug!(key = %key, chained = base.is_some(), "write not applied; reading again");
             self.unexpect(&prepared);
             self.release_service(&allocated).await;
             match write.outcome().await {
