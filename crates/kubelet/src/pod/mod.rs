@@ -1,7 +1,8 @@
 //! Pod sync: one watch of the pods bound to this node, a relist of the
 //! runtime every second (containerd 1.6 has no CRI container events), and
 //! per pod a task that carries out the next steps; statuses are posted
-//! through `pods/status` when they change. A pod being deleted is stopped
+//! through `pods/status` when they change, in the background (a round
+//! never waits for the API), one post per pod at a time. A pod being deleted is stopped
 //! with its grace period, its sandbox removed, and its API delete finished
 //! (grace 0, UID precondition), as upstream's status manager does.
 //! Sandboxes found at start are adopted by their `io.kubernetes.pod.uid`
@@ -39,6 +40,9 @@ use observed::PodRuntime;
 /// upstream's minimum of 2 s.
 pub const ORPHAN_GRACE_SECS: i64 = 2;
 
+/// Status posts in flight at most.
+const POSTS_IN_FLIGHT: usize = 16;
+
 /// How often the runtime is listed when nothing wakes the loop earlier.
 pub const RELIST_EVERY: Duration = Duration::from_secs(1);
 
@@ -51,6 +55,11 @@ pub struct PodWorker {
     busy: Mutex<HashSet<String>>,
     /// The last status posted per pod UID.
     posted: Mutex<HashMap<String, Value>>,
+    /// Pods with a status post in flight.
+    posting: Mutex<InFlight>,
+    /// Bounds the status posts in flight (a burst of new pods is not
+    /// posted one round trip at a time, nor all at once).
+    post_slots: Arc<tokio::sync::Semaphore>,
     /// Container statuses by ID, with the CRI state they were read in.
     container_cache: Mutex<HashMap<String, (i32, api::ContainerStatus)>>,
     /// Sandbox IPs by ID, with the state they were read in.
@@ -82,6 +91,8 @@ impl PodWorker {
             runtime_name,
             busy: Mutex::default(),
             posted: Mutex::default(),
+            posting: Mutex::default(),
+            post_slots: Arc::new(tokio::sync::Semaphore::new(POSTS_IN_FLIGHT)),
             container_cache: Mutex::default(),
             sandbox_cache: Mutex::default(),
             wake: Arc::new(tokio::sync::Notify::new()),
@@ -115,8 +126,11 @@ impl PodWorker {
                 .applied_objects();
             let mut stream = std::pin::pin!(stream);
             while let Some(ev) = stream.next().await {
-                if let Err(e) = ev {
-                    tracing::warn!(error = %e, "pod watch failed; retrying");
+                match &ev {
+                    Err(e) => tracing::warn!(error = %e, "pod watch failed; retrying"),
+                    Ok(p) => {
+                        tracing::debug!(pod = ?p.metadata.name, rv = ?p.metadata.resource_version, "pod event")
+                    }
                 }
                 me.wake.notify_one();
             }
@@ -211,9 +225,12 @@ impl PodWorker {
         Ok(observed::group(&sandboxes, &ips, &with_status))
     }
 
-    /// One round: relist, post statuses, start the work each pod needs.
+    /// One round: relist, start the work each pod needs, and post the
+    /// statuses that changed (in the background).
     async fn tick(self: Arc<Self>, store: &Store<Pod>) -> CriResult<()> {
+        let t0 = std::time::Instant::now();
         let mut runtime = self.relist().await?;
+        tracing::debug!(micros = t0.elapsed().as_micros() as u64, "relisted");
         let now_ns = now_ns();
         let mut running = Vec::new();
         let mut known = HashSet::new();
@@ -253,40 +270,33 @@ impl PodWorker {
                 && self.exec.volumes.resync_due(&pod);
             posts.push((pod.clone(), want));
             if deleting || !idle || refresh {
-                work.push((pod, rt, plan, deleting, idle));
+                work.push(Work {
+                    pod,
+                    rt,
+                    plan,
+                    deleting,
+                    idle,
+                });
             }
         }
-        // Statuses go out together (a burst of new pods is not posted one
-        // round trip at a time), before any work of this round starts, so a
-        // stale status never lands after the work's own.
-        let me: &PodWorker = &self;
-        futures::stream::iter(posts)
-            .for_each_concurrent(
-                16,
-                |(pod, want)| async move { me.post_status(&pod, want).await },
-            )
-            .await;
-        for (pod, rt, plan, deleting, idle) in work {
-            let uid = pod.metadata.uid.clone().unwrap_or_default();
-            self.busy.lock().expect("busy").insert(uid.clone());
-            let me = self.clone();
-            tokio::spawn(async move {
-                if deleting {
-                    me.finish_delete(&pod, &rt).await;
-                } else {
-                    let mut src = env::ApiSource::new(
-                        &me.client,
-                        pod.metadata.namespace.as_deref().unwrap_or_default(),
-                    );
-                    if idle {
-                        me.exec.refresh_volumes(&pod, &mut src).await;
-                    } else {
-                        me.exec.execute(&pod, &rt, plan, &mut src).await;
-                    }
-                }
-                me.busy.lock().expect("busy").remove(&uid);
-                me.wake.notify_one();
-            });
+        // Nothing in a round waits for the API: the pods' work starts at
+        // once and their statuses are posted in the background, at most
+        // one post per pod at a time (so a pod's statuses land in the
+        // order they were computed); a pod whose post is in flight is
+        // posted again by the round after it lands. A delete posts the
+        // final status itself, so it waits for the pod's post in flight.
+        let (early, late) = split_work(work);
+        for w in early {
+            self.clone().spawn_work(w);
+        }
+        for (pod, want) in posts {
+            self.clone().spawn_post(pod, want);
+        }
+        for w in late {
+            let uid = w.pod.metadata.uid.clone().unwrap_or_default();
+            if !self.posting.lock().expect("posting").defer(&uid) {
+                self.clone().spawn_work(w);
+            }
         }
         self.prober
             .sync(&self.exec.runtime, &running, self.wake.clone());
@@ -314,6 +324,60 @@ impl PodWorker {
             });
         }
         Ok(())
+    }
+
+    /// Post `want` for `pod` in the background unless it is what was
+    /// posted last, or a post of the pod is in flight (the loop is woken
+    /// when that one lands, and posts the pod's newest status then).
+    fn spawn_post(self: Arc<Self>, pod: Arc<Pod>, want: Value) {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        if self.posted.lock().expect("posted").get(&uid) == Some(&want) {
+            return;
+        }
+        if !self.posting.lock().expect("posting").begin(&uid) {
+            return;
+        }
+        tokio::spawn(async move {
+            if let Ok(_slot) = self.post_slots.clone().acquire_owned().await {
+                self.post_status(&pod, want).await;
+            }
+            if self.posting.lock().expect("posting").end(&uid) {
+                self.wake.notify_one();
+            }
+        });
+    }
+
+    /// Start one pod's work (see [`Work`]) in its own task; the pod is
+    /// busy until it ends, then the loop is woken.
+    fn spawn_work(self: Arc<Self>, w: Work) {
+        let Work {
+            pod,
+            rt,
+            plan,
+            deleting,
+            idle,
+        } = w;
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        self.busy.lock().expect("busy").insert(uid.clone());
+        tokio::spawn(async move {
+            if deleting {
+                self.finish_delete(&pod, &rt).await;
+            } else {
+                let mut src = env::ApiSource::new(
+                    &self.client,
+                    pod.metadata.namespace.as_deref().unwrap_or_default(),
+                );
+                if idle {
+                    self.exec.refresh_volumes(&pod, &mut src).await;
+                } else {
+                    tracing::debug!(pod = ?pod.metadata.name, "executing");
+                    self.exec.execute(&pod, &rt, plan, &mut src).await;
+                    tracing::debug!(pod = ?pod.metadata.name, "executed");
+                }
+            }
+            self.busy.lock().expect("busy").remove(&uid);
+            self.wake.notify_one();
+        });
     }
 
     /// The probe results of the pod's running containers; adds them to
@@ -408,6 +472,7 @@ impl PodWorker {
             pod.metadata.namespace.as_deref().unwrap_or_default(),
         );
         let name = pod.metadata.name.clone().unwrap_or_default();
+        tracing::debug!(pod = %name, phase = ?want["phase"], "posting status");
         match api
             .patch_status(
                 &name,
@@ -417,6 +482,7 @@ impl PodWorker {
             .await
         {
             Ok(_) => {
+                tracing::debug!(pod = %name, phase = ?want["phase"], "posted status");
                 let before = self
                     .posted
                     .lock()
@@ -483,10 +549,119 @@ impl PodWorker {
     }
 }
 
+/// The pods with a status post in flight, and whether a round wanted to
+/// post (or delete) one of them meanwhile and so must run again.
+#[derive(Debug, Default)]
+struct InFlight(HashMap<String, bool>);
+
+impl InFlight {
+    /// Start a post for `uid`: false (and the pod marked as wanted again)
+    /// when one is in flight already.
+    fn begin(&mut self, uid: &str) -> bool {
+        if self.defer(uid) {
+            return false;
+        }
+        self.0.insert(uid.to_string(), false);
+        true
+    }
+
+    /// Whether a post for `uid` is in flight; if so, it is marked as
+    /// wanted again.
+    fn defer(&mut self, uid: &str) -> bool {
+        match self.0.get_mut(uid) {
+            Some(again) => {
+                *again = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The post for `uid` landed: whether a round wanted the pod meanwhile.
+    fn end(&mut self, uid: &str) -> bool {
+        self.0.remove(uid).unwrap_or(false)
+    }
+}
+
+/// One pod's work of a round.
+struct Work {
+    pod: Arc<Pod>,
+    rt: PodRuntime,
+    plan: plan::Plan,
+    /// Stop it and finish its delete.
+    deleting: bool,
+    /// Nothing to start: only its API-data volumes are rewritten.
+    idle: bool,
+}
+
+/// The work that may start whatever the pod's status posts, and the
+/// deletes, which post a status of their own and so must not overlap one.
+fn split_work(work: Vec<Work>) -> (Vec<Work>, Vec<Work>) {
+    work.into_iter().partition(|w| !w.deleting)
+}
+
 /// Now in ns since the epoch.
 pub fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn work(name: &str, deleting: bool, idle: bool) -> Work {
+        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        Work {
+            pod: Arc::new(pod),
+            rt: PodRuntime::default(),
+            plan: plan::Plan::default(),
+            deleting,
+            idle,
+        }
+    }
+
+    fn names(w: &[Work]) -> Vec<&str> {
+        w.iter()
+            .map(|w| w.pod.metadata.name.as_deref().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn one_post_per_pod_in_flight_and_a_round_that_met_one_runs_again() {
+        let mut f = InFlight::default();
+        assert!(f.begin("a"));
+        assert!(f.begin("b"));
+        // A post of `a` lands with nobody having wanted it meanwhile.
+        assert!(!f.end("a"));
+        // A second post of `b` waits for the first, and its landing says
+        // a round must run again to post `b`'s newest status.
+        assert!(!f.begin("b"));
+        assert!(f.end("b"));
+        // Now `b` can be posted again.
+        assert!(f.begin("b"));
+        // A delete of `b` is deferred too while its post is in flight.
+        assert!(f.defer("b"));
+        assert!(f.end("b"));
+        assert!(!f.defer("b"));
+        // Ending what is not in flight wants nothing.
+        assert!(!f.end("c"));
+    }
+
+    #[test]
+    fn starts_wait_for_no_post_but_deletes_do() {
+        let (early, late) = split_work(vec![
+            work("start", false, false),
+            work("gone", true, false),
+            work("refresh", false, true),
+            work("gone-idle", true, true),
+        ]);
+        // Starting containers and rewriting volumes post no status: they
+        // need not wait for the round's posts.
+        assert_eq!(names(&early), ["start", "refresh"]);
+        // A delete posts the final status: it must land after the round's.
+        assert_eq!(names(&late), ["gone", "gone-idle"]);
+    }
 }

@@ -320,8 +320,10 @@ impl Executor {
             }
             let config = self.sandbox_config(pod, attempt);
             let _ = std::fs::create_dir_all(&config.log_directory);
+            tracing::debug!(pod = ?pod.metadata.name, "running sandbox");
             match r.run_pod_sandbox(config).await {
                 Ok(id) => {
+                    tracing::debug!(pod = ?pod.metadata.name, "sandbox ran");
                     self.clear(pod, "");
                     let ip = r
                         .pod_sandbox_status(&id)
@@ -454,6 +456,7 @@ impl Executor {
                 }
             };
         let config = spec::container_config(pod, &c, s.restart_count, ctx, &resolved, mounts);
+        tracing::debug!(pod = ?pod.metadata.name, "creating container");
         let id = match r
             .create_container(sandbox_id, config, sandbox_config.clone())
             .await
@@ -471,6 +474,7 @@ impl Executor {
             "Created",
             format!("Created container: {}", c.name),
         );
+        tracing::debug!(pod = ?pod.metadata.name, "starting container");
         if let Err(e) = r.start_container(&id).await {
             self.event(pod, cname, true, "Failed", format!("Error: {}", e.message));
             // The runtime keeps the container as exited (StartError); the
