@@ -179,41 +179,58 @@ async fn a_left_object_is_used_only_at_its_revision() {
         value: Bytes::from(value.to_string()),
         ttl: None,
     };
-    let stored = |kv: Option<store::KeyValue>| -> Value {
-        serde_json::from_slice(&kv.unwrap().value).unwrap()
+    // A followed write of the stored object with `data.named` set to
+    // `mark`, sent to the store; returns it and the object as written.
+    let named_write = |mark: &'static str| {
+        let store = store.clone();
+        async move {
+            let (kv, _) = store.get(key.as_bytes()).await.unwrap();
+            let kv = kv.unwrap();
+            let mut named: Value = serde_json::from_slice(&kv.value).unwrap();
+            named["data"]["named"] = json!(mark);
+            let w = store
+                .write_pipelined(
+                    store::Precondition::ModRevision(kv.mod_revision),
+                    named_put(&named),
+                    true,
+                )
+                .await
+                .unwrap();
+            (w, named)
+        }
     };
-    let rev = store.mod_revision(key.as_bytes()).await.unwrap().unwrap();
-    let mut named = stored(store.get(key.as_bytes()).await.unwrap().0);
-    named["data"]["named"] = json!("yes");
-    let w = store
-        .write_pipelined(
-            store::Precondition::ModRevision(rev),
-            named_put(&named),
-            true,
-        )
-        .await
-        .unwrap();
+    // Leave `object` as the named write `w` to a patch queued behind, which
+    // gets its turn; the ticket never comes.
+    let hand_over = |id: store::WriteId, object: Value, k: &'static str| {
+        let reg = reg.clone();
+        async move {
+            let (never, trx) = tokio::sync::oneshot::channel::<Option<store::Ticket>>();
+            let mut turn = reg.key_locks.lock(key).await;
+            *turn = Some(keylock::LastWrite {
+                chain: Some(keylock::Chained {
+                    id,
+                    line: keylock::Line::default(),
+                }),
+                ticket: keylock::TicketSlot::Pending(trx),
+                object,
+                managed: None,
+                durable: None,
+            });
+            let waiting = tokio::spawn(patch(reg.clone(), k));
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            drop(turn);
+            let out = tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+                .await
+                .expect("a named write is not waited for")
+                .unwrap();
+            drop(never);
+            out
+        }
+    };
+    let (w, mut named) = named_write("yes").await;
     let id = w.id().expect("the embedded store names followed writes");
     named["data"]["handed"] = json!("yes");
-    let (_never, trx) = tokio::sync::oneshot::channel();
-    let mut turn = reg.key_locks.lock(key).await;
-    *turn = Some(keylock::LastWrite {
-        chain: Some(keylock::Chained {
-            id,
-            line: keylock::Line::default(),
-        }),
-        ticket: keylock::TicketSlot::Pending(trx),
-        object: named,
-        managed: None,
-        durable: None,
-    });
-    let waiting = tokio::spawn(patch(reg.clone(), "f"));
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    drop(turn);
-    let out = tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
-        .await
-        .expect("a named write is not waited for")
-        .unwrap();
+    let out = hand_over(id, named, "f").await;
     assert!(matches!(
         w.outcome().await.unwrap(),
         store::WriteOutcome::Committed { .. }
@@ -225,17 +242,7 @@ async fn a_left_object_is_used_only_at_its_revision() {
 
     // A write from elsewhere after the named one: the chain breaks and the
     // patch starts again from a read.
-    let rev = store.mod_revision(key.as_bytes()).await.unwrap().unwrap();
-    let mut named = stored(store.get(key.as_bytes()).await.unwrap().0);
-    named["data"]["named"] = json!("again");
-    let w = store
-        .write_pipelined(
-            store::Precondition::ModRevision(rev),
-            named_put(&named),
-            true,
-        )
-        .await
-        .unwrap();
+    let (w, mut named) = named_write("again").await;
     let id = w.id().unwrap();
     let rev = match w.outcome().await.unwrap() {
         store::WriteOutcome::Committed { revision, .. } => revision,
@@ -253,25 +260,7 @@ async fn a_left_object_is_used_only_at_its_revision() {
         .await
         .unwrap();
     named["data"]["stale"] = json!("handed");
-    let (_never, trx) = tokio::sync::oneshot::channel();
-    let mut turn = reg.key_locks.lock(key).await;
-    *turn = Some(keylock::LastWrite {
-        chain: Some(keylock::Chained {
-            id,
-            line: keylock::Line::default(),
-        }),
-        ticket: keylock::TicketSlot::Pending(trx),
-        object: named,
-        managed: None,
-        durable: None,
-    });
-    let waiting = tokio::spawn(patch(reg.clone(), "g"));
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    drop(turn);
-    let out = tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
-        .await
-        .unwrap()
-        .unwrap();
+    let out = hand_over(id, named, "g").await;
     assert_eq!(
         (&out["data"]["g"], &out["data"]["other"]),
         (&json!("x"), &json!("again"))
