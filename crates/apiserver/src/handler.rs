@@ -450,14 +450,15 @@ fn write_response(
     info: &'static crate::resources::ResourceInfo,
     include: IncludeObject,
 ) -> ApiResult<Response<Body>> {
-    let own_kind = w.object.get("kind").and_then(Value::as_str) == Some(info.kind);
+    let own_kind = w.object.kind() == Some(info.kind);
     let r = if matches!(out, Output::Partial(_) | Output::PartialList(_)) && own_kind {
-        json_response(w.code, &negotiate::partial(out, info, &w.object)?)
+        json_response(w.code, &negotiate::partial(out, info, &w.object.value())?)
     } else if out == Output::Table && own_kind {
-        let rv = w.object["metadata"]["resourceVersion"].clone();
+        let object = w.object.into_value();
+        let rv = object["metadata"]["resourceVersion"].clone();
         let t = table::render(
             info,
-            std::slice::from_ref(&w.object),
+            std::slice::from_ref(&object),
             include,
             json!({ "resourceVersion": rv }),
             std::time::SystemTime::now(),
@@ -470,7 +471,7 @@ fn write_response(
     } else if let Some(raw) = w.raw {
         respond(w.code, "application/json", raw)
     } else {
-        json_response(w.code, &w.object)
+        json_response(w.code, &w.object.value())
     };
     Ok(with_warnings(r, &w.warnings))
 }
@@ -567,7 +568,7 @@ async fn resource(
             write_response(
                 WriteResult {
                     raw: None,
-                    object: obj,
+                    object: obj.into(),
                     code: 200,
                     warnings: vec![],
                 },
@@ -677,7 +678,7 @@ async fn resource(
             opts = opts.merge_body(&body_v)?;
             if named {
                 let w = reg.delete(&rp, &opts).await?;
-                Ok(json_response(w.code, &w.object))
+                Ok(json_response(w.code, &w.object.value()))
             } else {
                 if !info.verbs.contains(&"deletecollection") {
                     return Err(ApiError::method_not_allowed(format!(

@@ -162,11 +162,21 @@ impl Entry {
         }
     }
 
-    /// The set as `FieldsV1`, encoded now if not known, and kept.
-    fn fields_v1(&mut self) -> Value {
-        self.wire
-            .get_or_insert_with(|| self.set.to_fields_v1())
-            .clone()
+    /// The set as `FieldsV1`, encoded now if not known, and kept. One of
+    /// the `held` values (taken from the object being written) that equals
+    /// it is used instead of a copy: comparing allocates nothing. `at` is
+    /// where the entry was in them if nothing moved; that one is tried first.
+    fn fields_v1(&mut self, held: &mut [Option<Value>], at: usize) -> Value {
+        let wire = self.wire.get_or_insert_with(|| self.set.to_fields_v1());
+        let equal = |h: &Option<Value>| h.as_ref() == Some(&*wire);
+        let found = match held.get(at) {
+            Some(h) if equal(h) => Some(at),
+            _ => held.iter().position(equal),
+        };
+        match found.and_then(|i| held[i].take()) {
+            Some(v) => v,
+            None => wire.clone(),
+        }
     }
 }
 
@@ -243,6 +253,12 @@ impl Managed {
     /// manager, version and subresource. `None` when empty. Entries keep
     /// their encoded sets for the next encoding.
     pub fn encode(&mut self) -> Option<Value> {
+        self.encode_reusing(&mut [])
+    }
+
+    /// [`Managed::encode`], taking `fieldsV1` values equal to the entries'
+    /// from `held` instead of copying them.
+    fn encode_reusing(&mut self, held: &mut [Option<Value>]) -> Option<Value> {
         if self.entries.is_empty() {
             return None;
         }
@@ -263,7 +279,8 @@ impl Managed {
         Some(Value::Array(
             entries
                 .into_iter()
-                .map(|e| {
+                .enumerate()
+                .map(|(at, e)| {
                     let mut m = Map::new();
                     m.insert("manager".into(), json!(e.id.manager));
                     m.insert("operation".into(), json!(e.id.operation.as_str()));
@@ -272,7 +289,7 @@ impl Managed {
                         m.insert("time".into(), json!(t));
                     }
                     m.insert("fieldsType".into(), json!("FieldsV1"));
-                    m.insert("fieldsV1".into(), e.fields_v1());
+                    m.insert("fieldsV1".into(), e.fields_v1(held, at));
                     if !e.id.subresource.is_empty() {
                         m.insert("subresource".into(), json!(e.id.subresource));
                     }
@@ -290,7 +307,16 @@ impl Managed {
             }
             return;
         };
-        match self.encode() {
+        // The object's own entries (most often a copy of the stored ones):
+        // their `fieldsV1` are reused where they still hold.
+        let mut held: Vec<Option<Value>> = match meta.remove("managedFields") {
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(|mut i| i.get_mut("fieldsV1").map(Value::take))
+                .collect(),
+            _ => Vec::new(),
+        };
+        match self.encode_reusing(&mut held) {
             Some(v) => {
                 meta.insert("managedFields".into(), v);
             }

@@ -735,6 +735,23 @@ fn managed_fields_entries_round_trip() {
     let o = json!({"metadata": {"managedFields": entries}});
     let mut m = Managed::decode(&o).unwrap();
     assert_eq!(m.encode().unwrap(), entries);
+    // Written into an object, the entries are what they own, whatever the
+    // object held before: its fieldsV1 values are reused only where equal.
+    let reversed = json!([entries[1], entries[0]]);
+    let mut stale = entries.clone();
+    stale[0]["fieldsV1"] = json!({"f:data": {"f:z": {}}});
+    stale[1]["fieldsV1"] = json!({"f:data": {"f:x": {}}});
+    for held in [Some(entries.clone()), Some(reversed), Some(stale), None] {
+        let mut target = json!({"metadata": {"name": "o"}});
+        if let Some(h) = held {
+            target["metadata"]["managedFields"] = h;
+        }
+        m.write_to(&mut target);
+        assert_eq!(
+            target,
+            json!({"metadata": {"name": "o", "managedFields": entries}})
+        );
+    }
     for (bad, why) in [
         (
             json!([{"manager": "a", "operation": "Get", "apiVersion": "v1", "fieldsType": "FieldsV1"}]),

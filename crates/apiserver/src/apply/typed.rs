@@ -270,8 +270,11 @@ fn compare_node<S: Schema>(
     scope: &Scope,
     c: &mut Comparison,
 ) {
-    if old.is_none() && new.is_none() {
-        return;
+    match (old, new) {
+        (None, None) => return,
+        // Nothing changed below: cheaper than the walk with its paths.
+        (Some(o), Some(n)) if o == n => return,
+        _ => {}
     }
     match pair_shape(ty, old, new) {
         Shape::Leaf => {

@@ -203,7 +203,7 @@ pub async fn handle(
             Ok(new)
         })
         .await?;
-    let (scale, _) = to_scale(&w.object, &def)?;
+    let (scale, _) = to_scale(&w.object.value(), &def)?;
     Ok((200, scale))
 }
 

@@ -164,7 +164,7 @@ impl Registry {
                 };
                 return Ok(WriteResult {
                     raw: None,
-                    object,
+                    object: object.into(),
                     code: 200,
                     warnings: vec![],
                 });
@@ -188,7 +188,7 @@ impl Registry {
                         };
                         return Ok(WriteResult {
                             raw: None,
-                            object,
+                            object: object.into(),
                             code: 200,
                             warnings: vec![],
                         });
@@ -200,7 +200,7 @@ impl Registry {
                 // Already being deleted and nothing to change: report it as it is.
                 return Ok(WriteResult {
                     raw: None,
-                    object: obj,
+                    object: obj.into(),
                     code: if opts.orphan_dependents == Some(false) {
                         202
                     } else {
@@ -232,7 +232,7 @@ impl Registry {
                     };
                     return Ok(WriteResult {
                         raw: None,
-                        object: new,
+                        object: new.into(),
                         code,
                         warnings: vec![],
                     });
@@ -265,10 +265,10 @@ impl Registry {
                 subresource: None,
             };
             match self.delete(&one, opts).await {
-                Ok(r) => deleted.push(if r.object["kind"] == "Status" {
+                Ok(r) => deleted.push(if r.object.kind() == Some("Status") {
                     crate::convert::to_served(rp.info, e.value())
                 } else {
-                    r.object
+                    r.object.into_value()
                 }),
                 Err(err) if err.code == 404 => {}
                 Err(err) => return Err(err),

@@ -40,8 +40,9 @@ pub struct LastWrite {
     /// The write's id in the store, if it gives one: the next write names
     /// it ([`store::Precondition::After`]) instead of waiting for the ticket.
     pub chain: Option<Chained>,
-    /// The object.
-    pub object: Value,
+    /// The object, shared with the writer that left it (which answers
+    /// with it once the write commits).
+    pub object: Arc<Value>,
     /// Its managedFields decoded, where the writer had them at hand.
     pub managed: Option<crate::apply::managed::Managed>,
     /// Whether the write committed, told once it is durable; `None` if it
@@ -199,7 +200,7 @@ mod tests {
                 epoch: 0,
             })),
             chain: None,
-            object: Value::Null,
+            object: Arc::new(Value::Null),
             managed: None,
             durable: None,
         });

@@ -109,13 +109,59 @@ impl Default for WriteOptions {
 #[derive(Debug)]
 pub struct WriteResult {
     /// The object as stored (or as it would be, with dryRun).
-    pub object: Value,
+    pub object: Written,
     /// 200 or 201 (or 202 for a delete still in progress).
     pub code: u16,
     /// `Warning` headers.
     pub warnings: Vec<String>,
     /// `object` as JSON, when the write already encoded it.
     pub raw: Option<bytes::Bytes>,
+}
+
+/// The object of a [`WriteResult`]: owned, or shared with the next writer of
+/// the key, which took it before the store gave the write its revision (the
+/// revision is set in the copy made when the object is read).
+#[derive(Debug)]
+pub enum Written {
+    Owned(Value),
+    Shared { object: Arc<Value>, revision: i64 },
+}
+
+impl From<Value> for Written {
+    fn from(v: Value) -> Self {
+        Written::Owned(v)
+    }
+}
+
+impl Written {
+    /// The object's `kind`.
+    pub fn kind(&self) -> Option<&str> {
+        let v = match self {
+            Written::Owned(v) => v,
+            Written::Shared { object, .. } => object,
+        };
+        v.get("kind").and_then(Value::as_str)
+    }
+
+    /// The object with its `resourceVersion`: a copy only if it is shared.
+    pub fn value(&self) -> std::borrow::Cow<'_, Value> {
+        match self {
+            Written::Owned(v) => std::borrow::Cow::Borrowed(v),
+            Written::Shared { object, revision } => {
+                std::borrow::Cow::Owned(write::served((**object).clone(), *revision))
+            }
+        }
+    }
+
+    /// The object with its `resourceVersion`, taken.
+    pub fn into_value(self) -> Value {
+        match self {
+            Written::Owned(v) => v,
+            Written::Shared { object, revision } => {
+                write::served(Arc::unwrap_or_clone(object), revision)
+            }
+        }
+    }
 }
 
 impl Registry {

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use store::{Precondition, WriteOp, WriteOutcome};
 
 use super::meta::{meta_str, metadata_mut, name_suffix, now_rfc3339, remove_path};
-use super::{keylock, store_error, FieldValidation, Registry, WriteOptions, WriteResult};
+use super::{keylock, store_error, FieldValidation, Registry, WriteOptions, WriteResult, Written};
 use crate::cache::Prepared;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::resources::ResourceInfo;
@@ -83,7 +83,7 @@ impl ChangeNotes {
     }
 }
 
-fn served(mut obj: Value, rev: i64) -> Value {
+pub(super) fn served(mut obj: Value, rev: i64) -> Value {
     metadata_mut(&mut obj).insert("resourceVersion".into(), json!(rev.to_string()));
     obj
 }
@@ -379,7 +379,7 @@ impl Registry {
         if opts.dry_run {
             return Ok(WriteResult {
                 raw: None,
-                object: obj,
+                object: obj.into(),
                 code: 201,
                 warnings,
             });
@@ -394,7 +394,7 @@ impl Registry {
         match out {
             Ok(WriteOutcome::Committed { revision, .. }) => Ok(WriteResult {
                 raw: prepared.map(|p| p.stamp(revision)),
-                object: served(obj, revision),
+                object: served(obj, revision).into(),
                 code: 201,
                 warnings,
             }),
@@ -663,7 +663,7 @@ impl Registry {
                         .insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
                     // Custom resources are stored at one version and served at any.
                     crate::crd::decode_stored(info, &mut old);
-                    let old = crate::convert::to_served(info, old);
+                    let old = Arc::new(crate::convert::to_served(info, old));
                     (
                         Some(Precondition::ModRevision(kv.mod_revision)),
                         kv.mod_revision,
@@ -683,7 +683,10 @@ impl Registry {
                                 Some(t) => {
                                     cond = Some(Precondition::Ticket(t));
                                     mod_revision = t.revision;
-                                    metadata_mut(&mut old).insert(
+                                    // A copy if the previous writer still
+                                    // holds the object: only on paths that
+                                    // need the version.
+                                    metadata_mut(Arc::make_mut(&mut old)).insert(
                                         "resourceVersion".into(),
                                         json!(t.revision.to_string()),
                                     );
@@ -804,7 +807,7 @@ impl Registry {
                 base_committed!();
                 return Ok(WriteResult {
                     raw: None,
-                    object: old,
+                    object: Arc::unwrap_or_clone(old).into(),
                     code: 200,
                     warnings,
                 });
@@ -834,7 +837,7 @@ impl Registry {
                 if opts.dry_run {
                     return Ok(WriteResult {
                         raw: None,
-                        object: new,
+                        object: new.into(),
                         code: 200,
                         warnings,
                     });
@@ -842,7 +845,7 @@ impl Registry {
                 return match self.store.delete(key.as_bytes(), mod_revision).await.map_err(store_error)? {
                     WriteOutcome::Committed { revision, .. } => {
                         self.release_service_of(info, &new).await;
-                        Ok(WriteResult { object: served(new, revision), code: 200, warnings, raw: None })
+                        Ok(WriteResult { object: served(new, revision).into(), code: 200, warnings, raw: None })
                     }
                     WriteOutcome::Failed { .. } if wanted_rv.is_none() => continue,
                     WriteOutcome::Failed { .. } => Err(ApiError::conflict(info.group_resource(), name, "the object has been modified; please apply your changes to the latest version and try again")),
@@ -852,7 +855,7 @@ impl Registry {
                 base_committed!();
                 return Ok(WriteResult {
                     raw: None,
-                    object: served(new, mod_revision),
+                    object: served(new, mod_revision).into(),
                     code: 200,
                     warnings,
                 });
@@ -901,6 +904,8 @@ impl Registry {
                 ttl: self.ttl_of(info),
             };
             let waiters = turn.as_ref().is_some_and(keylock::has_waiters);
+            // Shared with the next writer of the key, not copied for it.
+            let new = Arc::new(new);
             let mut write = match self.store.write_pipelined(cond, op, waiters).await {
                 Ok(w) => w,
                 Err(e) => {
@@ -926,7 +931,7 @@ impl Registry {
                             id,
                             line: line.clone(),
                         }),
-                        object: new.clone(),
+                        object: Arc::clone(&new),
                         managed: managed.take(),
                         durable: Some(drx),
                     });
@@ -940,7 +945,6 @@ impl Registry {
                 let _ = tx.send(applied);
             }
             if let Some(ticket) = applied {
-                let object = served(new, ticket.revision);
                 // A writer that came while this one was being applied.
                 if let Some(t) = turn.as_mut() {
                     if prepared.is_some() && keylock::has_waiters(t) {
@@ -949,7 +953,7 @@ impl Registry {
                         **t = Some(keylock::LastWrite {
                             ticket: keylock::TicketSlot::Known(Some(ticket)),
                             chain: None,
-                            object: object.clone(),
+                            object: Arc::clone(&new),
                             managed: managed.take(),
                             durable: Some(rx),
                         });
@@ -962,10 +966,13 @@ impl Registry {
                 }
                 return match outcome {
                     Ok(WriteOutcome::Committed { revision, .. }) => {
-                        self.release_replaced_ports(info, &old, &object).await;
+                        self.release_replaced_ports(info, &old, &new).await;
                         Ok(WriteResult {
                             raw: prepared.map(|p| p.stamp(revision)),
-                            object,
+                            object: Written::Shared {
+                                object: new,
+                                revision,
+                            },
                             code: 200,
                             warnings,
                         })

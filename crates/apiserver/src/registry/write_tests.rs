@@ -44,7 +44,8 @@ async fn a_left_object_is_used_only_at_its_revision() {
         )
         .await
         .unwrap()
-        .object;
+        .object
+        .into_value();
     let key = "/registry/core/configmaps/d/c";
     let patch = |reg: Arc<Registry>, k: &'static str| async move {
         reg.patch(
@@ -56,6 +57,7 @@ async fn a_left_object_is_used_only_at_its_revision() {
         .await
         .unwrap()
         .object
+        .into_value()
     };
     // Left at the stored revision: the next writer starts from it.
     let rev = store.mod_revision(key.as_bytes()).await.unwrap().unwrap();
@@ -68,7 +70,7 @@ async fn a_left_object_is_used_only_at_its_revision() {
             revision: rev,
             epoch: 0,
         })),
-        object: marked,
+        object: Arc::new(marked),
         managed: None,
         durable: None,
     });
@@ -89,7 +91,7 @@ async fn a_left_object_is_used_only_at_its_revision() {
             revision: rev,
             epoch: 0,
         })),
-        object: stale,
+        object: Arc::new(stale),
         managed: None,
         durable: None,
     });
@@ -126,7 +128,7 @@ async fn a_left_object_is_used_only_at_its_revision() {
     *turn = Some(keylock::LastWrite {
         chain: None,
         ticket: keylock::TicketSlot::Pending(trx),
-        object: pending,
+        object: Arc::new(pending),
         managed: None,
         durable: None,
     });
@@ -160,7 +162,7 @@ async fn a_left_object_is_used_only_at_its_revision() {
     *turn = Some(keylock::LastWrite {
         chain: None,
         ticket: keylock::TicketSlot::Pending(trx),
-        object: lost,
+        object: Arc::new(lost),
         managed: None,
         durable: None,
     });
@@ -212,7 +214,7 @@ async fn a_left_object_is_used_only_at_its_revision() {
                     line: keylock::Line::default(),
                 }),
                 ticket: keylock::TicketSlot::Pending(trx),
-                object,
+                object: Arc::new(object),
                 managed: None,
                 durable: None,
             });
@@ -320,8 +322,9 @@ async fn queued_patches_of_one_object_lose_nothing() {
                     )
                     .await
                     .unwrap();
-                assert_eq!(r.object["data"][format!("k{t}")], json!(i.to_string()));
-                last.push(r.object);
+                let object = r.object.into_value();
+                assert_eq!(object["data"][format!("k{t}")], json!(i.to_string()));
+                last.push(object);
             }
             last
         }));

@@ -141,9 +141,14 @@ fn merge(
             "cannot merge lists without merge key for struct".into(),
         ));
     }
-    let mut backing = original.clone();
+    // Only the view needs the live list as upstream's in-place edits leave it.
+    let mut backing = match live_view {
+        Some(_) => original.clone(),
+        None => Vec::new(),
+    };
     let (original, patch, replaced) = special_elements(original, patch, merge_key, &mut backing)?;
-    let server_order = original.clone();
+    // The ordering looks at the merge keys only.
+    let server_order: Vec<Value> = original.iter().map(|v| key_only(v, merge_key)).collect();
     let survivors = original.len();
     let merged = merge_items(original, &patch, merge_key, schema)?;
     if let Some(view) = live_view {
@@ -198,9 +203,12 @@ fn special_elements(
                     return Err(no_merge_key(m, merge_key));
                 };
                 while let Some(i) = find_by_key(&original, merge_key, key)? {
-                    // Upstream shifts the tail left, leaving the last slot.
-                    for j in i..original.len() - 1 {
-                        backing[j] = backing[j + 1].clone();
+                    // Upstream shifts the tail left, leaving the last slot
+                    // (followed only where a view is wanted).
+                    if !backing.is_empty() {
+                        for j in i..original.len() - 1 {
+                            backing[j] = backing[j + 1].clone();
+                        }
                     }
                     original.remove(i);
                 }
@@ -219,6 +227,19 @@ fn special_elements(
         return Ok((plain, Vec::new(), true));
     }
     Ok((original, plain, false))
+}
+
+/// A map item as the ordering sees it: its merge key alone (other items,
+/// and maps without the key, whole, for the errors that name them).
+fn key_only(item: &Value, merge_key: &str) -> Value {
+    match item.get(merge_key) {
+        Some(k) => {
+            let mut m = Map::new();
+            m.insert(merge_key.to_string(), k.clone());
+            Value::Object(m)
+        }
+        None => item.clone(),
+    }
 }
 
 /// Merge each patch item into the live item with its key, or append it.
