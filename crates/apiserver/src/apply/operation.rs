@@ -184,15 +184,18 @@ fn settle<S: Schema>(
     }
     let cmp = compare(ty, live, &merged, &w.scope);
     let changed = cmp.changed();
-    let conflicts: Conflicts = managed
-        .entries
-        .iter()
-        .filter(|e| e.id != id)
-        .map(|e| (e.id.clone(), e.set().intersection(&changed)))
-        .filter(|(_, s)| !s.is_empty())
-        .collect();
-    if !force && !conflicts.is_empty() {
-        return Err(conflicts);
+    // Forced, the applier takes the fields over: no need to find conflicts.
+    if !force {
+        let conflicts: Conflicts = managed
+            .entries
+            .iter()
+            .filter(|e| e.id != id)
+            .map(|e| (e.id.clone(), e.set().intersection(&changed)))
+            .filter(|(_, s)| !s.is_empty())
+            .collect();
+        if !conflicts.is_empty() {
+            return Err(conflicts);
+        }
     }
     for e in managed.entries.iter_mut().filter(|e| e.id != id) {
         e.subtract(&changed);
