@@ -322,6 +322,12 @@ async fn queued_patches_of_one_object_lose_nothing() {
                     )
                     .await
                     .unwrap();
+                // The answer's bytes and object agree, also where the
+                // object was shared with the next writer.
+                if let Some(raw) = &r.raw {
+                    let sent: Value = serde_json::from_slice(raw).unwrap();
+                    assert_eq!(sent, *r.object.value());
+                }
                 let object = r.object.into_value();
                 assert_eq!(object["data"][format!("k{t}")], json!(i.to_string()));
                 last.push(object);
@@ -393,4 +399,22 @@ fn comparisons_without_copies_match_the_copying_ones() {
             );
         }
     }
+}
+
+#[test]
+fn a_shared_object_gets_its_revision_when_read() {
+    let object = Arc::new(json!({"kind": "ConfigMap", "metadata": {"name": "c"}}));
+    let next_writers = Arc::clone(&object);
+    let w = Written::Shared {
+        object,
+        revision: 42,
+    };
+    assert_eq!(w.kind(), Some("ConfigMap"));
+    assert_eq!(w.value()["metadata"]["resourceVersion"], json!("42"));
+    assert_eq!(w.into_value()["metadata"]["resourceVersion"], json!("42"));
+    // The next writer's object is not changed.
+    assert_eq!(
+        *next_writers,
+        json!({"kind": "ConfigMap", "metadata": {"name": "c"}})
+    );
 }
