@@ -509,9 +509,11 @@ pub fn track_update_known<S: Schema>(
     known: Option<Managed>,
 ) -> Option<Managed> {
     let mut managed = starting_point(old, new, w, known);
-    if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut) {
-        m.remove("managedFields");
-    }
+    // Out of the comparison; put back for `write_to` to reuse.
+    let held = new
+        .get_mut("metadata")
+        .and_then(Value::as_object_mut)
+        .and_then(|m| m.remove("managedFields"));
     if managed.is_empty() && old.is_some() {
         return None;
     }
@@ -555,14 +557,18 @@ pub fn track_update_known<S: Schema>(
         let e = managed.entry(&w.id(Operation::Update), w.api_version);
         if e.set.is_empty() {
             e.replace_set(changed);
-        } else {
-            e.set_mut().union_with(&changed);
+        } else if e.set.union_with(&changed) {
+            // Still encoded as before if it owned all of that already.
+            e.wire = None;
         }
         e.api_version = w.api_version.into();
         e.time = Some(w.now.clone());
     }
     managed.prune_empty();
     managed.cap_updaters(MAX_UPDATE_MANAGERS);
+    if let (Some(h), Some(m)) = (held, new.get_mut("metadata").and_then(Value::as_object_mut)) {
+        m.insert("managedFields".into(), h);
+    }
     managed.write_to(new);
     Some(managed)
 }

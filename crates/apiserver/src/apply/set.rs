@@ -97,21 +97,25 @@ impl Set {
         out
     }
 
-    /// Add every path of `other`.
-    pub fn union_with(&mut self, other: &Set) {
+    /// Add every path of `other`. Returns whether anything was added.
+    pub fn union_with(&mut self, other: &Set) -> bool {
+        let mut added = false;
         for m in &other.members {
             if !self.members.contains(m) {
                 self.members.insert(m.clone());
+                added = true;
             }
         }
         for (pe, c) in &other.children {
             match self.children.get_mut(pe) {
-                Some(mine) => mine.union_with(c),
+                Some(mine) => added |= mine.union_with(c),
                 None => {
                     self.children.insert(pe.clone(), c.clone());
+                    added = true;
                 }
             }
         }
+        added
     }
 
     /// Paths in both sets.
@@ -281,7 +285,9 @@ fn read(v: &Value) -> Result<(Option<Set>, bool), String> {
         }
         if let Some(g) = grand {
             match c.children.get_mut(&pe) {
-                Some(existing) => existing.union_with(&g),
+                Some(existing) => {
+                    existing.union_with(&g);
+                }
                 None => {
                     c.children.insert(pe, g);
                 }

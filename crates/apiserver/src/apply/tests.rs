@@ -826,3 +826,20 @@ fn the_create_shortcut_records_what_the_comparison_does() {
         assert_eq!(fast, generic, "{plural}");
     }
 }
+
+#[test]
+fn union_tells_whether_it_added() {
+    let fields = |v: Value| super::set::Set::from_fields_v1(&v).unwrap();
+    let mut owned =
+        fields(json!({"f:data": {"f:a": {}, "f:b": {}}, "f:metadata": {"f:labels": {".": {}}}}));
+    let before = owned.clone();
+    assert!(!owned.union_with(&fields(json!({"f:data": {"f:a": {}}}))));
+    assert!(!owned.union_with(&super::set::Set::new()));
+    assert_eq!(owned, before);
+    assert!(owned.union_with(&fields(json!({"f:data": {"f:c": {}}}))));
+    assert!(owned.union_with(&fields(json!({"f:spec": {"f:x": {}}}))));
+    assert!(owned.has(&[
+        super::path::PathElement::Field("spec".into()),
+        super::path::PathElement::Field("x".into())
+    ]));
+}
