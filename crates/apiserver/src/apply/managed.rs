@@ -549,12 +549,16 @@ pub fn track_update_known<S: Schema>(
     // Moved, not copied: on a create this is every field of the object.
     let mut changed = cmp.added;
     changed.union_with(&cmp.modified);
+    let me = w.id(Operation::Update);
     for e in &mut managed.entries {
-        e.subtract(&changed);
+        // The writer takes the changed fields, so it keeps its own.
+        if e.id != me {
+            e.subtract(&changed);
+        }
         e.subtract(&cmp.removed);
     }
     if !changed.is_empty() {
-        let e = managed.entry(&w.id(Operation::Update), w.api_version);
+        let e = managed.entry(&me, w.api_version);
         if e.set.is_empty() {
             e.replace_set(changed);
         } else if e.set.union_with(&changed) {
