@@ -1,8 +1,9 @@
 """A `wharf server` WITH its kubelet, for the tests that run real
 containers: its own data directory, a random cluster CIDR, and a cleanup
 that removes what the node made on the host (the server by PID, leftover
-shims of this data directory's containerd, the CNI bridge by its unique
-name, idle portmap chains, mounts under the data directory)."""
+shims of this data directory's containerd, the CNI bridge, the pod
+network's device and the nft tables by their unique names, idle portmap
+chains, mounts under the data directory)."""
 
 import atexit
 import contextlib
@@ -110,6 +111,12 @@ def network_names(data_dir):
     and `wharf-net-` + the bridge's hash)."""
     h = hashlib.sha256(os.path.realpath(data_dir).encode()).hexdigest()[:8]
     return "wv" + h, "wharf-net-" + h
+
+
+def pods_table(data_dir):
+    """The kubelet's own masquerade table when no pod network runs
+    (crates/kubelet/src/masq.rs: `wharf-pods-` + the bridge's hash)."""
+    return "wharf-pods-" + hashlib.sha256(os.path.realpath(data_dir).encode()).hexdigest()[:8]
 
 
 def ctr(data_dir, *args):
@@ -252,6 +259,8 @@ def kubelet_node(node, extra_args=(), before_start=None, import_image=True, prox
         vxlan, table = network_names(d)
         subprocess.run(["ip", "link", "del", vxlan], capture_output=True)
         subprocess.run(["nft", "delete", "table", "ip", table], capture_output=True)
+        # So does the kubelet's own table (without the pod network).
+        subprocess.run(["nft", "delete", "table", "ip", pods_table(d)], capture_output=True)
         remove_idle_portmap_chains()
         if proxy_table:
             # The proxy leaves its rules on exit (as kube-proxy); this removes them.

@@ -3,8 +3,10 @@ it publishes its VTEP on its Node, sizes the VXLAN device and the pods'
 MTU from the underlay, masquerades in its own nft table instead of the
 bridge plugin, and routes a peer Node (created here with the annotations a
 second node would publish) through the tunnel until the Node is deleted.
-Cross-node traffic itself is tested in the kernel
-(crates/network/tests/vxlan.rs)."""
+Without it (`--flannel-backend=none`) the kubelet masquerades in its own
+table. Cross-node traffic itself is tested in the kernel
+(crates/network/tests/vxlan.rs), the kubelet's table in
+crates/kubelet/tests/masq.rs."""
 
 import ipaddress
 import json
@@ -15,7 +17,7 @@ import pytest
 
 from conftest import WHARF
 from images import busybox_archive
-from kubelet_node import IMAGE, kubelet_node, network_names, wait_for
+from kubelet_node import IMAGE, kubelet_node, network_names, pods_table, wait_for
 
 NODE = "e2e-net"
 PEER = "e2e-net-peer"
@@ -32,6 +34,42 @@ def node():
 def ip_json(*args):
     out = subprocess.run(["ip", "-j", *args], capture_output=True, text=True, check=True).stdout
     return json.loads(out) if out.strip() else []
+
+
+def test_without_the_pod_network_the_kubelet_masquerades():
+    node = "e2e-nonet"
+    # 198.51.100.0/24 (TEST-NET-2) leaves by the host's default route;
+    # whether anything answers or not, conntrack shows the translation.
+    outside = "198.51.100.7"
+    with kubelet_node(node, extra_args=["--flannel-backend", "none"]) as (_, k, d):
+        vxlan, net_table = network_names(d)
+        cidr = k.json("get", "node", node)["spec"]["podCIDR"]
+        conf = json.loads((Path(d) / "agent" / "cni" / "net.d" / "10-wharf.conflist").read_text())
+        bridge = conf["plugins"][0]
+        assert bridge["ipMasq"] is False and "mtu" not in bridge
+        rules = subprocess.run(["nft", "list", "table", "ip", pods_table(d)], capture_output=True, text=True,
+                               check=True).stdout
+        assert f"ip saddr {cidr} ip daddr {cidr} return" in rules
+        assert f"ip saddr {cidr} ip daddr 224.0.0.0/4 return" in rules
+        assert f"ip saddr {cidr} masquerade fully-random" in rules
+        assert subprocess.run(["nft", "list", "table", "ip", net_table], capture_output=True).returncode != 0
+        assert vxlan not in [l["ifname"] for l in ip_json("link", "show", "type", "vxlan")]
+        # A pod's connection to outside leaves with the node's address.
+        k("run", "out", f"--image={IMAGE}", "--image-pull-policy=Never", "--restart=Never", "--",
+          "wget", "-q", "-O-", f"http://{outside}/")
+        pod_ip = wait_for("the pod's IP", lambda: k.json("get", "pod", "out")["status"].get("podIP"), timeout=60)
+        assert ipaddress.ip_address(pod_ip) in ipaddress.ip_network(cidr)
+        host_src = ip_json("route", "get", outside)[0]["prefsrc"]
+
+        def translated():
+            out = subprocess.run(["conntrack", "-L", "-p", "tcp", "-s", pod_ip, "-d", outside],
+                                 capture_output=True, text=True).stdout
+            for line in out.splitlines():
+                dsts = [f[4:] for f in line.split() if f.startswith("dst=")]
+                if len(dsts) == 2:
+                    return dsts[1]
+            return None
+        assert wait_for("the connection's conntrack entry", translated, timeout=30) == host_src
 
 
 def test_vtep_published_and_mtu_set(node):
@@ -61,6 +99,8 @@ def test_vtep_published_and_mtu_set(node):
     cluster = str(ipaddress.ip_network(n["spec"]["podCIDR"]).supernet(new_prefix=16))
     assert f"ip saddr {cluster} masquerade fully-random" in rules
     assert f"ip saddr {cluster} ip daddr {cluster} return" in rules
+    # The kubelet leaves masquerading to the network: no table of its own.
+    assert subprocess.run(["nft", "list", "table", "ip", pods_table(d)], capture_output=True).returncode != 0
 
 
 def test_pod_gets_the_network_mtu(node):
@@ -113,3 +153,4 @@ def test_peer_node_is_routed_until_deleted(node):
     wait_for("the peer's route to go", lambda: not routes_to(vxlan, str(peer_cidr)), timeout=30)
     assert not [f for f in fdb(vxlan) if f["mac"] == PEER_MAC]
     assert not [n for n in ip_json("neigh", "show", "dev", vxlan) if n["dst"] == str(peer_cidr.network_address)]
+

@@ -843,7 +843,8 @@ impl Node {
     /// Delete every pod left (waiting up to a minute for the kubelet to
     /// finish them), SIGTERM the kubelet by PID (it stops its containerd),
     /// SIGKILL it after 30 s, kill this containerd's leftover shims, unmount
-    /// what is mounted under the data directory and delete the bridge.
+    /// what is mounted under the data directory, delete the bridge and the
+    /// masquerade table.
     async fn stop(&mut self, client: &Client) {
         if self.guard.is_running() {
             for ns in [ALONE_NAMESPACE, NAMESPACE, CYCLES_NAMESPACE] {
@@ -888,6 +889,11 @@ impl Node {
             .args(["link", "del", &bridge])
             .stderr(Stdio::null())
             .status();
+        // The kubelet leaves its masquerade table on exit, as a node would.
+        let table = kubelet::masq::table_name(&self.data_dir);
+        if let Err(e) = kubelet::masq::delete_table(&proxy::nft::NftCommand::default(), &table) {
+            eprintln!("[bench] ! removing the kubelet's table {table}: {e}");
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! The pod network's CNI configuration: one bridge per data directory with
-//! host-local addresses from the node's `podCIDR`, masquerading (unless the
-//! pod network masquerades in its own nft table), and portmap for
-//! `hostPort`. containerd reads the file from its `conf_dir` and
+//! host-local addresses from the node's `podCIDR`, and portmap for
+//! `hostPort`. The bridge plugin never masquerades (`ipMasq` runs iptables
+//! for every pod): an nft table does, the pod network's or the kubelet's
+//! own (`masq.rs`). containerd reads the file from its `conf_dir` and
 //! runs the plugins from `/usr/lib/cni`; it brings up each pod's `lo` itself
 //! with the `loopback` plugin from the same directory.
 
@@ -13,10 +14,16 @@ use crate::{Error, Result};
 /// of its path, so two wharf instances (or a test and a real node) never
 /// share or touch each other's device (15 characters at most).
 pub fn bridge_name(data_dir: &Path) -> String {
+    format!("wh{}", data_dir_tag(data_dir))
+}
+
+/// 8 hex digits of a hash of the (canonical) data directory: the bridge's,
+/// the masquerade table's and the pod network's names end with it.
+pub(crate) fn data_dir_tag(data_dir: &Path) -> String {
     let canon = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
     let d = ring::digest::digest(&ring::digest::SHA256, canon.as_os_str().as_encoded_bytes());
     let h = d.as_ref();
-    format!("wh{:02x}{:02x}{:02x}{:02x}", h[0], h[1], h[2], h[3])
+    format!("{:02x}{:02x}{:02x}{:02x}", h[0], h[1], h[2], h[3])
 }
 
 /// The first usable address of an IPv4 CIDR: the bridge's (gateway's).
@@ -33,18 +40,19 @@ fn gateway(cidr: &str) -> Option<String> {
 pub struct Options {
     /// The pods' MTU (the overlay's); None: the plugin's default.
     pub mtu: Option<u32>,
-    /// Masquerade pod traffic leaving the podCIDR in the bridge plugin
-    /// (iptables, 15-30 ms per pod). Off when the `network` crate's own
-    /// nft table does it for the cluster CIDR.
-    pub ip_masq: bool,
+    /// The kubelet masquerades pod traffic leaving the podCIDR in its own
+    /// nft table (`masq.rs`). Off when the `network` crate's table does it
+    /// for the cluster CIDR. Either way the bridge plugin's `ipMasq` (an
+    /// iptables chain per pod, tens of ms per CNI ADD and DEL) stays off.
+    pub masquerade: bool,
 }
 
 impl Default for Options {
-    /// A node without wharf's pod network: the plugin masquerades.
+    /// A node without wharf's pod network: the kubelet masquerades.
     fn default() -> Options {
         Options {
             mtu: None,
-            ip_masq: true,
+            masquerade: true,
         }
     }
 }
@@ -69,7 +77,7 @@ pub fn conflist(
                 "type": "bridge",
                 "bridge": bridge,
                 "isGateway": true,
-                "ipMasq": opts.ip_masq,
+                "ipMasq": false,
                 "hairpinMode": true,
                 "ipam": {
                     "type": "host-local",
@@ -137,16 +145,16 @@ mod tests {
         assert_eq!(ipam["ranges"][0][0]["subnet"], "10.42.3.0/24");
         assert_eq!(ipam["ranges"][0][0]["gateway"], "10.42.3.1");
         assert_eq!(c["plugins"][1]["type"], "portmap");
-        assert_eq!(c["plugins"][0]["ipMasq"], true);
+        assert_eq!(c["plugins"][0]["ipMasq"], false);
         assert!(c["plugins"][0].get("mtu").is_none());
         assert!(conflist("wh0", "fd00::/64", Path::new("/x"), Options::default()).is_err());
     }
 
     #[test]
-    fn conflist_takes_the_networks_mtu_and_masquerade_choice() {
+    fn conflist_takes_the_networks_mtu_and_never_masquerades() {
         let opts = Options {
             mtu: Some(1450),
-            ip_masq: false,
+            masquerade: false,
         };
         let c = conflist("wh0", "10.42.3.0/24", Path::new("/d/ipam"), opts).unwrap();
         assert_eq!(c["plugins"][0]["mtu"], 1450);

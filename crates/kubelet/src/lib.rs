@@ -6,6 +6,7 @@
 //! - [`containerd`]: wharf's own supervised containerd.
 //! - [`images`]: the locally built sandbox image and archive import.
 //! - [`cni`]: the pod network's bridge configuration from `podCIDR`.
+//! - [`masq`]: the pods' masquerade nft table, when no pod network has one.
 //! - [`node`]: Node registration, Lease, status.
 //! - [`pod`]: the pod sync loop.
 //! - [`volume`]: configMap, secret, downwardAPI and projected volumes; subPath.
@@ -18,6 +19,7 @@ pub mod gc;
 pub mod images;
 pub mod keyring;
 pub mod logs;
+pub mod masq;
 pub mod node;
 pub mod pod;
 pub mod registries;
@@ -103,7 +105,8 @@ pub struct Config {
     pub kubelet_port: u16,
     /// The kubelet API's TLS; without it the API is not served.
     pub serving_tls: Option<server::ServingTls>,
-    /// The CNI bridge's MTU and masquerading, from the pod network.
+    /// The CNI bridge's MTU, and whether the kubelet masquerades (no pod
+    /// network does), from the pod network.
     pub cni: cni::Options,
 }
 
@@ -309,8 +312,47 @@ async fn runtime_ready(r: &dyn cri::Runtime) -> Result<(), String> {
     }
 }
 
-/// Register the node, write the CNI config once it has a `podCIDR`, then
-/// renew the Lease every 10 s and post the status when it changes.
+/// How often the pods' masquerade table is written again, repairing
+/// outside changes (as upstream's kubelet re-ensured its iptables rules).
+const MASQ_RESYNC: Duration = Duration::from_secs(60);
+
+/// Bring the pods' masquerade table to `pod_cidr` (None: remove it), off
+/// the runtime's thread (it runs nft).
+async fn sync_masq(table: &str, pod_cidr: Option<&str>) -> Result<()> {
+    let (table, pod_cidr) = (table.to_string(), pod_cidr.map(str::to_string));
+    tokio::task::spawn_blocking(move || {
+        masq::sync(
+            &proxy::nft::NftCommand::default(),
+            &table,
+            pod_cidr.as_deref(),
+        )
+    })
+    .await
+    .map_err(|e| Error::Runtime(format!("the masquerade table's task: {e}")))?
+}
+
+/// The node's pod network on the host, once it has a podCIDR: masquerading
+/// first (the kubelet's table, or none when the pod network has its own),
+/// so no pod starts without it, then the CNI configuration.
+async fn configure_network(cfg: &Config, layout: &containerd::Layout, cidr: &str) -> Result<()> {
+    let table = masq::table_name(&cfg.data_dir);
+    let own_table = cfg.cni.masquerade.then_some(cidr);
+    sync_masq(&table, own_table).await?;
+    if own_table.is_some() {
+        tracing::info!(table = %table, pod_cidr = cidr, "pods' masquerade table written");
+    }
+    cni::write(
+        &layout.cni_conf_dir,
+        &cni::bridge_name(&cfg.data_dir),
+        cidr,
+        &layout.cni_ipam_dir,
+        cfg.cni,
+    )
+}
+
+/// Register the node, write the CNI config (and masquerade table) once it
+/// has a `podCIDR`, then renew the Lease every 10 s and post the status
+/// when it changes.
 async fn node_loop(
     client: Client,
     cfg: Config,
@@ -344,22 +386,18 @@ async fn node_loop(
     let uid = node.metadata.uid.clone().unwrap_or_default();
     let mut cidr = node.spec.as_ref().and_then(|s| s.pod_cidr.clone());
     let mut configured = false;
+    // When the kubelet's masquerade table was last written.
+    let mut masq_synced: Option<tokio::time::Instant> = None;
     let mut reporter = node::StatusReporter::default();
     let mut next_renew = tokio::time::Instant::now();
     loop {
         if !configured {
             match (&own, &cidr) {
                 (Some(layout), Some(c)) => {
-                    let bridge = cni::bridge_name(&cfg.data_dir);
-                    match cni::write(
-                        &layout.cni_conf_dir,
-                        &bridge,
-                        c,
-                        &layout.cni_ipam_dir,
-                        cfg.cni,
-                    ) {
+                    match configure_network(&cfg, layout, c).await {
                         Ok(()) => {
                             configured = true;
+                            masq_synced = Some(tokio::time::Instant::now());
                             // containerd picks the file up within a moment.
                             tokio::time::sleep(Duration::from_millis(500)).await;
                             worker.set_network_ready();
@@ -367,7 +405,7 @@ async fn node_loop(
                             next_renew = tokio::time::Instant::now();
                         }
                         Err(e) => {
-                            tracing::error!(error = %e, "writing the CNI configuration failed")
+                            tracing::error!(error = %e, "configuring the pod network failed")
                         }
                     }
                 }
@@ -377,6 +415,18 @@ async fn node_loop(
                     worker.set_network_ready();
                 }
                 (Some(_), None) => {}
+            }
+        }
+        // Set once the network is configured with wharf's own containerd.
+        if let (Some(at), Some(c)) = (masq_synced, &cidr) {
+            if cfg.cni.masquerade && at.elapsed() >= MASQ_RESYNC {
+                let table = masq::table_name(&cfg.data_dir);
+                match sync_masq(&table, Some(c)).await {
+                    Ok(()) => masq_synced = Some(tokio::time::Instant::now()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "rewriting the pods' masquerade table failed; retrying")
+                    }
+                }
             }
         }
         if tokio::time::Instant::now() >= next_renew {

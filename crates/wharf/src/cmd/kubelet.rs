@@ -96,9 +96,9 @@ impl NodeFlags {
             cluster_domain: self.cluster_domain.clone(),
             kubelet_port: self.kubelet_port,
             serving_tls: Some(serving_tls),
-            // A kubelet alone masquerades in the bridge plugin: no wharf pod
-            // network runs beside it. `wharf server` and `wharf agent` run
-            // the network and override this.
+            // A kubelet alone masquerades in its own nft table: no wharf
+            // pod network runs beside it. `wharf server` and `wharf agent`
+            // run the network and override this.
             cni: kubelet::cni::Options::default(),
         })
     }

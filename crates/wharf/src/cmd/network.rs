@@ -10,8 +10,9 @@ use clap::Args;
 #[derive(Args, Debug, Clone)]
 pub struct NetworkFlags {
     /// The pod network between nodes: `vxlan`, `host-gw` (nodes on one L2
-    /// segment) or `none` (no routes between nodes; the CNI bridge
-    /// masquerades itself). k3s's `--flannel-backend`.
+    /// segment) or `none` (no routes between nodes; the kubelet masquerades
+    /// traffic leaving its podCIDR in its own nft table). k3s's
+    /// `--flannel-backend`.
     #[arg(long, env = "WHARF_FLANNEL_BACKEND", default_value = "vxlan")]
     pub flannel_backend: String,
     /// The interface the pod network uses between nodes (default: the one
@@ -48,7 +49,8 @@ impl NetworkFlags {
     }
 }
 
-/// The CNI bridge's settings beside the network `cfg` (None: no network).
+/// The CNI bridge's settings beside the network `cfg` (None: no network,
+/// and the kubelet masquerades in its own table).
 pub fn cni_options(cfg: Option<&network::Config>) -> anyhow::Result<kubelet::cni::Options> {
     let Some(cfg) = cfg else {
         return Ok(kubelet::cni::Options::default());
@@ -56,7 +58,7 @@ pub fn cni_options(cfg: Option<&network::Config>) -> anyhow::Result<kubelet::cni
     Ok(kubelet::cni::Options {
         mtu: Some(network::pod_mtu(cfg).context("the pod network's interface")?),
         // The network's own nft table masquerades for the cluster CIDR.
-        ip_masq: false,
+        masquerade: false,
     })
 }
 
@@ -73,4 +75,43 @@ pub async fn start(
             tracing::error!(error = %e, "the pod network stopped");
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(backend: &str) -> NetworkFlags {
+        NetworkFlags {
+            flannel_backend: backend.into(),
+            // The loopback interface exists everywhere (for the MTU).
+            flannel_iface: Some("lo".into()),
+        }
+    }
+
+    fn options(backend: &str) -> kubelet::cni::Options {
+        let cfg = flags(backend)
+            .config(
+                "n1",
+                "127.0.0.1".parse().unwrap(),
+                "10.42.0.0/16",
+                Path::new("/nonexistent/wharf"),
+            )
+            .unwrap();
+        cni_options(cfg.as_ref()).unwrap()
+    }
+
+    #[test]
+    fn the_kubelet_masquerades_exactly_when_no_pod_network_runs() {
+        let none = options("none");
+        assert!(none.masquerade);
+        assert_eq!(none.mtu, None);
+        for backend in ["vxlan", "host-gw"] {
+            let net = options(backend);
+            assert!(!net.masquerade, "{backend}");
+            assert!(net.mtu.is_some(), "{backend}");
+        }
+        // `wharf kubelet` alone has no network either.
+        assert!(kubelet::cni::Options::default().masquerade);
+    }
 }
