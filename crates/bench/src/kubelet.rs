@@ -891,7 +891,7 @@ impl Node {
             .status();
         // The kubelet leaves its masquerade table on exit, as a node would.
         let table = kubelet::masq::table_name(&self.data_dir);
-        if let Err(e) = kubelet::masq::delete_table(&proxy::nft::NftCommand::default(), &table) {
+        if let Err(e) = proxy::nft::delete_table(&proxy::nft::NftCommand::default(), &table) {
             eprintln!("[bench] ! removing the kubelet's table {table}: {e}");
         }
     }

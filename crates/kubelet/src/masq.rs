@@ -10,7 +10,7 @@
 //! `crates/network`), whose rules are about the cluster CIDR: a node that
 //! runs the network deletes this table instead (see [`sync`]). Like
 //! flannel's and kube-proxy's rules, it stays on exit, so a restart does not
-//! cut the pods' outbound traffic; `delete_table` removes it.
+//! cut the pods' outbound traffic; `proxy::nft::delete_table` removes it.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -61,18 +61,11 @@ table ip {table} {{
 /// table masquerades, and one left from a run without it would masquerade
 /// pod-to-pod traffic across nodes). Blocking: it runs nft.
 pub fn sync(nft: &dyn Nft, table: &str, pod_cidr: Option<&str>) -> Result<()> {
-    let script = match pod_cidr {
-        Some(c) => render(table, c)?,
-        None => format!("add table ip {table}\ndelete table ip {table}\n"),
-    };
-    nft.apply(&script)
-        .map_err(|e| Error::Runtime(format!("the pods' masquerade table {table}: {e}")))
-}
-
-/// Remove the table (a missing one is fine): for tests and benchmarks
-/// that stop a node for good.
-pub fn delete_table(nft: &dyn Nft, table: &str) -> Result<()> {
-    sync(nft, table, None)
+    match pod_cidr {
+        Some(c) => nft.apply(&render(table, c)?),
+        None => proxy::nft::delete_table(nft, table),
+    }
+    .map_err(|e| Error::Runtime(format!("the pods' masquerade table {table}: {e}")))
 }
 
 #[cfg(test)]

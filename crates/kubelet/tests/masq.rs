@@ -273,8 +273,8 @@ fn pods_reach_outside_masqueraded_and_each_other_with_their_own_address() {
     assert!(lab.count("pa", "10.77.1.1") >= 2);
 
     // Removing it leaves nothing of ours, and the bystander as it was.
-    masq::delete_table(&nft, &table).unwrap();
-    masq::delete_table(&nft, &table).unwrap();
+    proxy::nft::delete_table(&nft, &table).unwrap();
+    proxy::nft::delete_table(&nft, &table).unwrap();
     assert!(lab.list_table("h", &table).is_none());
     assert!(!lab.list_tables("h").contains(&table));
     assert!(
