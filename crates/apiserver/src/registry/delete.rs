@@ -177,6 +177,7 @@ impl Registry {
                     .map_err(store_error)?
                 {
                     WriteOutcome::Committed { revision, .. } => {
+                        self.key_locks.forget(&key);
                         self.release_service_of(info, &obj).await;
                         let object = if returns_object(info) {
                             let mut o = obj;

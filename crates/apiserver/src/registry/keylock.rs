@@ -16,6 +16,14 @@
 //! the resourceVersion), which holds only if that write commits. So a write from elsewhere in between,
 //! or a failed commit, is never missed: the chained write fails and is
 //! retried from a fresh read.
+//!
+//! A writer with nobody waiting keeps its object for a while ([`Kept`]), so
+//! that the next write to the key, seconds later, starts from it instead of
+//! reading and decoding the stored bytes, as upstream's GuaranteedUpdate
+//! starts from the watch cache's copy. It is a guess, checked the same way:
+//! the write is conditional on the kept write's revision, and a stale guess
+//! costs one retry from a fresh read. The kept objects are bounded in count
+//! and in encoded size.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -119,6 +127,29 @@ pub fn has_waiters(turn: &Turn) -> bool {
 #[derive(Default)]
 pub struct KeyLocks {
     inner: Mutex<Inner>,
+    kept: Mutex<Kept>,
+}
+
+/// At most this many objects are kept after their writes ...
+pub const KEPT_OBJECTS: usize = 128;
+/// ... of at most this many encoded bytes in all; a bigger object is not
+/// kept at all.
+pub const KEPT_BYTES: usize = 1 << 20;
+
+/// The last writes of keys nobody was waiting for, newest kept longest.
+#[derive(Default)]
+pub struct Kept {
+    writes: HashMap<String, KeptWrite>,
+    bytes: usize,
+    seq: u64,
+}
+
+struct KeptWrite {
+    last: LastWrite,
+    /// Its encoded size, counted against [`KEPT_BYTES`].
+    size: usize,
+    /// When it was kept: the lowest goes first.
+    seq: u64,
 }
 
 #[derive(Default)]
@@ -147,6 +178,67 @@ impl KeyLocks {
             }
         };
         m.lock_owned().await
+    }
+
+    /// Keep the last write of `key` (its `size` encoded bytes) for the next
+    /// writer, in place of the one kept before. Call it holding the key's
+    /// turn, so that what is kept is the newest write this server made.
+    pub fn keep(&self, key: &str, last: LastWrite, size: usize) {
+        let mut evicted = Vec::new();
+        {
+            let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+            let k = &mut *kept;
+            if let Some(old) = k.writes.remove(key) {
+                k.bytes -= old.size;
+                evicted.push(old.last);
+            }
+            if size > KEPT_BYTES / 4 {
+                return;
+            }
+            k.seq += 1;
+            let seq = k.seq;
+            k.writes
+                .insert(key.to_string(), KeptWrite { last, size, seq });
+            k.bytes += size;
+            while k.writes.len() > KEPT_OBJECTS || k.bytes > KEPT_BYTES {
+                let Some(oldest) = k
+                    .writes
+                    .iter()
+                    .min_by_key(|(_, w)| w.seq)
+                    .map(|(key, _)| key.clone())
+                else {
+                    break;
+                };
+                if let Some(w) = k.writes.remove(&oldest) {
+                    k.bytes -= w.size;
+                    evicted.push(w.last);
+                }
+            }
+        }
+        // Objects are freed outside the lock.
+        drop(evicted);
+    }
+
+    /// The kept last write of `key`, taken: call it holding the key's turn.
+    pub fn take_kept(&self, key: &str) -> Option<LastWrite> {
+        let w = {
+            let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+            let w = kept.writes.remove(key)?;
+            kept.bytes -= w.size;
+            w
+        };
+        Some(w.last)
+    }
+
+    /// Drop the kept write of `key`, if any (it was deleted).
+    pub fn forget(&self, key: &str) {
+        drop(self.take_kept(key));
+    }
+
+    #[cfg(test)]
+    pub(crate) fn kept_count(&self) -> (usize, usize) {
+        let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        (kept.writes.len(), kept.bytes)
     }
 
     #[cfg(test)]
@@ -208,6 +300,49 @@ mod tests {
         assert_eq!(waiting.await.unwrap(), Some(7));
         // Nobody held the key since: the entry and its object are gone.
         assert!(locks.lock("a").await.is_none());
+    }
+
+    fn last(tag: &str) -> LastWrite {
+        LastWrite {
+            ticket: TicketSlot::Known(None),
+            chain: None,
+            object: Arc::new(Value::String(tag.into())),
+            managed: None,
+            durable: None,
+        }
+    }
+
+    #[test]
+    fn kept_writes_are_bounded_and_the_oldest_go_first() {
+        let locks = KeyLocks::default();
+        for i in 0..KEPT_OBJECTS + 10 {
+            locks.keep(&format!("k{i}"), last(&format!("w{i}")), 10);
+        }
+        assert_eq!(locks.kept_count(), (KEPT_OBJECTS, KEPT_OBJECTS * 10));
+        assert!(locks.take_kept("k0").is_none(), "the oldest went first");
+        let k10 = locks.take_kept("k10").expect("a newer one stays");
+        assert_eq!(*k10.object, Value::String("w10".into()));
+        assert!(locks.take_kept("k10").is_none(), "taken once");
+        // A key kept again replaces its older write and counts once.
+        locks.keep("k11", last("again"), 20);
+        assert_eq!(locks.kept_count(), (KEPT_OBJECTS - 1, KEPT_OBJECTS * 10));
+        assert_eq!(
+            *locks.take_kept("k11").unwrap().object,
+            Value::String("again".into())
+        );
+        // The byte bound: big objects push out old ones, and one too big to
+        // keep is not kept (nor is the key's older write).
+        let locks = KeyLocks::default();
+        locks.keep("a", last("a"), KEPT_BYTES / 4);
+        locks.keep("b", last("b"), KEPT_BYTES / 4);
+        locks.keep("c", last("c"), KEPT_BYTES / 4);
+        locks.keep("d", last("d"), KEPT_BYTES / 4);
+        locks.keep("e", last("e"), KEPT_BYTES / 4);
+        assert_eq!(locks.kept_count(), (4, KEPT_BYTES));
+        assert!(locks.take_kept("a").is_none());
+        locks.keep("b", last("huge"), KEPT_BYTES / 4 + 1);
+        assert!(locks.take_kept("b").is_none());
+        assert_eq!(locks.kept_count(), (3, 3 * (KEPT_BYTES / 4)));
     }
 
     #[tokio::test]

@@ -641,7 +641,15 @@ impl Registry {
             // write is chained on its ticket and fails if that one did not
             // commit or another write got in between. Else a read.
             // A write in a broken line is not built on.
-            let left = turn.as_mut().and_then(|t| t.take()).filter(|l| !l.doomed());
+            let mut left = turn.as_mut().and_then(|t| t.take()).filter(|l| !l.doomed());
+            // Else this server's last write of the key, kept since: a guess
+            // that the key has not changed, which must be confirmed before
+            // anything is answered without a write of its own.
+            let mut guessed = false;
+            if left.is_none() {
+                left = self.key_locks.take_kept(&key);
+                guessed = left.is_some();
+            }
             // The line of writes chained by id that this one continues.
             line = match left.as_ref().and_then(|l| l.chain.as_ref()) {
                 Some(c) => c.line.clone(),
@@ -710,6 +718,27 @@ impl Registry {
                     }
                 };
             }
+            // An answer without a write of this request's own (an error, a
+            // no-op, a dry run) is built on the stored object: a kept guess
+            // is checked against the store first, and if the key has
+            // changed since, it is read again, as upstream retries an
+            // error computed on its cached object.
+            macro_rules! current {
+                () => {
+                    if guessed {
+                        resolved!();
+                        let now = self
+                            .store
+                            .mod_revision(key.as_bytes())
+                            .await
+                            .map_err(store_error)?;
+                        if now != Some(mod_revision) {
+                            tracing::debug!(key = %key, "kept object is stale; reading again");
+                            continue;
+                        }
+                    }
+                };
+            }
             // The change sees the object's resourceVersion where it may
             // matter: a pinned version, or a change that reads it.
             if wanted_rv.is_some() || checked.reads_version {
@@ -717,6 +746,10 @@ impl Registry {
             }
             if let Some(rv) = wanted_rv {
                 if rv != mod_revision {
+                    // A kept guess may just be stale.
+                    if guessed {
+                        continue;
+                    }
                     return Err(ApiError::conflict(
                         info.group_resource(),
                         name,
@@ -727,7 +760,13 @@ impl Registry {
             if track == Track::Precomputed {
                 checked.put_managed(base.as_mut().and_then(|b| b.managed.take()));
             }
-            let mut new = change(&old)?;
+            let mut new = match change(&old) {
+                Ok(new) => new,
+                Err(e) => {
+                    current!();
+                    return Err(e);
+                }
+            };
             check_type(info, &mut new)?;
             if rp.info.namespaced {
                 metadata_mut(&mut new).insert(
@@ -800,11 +839,13 @@ impl Registry {
             let type_error = checked.take().unwrap_or_else(|| strat.decode(&new).error);
             let errs = strategy::with_type_error(errs, type_error);
             if !errs.is_empty() {
+                current!();
                 return Err(invalid(info, &new, &errs));
             }
             // Nothing changed: no write, the stored version stands.
             if same_but_volatile(&new, &old) && crate::apply::same_ignoring_time(&new, &old) {
                 base_committed!();
+                current!();
                 return Ok(WriteResult {
                     raw: None,
                     object: Arc::unwrap_or_clone(old).into(),
@@ -835,6 +876,7 @@ impl Registry {
             if deleting && no_finalizers && !graceful_pod && !namespace_pending {
                 base_committed!();
                 if opts.dry_run {
+                    current!();
                     return Ok(WriteResult {
                         raw: None,
                         object: new.into(),
@@ -844,6 +886,7 @@ impl Registry {
                 }
                 return match self.store.delete(key.as_bytes(), mod_revision).await.map_err(store_error)? {
                     WriteOutcome::Committed { revision, .. } => {
+                        self.key_locks.forget(&key);
                         self.release_service_of(info, &new).await;
                         Ok(WriteResult { object: served(new, revision).into(), code: 200, warnings, raw: None })
                     }
@@ -853,6 +896,7 @@ impl Registry {
             }
             if opts.dry_run {
                 base_committed!();
+                current!();
                 return Ok(WriteResult {
                     raw: None,
                     object: served(new, mod_revision).into(),
@@ -860,9 +904,16 @@ impl Registry {
                     warnings,
                 });
             }
-            let allocated = self
+            let allocated = match self
                 .allocate_service(info, &key, &mut new, Some(&old))
-                .await?;
+                .await
+            {
+                Ok(a) => a,
+                Err(e) => {
+                    current!();
+                    return Err(e);
+                }
+            };
             let (bytes, prepared) = self.encode(info, &key, &new)?;
             if bytes.len() > store::MAX_VALUE_BYTES {
                 self.unexpect(&prepared);
@@ -898,6 +949,7 @@ impl Registry {
                     None => unreachable!("a write without a read has a precondition"),
                 },
             };
+            let size = bytes.len();
             let op = WriteOp::Put {
                 key: key.as_bytes().to_vec(),
                 value: bytes,
@@ -945,18 +997,24 @@ impl Registry {
                 let _ = tx.send(applied);
             }
             if let Some(ticket) = applied {
-                // A writer that came while this one was being applied.
+                // The object for a writer that came while this one was
+                // being applied, or else kept for the next one.
                 if let Some(t) = turn.as_mut() {
-                    if prepared.is_some() && keylock::has_waiters(t) {
+                    if prepared.is_some() {
                         let (tx, rx) = tokio::sync::oneshot::channel();
                         tell = Some(tx);
-                        **t = Some(keylock::LastWrite {
+                        let last = keylock::LastWrite {
                             ticket: keylock::TicketSlot::Known(Some(ticket)),
                             chain: None,
                             object: Arc::clone(&new),
                             managed: managed.take(),
                             durable: Some(rx),
-                        });
+                        };
+                        if keylock::has_waiters(t) {
+                            **t = Some(last);
+                        } else {
+                            self.key_locks.keep(&key, last, size);
+                        }
                     }
                 }
                 turn = None;
@@ -1195,8 +1253,9 @@ impl Registry {
         let key = info.key(namespace, name);
         let mut turn = self.key_locks.lock(&key).await;
         // A write handed over before it was durable: let it land first, so
-        // the read below sees it (not a wasted compare-and-swap).
-        if let Some(mut last) = turn.take() {
+        // the read below sees it (not a wasted compare-and-swap). A kept
+        // one is dropped: this write makes it stale.
+        if let Some(mut last) = turn.take().or_else(|| self.key_locks.take_kept(&key)) {
             last.committed().await;
         }
         loop {

@@ -270,6 +270,193 @@ async fn a_left_object_is_used_only_at_its_revision() {
     assert!(out["data"].get("stale").is_none(), "{}", out["data"]);
 }
 
+/// A write nobody waited for keeps its object for the next writer of the
+/// key, which starts from it only while the store still holds that write:
+/// a write from elsewhere is never lost, and nothing is answered from a
+/// stale kept object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_object_is_used_only_while_the_key_is_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn store::Store> = Arc::new(
+        store::SqliteStore::open(dir.path().join("db"), Default::default())
+            .await
+            .unwrap(),
+    );
+    let cache = crate::cache::WatchCache::start(store.clone())
+        .await
+        .unwrap();
+    let services = crate::alloc::ServiceAllocator::new(store.clone(), "10.43.0.0/16").unwrap();
+    let reg = Arc::new(Registry::new(store.clone(), cache, services));
+    let opts = WriteOptions::default();
+    reg.create(
+        &path("namespaces", None, None),
+        json!({"metadata": {"name": "d"}}),
+        &opts,
+    )
+    .await
+    .unwrap();
+    reg.create(
+        &path("configmaps", Some("d"), None),
+        json!({"metadata": {"name": "c"}, "data": {"a": "1"}}),
+        &opts,
+    )
+    .await
+    .unwrap();
+    let key = "/registry/core/configmaps/d/c";
+    let cm = || path("configmaps", Some("d"), Some("c"));
+    let patch = |body: Value, opts: WriteOptions| {
+        let reg = reg.clone();
+        async move {
+            reg.patch(&cm(), PatchType::Merge, body.to_string().as_bytes(), &opts)
+                .await
+                .map(|w| w.object.into_value())
+        }
+    };
+    // Mark the kept object, so that an answer shows whether it was used.
+    let mark = |k: &'static str| {
+        let mut last = reg
+            .key_locks
+            .take_kept(key)
+            .expect("the last write is kept");
+        Arc::make_mut(&mut last.object)["data"][k] = json!("kept");
+        reg.key_locks.keep(key, last, 100);
+    };
+    // A write from elsewhere (another server), straight to the store.
+    let elsewhere = |k: &'static str| {
+        let store = store.clone();
+        async move {
+            let (kv, _) = store.get(key.as_bytes()).await.unwrap();
+            let kv = kv.unwrap();
+            let mut obj: Value = serde_json::from_slice(&kv.value).unwrap();
+            obj["data"][k] = json!("elsewhere");
+            match store
+                .update(
+                    key.as_bytes(),
+                    kv.mod_revision,
+                    Bytes::from(obj.to_string()),
+                    None,
+                )
+                .await
+                .unwrap()
+            {
+                store::WriteOutcome::Committed { revision, .. } => revision,
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+
+    patch(json!({"data": {"b": "x"}}), WriteOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(reg.key_locks.kept_count().0, 1);
+    // Unchanged since: the next patch starts from the kept object.
+    mark("used");
+    let out = patch(json!({"data": {"c": "x"}}), WriteOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        out["data"],
+        json!({"a": "1", "b": "x", "c": "x", "used": "kept"})
+    );
+
+    // Changed elsewhere: the patch is applied to the stored object.
+    mark("stale");
+    elsewhere("other").await;
+    let out = patch(json!({"data": {"d": "x"}}), WriteOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(out["data"]["other"], "elsewhere");
+    assert_eq!(out["data"]["d"], "x");
+    assert!(out["data"].get("stale").is_none(), "{}", out["data"]);
+
+    // A patch that changes nothing answers with the stored object, not
+    // with a kept one that went stale.
+    mark("stale");
+    let rev = elsewhere("other2").await;
+    let out = patch(json!({"data": {"d": "x"}}), WriteOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(out["data"]["other2"], "elsewhere");
+    assert!(out["data"].get("stale").is_none(), "{}", out["data"]);
+    assert_eq!(out["metadata"]["resourceVersion"], json!(rev.to_string()));
+
+    // So does a dry run.
+    let (kv, _) = store.get(key.as_bytes()).await.unwrap();
+    let stored: Value = serde_json::from_slice(&kv.unwrap().value).unwrap();
+    let mut last = keylock::LastWrite {
+        ticket: keylock::TicketSlot::Known(Some(store::Ticket {
+            revision: rev,
+            epoch: 0,
+        })),
+        chain: None,
+        object: Arc::new(stored),
+        managed: None,
+        durable: None,
+    };
+    Arc::make_mut(&mut last.object)["data"]["stale"] = json!("kept");
+    reg.key_locks.keep(key, last, 100);
+    let rev = elsewhere("other3").await;
+    let dry = WriteOptions {
+        dry_run: true,
+        ..WriteOptions::default()
+    };
+    let out = patch(json!({"data": {"e": "x"}}), dry).await.unwrap();
+    assert_eq!(out["data"]["other3"], "elsewhere");
+    assert!(out["data"].get("stale").is_none(), "{}", out["data"]);
+
+    // A patch pinned to the stored version is not refused because a kept
+    // object is older.
+    patch(json!({"data": {"f": "x"}}), WriteOptions::default())
+        .await
+        .unwrap();
+    mark("stale");
+    let rev = elsewhere("other4").await;
+    let out = patch(
+        json!({"metadata": {"resourceVersion": rev.to_string()}, "data": {"g": "x"}}),
+        WriteOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (&out["data"]["g"], &out["data"]["other4"]),
+        (&json!("x"), &json!("elsewhere"))
+    );
+    assert!(out["data"].get("stale").is_none(), "{}", out["data"]);
+    // A stale pin is still a conflict.
+    let err = patch(
+        json!({"metadata": {"resourceVersion": rev.to_string()}, "data": {"h": "x"}}),
+        WriteOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code, 409);
+
+    // An error computed on a stale kept object is not answered: a JSON
+    // patch testing a value set elsewhere succeeds.
+    patch(json!({"data": {"h": "x"}}), WriteOptions::default())
+        .await
+        .unwrap();
+    mark("stale");
+    elsewhere("other5").await;
+    let ops = json!([
+        {"op": "test", "path": "/data/other5", "value": "elsewhere"},
+        {"op": "add", "path": "/data/i", "value": "x"},
+    ]);
+    let out = reg
+        .patch(&cm(), PatchType::Json, ops.to_string().as_bytes(), &opts)
+        .await
+        .unwrap()
+        .object
+        .into_value();
+    assert_eq!(out["data"]["i"], "x");
+    assert!(out["data"].get("stale").is_none(), "{}", out["data"]);
+
+    // Deleting the object drops what was kept of it.
+    assert_eq!(reg.key_locks.kept_count().0, 1);
+    reg.delete(&cm(), &Default::default()).await.unwrap();
+    assert_eq!(reg.key_locks.kept_count().0, 0);
+}
+
 /// Patches queued on one key start from the object the previous one
 /// committed (not decoded again): none may be lost, each response holds
 /// its own change, and the last response is what the store holds.
