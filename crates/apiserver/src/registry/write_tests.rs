@@ -402,6 +402,7 @@ async fn a_kept_object_is_used_only_while_the_key_is_unchanged() {
     };
     let out = patch(json!({"data": {"e": "x"}}), dry).await.unwrap();
     assert_eq!(out["data"]["other3"], "elsewhere");
+    assert_eq!(out["metadata"]["resourceVersion"], json!(rev.to_string()));
     assert!(out["data"].get("stale").is_none(), "{}", out["data"]);
 
     // A patch pinned to the stored version is not refused because a kept
