@@ -13,10 +13,8 @@ fn path(plural: &str, ns: Option<&str>, name: Option<&str>) -> ResourcePath {
     }
 }
 
-/// The object a writer leaves is used only while the store still holds
-/// its revision: a write from elsewhere in between is not lost.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_left_object_is_used_only_at_its_revision() {
+/// A registry on a fresh SQLite store, with its temporary directory.
+async fn registry() -> (tempfile::TempDir, Arc<dyn store::Store>, Arc<Registry>) {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn store::Store> = Arc::new(
         store::SqliteStore::open(dir.path().join("db"), Default::default())
@@ -28,6 +26,11 @@ async fn a_left_object_is_used_only_at_its_revision() {
         .unwrap();
     let services = crate::alloc::ServiceAllocator::new(store.clone(), "10.43.0.0/16").unwrap();
     let reg = Arc::new(Registry::new(store.clone(), cache, services));
+    (dir, store, reg)
+}
+
+/// Namespace `d` and in it ConfigMap `c` with `data`; returns the created map.
+async fn configmap_c(reg: &Registry, data: Value) -> Value {
     let opts = WriteOptions::default();
     reg.create(
         &path("namespaces", None, None),
@@ -36,16 +39,23 @@ async fn a_left_object_is_used_only_at_its_revision() {
     )
     .await
     .unwrap();
-    let created = reg
-        .create(
-            &path("configmaps", Some("d"), None),
-            json!({"metadata": {"name": "c"}, "data": {"a": "1"}}),
-            &opts,
-        )
-        .await
-        .unwrap()
-        .object
-        .into_value();
+    reg.create(
+        &path("configmaps", Some("d"), None),
+        json!({"metadata": {"name": "c"}, "data": data}),
+        &opts,
+    )
+    .await
+    .unwrap()
+    .object
+    .into_value()
+}
+
+/// The object a writer leaves is used only while the store still holds
+/// its revision: a write from elsewhere in between is not lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_left_object_is_used_only_at_its_revision() {
+    let (_dir, store, reg) = registry().await;
+    let created = configmap_c(&reg, json!({"a": "1"})).await;
     let key = "/registry/core/configmaps/d/c";
     let patch = |reg: Arc<Registry>, k: &'static str| async move {
         reg.patch(
@@ -276,32 +286,9 @@ async fn a_left_object_is_used_only_at_its_revision() {
 /// stale kept object.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kept_object_is_used_only_while_the_key_is_unchanged() {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn store::Store> = Arc::new(
-        store::SqliteStore::open(dir.path().join("db"), Default::default())
-            .await
-            .unwrap(),
-    );
-    let cache = crate::cache::WatchCache::start(store.clone())
-        .await
-        .unwrap();
-    let services = crate::alloc::ServiceAllocator::new(store.clone(), "10.43.0.0/16").unwrap();
-    let reg = Arc::new(Registry::new(store.clone(), cache, services));
+    let (_dir, store, reg) = registry().await;
     let opts = WriteOptions::default();
-    reg.create(
-        &path("namespaces", None, None),
-        json!({"metadata": {"name": "d"}}),
-        &opts,
-    )
-    .await
-    .unwrap();
-    reg.create(
-        &path("configmaps", Some("d"), None),
-        json!({"metadata": {"name": "c"}, "data": {"a": "1"}}),
-        &opts,
-    )
-    .await
-    .unwrap();
+    configmap_c(&reg, json!({"a": "1"})).await;
     let key = "/registry/core/configmaps/d/c";
     let cm = || path("configmaps", Some("d"), Some("c"));
     let patch = |body: Value, opts: WriteOptions| {
@@ -463,32 +450,8 @@ async fn a_kept_object_is_used_only_while_the_key_is_unchanged() {
 /// its own change, and the last response is what the store holds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn queued_patches_of_one_object_lose_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn store::Store> = Arc::new(
-        store::SqliteStore::open(dir.path().join("db"), Default::default())
-            .await
-            .unwrap(),
-    );
-    let cache = crate::cache::WatchCache::start(store.clone())
-        .await
-        .unwrap();
-    let services = crate::alloc::ServiceAllocator::new(store.clone(), "10.43.0.0/16").unwrap();
-    let reg = Arc::new(Registry::new(store.clone(), cache, services));
-    let opts = WriteOptions::default();
-    reg.create(
-        &path("namespaces", None, None),
-        json!({"metadata": {"name": "d"}}),
-        &opts,
-    )
-    .await
-    .unwrap();
-    reg.create(
-        &path("configmaps", Some("d"), None),
-        json!({"metadata": {"name": "c"}, "data": {"seed": "x"}}),
-        &opts,
-    )
-    .await
-    .unwrap();
+    let (_dir, store, reg) = registry().await;
+    configmap_c(&reg, json!({"seed": "x"})).await;
     let (clients, each) = (12, 15);
     let mut tasks = Vec::new();
     for t in 0..clients {
