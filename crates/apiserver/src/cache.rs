@@ -252,6 +252,9 @@ pub struct Prepared {
     info: &'static ResourceInfo,
     slotted: Slotted,
     index: Index,
+    /// The served JSON at the revision the write committed at, built once
+    /// for both the client and the cache's entry.
+    stamped: std::sync::OnceLock<(i64, stamp::Stamped)>,
 }
 
 impl Prepared {
@@ -271,6 +274,7 @@ impl Prepared {
             info,
             slotted,
             index,
+            stamped: std::sync::OnceLock::new(),
         })
     }
 
@@ -281,13 +285,26 @@ impl Prepared {
 
     /// The JSON as served once committed at `rev`.
     pub fn stamp(&self, rev: i64) -> Bytes {
-        self.slotted.stamp(rev).raw
+        self.stamped(rev).raw
     }
 
     fn entry(&self, rev: i64) -> Entry {
         self.index
             .clone()
-            .entry(&self.key, self.info, rev, self.slotted.stamp(rev))
+            .entry(&self.key, self.info, rev, self.stamped(rev))
+    }
+
+    /// The served copy at `rev`, shared with whoever asked for it before.
+    fn stamped(&self, rev: i64) -> stamp::Stamped {
+        match self.stamped.get() {
+            Some((r, s)) if *r == rev => s.clone(),
+            Some(_) => self.slotted.stamp(rev),
+            None => {
+                let s = self.slotted.stamp(rev);
+                let _ = self.stamped.set((rev, s.clone()));
+                s
+            }
+        }
     }
 }
 
@@ -671,6 +688,23 @@ mod tests {
             "spec": {"containers": [{"name": "c", "image": image}]},
         });
         Arc::new(Prepared::new(info, key, &obj).unwrap())
+    }
+
+    /// The client and the cache's entry share one served copy; another
+    /// revision gets its own.
+    #[test]
+    fn the_served_copy_is_built_once_per_revision() {
+        let p = prepared("/registry/core/pods/default/p", "i");
+        let answer = p.stamp(7);
+        let entry = p.entry(7);
+        assert_eq!(answer, entry.raw);
+        assert_eq!(answer.as_ptr(), entry.raw.as_ptr(), "one copy");
+        let v: Value = serde_json::from_slice(&entry.raw).unwrap();
+        assert_eq!(v["metadata"]["resourceVersion"], "7");
+        let other = p.stamp(8);
+        let v: Value = serde_json::from_slice(&other).unwrap();
+        assert_eq!(v["metadata"]["resourceVersion"], "8");
+        assert_eq!(&entry.raw[entry.rv_span.unwrap()], b"7");
     }
 
     fn queued(c: &WatchCache, key: &str) -> usize {
