@@ -96,10 +96,10 @@ def test_unknown_default_runtime_is_a_startup_error():
     d = tempfile.mkdtemp(prefix="wharf-e2e-runtime-")
     s = Server(d, agent=True, extra_args=["--default-runtime", "kata"])
     try:
-        with pytest.raises(RuntimeError) as e:
+        with pytest.raises(RuntimeError, match="exited with 1"):
             s.start(timeout=30)
-        assert 'unknown --default-runtime "kata"' in str(e.value), e.value
-        assert "runc" in str(e.value)
+        log = s.log.read_text()
+        assert 'unknown --default-runtime "kata": this node\'s containerd has runc' in log, log
         # Nothing was started: no containerd directory.
         assert not (Path(d) / "agent" / "containerd").exists()
     finally:
