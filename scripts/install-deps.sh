@@ -7,11 +7,13 @@ set -euo pipefail
 # sandbox image's and the tests' rootfs), iproute2, nftables and iptables (the
 # bridge plugin's ipMasq and portmap use iptables-nft) are what the
 # kubelet runs pods with; conntrack (conntrack-tools) lets the service proxy
-# clear stale UDP flows; protobuf-compiler builds the CRI client.
+# clear stale UDP flows; protobuf-compiler builds the CRI client. crun is
+# the alternative OCI runtime wharf's containerd gets when it is found
+# (`--default-runtime crun`; tests/e2e/test_kubelet_crun.py).
 # docker-registry, skopeo (pushes test images) and apache2-utils (htpasswd)
 # are the real registry the image-pull tests use.
 APT_PACKAGES=(etcd-server etcd-client protobuf-compiler pkg-config build-essential
-  containerd runc containernetworking-plugins busybox-static iproute2 nftables iptables conntrack
+  containerd runc crun containernetworking-plugins busybox-static iproute2 nftables iptables conntrack
   docker-registry skopeo apache2-utils)
 
 missing=()

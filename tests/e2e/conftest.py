@@ -32,8 +32,11 @@ def free_port():
 class Server:
     """A wharf server process with its own data directory."""
 
-    def __init__(self, data_dir, port=None, extra_args=(), agent=False):
+    def __init__(self, data_dir, port=None, extra_args=(), agent=False, prefix=()):
         self.data_dir = Path(data_dir)
+        # A command the server runs under (e.g. `unshare ...`), which must
+        # exec it so that the PID stays the server's.
+        self.prefix = list(prefix)
         # Without the agent no kubelet (and no containerd) runs: the suite
         # stays fast and touches nothing on the host. test_kubelet.py wants one.
         self.agent = agent
@@ -45,7 +48,7 @@ class Server:
 
     def start(self, timeout=60):
         args = [
-            WHARF, "server",
+            *self.prefix, WHARF, "server",
             "--data-dir", str(self.data_dir),
             "--https-listen-port", str(self.port),
             "--bind-address", "127.0.0.1",

@@ -199,14 +199,15 @@ def wait_for(what, fn, timeout=60, every=0.5):
 
 
 @contextlib.contextmanager
-def kubelet_node(node, extra_args=(), before_start=None, import_image=True, proxy_table=None):
+def kubelet_node(node, extra_args=(), before_start=None, import_image=True, proxy_table=None, prefix=()):
     """Yield (server, kubectl, data_dir) of a Ready node named `node`.
     `before_start(data_dir)` runs before the server starts; with
     `import_image`, the busybox test image is imported as IMAGE. Unless
     the caller passes its own `--private-registry`, the node mirrors
     docker.io to mirror_registry(), where HUB_IMAGE is. With
     `proxy_table`, the node is a NodeServer on the host's address running
-    its proxy (with that nft table, removed at the end) and its DNS."""
+    its proxy (with that nft table, removed at the end) and its DNS.
+    `prefix`: a command the server runs under, which execs it."""
     if subprocess.run(["which", "containerd"], capture_output=True).returncode != 0:
         pytest.fail("containerd is not installed: run scripts/install-deps.sh")
     d = tempfile.mkdtemp(prefix=f"wharf-{node}-")
@@ -226,7 +227,7 @@ def kubelet_node(node, extra_args=(), before_start=None, import_image=True, prox
     if proxy_table:
         s = NodeServer(d, [*args, "--proxy-table-name", proxy_table], host_ip())
     else:
-        s = Server(d, agent=True, extra_args=args)
+        s = Server(d, agent=True, extra_args=args, prefix=prefix)
     sock = Path(d) / "agent" / "containerd" / "containerd.sock"
     try:
         if before_start:

@@ -80,6 +80,8 @@ pub struct KubeletBenchConfig {
     pub paced_pods: usize,
     /// Creates per second of the paced phase.
     pub paced_rate: f64,
+    /// The kubelet's `--default-runtime` (`None`: its default, runc).
+    pub runtime: Option<String>,
 }
 
 impl Default for KubeletBenchConfig {
@@ -94,6 +96,7 @@ impl Default for KubeletBenchConfig {
             cycles: 0,
             paced_pods: 100,
             paced_rate: 4.0,
+            runtime: None,
         }
     }
 }
@@ -318,6 +321,11 @@ impl fmt::Display for KubeletReport {
             c.rss_pods,
             c.pods
         )?;
+        writeln!(
+            f,
+            "OCI runtime: {} (the kubelet's containerd default).",
+            c.runtime.as_deref().unwrap_or("runc")
+        )?;
         if self.paced.is_some() {
             writeln!(
                 f,
@@ -392,7 +400,7 @@ pub async fn run_kubelet_bench(
                 .parent()
                 .ok_or_else(|| anyhow!("the server log has no directory"))?
                 .to_path_buf();
-            let mut node = Node::start(wharf_exe, server, &dir)?;
+            let mut node = Node::start(wharf_exe, server, &dir, cfg.runtime.as_deref())?;
             let r = measure(client, server, &mut node, cfg, &image).await;
             node.stop(client).await;
             if let Some(to) = &kept {
@@ -740,7 +748,7 @@ struct Node {
 }
 
 impl Node {
-    fn start(wharf_exe: &Path, server: &Server, dir: &Path) -> Result<Node> {
+    fn start(wharf_exe: &Path, server: &Server, dir: &Path, runtime: Option<&str>) -> Result<Node> {
         let data_dir = dir.join("kubelet");
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("creating {}", data_dir.display()))?;
@@ -755,6 +763,7 @@ impl Node {
             .args(["--node-name", NODE])
             .arg("--data-dir")
             .arg(&data_dir)
+            .args(runtime.iter().flat_map(|r| ["--default-runtime", r]))
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err));

@@ -78,6 +78,154 @@ fn cap_from_status(status: &str, bit: u32) -> bool {
         .is_some_and(|caps| caps & (1 << bit) != 0)
 }
 
+/// The name of the runtime every containerd of wharf has (the default
+/// unless `--default-runtime` says otherwise, as in k3s).
+pub const RUNC: &str = "runc";
+/// The name of the runtime added when a `crun` binary is found.
+pub const CRUN: &str = "crun";
+
+/// The OCI runtimes wharf's containerd is configured with: `runc` always
+/// (containerd finds it on its PATH), `crun` when its binary was found and
+/// can run containers here, as k3s adds the alternative runtimes it
+/// detects; and which one runs pods that ask for none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Runtimes {
+    /// containerd's `default_runtime_name`.
+    pub default: String,
+    /// The `crun` binary, if the `crun` runtime is configured.
+    pub crun: Option<PathBuf>,
+}
+
+impl Default for Runtimes {
+    fn default() -> Self {
+        Runtimes {
+            default: RUNC.into(),
+            crun: None,
+        }
+    }
+}
+
+/// What the host offers for the `crun` runtime.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CrunProbe {
+    /// No `crun` on the PATH.
+    Missing,
+    /// Found, and the host's cgroups suit it.
+    Usable(PathBuf),
+    /// Found, but it would refuse every container here (the reason).
+    Unusable(PathBuf, String),
+}
+
+impl CrunProbe {
+    /// Look for `crun` on the PATH and check the host's cgroup layout.
+    pub fn detect() -> CrunProbe {
+        let Some(path) = find_in_path(CRUN) else {
+            return CrunProbe::Missing;
+        };
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        match crun_blocker(&mountinfo, || {
+            std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers").unwrap_or_default()
+        }) {
+            None => CrunProbe::Usable(path),
+            Some(reason) => CrunProbe::Unusable(path, reason),
+        }
+    }
+}
+
+impl Runtimes {
+    /// The runtimes of this host, with `default` (`--default-runtime`;
+    /// `None`: runc) as the default. A name that is not configured is an
+    /// error that says why.
+    pub fn detect(default: Option<&str>) -> Result<Runtimes> {
+        let r = Self::resolve(default, CrunProbe::detect())?;
+        tracing::info!(default = %r.default, crun = ?r.crun, "containerd runtimes");
+        Ok(r)
+    }
+
+    /// [`Runtimes::detect`] with what the host offers already probed.
+    pub fn resolve(default: Option<&str>, crun: CrunProbe) -> Result<Runtimes> {
+        let crun = match crun {
+            CrunProbe::Missing => None,
+            CrunProbe::Usable(p) => Some(p),
+            CrunProbe::Unusable(p, reason) => {
+                if default == Some(CRUN) {
+                    return Err(Error::Runtime(format!(
+                        "--default-runtime {CRUN}: {} cannot run containers on this host: {reason}",
+                        p.display()
+                    )));
+                }
+                tracing::warn!(crun = %p.display(), %reason, "crun found but not configured: it cannot run containers on this host");
+                None
+            }
+        };
+        let r = Runtimes {
+            default: default.unwrap_or(RUNC).to_string(),
+            crun,
+        };
+        if !r.names().contains(&r.default.as_str()) {
+            let hint = if r.default == CRUN {
+                " (no crun binary on the PATH: install crun)"
+            } else {
+                ""
+            };
+            return Err(Error::Runtime(format!(
+                "unknown --default-runtime {:?}: this node's containerd has {}{hint}",
+                r.default,
+                r.names().join(", ")
+            )));
+        }
+        Ok(r)
+    }
+
+    /// The configured runtimes' names (the RuntimeClass handlers this node
+    /// serves).
+    pub fn names(&self) -> Vec<&str> {
+        let mut n = vec![RUNC];
+        if self.crun.is_some() {
+            n.push(CRUN);
+        }
+        n
+    }
+}
+
+fn find_in_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// Why crun cannot run containers with these mounts, if it cannot: crun
+/// refuses the hybrid cgroup layout (v1 controllers, a cgroup2 mount at
+/// `/sys/fs/cgroup/unified`) once any controller is attached to the v2
+/// hierarchy ("cgroups in hybrid mode not supported, drop all controllers
+/// from cgroupv2"). `controllers` reads the v2 root's `cgroup.controllers`.
+fn crun_blocker(mountinfo: &str, controllers: impl FnOnce() -> String) -> Option<String> {
+    let fs_at = |point: &str| {
+        mountinfo.lines().rev().find_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            (pre.split(' ').nth(4)? == point)
+                .then(|| post.split(' ').next().unwrap_or("").to_string())
+        })
+    };
+    if fs_at("/sys/fs/cgroup").as_deref() == Some("cgroup2")
+        || fs_at("/sys/fs/cgroup/unified").as_deref() != Some("cgroup2")
+    {
+        return None;
+    }
+    let c = controllers();
+    let c = c.trim();
+    (!c.is_empty()).then(|| {
+        format!(
+            "the cgroups are hybrid (v1 plus /sys/fs/cgroup/unified) and the v2 hierarchy holds \
+             controllers ({c}), which crun refuses; mount them on v1 hierarchies or boot with \
+             the unified (v2-only) layout"
+        )
+    })
+}
+
 /// containerd's config for this layout. `restrict_oom` clamps negative
 /// oom_score_adj values (needed without CAP_SYS_RESOURCE); `registry_auth`
 /// is [`Registries::auth_toml`](crate::registries::Registries::auth_toml).
@@ -86,6 +234,7 @@ pub fn config_toml(
     sandbox_image: &str,
     restrict_oom: bool,
     registry_auth: &str,
+    runtimes: &Runtimes,
 ) -> String {
     let d = layout.dir.display();
     let q = |p: &Path| {
@@ -119,13 +268,13 @@ state = "{d}/state"
     stream_server_port = "0"
     [plugins."io.containerd.grpc.v1.cri".containerd]
       snapshotter = "overlayfs"
-      default_runtime_name = "runc"
+      default_runtime_name = "{default}"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
         runtime_type = "io.containerd.runc.v2"
         [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
           SystemdCgroup = false
           Root = "{d}/runc"
-    [plugins."io.containerd.grpc.v1.cri".cni]
+{crun}    [plugins."io.containerd.grpc.v1.cri".cni]
       bin_dir = "{bin}"
       conf_dir = "{conf}"
       max_conf_num = 1
@@ -134,6 +283,21 @@ state = "{d}/state"
 {registry_auth}"#,
         bin = CNI_BIN_DIR,
         conf = q(&layout.cni_conf_dir),
+        default = runtimes.default,
+        crun = match &runtimes.crun {
+            // The same shim, calling crun instead of runc.
+            Some(bin) => format!(
+                r#"      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{CRUN}]
+        runtime_type = "io.containerd.runc.v2"
+        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{CRUN}.options]
+          BinaryName = "{bin}"
+          SystemdCgroup = false
+          Root = "{d}/crun"
+"#,
+                bin = q(bin)
+            ),
+            None => String::new(),
+        },
     )
 }
 
@@ -149,14 +313,22 @@ pub struct Containerd {
 impl Containerd {
     /// Write the config, start containerd and wait until its socket answers.
     pub async fn start(layout: Layout, sandbox_image: &str) -> Result<Containerd> {
-        Self::start_with(layout, sandbox_image, &Registries::default()).await
+        Self::start_with(
+            layout,
+            sandbox_image,
+            &Registries::default(),
+            &Runtimes::default(),
+        )
+        .await
     }
 
-    /// [`Containerd::start`] with the registries file's mirrors and credentials.
+    /// [`Containerd::start`] with the registries file's mirrors and
+    /// credentials, and these runtimes.
     pub async fn start_with(
         layout: Layout,
         sandbox_image: &str,
         registries: &Registries,
+        runtimes: &Runtimes,
     ) -> Result<Containerd> {
         let io = |what: String| move |source| Error::Io { what, source };
         std::fs::create_dir_all(&layout.dir)
@@ -169,7 +341,13 @@ impl Containerd {
             .map_err(io(format!("writing {}", layout.certs_d().display())))?;
         std::fs::write(
             layout.config(),
-            config_toml(&layout, sandbox_image, restrict, &registries.auth_toml()),
+            config_toml(
+                &layout,
+                sandbox_image,
+                restrict,
+                &registries.auth_toml(),
+                runtimes,
+            ),
         )
         .map_err(io(format!("writing {}", layout.config().display())))?;
         kill_stale(&layout);
@@ -373,12 +551,95 @@ mod tests {
     #[test]
     fn config_keeps_everything_under_the_data_dir() {
         let l = Layout::new(Path::new("/d"));
-        let c = config_toml(&l, "localhost/pause:1", true, "");
+        let c = config_toml(&l, "localhost/pause:1", true, "", &Runtimes::default());
         assert!(c.contains("root = \"/d/agent/containerd/root\""));
         assert!(c.contains("Root = \"/d/agent/containerd/runc\""));
         assert!(c.contains("restrict_oom_score_adj = true"));
         assert!(c.contains("conf_dir = \"/d/agent/cni/net.d\""));
         assert!(c.contains("netns_mounts_under_state_dir = true"));
-        assert!(config_toml(&l, "p", false, "").contains("restrict_oom_score_adj = false"));
+        assert!(config_toml(&l, "p", false, "", &Runtimes::default())
+            .contains("restrict_oom_score_adj = false"));
+        assert!(c.contains("default_runtime_name = \"runc\""));
+        assert!(
+            !c.contains("crun"),
+            "no crun runtime without a crun binary:\n{c}"
+        );
+    }
+
+    #[test]
+    fn config_with_crun_adds_a_runtime_of_the_same_shim() {
+        let l = Layout::new(Path::new("/d"));
+        let rt = Runtimes {
+            default: CRUN.into(),
+            crun: Some("/usr/bin/crun".into()),
+        };
+        let c = config_toml(&l, "p", true, "", &rt);
+        assert!(c.contains("default_runtime_name = \"crun\""), "{c}");
+        let table = c
+            .split("[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.crun]")
+            .nth(1)
+            .expect("a crun runtime table");
+        assert!(table.contains("runtime_type = \"io.containerd.runc.v2\""));
+        assert!(table
+            .contains("[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.crun.options]"));
+        assert!(table.contains("BinaryName = \"/usr/bin/crun\""));
+        assert!(table.contains("Root = \"/d/agent/containerd/crun\""));
+        assert!(table.contains("SystemdCgroup = false"));
+        // runc stays configured, with its own state directory.
+        assert!(c.contains("[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]"));
+        assert!(c.contains("Root = \"/d/agent/containerd/runc\""));
+    }
+
+    #[test]
+    fn default_runtime_must_be_configured() {
+        let crun = || CrunProbe::Usable("/usr/bin/crun".into());
+        assert_eq!(
+            Runtimes::resolve(None, CrunProbe::Missing).unwrap(),
+            Runtimes::default()
+        );
+        let r = Runtimes::resolve(None, crun()).unwrap();
+        assert_eq!(r.default, "runc");
+        assert_eq!(r.names(), ["runc", "crun"]);
+        let r = Runtimes::resolve(Some("crun"), crun()).unwrap();
+        assert_eq!(r.default, "crun");
+        assert_eq!(r.crun.as_deref(), Some(Path::new("/usr/bin/crun")));
+        let e = Runtimes::resolve(Some("kata"), crun())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown --default-runtime \"kata\""), "{e}");
+        assert!(e.contains("runc, crun"), "{e}");
+        let e = Runtimes::resolve(Some("crun"), CrunProbe::Missing)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("install crun"), "{e}");
+        // Found but unusable: not configured, and not a default.
+        let unusable = || CrunProbe::Unusable("/usr/bin/crun".into(), "hybrid".into());
+        assert_eq!(
+            Runtimes::resolve(None, unusable()).unwrap().names(),
+            ["runc"]
+        );
+        let e = Runtimes::resolve(Some("crun"), unusable())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/usr/bin/crun cannot run containers on this host: hybrid"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn crun_refuses_hybrid_cgroups_with_v2_controllers() {
+        let hybrid = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n\
+            35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n\
+            41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+        let why = crun_blocker(hybrid, || "hugetlb\n".into()).expect("blocked");
+        assert!(why.contains("(hugetlb)"), "{why}");
+        assert_eq!(crun_blocker(hybrid, || "\n".into()), None);
+        // Legacy (no cgroup2 mount) and unified layouts are fine.
+        let legacy = "31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n\
+            35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n";
+        assert_eq!(crun_blocker(legacy, || "hugetlb".into()), None);
+        let unified = "31 23 0:28 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+        assert_eq!(crun_blocker(unified, || "cpu memory".into()), None);
     }
 }

@@ -94,6 +94,9 @@ pub struct Config {
     /// The registries file (k3s's `registries.yaml` format) for wharf's own
     /// containerd; a missing file configures nothing.
     pub private_registry: Option<PathBuf>,
+    /// The OCI runtimes of wharf's own containerd and its default
+    /// (`--default-runtime`); [`containerd::Runtimes::detect`] finds them.
+    pub runtimes: containerd::Runtimes,
     /// Image garbage collection (of wharf's own containerd).
     pub image_gc: gc::Policy,
     /// The cluster DNS servers for pods (`--cluster-dns`); empty: none.
@@ -134,14 +137,21 @@ impl Kubelet {
                 if registries != registries::Registries::default() {
                     tracing::warn!(endpoint = %e, "the registries file only configures wharf's own containerd; ignored");
                 }
+                if cfg.runtimes.default != containerd::RUNC {
+                    tracing::warn!(endpoint = %e, default_runtime = %cfg.runtimes.default, "--default-runtime only configures wharf's own containerd; ignored");
+                }
                 (None, e.clone(), String::new())
             }
             None => {
                 let pause = images::pause_archive(std::path::Path::new(images::BUSYBOX))?;
                 let sandbox_image = images::pause_image_name(&pause);
-                let c =
-                    containerd::Containerd::start_with(layout.clone(), &sandbox_image, &registries)
-                        .await?;
+                let c = containerd::Containerd::start_with(
+                    layout.clone(),
+                    &sandbox_image,
+                    &registries,
+                    &cfg.runtimes,
+                )
+                .await?;
                 let e = c.endpoint();
                 (Some(c), e, sandbox_image)
             }

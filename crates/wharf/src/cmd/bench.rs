@@ -98,6 +98,10 @@ struct KubeletArgs {
     /// Creates per second of the paced phase.
     #[arg(long, default_value_t = 4.0)]
     paced_rate: f64,
+    /// The kubelet's `--default-runtime` (`runc`, or `crun` when found):
+    /// the OCI runtime the pods run with.
+    #[arg(long)]
+    runtime: Option<String>,
     /// Seconds the pods may take to be Running.
     #[arg(long)]
     timeout_secs: Option<u64>,
@@ -385,6 +389,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             cfg.cycles = a.cycles;
             cfg.paced_pods = a.paced_pods;
             cfg.paced_rate = a.paced_rate;
+            cfg.runtime = a.runtime;
             secs(&mut cfg.timeout, a.timeout_secs);
             cfg.keep = a.keep;
             cfg.work_dir = a.work_dir;

@@ -49,6 +49,10 @@ pub struct NodeFlags {
         default_value = "/etc/wharf/registries.yaml"
     )]
     pub private_registry: PathBuf,
+    /// The OCI runtime of pods that name no RuntimeClass (k3s's
+    /// `--default-runtime`): `runc`, or `crun` when its binary is found.
+    #[arg(long, env = "WHARF_DEFAULT_RUNTIME")]
+    pub default_runtime: Option<String>,
     /// The node's InternalIP (default: the host's first address).
     #[arg(long, env = "WHARF_NODE_IP")]
     pub node_ip: Option<String>,
@@ -91,6 +95,10 @@ impl NodeFlags {
             runtime_endpoint: self.container_runtime_endpoint.clone(),
             node_ip: self.node_ip(),
             private_registry: Some(self.private_registry.clone()),
+            runtimes: runtimes(
+                self.container_runtime_endpoint.as_deref(),
+                self.default_runtime.as_deref(),
+            )?,
             image_gc: self.image_gc.policy()?,
             cluster_dns: self.cluster_dns.clone(),
             cluster_domain: self.cluster_domain.clone(),
@@ -102,6 +110,24 @@ impl NodeFlags {
             cni: kubelet::cni::Options::default(),
         })
     }
+}
+
+/// The runtimes of wharf's own containerd with `--default-runtime` as the
+/// default: an unknown or unusable name is a startup error. With a CRI
+/// endpoint of its own, the flag configures nothing (the kubelet warns).
+pub fn runtimes(
+    endpoint: Option<&str>,
+    default_runtime: Option<&str>,
+) -> anyhow::Result<kubelet::containerd::Runtimes> {
+    if endpoint.is_some() {
+        return Ok(kubelet::containerd::Runtimes {
+            default: default_runtime
+                .unwrap_or(kubelet::containerd::RUNC)
+                .to_string(),
+            crun: None,
+        });
+    }
+    Ok(kubelet::containerd::Runtimes::detect(default_runtime)?)
 }
 
 /// The kubelet's image garbage collection flags (upstream's names).

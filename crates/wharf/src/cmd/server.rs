@@ -76,6 +76,10 @@ pub struct ServerArgs {
         default_value = "/etc/wharf/registries.yaml"
     )]
     pub private_registry: PathBuf,
+    /// The OCI runtime of pods that name no RuntimeClass (k3s's
+    /// `--default-runtime`): `runc`, or `crun` when its binary is found.
+    #[arg(long, env = "WHARF_DEFAULT_RUNTIME")]
+    pub default_runtime: Option<String>,
     #[command(flatten)]
     pub image_gc: super::kubelet::ImageGcArgs,
     /// The kubelet API's HTTPS port (0: any free port).
@@ -157,6 +161,15 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     // Take SIGTERM from the start: a stop during startup is a clean stop too.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
+    // An unknown --default-runtime stops the server before anything starts.
+    let runtimes = if args.disable_agent {
+        None
+    } else {
+        Some(super::kubelet::runtimes(
+            args.container_runtime_endpoint.as_deref(),
+            args.default_runtime.as_deref(),
+        )?)
+    };
     let opts = StoreOptions {
         compaction_interval: Some(Duration::from_secs(args.compaction_interval_seconds.max(1))),
         ..StoreOptions::default()
@@ -300,6 +313,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             data_dir: args.data_dir.clone(),
             runtime_endpoint: args.container_runtime_endpoint.clone(),
             private_registry: Some(args.private_registry.clone()),
+            runtimes: runtimes.clone().unwrap_or_default(),
             image_gc: args.image_gc.policy()?,
             cluster_dns: vec![args.cluster_dns.clone()],
             cluster_domain: args.cluster_domain.clone(),
