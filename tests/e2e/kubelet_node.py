@@ -8,6 +8,7 @@ chains, mounts under the data directory)."""
 import atexit
 import contextlib
 import hashlib
+import json
 import os
 import random
 import signal
@@ -196,6 +197,29 @@ def wait_for(what, fn, timeout=60, every=0.5):
             return last
         time.sleep(every)
     raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+def check_memory_hog_is_oom_killed(k):
+    """A pod whose container outgrows its 16Mi memory limit fails with
+    OOMKilled and exit code 137."""
+    manifest = {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hog"},
+        "spec": {"restartPolicy": "Never", "containers": [{
+            "name": "c", "image": IMAGE, "imagePullPolicy": "Never",
+            "command": ["sh", "-c", "x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done"],
+            "resources": {"limits": {"memory": "16Mi"}}}]},
+    }
+    k("apply", "-f", "-", input=json.dumps(manifest))
+
+    def ended():
+        p = json.loads(k("get", "pod", "hog", "-o", "json"))
+        return p if p["status"].get("phase") in ("Succeeded", "Failed") else None
+
+    p = wait_for("hog to end", ended, timeout=60)
+    t = p["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert p["status"]["phase"] == "Failed"
+    assert t["reason"] == "OOMKilled" and t["exitCode"] == 137, t
+    k("delete", "pod", "hog", "--grace-period=1", timeout=90)
 
 
 @contextlib.contextmanager

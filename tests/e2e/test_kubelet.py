@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from images import busybox_archive
-from kubelet_node import HUB_IMAGE, IMAGE, ctr, kubelet_node, wait_for
+from kubelet_node import HUB_IMAGE, IMAGE, check_memory_hog_is_oom_killed, ctr, kubelet_node, wait_for
 
 AUTO_IMAGE = "localhost/e2e-auto:1"
 NODE = "e2e-kubelet"
@@ -413,17 +413,4 @@ def test_empty_dir_and_host_path_volumes(node):
 
 def test_memory_hog_is_oom_killed(node):
     _, k, _ = node
-    manifest = {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hog"},
-        "spec": {"restartPolicy": "Never", "containers": [{
-            "name": "c", "image": IMAGE, "imagePullPolicy": "Never",
-            "command": ["sh", "-c", "x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done"],
-            "resources": {"limits": {"memory": "16Mi"}}}]},
-    }
-    k("apply", "-f", "-", input=json.dumps(manifest))
-    p = wait_for("hog to end", lambda: (lambda p: p if p["status"].get("phase") in ("Succeeded", "Failed")
-                 else None)(pod(k, "hog")), timeout=60)
-    t = p["status"]["containerStatuses"][0]["state"]["terminated"]
-    assert p["status"]["phase"] == "Failed"
-    assert t["reason"] == "OOMKilled" and t["exitCode"] == 137, t
-    k("delete", "pod", "hog", "--grace-period=1", timeout=90)
+    check_memory_hog_is_oom_killed(k)

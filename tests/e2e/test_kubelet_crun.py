@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Server
-from kubelet_node import IMAGE, kubelet_node, wait_for
+from kubelet_node import IMAGE, check_memory_hog_is_oom_killed, kubelet_node, wait_for
 
 NODE = "e2e-crun"
 
@@ -76,20 +76,7 @@ def test_pod_runs_under_crun_with_its_limits(node):
 
 def test_memory_hog_is_oom_killed_under_crun(node):
     _, k, _ = node
-    manifest = {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hog"},
-        "spec": {"restartPolicy": "Never", "containers": [{
-            "name": "c", "image": IMAGE, "imagePullPolicy": "Never",
-            "command": ["sh", "-c", "x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done"],
-            "resources": {"limits": {"memory": "16Mi"}}}]},
-    }
-    k("apply", "-f", "-", input=json.dumps(manifest))
-    p = wait_for("hog to end", lambda: (lambda p: p if p["status"].get("phase") in ("Succeeded", "Failed")
-                 else None)(pod(k, "hog")), timeout=60)
-    t = p["status"]["containerStatuses"][0]["state"]["terminated"]
-    assert p["status"]["phase"] == "Failed"
-    assert t["reason"] == "OOMKilled" and t["exitCode"] == 137, t
-    k("delete", "pod", "hog", "--grace-period=1", timeout=90)
+    check_memory_hog_is_oom_killed(k)
 
 
 def test_unknown_default_runtime_is_a_startup_error():
