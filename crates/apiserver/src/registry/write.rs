@@ -918,6 +918,7 @@ impl Registry {
             if bytes.len() > store::MAX_VALUE_BYTES {
                 self.unexpect(&prepared);
                 self.release_service(&allocated).await;
+                current!();
                 return Err(ApiError::too_large(
                     "Request entity too large: the patched object is too large",
                 ));
