@@ -16,56 +16,31 @@
 //! shows); another table in the host is never changed; the table can be
 //! written again over itself, and removing it leaves nothing.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use kubelet::masq;
+use network::lab::Namespaces;
 use proxy::nft::NftCommand;
 
 const POD_CIDR: &str = "10.77.1.0/24";
 
-fn run(args: &[&str]) -> Output {
-    Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
-
+/// The test's namespaces (`h`: the host, `pa`, `pb`: its pods, `out`).
 struct Lab {
-    tag: String,
-    namespaces: Vec<String>,
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for ns in &self.namespaces {
-            let _ = run(&["ip", "netns", "del", ns]);
-        }
-    }
+    nets: Namespaces,
 }
 
 impl Lab {
     fn ns(&self, role: &str) -> String {
-        format!("wharf-kmq-{}-{role}", self.tag)
+        self.nets.ns(role)
     }
 
     fn exec(&self, role: &str, args: &[&str]) -> Output {
-        let ns = self.ns(role);
-        let mut full = vec!["ip", "netns", "exec", ns.as_str()];
-        full.extend_from_slice(args);
-        run(&full)
+        self.nets.exec(role, args).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Run each line (split on whitespace) in `role`; each must succeed.
     fn sh(&self, role: &str, script: &str) {
-        for line in script.lines().map(str::trim).filter(|l| !l.is_empty()) {
-            let args: Vec<&str> = line.split_whitespace().collect();
-            let out = self.exec(role, &args);
-            assert!(
-                out.status.success(),
-                "{role}: {line}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        self.nets.sh(role, script).unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Apply an nft script in `role`.
@@ -77,30 +52,10 @@ impl Lab {
     }
 
     fn new() -> Lab {
-        let tag = format!(
-            "{:x}{:x}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .subsec_nanos()
-                % 0xffff
-        );
-        let mut lab = Lab {
-            tag,
-            namespaces: Vec::new(),
+        let lab = Lab {
+            nets: Namespaces::new("wharf-kmq", &["h", "pa", "pb", "out"])
+                .unwrap_or_else(|e| panic!("{e}")),
         };
-        for role in ["h", "pa", "pb", "out"] {
-            let ns = lab.ns(role);
-            let out = run(&["ip", "netns", "add", &ns]);
-            assert!(
-                out.status.success(),
-                "ip netns add {ns}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            lab.namespaces.push(ns);
-            lab.sh(role, "ip link set lo up");
-        }
         let (pa, pb, out) = (lab.ns("pa"), lab.ns("pb"), lab.ns("out"));
         lab.sh(
             "h",
@@ -210,7 +165,10 @@ fn pods_reach_outside_masqueraded_and_each_other_with_their_own_address() {
     let nft = NftCommand {
         netns: Some(lab.ns("h")),
     };
-    let table = masq::table_name(std::path::Path::new(&format!("/nonexistent/{}", lab.tag)));
+    let table = masq::table_name(std::path::Path::new(&format!(
+        "/nonexistent/{}",
+        lab.ns("h")
+    )));
     // Someone else's nat table in the same host: never touched.
     lab.nft(
         "h",

@@ -29,23 +29,57 @@ fn run(args: &[&str]) -> Result<Output, String> {
         .map_err(|e| format!("{args:?}: {e}"))
 }
 
-pub struct Lab {
-    tag: String,
-    namespaces: Vec<String>,
+/// Network namespaces a test or benchmark creates, one per role, named
+/// `<prefix>-<tag>-<role>` with a tag unique to this process and moment, and
+/// deleted on drop (also when a test fails), which removes every device in
+/// them. The kubelet's masquerade test uses it too.
+pub struct Namespaces {
+    prefix: String,
+    created: Vec<String>,
 }
 
-impl Drop for Lab {
+impl Drop for Namespaces {
     fn drop(&mut self) {
-        for ns in &self.namespaces {
+        for ns in &self.created {
             let _ = run(&["ip", "netns", "del", ns]);
         }
     }
 }
 
-impl Lab {
-    /// The namespace of a role: `ha`, `hb` (hosts), `pa`, `pb` (pods), `out`.
+impl Namespaces {
+    /// Create a namespace for each of `roles`, with its loopback up.
+    pub fn new(prefix: &str, roles: &[&str]) -> Result<Namespaces, String> {
+        let tag = format!(
+            "{:x}{:x}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .subsec_nanos()
+                % 0xffff
+        );
+        let mut nets = Namespaces {
+            prefix: format!("{prefix}-{tag}"),
+            created: Vec::new(),
+        };
+        for role in roles {
+            let ns = nets.ns(role);
+            let out = run(&["ip", "netns", "add", &ns])?;
+            if !out.status.success() {
+                return Err(format!(
+                    "ip netns add {ns}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+            nets.created.push(ns);
+            nets.exec_ok(role, &["ip", "link", "set", "lo", "up"])?;
+        }
+        Ok(nets)
+    }
+
+    /// The namespace of a role.
     pub fn ns(&self, role: &str) -> String {
-        format!("wharf-net-{}-{role}", self.tag)
+        format!("{}-{role}", self.prefix)
     }
 
     pub fn exec(&self, role: &str, args: &[&str]) -> Result<Output, String> {
@@ -74,33 +108,27 @@ impl Lab {
         }
         Ok(())
     }
+}
 
+/// The two-host lab: its namespaces' roles are `ha`, `hb` (hosts), `pa`,
+/// `pb` (pods) and `out`; [`Namespaces`]' methods work on it directly.
+pub struct Lab {
+    nets: Namespaces,
+}
+
+impl std::ops::Deref for Lab {
+    type Target = Namespaces;
+
+    fn deref(&self) -> &Namespaces {
+        &self.nets
+    }
+}
+
+impl Lab {
     pub fn new() -> Result<Lab, String> {
-        let tag = format!(
-            "{:x}{:x}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .subsec_nanos()
-                % 0xffff
-        );
-        let mut lab = Lab {
-            tag,
-            namespaces: Vec::new(),
+        let lab = Lab {
+            nets: Namespaces::new("wharf-net", &["ha", "hb", "pa", "pb", "out"])?,
         };
-        for role in ["ha", "hb", "pa", "pb", "out"] {
-            let ns = lab.ns(role);
-            let out = run(&["ip", "netns", "add", &ns])?;
-            if !out.status.success() {
-                return Err(format!(
-                    "ip netns add {ns}: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                ));
-            }
-            lab.namespaces.push(ns);
-            lab.exec_ok(role, &["ip", "link", "set", "lo", "up"])?;
-        }
         let (hb, pa, pb, out) = (lab.ns("hb"), lab.ns("pa"), lab.ns("pb"), lab.ns("out"));
         lab.sh(
             "ha",
