@@ -132,12 +132,10 @@ fn admit(pod: &mut Value, name: &str, class: Option<&Value>) -> ApiResult<()> {
                 spec["overhead"] = Value::Object(fixed.clone());
             }
         }
-        (None, Some(_)) => {
-            return Err(forbidden(
-                name,
-                "pod rejected: Pod Overhead set without corresponding RuntimeClass defined Overhead",
-            ))
-        }
+        (None, Some(_)) => return Err(forbidden(
+            name,
+            "pod rejected: Pod Overhead set without corresponding RuntimeClass defined Overhead",
+        )),
         (None, None) => {}
     }
     let Some(sched) = class

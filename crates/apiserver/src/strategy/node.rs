@@ -104,13 +104,18 @@ mod tests {
                 "{bad}"
             );
             assert!(
-                errs[0].message().contains("a lowercase RFC 1123 label must consist of"),
+                errs[0]
+                    .message()
+                    .contains("a lowercase RFC 1123 label must consist of"),
                 "{}",
                 errs[0].message()
             );
         }
         let dotted = RuntimeClassStrategy.validate(&rc(json!({ "handler": "run.sc" })));
-        assert_eq!(dotted[0].message(), "handler: Invalid value: \"run.sc\": must not contain dots");
+        assert_eq!(
+            dotted[0].message(),
+            "handler: Invalid value: \"run.sc\": must not contain dots"
+        );
         let mut no_handler = rc(json!({}));
         no_handler.as_object_mut().unwrap().remove("handler");
         assert_eq!(
@@ -164,7 +169,10 @@ mod tests {
             ("overhead.limits[pods]", FieldErrorType::Invalid),
             ("scheduling.nodeSelector", FieldErrorType::Invalid),
             ("scheduling.tolerations[1]", FieldErrorType::Duplicate),
-            ("scheduling.tolerations[2].operator", FieldErrorType::Invalid),
+            (
+                "scheduling.tolerations[2].operator",
+                FieldErrorType::Invalid,
+            ),
         ] {
             assert!(
                 got.contains(&(want.0.to_string(), want.1)),

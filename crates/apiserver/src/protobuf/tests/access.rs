@@ -6,11 +6,11 @@ use k8s_openapi::api::{
     node::v1 as onode, policy::v1 as opolicy, rbac::v1 as orbac, scheduling::v1 as osched,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as ometa;
+use k8s_pb::api::core::v1 as pbcore;
 use k8s_pb::api::{
     authentication::v1 as authn, authorization::v1 as authz, networking::v1 as net,
     node::v1 as node, policy::v1 as policy, rbac::v1 as rbac, scheduling::v1 as sched,
 };
-use k8s_pb::api::core::v1 as pbcore;
 use k8s_pb::apimachinery::pkg::api::resource::Quantity;
 use k8s_pb::apimachinery::pkg::apis::meta::v1 as meta;
 use k8s_pb::apimachinery::pkg::util::intstr::IntOrString;
