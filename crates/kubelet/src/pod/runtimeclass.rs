@@ -17,9 +17,10 @@ pub fn class_name(pod: &Pod) -> Option<&str> {
         .filter(|n| !n.is_empty())
 }
 
-/// The runtime handler for `pod`, or why there is none: the API server's
-/// message (e.g. `runtimeclasses.node.k8s.io "x" not found`, as upstream's
-/// lister error) or upstream's `failed to lookup RuntimeClass` wrapping.
+/// The runtime handler for `pod`, or why there is none, in upstream's
+/// words: its informer's lister says `runtimeclass.node.k8s.io "x" not
+/// found` (lister-gen names the resource by its singular), other failures
+/// are wrapped in `failed to lookup RuntimeClass`.
 pub async fn handler(client: Option<&Client>, pod: &Pod) -> Result<String, String> {
     let Some(name) = class_name(pod) else {
         return Ok(String::new());
@@ -32,7 +33,9 @@ pub async fn handler(client: Option<&Client>, pod: &Pod) -> Result<String, Strin
     let api: Api<RuntimeClass> = Api::all(client.clone());
     match api.get(name).await {
         Ok(rc) => Ok(rc.handler),
-        Err(kube::Error::Api(s)) if s.code == 404 => Err(s.message),
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            Err(format!("runtimeclass.node.k8s.io \"{name}\" not found"))
+        }
         Err(e) => Err(format!("failed to lookup RuntimeClass {name}: {e}")),
     }
 }

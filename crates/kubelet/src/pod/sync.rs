@@ -999,7 +999,7 @@ mod tests {
         static CLASSES: &[(&str, &str)] = &[("odd", "nosuch")];
         for (class, want) in [
             ("odd", "no runtime for \"nosuch\" is configured"),
-            ("gone", "runtimeclasses.node.k8s.io \"gone\" not found"),
+            ("gone", "runtimeclass.node.k8s.io \"gone\" not found"),
         ] {
             let fake = Arc::new(Fake::default());
             fake.images.lock().unwrap().push("img:1".into());
