@@ -7,7 +7,13 @@ crun refuses hybrid cgroups (v1 controllers plus a cgroup2 mount at
 /sys/fs/cgroup/unified) once the v2 hierarchy holds any controller, as on
 this project's machines (hugetlb). wharf then leaves crun out. The test
 node therefore runs, on such a host, in a mount namespace of its own
-without the cgroup2 mount, where crun sees the plain v1 layout."""
+without the cgroup2 mount, where crun sees the plain v1 layout.
+
+A RuntimeClass picks another runtime for its pods: with crun the default,
+a class whose handler is `runc` runs its pod under runc, and a class
+whose handler the node's containerd lacks fails the sandbox as upstream's
+do; on a node of its own with the default runc, a class whose handler is
+`crun` runs its pod under crun."""
 
 import json
 import shutil
@@ -72,6 +78,61 @@ def test_pod_runs_under_crun_with_its_limits(node):
     out = k("exec", "limited", "--", "sh", "-c", "echo exec in $(hostname)")
     assert out.strip() == "exec in limited"
     k("delete", "pod", "limited", "--grace-period=1", timeout=90)
+
+
+def runtime_state(d, runtime, cid):
+    """Whether `runtime` (its root under the node's containerd) holds the container."""
+    return (Path(d) / "agent" / "containerd" / runtime / "k8s.io" / cid).is_dir()
+
+
+def test_runtime_class_picks_the_runtime(node):
+    _, k, d = node
+    classes = [{"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": name},
+                "handler": handler} for name, handler in [("e2e-runc", "runc"), ("e2e-missing", "nosuch")]]
+    k("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": classes}))
+    table = k("get", "runtimeclass", "e2e-runc", "e2e-missing").splitlines()
+    assert [l.split()[:2] for l in table] == [["NAME", "HANDLER"], ["e2e-runc", "runc"], ["e2e-missing", "nosuch"]]
+    for name, cls in [("classic", "e2e-runc"), ("stuck", "e2e-missing")]:
+        k("run", name, f"--image={IMAGE}", "--image-pull-policy=Never",
+          "--overrides", json.dumps({"spec": {"runtimeClassName": cls}}), "--", "sleep", "3600")
+    p = wait_for("the runc pod to be Running", lambda: (lambda p: p if p["status"].get("phase") == "Running"
+                 else None)(pod(k, "classic")), timeout=60)
+    cid = p["status"]["containerStatuses"][0]["containerID"].removeprefix("containerd://")
+    assert runtime_state(d, "runc", cid) and not runtime_state(d, "crun", cid)
+
+    def failures():
+        evs = json.loads(k("get", "events", "--field-selector", "involvedObject.name=stuck", "-o", "json"))["items"]
+        ev = next((e for e in evs if e["reason"] == "FailedCreatePodSandBox"), None)
+        # Retried with back-off (5 s, then 10 s, ...): the event's count grows.
+        return ev if ev and ev["count"] >= 2 else None
+    ev = wait_for("FailedCreatePodSandBox twice", failures, timeout=60)
+    assert ev["type"] == "Warning" and ev["source"]["component"] == "kubelet"
+    assert ev["message"].startswith("Failed to create pod sandbox: "), ev["message"]
+    assert 'no runtime for "nosuch" is configured' in ev["message"], ev["message"]
+    # As upstream: the pod waits in ContainerCreating; the events say why.
+    st = pod(k, "stuck")["status"]
+    assert st["phase"] == "Pending"
+    assert st["containerStatuses"][0]["state"]["waiting"]["reason"] == "ContainerCreating"
+    k("delete", "pod", "classic", "stuck", "--grace-period=1", timeout=90)
+    k("delete", "runtimeclass", "e2e-runc", "e2e-missing")
+
+
+def test_runtime_class_crun_on_a_runc_node():
+    if shutil.which("crun") is None:
+        pytest.fail("crun is not installed: run scripts/install-deps.sh")
+    with kubelet_node(NODE + "-rc", prefix=crun_prefix()) as (_, k, d):
+        k("apply", "-f", "-", input=json.dumps({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
+                                               "metadata": {"name": "crun"}, "handler": "crun"}))
+        k("run", "fast", f"--image={IMAGE}", "--image-pull-policy=Never",
+          "--overrides", json.dumps({"spec": {"runtimeClassName": "crun"}}), "--", "sleep", "3600")
+        k("run", "plain", f"--image={IMAGE}", "--image-pull-policy=Never", "--", "sleep", "3600")
+        ids = {}
+        for name in ["fast", "plain"]:
+            p = wait_for(f"{name} to be Running", lambda: (lambda p: p if p["status"].get("phase") == "Running"
+                         else None)(pod(k, name)), timeout=60)
+            ids[name] = p["status"]["containerStatuses"][0]["containerID"].removeprefix("containerd://")
+        assert runtime_state(d, "crun", ids["fast"]) and not runtime_state(d, "runc", ids["fast"])
+        assert runtime_state(d, "runc", ids["plain"]) and not runtime_state(d, "crun", ids["plain"])
 
 
 def test_memory_hog_is_oom_killed_under_crun(node):

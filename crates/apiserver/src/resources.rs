@@ -223,6 +223,8 @@ pub static RESOURCES: &[ResourceInfo] = &[
     res!("networking.k8s.io", "v1", "IngressClass", "ingressclasses", "ingressclass", false, short: [], cat: [], verbs: STANDARD_VERBS, sub: []),
     res!("networking.k8s.io", "v1", "Ingress", "ingresses", "ingress", true, short: ["ing"], cat: [], verbs: STANDARD_VERBS, sub: [status("Ingress")]),
     res!("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", "networkpolicy", true, short: ["netpol"], cat: [], verbs: STANDARD_VERBS, sub: []),
+    // node.k8s.io/v1
+    res!("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", "runtimeclass", false, short: [], cat: [], verbs: STANDARD_VERBS, sub: []),
     // policy/v1
     res!("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", "poddisruptionbudget", true, short: ["pdb"], cat: [],
          verbs: STANDARD_VERBS, sub: [status("PodDisruptionBudget")]),

@@ -276,7 +276,7 @@ mod tests {
             "unused:1".into(),
         ]);
         let sb = rt
-            .run_pod_sandbox(api::PodSandboxConfig::default())
+            .run_pod_sandbox(api::PodSandboxConfig::default(), "")
             .await
             .unwrap();
         let cfg = api::ContainerConfig {

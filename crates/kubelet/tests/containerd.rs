@@ -173,8 +173,20 @@ async fn run(
     let logs = data.join("logs");
     std::fs::create_dir_all(&logs).unwrap();
     let sc = sandbox_config("uid-1", &logs);
+    // A RuntimeClass handler this containerd lacks fails in containerd,
+    // with the message upstream's FailedCreatePodSandBox events carry.
+    let e = rt
+        .run_pod_sandbox(sandbox_config("uid-0", &logs), "nosuch")
+        .await
+        .expect_err("an unknown runtime handler");
+    assert!(
+        e.message
+            .contains("no runtime for \"nosuch\" is configured"),
+        "{e}"
+    );
+    // The handler `runc` names the runtime wharf always configures.
     let sandbox = rt
-        .run_pod_sandbox(sc.clone())
+        .run_pod_sandbox(sc.clone(), "runc")
         .await
         .map_err(|e| e.to_string())?;
     let st = rt.pod_sandbox_status(&sandbox).await.unwrap();

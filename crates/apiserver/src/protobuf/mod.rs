@@ -31,6 +31,7 @@ pub mod certificates;
 pub mod core;
 pub mod meta;
 pub mod networking;
+pub mod node;
 pub mod pod;
 pub mod policy;
 pub mod rbac;
@@ -190,6 +191,7 @@ pub static KINDS: &[(&str, &str, &Msg)] = &[
         "NetworkPolicy",
         &networking::NETWORK_POLICY,
     ),
+    ("node.k8s.io/v1", "RuntimeClass", &node::RUNTIME_CLASS),
     (
         "scheduling.k8s.io/v1",
         "PriorityClass",

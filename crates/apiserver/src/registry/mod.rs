@@ -12,6 +12,7 @@ mod keylock;
 mod list;
 mod meta;
 mod priority;
+mod runtimeclass;
 mod watch;
 mod write;
 

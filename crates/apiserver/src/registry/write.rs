@@ -357,6 +357,7 @@ impl Registry {
         strat.default(&mut obj);
         if info.group.is_empty() && info.plural == "pods" {
             self.admit_pod_priority(&mut obj).await?;
+            self.admit_pod_runtime_class(&mut obj).await?;
         }
         if track == Track::Update {
             let (manager, version) = (

@@ -8,7 +8,7 @@ use k8s_openapi::api::{
     apps::v1 as apps, authentication::v1 as authn, autoscaling::v1 as autoscaling,
     batch::v1 as batch, certificates::v1 as certificates, coordination::v1 as coordination,
     core::v1 as core, discovery::v1 as discovery, events::v1 as events,
-    networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac,
+    networking::v1 as networking, node::v1 as node, policy::v1 as policy, rbac::v1 as rbac,
     scheduling::v1 as scheduling,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
@@ -76,6 +76,7 @@ pub(super) fn generate() -> (Map<String, Value>, Kinds) {
         "networking.k8s.io" "v1" "IngressClass" => networking::IngressClass,
         "networking.k8s.io" "v1" "Ingress" => networking::Ingress,
         "networking.k8s.io" "v1" "NetworkPolicy" => networking::NetworkPolicy,
+        "node.k8s.io" "v1" "RuntimeClass" => node::RuntimeClass,
         "policy" "v1" "PodDisruptionBudget" => policy::PodDisruptionBudget,
         "policy" "v1" "Eviction" => policy::Eviction,
         "rbac.authorization.k8s.io" "v1" "ClusterRoleBinding" => rbac::ClusterRoleBinding,

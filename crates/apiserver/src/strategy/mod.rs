@@ -24,12 +24,13 @@ mod events;
 mod meta;
 pub(crate) mod names;
 mod networking;
+mod node;
 mod other;
 mod pod;
 mod pod_defaults;
 mod podextra;
 mod podspec;
-mod quantity;
+pub(crate) mod quantity;
 mod rbac;
 mod sa_admission;
 mod service;
@@ -138,6 +139,7 @@ pub fn strategy_for(info: &ResourceInfo) -> &'static dyn Strategy {
         ("certificates.k8s.io", "CertificateSigningRequest") => &certificates::CsrStrategy,
         ("policy", "PodDisruptionBudget") => &other::PodDisruptionBudgetStrategy,
         ("scheduling.k8s.io", "PriorityClass") => &other::PriorityClassStrategy,
+        ("node.k8s.io", "RuntimeClass") => &node::RuntimeClassStrategy,
         ("authentication.k8s.io", "SelfSubjectReview") => &other::SelfSubjectReviewStrategy,
         ("networking.k8s.io", "Ingress") => &networking::IngressStrategy,
         ("networking.k8s.io", "IngressClass") => &networking::IngressClassStrategy,

@@ -221,6 +221,7 @@ fn printer_for(info: &ResourceInfo) -> Printer {
         ("networking.k8s.io", "NetworkPolicy") => {
             Printer::new(networking::NETWORK_POLICY, networking::network_policy)
         }
+        ("node.k8s.io", "RuntimeClass") => Printer::new(other::RUNTIME_CLASS, other::runtime_class),
         ("policy", "PodDisruptionBudget") => Printer::new(other::PDB, other::pod_disruption_budget),
         ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
             Printer::new(other::CLUSTER_ROLE_BINDING, other::role_binding)

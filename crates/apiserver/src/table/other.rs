@@ -1,5 +1,5 @@
 //! The remaining printed kinds: leases, pod disruption budgets, priority
-//! classes, and RBAC bindings. (Roles and cluster roles have no printer
+//! classes, runtime classes, and RBAC bindings. (Roles and cluster roles have no printer
 //! upstream and get the default table.)
 
 use serde_json::{json, Value};
@@ -102,6 +102,19 @@ pub(super) fn priority_class(pc: &Value, clock: &Clock) -> Vec<Value> {
             .get("preemptionPolicy")
             .and_then(Value::as_str)
             .unwrap_or("PreemptLowerPriority")),
+    ]
+}
+
+/// RuntimeClass columns. Upstream describes Handler with ObjectMeta's
+/// (absent) `handler` doc, so its description is empty.
+pub(super) const RUNTIME_CLASS: &[Column] = &[NAME, Column::new("Handler", "string", ""), AGE];
+
+/// One RuntimeClass row.
+pub(super) fn runtime_class(rc: &Value, clock: &Clock) -> Vec<Value> {
+    vec![
+        json!(s(rc, "/metadata/name")),
+        json!(s(rc, "/handler")),
+        json!(clock.age(rc)),
     ]
 }
 
@@ -261,6 +274,25 @@ mod tests {
         assert_eq!(
             cells("scheduling.k8s.io", "PriorityClass", pc)[1..],
             [json!(-5), json!(true), json!("<unknown>"), json!("Never")]
+        );
+    }
+
+    #[test]
+    fn runtime_class() {
+        assert_eq!(
+            headers("node.k8s.io", "RuntimeClass"),
+            vec![
+                ("Name", "string", "name", 0),
+                ("Handler", "string", "", 0),
+                ("Age", "string", "", 0),
+            ]
+        );
+        // Upstream's Handler description is ObjectMeta's (missing) doc.
+        assert_eq!(super::RUNTIME_CLASS[1].description, "");
+        let rc = json!({"metadata": {"name": "gvisor", "creationTimestamp": ago(120)}, "handler": "runsc"});
+        assert_eq!(
+            cells("node.k8s.io", "RuntimeClass", rc),
+            vec![json!("gvisor"), json!("runsc"), json!("2m")]
         );
     }
 

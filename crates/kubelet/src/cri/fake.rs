@@ -18,6 +18,9 @@ pub struct Fake {
     pub registry_user: Mutex<Option<String>>,
     pub sandboxes: Mutex<HashMap<String, api::PodSandbox>>,
     pub containers: Mutex<HashMap<String, api::Container>>,
+    /// The runtime handlers RunPodSandbox accepts besides the default
+    /// (empty); others fail as containerd's CRI plugin does.
+    pub handlers: Mutex<Vec<String>>,
     next: Mutex<u32>,
 }
 
@@ -54,9 +57,34 @@ impl Runtime for Fake {
         Ok(vec![])
     }
 
-    async fn run_pod_sandbox(&self, config: api::PodSandboxConfig) -> CriResult<String> {
+    async fn run_pod_sandbox(
+        &self,
+        config: api::PodSandboxConfig,
+        runtime_handler: &str,
+    ) -> CriResult<String> {
+        if !runtime_handler.is_empty()
+            && !self
+                .handlers
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|h| h == runtime_handler)
+        {
+            self.call(format!("RunPodSandbox refused {runtime_handler}"));
+            return Err(CriError::new(
+                "RunPodSandbox",
+                tonic::Code::Unknown,
+                format!(
+                    "failed to get sandbox runtime: no runtime for \"{runtime_handler}\" is configured"
+                ),
+            ));
+        }
         let id = self.id("sb");
-        self.call(format!("RunPodSandbox {id}"));
+        if runtime_handler.is_empty() {
+            self.call(format!("RunPodSandbox {id}"));
+        } else {
+            self.call(format!("RunPodSandbox {id} {runtime_handler}"));
+        }
         let s = api::PodSandbox {
             id: id.clone(),
             metadata: config.metadata.clone(),

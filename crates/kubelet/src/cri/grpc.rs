@@ -80,10 +80,14 @@ impl Runtime for GrpcRuntime {
         Ok(r.status.map(|s| s.conditions).unwrap_or_default())
     }
 
-    async fn run_pod_sandbox(&self, config: api::PodSandboxConfig) -> CriResult<String> {
+    async fn run_pod_sandbox(
+        &self,
+        config: api::PodSandboxConfig,
+        runtime_handler: &str,
+    ) -> CriResult<String> {
         let req = api::RunPodSandboxRequest {
             config: Some(config),
-            runtime_handler: String::new(),
+            runtime_handler: runtime_handler.into(),
         };
         Ok(self
             .runtime

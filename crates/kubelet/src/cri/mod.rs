@@ -47,8 +47,13 @@ pub trait Runtime: Send + Sync + 'static {
     async fn version(&self) -> CriResult<api::VersionResponse>;
     /// The runtime's conditions (RuntimeReady, NetworkReady).
     async fn status(&self) -> CriResult<Vec<api::RuntimeCondition>>;
-    /// Create and start a sandbox; returns its ID.
-    async fn run_pod_sandbox(&self, config: api::PodSandboxConfig) -> CriResult<String>;
+    /// Create and start a sandbox with the runtime `runtime_handler` names
+    /// (a RuntimeClass's handler; empty: the runtime's default); returns its ID.
+    async fn run_pod_sandbox(
+        &self,
+        config: api::PodSandboxConfig,
+        runtime_handler: &str,
+    ) -> CriResult<String>;
     /// Stop a sandbox's processes and tear down its network.
     async fn stop_pod_sandbox(&self, id: &str) -> CriResult<()>;
     /// Remove a stopped sandbox and its containers.

@@ -15,6 +15,7 @@ pub mod observed;
 pub mod plan;
 pub mod probe;
 pub mod pull;
+pub mod runtimeclass;
 pub mod spec;
 pub mod status;
 pub mod sync;

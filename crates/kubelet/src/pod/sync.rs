@@ -318,10 +318,17 @@ impl Executor {
             if self.too_early(pod, "") {
                 return;
             }
+            let handler = match super::runtimeclass::handler(self.client.as_ref(), pod).await {
+                Ok(h) => h,
+                Err(msg) => {
+                    self.fail(pod, "", "FailedCreatePodSandBox", msg);
+                    return;
+                }
+            };
             let config = self.sandbox_config(pod, attempt);
             let _ = std::fs::create_dir_all(&config.log_directory);
-            tracing::debug!(pod = ?pod.metadata.name, "running sandbox");
-            match r.run_pod_sandbox(config).await {
+            tracing::debug!(pod = ?pod.metadata.name, runtime_handler = %handler, "running sandbox");
+            match r.run_pod_sandbox(config, &handler).await {
                 Ok(id) => {
                     tracing::debug!(pod = ?pod.metadata.name, "sandbox ran");
                     self.clear(pod, "");
@@ -918,5 +925,101 @@ mod tests {
         let mut n = c("busybox");
         n.image_pull_policy = Some("Never".into());
         assert_eq!(pull_policy(&n), "Never");
+    }
+
+    /// An API client that serves RuntimeClasses `(name, handler)` and a
+    /// 404 Status for any other name, as the API server does.
+    fn classes_api(classes: &'static [(&'static str, &'static str)]) -> kube::Client {
+        let svc = tower::service_fn(move |req: http::Request<kube::client::Body>| async move {
+            let path = req.uri().path().to_string();
+            let name = path
+                .strip_prefix("/apis/node.k8s.io/v1/runtimeclasses/")
+                .unwrap_or_else(|| panic!("unexpected request {path}"))
+                .to_string();
+            let (code, body) = match classes.iter().find(|(n, _)| *n == name) {
+                Some((n, h)) => (
+                    200,
+                    json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
+                        "metadata": {"name": n}, "handler": h}),
+                ),
+                None => (
+                    404,
+                    json!({"apiVersion": "v1", "kind": "Status", "status": "Failure",
+                        "message": format!("runtimeclasses.node.k8s.io \"{name}\" not found"),
+                        "reason": "NotFound", "code": 404}),
+                ),
+            };
+            let resp = http::Response::builder()
+                .status(code)
+                .header("content-type", "application/json")
+                .body(http_body_util::Full::new(bytes::Bytes::from(
+                    body.to_string(),
+                )))
+                .unwrap();
+            Ok::<_, std::convert::Infallible>(resp)
+        });
+        kube::Client::new(svc, "default")
+    }
+
+    fn with_class(class: &str) -> Pod {
+        let mut p = pod(json!([{"name": "a", "image": "img:1"}]));
+        p.spec.as_mut().unwrap().runtime_class_name = Some(class.into());
+        p
+    }
+
+    #[tokio::test]
+    async fn the_runtime_class_handler_reaches_run_pod_sandbox() {
+        static CLASSES: &[(&str, &str)] = &[("fast", "crun"), ("odd", "nosuch")];
+        // No class: the runtime's default (empty) handler; a class: its handler.
+        for (class, call) in [
+            (None, "RunPodSandbox sb1"),
+            (Some("fast"), "RunPodSandbox sb1 crun"),
+        ] {
+            let fake = Arc::new(Fake::default());
+            fake.images.lock().unwrap().push("img:1".into());
+            fake.handlers.lock().unwrap().push("crun".into());
+            let (ex, _dir) = executor(fake.clone());
+            let ex = ex.with_client(classes_api(CLASSES));
+            let p = match class {
+                Some(c) => with_class(c),
+                None => pod(json!([{"name": "a", "image": "img:1"}])),
+            };
+            let rt = observe(&fake).await;
+            ex.execute(&p, &rt, plan::decide(&p, &rt, "Pending", 0), &mut NoObjects)
+                .await;
+            let calls = fake.calls();
+            assert!(calls.contains(&call.to_string()), "{calls:?}");
+            assert!(ex.waiting("u1").is_empty());
+            assert_eq!(observe(&fake).await.containers.len(), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unknown_handler_or_class_fails_the_sandbox_with_back_off() {
+        static CLASSES: &[(&str, &str)] = &[("odd", "nosuch")];
+        for (class, want) in [
+            ("odd", "no runtime for \"nosuch\" is configured"),
+            ("gone", "runtimeclass.node.k8s.io \"gone\" not found"),
+        ] {
+            let fake = Arc::new(Fake::default());
+            fake.images.lock().unwrap().push("img:1".into());
+            let (ex, _dir) = executor(fake.clone());
+            let ex = ex.with_client(classes_api(CLASSES));
+            let p = with_class(class);
+            let rt = observe(&fake).await;
+            ex.execute(&p, &rt, plan::decide(&p, &rt, "Pending", 0), &mut NoObjects)
+                .await;
+            let w = ex.waiting("u1");
+            let f = &w[""];
+            assert_eq!(f.reason, "FailedCreatePodSandBox");
+            assert!(f.message.contains(want), "{}", f.message);
+            assert!(fake.list_pod_sandbox().await.unwrap().is_empty());
+            // Backing off: the next sync does not try again at once.
+            let tries = fake.calls().len();
+            let rt = observe(&fake).await;
+            ex.execute(&p, &rt, plan::decide(&p, &rt, "Pending", 0), &mut NoObjects)
+                .await;
+            assert_eq!(fake.calls().len(), tries, "{:?}", fake.calls());
+        }
     }
 }

@@ -1,15 +1,17 @@
-//! RBAC, reviews, tokens, evictions, disruption budgets, priority classes
-//! and ingresses.
+//! RBAC, reviews, tokens, evictions, disruption budgets, priority classes,
+//! runtime classes and ingresses.
 
 use k8s_openapi::api::{
     authentication::v1 as oauthn, authorization::v1 as oauthz, networking::v1 as onet,
-    policy::v1 as opolicy, rbac::v1 as orbac, scheduling::v1 as osched,
+    node::v1 as onode, policy::v1 as opolicy, rbac::v1 as orbac, scheduling::v1 as osched,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as ometa;
+use k8s_pb::api::core::v1 as pbcore;
 use k8s_pb::api::{
     authentication::v1 as authn, authorization::v1 as authz, networking::v1 as net,
-    policy::v1 as policy, rbac::v1 as rbac, scheduling::v1 as sched,
+    node::v1 as node, policy::v1 as policy, rbac::v1 as rbac, scheduling::v1 as sched,
 };
+use k8s_pb::apimachinery::pkg::api::resource::Quantity;
 use k8s_pb::apimachinery::pkg::apis::meta::v1 as meta;
 use k8s_pb::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::json;
@@ -274,6 +276,49 @@ fn priority_class() {
         "preemptionPolicy": "Never"
     });
     check::<osched::PriorityClass>(&decoded("scheduling.k8s.io/v1", "PriorityClass", &pc), want);
+}
+
+#[test]
+fn runtime_class_with_overhead_and_scheduling() {
+    let rc = node::RuntimeClass {
+        metadata: Some(go_meta("gvisor", "")),
+        handler: s("runsc"),
+        overhead: Some(node::Overhead {
+            pod_fixed: [("cpu".to_string(), Quantity { string: s("250m") })].into(),
+        }),
+        scheduling: Some(node::Scheduling {
+            node_selector: [("runtime".to_string(), "gvisor".to_string())].into(),
+            tolerations: vec![pbcore::Toleration {
+                key: s("runtime"),
+                operator: s("Equal"),
+                value: s("gvisor"),
+                effect: s("NoSchedule"),
+                toleration_seconds: None,
+            }],
+        }),
+    };
+    let want = json!({
+        "apiVersion": "node.k8s.io/v1",
+        "kind": "RuntimeClass",
+        "metadata": { "name": "gvisor", "creationTimestamp": null },
+        "handler": "runsc",
+        "overhead": { "podFixed": { "cpu": "250m" } },
+        "scheduling": {
+            "nodeSelector": { "runtime": "gvisor" },
+            "tolerations": [{ "key": "runtime", "operator": "Equal", "value": "gvisor", "effect": "NoSchedule" }]
+        }
+    });
+    check::<onode::RuntimeClass>(&decoded("node.k8s.io/v1", "RuntimeClass", &rc), want);
+    // Go always sends the handler, even empty: it is not omitempty.
+    let bare = node::RuntimeClass {
+        metadata: Some(go_meta("x", "")),
+        handler: s(""),
+        ..Default::default()
+    };
+    assert_eq!(
+        decoded("node.k8s.io/v1", "RuntimeClass", &bare)["handler"],
+        json!("")
+    );
 }
 
 #[test]

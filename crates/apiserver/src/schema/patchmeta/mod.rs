@@ -31,6 +31,7 @@ mod core_v1;
 mod discovery;
 mod meta;
 mod networking;
+mod node;
 mod policy;
 mod rbac;
 
@@ -40,6 +41,7 @@ static TABLES: &[&[FieldMeta]] = &[
     apps::FIELDS,
     batch::FIELDS,
     networking::FIELDS,
+    node::FIELDS,
     policy::FIELDS,
     rbac::FIELDS,
     discovery::FIELDS,
@@ -54,6 +56,7 @@ static ATOMIC_TYPES: &[&[&str]] = &[
     apps::ATOMIC,
     batch::ATOMIC,
     networking::ATOMIC,
+    node::ATOMIC,
     policy::ATOMIC,
     rbac::ATOMIC,
     discovery::ATOMIC,
