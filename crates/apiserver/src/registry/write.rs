@@ -720,12 +720,14 @@ impl Registry {
                 };
             }
             // An answer without a write of this request's own (an error, a
-            // no-op, a dry run) is built on the stored object: a kept guess
-            // is checked against the store first, and if the key has
-            // changed since, it is read again, as upstream retries an
-            // error computed on its cached object.
+            // no-op, a dry run) is built on the stored object: the previous
+            // writer's object must have committed, and a kept guess is
+            // checked against the store first; if the key has changed
+            // since, it is read again, as upstream retries an error computed
+            // on its cached object.
             macro_rules! current {
                 () => {
+                    base_committed!();
                     if guessed {
                         resolved!();
                         let now = self

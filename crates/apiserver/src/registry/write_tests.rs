@@ -569,3 +569,53 @@ fn a_shared_object_gets_its_revision_when_read() {
         json!({"kind": "ConfigMap", "metadata": {"name": "c"}})
     );
 }
+
+/// An error is answered from the object it was computed on only once that
+/// object is known to have committed: a handed-over write that was not
+/// applied leaves the next writer nothing to refuse, and it reads again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_on_a_handed_over_object_that_did_not_commit_is_not_answered() {
+    let (_dir, _store, reg) = registry().await;
+    let stored = configmap_c(&reg, json!({"a": "1"})).await;
+    let key = "/registry/core/configmaps/d/c";
+    // A write handed over before the store applied it, which the store
+    // then does not apply (a write from elsewhere got in first), and on
+    // which the next patch is refused: here it holds a key a ConfigMap may
+    // not have.
+    let mut never_written = stored.clone();
+    never_written["data"]["not a key"] = json!("2");
+    let (not_applied, trx) = tokio::sync::oneshot::channel::<Option<store::Ticket>>();
+    let mut turn = reg.key_locks.lock(key).await;
+    *turn = Some(keylock::LastWrite {
+        chain: None,
+        ticket: keylock::TicketSlot::Pending(trx),
+        object: Arc::new(never_written),
+        managed: None,
+        durable: None,
+    });
+    // A valid patch, which is invalid only on that object.
+    let body = json!({"data": {"b": "x"}});
+    let waiting = {
+        let reg = reg.clone();
+        tokio::spawn(async move {
+            reg.patch(
+                &path("configmaps", Some("d"), Some("c")),
+                PatchType::Merge,
+                body.to_string().as_bytes(),
+                &WriteOptions::default(),
+            )
+            .await
+            .map(|w| w.object.into_value())
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    drop(turn);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    not_applied.send(None).unwrap();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+        .await
+        .unwrap()
+        .unwrap()
+        .expect("the patch applies to the stored object");
+    assert_eq!(out["data"], json!({"a": "1", "b": "x"}));
+}
