@@ -9,6 +9,7 @@ directory's containerd, and the CNI bridge by its unique name."""
 
 import json
 import random
+import re
 import signal
 import subprocess
 import time
@@ -116,18 +117,27 @@ def test_crashing_container_is_restarted(node):
     _, k, _ = node
     k("run", "crash", f"--image={IMAGE}", "--image-pull-policy=Never", "--", "sh", "-c", "echo bye; exit 3")
 
-    def restarted():
+    counts = []
+
+    def backing_off():
+        # Between restarts the container waits in CrashLoopBackOff, and each
+        # restart counts one more (the back-off doubles from 10 s).
         p = pod(k, "crash")
         cs = (p["status"].get("containerStatuses") or [{}])[0]
-        return p if cs.get("restartCount", 0) >= 2 else None
-    p = wait_for("restartCount to reach 2", restarted, timeout=90)
+        counts.append(cs.get("restartCount", 0))
+        waiting = cs.get("state", {}).get("waiting", {})
+        return p if cs.get("restartCount", 0) >= 2 and waiting.get("reason") == "CrashLoopBackOff" else None
+    p = wait_for("CrashLoopBackOff after 2 restarts", backing_off, timeout=90)
+    assert counts == sorted(counts) and counts[-1] > counts[0], counts
     st = p["status"]
     assert st["phase"] == "Running"
     cs = st["containerStatuses"][0]
+    assert re.match(r"back-off (20|40)s restarting failed container=crash pod=crash_default\(",
+                    cs["state"]["waiting"]["message"]), cs["state"]["waiting"]
     last = cs["lastState"]["terminated"]
     assert last["exitCode"] == 3 and last["reason"] == "Error"
     assert last["containerID"].startswith("containerd://")
-    assert cs["ready"] == ("running" in cs["state"])
+    assert cs["ready"] is False
     ev = wait_for("a BackOff event", lambda: event_reasons(k, "crash").get("BackOff"), timeout=30)
     assert ev["type"] == "Warning" and ev["message"].startswith("Back-off restarting failed container crash in pod crash_default(")
     k("delete", "pod", "crash", "--grace-period=1", timeout=90)
@@ -184,9 +194,23 @@ def _get(url):
 def test_restarting_wharf_adopts_running_containers(node):
     s, k, d = node
     k("run", "keep", f"--image={IMAGE}", "--image-pull-policy=Never", "--", "httpd", "-f", "-p", "8080", "-h", "/www")
+    # And one that crashed once before it ran (its emptyDir outlives the
+    # first container), so that a restart count kept is not just zero.
+    once = {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "keep-once"},
+        "spec": {"containers": [{
+            "name": "c", "image": IMAGE, "imagePullPolicy": "Never",
+            "command": ["sh", "-c", "[ -f /d/ran ] && exec sleep 3600; touch /d/ran; exit 1"],
+            "volumeMounts": [{"name": "d", "mountPath": "/d"}]}],
+            "volumes": [{"name": "d", "emptyDir": {}}]},
+    }
+    k("apply", "-f", "-", input=json.dumps(once))
     p = wait_for("keep to be Running", lambda: (lambda p: p if p["status"].get("phase") == "Running"
                  else None)(pod(k, "keep")))
     before = p["status"]["containerStatuses"][0]
+    before_once = wait_for("keep-once to run after one restart", lambda: next(
+        (c for c in pod(k, "keep-once")["status"].get("containerStatuses", [])
+         if c["restartCount"] == 1 and "running" in c["state"]), None), timeout=60)
     ip = p["status"]["podIP"]
     s.stop()
     # containerd went with wharf, but the containers run on under their shims.
@@ -205,7 +229,11 @@ def test_restarting_wharf_adopts_running_containers(node):
     assert cs["state"]["running"]["startedAt"] == before["state"]["running"]["startedAt"]
     assert after["podIP"] == ip
     assert "hello from a wharf pod" in (_get(f"http://{ip}:8080/") or "")
-    k("delete", "pod", "keep", "--grace-period=1", timeout=90)
+    once_after = pod(k, "keep-once")["status"]["containerStatuses"][0]
+    assert once_after["restartCount"] == 1
+    assert once_after["containerID"] == before_once["containerID"]
+    assert once_after["lastState"]["terminated"]["exitCode"] == 1
+    k("delete", "pod", "keep", "keep-once", "--grace-period=1", timeout=90)
 
 
 def test_active_deadline_fails_the_pod(node):
@@ -358,6 +386,44 @@ def test_lifecycle_hooks(node):
     t = time.time()
     k("delete", "pod", "hooks", timeout=90)
     assert 3 <= time.time() - t < 15
+
+
+def test_graceful_deletion_sends_sigterm_then_sigkill(node):
+    _, k, d = node
+    out = Path(d) / "graceful"
+
+    def manifest(name, grace, on_term):
+        # The shell is PID 1: it gets SIGTERM only because it traps it.
+        return {
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"terminationGracePeriodSeconds": grace, "containers": [{
+                "name": "c", "image": IMAGE, "imagePullPolicy": "Never",
+                "command": ["sh", "-c", f"trap '{on_term}' TERM; echo up > /out/{name}-up; "
+                            "while true; do sleep 1; done"],
+                "lifecycle": {"preStop": {"exec": {"command": ["sh", "-c", f"echo x > /out/{name}-prestop"]}}},
+                "volumeMounts": [{"name": "out", "mountPath": "/out"}]}],
+                "volumes": [{"name": "out", "hostPath": {"path": str(out), "type": "DirectoryOrCreate"}}]},
+        }
+    # One that exits on SIGTERM, noting whether preStop had run by then; one
+    # that notes SIGTERM and runs on until SIGKILL.
+    k("apply", "-f", "-", input=json.dumps(manifest(
+        "polite", 30, "[ -f /out/polite-prestop ] && echo after > /out/polite-term || echo before > /out/polite-term; exit 0")))
+    k("apply", "-f", "-", input=json.dumps(manifest("stubborn", 4, "echo got > /out/stubborn-term")))
+    for name in ("polite", "stubborn"):
+        wait_for(f"{name} to run", lambda: (out / f"{name}-up").exists(), timeout=60)
+    t = time.time()
+    k("delete", "pod", "polite", timeout=90)
+    polite = time.time() - t
+    assert (out / "polite-term").read_text().strip() == "after"
+    # It exited on SIGTERM: the API delete finished long before its 30 s.
+    assert polite < 15, polite
+    t = time.time()
+    k("delete", "pod", "stubborn", timeout=90)
+    stubborn = time.time() - t
+    assert (out / "stubborn-prestop").exists()
+    assert (out / "stubborn-term").read_text().strip() == "got"
+    # SIGKILL came after the grace period, not before.
+    assert 4 <= stubborn < 20, stubborn
 
 
 def test_containerd_left_by_a_killed_wharf_is_replaced(node):
