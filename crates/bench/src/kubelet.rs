@@ -764,6 +764,13 @@ impl Node {
             .arg("--data-dir")
             .arg(&data_dir)
             .args(runtime.iter().flat_map(|r| ["--default-runtime", r]))
+            // The benchmark measures pod startup, not the host's disk: a
+            // machine that keeps much of its disk reserved would otherwise
+            // report DiskPressure, and the node would be tainted.
+            .args([
+                "--eviction-hard",
+                "memory.available<1Mi,nodefs.available<1%,imagefs.available<1%",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err));

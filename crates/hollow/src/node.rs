@@ -103,6 +103,7 @@ pub fn node_status(name: &str, index: usize, cap: &Capacity, now: &str) -> Value
             "architecture": "amd64",
         }),
         ready: Ok(()),
+        pressure: Pressure::default(),
     };
     status_from_facts(&facts, now)
 }
@@ -118,6 +119,17 @@ pub struct NodeFacts {
     pub node_info: Value,
     /// Ready, or the reason message for `Ready=False` (`KubeletNotReady`).
     pub ready: Result<(), String>,
+    /// The resources the node is short of.
+    pub pressure: Pressure,
+}
+
+/// The resources a node is short of, as its eviction signals show them:
+/// each sets its condition (MemoryPressure, DiskPressure, PIDPressure) True.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pressure {
+    pub memory: bool,
+    pub disk: bool,
+    pub pid: bool,
 }
 
 /// A node's status from its facts, with heartbeats at `now`, in the
@@ -147,9 +159,21 @@ pub fn status_from_facts(f: &NodeFacts, now: &str) -> Value {
         "capacity": f.capacity,
         "allocatable": f.capacity,
         "conditions": [
-            cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-            cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-            cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+            if f.pressure.memory {
+                cond("MemoryPressure", "True", "KubeletHasInsufficientMemory", "kubelet has insufficient memory available")
+            } else {
+                cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available")
+            },
+            if f.pressure.disk {
+                cond("DiskPressure", "True", "KubeletHasDiskPressure", "kubelet has disk pressure")
+            } else {
+                cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure")
+            },
+            if f.pressure.pid {
+                cond("PIDPressure", "True", "KubeletHasInsufficientPID", "kubelet has insufficient PID available")
+            } else {
+                cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available")
+            },
             ready,
         ],
         "addresses": addresses,

@@ -64,13 +64,17 @@ impl Policy {
     }
 }
 
-/// Capacity and free bytes of a filesystem.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Capacity and free bytes (and inodes) of a filesystem.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FsUsage {
     /// Total bytes.
     pub capacity: u64,
     /// Bytes available.
     pub available: u64,
+    /// Inodes in all (0 where the filesystem does not count them).
+    pub inodes: u64,
+    /// Inodes free.
+    pub inodes_free: u64,
 }
 
 /// `statvfs` of `path`.
@@ -86,6 +90,8 @@ pub fn fs_usage(path: &std::path::Path) -> std::io::Result<FsUsage> {
     Ok(FsUsage {
         capacity: s.f_blocks as u64 * frsize,
         available: s.f_bavail as u64 * frsize,
+        inodes: s.f_files as u64,
+        inodes_free: s.f_ffree as u64,
     })
 }
 
@@ -231,6 +237,7 @@ mod tests {
         let usage = FsUsage {
             capacity: 100,
             available: 16,
+            ..Default::default()
         };
         assert!(select(&p, usage, vec![cand("a", 50, 1000, now)], now).is_empty());
     }
@@ -243,6 +250,7 @@ mod tests {
         let usage = FsUsage {
             capacity: 100,
             available: 10,
+            ..Default::default()
         };
         let c = vec![
             cand("new", 50, 60, now), // younger than min_age: kept

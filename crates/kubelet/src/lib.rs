@@ -111,6 +111,9 @@ pub struct Config {
     /// The CNI bridge's MTU, and whether the kubelet masquerades (no pod
     /// network does), from the pod network.
     pub cni: cni::Options,
+    /// The hard eviction thresholds (`--eviction-hard`) that set the node's
+    /// pressure conditions.
+    pub eviction_hard: node::Thresholds,
 }
 
 /// A running kubelet. [`Kubelet::stop`] stops it and its containerd; the
@@ -372,7 +375,13 @@ async fn node_loop(
     worker: Arc<pod::PodWorker>,
     own: Option<containerd::Layout>,
 ) {
-    let facts = |ready| node::facts(&cfg.node_name, &host, &runtime_version, ready);
+    // The images' filesystem, where the kubelet runs its own containerd.
+    let image_dir = own.as_ref().map(|l| l.dir.clone());
+    let mut pressure = node::PressureWatch::default();
+    let mut facts = |ready| {
+        let p = pressure.measure(&cfg.eviction_hard, &cfg.data_dir, image_dir.as_deref());
+        node::facts(&cfg.node_name, &host, &runtime_version, ready, p)
+    };
     let port = cfg.kubelet_port;
     let with_port = move |mut status: serde_json::Value| {
         status["daemonEndpoints"]["kubeletEndpoint"]["Port"] = port.into();

@@ -50,6 +50,11 @@ use crate::ChildGuard;
 /// The API server's port inside host 0's namespace.
 pub const API_PORT: u16 = 6443;
 
+/// The hard eviction thresholds of the harness's nodes unless
+/// `WHARF_EVICTION_HARD` says otherwise (as `scripts/test.sh` does).
+pub const TEST_EVICTION_HARD: &str =
+    "memory.available<1Mi,nodefs.available<1%,imagefs.available<1%";
+
 /// How to build the cluster.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -320,6 +325,12 @@ impl Cluster {
         if std::env::var_os("WHARF_LOG").is_none() {
             cmd.env("WHARF_LOG", "info");
         }
+        // Test machines keep much of their disk reserved, which upstream's
+        // default thresholds report as DiskPressure (and the node is tainted).
+        cmd.env(
+            "WHARF_EVICTION_HARD",
+            std::env::var("WHARF_EVICTION_HARD").unwrap_or_else(|_| TEST_EVICTION_HARD.into()),
+        );
         let child = cmd
             .spawn()
             .with_context(|| format!("starting wharf {name} in {}", host.netns))?;

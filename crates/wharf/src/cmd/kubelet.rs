@@ -58,6 +58,8 @@ pub struct NodeFlags {
     pub node_ip: Option<String>,
     #[command(flatten)]
     pub image_gc: ImageGcArgs,
+    #[command(flatten)]
+    pub eviction: EvictionArgs,
     /// The cluster DNS server for pods (comma-separated).
     #[arg(
         long,
@@ -108,6 +110,7 @@ impl NodeFlags {
             // pod network runs beside it. `wharf server` and `wharf agent`
             // run the network and override this.
             cni: kubelet::cni::Options::default(),
+            eviction_hard: self.eviction.eviction_hard.clone(),
         })
     }
 }
@@ -128,6 +131,18 @@ pub fn runtimes(
         });
     }
     Ok(kubelet::containerd::Runtimes::detect(default_runtime)?)
+}
+
+/// The kubelet's node-pressure flags (upstream's names).
+#[derive(Args, Debug, Clone)]
+pub struct EvictionArgs {
+    /// Hard eviction thresholds, `signal<quantity` or `signal<percent%`
+    /// pairs (memory.available, nodefs.available, nodefs.inodesFree,
+    /// imagefs.available, imagefs.inodesFree, pid.available): while a
+    /// signal is below its threshold the node reports MemoryPressure,
+    /// DiskPressure or PIDPressure. Given thresholds replace the defaults.
+    #[arg(long, env = "WHARF_EVICTION_HARD", default_value = kubelet::node::DEFAULT_EVICTION_HARD)]
+    pub eviction_hard: kubelet::node::Thresholds,
 }
 
 /// The kubelet's image garbage collection flags (upstream's names).

@@ -82,6 +82,8 @@ pub struct ServerArgs {
     pub default_runtime: Option<String>,
     #[command(flatten)]
     pub image_gc: super::kubelet::ImageGcArgs,
+    #[command(flatten)]
+    pub eviction: super::kubelet::EvictionArgs,
     /// The kubelet API's HTTPS port (0: any free port).
     #[arg(long, env = "WHARF_KUBELET_PORT", default_value_t = 10250)]
     pub kubelet_port: u16,
@@ -321,6 +323,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             kubelet_port: args.kubelet_port,
             serving_tls: Some(serving_tls),
             cni: super::network::cni_options(network.as_ref())?,
+            eviction_hard: args.eviction.eviction_hard.clone(),
         };
         Some(super::kubelet::start(&api.kubeconfig, None, cfg).await?)
     };
