@@ -221,6 +221,11 @@ def test_exec_output_exit_code_and_stdin(pods):
     assert k("exec", "two", "-c", "b", "--", "printf", "b") == "b"
     p = k.run("exec", "logger", "--", "/no/such/binary", check=False)
     assert p.returncode != 0
+    # kubectl 1.37 speaks WebSocket first and falls back to SPDY silently:
+    # it must have settled on v5.channel.k8s.io.
+    p = k.run("exec", "-v=9", "logger", "--", "true")
+    assert 'Subprotocol negotiated" protocol="v5.channel.k8s.io"' in p.stderr, p.stderr[-3000:]
+    assert "fallback" not in p.stderr.lower(), p.stderr[-3000:]
 
 
 def test_exec_idle_connection_survives(pods):
