@@ -51,3 +51,37 @@ def busybox_archive(path, tag, index_html=b"hello from wharf\n"):
         tf.addfile(*_info(diff + "/layer.tar", data=layer))
         tf.addfile(*_info("manifest.json", data=json.dumps(manifest).encode()))
     return "sha256:" + digest
+
+
+def oci_archive(path, tag, index_html=b"hello from wharf\n"):
+    """Write the busybox image tagged `tag` to `path` as an OCI image layout
+    archive (as `docker save` and BuildKit's OCI exporter write them), with
+    the name in both annotations containerd and the OCI spec read."""
+    blobs = {}
+
+    def blob(data):
+        digest = hashlib.sha256(data).hexdigest()
+        blobs[digest] = data
+        return {"digest": "sha256:" + digest, "size": len(data)}
+    layer = _layer(index_html)
+    config = json.dumps({
+        "architecture": "amd64", "os": "linux", "created": "2023-11-14T22:13:20Z",
+        "config": {"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"], "WorkingDir": "/"},
+        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]},
+    }, sort_keys=True).encode()
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **blob(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **blob(layer)}],
+    }).encode()
+    index = {"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", **blob(manifest),
+        "annotations": {"io.containerd.image.name": tag, "org.opencontainers.image.ref.name": tag.rsplit(":", 1)[1]},
+    }]}
+    with tarfile.open(path, "w") as tf:
+        tf.addfile(*_info("oci-layout", data=b'{"imageLayoutVersion":"1.0.0"}'))
+        tf.addfile(*_info("index.json", data=json.dumps(index).encode()))
+        tf.addfile(*_info("blobs", tarfile.DIRTYPE, 0o755))
+        tf.addfile(*_info("blobs/sha256", tarfile.DIRTYPE, 0o755))
+        for digest, data in blobs.items():
+            tf.addfile(*_info("blobs/sha256/" + digest, data=data))

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from images import busybox_archive
+from conftest import WHARF
+from images import busybox_archive, oci_archive
 from kubelet_node import HUB_IMAGE, IMAGE, check_memory_hog_is_oom_killed, ctr, kubelet_node, wait_for
 
 AUTO_IMAGE = "localhost/e2e-auto:1"
@@ -189,6 +190,28 @@ def _get(url):
             return r.read().decode()
     except Exception:
         return None
+
+
+def test_oci_archive_import_and_an_image_already_present(node):
+    _, k, d = node
+    archive = Path(d) / "oci.tar"
+    oci_archive(archive, "localhost/e2e-oci:1", b"from an OCI archive\n")
+    subprocess.run([WHARF, "images", "import", "--data-dir", d, str(archive)], check=True,
+                   capture_output=True, timeout=60)
+    # IfNotPresent: no registry has this image, and none is asked.
+    manifest = {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "oci"},
+        "spec": {"restartPolicy": "Never", "containers": [{
+            "name": "c", "image": "localhost/e2e-oci:1", "imagePullPolicy": "IfNotPresent",
+            "command": ["cat", "/www/index.html"]}]},
+    }
+    k("apply", "-f", "-", input=json.dumps(manifest))
+    wait_for("oci to succeed", lambda: pod(k, "oci")["status"].get("phase") == "Succeeded", timeout=60)
+    assert k("logs", "oci") == "from an OCI archive\n"
+    ev = event_reasons(k, "oci")
+    assert ev["Pulled"]["message"] == 'Container image "localhost/e2e-oci:1" already present on machine'
+    assert "Pulling" not in ev
+    k("delete", "pod", "oci", "--grace-period=1", timeout=90)
 
 
 def test_restarting_wharf_adopts_running_containers(node):
