@@ -94,8 +94,10 @@ def test_http_tcp_grpc_and_startup_probes(node):
     apply(k, "tcp", [ctr("open", "exec httpd -f -p 8081 -h /www",
                          readinessProbe={"tcpSocket": {"port": 8081}, **every}),
                      ctr("closed", "exec sleep 3600", readinessProbe={"tcpSocket": {"port": 8082}, **every})])
-    # gRPC liveness against a port nothing listens on.
-    apply(k, "grpc", [ctr("g", "exec sleep 3600", livenessProbe={"grpc": {"port": 9555}, **every})])
+    # gRPC: a health server that answers SERVING (until told otherwise)
+    # for readiness, and liveness against a port nothing listens on.
+    apply(k, "grpc", [ctr("health", f"{GRPC_HEALTH}", readinessProbe={"grpc": {"port": 9000}, **every}),
+                      ctr("g", "exec sleep 3600", livenessProbe={"grpc": {"port": 9555}, **every})])
     # A startup probe holds back liveness (which would fail before) and
     # readiness (which would pass) until it passes after ~4 s.
     apply(k, "startup", [ctr("s", "sleep 4; touch /tmp/started; exec sleep 3600",
@@ -140,7 +142,14 @@ def test_http_tcp_grpc_and_startup_probes(node):
     event(k, "tcp", "Unhealthy", rf"Readiness probe failed: dial tcp {re.escape(tip)}:8082: connect: connection refused")
     assert not any(m.startswith("Readiness probe failed: dial tcp") and ":8081" in m for _, m in events(k, "tcp"))
 
-    # gRPC: the closed port fails the liveness probe, which restarts the container.
+    # gRPC: SERVING is ready; NOT_SERVING is not, with upstream's message.
+    wait_for("the gRPC health server to be ready", lambda: status_of(k, "grpc", "health").get("ready"), timeout=20)
+    k("exec", "grpc", "-c", "health", "--", "sh", "-c", "cat /tmp/not-serving > /tmp/serving")
+    wait_for("the gRPC health server to be unready", lambda: status_of(k, "grpc", "health").get("ready") is False,
+             timeout=20)
+    event(k, "grpc", "Unhealthy", r'Readiness probe failed: service unhealthy \(responded with "NOT_SERVING"\)')
+    assert status_of(k, "grpc", "health")["restartCount"] == 0
+    # The closed port fails the liveness probe, which restarts the container.
     g = wait_for("grpc to be restarted", lambda: (lambda c: c if c.get("restartCount", 0) >= 1 else None)(
         status_of(k, "grpc", "g")), timeout=40)
     gip = pod(k, "grpc")["status"]["podIP"]
@@ -149,6 +158,30 @@ def test_http_tcp_grpc_and_startup_probes(node):
     event(k, "grpc", "Killing", r"Container g failed liveness probe, will be restarted")
     assert ip and g["lastState"]["terminated"]
     delete(k, "http", "tcp", "grpc", "startup")
+
+
+def _h2_response(status):
+    """printf's format for the bytes an HTTP/2 gRPC server sends to answer
+    the first request (stream 1) of a connection with HealthCheckResponse
+    `status` (1 SERVING, 2 NOT_SERVING): an empty SETTINGS frame, HEADERS
+    (:status 200, content-type application/grpc), DATA (the
+    length-prefixed message: field 1 = status) and the trailers
+    (grpc-status 0) ending the stream. HPACK without Huffman coding."""
+    def frame(kind, flags, stream, payload):
+        return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+    ctype = b"application/grpc"
+    headers = b"\x88" + b"\x0f\x10" + bytes([len(ctype)]) + ctype
+    message = bytes([0x08, status])
+    trailers = b"\x00" + bytes([11]) + b"grpc-status" + b"\x01" + b"0"
+    raw = (frame(4, 0, 0, b"") + frame(1, 4, 1, headers) + frame(0, 0, 1, b"\0" + len(message).to_bytes(4, "big") + message)
+           + frame(1, 5, 1, trailers))
+    return "".join(f"\\{b:03o}" for b in raw)
+
+
+# A gRPC health server in busybox: nc serves every connection the canned
+# answer of /tmp/serving, after the client sent its request.
+GRPC_HEALTH = (f"printf '{_h2_response(1)}' > /tmp/serving; printf '{_h2_response(2)}' > /tmp/not-serving; "
+               "exec busybox nc -ll -p 9000 -e sh -c 'sleep 0.2; cat /tmp/serving; sleep 1'")
 
 
 def _secs(ts):
