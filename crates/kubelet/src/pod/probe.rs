@@ -101,7 +101,9 @@ pub async fn run_once(
     let timeout = Duration::from_secs(p.timeout_seconds.unwrap_or(1).max(1) as u64);
     let port = |port: &IntOrString| -> Result<u16, String> {
         match port {
-            IntOrString::Int(n) => u16::try_from(*n).map_err(|_| format!("invalid port number: {n}")),
+            IntOrString::Int(n) => {
+                u16::try_from(*n).map_err(|_| format!("invalid port number: {n}"))
+            }
             IntOrString::String(name) => c
                 .ports
                 .iter()
@@ -325,7 +327,10 @@ async fn probe_loop(
             let ok = result.is_ok();
             if let Err(output) = result {
                 // Upstream's event: "Liveness probe failed: <output>".
-                report("Unhealthy", format!("{} probe failed: {output}", kind.name()));
+                report(
+                    "Unhealthy",
+                    format!("{} probe failed: {output}", kind.name()),
+                );
             }
             if let Some(result) = outcome_after(&p, ok, &mut successes, &mut failures) {
                 let changed = {
@@ -392,7 +397,9 @@ mod tests {
         };
         assert_eq!(
             run_once(&rt, "id", "127.0.0.1", &tcp, &c).await,
-            Err(format!("dial tcp 127.0.0.1:{closed}: connect: connection refused"))
+            Err(format!(
+                "dial tcp 127.0.0.1:{closed}: connect: connection refused"
+            ))
         );
         let http = Probe {
             http_get: Some(k8s_openapi::api::core::v1::HTTPGetAction {

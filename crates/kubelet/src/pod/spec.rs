@@ -168,8 +168,9 @@ fn has_privileged_container(pod: &Pod) -> bool {
     let Some(spec) = pod.spec.as_ref() else {
         return false;
     };
-    let privileged =
-        |sc: Option<&k8s_openapi::api::core::v1::SecurityContext>| sc.and_then(|sc| sc.privileged) == Some(true);
+    let privileged = |sc: Option<&k8s_openapi::api::core::v1::SecurityContext>| {
+        sc.and_then(|sc| sc.privileged) == Some(true)
+    };
     spec.init_containers
         .iter()
         .flatten()
@@ -443,7 +444,10 @@ mod tests {
                          "securityContext": {"privileged": true}}],
                      "containers": [{"name": "c", "image": "i"}]}
         }));
-        assert!(s_privileged(&p), "a privileged init container needs a privileged sandbox");
+        assert!(
+            s_privileged(&p),
+            "a privileged init container needs a privileged sandbox"
+        );
     }
 
     fn s_privileged(p: &Pod) -> bool {
