@@ -56,7 +56,13 @@ pub async fn check(host: &str, port: u16, service: &str, timeout: Duration) -> R
         .map_err(|e| e.to_string())?;
     let call = async {
         let ch = ep.connect().await.map_err(|e| {
-            format!("timeout: failed to connect service {addr:?} within {timeout:?}: {e}")
+            tracing::debug!(error = %e, "gRPC probe connection failed");
+            // Upstream dials blocking until the timeout: its error is the
+            // context's, whatever refused the connection.
+            format!(
+                "timeout: failed to connect service \"{}\" within {timeout:?}: context deadline exceeded",
+                addr.trim_start_matches("http://")
+            )
         })?;
         let mut g = tonic::client::Grpc::new(ch);
         g.ready().await.map_err(|e| e.to_string())?;
@@ -180,6 +186,9 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let closed = l.local_addr().unwrap().port();
         drop(l);
-        assert!(check("127.0.0.1", closed, "", t).await.is_err());
+        assert_eq!(
+            check("127.0.0.1", closed, "", t).await.unwrap_err(),
+            format!("timeout: failed to connect service \"127.0.0.1:{closed}\" within 2s: context deadline exceeded")
+        );
     }
 }

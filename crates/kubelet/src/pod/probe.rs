@@ -63,60 +63,102 @@ fn outcome_after(p: &Probe, ok: bool, successes: &mut i32, failures: &mut i32) -
     }
 }
 
-/// Run one probe once: whether it succeeded.
+/// Go's text for a failed dial (`dial tcp HOST:PORT: connect: connection
+/// refused`), as upstream's probes report it.
+fn dial_error(host: &str, port: u16, e: Option<&std::io::Error>) -> String {
+    let addr = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    match e {
+        None => format!("dial tcp {addr}: i/o timeout"),
+        Some(e) => {
+            // strerror's text without Rust's " (os error N)", lower-case as Go's.
+            let text = e.to_string();
+            let text = text.split(" (os error").next().unwrap_or(&text).to_string();
+            let mut text = text.chars();
+            let text = match text.next() {
+                Some(first) => first.to_lowercase().chain(text).collect(),
+                None => String::new(),
+            };
+            format!("dial tcp {addr}: connect: {text}")
+        }
+    }
+}
+
+/// Run one probe once: `Err(output)` when it failed, with upstream's
+/// output for the `Unhealthy` event (`HTTP probe failed with statuscode:
+/// 404`, `dial tcp 10.42.0.5:8080: connect: connection refused`, an exec
+/// probe's output, ...).
 pub async fn run_once(
     runtime: &dyn Runtime,
     id: &str,
     pod_ip: &str,
     p: &Probe,
     c: &Container,
-) -> bool {
+) -> Result<(), String> {
     let timeout = Duration::from_secs(p.timeout_seconds.unwrap_or(1).max(1) as u64);
-    let port = |port: &IntOrString| -> Option<u16> {
+    let port = |port: &IntOrString| -> Result<u16, String> {
         match port {
-            IntOrString::Int(n) => u16::try_from(*n).ok(),
+            IntOrString::Int(n) => {
+                u16::try_from(*n).map_err(|_| format!("invalid port number: {n}"))
+            }
             IntOrString::String(name) => c
                 .ports
                 .iter()
                 .flatten()
                 .find(|cp| cp.name.as_deref() == Some(name))
-                .and_then(|cp| u16::try_from(cp.container_port).ok()),
+                .and_then(|cp| u16::try_from(cp.container_port).ok())
+                .ok_or_else(|| format!("couldn't find port: {name:?} in {}", c.name)),
         }
     };
     if let Some(e) = &p.exec {
         let cmd = e.command.clone().unwrap_or_default();
         return match tokio::time::timeout(
             timeout + Duration::from_secs(1),
-            runtime.exec_sync(id, cmd, timeout.as_secs() as i64),
+            runtime.exec_sync(id, cmd.clone(), timeout.as_secs() as i64),
         )
         .await
         {
-            Ok(Ok(r)) => r.exit_code == 0,
-            _ => false,
+            Ok(Ok(r)) if r.exit_code == 0 => Ok(()),
+            Ok(Ok(r)) => {
+                let mut out = r.stdout;
+                out.extend_from_slice(&r.stderr);
+                Err(String::from_utf8_lossy(&out).into_owned())
+            }
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("command {:?} timed out", cmd.join(" "))),
         };
     }
     if let Some(t) = &p.tcp_socket {
         let host = t.host.clone().unwrap_or_else(|| pod_ip.to_string());
-        let Some(port) = port(&t.port) else {
-            return false;
+        let port = port(&t.port)?;
+        return match tokio::time::timeout(
+            timeout,
+            tokio::net::TcpStream::connect((host.as_str(), port)),
+        )
+        .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(dial_error(&host, port, Some(&e))),
+            Err(_) => Err(dial_error(&host, port, None)),
         };
-        return matches!(
-            tokio::time::timeout(
-                timeout,
-                tokio::net::TcpStream::connect((host.as_str(), port))
-            )
-            .await,
-            Ok(Ok(_))
-        );
     }
     if let Some(h) = &p.http_get {
         let host = h.host.clone().unwrap_or_else(|| pod_ip.to_string());
-        let Some(port) = port(&h.port) else {
-            return false;
-        };
+        let port = port(&h.port)?;
         let path = h.path.clone().unwrap_or_else(|| "/".into());
+        let scheme = h.scheme.as_deref().unwrap_or("HTTP").to_lowercase();
+        let url = if host.contains(':') {
+            format!("{scheme}://[{host}]:{port}{path}")
+        } else {
+            format!("{scheme}://{host}:{port}{path}")
+        };
         let get = async {
-            let mut s = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+            let mut s = tokio::net::TcpStream::connect((host.as_str(), port))
+                .await
+                .map_err(|e| format!("Get {url:?}: {}", dial_error(&host, port, Some(&e))))?;
             let mut req = format!(
                 "GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\nUser-Agent: kube-probe/1.37\r\n"
             );
@@ -124,35 +166,41 @@ pub async fn run_once(
                 req.push_str(&format!("{}: {}\r\n", hd.name, hd.value));
             }
             req.push_str("\r\n");
-            s.write_all(req.as_bytes()).await?;
             let mut head = vec![0u8; 64];
-            let n = s.read(&mut head).await?;
-            Ok::<_, std::io::Error>(String::from_utf8_lossy(&head[..n]).to_string())
+            let n = async {
+                s.write_all(req.as_bytes()).await?;
+                s.read(&mut head).await
+            }
+            .await
+            .map_err(|e| format!("Get {url:?}: {e}"))?;
+            Ok::<_, String>(String::from_utf8_lossy(&head[..n]).to_string())
         };
-        return match tokio::time::timeout(timeout, get).await {
-            Ok(Ok(head)) => head
-                .split_whitespace()
-                .nth(1)
-                .and_then(|code| code.parse::<u16>().ok())
-                .is_some_and(|code| (200..400).contains(&code)),
-            _ => false,
+        let head = tokio::time::timeout(timeout, get).await.map_err(|_| {
+            format!(
+                "Get {url:?}: context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+            )
+        })??;
+        let code = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse::<u16>().ok());
+        return match code {
+            Some(code) if (200..400).contains(&code) => Ok(()),
+            Some(code) => Err(format!("HTTP probe failed with statuscode: {code}")),
+            None => Err(format!("Get {url:?}: malformed HTTP response {head:?}")),
         };
     }
     if let Some(g) = &p.grpc {
-        let Ok(port) = u16::try_from(g.port) else {
-            return false;
-        };
+        let port = u16::try_from(g.port).map_err(|_| format!("invalid port number: {}", g.port))?;
         let service = g.service.clone().unwrap_or_default();
-        return match super::grpc_health::check(pod_ip, port, &service, timeout).await {
-            Ok(()) => true,
-            Err(e) => {
+        return super::grpc_health::check(pod_ip, port, &service, timeout)
+            .await
+            .inspect_err(|e| {
                 tracing::debug!(container = %c.name, error = %e, "gRPC probe failed");
-                false
-            }
-        };
+            });
     }
     // A probe without a handler the API accepts: never a success.
-    false
+    Err("missing probe handler".into())
 }
 
 impl Prober {
@@ -275,9 +323,14 @@ async fn probe_loop(
             return;
         }
         if kind == Kind::Startup || started {
-            let ok = run_once(runtime.as_ref(), &id, &pod_ip, &p, &c).await;
-            if !ok {
-                report("Unhealthy", format!("{} probe failed", kind.name()));
+            let result = run_once(runtime.as_ref(), &id, &pod_ip, &p, &c).await;
+            let ok = result.is_ok();
+            if let Err(output) = result {
+                // Upstream's event: "Liveness probe failed: <output>".
+                report(
+                    "Unhealthy",
+                    format!("{} probe failed: {output}", kind.name()),
+                );
             }
             if let Some(result) = outcome_after(&p, ok, &mut successes, &mut failures) {
                 let changed = {
@@ -314,6 +367,75 @@ async fn probe_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dial_errors_read_as_go_s() {
+        let refused = std::io::Error::from_raw_os_error(111);
+        assert_eq!(
+            dial_error("10.42.0.5", 8081, Some(&refused)),
+            "dial tcp 10.42.0.5:8081: connect: connection refused"
+        );
+        assert_eq!(
+            dial_error("fd00::5", 80, None),
+            "dial tcp [fd00::5]:80: i/o timeout"
+        );
+    }
+
+    #[tokio::test]
+    async fn failures_carry_upstream_s_output() {
+        let rt = crate::cri::fake::Fake::default();
+        let c = Container::default();
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed = l.local_addr().unwrap().port();
+        drop(l);
+        let tcp = Probe {
+            tcp_socket: Some(k8s_openapi::api::core::v1::TCPSocketAction {
+                port: IntOrString::Int(closed.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            run_once(&rt, "id", "127.0.0.1", &tcp, &c).await,
+            Err(format!(
+                "dial tcp 127.0.0.1:{closed}: connect: connection refused"
+            ))
+        );
+        let http = Probe {
+            http_get: Some(k8s_openapi::api::core::v1::HTTPGetAction {
+                port: IntOrString::Int(closed.into()),
+                path: Some("/healthz".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            run_once(&rt, "id", "127.0.0.1", &http, &c).await,
+            Err(format!(
+                "Get \"http://127.0.0.1:{closed}/healthz\": dial tcp 127.0.0.1:{closed}: connect: connection refused"
+            ))
+        );
+        // A server answering 404.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = [0u8; 512];
+            let _ = s.read(&mut buf).await;
+            let _ = s.write_all(b"HTTP/1.0 404 Not Found\r\n\r\n").await;
+        });
+        let http = Probe {
+            http_get: Some(k8s_openapi::api::core::v1::HTTPGetAction {
+                port: IntOrString::Int(port.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            run_once(&rt, "id", "127.0.0.1", &http, &c).await,
+            Err("HTTP probe failed with statuscode: 404".to_string())
+        );
+    }
 
     #[test]
     fn thresholds() {

@@ -152,12 +152,35 @@ pub fn sandbox_config(pod: &Pod, attempt: u32, log_root: &Path) -> api::PodSandb
         linux: Some(api::LinuxPodSandboxConfig {
             security_context: Some(api::LinuxSandboxSecurityContext {
                 namespace_options: Some(namespace_options(pod)),
+                // As upstream: containerd refuses a privileged container in
+                // a sandbox that is not privileged itself.
+                privileged: has_privileged_container(pod),
                 ..Default::default()
             }),
             ..Default::default()
         }),
         windows: None,
     }
+}
+
+/// Whether any container of the pod (init, app or ephemeral) is privileged.
+fn has_privileged_container(pod: &Pod) -> bool {
+    let Some(spec) = pod.spec.as_ref() else {
+        return false;
+    };
+    let privileged = |sc: Option<&k8s_openapi::api::core::v1::SecurityContext>| {
+        sc.and_then(|sc| sc.privileged) == Some(true)
+    };
+    spec.init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter())
+        .any(|c| privileged(c.security_context.as_ref()))
+        || spec
+            .ephemeral_containers
+            .iter()
+            .flatten()
+            .any(|c| privileged(c.security_context.as_ref()))
 }
 
 /// The grace period the pod was given: the deletion's, else the spec's (30 s).
@@ -414,6 +437,26 @@ mod tests {
             .namespace_options
             .unwrap();
         assert_eq!(ns.network, api::NamespaceMode::Pod as i32);
+        assert!(!s_privileged(&p));
+        let p = pod(json!({
+            "metadata": {"name": "web", "namespace": "ns", "uid": "u1"},
+            "spec": {"initContainers": [{"name": "i", "image": "i",
+                         "securityContext": {"privileged": true}}],
+                     "containers": [{"name": "c", "image": "i"}]}
+        }));
+        assert!(
+            s_privileged(&p),
+            "a privileged init container needs a privileged sandbox"
+        );
+    }
+
+    fn s_privileged(p: &Pod) -> bool {
+        sandbox_config(p, 0, Path::new("/logs"))
+            .linux
+            .unwrap()
+            .security_context
+            .unwrap()
+            .privileged
     }
 
     #[test]

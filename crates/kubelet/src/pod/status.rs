@@ -328,6 +328,8 @@ pub fn pod_status(pod: &Pod, rt: &PodRuntime, inp: &Inputs) -> Value {
     let ready = unready.is_empty() && init_done && !terminal;
     let (ready_reason, ready_msg) = if ready {
         (None, None)
+    } else if phase == "Failed" {
+        (Some("PodFailed"), None)
     } else if terminal {
         (Some("PodCompleted"), None)
     } else {
@@ -353,13 +355,17 @@ pub fn pod_status(pod: &Pod, rt: &PodRuntime, inp: &Inputs) -> Value {
             Some(_) => None,
         }
     });
-    let init_cond = if init_done || terminal {
-        cond(
-            "Initialized",
-            true,
-            terminal.then_some("PodCompleted"),
-            None,
-        )
+    // As upstream: a succeeded pod is initialized (PodCompleted); else
+    // once every init container completed or an app container started.
+    let app_started = statuses.iter().any(|s| {
+        s["state"].get("running").is_some()
+            || s["state"].get("terminated").is_some()
+            || s["restartCount"].as_i64().unwrap_or(0) > 0
+    });
+    let init_cond = if phase == "Succeeded" {
+        cond("Initialized", true, Some("PodCompleted"), None)
+    } else if init_done || app_started {
+        cond("Initialized", true, None, None)
     } else {
         cond(
             "Initialized",
@@ -523,6 +529,32 @@ mod tests {
             "Completed"
         );
         assert_eq!(cond(&st, "Ready")["reason"], "PodCompleted");
+        assert_eq!(cond(&st, "Initialized")["reason"], "PodCompleted");
+        let st = pod_status(&pod("Never", &[], &["a"]), &rt(1), &inputs(&w));
+        assert_eq!(cond(&st, "Ready")["reason"], "PodFailed");
+        assert_eq!(cond(&st, "ContainersReady")["reason"], "PodFailed");
+        assert_eq!(cond(&st, "Initialized")["status"], "True");
+        assert!(cond(&st, "Initialized").get("reason").is_none());
+    }
+
+    #[test]
+    fn a_failed_init_container_leaves_the_failed_pod_uninitialized() {
+        let w = HashMap::new();
+        let rt = PodRuntime {
+            sandboxes: vec![sandbox(true)],
+            containers: vec![inst("i", 0, State::Exited, 4, 90)],
+        };
+        let st = pod_status(&pod("Never", &["i"], &["a"]), &rt, &inputs(&w));
+        assert_eq!(st["phase"], "Failed");
+        let init = cond(&st, "Initialized");
+        assert_eq!(init["status"], "False");
+        assert_eq!(init["reason"], "ContainersNotInitialized");
+        assert_eq!(init["message"], "containers with incomplete status: [i]");
+        assert_eq!(cond(&st, "Ready")["reason"], "PodFailed");
+        assert_eq!(
+            st["containerStatuses"][0]["state"]["waiting"]["reason"],
+            "PodInitializing"
+        );
     }
 
     #[test]

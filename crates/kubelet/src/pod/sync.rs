@@ -637,7 +637,10 @@ async fn run_hook(
         timeout_seconds: Some(timeout.clamp(1, i32::MAX as i64) as i32),
         ..Default::default()
     };
-    if super::probe::run_once(runtime, id, pod_ip, &probe, c).await {
+    if super::probe::run_once(runtime, id, pod_ip, &probe, c)
+        .await
+        .is_ok()
+    {
         Ok(())
     } else if h.exec.is_some() {
         Err(format!(
