@@ -17,9 +17,7 @@ fn created<S: Strategy>(s: &S, mut obj: Value) -> Value {
     obj
 }
 
-fn fields(errs: Vec<FieldError>) -> Vec<(String, FieldErrorType)> {
-    errs.into_iter().map(|e| (e.field, e.kind)).collect()
-}
+use crate::strategy::error_fields as fields;
 
 #[test]
 fn job_gets_a_generated_selector_and_defaults() {

@@ -1,9 +1,7 @@
 use super::*;
 use crate::error::FieldErrorType;
 
-fn fields(errs: Vec<FieldError>) -> Vec<(String, FieldErrorType)> {
-    errs.into_iter().map(|e| (e.field, e.kind)).collect()
-}
+use crate::strategy::error_fields as fields;
 
 #[test]
 fn base64_round_trip_and_errors() {

@@ -232,9 +232,7 @@ mod tests {
     use super::*;
     use crate::error::FieldErrorType;
 
-    fn fields(errs: Vec<FieldError>) -> Vec<(String, FieldErrorType)> {
-        errs.into_iter().map(|e| (e.field, e.kind)).collect()
-    }
+    use crate::strategy::error_fields as fields;
 
     #[test]
     fn endpoints_and_slices() {

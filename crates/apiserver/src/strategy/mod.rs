@@ -197,6 +197,12 @@ impl Strategy for Plain {
     }
 }
 
+/// The field and type of each error, for tests to compare.
+#[cfg(test)]
+pub(crate) fn error_fields(errs: Vec<FieldError>) -> Vec<(String, crate::error::FieldErrorType)> {
+    errs.into_iter().map(|e| (e.field, e.kind)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -80,9 +80,7 @@ mod tests {
     use super::*;
     use crate::error::FieldErrorType;
 
-    fn fields(errs: Vec<FieldError>) -> Vec<(String, FieldErrorType)> {
-        errs.into_iter().map(|e| (e.field, e.kind)).collect()
-    }
+    use crate::strategy::error_fields as fields;
 
     fn rc(extra: Value) -> Value {
         let mut v = json!({ "apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",

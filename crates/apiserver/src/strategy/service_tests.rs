@@ -24,9 +24,7 @@ fn allocated(mut obj: Value, ip: &str) -> Value {
     obj
 }
 
-fn fields(errs: Vec<FieldError>) -> Vec<(String, FieldErrorType)> {
-    errs.into_iter().map(|e| (e.field, e.kind)).collect()
-}
+use crate::strategy::error_fields as fields;
 
 fn update(mut new: Value, old: &Value) -> (Value, Vec<FieldError>) {
     ServiceStrategy.prepare_for_update(&mut new, old);

@@ -26,9 +26,7 @@ fn created<S: Strategy>(s: &S, mut obj: Value) -> Value {
     obj
 }
 
-fn fields(errs: Vec<FieldError>) -> Vec<(String, FieldErrorType)> {
-    errs.into_iter().map(|e| (e.field, e.kind)).collect()
-}
+use crate::strategy::error_fields as fields;
 
 #[test]
 fn kubectl_create_deployment_is_stored_like_upstream() {
