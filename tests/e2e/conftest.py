@@ -27,6 +27,20 @@ VENV_BIN = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
 KUBECTL = os.environ.get("KUBECTL", str(VENV_BIN / "kubectl"))
 
 
+def plain_pod(name, **spec):
+    """A pod manifest of one busybox container, with more `spec` fields."""
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}], **spec}}
+
+
+def create_pod_error(core, ns, body):
+    """Create a pod that must be refused: (HTTP code, the Status)."""
+    from kubernetes.client.rest import ApiException
+    with pytest.raises(ApiException) as e:
+        core.create_namespaced_pod(ns, body)
+    return e.value.status, json.loads(e.value.body)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

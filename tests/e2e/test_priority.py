@@ -1,22 +1,8 @@
 """Priority admission on pod creation: classes resolve to spec.priority and
 spec.preemptionPolicy, and what upstream refuses is refused with its 403."""
 
-import json
-
-import pytest
 from kubernetes import client
-from kubernetes.client.rest import ApiException
-
-
-def pod(name, **spec):
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-            "spec": {"containers": [{"name": "c", "image": "busybox"}], **spec}}
-
-
-def create_error(core, ns, body):
-    with pytest.raises(ApiException) as e:
-        core.create_namespaced_pod(ns, body)
-    return e.value.status, json.loads(e.value.body)
+from conftest import create_pod_error as create_error, plain_pod as pod
 
 
 def test_system_classes_exist(kubectl):

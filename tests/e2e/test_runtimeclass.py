@@ -6,23 +6,12 @@ scheduling). Running pods with a class is in test_kubelet_crun.py."""
 import json
 
 import pytest
-from kubernetes.client.rest import ApiException
+from conftest import create_pod_error as create_error, plain_pod as pod
 
 
 def runtime_class(name, handler, **extra):
     return {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
             "metadata": {"name": name}, "handler": handler, **extra}
-
-
-def pod(name, **spec):
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-            "spec": {"containers": [{"name": "c", "image": "busybox"}], **spec}}
-
-
-def create_error(core, ns, body):
-    with pytest.raises(ApiException) as e:
-        core.create_namespaced_pod(ns, body)
-    return e.value.status, json.loads(e.value.body)
 
 
 @pytest.fixture
