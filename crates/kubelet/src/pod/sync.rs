@@ -225,7 +225,10 @@ impl Executor {
             "ErrImageNeverPull" => ("ErrImageNeverPull", message.clone()),
             "ErrImagePull" => (
                 "Failed",
-                format!("Failed to pull image \"{}\": {message}", image_of(pod, name)),
+                format!(
+                    "Failed to pull image \"{}\": {message}",
+                    image_of(pod, name)
+                ),
             ),
             "ImageInspectError" => ("InspectFailed", message.clone()),
             // The message names the volume already (upstream's wording).
