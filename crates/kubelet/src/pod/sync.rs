@@ -68,7 +68,13 @@ pub fn pull_policy(c: &Container) -> String {
 /// The image of the pod's container (or init container) `name`.
 /// A CRI error as Go's gRPC status prints it (`err.Error()` upstream).
 fn rpc_error(e: &crate::cri::CriError) -> String {
-    format!("rpc error: code = {:?} desc = {}", e.code, e.message)
+    // Go's names of the codes; tonic's differ for these two.
+    let code = match e.code {
+        tonic::Code::Ok => "OK".to_string(),
+        tonic::Code::Cancelled => "Canceled".to_string(),
+        c => format!("{c:?}"),
+    };
+    format!("rpc error: code = {code} desc = {}", e.message)
 }
 
 /// Reasons of the image manager, which upstream's container start also
@@ -871,6 +877,21 @@ mod tests {
         }
         ex.execute(p, rt, plan::decide(p, rt, "Pending", 0), &mut NoObjects)
             .await;
+    }
+
+    #[test]
+    fn cri_errors_read_as_go_grpc_prints_them() {
+        let e = |code| crate::cri::CriError::new("PullImage", code, "x: not found");
+        assert_eq!(
+            rpc_error(&e(tonic::Code::NotFound)),
+            "rpc error: code = NotFound desc = x: not found"
+        );
+        assert_eq!(
+            rpc_error(&e(tonic::Code::DeadlineExceeded)),
+            "rpc error: code = DeadlineExceeded desc = x: not found"
+        );
+        assert!(rpc_error(&e(tonic::Code::Cancelled)).starts_with("rpc error: code = Canceled "));
+        assert!(image_failure("ErrImagePull") && !image_failure("CreateContainerConfigError"));
     }
 
     #[tokio::test]
