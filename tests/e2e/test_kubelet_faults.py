@@ -9,12 +9,15 @@ import re
 import signal
 import socket
 import subprocess
+import time
+import urllib.request
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from conftest import WHARF
-from kubelet_node import IMAGE, bridge_name, ctr, kubelet_node, wait_for
+from kubelet_node import IMAGE, bridge_name, ctr, kubelet_node, mirror_registry, wait_for
 
 NODE = "e2e-faults"
 
@@ -40,6 +43,18 @@ def _events(k, name):
     return {e["reason"]: e["message"] for e in items}
 
 
+def _event_list(k, name):
+    """(type, reason, message) of every event about the object `name`."""
+    items = json.loads(k("get", "events", "--field-selector", f"involvedObject.name={name}",
+                         "-o", "json"))["items"]
+    return [(e["type"], e["reason"], e["message"]) for e in items]
+
+
+def _ready(k, name):
+    node = json.loads(k("get", "node", name, "-o", "json"))
+    return next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
+
+
 def _apply(k, name, container, **spec):
     manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
                 "spec": {"terminationGracePeriodSeconds": 1, "containers": [
@@ -51,6 +66,89 @@ def _closed_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_the_node_renews_its_lease_and_posts_status_only_on_change(node):
+    """Upstream's kubelet renews its Lease every 10 s (the heartbeat), and
+    computes the node status every 10 s (nodeStatusUpdateFrequency) but
+    posts it only when it changed or every 5 min (nodeStatusReportFrequency):
+    an unchanged Ready condition keeps its lastHeartbeatTime."""
+    _, k, _ = node
+    lease = lambda: json.loads(k("get", "lease", "-n", "kube-node-lease", NODE, "-o", "json"))["spec"]
+    before, ready = lease(), _ready(k, NODE)
+    assert before["holderIdentity"] == NODE and before["leaseDurationSeconds"] == 40, before
+    after = wait_for("the lease to be renewed", lambda: (lambda l: l if l["renewTime"] != before["renewTime"]
+                     else None)(lease()), timeout=12, every=0.5)
+    # The next renewal, 10 s after the one seen first (not a burst of writes).
+    t = lambda l: datetime.fromisoformat(l["renewTime"].replace("Z", "+00:00"))
+    assert 9 <= (t(after) - t(before)).total_seconds() <= 12, (before, after)
+    now = _ready(k, NODE)
+    assert now["status"] == "True" and now["reason"] == "KubeletReady", now
+    # The status was computed again with nothing changed: nothing posted.
+    assert now["lastHeartbeatTime"] == ready["lastHeartbeatTime"], (ready, now)
+    assert now["lastTransitionTime"] == ready["lastTransitionTime"], (ready, now)
+
+
+def test_an_image_missing_from_a_reachable_registry_backs_off_with_upstream_events(node):
+    _, k, _ = node
+    image = f"127.0.0.1:{mirror_registry()}/library/busybox:no-such-tag"
+    _apply(k, "notag", {"image": image, "imagePullPolicy": "IfNotPresent"})
+    seen = {}
+
+    def backoff():
+        w = _status(k, "notag").get("state", {}).get("waiting") or {}
+        seen.setdefault(w.get("reason"), w.get("message"))
+        return w.get("reason") == "ImagePullBackOff" and w
+
+    w = wait_for("ImagePullBackOff", backoff, timeout=60, every=0.2)
+    # Upstream shows the CRI's error as Go's gRPC prints it, here
+    # containerd's "manifest unknown" (its resolver says "not found").
+    err = (f'rpc error: code = NotFound desc = failed to pull and unpack image "{image}": '
+           f'failed to resolve reference "{image}": {image}: not found')
+    assert seen.get("ErrImagePull") == err, seen
+    assert w["message"] == f'Back-off pulling image "{image}": ErrImagePull: {err}', w
+    ev = wait_for("the pull events", lambda: (lambda e: e if ("Warning", "Failed", "Error: ImagePullBackOff") in e
+                  else None)(_event_list(k, "notag")), timeout=30)
+    # `kubectl describe` as upstream's: the image manager's events and the
+    # container start's `Error: <reason>`.
+    for e in [("Normal", "Pulling", f'Pulling image "{image}"'),
+              ("Warning", "Failed", f'Failed to pull image "{image}": {err}'),
+              ("Warning", "Failed", "Error: ErrImagePull"),
+              ("Normal", "BackOff", f'Back-off pulling image "{image}"')]:
+        assert e in ev, (e, ev)
+    assert _pod(k, "notag")["status"]["phase"] == "Pending"
+    k("delete", "pod", "notag", "--grace-period=1")
+
+
+def test_missing_secret_and_config_map_keys_are_config_errors_with_events(node):
+    _, k, _ = node
+    k("create", "secret", "generic", "keys", "--from-literal=pw=hunter2")
+    k("create", "configmap", "keys", "--from-literal=size=3")
+    ref = lambda kind, name, key, **o: {"name": "V", "valueFrom": {kind: {"name": name, "key": key, **o}}}
+    sleep = {"command": ["sleep", "3600"]}
+    _apply(k, "nosecretkey", {**sleep, "env": [ref("secretKeyRef", "keys", "nope")]})
+    _apply(k, "nocmkey", {**sleep, "env": [ref("configMapKeyRef", "keys", "nope")]})
+    # Optional references to an absent key or Secret leave the variable out.
+    _apply(k, "optional", {"command": ["sh", "-c", 'echo "[${A-unset}][${B-unset}]"; exec sleep 3600'],
+                           "env": [{**ref("secretKeyRef", "keys", "nope", optional=True), "name": "A"},
+                                   {**ref("secretKeyRef", "absent", "pw", optional=True), "name": "B"}]})
+    cases = {"nosecretkey": "couldn't find key nope in Secret default/keys",
+             "nocmkey": "couldn't find key nope in ConfigMap default/keys"}
+    for name, msg in cases.items():
+        w = wait_for(f"{name} to wait", lambda: (lambda s: s.get("state", {}).get("waiting"))(_status(k, name)),
+                     timeout=30)
+        assert w == {"reason": "CreateContainerConfigError", "message": msg}, w
+        ev = wait_for(f"{name}'s event", lambda: [e for e in _event_list(k, name) if e[1] == "Failed"], timeout=20)
+        assert ev[0] == ("Warning", "Failed", f"Error: {msg}"), ev
+        assert _pod(k, name)["status"]["phase"] == "Pending"
+    wait_for("the optional pod to run", lambda: _pod(k, "optional")["status"].get("phase") == "Running", timeout=30)
+    wait_for("its output", lambda: k("logs", "optional").strip() == "[unset][unset]", timeout=10)
+    # Once the key exists, the kubelet's next attempt starts the container.
+    k("patch", "secret", "keys", "-p", json.dumps({"stringData": {"nope": "now"}}))
+    wait_for("nosecretkey to run", lambda: _pod(k, "nosecretkey")["status"].get("phase") == "Running", timeout=30)
+    k("delete", "pod", "nosecretkey", "nocmkey", "optional", "--grace-period=1")
+    k("delete", "secret", "keys")
+    k("delete", "configmap", "keys")
 
 
 def test_a_registry_that_is_down_backs_off_with_upstream_reasons(node):
@@ -65,13 +163,14 @@ def test_a_registry_that_is_down_backs_off_with_upstream_reasons(node):
         return w.get("reason") == "ImagePullBackOff" and w
 
     w = wait_for("ImagePullBackOff", backoff, timeout=60, every=0.2)
-    # Upstream's message wraps the pull's error.
-    assert w["message"].startswith(f'Back-off pulling image "{image}": ErrImagePull: Failed to pull image "{image}": '), w
+    # Upstream's message wraps the pull's error (the CRI's gRPC error).
+    assert w["message"].startswith(f'Back-off pulling image "{image}": ErrImagePull: rpc error: code = '), w
     assert "ErrImagePull" in seen, seen
-    ev = wait_for("the pull events", lambda: (lambda e: e if {"Failed", "BackOff"} <= set(e) else None)(
-        _events(k, "down")), timeout=30)
-    assert ev["BackOff"] == f'Back-off pulling image "{image}"', ev
-    assert ev["Failed"].startswith(f'Failed to pull image "{image}"') and "connection refused" in ev["Failed"], ev
+    ev = wait_for("the pull events", lambda: (lambda e: e if {"Failed", "BackOff"} <= {r for _, r, _ in e}
+                  else None)(_event_list(k, "down")), timeout=30)
+    assert ("Normal", "BackOff", f'Back-off pulling image "{image}"') in ev, ev
+    pulls = [m for t, r, m in ev if r == "Failed" and m.startswith(f'Failed to pull image "{image}": rpc error: ')]
+    assert pulls and "connection refused" in pulls[0], ev
     assert _pod(k, "down")["status"]["phase"] == "Pending"
     k("delete", "pod", "down", "--grace-period=1")
 
@@ -206,6 +305,10 @@ def test_a_deployment_runs_on_the_real_node_alongside_hollow_nodes(node):
             cid = p["status"]["containerStatuses"][0]["containerID"].removeprefix("containerd://")
             assert cid in listed, (cid, listed)
         k("delete", "deployment", "mixed")
+        # While the hollow nodes still run to confirm their pods' deletion
+        # (else the pods wait on nodes that are gone).
+        wait_for("the replicas to go", lambda: k("get", "pods", "-l", "app=mixed", "-o", "name").strip() == "",
+                 timeout=60)
     finally:
         hollow.send_signal(signal.SIGTERM)
         try:
@@ -214,3 +317,69 @@ def test_a_deployment_runs_on_the_real_node_alongside_hollow_nodes(node):
             hollow.kill()
             hollow.wait()
         k.run("delete", "nodes", "e2e-hollow-0", "e2e-hollow-1", check=False)
+
+
+def _get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.read().decode()
+    except OSError:
+        return None
+
+
+def test_killed_containerd_is_restarted_and_its_pods_recovered(node):
+    """SIGKILL of wharf's own containerd: the containers run on under their
+    shims, wharf starts a new containerd, and the kubelet picks its pods up
+    again: same containers, same restart counts, still serving; a
+    container that exits afterwards is restarted by its policy; the node is
+    Ready and new pods run."""
+    _, k, d = node
+    manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "survivor"},
+                "spec": {"terminationGracePeriodSeconds": 1, "containers": [
+                    {"name": "web", "image": IMAGE, "imagePullPolicy": "Never",
+                     "command": ["httpd", "-f", "-p", "8080", "-h", "/www"]},
+                    {"name": "waiter", "image": IMAGE, "imagePullPolicy": "Never",
+                     "command": ["sh", "-c", "while [ ! -f /tmp/die ]; do sleep 0.2; done; exit 3"]}]}}
+    k("apply", "-f", "-", input=json.dumps(manifest))
+    p = wait_for("survivor to be ready", lambda: (lambda p: p if all(
+        c.get("ready") for c in p["status"].get("containerStatuses", [{}])) else None)(_pod(k, "survivor")),
+        timeout=60)
+    before = {c["name"]: c for c in p["status"]["containerStatuses"]}
+    ip = p["status"]["podIP"]
+    pid_file = Path(d) / "agent" / "containerd" / "containerd.pid"
+    old = int(pid_file.read_text())
+    os.kill(old, signal.SIGKILL)
+    killed = time.time()
+    # The containers do not depend on containerd.
+    assert "hello from a wharf pod" in (_get(f"http://{ip}:8080/") or "")
+    new = wait_for("a new containerd", lambda: (lambda p: p if p and p != old else None)(
+        int(pid_file.read_text() or 0)), timeout=30, every=0.2)
+    assert Path(f"/proc/{new}").exists()
+    wait_for("the runtime to answer", lambda: ctr(d, "version").returncode == 0, timeout=30, every=0.2)
+    wait_for("the node to be Ready", lambda: _ready(k, NODE)["status"] == "True", timeout=30)
+    time.sleep(2)  # relists against the new containerd
+    after = _pod(k, "survivor")["status"]
+    assert after["phase"] == "Running" and after["podIP"] == ip, after
+    for c in after["containerStatuses"]:
+        b = before[c["name"]]
+        assert c["containerID"] == b["containerID"], (b, c)
+        assert c["restartCount"] == b["restartCount"] == 0, (b, c)
+        assert c["state"]["running"]["startedAt"] == b["state"]["running"]["startedAt"], (b, c)
+        assert c["ready"], c
+    assert "hello from a wharf pod" in (_get(f"http://{ip}:8080/") or "")
+    # The new containerd runs exec, sees the exit and restarts the container.
+    k("exec", "survivor", "-c", "waiter", "--", "touch", "/tmp/die")
+    w = wait_for("waiter to be restarted", lambda: next(
+        (c for c in _pod(k, "survivor")["status"]["containerStatuses"]
+         if c["name"] == "waiter" and c["restartCount"] == 1 and "running" in c["state"]), None), timeout=30)
+    assert w["lastState"]["terminated"]["exitCode"] == 3, w
+    assert w["lastState"]["terminated"]["containerID"] == before["waiter"]["containerID"], w
+    web = next(c for c in _pod(k, "survivor")["status"]["containerStatuses"] if c["name"] == "web")
+    assert web["containerID"] == before["web"]["containerID"] and web["restartCount"] == 0, web
+    # Nothing was stopped or recreated: no Killing, no new sandbox.
+    reasons = [r for _, r, _ in _event_list(k, "survivor")]
+    assert "Killing" not in reasons and "SandboxChanged" not in reasons, reasons
+    _apply(k, "newborn", {"command": ["sleep", "3600"]})
+    wait_for("a new pod to run", lambda: _pod(k, "newborn")["status"].get("phase") == "Running", timeout=60)
+    assert time.time() - killed < 90
+    k("delete", "pod", "survivor", "newborn", "--grace-period=1")

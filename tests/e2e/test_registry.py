@@ -103,9 +103,12 @@ def _running(k, name):
     return p if p["status"].get("phase") == "Running" else None
 
 
+def _event_items(k, name):
+    return json.loads(k("get", "events", "--field-selector", f"involvedObject.name={name}", "-o", "json"))["items"]
+
+
 def _events(k, name):
-    items = json.loads(k("get", "events", "--field-selector", f"involvedObject.name={name}", "-o", "json"))["items"]
-    return {e["reason"]: e["message"] for e in items}
+    return {e["reason"]: e["message"] for e in _event_items(k, name)}
 
 
 def test_docker_hub_names_are_pulled_through_the_mirror_with_its_credentials(node):
@@ -126,7 +129,8 @@ def test_a_private_image_needs_its_pull_secret(node):
     k("apply", "-f", "-", input=_pod("nosecret", image))
     w = wait_for("an image pull error", lambda: (lambda w: w if w and w.get("reason") in
                  ("ErrImagePull", "ImagePullBackOff") else None)(_waiting(k, "nosecret")), timeout=60)
-    ev = wait_for("a Failed event", lambda: _events(k, "nosecret").get("Failed"), timeout=30)
+    ev = wait_for("a Failed event", lambda: next((e["message"] for e in _event_items(k, "nosecret")
+                  if e["reason"] == "Failed" and e["message"].startswith("Failed to pull")), None), timeout=30)
     assert f'Failed to pull image "{image}"' in ev and ("401" in ev or "authorization" in ev.lower()
                                                          or "unauthorized" in ev.lower()), ev
     # A secret that does not exist is reported, and the pull still fails.

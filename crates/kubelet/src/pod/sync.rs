@@ -66,6 +66,26 @@ pub fn pull_policy(c: &Container) -> String {
 }
 
 /// The image of the pod's container (or init container) `name`.
+/// A CRI error as Go's gRPC status prints it (`err.Error()` upstream).
+fn rpc_error(e: &crate::cri::CriError) -> String {
+    // Go's names of the codes; tonic's differ for these two.
+    let code = match e.code {
+        tonic::Code::Ok => "OK".to_string(),
+        tonic::Code::Cancelled => "Canceled".to_string(),
+        c => format!("{c:?}"),
+    };
+    format!("rpc error: code = {code} desc = {}", e.message)
+}
+
+/// Reasons of the image manager, which upstream's container start also
+/// records as a `Failed` event `Error: <reason>`.
+fn image_failure(reason: &str) -> bool {
+    matches!(
+        reason,
+        "ErrImagePull" | "ErrImageNeverPull" | "ImageInspectError"
+    )
+}
+
 fn image_of(pod: &Pod, name: &str) -> String {
     let spec = pod.spec.as_ref();
     spec.into_iter()
@@ -207,13 +227,26 @@ impl Executor {
                 "FailedCreatePodSandBox",
                 format!("Failed to create pod sandbox: {message}"),
             ),
+            // The image manager's own event, then (below) the container's.
             "ErrImageNeverPull" => ("ErrImageNeverPull", message.clone()),
+            "ErrImagePull" => (
+                "Failed",
+                format!(
+                    "Failed to pull image \"{}\": {message}",
+                    image_of(pod, name)
+                ),
+            ),
+            "ImageInspectError" => ("InspectFailed", message.clone()),
             // The message names the volume already (upstream's wording).
             "FailedMount" => ("FailedMount", message.clone()),
-            "ErrImagePull" => ("Failed", message.clone()),
             _ => ("Failed", format!("Error: {message}")),
         };
         self.event(pod, Some(name), true, ev_reason, ev_message);
+        if image_failure(reason) {
+            // Upstream's startContainer records the image manager's error
+            // (a bare reason) as the container's failure too.
+            self.event(pod, Some(name), true, "Failed", format!("Error: {reason}"));
+        }
         m.insert(
             name.to_string(),
             Failure {
@@ -267,6 +300,8 @@ impl Executor {
         };
         let msg = format!("Back-off pulling image \"{backing_off}\"");
         self.event(pod, Some(name), false, "BackOff", msg);
+        let msg = "Error: ImagePullBackOff".to_string();
+        self.event(pod, Some(name), true, "Failed", msg);
         true
     }
 
@@ -399,7 +434,8 @@ impl Executor {
             _ => match r.image_status(&image).await {
                 Ok(i) => i.is_some(),
                 Err(e) => {
-                    self.fail(pod, &c.name, "ErrImagePull", e.to_string());
+                    let msg = format!("Failed to inspect image \"{image}\": {}", rpc_error(&e));
+                    self.fail(pod, &c.name, "ImageInspectError", msg);
                     return;
                 }
             },
@@ -428,8 +464,8 @@ impl Executor {
             if let Err(e) =
                 super::pull::pull(r.as_ref(), &image, &creds, sandbox_config.clone()).await
             {
-                let msg = format!("Failed to pull image \"{image}\": {}", e.message);
-                self.fail(pod, &c.name, "ErrImagePull", msg);
+                // Upstream's waiting message is the CRI error as gRPC prints it.
+                self.fail(pod, &c.name, "ErrImagePull", rpc_error(&e));
                 return;
             }
             let took = t.elapsed().as_secs_f64();
@@ -846,6 +882,21 @@ mod tests {
             .await;
     }
 
+    #[test]
+    fn cri_errors_read_as_go_grpc_prints_them() {
+        let e = |code| crate::cri::CriError::new("PullImage", code, "x: not found");
+        assert_eq!(
+            rpc_error(&e(tonic::Code::NotFound)),
+            "rpc error: code = NotFound desc = x: not found"
+        );
+        assert_eq!(
+            rpc_error(&e(tonic::Code::DeadlineExceeded)),
+            "rpc error: code = DeadlineExceeded desc = x: not found"
+        );
+        assert!(rpc_error(&e(tonic::Code::Cancelled)).starts_with("rpc error: code = Canceled "));
+        assert!(image_failure("ErrImagePull") && !image_failure("CreateContainerConfigError"));
+    }
+
     #[tokio::test]
     async fn image_failures_become_waiting_reasons() {
         let fake = Arc::new(Fake::default());
@@ -864,9 +915,11 @@ mod tests {
             "Container image \"absent:1\" is not present with pull policy of Never"
         );
         assert_eq!(w["pull"].reason, "ErrImagePull");
-        assert!(w["pull"]
-            .message
-            .starts_with("Failed to pull image \"nowhere:1\": "));
+        // The CRI error as upstream's gRPC client prints it.
+        assert_eq!(
+            w["pull"].message,
+            "rpc error: code = NotFound desc = nowhere:1: not found"
+        );
         // The retry waits for its back-off, and meanwhile reads
         // ImagePullBackOff with the pull's error wrapped, as upstream.
         let rt = observe(&fake).await;
@@ -892,10 +945,9 @@ mod tests {
             .await;
         let w = &ex.waiting("u1")["pull"];
         assert_eq!(w.reason, "ImagePullBackOff");
-        assert!(
-            w.message.starts_with("Back-off pulling image \"nowhere:1\": ErrImagePull: Failed to pull image \"nowhere:1\": "),
-            "{}",
-            w.message
+        assert_eq!(
+            w.message,
+            "Back-off pulling image \"nowhere:1\": ErrImagePull: rpc error: code = NotFound desc = nowhere:1: not found"
         );
         // The next attempt fails again: ErrImagePull until the next back-off.
         retry_now(&ex, &p, &rt).await;
