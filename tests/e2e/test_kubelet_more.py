@@ -160,6 +160,12 @@ def test_logs_since_and_since_time_cut_between_lines(node):
 
 
 def test_netns_is_under_the_state_dir_and_oom_score_adj_follows_qos(node):
+    """wharf writes `restrict_oom_score_adj = true` only when it lacks
+    CAP_SYS_RESOURCE (as k3s in rootless mode): then containerd clamps
+    each value to its own oom_score_adj, since lowering below it would be
+    refused. The e2e run is root with the capability, so upstream's values
+    show unclamped: Guaranteed -997, BestEffort 1000, Burstable
+    1000 - 1000 * request / capacity within 3..999, pause -998."""
     _, k, d = node
     cap = int(next(l for l in Path("/proc/self/status").read_text().splitlines()
                    if l.startswith("CapEff:")).split()[1], 16)
@@ -182,6 +188,7 @@ def test_netns_is_under_the_state_dir_and_oom_score_adj_follows_qos(node):
     burst = 1000 - (1000 * (64 << 20)) // cap_bytes
     burst = 3 if burst < 3 else 999 if burst == 1000 else burst
     want = {"guaranteed": -997, "besteffort": 1000, "burstable": burst}
+    floor = None
     if not has_sys_resource:
         # restrict_oom_score_adj: nothing below containerd's own value.
         cd_pid = int((Path(d) / "agent" / "containerd" / "containerd.pid").read_text())
@@ -189,6 +196,13 @@ def test_netns_is_under_the_state_dir_and_oom_score_adj_follows_qos(node):
         want = {n: max(v, floor) for n, v in want.items()}
     got = {n: int(k("exec", n, "--", "cat", "/proc/1/oom_score_adj")) for n in pods}
     assert got == want, (got, capacity)
+    # containerd gives every sandbox (pause) -998, under the same rule.
+    uid = pods["besteffort"]["metadata"]["uid"]
+    sandbox = ctr(d, "containers", "ls", "-q",
+                  f'labels."io.kubernetes.pod.uid"=={uid},labels."io.cri-containerd.kind"==sandbox').stdout.split()
+    assert len(sandbox) == 1, sandbox
+    pause = int(Path(f"/proc/{task_pid(d, sandbox[0])}/oom_score_adj").read_text())
+    assert pause == (-998 if has_sys_resource else max(-998, floor))
     # The pod's network namespace is a bind mount under the node's
     # containerd state dir, and it is the container's namespace.
     state = Path(d) / "agent" / "containerd" / "state"
