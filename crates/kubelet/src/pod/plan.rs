@@ -133,14 +133,42 @@ pub fn decide(pod: &Pod, rt: &PodRuntime, phase: &str, now_ns: i64) -> Plan {
             .iter()
             .find(|c| c.name == name && c.sandbox_id == sandbox.id)
     };
-    // Dead instances beyond the newest two of each name (the newest gives
-    // `state`, the one before `lastState`).
-    let mut seen: std::collections::HashMap<&str, usize> = Default::default();
+    // Dead instances beyond one per container, as upstream's container GC
+    // (MaxPerPodContainer=1): the newest instance gives `state` and the
+    // newest dead one `lastState`. The one exception keeps a second dead
+    // instance: a newest one that exited for good shows as `terminated`
+    // with the one before as `lastState`.
+    let is_init = |name: &str| {
+        spec.init_containers
+            .iter()
+            .flatten()
+            .any(|c| c.name == name)
+    };
+    let mut seen: std::collections::HashMap<&str, (usize, usize)> = Default::default();
     for c in &rt.containers {
-        let n = seen.entry(c.name.as_str()).or_default();
-        *n += 1;
-        if *n > 2 && c.state == State::Exited {
-            plan.remove_containers.push(c.id.clone());
+        let newest = rt.containers.iter().find(|n| n.name == c.name);
+        let keep_dead = match newest {
+            Some(n) if n.state == State::Exited => {
+                let restarted = if is_init(&n.name) {
+                    policy != "Never" && n.exit_code != 0
+                } else {
+                    should_restart(policy, n.exit_code)
+                };
+                if restarted {
+                    1
+                } else {
+                    2
+                }
+            }
+            _ => 1,
+        };
+        let (all, dead) = seen.entry(c.name.as_str()).or_default();
+        *all += 1;
+        if c.state == State::Exited {
+            *dead += 1;
+            if *all > 1 && *dead > keep_dead {
+                plan.remove_containers.push(c.id.clone());
+            }
         }
     }
     for c in spec.init_containers.iter().flatten() {
@@ -407,5 +435,26 @@ pub(crate) mod tests {
             vec!["a-1".to_string(), "a-0".to_string()]
         );
         assert!(plan.start.is_empty());
+    }
+
+    #[test]
+    fn one_dead_instance_is_kept_per_container() {
+        let dead = |rc, code, t| inst("a", rc, State::Exited, code, t);
+        let rt = |cs: Vec<Instance>| PodRuntime {
+            sandboxes: vec![sandbox(true)],
+            containers: cs,
+        };
+        // Backing off after a crash: the newest dead instance is `state`
+        // and `lastState` both, the older ones go.
+        let crashing = rt(vec![dead(2, 1, 99), dead(1, 1, 80), dead(0, 1, 70)]);
+        let plan = decide(&pod("Always", &[], &["a"]), &crashing, "Running", 100 * S);
+        assert_eq!(
+            plan.remove_containers,
+            vec!["a-1".to_string(), "a-0".to_string()]
+        );
+        // Exited for good (OnFailure, exit 0): the one before stays for lastState.
+        let done = rt(vec![dead(2, 0, 99), dead(1, 1, 80), dead(0, 1, 70)]);
+        let plan = decide(&pod("OnFailure", &[], &["a"]), &done, "Running", 100 * S);
+        assert_eq!(plan.remove_containers, vec!["a-0".to_string()]);
     }
 }

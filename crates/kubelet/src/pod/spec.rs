@@ -299,7 +299,9 @@ pub fn resources(pod: &Pod, c: &Container, memory_capacity: i64) -> api::LinuxCo
             } else {
                 1000
             };
-            adj.clamp(2, 999)
+            // Upstream (pkg/kubelet/qos/policy.go): at least
+            // 1000 + guaranteed's -997, and below best-effort's 1000.
+            adj.clamp(3, 999)
         }
     };
     api::LinuxContainerResources {
@@ -505,6 +507,24 @@ mod tests {
         );
         let ns = l.security_context.unwrap().namespace_options.unwrap();
         assert_eq!(ns.network, api::NamespaceMode::Node as i32);
+    }
+
+    #[test]
+    fn oom_score_adj_by_qos_class() {
+        let adj = |res: serde_json::Value| {
+            let p = pod(json!({
+                "metadata": {"name": "p", "namespace": "ns", "uid": "u"},
+                "spec": {"containers": [{"name": "c", "image": "i", "resources": res}]}
+            }));
+            let c = p.spec.as_ref().unwrap().containers[0].clone();
+            resources(&p, &c, 1000 << 20).oom_score_adj
+        };
+        assert_eq!(adj(json!({})), 1000);
+        assert_eq!(adj(json!({"limits": {"memory": "64Mi", "cpu": "1"}})), -997);
+        // Burstable: 1000 - 1000 * request / capacity, within 3..=999.
+        assert_eq!(adj(json!({"requests": {"memory": "250Mi"}})), 750);
+        assert_eq!(adj(json!({"requests": {"memory": "999Mi"}})), 3);
+        assert_eq!(adj(json!({"requests": {"memory": "1"}})), 999);
     }
 
     #[test]
