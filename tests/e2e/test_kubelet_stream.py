@@ -1,8 +1,9 @@
 """The kubelet API through the API server, with the real kubectl and the
 Python client: `kubectl logs` (plain, -f, --tail, --previous, -c, the error
 messages), `kubectl exec` (exit codes, stdin, a terminal), `kubectl cp` both
-ways, `kubectl port-forward`, `kubectl attach`; the kubelet port refuses
-anonymous requests; a refused upgrade is answered and never piped.
+ways, `kubectl port-forward`, `kubectl attach` (also with a terminal and
+its resizes); the kubelet port refuses anonymous requests; a refused
+upgrade is answered and never piped.
 
 The fixture is kubelet_node.py's: `wharf server` with its kubelet and own
 containerd in a temporary data directory, a random pod CIDR, a free kubelet
@@ -387,6 +388,66 @@ def test_attach(node):
     finally:
         p.kill()
         p.wait()
+
+
+def read_until(fd, pattern, timeout=30):
+    """Reads the pty master `fd` until `pattern` (a regex) matches what was
+    read; returns all of it."""
+    import select
+    out = b""
+    until = time.monotonic() + timeout
+    while time.monotonic() < until:
+        m = re.search(pattern, out.decode(errors="replace"))
+        if m:
+            return out.decode(errors="replace")
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    raise AssertionError(f"{pattern!r} not seen in {out!r}")
+
+
+def set_winsize(fd, rows, cols):
+    import fcntl
+    import struct
+    import termios
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def test_attach_with_a_terminal_and_resizes(node):
+    """`kubectl attach -it` to a shell running under a terminal: a typed
+    command runs and its output comes back; the container's terminal takes
+    kubectl's size on attach (the resize channel) and follows a resize of
+    kubectl's terminal while attached."""
+    import pty
+    _, k, _, _ = node
+    run_pod(k, "shell", [{"name": "main", "command": ["sh"], "tty": True, "stdin": True}])
+    master, slave = pty.openpty()
+    set_winsize(slave, 37, 91)
+    p = subprocess.Popen([KUBECTL, "attach", "-it", "shell"], stdin=slave, stdout=slave, stderr=slave,
+                         env=dict(os.environ, KUBECONFIG=k.kubeconfig), start_new_session=True)
+    os.close(slave)
+    try:
+        # The size arrives asynchronously (as upstream's), hence the pause.
+        os.write(master, b"sleep 1; stty size; echo $((6*7))-done\n")
+        out = read_until(master, r"\d+ \d+\s+42-done")
+        assert re.search(r"(?m)^37 91\s*$", out), out
+        # kubectl follows its terminal's SIGWINCH with a resize message.
+        set_winsize(master, 29, 77)
+        p.send_signal(__import__("signal").SIGWINCH)
+        os.write(master, b"sleep 1; stty size; echo $((5*5))-again\n")
+        out = read_until(master, r"\d+ \d+\s+25-again")
+        assert re.search(r"(?m)^29 77\s*$", out), out
+        assert p.poll() is None, "kubectl attach ended early"
+    finally:
+        p.kill()
+        p.wait()
+        os.close(master)
 
 
 def test_refused_upgrade_is_answered_not_piped(pods, node):

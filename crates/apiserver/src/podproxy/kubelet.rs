@@ -116,18 +116,14 @@ impl KubeletClient {
         host: &str,
         port: u16,
     ) -> ApiResult<SendRequest<Empty<Bytes>>> {
-        let fail = |e: &dyn std::fmt::Display| {
-            ApiError::internal(format!(
-                "error dialing backend: dial tcp {host}:{port}: {e}"
-            ))
-        };
+        let fail = |e: &dyn std::fmt::Display| dial_error(host, port, e);
         let tcp = tokio::time::timeout(
             std::time::Duration::from_secs(10),
             tokio::net::TcpStream::connect((host, port)),
         )
         .await
         .map_err(|_| fail(&"i/o timeout"))?
-        .map_err(|e| fail(&e))?;
+        .map_err(|e| fail(&connect_error(&e)))?;
         let _ = tcp.set_nodelay(true);
         let name = ServerName::try_from(host.to_string()).map_err(|e| fail(&e))?;
         let tls = self
@@ -145,6 +141,37 @@ impl KubeletClient {
         });
         Ok(sender)
     }
+}
+
+/// A failed dial as upstream's API server answers it (upgradeaware.go's
+/// `error dialing backend: %v` handed to the responder): a 500 whose reason
+/// is left unknown, since the error is not an API status, and whose message
+/// is the dial error alone.
+fn dial_error(host: &str, port: u16, e: &dyn std::fmt::Display) -> ApiError {
+    ApiError {
+        code: 500,
+        reason: "",
+        message: format!("error dialing backend: dial tcp {host}:{port}: {e}"),
+        details: None,
+        retry_after: None,
+    }
+}
+
+/// A socket error as Go's net package words it: `connect: connection
+/// refused` rather than Rust's `Connection refused (os error 111)`.
+fn connect_error(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    if e.raw_os_error().is_none() {
+        return text;
+    }
+    let text = text.split(" (os error").next().unwrap_or_default();
+    let mut chars = text.chars();
+    let first = chars.next().map(|c| c.to_ascii_lowercase());
+    format!(
+        "connect: {}{}",
+        first.into_iter().collect::<String>(),
+        chars.as_str()
+    )
 }
 
 /// The node's kubelet address: its InternalIP (else the first address)

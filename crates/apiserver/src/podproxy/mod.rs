@@ -9,9 +9,12 @@
 //! port-forward over WebSocket or SPDY) are forwarded as they are, and only
 //! once the kubelet answered 101 are the two connections joined; any other
 //! answer is returned to the client as a Status and the kubelet connection
-//! is dropped, never piped (CVE-2018-1002105).
+//! is dropped, never piped (CVE-2018-1002105). Once joined, the end of
+//! either direction closes both connections.
 
 mod kubelet;
+#[cfg(test)]
+mod upgrade_tests;
 
 pub use kubelet::AnyServerCert;
 
@@ -26,6 +29,7 @@ use hyper::body::{Frame, Incoming};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 pub use kubelet::KubeletClient;
 
@@ -364,11 +368,39 @@ async fn upgrade(
             // Either side failed to switch: both are dropped (closed).
             return;
         };
-        let mut client = TokioIo::new(client);
-        let mut backend = TokioIo::new(backend);
-        let _ = tokio::io::copy_bidirectional(&mut client, &mut backend).await;
+        join(TokioIo::new(client), TokioIo::new(backend)).await;
     });
     Ok(out)
+}
+
+/// How long closing the two connections may take once the stream is over.
+const CLOSE_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Pipe the client's upgraded connection and the kubelet's into each other
+/// until either direction ends (end of stream or error); then both are shut
+/// down and closed, as upstream's upgrade-aware proxy closes both halves
+/// once one copy exits. A half-closed side therefore never keeps the other
+/// connection open (CVE-2018-1002105).
+pub(crate) async fn join<C, B>(client: C, backend: B)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut client_r, mut client_w) = tokio::io::split(client);
+    let (mut backend_r, mut backend_w) = tokio::io::split(backend);
+    let ended = tokio::select! {
+        r = tokio::io::copy(&mut client_r, &mut backend_w) => ("client", r),
+        r = tokio::io::copy(&mut backend_r, &mut client_w) => ("kubelet", r),
+    };
+    match ended {
+        (side, Ok(bytes)) => tracing::debug!(side, bytes, "upgraded stream ended"),
+        (side, Err(e)) => tracing::debug!(side, error = %e, "upgraded stream failed"),
+    }
+    // Best effort: a peer that does not read cannot hold the close up.
+    let _ = tokio::time::timeout(CLOSE_WITHIN, async {
+        let _ = tokio::join!(client_w.shutdown(), backend_w.shutdown());
+    })
+    .await;
 }
 
 #[cfg(test)]
