@@ -16,6 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -186,6 +187,16 @@ class NodeServer(Server):
                 return self
             time.sleep(0.1)
         raise RuntimeError(f"wharf server not ready in {timeout}s:\n{self.log.read_text()[-4000:]}")
+
+
+def http_get(url):
+    """The body at `url` (e.g. a pod's web server), or None if it does not
+    answer within 2 s."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.read().decode()
+    except Exception:
+        return None
 
 
 def wait_for(what, fn, timeout=60, every=0.5):

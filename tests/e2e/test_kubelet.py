@@ -13,14 +13,13 @@ import re
 import signal
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from conftest import WHARF
 from images import busybox_archive, oci_archive
-from kubelet_node import HUB_IMAGE, IMAGE, check_memory_hog_is_oom_killed, ctr, kubelet_node, wait_for
+from kubelet_node import HUB_IMAGE, IMAGE, check_memory_hog_is_oom_killed, ctr, http_get, kubelet_node, wait_for
 
 AUTO_IMAGE = "localhost/e2e-auto:1"
 NODE = "e2e-kubelet"
@@ -79,7 +78,7 @@ def test_run_httpd_reach_it_and_delete_it(node):
     assert "running" in cs["state"] and cs["state"]["running"]["startedAt"]
     conds = {c["type"]: c["status"] for c in st["conditions"]}
     assert conds["Ready"] == conds["ContainersReady"] == conds["Initialized"] == conds["PodScheduled"] == "True"
-    body = wait_for("the pod's IP to answer", lambda: _get(f"http://{ip}:8080/"), timeout=20)
+    body = wait_for("the pod's IP to answer", lambda: http_get(f"http://{ip}:8080/"), timeout=20)
     assert "hello from a wharf pod" in body
     wide = k("get", "pod", "web", "-o", "wide")
     assert ip in wide and NODE in wide and "Running" in wide
@@ -104,7 +103,7 @@ def test_run_httpd_reach_it_and_delete_it(node):
     for line in ctr(d, "containers", "ls", "-q").stdout.split():
         info = json.loads(ctr(d, "containers", "info", line).stdout or "{}")
         assert info.get("Labels", {}).get("io.kubernetes.pod.uid") != uid, f"sandbox {line} of web left"
-    assert _get(f"http://{ip}:8080/") is None
+    assert http_get(f"http://{ip}:8080/") is None
     assert wait_for("a Killing event", lambda: event_reasons(k, "web").get("Killing"), timeout=20)["message"] == \
         "Stopping container web"
 
@@ -184,13 +183,6 @@ def test_missing_image_with_pull_policy_never(node):
     k("delete", "pod", "noimage", "--grace-period=1", timeout=90)
 
 
-def _get(url):
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return r.read().decode()
-    except Exception:
-        return None
-
 
 def test_status_follows_a_container_exit_within_about_a_second(node):
     """The kubelet relists the runtime every second (containerd 1.6 has no
@@ -263,7 +255,7 @@ def test_restarting_wharf_adopts_running_containers(node):
     ip = p["status"]["podIP"]
     s.stop()
     # containerd went with wharf, but the containers run on under their shims.
-    assert _get(f"http://{ip}:8080/") is not None
+    assert http_get(f"http://{ip}:8080/") is not None
     s.start(timeout=120)
     wait_for("the auto-import folder's image", lambda: AUTO_IMAGE in ctr(d, "images", "ls", "-q").stdout, timeout=60)
     wait_for("the node to be Ready again", lambda: k.run(
@@ -277,7 +269,7 @@ def test_restarting_wharf_adopts_running_containers(node):
     assert cs["restartCount"] == before["restartCount"] == 0
     assert cs["state"]["running"]["startedAt"] == before["state"]["running"]["startedAt"]
     assert after["podIP"] == ip
-    assert "hello from a wharf pod" in (_get(f"http://{ip}:8080/") or "")
+    assert "hello from a wharf pod" in (http_get(f"http://{ip}:8080/") or "")
     once_after = pod(k, "keep-once")["status"]["containerStatuses"][0]
     assert once_after["restartCount"] == 1
     assert once_after["containerID"] == before_once["containerID"]
@@ -369,14 +361,14 @@ def test_host_network_and_host_port(node):
     st = pod(k, "hostnet")["status"]
     assert st["podIP"] == st["hostIP"] == "127.0.0.1"
     assert "hello from a wharf pod" in wait_for("the host-network pod to answer",
-                                                lambda: _get(f"http://127.0.0.1:{nport}/"), timeout=20)
+                                                lambda: http_get(f"http://127.0.0.1:{nport}/"), timeout=20)
     # hostPort through the CNI portmap plugin, on the host's other address.
     host = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()[0]
     assert "hello from a wharf pod" in wait_for("the host port to answer",
-                                                lambda: _get(f"http://{host}:{hport}/"), timeout=20)
+                                                lambda: http_get(f"http://{host}:{hport}/"), timeout=20)
     for name in ("hostnet", "hostport"):
         k("delete", "pod", name, "--grace-period=1", timeout=90)
-    assert _get(f"http://{host}:{hport}/") is None
+    assert http_get(f"http://{host}:{hport}/") is None
 
 
 def test_env_from_config_maps_and_secrets(node):

@@ -13,22 +13,14 @@ import signal
 import subprocess
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from conftest import WHARF, Kubectl, Server, free_port
 from images import busybox_archive
-from kubelet_node import IMAGE, bridge_name, own_shims, pods_table, remove_idle_portmap_chains, wait_for
+from kubelet_node import IMAGE, bridge_name, http_get, own_shims, pods_table, remove_idle_portmap_chains, wait_for
 
 NODE = "e2e-kubelet-alone"
 
-
-def _get(url):
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return r.read().decode()
-    except Exception:
-        return None
 
 
 def test_restarting_the_kubelet_alone_adopts_its_containers():
@@ -76,13 +68,13 @@ def test_restarting_the_kubelet_alone_adopts_its_containers():
             return st if cs.get("restartCount") == 1 and cs.get("ready") else None
         before = wait_for("web to run after one restart", running_again, timeout=60)
         ip = before["podIP"]
-        assert "adopted" in (_get(f"http://{ip}:8080/") or "")
+        assert "adopted" in (http_get(f"http://{ip}:8080/") or "")
 
         # The kubelet stops, and its containerd with it; the container runs
         # on under its shim.
         kubelet.send_signal(signal.SIGTERM)
         kubelet.wait(timeout=60)
-        assert "adopted" in (_get(f"http://{ip}:8080/") or ""), "the container stopped with the kubelet"
+        assert "adopted" in (http_get(f"http://{ip}:8080/") or ""), "the container stopped with the kubelet"
         kubelet = start_kubelet()
         wait_for("the node to be Ready again", lambda: ready(k), timeout=90)
         time.sleep(3)  # a few relists of the runtime
@@ -93,7 +85,7 @@ def test_restarting_the_kubelet_alone_adopts_its_containers():
         assert a["state"]["running"]["startedAt"] == b["state"]["running"]["startedAt"]
         assert a["lastState"] == b["lastState"]
         assert after["podIP"] == ip and after["phase"] == "Running"
-        assert "adopted" in (_get(f"http://{ip}:8080/") or "")
+        assert "adopted" in (http_get(f"http://{ip}:8080/") or "")
         k("delete", "pod", "web", "--grace-period=1", timeout=90)
     finally:
         if kubelet is not None and kubelet.poll() is None:

@@ -10,14 +10,13 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.request
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from conftest import WHARF
-from kubelet_node import IMAGE, bridge_name, ctr, kubelet_node, mirror_registry, wait_for
+from kubelet_node import IMAGE, bridge_name, ctr, http_get, kubelet_node, mirror_registry, wait_for
 
 NODE = "e2e-faults"
 
@@ -319,13 +318,6 @@ def test_a_deployment_runs_on_the_real_node_alongside_hollow_nodes(node):
         k.run("delete", "nodes", "e2e-hollow-0", "e2e-hollow-1", check=False)
 
 
-def _get(url):
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return r.read().decode()
-    except OSError:
-        return None
-
 
 def test_killed_containerd_is_restarted_and_its_pods_recovered(node):
     """SIGKILL of wharf's own containerd: the containers run on under their
@@ -351,7 +343,7 @@ def test_killed_containerd_is_restarted_and_its_pods_recovered(node):
     os.kill(old, signal.SIGKILL)
     killed = time.time()
     # The containers do not depend on containerd.
-    assert "hello from a wharf pod" in (_get(f"http://{ip}:8080/") or "")
+    assert "hello from a wharf pod" in (http_get(f"http://{ip}:8080/") or "")
     new = wait_for("a new containerd", lambda: (lambda p: p if p and p != old else None)(
         int(pid_file.read_text() or 0)), timeout=30, every=0.2)
     assert Path(f"/proc/{new}").exists()
@@ -366,7 +358,7 @@ def test_killed_containerd_is_restarted_and_its_pods_recovered(node):
         assert c["restartCount"] == b["restartCount"] == 0, (b, c)
         assert c["state"]["running"]["startedAt"] == b["state"]["running"]["startedAt"], (b, c)
         assert c["ready"], c
-    assert "hello from a wharf pod" in (_get(f"http://{ip}:8080/") or "")
+    assert "hello from a wharf pod" in (http_get(f"http://{ip}:8080/") or "")
     # The new containerd runs exec, sees the exit and restarts the container.
     k("exec", "survivor", "-c", "waiter", "--", "touch", "/tmp/die")
     w = wait_for("waiter to be restarted", lambda: next(
