@@ -374,6 +374,13 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        // `reason` is `omitempty` upstream: an error of no known reason
+        // (e.g. the proxy's dial error) has none.
+        if self.reason.is_empty() {
+            if let Some(m) = s.as_object_mut() {
+                m.remove("reason");
+            }
+        }
         if let Some(d) = &self.details {
             s["details"] = d.clone();
         }
@@ -384,6 +391,17 @@ impl ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_reason_is_left_out() {
+        let s = ApiError::new(500, "", "error dialing backend: x").to_status();
+        assert!(s.get("reason").is_none(), "{s}");
+        assert_eq!(s["code"], 500);
+        assert_eq!(
+            ApiError::new(404, "NotFound", "x").to_status()["reason"],
+            "NotFound"
+        );
+    }
 
     #[test]
     fn invalid_lists_each_field() {
