@@ -238,10 +238,29 @@ async fn run(
     }
     let body = body.map_err(|e| format!("GET http://{ip}:8080/: {e}"))?;
     assert!(body.contains("hello from a CRI pod"), "{body}");
+    // containerd's task events tell of the exit as it happens (the pod
+    // loop relists on them: containerd 1.6 has no CRI container events).
+    let mut exits = rt.exits().await.map_err(|e| e.to_string())?;
+    // The subscription is made in the background: give it a moment.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     // Stop with a timeout: SIGTERM (httpd exits, 143), else SIGKILL (137).
     let t = std::time::Instant::now();
     rt.stop_container(&id, 1).await.map_err(|e| e.to_string())?;
     assert!(t.elapsed() < Duration::from_secs(10));
+    let ev = tokio::time::timeout(Duration::from_secs(2), futures::StreamExt::next(&mut exits))
+        .await
+        .map_err(|_| "no task event within 2 s of the exit".to_string())?;
+    let ev = ev
+        .ok_or("the event stream ended")?
+        .map_err(|e| e.to_string())?;
+    assert_eq!(
+        (
+            ev.topic.as_str(),
+            ev.container_id.as_str(),
+            ev.container_exited
+        ),
+        ("/tasks/exit", id.as_str(), true)
+    );
     let cs = rt.container_status(&id).await.unwrap();
     assert_eq!(cs.state, api::ContainerState::ContainerExited as i32);
     assert!(

@@ -21,6 +21,13 @@ pub struct Fake {
     /// The runtime handlers RunPodSandbox accepts besides the default
     /// (empty); others fail as containerd's CRI plugin does.
     pub handlers: Mutex<Vec<String>>,
+    /// What each call of `exits` streams, in turn; when none are left the
+    /// fake has no event service.
+    pub exits: Mutex<
+        std::collections::VecDeque<
+            tokio::sync::mpsc::UnboundedReceiver<CriResult<super::events::RuntimeEvent>>,
+        >,
+    >,
     next: Mutex<u32>,
 }
 
@@ -326,4 +333,22 @@ impl Runtime for Fake {
             req.pod_sandbox_id
         ))
     }
+
+    async fn exits(&self) -> CriResult<super::Events> {
+        use futures::StreamExt;
+        match self.exits.lock().unwrap().pop_front() {
+            Some(rx) => Ok(tokio_stream_of(rx).boxed()),
+            None => Err(CriError::new(
+                "Events/Subscribe",
+                tonic::Code::Unimplemented,
+                "no events",
+            )),
+        }
+    }
+}
+
+fn tokio_stream_of<T: Send + 'static>(
+    rx: tokio::sync::mpsc::UnboundedReceiver<T>,
+) -> impl futures::Stream<Item = T> + Send {
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) })
 }

@@ -17,6 +17,8 @@ use super::{CriError, CriResult, Runtime};
 pub struct GrpcRuntime {
     runtime: RuntimeServiceClient<Channel>,
     images: ImageServiceClient<Channel>,
+    /// The socket's channel, for containerd's own event service.
+    channel: Channel,
 }
 
 /// Messages larger than tonic's 4 MiB default: ListContainers of a busy node.
@@ -41,7 +43,8 @@ impl GrpcRuntime {
         Ok(GrpcRuntime {
             runtime: RuntimeServiceClient::new(channel.clone())
                 .max_decoding_message_size(MAX_MESSAGE),
-            images: ImageServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE),
+            images: ImageServiceClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE),
+            channel,
         })
     }
 }
@@ -355,5 +358,9 @@ impl Runtime for GrpcRuntime {
             .map_err(err("PortForward"))?
             .into_inner()
             .url)
+    }
+
+    async fn exits(&self) -> CriResult<super::Events> {
+        Ok(super::events::subscribe(self.channel.clone()))
     }
 }

@@ -2,6 +2,7 @@
 //! behind a trait so the sync logic is unit-tested with a fake, and
 //! [`grpc::GrpcRuntime`], the real client over a unix socket.
 
+pub mod events;
 #[cfg(test)]
 pub(crate) mod fake;
 pub mod grpc;
@@ -39,6 +40,9 @@ impl CriError {
 
 /// `Result` of a CRI call.
 pub type CriResult<T> = std::result::Result<T, CriError>;
+
+/// The runtime's container events, as [`Runtime::exits`] streams them.
+pub type Events = futures::stream::BoxStream<'static, CriResult<events::RuntimeEvent>>;
 
 /// The CRI runtime and image services, as far as the kubelet uses them.
 #[async_trait]
@@ -108,6 +112,16 @@ pub trait Runtime: Send + Sync + 'static {
     async fn attach(&self, req: api::AttachRequest) -> CriResult<String>;
     /// Prepare a port forward into a sandbox; returns its URL.
     async fn port_forward(&self, req: api::PortForwardRequest) -> CriResult<String>;
+    /// Container exits and OOM kills as they happen, see [`events`]. A
+    /// runtime that cannot tell answers `Unimplemented` (at once or as the
+    /// stream's first item), and the relist alone finds the changes.
+    async fn exits(&self) -> CriResult<Events> {
+        Err(CriError::new(
+            "Events/Subscribe",
+            tonic::Code::Unimplemented,
+            "this runtime has no event service",
+        ))
+    }
 }
 
 /// Upstream's CRI labels and annotations on sandboxes and containers; the

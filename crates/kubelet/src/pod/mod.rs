@@ -1,5 +1,6 @@
 //! Pod sync: one watch of the pods bound to this node, a relist of the
-//! runtime every second (containerd 1.6 has no CRI container events), and
+//! runtime every second and at once after a container exits (containerd's
+//! task events, see [`exits`]: containerd 1.6 has no CRI container events), and
 //! per pod a task that carries out the next steps; statuses are posted
 //! through `pods/status` when they change, in the background (a round
 //! never waits for the API), one post per pod at a time. A pod being deleted is stopped
@@ -10,6 +11,7 @@
 
 pub mod dns;
 pub mod env;
+pub mod exits;
 pub mod grpc_health;
 pub mod observed;
 pub mod plan;
@@ -136,7 +138,8 @@ impl PodWorker {
                 me.wake.notify_one();
             }
         });
-        let _guard = crate::AbortOnDrop(vec![watch]);
+        let exits = tokio::spawn(exits::follow(self.exec.runtime.clone(), self.wake.clone()));
+        let _guard = crate::AbortOnDrop(vec![watch, exits]);
         if store.wait_until_ready().await.is_err() {
             return;
         }
