@@ -144,14 +144,21 @@ impl KubeletClient {
 }
 
 /// A failed dial as upstream's API server answers it (upgradeaware.go's
-/// `error dialing backend: %v` handed to the responder): a 500 whose reason
-/// is left unknown, since the error is not an API status, and whose message
-/// is the dial error alone.
+/// `error dialing backend: %v` handed to the responder).
 fn dial_error(host: &str, port: u16, e: &dyn std::fmt::Display) -> ApiError {
+    backend_error(format!(
+        "error dialing backend: dial tcp {host}:{port}: {e}"
+    ))
+}
+
+/// An error talking to the kubelet as upstream's responder answers it: the
+/// error is not an API status, so `ErrorToAPIStatus` makes it a 500 whose
+/// reason is left unknown (empty) and whose message is the error alone.
+pub(crate) fn backend_error(message: String) -> ApiError {
     ApiError {
         code: 500,
         reason: "",
-        message: format!("error dialing backend: dial tcp {host}:{port}: {e}"),
+        message,
         details: None,
         retry_after: None,
     }

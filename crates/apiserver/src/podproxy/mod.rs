@@ -260,7 +260,7 @@ pub(crate) async fn handle(
         let resp = sender
             .send_request(kreq)
             .await
-            .map_err(|e| ApiError::internal(format!("error talking to the kubelet: {e}")))?;
+            .map_err(|e| kubelet::backend_error(format!("error talking to the kubelet: {e}")))?;
         let status = resp.status();
         if !status.is_success() {
             let body = read_limited(resp.into_body()).await;
@@ -346,7 +346,7 @@ async fn upgrade(
     let resp = sender
         .send_request(kreq)
         .await
-        .map_err(|e| ApiError::internal(format!("error dialing the kubelet: {e}")))?;
+        .map_err(|e| kubelet::backend_error(format!("error talking to the kubelet: {e}")))?;
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         // The kubelet refused: its answer becomes ours and its connection
         // is dropped with `sender` here, never joined to the client's.

@@ -23,6 +23,8 @@ const PROMPTLY: Duration = Duration::from_secs(2);
 /// What the fake kubelet does after answering 101.
 #[derive(Clone, Copy, Debug)]
 enum Kubelet {
+    /// Reads the request, then dies without answering it.
+    DieBeforeAnswer,
     /// Closes the connection cleanly at once.
     CloseAtOnce,
     /// Echoes `n` bytes, then dies: the socket is dropped without a TLS
@@ -70,6 +72,11 @@ async fn fake_kubelet(how: Kubelet) -> (u16, mpsc::UnboundedReceiver<Seen>) {
         let mut s = acceptor.accept(tcp).await.unwrap();
         let head = read_head(&mut s).await;
         let _ = tx.send(Seen::Request(head));
+        if let Kubelet::DieBeforeAnswer = how {
+            drop(s.into_inner().0);
+            let _ = tx.send(Seen::Ended(Instant::now()));
+            return;
+        }
         s.write_all(
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
               Sec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n",
@@ -103,6 +110,7 @@ async fn fake_kubelet(how: Kubelet) -> (u16, mpsc::UnboundedReceiver<Seen>) {
                     }
                 }
             },
+            Kubelet::DieBeforeAnswer => unreachable!(),
             Kubelet::HalfClose => {
                 s.shutdown().await.unwrap();
                 while let Ok(n) = s.read(&mut buf).await {
@@ -235,13 +243,8 @@ async fn echo(c: &mut TcpStream, msg: &[u8]) {
     assert_eq!(got, msg);
 }
 
-#[tokio::test]
-async fn unreachable_kubelet_is_a_status_not_an_upgrade() {
-    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let kport = closed.local_addr().unwrap().port();
-    drop(closed);
-    let addr = proxy(kport).await;
-    let (mut c, head) = client_upgrade(addr).await;
+/// The Status the proxy answered with instead of an upgrade.
+async fn status_answer(c: &mut TcpStream, head: &str) -> Value {
     assert!(head.starts_with("HTTP/1.1 500 "), "{head}");
     let len: usize = head
         .lines()
@@ -258,12 +261,36 @@ async fn unreachable_kubelet_is_a_status_not_an_upgrade() {
     assert_eq!(status["code"], 500);
     // Upstream's responder gets a plain error: the reason stays unknown.
     assert_eq!(status["reason"].as_str().unwrap_or_default(), "");
+    status
+}
+
+#[tokio::test]
+async fn unreachable_kubelet_is_a_status_not_an_upgrade() {
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let kport = closed.local_addr().unwrap().port();
+    drop(closed);
+    let addr = proxy(kport).await;
+    let (mut c, head) = client_upgrade(addr).await;
+    let status = status_answer(&mut c, &head).await;
     assert_eq!(
         status["message"],
         format!("error dialing backend: dial tcp 127.0.0.1:{kport}: connect: connection refused")
     );
     drop(c);
     // Only the accept loop is left once the client is gone.
+    assert!(tasks_settle_to(1).await, "tasks left behind");
+}
+
+#[tokio::test]
+async fn kubelet_dying_before_it_answers_is_a_plain_500() {
+    let (kport, mut seen) = fake_kubelet(Kubelet::DieBeforeAnswer).await;
+    let addr = proxy(kport).await;
+    let (mut c, head) = client_upgrade(addr).await;
+    let status = status_answer(&mut c, &head).await;
+    let msg = status["message"].as_str().unwrap();
+    assert!(msg.starts_with("error talking to the kubelet: "), "{msg}");
+    request_seen(&mut seen).await;
+    drop(c);
     assert!(tasks_settle_to(1).await, "tasks left behind");
 }
 
