@@ -1,7 +1,11 @@
 """`wharf kubelet` alone, against a `wharf server` that runs no agent of its
 own: restarting the kubelet (its containerd stops with it) keeps the pods'
 containers running, and the new kubelet adopts them from CRI state with
-their containers, start times and restart counts unchanged.
+their containers, start times and restart counts unchanged. Then a
+containerd the user runs (started by the test, with the configuration wharf
+wrote) serves a kubelet given `--container-runtime-endpoint`: the kubelet
+adopts the containers there too, runs new pods through it, and leaves it
+running when it stops.
 
 Everything the test starts is stopped by PID, and what the node left on the
 host (shims of its containerd, its CNI bridge and masquerade table, mounts
@@ -23,21 +27,26 @@ NODE = "e2e-kubelet-alone"
 
 
 
-def test_restarting_the_kubelet_alone_adopts_its_containers():
+def test_restarting_the_kubelet_alone_adopts_its_containers_and_a_given_runtime_serves_it():
     d = Path(tempfile.mkdtemp(prefix="wharf-kubelet-alone-"))
     node_dir = d / "node"
     (d / "server").mkdir()
     s = Server(d / "server")
     port = free_port()
-    kubelet = None
+    kubelet = containerd = None
+    sock = node_dir / "agent" / "containerd" / "containerd.sock"
 
-    def start_kubelet():
+    def start_kubelet(*extra):
         log = open(d / "kubelet.log", "ab")
         return subprocess.Popen(
             [WHARF, "kubelet", "--kubeconfig", s.kubeconfig, "--node-name", NODE,
              "--data-dir", str(node_dir), "--kubelet-port", str(port),
-             "--private-registry", str(d / "no-registries.yaml")],
+             "--private-registry", str(d / "no-registries.yaml"), *extra],
             stdout=log, stderr=subprocess.STDOUT)
+
+    def stop(proc):
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
 
     def ready(k):
         return k.run("get", "node", NODE, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
@@ -72,8 +81,7 @@ def test_restarting_the_kubelet_alone_adopts_its_containers():
 
         # The kubelet stops, and its containerd with it; the container runs
         # on under its shim.
-        kubelet.send_signal(signal.SIGTERM)
-        kubelet.wait(timeout=60)
+        stop(kubelet)
         assert "adopted" in (http_get(f"http://{ip}:8080/") or ""), "the container stopped with the kubelet"
         kubelet = start_kubelet()
         wait_for("the node to be Ready again", lambda: ready(k), timeout=90)
@@ -86,7 +94,33 @@ def test_restarting_the_kubelet_alone_adopts_its_containers():
         assert a["lastState"] == b["lastState"]
         assert after["podIP"] == ip and after["phase"] == "Running"
         assert "adopted" in (http_get(f"http://{ip}:8080/") or "")
-        k("delete", "pod", "web", "--grace-period=1", timeout=90)
+
+        # The user's own containerd, with the configuration wharf wrote
+        # (its CNI directories, sandbox image and state are the node's).
+        stop(kubelet)
+        assert not sock.exists() or subprocess.run(["ctr", "--address", str(sock), "version"],
+                                                   capture_output=True).returncode != 0
+        containerd = subprocess.Popen(
+            ["containerd", "--config", str(node_dir / "agent" / "containerd" / "config.toml")],
+            stdout=open(d / "containerd.log", "ab"), stderr=subprocess.STDOUT)
+        wait_for("containerd to answer", lambda: subprocess.run(
+            ["ctr", "--address", str(sock), "version"], capture_output=True).returncode == 0, timeout=30)
+        kubelet = start_kubelet("--container-runtime-endpoint", f"unix://{sock}")
+        wait_for("the node to be Ready on the given runtime", lambda: ready(k), timeout=90)
+        time.sleep(3)
+        again = json.loads(k("get", "pod", "web", "-o", "json"))["status"]["containerStatuses"][0]
+        assert again["containerID"] == b["containerID"] and again["restartCount"] == 1
+        assert "adopted" in (http_get(f"http://{ip}:8080/") or "")
+        k("run", "through-endpoint", f"--image={IMAGE}", "--image-pull-policy=Never", "--restart=Never",
+          "--", "echo", "ran through the given runtime")
+        wait_for("the new pod to succeed", lambda: json.loads(k("get", "pod", "through-endpoint", "-o", "json"))
+                 ["status"].get("phase") == "Succeeded", timeout=60)
+        assert k("logs", "through-endpoint") == "ran through the given runtime\n"
+        k("delete", "pod", "web", "through-endpoint", "--grace-period=1", timeout=90)
+        # A runtime wharf did not start is not wharf's to stop.
+        stop(kubelet)
+        assert containerd.poll() is None, "the kubelet stopped a containerd it did not start"
+        assert subprocess.run(["ctr", "--address", str(sock), "version"], capture_output=True).returncode == 0
     finally:
         if kubelet is not None and kubelet.poll() is None:
             kubelet.send_signal(signal.SIGTERM)
@@ -95,8 +129,15 @@ def test_restarting_the_kubelet_alone_adopts_its_containers():
             except subprocess.TimeoutExpired:
                 kubelet.kill()
                 kubelet.wait()
+        if containerd is not None and containerd.poll() is None:
+            containerd.send_signal(signal.SIGTERM)
+            try:
+                containerd.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                containerd.kill()
+                containerd.wait()
         s.stop()
-        for pid in own_shims(node_dir / "agent" / "containerd" / "containerd.sock"):
+        for pid in own_shims(sock):
             os.kill(pid, signal.SIGKILL)
         subprocess.run(["ip", "link", "del", bridge_name(node_dir)], capture_output=True)
         subprocess.run(["nft", "delete", "table", "ip", pods_table(node_dir)], capture_output=True)
