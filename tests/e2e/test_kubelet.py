@@ -428,6 +428,9 @@ def test_lifecycle_hooks(node):
             {"name": "badpost", "image": IMAGE, "imagePullPolicy": "Never",
              "command": ["httpd", "-f", "-p", "8081", "-h", "/www"],
              "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", "exit 1"]}}}},
+            {"name": "goodpost", "image": IMAGE, "imagePullPolicy": "Never",
+             "command": ["httpd", "-f", "-p", "8082", "-h", "/www"],
+             "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", "echo hook ran > /tmp/poststart"]}}}},
         ]},
     }
     k("apply", "-f", "-", input=json.dumps(manifest))
@@ -435,6 +438,12 @@ def test_lifecycle_hooks(node):
     assert ev["involvedObject"]["fieldPath"] == "spec.containers{badpost}"
     wait_for("web to run", lambda: next((c for c in pod(k, "hooks")["status"].get("containerStatuses", [])
                                          if c["name"] == "web" and c["ready"]), None), timeout=30)
+    # A postStart hook that succeeds has run inside the container by the
+    # time it is Running, and the container was not restarted for it.
+    good = wait_for("goodpost to run", lambda: next((c for c in pod(k, "hooks")["status"].get("containerStatuses", [])
+                                                     if c["name"] == "goodpost" and c["ready"]), None), timeout=30)
+    assert good["restartCount"] == 0
+    assert k("exec", "hooks", "-c", "goodpost", "--", "cat", "/tmp/poststart") == "hook ran\n"
     # The preStop hook holds the delete 3 s; httpd, PID 1 without a SIGTERM
     # handler, then gets SIGKILL after the rest of the grace period (2 s).
     t = time.time()
