@@ -8,6 +8,7 @@ then the server (SIGTERM stops its containerd), leftover shims of this data
 directory's containerd, and the CNI bridge by its unique name."""
 
 import json
+import os
 import random
 import re
 import signal
@@ -49,7 +50,20 @@ def test_node_registered_with_host_facts(node):
     assert st["capacity"]["memory"].endswith("Ki")
     assert "ephemeral-storage" in st["allocatable"]
     assert {c["type"] for c in st["conditions"]} >= {"Ready", "MemoryPressure", "DiskPressure", "PIDPressure"}
-    assert st["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
+    info = st["nodeInfo"]
+    assert info["containerRuntimeVersion"].startswith("containerd://")
+    # The host's facts, read as upstream's kubelet reads them.
+    uname = os.uname()
+    assert info["kernelVersion"] == uname.release
+    assert info["operatingSystem"] == "linux"
+    assert info["architecture"] == {"x86_64": "amd64", "aarch64": "arm64"}.get(uname.machine, uname.machine)
+    pretty = next(l.split("=", 1)[1].strip().strip('"') for l in Path("/etc/os-release").read_text().splitlines()
+                  if l.startswith("PRETTY_NAME="))
+    assert info["osImage"] == pretty
+    assert info["kubeletVersion"].startswith("v1.")
+    if Path("/etc/machine-id").exists():
+        assert info["machineID"] == Path("/etc/machine-id").read_text().strip()
+    assert {a["type"] for a in st["addresses"]} >= {"InternalIP", "Hostname"}
     assert n["spec"]["podCIDR"]
     lease = json.loads(k("get", "lease", "-n", "kube-node-lease", NODE, "-o", "json"))
     assert lease["spec"]["holderIdentity"] == NODE
