@@ -1,10 +1,13 @@
 """Issue #3 acceptance with the real kubectl 1.37."""
 
+import base64
 import json
 import subprocess
 import time
 
-from conftest import wait_for
+import yaml
+
+from conftest import Kubectl, wait_for
 
 MANIFEST = """
 apiVersion: apps/v1
@@ -249,3 +252,20 @@ def test_pods_get_the_default_toleration_seconds(kubectl, namespace):
                for k in ("not-ready", "unreachable")]
     assert tol["plain"] == default
     assert tol["own"] == [own, default[1]]
+
+
+def test_a_client_certificate_from_another_ca_is_unauthorized(kubectl, tmp_path):
+    """As upstream (`tls.RequestClientCert`), a certificate from another CA
+    passes the TLS handshake and proves nothing: kubectl gets 401 and says
+    so, rather than failing in the handshake."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem"), "-days", "1",
+                    "-subj", "/O=system:masters/CN=intruder"], check=True, capture_output=True)
+    cfg = yaml.safe_load(open(kubectl.kubeconfig))
+    user = cfg["users"][0]["user"]
+    user["client-certificate-data"] = base64.b64encode((tmp_path / "cert.pem").read_bytes()).decode()
+    user["client-key-data"] = base64.b64encode((tmp_path / "key.pem").read_bytes()).decode()
+    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(cfg))
+    p = Kubectl(tmp_path / "kubeconfig").run("get", "namespaces", check=False)
+    assert p.returncode != 0
+    assert "error: You must be logged in to the server" in p.stderr, p.stderr

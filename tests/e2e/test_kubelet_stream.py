@@ -125,6 +125,18 @@ def test_kubelet_port_refuses_anonymous_requests(node):
         urllib.request.urlopen(f"https://127.0.0.1:{kport}/containerLogs/default/nope/main",
                                context=admin_tls(s.kubeconfig, d), timeout=10)
     assert e.value.code == 404
+    # A certificate from another CA proves nothing: it passes the handshake
+    # (upstream's RequestClientCert) and gets 401, as without one.
+    foreign = Path(d) / "foreign"
+    foreign.mkdir(exist_ok=True)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(foreign / "key.pem"), "-out", str(foreign / "cert.pem"), "-days", "1",
+                    "-subj", "/O=system:masters/CN=intruder"], check=True, capture_output=True)
+    ctx.load_cert_chain(str(foreign / "cert.pem"), str(foreign / "key.pem"))
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(f"https://127.0.0.1:{kport}/containerLogs/default/logger/main",
+                               context=ctx, timeout=10)
+    assert e.value.code == 401
 
 
 def test_logs_plain_tail_timestamps_limit(pods):

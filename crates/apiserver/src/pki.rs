@@ -350,18 +350,21 @@ impl Pki {
 
     /// The rustls configuration for the API server's listener.
     ///
-    /// Client certificates are verified against the cluster CA, but clients
-    /// without one are let through the handshake, because bearer-token
-    /// clients (service accounts, static tokens) have no certificate; the
-    /// authenticator decides afterwards. Uses the ring provider explicitly so
-    /// the result does not depend on a process-wide default provider.
+    /// Client certificates are asked for but not verified in the handshake
+    /// ([`RequestClientCert`], upstream's `tls.RequestClientCert`): clients
+    /// without one (service accounts, static tokens) and clients with one
+    /// from another CA get through, and the authenticator decides per
+    /// request, so the latter get a 401 (or their bearer token counts), not
+    /// a TLS alert. Uses the ring provider explicitly so the result does not
+    /// depend on a process-wide default provider.
     pub fn server_config(&self) -> Result<Arc<ServerConfig>, PkiError> {
         let provider = ring_provider();
-        let verifier =
+        let verifier = Arc::new(RequestClientCert(
             WebPkiClientVerifier::builder_with_provider(self.root_store()?, provider.clone())
                 .allow_unauthenticated()
                 .build()
-                .map_err(PkiError::Verifier)?;
+                .map_err(PkiError::Verifier)?,
+        ));
         let cert_path = self.tls_dir.join(SERVING_CERT);
         let chain = vec![
             CertificateDer::from_pem_slice(self.serving_cert_pem.as_bytes())
@@ -827,6 +830,59 @@ fn load_or_create_ca(
 
 fn asn1_to_offset(ts: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(ts).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Upstream's `tls.RequestClientCert` for rustls: a client certificate is
+/// asked for (with the CA's name as hint) and the client's handshake
+/// signature is checked against it (the client holds its key), but the
+/// certificate's chain is left to whoever authenticates the requests. The
+/// inner verifier gives the hints and checks the signatures.
+#[derive(Debug)]
+pub struct RequestClientCert(pub Arc<dyn ClientCertVerifier>);
+
+impl ClientCertVerifier for RequestClientCert {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.0.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }
 
 /// Verifies leaf certificates the way their peers will: with webpki against

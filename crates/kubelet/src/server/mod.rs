@@ -1,6 +1,7 @@
 //! The kubelet API on `--kubelet-port` (10250): HTTPS with a serving
-//! certificate, client certificates from the cluster CA required (anonymous
-//! requests get 401, as upstream's kubelet with anonymous auth off). The API
+//! certificate, client certificates from the cluster CA required (requests
+//! without one, or with one from another CA, get 401, as upstream's kubelet
+//! with anonymous auth off). The API
 //! server proxies the pod subresources here:
 //!
 //! - `GET /containerLogs/{ns}/{pod}/{container}`: [`crate::logs`].
@@ -31,7 +32,8 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::Pod;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::server::danger::ClientCertVerifier;
 use tokio::net::TcpListener;
 
 use crate::cri::Runtime;
@@ -95,7 +97,11 @@ pub(crate) struct Ctx {
     pub runtime: Arc<dyn Runtime>,
 }
 
-fn tls_config(tls: &ServingTls) -> crate::Result<Arc<rustls::ServerConfig>> {
+/// The listener's TLS configuration, and the verifier of client
+/// certificates that [`start`] applies to each connection.
+fn tls_config(
+    tls: &ServingTls,
+) -> crate::Result<(Arc<rustls::ServerConfig>, Arc<dyn ClientCertVerifier>)> {
     let bad = |what: &str, e: &dyn std::fmt::Display| {
         crate::Error::Runtime(format!("kubelet serving TLS: {what}: {e}"))
     };
@@ -106,8 +112,9 @@ fn tls_config(tls: &ServingTls) -> crate::Result<Arc<rustls::ServerConfig>> {
             .add(CertificateDer::from(c.clone()))
             .map_err(|e| bad("client CA", &e))?;
     }
-    // Unauthenticated clients pass the handshake so that they get a 401,
-    // as from upstream's kubelet, rather than a TLS alert.
+    // Clients without a certificate, or with one from another CA, pass the
+    // handshake (upstream's `tls.RequestClientCert`) so that they get a
+    // 401, as from upstream's kubelet, rather than a TLS alert.
     let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
         Arc::new(roots),
         provider.clone(),
@@ -123,12 +130,69 @@ fn tls_config(tls: &ServingTls) -> crate::Result<Arc<rustls::ServerConfig>> {
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| bad("versions", &e))?
-        .with_client_cert_verifier(verifier)
+        .with_client_cert_verifier(Arc::new(RequestClientCert(verifier.clone())))
         .with_single_cert(chain, key)
         .map_err(|e| bad("certificate", &e))?;
     // HTTP/1.1 only: exec, attach and port-forward are connection upgrades.
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(cfg))
+    Ok((Arc::new(cfg), verifier))
+}
+
+/// Upstream's `tls.RequestClientCert` for rustls: a client certificate is
+/// asked for and the handshake signature checked against it (the client
+/// holds its key), but its chain is verified per connection by [`start`].
+#[derive(Debug)]
+struct RequestClientCert(Arc<dyn ClientCertVerifier>);
+
+impl ClientCertVerifier for RequestClientCert {
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.0.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        _leaf: &CertificateDer<'_>,
+        _chain: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        msg: &[u8],
+        leaf: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(msg, leaf, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        msg: &[u8],
+        leaf: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(msg, leaf, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// Whether a connection's client certificates chain to the cluster CA.
+fn authenticated(verifier: &dyn ClientCertVerifier, certs: Option<&[CertificateDer<'_>]>) -> bool {
+    match certs {
+        Some([leaf, chain @ ..]) => verifier
+            .verify_client_cert(leaf, chain, UnixTime::now())
+            .is_ok(),
+        _ => false,
+    }
 }
 
 /// Bind the kubelet API on `port` (all addresses) and serve it in the
@@ -138,7 +202,7 @@ pub(crate) async fn start(
     tls: &ServingTls,
     ctx: Arc<Ctx>,
 ) -> crate::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let cfg = tls_config(tls)?;
+    let (cfg, verifier) = tls_config(tls)?;
     let listener = TcpListener::bind(("0.0.0.0", port))
         .await
         .map_err(|source| crate::Error::Io {
@@ -163,13 +227,15 @@ pub(crate) async fn start(
             let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
             let ctx = ctx.clone();
+            let verifier = verifier.clone();
             tokio::spawn(async move {
                 let Ok(Ok(tls)) =
                     tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
                 else {
                     return;
                 };
-                let authenticated = tls.get_ref().1.peer_certificates().is_some();
+                let authenticated =
+                    authenticated(verifier.as_ref(), tls.get_ref().1.peer_certificates());
                 let svc = service_fn(move |req: Request<Incoming>| {
                     let ctx = ctx.clone();
                     async move { Ok::<_, Infallible>(handle(ctx, authenticated, req).await) }
