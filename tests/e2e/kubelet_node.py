@@ -65,14 +65,22 @@ http:
     return proc
 
 
-def stop_registry(proc, d):
-    """Stop a start_registry process by PID and remove its directory."""
+def terminate(proc, timeout):
+    """Stop a process this test started: SIGTERM, then SIGKILL if it is
+    still there after `timeout` seconds."""
+    if proc.poll() is not None:
+        return
     proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(timeout=10)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def stop_registry(proc, d):
+    """Stop a start_registry process by PID and remove its directory."""
+    terminate(proc, 10)
     subprocess.run(["rm", "-rf", str(d)], capture_output=True)
 
 

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from conftest import WHARF, Kubectl, Server, free_port
 from images import busybox_archive
-from kubelet_node import IMAGE, bridge_name, http_get, own_shims, pods_table, remove_idle_portmap_chains, wait_for
+from kubelet_node import (IMAGE, bridge_name, http_get, own_shims, pods_table, remove_idle_portmap_chains, terminate,
+                          wait_for)
 
 NODE = "e2e-kubelet-alone"
 
@@ -122,20 +123,9 @@ def test_restarting_the_kubelet_alone_adopts_its_containers_and_a_given_runtime_
         assert containerd.poll() is None, "the kubelet stopped a containerd it did not start"
         assert subprocess.run(["ctr", "--address", str(sock), "version"], capture_output=True).returncode == 0
     finally:
-        if kubelet is not None and kubelet.poll() is None:
-            kubelet.send_signal(signal.SIGTERM)
-            try:
-                kubelet.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                kubelet.kill()
-                kubelet.wait()
-        if containerd is not None and containerd.poll() is None:
-            containerd.send_signal(signal.SIGTERM)
-            try:
-                containerd.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                containerd.kill()
-                containerd.wait()
+        for proc, timeout in ((kubelet, 60), (containerd, 30)):
+            if proc is not None:
+                terminate(proc, timeout)
         s.stop()
         for pid in own_shims(sock):
             os.kill(pid, signal.SIGKILL)

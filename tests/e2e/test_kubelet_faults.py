@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import WHARF
-from kubelet_node import IMAGE, bridge_name, ctr, http_get, kubelet_node, mirror_registry, wait_for
+from kubelet_node import IMAGE, bridge_name, ctr, http_get, kubelet_node, mirror_registry, terminate, wait_for
 
 NODE = "e2e-faults"
 
@@ -309,12 +309,7 @@ def test_a_deployment_runs_on_the_real_node_alongside_hollow_nodes(node):
         wait_for("the replicas to go", lambda: k("get", "pods", "-l", "app=mixed", "-o", "name").strip() == "",
                  timeout=60)
     finally:
-        hollow.send_signal(signal.SIGTERM)
-        try:
-            hollow.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            hollow.kill()
-            hollow.wait()
+        terminate(hollow, 15)
         k.run("delete", "nodes", "e2e-hollow-0", "e2e-hollow-1", check=False)
 
 
