@@ -44,14 +44,16 @@
 //! GRO on the pods' veths, both ends (veth's NAPI receive path): ratio
 //! 0.69 against 0.70 (4 benches each), 1,524 against 1,509 ms/GB (8
 //! pairs). GRO off on the VXLAN device (its GRO cells make a second pass
-//! over skbs that arrive already aggregated): in two runs of 16 pairs,
-//! −5 % and −6 % CPU per GB and +5 % and +8 % throughput, but an A/A run
-//! of the same method (8 pairs) spread as wide (CPU per GB 0.67-1.14 per
-//! pair, median 1.05), and full benches gave ratio medians of 0.70
-//! against 0.72 (4 each, set with ethtool) and 0.72 against 0.72 (5 each,
-//! set by wharf itself through `SIOCETHTOOL` when the underlay already
-//! aggregates, an implementation not kept): no gain beyond the noise, so
-//! the device keeps the kernel's (and flannel's) default.
+//! over skbs that arrive already aggregated): in three runs of 16 pairs,
+//! −5 %, −6 % and −5 % CPU per GB and +5 %, +8 % and +13 % throughput,
+//! against A/A runs of the same method of CPU per GB ×1.05 (8 pairs,
+//! 0.67-1.14 per pair) and ×1.01 (16 pairs, 0.92-1.09) and throughput
+//! ×0.96: likely a real ~5 % of the pod path, but full benches, whose
+//! rounds swing more than that, gave ratio medians of 0.70 against 0.72
+//! (4 each, set with ethtool) and 0.72 against 0.72 (5 each, set by wharf
+//! itself through `SIOCETHTOOL` when the underlay already aggregates, an
+//! implementation not kept): not a gain the figure shows, so the device
+//! keeps the kernel's (and flannel's) default.
 //! `rx-udp-gro-forwarding` and `rx-gro-list` on the underlays are the
 //! harness's links, not wharf's, and have nothing to aggregate there (a
 //! veth hands over the sender's GSO skbs unsegmented): within the noise.
