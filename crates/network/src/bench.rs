@@ -34,6 +34,31 @@
 //! and conntrack (+190), route lookups for the forwards (+170) and the
 //! bridges (+130): per-skb work spread over every hop, none of it
 //! dominant, so no single setting moves the ratio much.
+//! Offload settings (ethtool, late 2026; the lab's devices as created:
+//! every veth with SG, TSO/GSO, tx checksumming and
+//! `tx-udp_tnl(-csum)-segmentation` on and GRO off, the VXLAN device with
+//! GRO on and `udpcsum`, MTU 1450 on the device and the pods' veths, the
+//! underlay's 1500 − 50), measured as alternated full benches (ratio
+//! medians) and as paired pod-path transfers in one lab (setting off and
+//! on back to back, order alternated, the two threads' CPU time per GB):
+//! GRO on the pods' veths, both ends (veth's NAPI receive path): ratio
+//! 0.69 against 0.70 (4 benches each), 1,524 against 1,509 ms/GB (8
+//! pairs). GRO off on the VXLAN device (its GRO cells make a second pass
+//! over skbs that arrive already aggregated): in three runs of 16 pairs,
+//! −5 %, −6 % and −5 % CPU per GB and +5 %, +8 % and +13 % throughput,
+//! against A/A runs of the same method of CPU per GB ×1.05 (8 pairs,
+//! 0.67-1.14 per pair) and ×1.01 (16 pairs, 0.92-1.09) and throughput
+//! ×0.96: likely a real ~5 % of the pod path, but full benches, whose
+//! rounds swing more than that, gave ratio medians of 0.70 against 0.72
+//! (4 each, set with ethtool) and 0.72 against 0.72 (5 each, set by wharf
+//! itself through `SIOCETHTOOL` when the underlay already aggregates, an
+//! implementation not kept): not a gain the figure shows, so the device
+//! keeps the kernel's (and flannel's) default.
+//! `rx-udp-gro-forwarding` and `rx-gro-list` on the underlays are the
+//! harness's links, not wharf's, and have nothing to aggregate there (a
+//! veth hands over the sender's GSO skbs unsegmented): within the noise.
+//! No checksum or segmentation setting is left to turn on: the path
+//! already carries ~58 KB GSO skbs with partial checksums end to end.
 //! With each host on
 //! its own CPU (`--split-cpus`, RPS) the ratio is ~1, but host to host
 //! drops by half on a shared 2-CPU VM, so it is a diagnostic, not the
