@@ -242,7 +242,8 @@ mod tests {
             json!({"managedFieldz": 1, "managedField": 2}),
             json!({"resourceVersion": "4", "name": "a"}),
         ] {
-            let detached = json!({"apiVersion": "v1", "metadata": meta, "spec": {"metadata": {"x": 1}}});
+            let detached =
+                json!({"apiVersion": "v1", "metadata": meta, "spec": {"metadata": {"x": 1}}});
             let mut whole = detached.clone();
             whole["metadata"]["managedFields"] = mf.clone();
             let s = slotted_with(&detached, Some(&mf_bytes)).unwrap().unwrap();
@@ -264,7 +265,10 @@ mod tests {
             json!({"metadata": {"managedFields": []}}),
             json!([1]),
         ] {
-            assert!(slotted_with(&obj, Some(&mf_bytes)).unwrap().is_none(), "{obj}");
+            assert!(
+                slotted_with(&obj, Some(&mf_bytes)).unwrap().is_none(),
+                "{obj}"
+            );
         }
     }
 

@@ -759,7 +759,9 @@ fn managed_fields_entries_round_trip() {
     let mut fresh = m.clone();
     fresh.entries[0].id.manager = "q\"uote\u{1}é".into();
     fresh.entries[0].time = None;
-    let _ = fresh.entries[1].set_mut().union_with(&m.entries[0].set().clone());
+    let _ = fresh.entries[1]
+        .set_mut()
+        .union_with(&m.entries[0].set().clone());
     let want = fresh.clone().encode().unwrap().to_string();
     assert_eq!(bytes(&mut fresh), want);
     assert_eq!(Managed::default().encode_bytes(), None);
