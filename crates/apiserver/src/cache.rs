@@ -262,13 +262,25 @@ impl Prepared {
     /// resourceVersion (custom resources and events.k8s.io Events are
     /// converted on the way in and out), or `obj` is not an object.
     pub fn new(info: &'static ResourceInfo, key: &str, obj: &Value) -> Option<Prepared> {
+        Prepared::with_managed_fields(info, key, obj, None)
+    }
+
+    /// [`Prepared::new`] of an object whose `metadata.managedFields` are
+    /// kept out of `obj`, as their JSON (`managed_fields`), spliced into
+    /// the encoding (see [`stamp::slotted_with`]).
+    pub fn with_managed_fields(
+        info: &'static ResourceInfo,
+        key: &str,
+        obj: &Value,
+        managed_fields: Option<&[u8]>,
+    ) -> Option<Prepared> {
         if !resources::is_builtin(info) || crate::convert::for_storage(info, obj).is_some() {
             return None;
         }
         // The cache's entry carries the resource its key names.
         let info = resource_of_key(key).filter(|i| i.plural == info.plural)?;
         let index = Index::of(info, obj)?;
-        let slotted = stamp::slotted(obj).ok()?;
+        let slotted = stamp::slotted_with(obj, managed_fields).ok()??;
         Some(Prepared {
             key: key.to_string(),
             info,

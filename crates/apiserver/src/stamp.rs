@@ -37,14 +37,36 @@ pub struct Stamped {
 /// Encode `obj`, which must not carry `metadata.resourceVersion`, keeping the
 /// offset where it goes. Keys come out in the same order as `to_vec` would.
 pub fn slotted(obj: &Value) -> serde_json::Result<Slotted> {
+    slotted_with(obj, None).map(|s| s.expect("nothing to splice"))
+}
+
+/// [`slotted`] of `obj` with `metadata.managedFields` kept out of it:
+/// `managed_fields` is their JSON, written where encoding them as part of
+/// `obj` would have put them. `None` if there is something to splice but
+/// `obj` has no `metadata` map to put it in, or already has the field.
+pub fn slotted_with(
+    obj: &Value,
+    managed_fields: Option<&[u8]>,
+) -> serde_json::Result<Option<Slotted>> {
+    let spliced = |m: &serde_json::Map<String, Value>| {
+        managed_fields.is_none() || !m.contains_key("managedFields")
+    };
     let Some(map) = obj.as_object() else {
-        return Ok(Slotted {
+        if managed_fields.is_some() {
+            return Ok(None);
+        }
+        return Ok(Some(Slotted {
             bytes: Bytes::from(serde_json::to_vec(obj)?),
             slot: None,
             comma: false,
-        });
+        }));
     };
-    let mut buf = Vec::with_capacity(4096);
+    match map.get("metadata") {
+        Some(Value::Object(m)) if spliced(m) => {}
+        _ if managed_fields.is_none() => {}
+        _ => return Ok(None),
+    }
+    let mut buf = Vec::with_capacity(4096 + managed_fields.map_or(0, <[u8]>::len));
     let mut slot = None;
     let mut comma = false;
     buf.push(b'{');
@@ -55,21 +77,63 @@ pub fn slotted(obj: &Value) -> serde_json::Result<Slotted> {
         serde_json::to_writer(&mut buf, k)?;
         buf.push(b':');
         match (k.as_str(), v) {
-            ("metadata", Value::Object(m)) if !m.contains_key("resourceVersion") => {
+            ("metadata", Value::Object(m)) => {
                 // A map always encodes as `{` + members + `}`.
-                slot = Some(buf.len() + 1);
-                comma = !m.is_empty();
-                serde_json::to_writer(&mut buf, v)?;
+                if !m.contains_key("resourceVersion") {
+                    slot = Some(buf.len() + 1);
+                    comma = !m.is_empty() || managed_fields.is_some();
+                }
+                match managed_fields {
+                    None => serde_json::to_writer(&mut buf, v)?,
+                    Some(mf) => write_metadata_with(&mut buf, m, mf)?,
+                }
             }
             _ => serde_json::to_writer(&mut buf, v)?,
         }
     }
     buf.push(b'}');
-    Ok(Slotted {
+    Ok(Some(Slotted {
         bytes: Bytes::from(buf),
         slot,
         comma,
-    })
+    }))
+}
+
+/// `metadata` (without `managedFields`) with `"managedFields":` and `mf`
+/// among its members, in key order.
+fn write_metadata_with(
+    buf: &mut Vec<u8>,
+    m: &serde_json::Map<String, Value>,
+    mf: &[u8],
+) -> serde_json::Result<()> {
+    const KEY: &str = "managedFields";
+    let mut pending = true;
+    buf.push(b'{');
+    let mut first = true;
+    let mut member = |buf: &mut Vec<u8>| {
+        if !std::mem::take(&mut first) {
+            buf.push(b',');
+        }
+    };
+    for (k, v) in m {
+        if pending && k.as_str() > KEY {
+            member(buf);
+            buf.extend_from_slice(b"\"managedFields\":");
+            buf.extend_from_slice(mf);
+            pending = false;
+        }
+        member(buf);
+        serde_json::to_writer(&mut *buf, k)?;
+        buf.push(b':');
+        serde_json::to_writer(&mut *buf, v)?;
+    }
+    if pending {
+        member(buf);
+        buf.extend_from_slice(b"\"managedFields\":");
+        buf.extend_from_slice(mf);
+    }
+    buf.push(b'}');
+    Ok(())
 }
 
 impl Slotted {
@@ -163,6 +227,48 @@ mod tests {
             let st = slotted(&obj).unwrap().stamp(9);
             assert_eq!(parsed(&st), obj);
             assert!(st.rv.is_none() && st.restamp(10).is_none());
+        }
+    }
+
+    #[test]
+    fn managed_fields_spliced_where_encoding_them_puts_them() {
+        let mf = json!([{"apiVersion": "v1", "fieldsType": "FieldsV1", "fieldsV1": {"f:a": {}}, "manager": "m\"q", "operation": "Apply"}]);
+        let mf_bytes = serde_json::to_vec(&mf).unwrap();
+        for meta in [
+            json!({}),
+            json!({"name": "a"}),
+            json!({"labels": {"x": "y"}}),
+            json!({"annotations": {"z": "1"}, "labels": {"x": "y"}, "name": "a", "uid": "u"}),
+            json!({"managedFieldz": 1, "managedField": 2}),
+            json!({"resourceVersion": "4", "name": "a"}),
+        ] {
+            let detached =
+                json!({"apiVersion": "v1", "metadata": meta, "spec": {"metadata": {"x": 1}}});
+            let mut whole = detached.clone();
+            whole["metadata"]["managedFields"] = mf.clone();
+            let s = slotted_with(&detached, Some(&mf_bytes)).unwrap().unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&s.bytes),
+                serde_json::to_string(&whole).unwrap()
+            );
+            let st = s.stamp(8);
+            let mut want = whole.clone();
+            if want["metadata"].get("resourceVersion").is_none() {
+                want["metadata"]["resourceVersion"] = json!("8");
+            }
+            assert_eq!(parsed(&st), want);
+        }
+        // Nowhere to put them, or there already: nothing.
+        for obj in [
+            json!({"kind": "X"}),
+            json!({"metadata": "odd"}),
+            json!({"metadata": {"managedFields": []}}),
+            json!([1]),
+        ] {
+            assert!(
+                slotted_with(&obj, Some(&mf_bytes)).unwrap().is_none(),
+                "{obj}"
+            );
         }
     }
 

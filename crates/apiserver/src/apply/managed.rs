@@ -1,6 +1,7 @@
 //! `metadata.managedFields`: decoding, encoding, and the bookkeeping of an
 //! update (create, update, patch) by one manager.
 
+use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::compiled::Schema;
@@ -115,6 +116,9 @@ pub struct Entry {
     /// entry nobody changed is not encoded again (most of them, when one
     /// of many appliers writes).
     wire: Option<Value>,
+    /// `wire` encoded, while it is known: spliced into the stored bytes
+    /// of an object whose entries are kept out of its `Value`.
+    encoded: Option<Bytes>,
 }
 
 impl PartialEq for Entry {
@@ -135,6 +139,7 @@ impl Entry {
             time,
             set,
             wire: None,
+            encoded: None,
         }
     }
 
@@ -145,21 +150,38 @@ impl Entry {
 
     /// What the manager owns, to change.
     pub fn set_mut(&mut self) -> &mut Set {
-        self.wire = None;
+        self.forget_wire();
         &mut self.set
     }
 
     /// Replace what the manager owns.
     pub fn replace_set(&mut self, set: Set) {
-        self.wire = None;
+        self.forget_wire();
         self.set = set;
     }
 
     /// Remove `other`'s paths from what the manager owns.
     pub fn subtract(&mut self, other: &Set) {
         if self.set.subtract(other) {
-            self.wire = None;
+            self.forget_wire();
         }
+    }
+
+    /// The set changed: its encodings are out of date.
+    fn forget_wire(&mut self) {
+        self.wire = None;
+        self.encoded = None;
+    }
+
+    /// The set as encoded `FieldsV1`, encoded now if not known, and kept.
+    fn fields_v1_bytes(&mut self) -> Bytes {
+        if let Some(b) = &self.encoded {
+            return b.clone();
+        }
+        let wire = self.wire.get_or_insert_with(|| self.set.to_fields_v1());
+        let b = Bytes::from(serde_json::to_vec(wire).unwrap_or_default());
+        self.encoded = Some(b.clone());
+        b
     }
 
     /// The set as `FieldsV1`, encoded now if not known, and kept. One of
@@ -262,22 +284,8 @@ impl Managed {
         if self.entries.is_empty() {
             return None;
         }
-        let mut entries: Vec<&mut Entry> = self.entries.iter_mut().collect();
-        entries.sort_by(|a, b| {
-            a.id.operation
-                .cmp(&b.id.operation)
-                .then_with(|| {
-                    a.time
-                        .as_deref()
-                        .unwrap_or("")
-                        .cmp(b.time.as_deref().unwrap_or(""))
-                })
-                .then_with(|| a.id.manager.cmp(&b.id.manager))
-                .then_with(|| a.api_version.cmp(&b.api_version))
-                .then_with(|| a.id.subresource.cmp(&b.id.subresource))
-        });
         Some(Value::Array(
-            entries
+            self.sorted()
                 .into_iter()
                 .enumerate()
                 .map(|(at, e)| {
@@ -297,6 +305,69 @@ impl Managed {
                 })
                 .collect(),
         ))
+    }
+
+    /// The entries in upstream's order: appliers first, then by time,
+    /// manager, version and subresource.
+    fn sorted(&mut self) -> Vec<&mut Entry> {
+        let mut entries: Vec<&mut Entry> = self.entries.iter_mut().collect();
+        entries.sort_by(|a, b| {
+            a.id.operation
+                .cmp(&b.id.operation)
+                .then_with(|| {
+                    a.time
+                        .as_deref()
+                        .unwrap_or("")
+                        .cmp(b.time.as_deref().unwrap_or(""))
+                })
+                .then_with(|| a.id.manager.cmp(&b.id.manager))
+                .then_with(|| a.api_version.cmp(&b.api_version))
+                .then_with(|| a.id.subresource.cmp(&b.id.subresource))
+        });
+        entries
+    }
+
+    /// The wire form as JSON, byte for byte what encoding the `Value` of
+    /// [`Managed::encode`] gives (keys sorted, no spaces); `None` when
+    /// empty. Only the entries whose sets changed since they were last
+    /// encoded (or decoded) are encoded; the others' `fieldsV1` are copied
+    /// from the bytes they keep.
+    pub fn encode_bytes(&mut self) -> Option<Bytes> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        let mut buf = Vec::with_capacity(self.entries.len() * 640);
+        let s = |buf: &mut Vec<u8>, v: &str| {
+            // Writing a string to a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *buf, v);
+        };
+        buf.push(b'[');
+        for (i, e) in self.sorted().into_iter().enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            // The keys in the order of a serde_json map: sorted.
+            buf.extend_from_slice(b"{\"apiVersion\":");
+            s(&mut buf, &e.api_version);
+            buf.extend_from_slice(b",\"fieldsType\":\"FieldsV1\",\"fieldsV1\":");
+            buf.extend_from_slice(&e.fields_v1_bytes());
+            buf.extend_from_slice(b",\"manager\":");
+            s(&mut buf, &e.id.manager);
+            buf.extend_from_slice(b",\"operation\":\"");
+            buf.extend_from_slice(e.id.operation.as_str().as_bytes());
+            buf.push(b'"');
+            if !e.id.subresource.is_empty() {
+                buf.extend_from_slice(b",\"subresource\":");
+                s(&mut buf, &e.id.subresource);
+            }
+            if let Some(t) = &e.time {
+                buf.extend_from_slice(b",\"time\":");
+                s(&mut buf, t);
+            }
+            buf.push(b'}');
+        }
+        buf.push(b']');
+        Some(Bytes::from(buf))
     }
 
     /// Put the entries into `obj` (or remove `managedFields` if none).
@@ -410,6 +481,7 @@ fn decode_entry(i: usize, e: &Value) -> Result<Entry, String> {
         time: e.get("time").and_then(Value::as_str).map(str::to_string),
         set,
         wire,
+        encoded: None,
     })
 }
 
@@ -563,7 +635,7 @@ pub fn track_update_known<S: Schema>(
             e.replace_set(changed);
         } else if e.set.union_with(&changed) {
             // Still encoded as before if it owned all of that already.
-            e.wire = None;
+            e.forget_wire();
         }
         e.api_version = w.api_version.into();
         e.time = Some(w.now.clone());

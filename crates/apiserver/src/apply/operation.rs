@@ -78,7 +78,9 @@ pub fn apply<S: Schema>(
     force: bool,
 ) -> ApiResult<Value> {
     let prepared = Prepared::new(ty, config, w);
-    apply_known(ty, live, &prepared, w, force, None).map(|(v, _)| v)
+    let (mut merged, mut managed) = apply_known(ty, live, &prepared, w, force, None)?;
+    managed.write_to(&mut merged);
+    Ok(merged)
 }
 
 /// What an apply takes from its configuration alone, worked out once for
@@ -101,7 +103,11 @@ impl<'c> Prepared<'c> {
 
 /// [`apply`] of a [`Prepared`] configuration, with `live`'s managers
 /// already decoded (`known`) if the caller kept them from the write that
-/// made `live`. Returns the managers written too, for the next write.
+/// made `live`. Returns the merged object without `managedFields` and its
+/// managers apart: the caller writes them into it ([`Managed::write_to`])
+/// or splices their encoding into the object's
+/// ([`Managed::encode_bytes`]), and keeps them for the next write.
+/// `live` may lack its `managedFields` only if `known` is given.
 pub fn apply_known<S: Schema>(
     ty: Ty<S>,
     live: Option<&Value>,
@@ -206,7 +212,6 @@ fn settle<S: Schema>(
     if w.manager == KUBECTL {
         refresh_last_applied(&mut merged, config);
     }
-    managed.write_to(&mut merged);
     Ok((merged, managed))
 }
 

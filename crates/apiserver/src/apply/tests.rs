@@ -416,8 +416,25 @@ fn applies_with_kept_managers_give_what_decoding_gives() {
         let w = writer(who);
         let decoded = apply(f.node(), Some(&live), &config, &w, true).unwrap();
         let prepared = Prepared::new(f.node(), &config, &w);
-        let (next, kept) =
+        let (detached, mut kept) =
             apply_known(f.node(), Some(&live), &prepared, &w, true, known.take()).unwrap();
+        assert_eq!(
+            detached["metadata"].get("managedFields"),
+            None,
+            "step {i}: the managers come apart"
+        );
+        // Their encoding spliced into the object's is the object's encoding.
+        let bytes = kept.encode_bytes().expect("managers");
+        let mut next = detached.clone();
+        kept.write_to(&mut next);
+        let spliced = crate::stamp::slotted_with(&detached, Some(&bytes))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&spliced.bytes),
+            serde_json::to_string(&next).unwrap(),
+            "step {i}"
+        );
         assert_eq!(next, decoded, "step {i}");
         assert!(
             next["metadata"]["managedFields"]
@@ -735,6 +752,19 @@ fn managed_fields_entries_round_trip() {
     let o = json!({"metadata": {"managedFields": entries}});
     let mut m = Managed::decode(&o).unwrap();
     assert_eq!(m.encode().unwrap(), entries);
+    // Encoded as bytes: what encoding the entries' value gives, with keys
+    // and strings needing escapes, no time, and sets encoded afresh.
+    let bytes = |m: &mut Managed| String::from_utf8(m.encode_bytes().unwrap().to_vec()).unwrap();
+    assert_eq!(bytes(&mut m), entries.to_string());
+    let mut fresh = m.clone();
+    fresh.entries[0].id.manager = "q\"uote\u{1}é".into();
+    fresh.entries[0].time = None;
+    let _ = fresh.entries[1]
+        .set_mut()
+        .union_with(&m.entries[0].set().clone());
+    let want = fresh.clone().encode().unwrap().to_string();
+    assert_eq!(bytes(&mut fresh), want);
+    assert_eq!(Managed::default().encode_bytes(), None);
     // Written into an object, the entries are what they own, whatever the
     // object held before: its fieldsV1 values are reused only where equal.
     let reversed = json!([entries[1], entries[0]]);

@@ -207,8 +207,9 @@ impl Registry {
             }
             // Creating through apply is a create: refused while a CRD ends.
             crate::crd::refuse_create_while_terminating(info)?;
-            let (mut obj, _) =
+            let (mut obj, mut managed) =
                 crate::apply::apply_known(ty, None, &prepared, &writer(), force, None)?;
+            managed.write_to(&mut obj);
             metadata_mut(&mut obj).insert("name".into(), json!(name));
             match self.create_tracked(rp, obj, opts, Track::Precomputed).await {
                 // Created by someone else meanwhile: apply to theirs.

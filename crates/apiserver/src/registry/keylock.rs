@@ -51,6 +51,9 @@ pub struct LastWrite {
     /// The object, shared with the writer that left it (which answers
     /// with it once the write commits).
     pub object: Arc<Value>,
+    /// `object`'s `metadata.managedFields`, where an apply kept them out of
+    /// it: their JSON, as stored (`managed` then holds them decoded).
+    pub managed_fields: Option<bytes::Bytes>,
     /// Its managedFields decoded, where the writer had them at hand.
     pub managed: Option<crate::apply::managed::Managed>,
     /// Whether the write committed, told once it is durable; `None` if it
@@ -293,6 +296,7 @@ mod tests {
             })),
             chain: None,
             object: Arc::new(Value::Null),
+            managed_fields: None,
             managed: None,
             durable: None,
         });
@@ -307,6 +311,7 @@ mod tests {
             ticket: TicketSlot::Known(None),
             chain: None,
             object: Arc::new(Value::String(tag.into())),
+            managed_fields: None,
             managed: None,
             durable: None,
         }

@@ -125,7 +125,14 @@ pub struct WriteResult {
 #[derive(Debug)]
 pub enum Written {
     Owned(Value),
-    Shared { object: Arc<Value>, revision: i64 },
+    /// The object as handed to the next writer of its key, without its
+    /// revision, and without its managedFields where an apply kept them
+    /// apart (their JSON).
+    Shared {
+        object: Arc<Value>,
+        revision: i64,
+        managed_fields: Option<bytes::Bytes>,
+    },
 }
 
 impl From<Value> for Written {
@@ -148,9 +155,15 @@ impl Written {
     pub fn value(&self) -> std::borrow::Cow<'_, Value> {
         match self {
             Written::Owned(v) => std::borrow::Cow::Borrowed(v),
-            Written::Shared { object, revision } => {
-                std::borrow::Cow::Owned(write::served((**object).clone(), *revision))
-            }
+            Written::Shared {
+                object,
+                revision,
+                managed_fields,
+            } => std::borrow::Cow::Owned(Written::whole(
+                (**object).clone(),
+                *revision,
+                managed_fields.as_deref(),
+            )),
         }
     }
 
@@ -158,10 +171,24 @@ impl Written {
     pub fn into_value(self) -> Value {
         match self {
             Written::Owned(v) => v,
-            Written::Shared { object, revision } => {
-                write::served(Arc::unwrap_or_clone(object), revision)
-            }
+            Written::Shared {
+                object,
+                revision,
+                managed_fields,
+            } => Written::whole(
+                Arc::unwrap_or_clone(object),
+                revision,
+                managed_fields.as_deref(),
+            ),
         }
+    }
+
+    fn whole(mut object: Value, revision: i64, managed_fields: Option<&[u8]>) -> Value {
+        if let Some(mf) = managed_fields {
+            // Our own encoding: it decodes.
+            let _ = write::attach_managed_fields(&mut object, mf);
+        }
+        write::served(object, revision)
     }
 }
 

@@ -88,6 +88,21 @@ pub(super) fn served(mut obj: Value, rev: i64) -> Value {
     obj
 }
 
+/// Put managedFields kept apart as JSON (see [`keylock::LastWrite`]) back
+/// into their object.
+pub(super) fn attach_managed_fields(obj: &mut Value, managed_fields: &[u8]) -> ApiResult<()> {
+    let list: Value = serde_json::from_slice(managed_fields)
+        .map_err(|e| ApiError::internal(format!("undecodable managed fields: {e}")))?;
+    metadata_mut(obj).insert("managedFields".into(), list);
+    Ok(())
+}
+
+/// Whether an apply's result may keep its managedFields apart until it is
+/// encoded: where the stored form is the served one.
+fn detachable(info: &ResourceInfo) -> bool {
+    crate::resources::is_builtin(info) && !crate::convert::is_events_v1(info)
+}
+
 /// Check `apiVersion`/`kind` of a body against the endpoint; missing ones are
 /// taken from the endpoint, as upstream's decoder defaults them.
 fn check_type(info: &ResourceInfo, obj: &mut Value) -> ApiResult<()> {
@@ -387,7 +402,7 @@ impl Registry {
         }
         let key = info.key(rp.namespace.as_deref(), &name);
         let allocated = self.allocate_service(info, &key, &mut obj, None).await?;
-        let (bytes, prepared) = self.encode(info, &key, &obj)?;
+        let (bytes, prepared, _) = self.encode(info, &key, &mut obj, None)?;
         let out = self
             .store
             .create(key.as_bytes(), bytes, self.ttl_of(info))
@@ -681,6 +696,15 @@ impl Registry {
                     )
                 }
             };
+            // An object an apply wrote keeps its managedFields apart (as
+            // their JSON); only an apply that has them decoded builds on it
+            // as it is, other changes see them in the object.
+            let mut old_mf = base.as_mut().and_then(|b| b.managed_fields.take());
+            if let Some(mf) = old_mf.take_if(|_| {
+                track == Track::Update || base.as_ref().is_none_or(|b| b.managed.is_none())
+            }) {
+                attach_managed_fields(Arc::make_mut(&mut old), &mf)?;
+            }
             // The previous writer's revision, once the store gave it: the
             // precondition of this write, and the object's resourceVersion.
             // If that write was not applied, read again.
@@ -770,6 +794,31 @@ impl Registry {
                     return Err(e);
                 }
             };
+            // An apply's result comes without its managedFields (`managed`):
+            // their encoding is spliced into the object's, where the stored
+            // form is the served one.
+            let mut managed = None;
+            let mut detached = false;
+            if track == Track::Precomputed {
+                managed = checked.take_managed();
+                if let Some(m) = managed.as_mut() {
+                    if detachable(info) {
+                        detached = true;
+                    } else {
+                        m.write_to(&mut new);
+                    }
+                }
+            }
+            // Put them back where the object itself is answered.
+            macro_rules! attach {
+                () => {
+                    if std::mem::take(&mut detached) {
+                        if let Some(m) = managed.as_mut() {
+                            m.write_to(&mut new);
+                        }
+                    }
+                };
+            }
             check_type(info, &mut new)?;
             if rp.info.namespaced {
                 metadata_mut(&mut new).insert(
@@ -817,10 +866,6 @@ impl Registry {
                 metadata_mut(&mut new).insert("generation".into(), json!(g));
             }
             // The managers written, decoded, for the next writer.
-            let mut managed = None;
-            if track == Track::Precomputed {
-                managed = checked.take_managed();
-            }
             if track == Track::Update {
                 let sub = rp.subresource.as_deref().unwrap_or("");
                 let (manager, version) = (
@@ -846,12 +891,39 @@ impl Registry {
                 return Err(invalid(info, &new, &errs));
             }
             // Nothing changed: no write, the stored version stands.
-            if same_but_volatile(&new, &old) && crate::apply::same_ignoring_time(&new, &old) {
+            if same_but_volatile(&new, &old) && {
+                // Managers compared with their objects (rare: copies).
+                let new_mf = match managed.as_mut() {
+                    Some(m) if detached => m.encode_bytes(),
+                    _ => None,
+                };
+                fn full<'v>(
+                    v: &'v Value,
+                    mf: Option<&[u8]>,
+                ) -> ApiResult<std::borrow::Cow<'v, Value>> {
+                    Ok(match mf {
+                        None => std::borrow::Cow::Borrowed(v),
+                        Some(mf) => {
+                            let mut v = v.clone();
+                            attach_managed_fields(&mut v, mf)?;
+                            std::borrow::Cow::Owned(v)
+                        }
+                    })
+                }
+                crate::apply::same_ignoring_time(
+                    &*full(&new, new_mf.as_deref())?,
+                    &*full(&old, old_mf.as_deref())?,
+                )
+            } {
                 base_committed!();
                 current!();
+                let mut object = Arc::unwrap_or_clone(old);
+                if let Some(mf) = &old_mf {
+                    attach_managed_fields(&mut object, mf)?;
+                }
                 return Ok(WriteResult {
                     raw: None,
-                    object: Arc::unwrap_or_clone(old).into(),
+                    object: object.into(),
                     code: 200,
                     warnings,
                 });
@@ -877,6 +949,7 @@ impl Registry {
                     .as_array()
                     .is_some_and(|f| !f.is_empty());
             if deleting && no_finalizers && !graceful_pod && !namespace_pending {
+                attach!();
                 base_committed!();
                 if opts.dry_run {
                     current!();
@@ -898,6 +971,7 @@ impl Registry {
                 };
             }
             if opts.dry_run {
+                attach!();
                 base_committed!();
                 current!();
                 return Ok(WriteResult {
@@ -917,7 +991,8 @@ impl Registry {
                     return Err(e);
                 }
             };
-            let (bytes, prepared) = self.encode(info, &key, &new)?;
+            let (bytes, prepared, new_mf) =
+                self.encode(info, &key, &mut new, managed.as_mut().filter(|_| detached))?;
             if bytes.len() > store::MAX_VALUE_BYTES {
                 self.unexpect(&prepared);
                 self.release_service(&allocated).await;
@@ -988,6 +1063,7 @@ impl Registry {
                             line: line.clone(),
                         }),
                         object: Arc::clone(&new),
+                        managed_fields: new_mf.clone(),
                         managed: managed.take(),
                         durable: Some(drx),
                     });
@@ -1011,6 +1087,7 @@ impl Registry {
                             ticket: keylock::TicketSlot::Known(Some(ticket)),
                             chain: None,
                             object: Arc::clone(&new),
+                            managed_fields: new_mf.clone(),
                             managed: managed.take(),
                             durable: Some(rx),
                         };
@@ -1034,6 +1111,7 @@ impl Registry {
                             object: Written::Shared {
                                 object: new,
                                 revision,
+                                managed_fields: new_mf,
                             },
                             code: 200,
                             warnings,
@@ -1074,17 +1152,36 @@ impl Registry {
 impl Registry {
     /// The bytes to store for `obj` (which carries no resourceVersion) and,
     /// where the stored form is the served one, the encoding the cache and
-    /// the response reuse (the cache is told to expect it).
+    /// the response reuse (the cache is told to expect it). `detached`:
+    /// `obj`'s managers, kept out of it; their encoding is spliced in and
+    /// returned, to keep with the object, or where it is not stored as
+    /// served they are written into `obj` (and `None` returned).
     fn encode(
         &self,
         info: &'static ResourceInfo,
         key: &str,
-        obj: &Value,
-    ) -> ApiResult<(Bytes, Option<Arc<Prepared>>)> {
+        obj: &mut Value,
+        detached: Option<&mut crate::apply::managed::Managed>,
+    ) -> ApiResult<(Bytes, Option<Arc<Prepared>>, Option<Bytes>)> {
+        let mut managed_fields = None;
+        if let Some(m) = detached {
+            managed_fields = m.encode_bytes();
+            match Prepared::with_managed_fields(info, key, obj, managed_fields.as_deref()) {
+                Some(p) => {
+                    let p = Arc::new(p);
+                    self.cache.expect(p.clone());
+                    return Ok((p.stored(), Some(p), managed_fields));
+                }
+                None => {
+                    m.write_to(obj);
+                    managed_fields = None;
+                }
+            }
+        }
         if let Some(p) = Prepared::new(info, key, obj) {
             let p = Arc::new(p);
             self.cache.expect(p.clone());
-            return Ok((p.stored(), Some(p)));
+            return Ok((p.stored(), Some(p), managed_fields));
         }
         let bytes = serde_json::to_vec(
             crate::convert::for_storage(info, obj)
@@ -1092,7 +1189,7 @@ impl Registry {
                 .unwrap_or(obj),
         )
         .map_err(|e| ApiError::internal(e.to_string()))?;
-        Ok((Bytes::from(bytes), None))
+        Ok((Bytes::from(bytes), None, managed_fields))
     }
 
     fn unexpect(&self, prepared: &Option<Arc<Prepared>>) {

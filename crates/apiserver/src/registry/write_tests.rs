@@ -81,6 +81,7 @@ async fn a_left_object_is_used_only_at_its_revision() {
             epoch: 0,
         })),
         object: Arc::new(marked),
+        managed_fields: None,
         managed: None,
         durable: None,
     });
@@ -102,6 +103,7 @@ async fn a_left_object_is_used_only_at_its_revision() {
             epoch: 0,
         })),
         object: Arc::new(stale),
+        managed_fields: None,
         managed: None,
         durable: None,
     });
@@ -139,6 +141,7 @@ async fn a_left_object_is_used_only_at_its_revision() {
         chain: None,
         ticket: keylock::TicketSlot::Pending(trx),
         object: Arc::new(pending),
+        managed_fields: None,
         managed: None,
         durable: None,
     });
@@ -173,6 +176,7 @@ async fn a_left_object_is_used_only_at_its_revision() {
         chain: None,
         ticket: keylock::TicketSlot::Pending(trx),
         object: Arc::new(lost),
+        managed_fields: None,
         managed: None,
         durable: None,
     });
@@ -225,6 +229,7 @@ async fn a_left_object_is_used_only_at_its_revision() {
                 }),
                 ticket: keylock::TicketSlot::Pending(trx),
                 object: Arc::new(object),
+                managed_fields: None,
                 managed: None,
                 durable: None,
             });
@@ -377,6 +382,7 @@ async fn a_kept_object_is_used_only_while_the_key_is_unchanged() {
         })),
         chain: None,
         object: Arc::new(stored),
+        managed_fields: None,
         managed: None,
         durable: None,
     };
@@ -559,6 +565,7 @@ fn a_shared_object_gets_its_revision_when_read() {
     let w = Written::Shared {
         object,
         revision: 42,
+        managed_fields: None,
     };
     assert_eq!(w.kind(), Some("ConfigMap"));
     assert_eq!(w.value()["metadata"]["resourceVersion"], json!("42"));
@@ -568,6 +575,16 @@ fn a_shared_object_gets_its_revision_when_read() {
         *next_writers,
         json!({"kind": "ConfigMap", "metadata": {"name": "c"}})
     );
+    // Managers kept apart are put back in the answer.
+    let mf = json!([{"apiVersion": "v1", "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {}}, "manager": "m", "operation": "Apply"}]);
+    let w = Written::Shared {
+        object: Arc::clone(&next_writers),
+        revision: 43,
+        managed_fields: Some(bytes::Bytes::from(mf.to_string())),
+    };
+    let want = json!({"kind": "ConfigMap", "metadata": {"name": "c", "resourceVersion": "43", "managedFields": mf}});
+    assert_eq!(*w.value(), want);
+    assert_eq!(w.into_value(), want);
 }
 
 /// An error is answered from the object it was computed on only once that
@@ -590,6 +607,7 @@ async fn an_error_on_a_handed_over_object_that_did_not_commit_is_not_answered() 
         chain: None,
         ticket: keylock::TicketSlot::Pending(trx),
         object: Arc::new(never_written),
+        managed_fields: None,
         managed: None,
         durable: None,
     });
