@@ -333,6 +333,11 @@ def test_kubectl_certificate_approve_and_deny(kubectl, server, api_client):
     assert "Pending" in row and "system:admin" in row and "60m" in row, row
     kubectl("certificate", "approve", name)
     issued = wait_for("the certificate", lambda: kubectl.json("get", "csr", name)["status"].get("certificate"), timeout=30)
+    # The approval is recorded under its own subresource, as upstream's.
+    managed = kubectl.json("get", "csr", name, "--show-managed-fields")["metadata"]["managedFields"]
+    approvals = [m for m in managed if "f:conditions" in m.get("fieldsV1", {}).get("f:status", {})
+                 and m["manager"] != "kube-controller-manager"]
+    assert [m.get("subresource") for m in approvals] == ["approval"], managed
     assert "Approved,Issued" in kubectl("get", "csr", name, "--no-headers")
     cert = base64.b64decode(issued).decode()
     # It authenticates as alice in devs.
@@ -391,6 +396,10 @@ def test_kubectl_certificate_approve_and_deny(kubectl, server, api_client):
                                    "message": "patched"}]}})
     assert [(c.type, c.reason) for c in patched.status.conditions] == [("Approved", "ByPatch")]
     assert patched.spec.expiration_seconds != 7200
+    by_patch = [m for m in kubectl.json("get", "csr", f"carol-{tag}", "--show-managed-fields")["metadata"]["managedFields"]
+                if m["operation"] == "Update" and "f:status" in m.get("fieldsV1", {})
+                and m["manager"] != "kube-controller-manager"]
+    assert [m.get("subresource") for m in by_patch] == ["approval"], by_patch
     wait_for("carol's certificate", lambda: kubectl.json("get", "csr", f"carol-{tag}")["status"].get("certificate"),
              timeout=30)
 

@@ -23,9 +23,7 @@ pub async fn approval(
         .and_then(Value::as_str)
         .and_then(|v| v.parse().ok());
     let conditions = body.pointer("/status/conditions").cloned();
-    let mut status_path = rp.clone();
-    status_path.subresource = Some("status".into());
-    reg.update_with(&status_path, wanted_rv, opts, move |old| {
+    reg.update_with(rp, wanted_rv, opts, move |old| {
         Ok(set_conditions(old, conditions.as_ref()))
     })
     .await

@@ -494,16 +494,6 @@ impl Registry {
             }
             return self.apply_patch(rp, patch, force, opts).await;
         }
-        let status_rp;
-        let rp = if approval {
-            status_rp = ResourcePath {
-                subresource: Some("status".into()),
-                ..rp.clone()
-            };
-            &status_rp
-        } else {
-            rp
-        };
         let name = rp
             .name
             .clone()
@@ -642,7 +632,10 @@ impl Registry {
         let info = rp.info;
         let strat = strategy::strategy_for(info);
         let key = info.key(rp.namespace.as_deref(), name);
-        let status_only = rp.subresource.as_deref() == Some("status");
+        // A CSR's `approval` is written as its status is (its change is
+        // limited to the conditions by its caller), and recorded in
+        // managedFields under its own name, as upstream.
+        let status_only = matches!(rp.subresource.as_deref(), Some("status" | "approval"));
         // The turn of the key; given up early when this write hands its
         // object to the next writer (and taken again if it must retry).
         let mut turn = Some(self.key_locks.lock(&key).await);
