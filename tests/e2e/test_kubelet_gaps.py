@@ -148,10 +148,13 @@ def test_lifecycle_hooks_of_every_handler_and_their_failures(node):
             ctr_spec("sleeper", polite("cat /proc/uptime > /out/sleeper-term;"),
                      lifecycle={"preStop": {"sleep": {"seconds": 2}}}, volumeMounts=at_out)],
             volumes=host_out, grace=20)
-        # A failing exec postStart: the container is killed and restarted;
-        # the event does not carry the hook's output (it may hold secrets).
-        apply(k, "badstart", [ctr_spec("c", "exec sleep 3600", lifecycle={"postStart": {"exec": {
-            "command": ["sh", "-c", "echo hook-output-secret; exit 1"]}}})])
+        # A failing exec postStart: the container is killed (its preStop
+        # first, as upstream's killContainer) and restarted; the event does
+        # not carry the hook's output (it may hold secrets).
+        apply(k, "badstart", [ctr_spec("c", "exec sleep 3600", lifecycle={
+            "postStart": {"exec": {"command": ["sh", "-c", "echo hook-output-secret; exit 1"]}},
+            "preStop": {"exec": {"command": ["sh", "-c", "echo pre >> /out/badstart-prestop"]}}},
+            volumeMounts=at_out)], volumes=host_out)
         # Failing preStop hooks: exec exits 3, httpGet finds no listener.
         apply(k, "badstop", [
             ctr_spec("c", polite(), lifecycle={"preStop": {"exec": {"command": ["sh", "-c", "echo nope >&2; exit 3"]}}}),
@@ -174,6 +177,7 @@ def test_lifecycle_hooks_of_every_handler_and_their_failures(node):
         event(k, "badstart", "Killing", type="Normal", message="FailedPostStartHook", fieldPath="spec.containers{c}")
         assert not [e for e in events(k, "badstart") if "hook-output-secret" in e[2]], events(k, "badstart")
         assert badstart["lastState"]["terminated"]["exitCode"] in (137, 143), badstart
+        assert (out / "badstart-prestop").read_text().startswith("pre\n")
 
         uid = pod(k, "badstop")["metadata"]["uid"]
         t0 = uptime()

@@ -548,6 +548,18 @@ impl Executor {
                     "PostStartHook failed".into(),
                 );
                 self.event(pod, cname, false, "Killing", "FailedPostStartHook".into());
+                // Upstream's killContainer: the preStop hook first, within
+                // the grace period; the stop signal gets what is left.
+                let mut grace = grace;
+                if let Some(pre) = c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()) {
+                    let t = Instant::now();
+                    if let Err(msg) =
+                        run_hook(r.as_ref(), &id, &ctx.pod_ip, pod, &c, pre, grace).await
+                    {
+                        self.event(pod, cname, true, "FailedPreStopHook", msg);
+                    }
+                    grace = (grace - t.elapsed().as_secs() as i64).max(2);
+                }
                 let _ = r.stop_container(&id, grace).await;
                 return;
             }
@@ -982,17 +994,23 @@ mod tests {
             },
         );
         let p = pod(json!([{"name": "a", "image": "img:1", "lifecycle": {
-            "postStart": {"exec": {"command": ["post"]}}}}]));
+            "postStart": {"exec": {"command": ["post"]}},
+            "preStop": {"exec": {"command": ["pre"]}}}}]));
         let (ex, _dir) = executor(fake.clone());
         let rt = observe(&fake).await;
         ex.execute(&p, &rt, plan::decide(&p, &rt, "Pending", 0), &mut NoObjects)
             .await;
+        // As upstream's killContainer: preStop, then the stop with the grace.
         let calls = fake.calls();
-        let post = calls.iter().position(|c| c.ends_with(" post")).unwrap();
-        assert!(
-            calls[post..]
+        let at = |x: &str| {
+            calls
                 .iter()
-                .any(|c| c.starts_with("StopContainer c2 7")),
+                .position(|c| c.starts_with(x))
+                .unwrap_or_else(|| panic!("{x}: {calls:?}"))
+        };
+        assert!(at("ExecSync c2 post") < at("ExecSync c2 pre"), "{calls:?}");
+        assert!(
+            at("ExecSync c2 pre") < at("StopContainer c2 7"),
             "{calls:?}"
         );
     }
