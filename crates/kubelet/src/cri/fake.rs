@@ -28,6 +28,9 @@ pub struct Fake {
             tokio::sync::mpsc::UnboundedReceiver<CriResult<super::events::RuntimeEvent>>,
         >,
     >,
+    /// What ExecSync answers for a command (its words joined by spaces);
+    /// exit 0 and no output for the others.
+    pub exec_results: Mutex<HashMap<String, api::ExecSyncResponse>>,
     next: Mutex<u32>,
 }
 
@@ -221,7 +224,13 @@ impl Runtime for Fake {
         _timeout: i64,
     ) -> CriResult<api::ExecSyncResponse> {
         self.call(format!("ExecSync {id} {}", cmd.join(" ")));
-        Ok(api::ExecSyncResponse::default())
+        Ok(self
+            .exec_results
+            .lock()
+            .unwrap()
+            .get(&cmd.join(" "))
+            .cloned()
+            .unwrap_or_default())
     }
 
     async fn image_status(&self, image: &str) -> CriResult<Option<api::Image>> {

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, Probe};
+use k8s_openapi::api::core::v1::{Container, HTTPGetAction, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -99,20 +99,6 @@ pub async fn run_once(
     c: &Container,
 ) -> Result<(), String> {
     let timeout = Duration::from_secs(p.timeout_seconds.unwrap_or(1).max(1) as u64);
-    let port = |port: &IntOrString| -> Result<u16, String> {
-        match port {
-            IntOrString::Int(n) => {
-                u16::try_from(*n).map_err(|_| format!("invalid port number: {n}"))
-            }
-            IntOrString::String(name) => c
-                .ports
-                .iter()
-                .flatten()
-                .find(|cp| cp.name.as_deref() == Some(name))
-                .and_then(|cp| u16::try_from(cp.container_port).ok())
-                .ok_or_else(|| format!("couldn't find port: {name:?} in {}", c.name)),
-        }
-    };
     if let Some(e) = &p.exec {
         let cmd = e.command.clone().unwrap_or_default();
         return match tokio::time::timeout(
@@ -133,7 +119,7 @@ pub async fn run_once(
     }
     if let Some(t) = &p.tcp_socket {
         let host = t.host.clone().unwrap_or_else(|| pod_ip.to_string());
-        let port = port(&t.port)?;
+        let port = resolve_port(&t.port, c)?;
         return match tokio::time::timeout(
             timeout,
             tokio::net::TcpStream::connect((host.as_str(), port)),
@@ -146,48 +132,9 @@ pub async fn run_once(
         };
     }
     if let Some(h) = &p.http_get {
-        let host = h.host.clone().unwrap_or_else(|| pod_ip.to_string());
-        let port = port(&h.port)?;
-        let path = h.path.clone().unwrap_or_else(|| "/".into());
-        let scheme = h.scheme.as_deref().unwrap_or("HTTP").to_lowercase();
-        let url = if host.contains(':') {
-            format!("{scheme}://[{host}]:{port}{path}")
-        } else {
-            format!("{scheme}://{host}:{port}{path}")
-        };
-        let get = async {
-            let mut s = tokio::net::TcpStream::connect((host.as_str(), port))
-                .await
-                .map_err(|e| format!("Get {url:?}: {}", dial_error(&host, port, Some(&e))))?;
-            let mut req = format!(
-                "GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\nUser-Agent: kube-probe/1.37\r\n"
-            );
-            for hd in h.http_headers.iter().flatten() {
-                req.push_str(&format!("{}: {}\r\n", hd.name, hd.value));
-            }
-            req.push_str("\r\n");
-            let mut head = vec![0u8; 64];
-            let n = async {
-                s.write_all(req.as_bytes()).await?;
-                s.read(&mut head).await
-            }
-            .await
-            .map_err(|e| format!("Get {url:?}: {e}"))?;
-            Ok::<_, String>(String::from_utf8_lossy(&head[..n]).to_string())
-        };
-        let head = tokio::time::timeout(timeout, get).await.map_err(|_| {
-            format!(
-                "Get {url:?}: context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
-            )
-        })??;
-        let code = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|code| code.parse::<u16>().ok());
-        return match code {
-            Some(code) if (200..400).contains(&code) => Ok(()),
-            Some(code) => Err(format!("HTTP probe failed with statuscode: {code}")),
-            None => Err(format!("Get {url:?}: malformed HTTP response {head:?}")),
+        return match http_get(h, pod_ip, c, timeout, "probe").await? {
+            code if (200..400).contains(&code) => Ok(()),
+            code => Err(format!("HTTP probe failed with statuscode: {code}")),
         };
     }
     if let Some(g) = &p.grpc {
@@ -201,6 +148,73 @@ pub async fn run_once(
     }
     // A probe without a handler the API accepts: never a success.
     Err("missing probe handler".into())
+}
+
+/// A port of `c` by number or by name.
+fn resolve_port(port: &IntOrString, c: &Container) -> Result<u16, String> {
+    match port {
+        IntOrString::Int(n) => u16::try_from(*n).map_err(|_| format!("invalid port number: {n}")),
+        IntOrString::String(name) => c
+            .ports
+            .iter()
+            .flatten()
+            .find(|cp| cp.name.as_deref() == Some(name))
+            .and_then(|cp| u16::try_from(cp.container_port).ok())
+            .ok_or_else(|| format!("couldn't find port: {name:?} in {}", c.name)),
+    }
+}
+
+/// An HTTP GET of `h` (a probe's or a lifecycle hook's) from the node:
+/// the response's status code, or Go's client error text
+/// (`Get "URL": dial tcp ...`). `agent` is upstream's User-Agent fragment
+/// (`kube-probe/1.37`, `kube-lifecycle/1.37`).
+pub async fn http_get(
+    h: &HTTPGetAction,
+    pod_ip: &str,
+    c: &Container,
+    timeout: Duration,
+    agent: &str,
+) -> Result<u16, String> {
+    let host = h.host.clone().unwrap_or_else(|| pod_ip.to_string());
+    let port = resolve_port(&h.port, c)?;
+    let path = h.path.clone().unwrap_or_else(|| "/".into());
+    let scheme = h.scheme.as_deref().unwrap_or("HTTP").to_lowercase();
+    let url = if host.contains(':') {
+        format!("{scheme}://[{host}]:{port}{path}")
+    } else {
+        format!("{scheme}://{host}:{port}{path}")
+    };
+    let get = async {
+        let mut s = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| format!("Get {url:?}: {}", dial_error(&host, port, Some(&e))))?;
+        let mut req = format!(
+            "GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\nUser-Agent: kube-{agent}/1.37\r\n"
+        );
+        for hd in h.http_headers.iter().flatten() {
+            req.push_str(&format!("{}: {}\r\n", hd.name, hd.value));
+        }
+        req.push_str("\r\n");
+        let mut head = vec![0u8; 64];
+        let n = async {
+            s.write_all(req.as_bytes()).await?;
+            s.read(&mut head).await
+        }
+        .await
+        .map_err(|e| format!("Get {url:?}: {e}"))?;
+        Ok::<_, String>(String::from_utf8_lossy(&head[..n]).to_string())
+    };
+    let head = tokio::time::timeout(timeout, get).await.map_err(|_| {
+        format!("Get {url:?}: context deadline exceeded (Client.Timeout exceeded while awaiting headers)")
+    })??;
+    match head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse::<u16>().ok())
+    {
+        Some(code) => Ok(code),
+        None => Err(format!("Get {url:?}: malformed HTTP response {head:?}")),
+    }
 }
 
 impl Prober {

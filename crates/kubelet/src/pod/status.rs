@@ -229,7 +229,12 @@ pub fn pod_status(pod: &Pod, rt: &PodRuntime, inp: &Inputs) -> Value {
     let mut init_failed = false;
     let mut incomplete = Vec::new();
     for c in spec.init_containers.iter().flatten() {
-        let (v, kind) = container_status(pod, c, rt, inp, "PodInitializing", restartable);
+        let (mut v, kind) = container_status(pod, c, rt, inp, "PodInitializing", restartable);
+        if c.restart_policy.as_deref() != Some("Always") {
+            // As upstream's prober manager: an init container (not a
+            // sidecar) is ready once it exited 0, not while it runs.
+            v["ready"] = json!(kind == Kind::Exited(0));
+        }
         match kind {
             Kind::Exited(0) => {}
             Kind::Exited(_) => {
@@ -582,6 +587,9 @@ mod tests {
             st["initContainerStatuses"][0]["state"]["running"]["startedAt"],
             "1970-01-01T00:01:29Z"
         );
+        // Running, not ready (upstream's prober manager), but started.
+        assert_eq!(st["initContainerStatuses"][0]["ready"], false);
+        assert_eq!(st["initContainerStatuses"][0]["started"], true);
         assert_eq!(
             st["containerStatuses"][0]["state"]["waiting"]["reason"],
             "ErrImagePull"
@@ -601,6 +609,18 @@ mod tests {
             "Failed"
         );
         assert_eq!(pod_status(&p, &rt, &inputs(&w2))["phase"], "Pending");
+        assert_eq!(
+            pod_status(&p, &rt, &inputs(&w2))["initContainerStatuses"][0]["ready"],
+            false
+        );
+        // Completed: ready, no longer started.
+        let rt = PodRuntime {
+            sandboxes: vec![sandbox(true)],
+            containers: vec![inst("i", 0, State::Exited, 0, 90)],
+        };
+        let st = pod_status(&p, &rt, &inputs(&w2));
+        assert_eq!(st["initContainerStatuses"][0]["ready"], true);
+        assert_eq!(st["initContainerStatuses"][0]["started"], false);
     }
 
     #[test]

@@ -535,10 +535,31 @@ impl Executor {
         );
         if let Some(h) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
             let grace = spec::grace_period(pod);
-            if let Err(msg) = run_hook(r.as_ref(), &id, &ctx.pod_ip, &c, h, grace).await {
-                // As upstream: a failed postStart hook kills the container;
-                // the restart policy decides what comes next.
-                self.event(pod, cname, true, "FailedPostStartHook", msg);
+            if let Err(msg) = run_hook(r.as_ref(), &id, &ctx.pod_ip, pod, &c, h, grace).await {
+                // As upstream: the event leaves the hook's message out (it
+                // may hold secrets; the log has it), and the container is
+                // killed; the restart policy decides what comes next.
+                tracing::warn!(pod = ?pod.metadata.name, container = %c.name, error = %msg, "postStart hook failed");
+                self.event(
+                    pod,
+                    cname,
+                    true,
+                    "FailedPostStartHook",
+                    "PostStartHook failed".into(),
+                );
+                self.event(pod, cname, false, "Killing", "FailedPostStartHook".into());
+                // Upstream's killContainer: the preStop hook first, within
+                // the grace period; the stop signal gets what is left.
+                let mut grace = grace;
+                if let Some(pre) = c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()) {
+                    let t = Instant::now();
+                    if let Err(msg) =
+                        run_hook(r.as_ref(), &id, &ctx.pod_ip, pod, &c, pre, grace).await
+                    {
+                        self.event(pod, cname, true, "FailedPreStopHook", msg);
+                    }
+                    grace = (grace - t.elapsed().as_secs() as i64).max(2);
+                }
                 let _ = r.stop_container(&id, grace).await;
                 return;
             }
@@ -590,7 +611,7 @@ impl Executor {
                     // preStop runs within the grace period; the stop signal
                     // gets what is left (at least upstream's 2 s).
                     let t = Instant::now();
-                    if let Err(msg) = run_hook(r.as_ref(), &c.id, ip, spec, h, grace).await {
+                    if let Err(msg) = run_hook(r.as_ref(), &c.id, ip, pod, spec, h, grace).await {
                         self.event(pod, Some(&c.name), true, "FailedPreStopHook", msg);
                     }
                     grace = (grace - t.elapsed().as_secs() as i64).max(2);
@@ -648,15 +669,28 @@ impl Executor {
 }
 
 /// Run a lifecycle hook (exec, httpGet, sleep; tcpSocket is a no-op, as
-/// upstream) within `timeout` seconds; the error is upstream's event message.
+/// upstream) within `timeout` seconds; the error is upstream's message
+/// (lifecycle/handlers.go): `Exec lifecycle hook ([CMD]) for Container "c"
+/// in Pod "name_ns(uid)" failed - error: ..., message: "OUTPUT"`, or
+/// `HTTP lifecycle hook (PATH) ... failed - error: Get "URL": ...`. An
+/// httpGet hook fails only when no answer comes, whatever its status code.
 async fn run_hook(
     runtime: &dyn Runtime,
     id: &str,
     pod_ip: &str,
+    pod: &Pod,
     c: &Container,
     h: &k8s_openapi::api::core::v1::LifecycleHandler,
     timeout: i64,
 ) -> Result<(), String> {
+    let who = || {
+        format!(
+            "{}_{}({})",
+            pod.metadata.name.as_deref().unwrap_or_default(),
+            pod.metadata.namespace.as_deref().unwrap_or_default(),
+            pod.metadata.uid.as_deref().unwrap_or_default()
+        )
+    };
     if let Some(s) = &h.sleep {
         tokio::time::sleep(Duration::from_secs(
             s.seconds.clamp(0, timeout.max(0)) as u64
@@ -664,35 +698,52 @@ async fn run_hook(
         .await;
         return Ok(());
     }
-    if h.exec.is_none() && h.http_get.is_none() {
-        return Ok(());
-    }
-    let probe = k8s_openapi::api::core::v1::Probe {
-        exec: h.exec.clone(),
-        http_get: h.http_get.clone(),
-        timeout_seconds: Some(timeout.clamp(1, i32::MAX as i64) as i32),
-        ..Default::default()
-    };
-    if super::probe::run_once(runtime, id, pod_ip, &probe, c)
+    let timeout = timeout.max(1);
+    if let Some(e) = &h.exec {
+        let cmd = e.command.clone().unwrap_or_default();
+        let (err, output) = match tokio::time::timeout(
+            Duration::from_secs(timeout as u64 + 1),
+            runtime.exec_sync(id, cmd.clone(), timeout),
+        )
         .await
-        .is_ok()
-    {
-        Ok(())
-    } else if h.exec.is_some() {
-        Err(format!(
-            "Exec lifecycle hook ({:?}) for Container \"{}\" failed",
-            h.exec
-                .as_ref()
-                .and_then(|e| e.command.clone())
-                .unwrap_or_default(),
-            c.name
-        ))
-    } else {
-        Err(format!(
-            "HTTP lifecycle hook for Container \"{}\" failed",
-            c.name
-        ))
+        {
+            Ok(Ok(r)) if r.exit_code == 0 => return Ok(()),
+            Ok(Ok(r)) => {
+                // The CRI client's error (cri-client's ExecSync) and the
+                // combined output, as upstream's RunInContainer.
+                let err = format!(
+                    "command '{}' exited with {}: {}",
+                    cmd.join(" "),
+                    r.exit_code,
+                    String::from_utf8_lossy(&r.stderr)
+                );
+                let mut out = r.stdout;
+                out.extend_from_slice(&r.stderr);
+                (err, String::from_utf8_lossy(&out).into_owned())
+            }
+            Ok(Err(e)) => (rpc_error(&e), String::new()),
+            Err(_) => ("context deadline exceeded".to_string(), String::new()),
+        };
+        return Err(format!(
+            "Exec lifecycle hook ([{}]) for Container {:?} in Pod {:?} failed - error: {err}, message: {output:?}",
+            cmd.join(" "),
+            c.name,
+            who()
+        ));
     }
+    if let Some(get) = &h.http_get {
+        let timeout = Duration::from_secs(timeout as u64);
+        return match super::probe::http_get(get, pod_ip, c, timeout, "lifecycle").await {
+            Ok(_) => Ok(()),
+            Err(err) => Err(format!(
+                "HTTP lifecycle hook ({}) for Container {:?} in Pod {:?} failed - error: {err}",
+                get.path.as_deref().unwrap_or_default(),
+                c.name,
+                who()
+            )),
+        };
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -865,6 +916,103 @@ mod tests {
         assert!(pos("StartContainer c2") < pos("ExecSync post"));
         assert!(pos("ExecSync post") < pos("ExecSync pre"));
         assert!(pos("ExecSync pre") < pos("StopContainer 7"));
+    }
+
+    #[tokio::test]
+    async fn hooks_fail_with_upstreams_messages() {
+        use k8s_openapi::api::core::v1::LifecycleHandler;
+        let fake = Fake::default();
+        fake.exec_results.lock().unwrap().insert(
+            "sh -c echo out; echo err >&2; exit 3".into(),
+            api::ExecSyncResponse {
+                stdout: b"out\n".to_vec(),
+                stderr: b"err\n".to_vec(),
+                exit_code: 3,
+            },
+        );
+        let p = pod(json!([{"name": "a", "image": "img:1"}]));
+        let c = &p.spec.as_ref().unwrap().containers[0];
+        let hook = |h: serde_json::Value| serde_json::from_value::<LifecycleHandler>(h).unwrap();
+        let run = |h: LifecycleHandler| {
+            let (fake, p, c) = (&fake, &p, c);
+            async move { run_hook(fake, "c1", "127.0.0.1", p, c, &h, 5).await }
+        };
+        let failing =
+            hook(json!({"exec": {"command": ["sh", "-c", "echo out; echo err >&2; exit 3"]}}));
+        assert_eq!(
+            run(failing).await.unwrap_err(),
+            "Exec lifecycle hook ([sh -c echo out; echo err >&2; exit 3]) for Container \"a\" in Pod \"p_ns(u1)\" \
+             failed - error: command 'sh -c echo out; echo err >&2; exit 3' exited with 3: err\n, message: \"out\\nerr\\n\""
+        );
+        assert_eq!(
+            run(hook(json!({"exec": {"command": ["true"]}}))).await,
+            Ok(())
+        );
+        assert_eq!(run(hook(json!({"sleep": {"seconds": 0}}))).await, Ok(()));
+        // An httpGet hook that gets an answer succeeded, whatever its code.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 1024];
+            let n = tokio::io::AsyncReadExt::read(&mut s, &mut buf)
+                .await
+                .unwrap();
+            tokio::io::AsyncWriteExt::write_all(
+                &mut s,
+                b"HTTP/1.0 500 Internal Server Error\r\n\r\n",
+            )
+            .await
+            .unwrap();
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        });
+        let get = |port: u16| hook(json!({"httpGet": {"path": "/hook", "port": port}}));
+        assert_eq!(run(get(port)).await, Ok(()));
+        let req = server.await.unwrap();
+        assert!(req.starts_with("GET /hook HTTP/1.0\r\n"), "{req}");
+        assert!(req.contains("User-Agent: kube-lifecycle/1.37\r\n"), "{req}");
+        // Nobody listens there now.
+        assert_eq!(
+            run(get(port)).await.unwrap_err(),
+            format!(
+                "HTTP lifecycle hook (/hook) for Container \"a\" in Pod \"p_ns(u1)\" failed - error: \
+                 Get \"http://127.0.0.1:{port}/hook\": dial tcp 127.0.0.1:{port}: connect: connection refused"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_post_start_hook_kills_the_container() {
+        let fake = Arc::new(Fake::default());
+        fake.images.lock().unwrap().push("img:1".into());
+        fake.exec_results.lock().unwrap().insert(
+            "post".into(),
+            api::ExecSyncResponse {
+                stdout: b"a secret\n".to_vec(),
+                exit_code: 1,
+                ..Default::default()
+            },
+        );
+        let p = pod(json!([{"name": "a", "image": "img:1", "lifecycle": {
+            "postStart": {"exec": {"command": ["post"]}},
+            "preStop": {"exec": {"command": ["pre"]}}}}]));
+        let (ex, _dir) = executor(fake.clone());
+        let rt = observe(&fake).await;
+        ex.execute(&p, &rt, plan::decide(&p, &rt, "Pending", 0), &mut NoObjects)
+            .await;
+        // As upstream's killContainer: preStop, then the stop with the grace.
+        let calls = fake.calls();
+        let at = |x: &str| {
+            calls
+                .iter()
+                .position(|c| c.starts_with(x))
+                .unwrap_or_else(|| panic!("{x}: {calls:?}"))
+        };
+        assert!(at("ExecSync c2 post") < at("ExecSync c2 pre"), "{calls:?}");
+        assert!(
+            at("ExecSync c2 pre") < at("StopContainer c2 7"),
+            "{calls:?}"
+        );
     }
 
     /// Skip the back-off of container `pull` and sync again.
