@@ -160,11 +160,14 @@ def test_crashing_container_is_restarted(node):
     # The back-off's steps, seen from outside: the first restart at once,
     # the second 10 s after the container's exit, the third 20 s after. The
     # container runs for a moment and the kubelet restarts it at the relist
-    # after the delay (up to 1 s), so each gap is the delay plus up to ~1.5 s.
+    # after the delay (up to 1 s), so each gap is the delay plus up to ~1.5 s
+    # on an idle machine, and a few seconds more under load (13.6 s and
+    # 26.1 s were seen at a load average of 20-37). The bounds still tell a
+    # doubling back-off from a constant one (10, 10) or a doubled one (20, 40).
     wait_for("a third restart", lambda: backing_off() and 3 in seen, timeout=40, every=0.1)
     gaps = [round(seen[i + 1] - seen[i], 2) for i in (1, 2)]
     print("gaps between restarts (s):", gaps)
-    assert 9.5 <= gaps[0] <= 12.5 and 19.5 <= gaps[1] <= 22.5, gaps
+    assert 9.5 <= gaps[0] <= 15 and 19.5 <= gaps[1] <= 27, gaps
     k("delete", "pod", "crash", "--grace-period=1", timeout=90)
 
 
