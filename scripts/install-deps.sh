@@ -14,7 +14,7 @@ set -euo pipefail
 # are the real registry the image-pull tests use.
 APT_PACKAGES=(etcd-server etcd-client protobuf-compiler pkg-config build-essential
   containerd runc crun containernetworking-plugins busybox-static iproute2 nftables iptables conntrack
-  docker-registry skopeo apache2-utils)
+  docker-registry skopeo apache2-utils curl)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
