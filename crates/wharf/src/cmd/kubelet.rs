@@ -253,3 +253,26 @@ pub async fn run(args: KubeletArgs) -> anyhow::Result<()> {
     k.stop().await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        kubelet: KubeletArgs,
+    }
+
+    #[test]
+    fn the_kubelet_port_defaults_to_upstreams_10250() {
+        // The tests give every kubelet a free port; this pins the default
+        // the kubelet API serves on without one (upstream's :10250).
+        let cli = Cli::try_parse_from(["wharf", "--kubeconfig", "/k"]).unwrap();
+        assert_eq!(cli.kubelet.node.kubelet_port, 10250);
+        let cli =
+            Cli::try_parse_from(["wharf", "--kubeconfig", "/k", "--kubelet-port", "1"]).unwrap();
+        assert_eq!(cli.kubelet.node.kubelet_port, 1);
+    }
+}
