@@ -207,6 +207,24 @@ def http_get(url):
         return None
 
 
+
+def pod_json(k, name):
+    """Pod `name` as kubectl returns it."""
+    return json.loads(k("get", "pod", name, "-o", "json"))
+
+
+def apply_pod(k, name, containers, init=(), volumes=(), restart="Always", grace=1, **spec):
+    """Apply a Pod of these containers (and init containers and volumes)."""
+    k("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {"restartPolicy": restart, "terminationGracePeriodSeconds": grace,
+                 "initContainers": list(init), "containers": list(containers), "volumes": list(volumes), **spec}}))
+
+
+def busybox_sh(name, script, **kw):
+    """A busybox container running `script` with sh."""
+    return {"name": name, "image": IMAGE, "imagePullPolicy": "Never", "command": ["sh", "-c", script], **kw}
+
 def wait_for(what, fn, timeout=60, every=0.5):
     deadline = time.time() + timeout
     last = None

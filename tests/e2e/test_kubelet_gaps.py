@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 
 from conftest import KUBECTL, free_port
-from kubelet_node import IMAGE, ctr, kubelet_node, wait_for
+from kubelet_node import ctr, kubelet_node, wait_for
+from kubelet_node import apply_pod as apply, busybox_sh as ctr_spec, pod_json as pod
 
 NODE = "e2e-gaps"
 
@@ -33,22 +34,6 @@ NODE = "e2e-gaps"
 def node():
     with kubelet_node(NODE) as n:
         yield n
-
-
-def pod(k, name):
-    return json.loads(k("get", "pod", name, "-o", "json"))
-
-
-def apply(k, name, containers, init=(), volumes=(), restart="Always", grace=1, **spec):
-    k("apply", "-f", "-", input=json.dumps({
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-        "spec": {"restartPolicy": restart, "terminationGracePeriodSeconds": grace,
-                 "initContainers": list(init), "containers": list(containers), "volumes": list(volumes), **spec}}))
-
-
-def ctr_spec(name, script, **kw):
-    """A busybox container running `script` with sh."""
-    return {"name": name, "image": IMAGE, "imagePullPolicy": "Never", "command": ["sh", "-c", script], **kw}
 
 
 def status_of(k, name, container):

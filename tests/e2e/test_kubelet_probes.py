@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from kubelet_node import IMAGE, kubelet_node, wait_for
+from kubelet_node import kubelet_node, wait_for
+from kubelet_node import apply_pod as apply, busybox_sh as ctr, pod_json as pod
 
 NODE = "e2e-probes"
 
@@ -21,22 +22,6 @@ NODE = "e2e-probes"
 def node():
     with kubelet_node(NODE) as n:
         yield n
-
-
-def pod(k, name):
-    return json.loads(k("get", "pod", name, "-o", "json"))
-
-
-def apply(k, name, containers, init=(), volumes=(), restart="Always", **spec):
-    k("apply", "-f", "-", input=json.dumps({
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-        "spec": {"restartPolicy": restart, "terminationGracePeriodSeconds": 1,
-                 "initContainers": list(init), "containers": list(containers), "volumes": list(volumes), **spec}}))
-
-
-def ctr(name, script, **kw):
-    """A busybox container running `script` with sh."""
-    return {"name": name, "image": IMAGE, "imagePullPolicy": "Never", "command": ["sh", "-c", script], **kw}
 
 
 def status_of(k, name, container, kind="containerStatuses"):
