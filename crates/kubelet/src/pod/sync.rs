@@ -548,18 +548,8 @@ impl Executor {
                     "PostStartHook failed".into(),
                 );
                 self.event(pod, cname, false, "Killing", "FailedPostStartHook".into());
-                // Upstream's killContainer: the preStop hook first, within
-                // the grace period; the stop signal gets what is left.
-                let mut grace = grace;
-                if let Some(pre) = c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()) {
-                    let t = Instant::now();
-                    if let Err(msg) =
-                        run_hook(r.as_ref(), &id, &ctx.pod_ip, pod, &c, pre, grace).await
-                    {
-                        self.event(pod, cname, true, "FailedPreStopHook", msg);
-                    }
-                    grace = (grace - t.elapsed().as_secs() as i64).max(2);
-                }
+                // Upstream's killContainer: the preStop hook first.
+                let grace = self.pre_stop(pod, &c, &id, &ctx.pod_ip, grace).await;
                 let _ = r.stop_container(&id, grace).await;
                 return;
             }
@@ -602,20 +592,12 @@ impl Executor {
                         .chain(s.init_containers.iter().flatten())
                         .find(|x| x.name == c.name)
                 });
-                let hook = spec
-                    .and_then(|s| s.lifecycle.as_ref())
-                    .and_then(|l| l.pre_stop.as_ref());
-                let mut grace = grace;
-                if let (Some(pod), Some(spec), Some(h), State::Running) = (pod, spec, hook, c.state)
-                {
-                    // preStop runs within the grace period; the stop signal
-                    // gets what is left (at least upstream's 2 s).
-                    let t = Instant::now();
-                    if let Err(msg) = run_hook(r.as_ref(), &c.id, ip, pod, spec, h, grace).await {
-                        self.event(pod, Some(&c.name), true, "FailedPreStopHook", msg);
+                let grace = match (pod, spec, c.state) {
+                    (Some(pod), Some(spec), State::Running) => {
+                        self.pre_stop(pod, spec, &c.id, ip, grace).await
                     }
-                    grace = (grace - t.elapsed().as_secs() as i64).max(2);
-                }
+                    _ => grace,
+                };
                 if let Err(e) = r.stop_container(&c.id, grace).await {
                     if !e.is_not_found() {
                         tracing::warn!(container = %c.id, error = %e, "stopping a container");
@@ -623,6 +605,21 @@ impl Executor {
                 }
             });
         futures::future::join_all(stops).await;
+    }
+
+    /// Run container `c`'s preStop hook, if it has one, within the grace
+    /// period (`grace` seconds), as upstream's killContainer does before
+    /// the stop signal; a failure is a `FailedPreStopHook` event. Returns
+    /// the grace left for the stop signal (at least upstream's 2 s).
+    async fn pre_stop(&self, pod: &Pod, c: &Container, id: &str, ip: &str, grace: i64) -> i64 {
+        let Some(h) = c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()) else {
+            return grace;
+        };
+        let t = Instant::now();
+        if let Err(msg) = run_hook(self.runtime.as_ref(), id, ip, pod, c, h, grace).await {
+            self.event(pod, Some(&c.name), true, "FailedPreStopHook", msg);
+        }
+        (grace - t.elapsed().as_secs() as i64).max(2)
     }
 
     /// Stop and remove the pod's sandboxes (with their containers and
