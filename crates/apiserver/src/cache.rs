@@ -22,8 +22,12 @@ use crate::strategy;
 
 /// Every object lives under this prefix.
 pub const REGISTRY_PREFIX: &str = "/registry/";
-/// Events kept for watches that start a little in the past.
+/// Events kept for watches that start a little in the past ...
 const EVENT_WINDOW: usize = 20_000;
+/// ... holding at most this many bytes of their objects' JSON: 20,000
+/// events of a Deployment that 32 managers apply to (20 KB each) would
+/// hold 400 MB. A watch from before the window is served by the store.
+const EVENT_WINDOW_BYTES: usize = 64 << 20;
 /// Cache events buffered per live watch subscriber before it is cut off.
 const BROADCAST: usize = 8192;
 /// Writes in flight whose prepared entries the cache holds at most; past
@@ -126,6 +130,29 @@ struct State {
     rev: i64,
     /// The window holds every event after this revision.
     window_start: i64,
+    /// The bytes the window's events hold ([`event_bytes`]).
+    window_bytes: usize,
+}
+
+/// What an event in the window holds beyond the objects themselves: its
+/// object's JSON (its previous state is the event before's, or gone).
+fn event_bytes(e: &Event) -> usize {
+    e.entry.raw.len() + e.entry.key.len()
+}
+
+impl State {
+    /// Add an event to the window and drop the oldest ones past either bound.
+    fn push_event(&mut self, e: Arc<Event>, max_events: usize, max_bytes: usize) {
+        self.window_bytes += event_bytes(&e);
+        self.events.push_back(e);
+        while self.events.len() > max_events || self.window_bytes > max_bytes {
+            let Some(old) = self.events.pop_front() else {
+                break;
+            };
+            self.window_bytes -= event_bytes(&old);
+            self.window_start = old.rev;
+        }
+    }
 }
 
 /// The cache. Cheap to share.
@@ -331,6 +358,7 @@ impl WatchCache {
                 events: VecDeque::new(),
                 rev: 0,
                 window_start: 0,
+                window_bytes: 0,
             }),
             updates,
             rev_tx,
@@ -403,6 +431,7 @@ impl WatchCache {
             }
             st.objects = fresh;
             st.events.clear();
+            st.window_bytes = 0;
             st.rev = rev;
             st.window_start = rev;
         }
@@ -535,13 +564,8 @@ impl WatchCache {
                     }
                 };
                 let event = Arc::new(event);
-                st.events.push_back(event.clone());
+                st.push_event(event.clone(), EVENT_WINDOW, EVENT_WINDOW_BYTES);
                 out.push(event);
-            }
-            while st.events.len() > EVENT_WINDOW {
-                if let Some(e) = st.events.pop_front() {
-                    st.window_start = e.rev;
-                }
             }
             if last > st.rev {
                 st.rev = last;
@@ -717,6 +741,51 @@ mod tests {
         let v: Value = serde_json::from_slice(&other).unwrap();
         assert_eq!(v["metadata"]["resourceVersion"], "8");
         assert_eq!(&entry.raw[entry.rv_span.unwrap()], b"7");
+    }
+
+    /// The window keeps the newest events within both its count and its
+    /// bytes, and starts after the last one it dropped.
+    #[test]
+    fn the_event_window_is_bounded_by_count_and_by_bytes() {
+        let mut st = State {
+            objects: BTreeMap::new(),
+            events: VecDeque::new(),
+            rev: 0,
+            window_start: 0,
+            window_bytes: 0,
+        };
+        let key = "/registry/core/pods/default/p";
+        let small = prepared(key, "i");
+        let big = prepared(key, &"x".repeat(4000));
+        let event = |p: &Arc<Prepared>, rev| {
+            Arc::new(Event {
+                rev,
+                kind: EventType::Modified,
+                entry: Arc::new(p.entry(rev)),
+                prev: None,
+                at: std::time::Instant::now(),
+            })
+        };
+        let small_bytes = event_bytes(&event(&small, 1));
+        let big_bytes = event_bytes(&event(&big, 1));
+        assert!(big_bytes > 4000);
+        // By count: 5 events, at most 3 kept.
+        for rev in 1..=5 {
+            st.push_event(event(&small, rev), 3, usize::MAX);
+        }
+        let revs = |st: &State| st.events.iter().map(|e| e.rev).collect::<Vec<_>>();
+        assert_eq!(revs(&st), [3, 4, 5]);
+        assert_eq!((st.window_start, st.window_bytes), (2, 3 * small_bytes));
+        // By bytes: a big event pushes out as many old ones as it must.
+        let max = 3 * small_bytes + big_bytes - 1;
+        st.push_event(event(&big, 6), 100, max);
+        assert_eq!(revs(&st), [4, 5, 6]);
+        assert_eq!(st.window_start, 3);
+        assert_eq!(st.window_bytes, 2 * small_bytes + big_bytes);
+        // One event bigger than the bound leaves the window empty, after it.
+        st.push_event(event(&big, 7), 100, big_bytes - 1);
+        assert!(st.events.is_empty());
+        assert_eq!((st.window_start, st.window_bytes), (7, 0));
     }
 
     fn queued(c: &WatchCache, key: &str) -> usize {
