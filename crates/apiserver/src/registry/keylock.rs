@@ -24,6 +24,23 @@
 //! the write is conditional on the kept write's revision, and a stale guess
 //! costs one retry from a fresh read. The kept objects are bounded in count
 //! and in encoded size.
+//!
+//! What a turn costs (late 2026, `wharf bench patch`, 32 clients on one
+//! Deployment, release build, wall time per write from taking the turn to
+//! handing it over, averages of 4,000 writes): for a strategic merge patch,
+//! the merge 140-175 µs, preparing and defaulting 45-50, the managers of an
+//! update 100-115, validation with the typed decode 65-70, encoding 40,
+//! sending to the store 35; then 90-150 µs until the next writer runs.
+//! For a server-side apply with 33 managers: the apply 310, validation 75,
+//! encoding 80. One turn every ~0.5 ms is the rate (about 2,000/s), while
+//! the machine (2 CPUs, the bench's client on it) still has ~0.5 CPU idle.
+//! Tried without gain: handing the turn over before validation and encoding
+//! (the next writer chaining on a write id still to come). The woken
+//! writer waits in its worker's LIFO slot until the previous one yields,
+//! so nothing ran in parallel and the turn got longer (branch
+//! `early-handover`); yielding right after the hand-over made both slower.
+//! Holding the store's transaction open shorter (0 or 0.5-1.5 ms instead
+//! of 2-6 ms) changed nothing measurable.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
