@@ -168,8 +168,9 @@ def test_lifecycle_hooks_of_every_handler_and_their_failures(node):
         t0 = uptime()
         k("delete", "pod", "hooked", "--wait=false")
         k("delete", "pod", "badstop", "--wait=false")
-        wait_for("hooked's containers to stop", lambda: (out / "web-term").exists() and (out / "sleeper-term").exists(),
-                 timeout=30)
+        # The shell creates each file before it writes to it: wait for the line.
+        written = lambda name: (out / name).exists() and (out / name).read_text().endswith("\n")
+        wait_for("hooked's containers to stop", lambda: written("web-term") and written("sleeper-term"), timeout=30)
         assert [p for p, _ in srv.requests] == ["/poststart", "/prestop"], srv.requests
         assert srv.requests[1][1].startswith("kube-lifecycle/"), srv.requests
         assert (out / "web-term").read_text().strip() == "after"
