@@ -35,10 +35,12 @@
 //! encoding 80. One turn every ~0.5 ms is the rate (about 2,000/s), while
 //! the machine (2 CPUs, the bench's client on it) still has ~0.5 CPU idle.
 //! Tried without gain: handing the turn over before validation and encoding
-//! (the next writer chaining on a write id still to come). The woken
-//! writer waits in its worker's LIFO slot until the previous one yields,
-//! so nothing ran in parallel and the turn got longer (branch
-//! `early-handover`); yielding right after the hand-over made both slower.
+//! (the next writer chaining on a write id still to come). The turn got
+//! shorter (350-370 µs), but the woken writer waits in its worker's LIFO
+//! slot until the previous one yields, so little ran in parallel and the
+//! gap to it grew to ~265 µs: 610-640 µs per write against 490-650
+//! before (branch `early-handover`); yielding right after the hand-over
+//! made both slower.
 //! Holding the store's transaction open shorter (0 or 0.5-1.5 ms instead
 //! of 2-6 ms) changed nothing measurable.
 //! Where the time between turns goes (same bench, per 4,000 hand-overs
