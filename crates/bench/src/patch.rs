@@ -15,6 +15,8 @@
 
 #[path = "patch_bodies.rs"]
 mod bodies;
+#[path = "patch_inproc.rs"]
+mod inproc;
 #[path = "patch_report.rs"]
 mod report;
 #[path = "patch_workload.rs"]
@@ -27,6 +29,7 @@ use anyhow::Result;
 
 use crate::apiserver::with_server;
 
+pub use inproc::{run_in_process, InProcessPhase, InProcessReport};
 pub use report::{PatchReport, PhaseResults, GOAL_PATCHES_PER_SEC, GOAL_PATCH_P99};
 
 /// Namespace of the patched Deployments.

@@ -271,11 +271,22 @@ fn compare_node<S: Schema>(
     c: &mut Comparison,
 ) {
     match (old, new) {
-        (None, None) => return,
+        (None, None) => {}
         // Nothing changed below: cheaper than the walk with its paths.
-        (Some(o), Some(n)) if o == n => return,
-        _ => {}
+        (Some(o), Some(n)) if o == n => {}
+        _ => compare_differing(ty, old, new, path, scope, c),
     }
+}
+
+/// [`compare_node`] of values known to differ.
+fn compare_differing<S: Schema>(
+    ty: Ty<S>,
+    old: Option<&Value>,
+    new: Option<&Value>,
+    path: &mut Path,
+    scope: &Scope,
+    c: &mut Comparison,
+) {
     match pair_shape(ty, old, new) {
         Shape::Leaf => {
             match (old, new) {
@@ -290,12 +301,14 @@ fn compare_node<S: Schema>(
             let empty = Map::new();
             let om = old.and_then(Value::as_object).unwrap_or(&empty);
             let nm = new.and_then(Value::as_object).unwrap_or(&empty);
+            // Equal fields are passed over before their path is built.
             for (k, ov) in om {
-                if scope.skips(path, k) {
+                let nv = nm.get(k);
+                if nv == Some(ov) || scope.skips(path, k) {
                     continue;
                 }
                 path.push(PathElement::Field(k.clone()));
-                compare_node(field_ty(ty, k), Some(ov), nm.get(k), path, scope, c);
+                compare_differing(field_ty(ty, k), Some(ov), nv, path, scope, c);
                 path.pop();
             }
             for (k, nv) in nm {
@@ -303,7 +316,7 @@ fn compare_node<S: Schema>(
                     continue;
                 }
                 path.push(PathElement::Field(k.clone()));
-                compare_node(field_ty(ty, k), None, Some(nv), path, scope, c);
+                compare_differing(field_ty(ty, k), None, Some(nv), path, scope, c);
                 path.pop();
             }
         }

@@ -51,7 +51,14 @@ pub fn validate_annotations(annotations: Option<&Value>, path: &str) -> Vec<Fiel
     };
     let mut size = 0;
     for (k, v) in m {
-        errs.extend(invalid_each(path, k, is_qualified_name(&k.to_lowercase())));
+        // Lowercased as upstream does (`strings.ToLower`), copied only if
+        // that changes anything.
+        let lower = if k.is_ascii() && !k.bytes().any(|b| b.is_ascii_uppercase()) {
+            std::borrow::Cow::Borrowed(k.as_str())
+        } else {
+            std::borrow::Cow::Owned(k.to_lowercase())
+        };
+        errs.extend(invalid_each(path, k, is_qualified_name(&lower)));
         size += k.len() + v.as_str().map(str::len).unwrap_or(0);
     }
     if size > ANNOTATIONS_MAX_BYTES {
@@ -348,6 +355,23 @@ mod tests {
 
     fn kinds(errs: Vec<FieldError>) -> Vec<(String, FieldErrorType)> {
         errs.into_iter().map(|e| (e.field, e.kind)).collect()
+    }
+
+    /// Keys are checked lowercased, as upstream's `strings.ToLower` does,
+    /// which maps some non-ASCII letters (the Kelvin sign) to ASCII ones.
+    #[test]
+    fn annotation_keys_are_checked_lowercased() {
+        let ok = json!({"Example.COM/Key": "", "\u{212A}ey": "", "plain": ""});
+        assert!(validate_annotations(Some(&ok), "metadata.annotations").is_empty());
+        let bad = json!({"Example.COM/-key": "", "\u{e9}t\u{e9}": ""});
+        let errs = validate_annotations(Some(&bad), "metadata.annotations");
+        assert_eq!(
+            kinds(errs),
+            vec![
+                ("metadata.annotations".to_string(), FieldErrorType::Invalid),
+                ("metadata.annotations".to_string(), FieldErrorType::Invalid),
+            ]
+        );
     }
 
     #[test]

@@ -67,8 +67,21 @@ fn label_shape(s: &str) -> bool {
         && b.iter().all(|&c| lower_alnum(c) || c == b'-')
 }
 
+/// Labels (see `label_shape`) joined by dots, in one pass over the bytes.
 fn subdomain_shape(s: &str) -> bool {
-    !s.is_empty() && s.split('.').all(label_shape)
+    let mut prev = b'.';
+    for &c in s.as_bytes() {
+        let ok = match c {
+            b'-' => prev != b'.',
+            b'.' => lower_alnum(prev),
+            c => lower_alnum(c),
+        };
+        if !ok {
+            return false;
+        }
+        prev = c;
+    }
+    lower_alnum(prev)
 }
 
 fn qualified_part_shape(s: &str) -> bool {
@@ -147,10 +160,11 @@ pub fn is_wildcard_dns1123_subdomain(v: &str) -> Vec<String> {
 /// `IsQualifiedName`: `[prefix/]name`, the rule for label and annotation keys.
 pub fn is_qualified_name(v: &str) -> Vec<String> {
     let mut errs = Vec::new();
-    let parts: Vec<&str> = v.split('/').collect();
-    let name = match parts.as_slice() {
-        [name] => *name,
-        [prefix, name] => {
+    // Split without collecting: keys are checked on every write of their
+    // object (every label and annotation).
+    let name = match v.split_once('/') {
+        None => v,
+        Some((prefix, name)) if !name.contains('/') => {
             if prefix.is_empty() {
                 errs.push(format!("prefix part {EMPTY_ERROR}"));
             } else {
@@ -160,9 +174,9 @@ pub fn is_qualified_name(v: &str) -> Vec<String> {
                         .map(|m| format!("prefix part {m}")),
                 );
             }
-            *name
+            name
         }
-        _ => {
+        Some(_) => {
             errs.push(format!(
                 "a qualified name {} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
                 regex_error(QUALIFIED_NAME_MSG, QUALIFIED_NAME_FMT, &["MyName", "my.name", "123-abc"])
@@ -392,6 +406,37 @@ pub fn path_segment_name(name: &str, prefix: bool) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The one-pass check accepts exactly dot-joined labels.
+    #[test]
+    fn subdomain_shape_is_labels_joined_by_dots() {
+        let cases = [
+            "",
+            ".",
+            "a",
+            "a.",
+            ".a",
+            "a..b",
+            "a.b",
+            "a-b.c",
+            "a--b",
+            "-a",
+            "a-",
+            "a-.b",
+            "a.-b",
+            "0.0",
+            "A.b",
+            "a_b",
+            "ab.c-d.e9",
+            "a.b.",
+            "é.a",
+            "a.b-",
+        ];
+        for c in cases {
+            let reference = !c.is_empty() && c.split('.').all(label_shape);
+            assert_eq!(subdomain_shape(c), reference, "{c:?}");
+        }
+    }
 
     #[test]
     fn subdomain_message_is_upstreams() {

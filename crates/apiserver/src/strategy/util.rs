@@ -208,6 +208,8 @@ pub fn keep_all_but_status(new: &mut Value, old: &Value) {
 
 /// A value with nulls, empty arrays and empty objects removed, for comparing
 /// objects the way upstream's semantic equality sees decoded Go structs.
+/// (The definition [`same`] follows without building it.)
+#[cfg(test)]
 pub fn normalize(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
@@ -221,6 +223,7 @@ pub fn normalize(v: &Value) -> Value {
     }
 }
 
+#[cfg(test)]
 fn is_empty(v: &Value) -> bool {
     match v {
         Value::Null => true,
@@ -230,10 +233,56 @@ fn is_empty(v: &Value) -> bool {
     }
 }
 
-/// Semantic equality of two optional values.
+/// Whether `normalize(v)` is empty: null, an empty array, or an object
+/// of such values only.
+fn normalizes_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Array(a) => a.is_empty(),
+        Value::Object(m) => m.values().all(normalizes_empty),
+        _ => false,
+    }
+}
+
+/// `normalize(a) == normalize(b)`, without building either: a member
+/// that normalizes empty counts as absent, array items are compared in
+/// place.
+fn normal_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            x.iter().all(|(k, v)| match y.get(k) {
+                Some(w) => {
+                    let (ev, ew) = (normalizes_empty(v), normalizes_empty(w));
+                    if ev || ew {
+                        ev == ew
+                    } else {
+                        normal_eq(v, w)
+                    }
+                }
+                None => normalizes_empty(v),
+            }) && y
+                .iter()
+                .all(|(k, w)| x.contains_key(k) || normalizes_empty(w))
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(v, w)| normal_eq(v, w))
+        }
+        _ => a == b,
+    }
+}
+
+/// Semantic equality of two optional values: equal once nulls, empty
+/// arrays and empty objects are removed, as upstream compares decoded Go
+/// structs. Nothing is copied (it runs on every update, on whole specs).
 pub fn same(a: Option<&Value>, b: Option<&Value>) -> bool {
-    let n = |x: Option<&Value>| x.map(normalize).filter(|v| !is_empty(v));
-    n(a) == n(b)
+    match (
+        a.filter(|v| !normalizes_empty(v)),
+        b.filter(|v| !normalizes_empty(v)),
+    ) {
+        (None, None) => true,
+        (Some(a), Some(b)) => normal_eq(a, b),
+        _ => false,
+    }
 }
 
 /// `field is immutable` when `new[k]` differs from `old[k]`.
@@ -359,6 +408,51 @@ mod tests {
             key("spec.resources.limits", "cpu"),
             "spec.resources.limits[cpu]"
         );
+    }
+
+    /// `same` is the comparison of normalized values, without building them.
+    #[test]
+    fn same_is_equality_after_normalizing() {
+        let values = [
+            json!(null),
+            json!({}),
+            json!([]),
+            json!(0),
+            json!(""),
+            json!([null]),
+            json!([{}]),
+            json!([{"a": null}]),
+            json!({"a": null}),
+            json!({"a": {}}),
+            json!({"a": {"b": []}}),
+            json!({"a": 1}),
+            json!({"a": 1, "b": null}),
+            json!({"a": 1, "b": {"c": []}}),
+            json!({"a": 2}),
+            json!({"a": {"b": 1}}),
+            json!({"a": {"b": 1, "c": {}}}),
+            json!({"a": [1, {"b": null}]}),
+            json!({"a": [1, {}]}),
+            json!({"a": [1]}),
+            json!({"b": 1}),
+        ];
+        let reference = |a: Option<&Value>, b: Option<&Value>| {
+            let n = |x: Option<&Value>| x.map(normalize).filter(|v| !is_empty(v));
+            n(a) == n(b)
+        };
+        let options: Vec<Option<&Value>> = std::iter::once(None)
+            .chain(values.iter().map(Some))
+            .collect();
+        for a in &options {
+            for b in &options {
+                assert_eq!(same(*a, *b), reference(*a, *b), "{a:?} vs {b:?}");
+            }
+        }
+        assert!(same(
+            Some(&json!({"a": 1, "b": {}})),
+            Some(&json!({"a": 1}))
+        ));
+        assert!(!same(Some(&json!([{}])), Some(&json!([null]))));
     }
 
     #[test]

@@ -192,6 +192,10 @@ struct PatchArgs {
     /// Exit non-zero if a goal is missed.
     #[arg(long)]
     check_goals: bool,
+    /// Patch a registry in this process instead (no HTTP, no TLS, no
+    /// server process): the cost of the write path alone, per patch.
+    #[arg(long, conflicts_with = "check_goals")]
+    in_process: bool,
 }
 
 #[derive(Args, Debug)]
@@ -335,6 +339,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 cfg.clients = n;
             }
             cfg.work_dir = a.work_dir;
+            if a.in_process {
+                println!("{}", bench::patch::run_in_process(&cfg).await?);
+                return Ok(());
+            }
             let exe = std::env::current_exe().context("locating the wharf executable")?;
             let report = bench::run_patch_bench(&cfg, &exe).await?;
             println!("{report}");
