@@ -255,38 +255,37 @@ impl Comparison {
 /// Compare two objects of the schema `ty`.
 pub fn compare<S: Schema>(ty: Ty<S>, old: &Value, new: &Value, scope: &Scope) -> Comparison {
     let mut c = Comparison::default();
-    compare_node(ty, Some(old), Some(new), &mut Vec::new(), scope, &mut c);
+    compare_node(
+        ty,
+        Some(old),
+        Some(new),
+        false,
+        &mut Vec::new(),
+        scope,
+        &mut c,
+    );
     scope.finish(&mut c.added);
     scope.finish(&mut c.modified);
     scope.finish(&mut c.removed);
     c
 }
 
+/// `differ`: the caller found `old` and `new` unequal already.
 fn compare_node<S: Schema>(
     ty: Ty<S>,
     old: Option<&Value>,
     new: Option<&Value>,
+    differ: bool,
     path: &mut Path,
     scope: &Scope,
     c: &mut Comparison,
 ) {
     match (old, new) {
-        (None, None) => {}
+        (None, None) => return,
         // Nothing changed below: cheaper than the walk with its paths.
-        (Some(o), Some(n)) if o == n => {}
-        _ => compare_differing(ty, old, new, path, scope, c),
+        (Some(o), Some(n)) if !differ && o == n => return,
+        _ => {}
     }
-}
-
-/// [`compare_node`] of values known to differ.
-fn compare_differing<S: Schema>(
-    ty: Ty<S>,
-    old: Option<&Value>,
-    new: Option<&Value>,
-    path: &mut Path,
-    scope: &Scope,
-    c: &mut Comparison,
-) {
     match pair_shape(ty, old, new) {
         Shape::Leaf => {
             match (old, new) {
@@ -308,7 +307,7 @@ fn compare_differing<S: Schema>(
                     continue;
                 }
                 path.push(PathElement::Field(k.clone()));
-                compare_differing(field_ty(ty, k), Some(ov), nv, path, scope, c);
+                compare_node(field_ty(ty, k), Some(ov), nv, true, path, scope, c);
                 path.pop();
             }
             for (k, nv) in nm {
@@ -316,7 +315,7 @@ fn compare_differing<S: Schema>(
                     continue;
                 }
                 path.push(PathElement::Field(k.clone()));
-                compare_differing(field_ty(ty, k), None, Some(nv), path, scope, c);
+                compare_node(field_ty(ty, k), None, Some(nv), true, path, scope, c);
                 path.pop();
             }
         }
@@ -351,9 +350,15 @@ fn compare_differing<S: Schema>(
                 let ns = nm.get(pe).copied().unwrap_or(&none);
                 path.push(pe.clone());
                 match (os.len(), ns.len()) {
-                    (0..=1, 0..=1) => {
-                        compare_node(it, os.first().copied(), ns.first().copied(), path, scope, c)
-                    }
+                    (0..=1, 0..=1) => compare_node(
+                        it,
+                        os.first().copied(),
+                        ns.first().copied(),
+                        false,
+                        path,
+                        scope,
+                        c,
+                    ),
                     // Duplicates on both sides: compared as a whole.
                     (2.., 2..) => {
                         if os != ns {
@@ -362,13 +367,13 @@ fn compare_differing<S: Schema>(
                     }
                     (2.., n) => {
                         if n == 1 {
-                            compare_node(it, None, ns.first().copied(), path, scope, c);
+                            compare_node(it, None, ns.first().copied(), false, path, scope, c);
                         }
                         c.removed.insert(path);
                     }
                     (o, _) => {
                         if o == 1 {
-                            compare_node(it, os.first().copied(), None, path, scope, c);
+                            compare_node(it, os.first().copied(), None, false, path, scope, c);
                         }
                         c.added.insert(path);
                     }
