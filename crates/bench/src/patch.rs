@@ -103,6 +103,11 @@ impl fmt::Display for PatchKind {
     }
 }
 
+/// A duration in milliseconds, for the printed figures.
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
 /// Start `wharf_exe server` on a fresh data directory and a free loopback port,
 /// run the four patch phases against it over HTTPS, and stop it (by PID).
 /// Fails if the setup fails (creating the namespace or a Deployment, a

@@ -27,6 +27,8 @@ pub(super) const REVISION_ANNOTATION: &str = "bench.wharf.dev/revision";
 pub(super) const REVISION_ENV: &str = "BENCH_REVISION";
 /// The image every patch retags.
 pub(super) const WEB_IMAGE: &str = "registry.example.com/bench/web";
+/// Field manager of the creates.
+pub(super) const SETUP_MANAGER: &str = "bench-setup";
 /// Field manager of every strategic-merge patch, as `kubectl patch` uses one
 /// name for every invocation.
 pub(super) const SMP_MANAGER: &str = "bench-smp";

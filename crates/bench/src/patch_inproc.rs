@@ -20,9 +20,10 @@ use apiserver::route::ResourcePath;
 use serde_json::json;
 
 use super::bodies::{
-    apply_manager, deployment_json, deployment_name, expected_in_response, patch_body, SMP_MANAGER,
+    apply_manager, deployment_json, deployment_name, expected_in_response, patch_body,
+    SETUP_MANAGER, SMP_MANAGER,
 };
-use super::{PatchKind, Target, PATCH_NAMESPACE, WARMUP_PER_CLIENT};
+use super::{ms, PatchKind, Target, PATCH_NAMESPACE, WARMUP_PER_CLIENT};
 use crate::apiserver::process_cpu;
 use crate::stats::{percentile, rate};
 use crate::tasks::join_all;
@@ -79,10 +80,6 @@ impl std::fmt::Display for InProcessReport {
     }
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
 fn deployments(name: Option<&str>) -> Result<ResourcePath> {
     Ok(ResourcePath {
         info: apiserver::resources::lookup("apps", "v1", "deployments")
@@ -135,7 +132,7 @@ async fn phase(
     let name = deployment_name(kind, Target::Shared, 0);
     let mut created: serde_json::Value = serde_json::from_slice(&deployment_json(&name))?;
     created["metadata"]["namespace"] = json!(PATCH_NAMESPACE);
-    reg.create(&deployments(None)?, created, &options("bench-setup".into()))
+    reg.create(&deployments(None)?, created, &options(SETUP_MANAGER.into()))
         .await
         .map_err(|e| anyhow::anyhow!("creating {name}: {}", e.message))?;
     for t in 0..clients {

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::{PatchBenchConfig, PatchKind, Target, PATCH_NAMESPACE, WARMUP_PER_CLIENT};
+use super::{ms, PatchBenchConfig, PatchKind, Target, PATCH_NAMESPACE, WARMUP_PER_CLIENT};
 use crate::apiserver::{all_met, goal_table, Goal, PhaseCpu, Row};
 use crate::report::fmt_num;
 
@@ -144,10 +144,6 @@ pub struct PatchReport {
     pub rss_end_kib: u64,
     /// Server VmHWM (peak RSS) after the last phase, in KiB.
     pub hwm_end_kib: u64,
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 fn mib(kib: u64) -> f64 {

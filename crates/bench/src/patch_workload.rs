@@ -20,18 +20,16 @@ use serde_json::Value;
 use super::bodies::{
     apply_manager, client_key, deployment_json, deployment_name, deployments_path,
     expected_in_response, image, patch_body, patch_request, patch_uri, REVISION_ANNOTATION,
-    REVISION_ENV, SMP_MANAGER,
+    REVISION_ENV, SETUP_MANAGER, SMP_MANAGER,
 };
 use super::report::{PatchReport, PhaseResults};
-use super::{PatchBenchConfig, PatchKind, Target, PATCH_NAMESPACE, WARMUP_PER_CLIENT};
+use super::{ms, PatchBenchConfig, PatchKind, Target, PATCH_NAMESPACE, WARMUP_PER_CLIENT};
 use crate::apiserver::{
     call, contains, create_namespace, excerpt, get, p50_p99, post, timed_tasks, CpuMeter, Server,
 };
 use crate::stats::rate;
 use crate::tasks::join_all;
 
-/// Field manager of the creates.
-const SETUP_MANAGER: &str = "bench-setup";
 /// Error messages kept per client task.
 const ERRORS_KEPT: usize = 3;
 
@@ -103,10 +101,6 @@ pub(crate) async fn run(
         rss_end_kib,
         hwm_end_kib,
     })
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 /// Why a patch failed.
