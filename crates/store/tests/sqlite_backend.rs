@@ -110,8 +110,18 @@ async fn damaged_files_are_refused_and_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.db");
     let s = SqliteStore::open(&good, opts()).await.unwrap();
+    // Values LZ4 cannot shrink, so the file keeps their full size.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
     for i in 0..400 {
-        put(&s, &format!("/d/{i:04}"), &[b'x'; 900]).await;
+        let value: Vec<u8> = (0..900)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        put(&s, &format!("/d/{i:04}"), &value).await;
     }
     s.close().await;
     let bytes = std::fs::read(&good).unwrap();
@@ -350,4 +360,87 @@ async fn a_followed_chain_shares_transactions() {
         let (kv, _) = s.get(b"/chain").await.unwrap();
         assert_eq!(kv.unwrap().value, Bytes::from(n.to_string()));
     }
+}
+
+/// A JSON-like value LZ4 shrinks, as stored objects are.
+fn object(i: usize) -> Vec<u8> {
+    let fields: String = (0..60)
+        .map(|f| {
+            format!("{{\"manager\":\"m{f}\",\"fieldsV1\":{{\"f:spec\":{{\"f:replicas\":{{}}}}}}}},")
+        })
+        .collect();
+    format!("{{\"generation\":{i},\"managedFields\":[{fields}]}}").into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stores_from_before_compression_open_and_every_read_decodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    // The schema and a row as a store made before the codec column wrote them.
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE kv (rev INTEGER PRIMARY KEY, key BLOB NOT NULL, create_rev INTEGER NOT NULL,
+                 version INTEGER NOT NULL, value BLOB, expires_ms INTEGER);
+             CREATE INDEX kv_key_rev ON kv(key, rev);
+             CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+             INSERT INTO meta(name, value) VALUES ('rev', 1), ('compact_rev', 0);",
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO kv VALUES (1, ?1, 1, 1, ?2, NULL)",
+            rusqlite::params![b"/o/a".as_slice(), object(0)],
+        )
+        .unwrap();
+    }
+    let s = SqliteStore::open(&path, opts()).await.unwrap();
+    let (old, _) = s.get(b"/o/a").await.unwrap();
+    assert_eq!(old.unwrap().value, object(0));
+
+    // New writes are stored compressed, and read back whole at the latest
+    // revision, at a past revision and from the log (watch catch-up, prev_kv).
+    let r2 = put(&s, "/o/a", &object(1)).await;
+    let r3 = put(&s, "/o/a", &object(2)).await;
+    s.close().await;
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        let (codec, len): (i64, i64) = c
+            .query_row(
+                "SELECT codec, length(value) FROM kv WHERE rev = ?1",
+                [r3],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(codec, 1);
+        assert!(
+            len as usize * 3 < object(2).len(),
+            "{len} of {}",
+            object(2).len()
+        );
+    }
+    let s = SqliteStore::open(&path, opts()).await.unwrap();
+    assert_eq!(s.get(b"/o/a").await.unwrap().0.unwrap().value, object(2));
+    let past = s
+        .range(RangeRequest::prefix("/o/").at_revision(r2))
+        .await
+        .unwrap();
+    assert_eq!(past.kvs[0].value, object(1));
+    let mut w = s.watch(WatchRequest::prefix("/o/", r2)).await.unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        match tokio::time::timeout(Duration::from_secs(10), w.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+        {
+            WatchResponse::Events(evs) => seen.extend(evs),
+            WatchResponse::Progress { .. } => {}
+        }
+    }
+    assert_eq!(seen[0].kv.value, object(1));
+    assert_eq!(seen[0].prev_kv.as_ref().unwrap().value, object(0));
+    assert_eq!(seen[1].kv.value, object(2));
+    assert_eq!(seen[1].prev_kv.as_ref().unwrap().value, object(1));
 }

@@ -13,6 +13,7 @@
 //! - watchers get committed batches pushed through a broadcast channel; one that
 //!   falls behind catches up from the log, so a slow watcher never blocks a writer.
 
+mod codec;
 mod schema;
 mod watcher;
 mod writer;
@@ -228,16 +229,22 @@ impl SqliteStore {
         let more = (page.len() as i64) < count;
         let kvs = self.with_reader(|conn| {
             let tx = conn.unchecked_transaction()?;
-            let mut stmt = tx.prepare_cached("SELECT value FROM kv WHERE rev = ?1")?;
+            let mut stmt = tx.prepare_cached("SELECT value, codec FROM kv WHERE rev = ?1")?;
             let mut kvs = Vec::with_capacity(page.len());
             for (key, l) in page {
-                let v: Option<Option<Vec<u8>>> = stmt
-                    .query_row(params![l.mod_rev], |r| r.get(0))
+                let v: Option<Option<Bytes>> = stmt
+                    .query_row(params![l.mod_rev], |r| {
+                        r.get::<_, Option<Vec<u8>>>(0)?
+                            .map(|v| codec::decode(0, r.get(1)?, v))
+                            .transpose()
+                    })
                     .optional()?;
-                let Some(Some(v)) = v else { return Ok(None) };
+                let Some(Some(value)) = v else {
+                    return Ok(None);
+                };
                 kvs.push(KeyValue {
                     key,
-                    value: Bytes::from(v),
+                    value,
                     create_revision: l.create_rev,
                     mod_revision: l.mod_rev,
                     version: l.version,
@@ -267,7 +274,7 @@ impl SqliteStore {
                 .query_row(params![start, end, at], |r| r.get(0))?;
             let limit = if req.limit > 0 { req.limit } else { -1 };
             let mut stmt = tx.prepare_cached(&format!(
-                "SELECT key, rev, create_rev, version, value {VISIBLE} ORDER BY key LIMIT ?4"
+                "SELECT key, rev, create_rev, version, value, codec {VISIBLE} ORDER BY key LIMIT ?4"
             ))?;
             let kvs = stmt
                 .query_map(params![start, end, at, limit], |r| {
@@ -276,7 +283,7 @@ impl SqliteStore {
                         mod_revision: r.get(1)?,
                         create_revision: r.get(2)?,
                         version: r.get(3)?,
-                        value: Bytes::from(r.get::<_, Vec<u8>>(4)?),
+                        value: codec::decode(4, r.get(5)?, r.get(4)?)?,
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;

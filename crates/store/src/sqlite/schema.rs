@@ -14,6 +14,7 @@ const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
 /// The log of every write. A row per revision; deletes are tombstones with a NULL
 /// value. Compaction removes rows superseded at or below the compaction revision.
+/// `codec` says how `value` is stored (see `codec.rs`).
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS kv (
     rev        INTEGER PRIMARY KEY,
@@ -21,7 +22,8 @@ CREATE TABLE IF NOT EXISTS kv (
     create_rev INTEGER NOT NULL,
     version    INTEGER NOT NULL,
     value      BLOB,
-    expires_ms INTEGER
+    expires_ms INTEGER,
+    codec      INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS kv_key_rev ON kv(key, rev);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
@@ -105,7 +107,23 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection> {
         }
     }
     conn.execute_batch(SCHEMA).map_err(|e| classify(path, e))?;
+    add_codec_column(&conn).map_err(|e| classify(path, e))?;
     Ok(conn)
+}
+
+/// A store made before values could be compressed lacks the `codec` column.
+/// Adding it with a constant default rewrites no row: old rows read as codec 0,
+/// their values as given.
+fn add_codec_column(conn: &Connection) -> rusqlite::Result<()> {
+    let has: i64 = conn.query_row(
+        "SELECT count(*) FROM pragma_table_info('kv') WHERE name = 'codec'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has == 0 {
+        conn.execute_batch("ALTER TABLE kv ADD COLUMN codec INTEGER NOT NULL DEFAULT 0")?;
+    }
+    Ok(())
 }
 
 /// Open a connection for reads.

@@ -16,7 +16,7 @@ use rusqlite::params;
 use tokio::sync::broadcast;
 
 use super::writer::Batch;
-use super::{ReaderSource, Shared};
+use super::{codec, ReaderSource, Shared};
 use crate::{
     Error, Event, EventKind, KeyRange, KeyValue, Result, WatchRequest, WatchResponse, WatchStream,
 };
@@ -173,10 +173,10 @@ fn read_log(
     let events = reader.with_reader(|conn| {
         let tx = conn.unchecked_transaction()?;
         let mut rows = tx.prepare_cached(
-            "SELECT rev, key, create_rev, version, value FROM kv WHERE rev >= ?1 AND rev <= ?2 ORDER BY rev",
+            "SELECT rev, key, create_rev, version, value, codec FROM kv WHERE rev >= ?1 AND rev <= ?2 ORDER BY rev",
         )?;
         let mut prev_q = tx.prepare_cached(
-            "SELECT rev, create_rev, version, value FROM kv WHERE key = ?1 AND rev < ?2 ORDER BY rev DESC LIMIT 1",
+            "SELECT rev, create_rev, version, value, codec FROM kv WHERE key = ?1 AND rev < ?2 ORDER BY rev DESC LIMIT 1",
         )?;
         let mut out = Vec::new();
         let mut it = rows.query(params![lo, hi])?;
@@ -191,20 +191,23 @@ fn read_log(
                 .query_row(params![key, rev], |p| {
                     let v: Option<Vec<u8>> = p.get(3)?;
                     let (mod_revision, create_revision, version) = (p.get(0)?, p.get(1)?, p.get(2)?);
-                    Ok(v.map(|v| KeyValue {
-                        key: key.clone(),
-                        value: Bytes::from(v),
-                        create_revision,
-                        mod_revision,
-                        version,
-                    }))
+                    v.map(|v| {
+                        Ok(KeyValue {
+                            key: key.clone(),
+                            value: codec::decode(3, p.get(4)?, v)?,
+                            create_revision,
+                            mod_revision,
+                            version,
+                        })
+                    })
+                    .transpose()
                 })
                 .or_else(|e| match e {
                     rusqlite::Error::QueryReturnedNoRows => Ok(None),
                     e => Err(e),
                 })?;
             let (kind, value) = match value {
-                Some(v) => (EventKind::Put, Bytes::from(v)),
+                Some(v) => (EventKind::Put, codec::decode(4, r.get(5)?, v)?),
                 None => (EventKind::Delete, Bytes::new()),
             };
             out.push(Event {

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
-use super::{now_ms, Live, Shared};
+use super::{codec, now_ms, Live, Shared};
 use crate::{
     Error, Event, EventKind, KeyValue, Precondition, Result, Ticket, WriteOp, WriteOutcome,
 };
@@ -226,16 +226,20 @@ pub(super) fn run(conn: Connection, shared: Arc<Shared>, rx: Receiver<Msg>) {
 }
 
 fn fetch_kv(conn: &Connection, key: &[u8], live: &Live) -> Result<KeyValue> {
-    let value: Option<Vec<u8>> = conn
-        .prepare_cached("SELECT value FROM kv WHERE rev = ?1")?
-        .query_row(params![live.mod_rev], |r| r.get(0))
+    let value: Option<Bytes> = conn
+        .prepare_cached("SELECT value, codec FROM kv WHERE rev = ?1")?
+        .query_row(params![live.mod_rev], |r| {
+            r.get::<_, Option<Vec<u8>>>(0)?
+                .map(|v| codec::decode(0, r.get(1)?, v))
+                .transpose()
+        })
         .optional()?
         .flatten();
     let value = value
         .ok_or_else(|| Error::Closed(format!("index names missing revision {}", live.mod_rev)))?;
     Ok(KeyValue {
         key: key.to_vec(),
-        value: Bytes::from(value),
+        value,
         create_revision: live.create_rev,
         mod_revision: live.mod_rev,
         version: live.version,
@@ -450,7 +454,7 @@ fn apply_writes(
     {
         let st = shared.state.read().expect("state lock");
         let mut insert = tx.prepare_cached(
-            "INSERT INTO kv (rev, key, create_rev, version, value, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO kv (rev, key, create_rev, version, value, expires_ms, codec) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
         for Req { cond, op, id, .. } in writes {
             let key = op.key();
@@ -488,13 +492,15 @@ fn apply_writes(
                         version: current.map_or(1, |l| l.version + 1),
                         expires_ms: ttl.map(|d| now + d.as_millis() as i64),
                     };
+                    let (form, stored) = codec::encode(value);
                     insert.execute(params![
                         rev,
                         key,
                         live.create_rev,
                         live.version,
-                        value.as_ref(),
-                        live.expires_ms
+                        stored.as_ref(),
+                        live.expires_ms,
+                        form
                     ])?;
                     let kv = KeyValue {
                         key: key.to_vec(),
@@ -512,7 +518,8 @@ fn apply_writes(
                         0,
                         0,
                         Option::<&[u8]>::None,
-                        Option::<i64>::None
+                        Option::<i64>::None,
+                        codec::RAW
                     ])?;
                     let kv = KeyValue {
                         key: key.to_vec(),
