@@ -5,7 +5,9 @@
 //! a Deployment of 8.5 KB to about a quarter, so a write puts one page into the
 //! WAL instead of two or three, and the checkpoint copies that much less. Fsync
 //! time under a steady stream of writes follows the bytes written, and it is
-//! what a write's latency waits for.
+//! what a write's latency waits for. Values are packed by the writing task,
+//! before the request reaches the writer thread, whose work every write of a
+//! busy key waits for in turn.
 //!
 //! Invariants:
 //! - codec 0 is the value as given. Rows written before this column existed
@@ -15,8 +17,6 @@
 //!   incompressible values stay as given.
 //! - decoding checks the declared length against [`crate::MAX_VALUE_BYTES`]
 //!   before allocating, so a damaged row gives an error, not a huge allocation.
-
-use std::borrow::Cow;
 
 use bytes::Bytes;
 use rusqlite::types::Type;
@@ -42,16 +42,22 @@ pub(super) enum DecodeError {
     Length { declared: usize, actual: usize },
 }
 
-/// The stored form of `value` and its codec.
-pub(super) fn encode(value: &[u8]) -> (i64, Cow<'_, [u8]>) {
+/// The LZ4 form of `value` (codec [`LZ4`]), if storing it so pays; else the
+/// value is stored as given (codec [`RAW`]).
+pub(super) fn pack(value: &[u8]) -> Option<Vec<u8>> {
     if value.len() < MIN_COMPRESS {
-        return (RAW, Cow::Borrowed(value));
+        return None;
     }
     let packed = lz4_flex::block::compress_prepend_size(value);
-    if packed.len() > value.len() - value.len() / 8 {
-        return (RAW, Cow::Borrowed(value));
+    (packed.len() <= value.len() - value.len() / 8).then_some(packed)
+}
+
+/// The codec and bytes to store for `value`, given what [`pack`] made of it.
+pub(super) fn stored<'a>(value: &'a [u8], packed: Option<&'a [u8]>) -> (i64, &'a [u8]) {
+    match packed {
+        Some(p) => (LZ4, p),
+        None => (RAW, value),
     }
-    (LZ4, Cow::Owned(packed))
 }
 
 /// The value stored as `stored` with `codec`. The error is a rusqlite
@@ -100,22 +106,18 @@ mod tests {
     #[test]
     fn round_trips_and_shrinks_repetitive_values() {
         let v = object(100);
-        let (codec, stored) = encode(&v);
+        let packed = pack(&v);
+        let (codec, bytes) = stored(&v, packed.as_deref());
         assert_eq!(codec, LZ4);
-        assert!(
-            stored.len() * 4 < v.len(),
-            "{} of {}",
-            stored.len(),
-            v.len()
-        );
-        assert_eq!(decode(4, codec, stored.into_owned()).unwrap(), v);
+        assert!(bytes.len() * 4 < v.len(), "{} of {}", bytes.len(), v.len());
+        assert_eq!(decode(4, codec, bytes.to_vec()).unwrap(), v);
     }
 
     #[test]
     fn small_and_incompressible_values_are_stored_as_given() {
         let small = object(1);
         assert!(small.len() < MIN_COMPRESS);
-        assert!(matches!(encode(&small), (RAW, Cow::Borrowed(_))));
+        assert!(pack(&small).is_none());
         // Bytes from a simple generator with no repeats LZ4 could use.
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         let noise: Vec<u8> = (0..4096)
@@ -126,15 +128,15 @@ mod tests {
                 x as u8
             })
             .collect();
-        let (codec, stored) = encode(&noise);
-        assert_eq!(codec, RAW);
-        assert_eq!(decode(4, codec, stored.into_owned()).unwrap(), noise);
+        assert!(pack(&noise).is_none());
+        assert_eq!(stored(&noise, None), (RAW, noise.as_slice()));
+        assert_eq!(decode(4, RAW, noise.clone()).unwrap(), noise);
     }
 
     #[test]
     fn damaged_rows_are_errors() {
         let v = object(100);
-        let mut stored = encode(&v).1.into_owned();
+        let mut stored = pack(&v).unwrap();
         assert!(matches!(
             decode_value(7, stored.clone()),
             Err(DecodeError::Unknown(7))

@@ -336,6 +336,15 @@ fn bounds(r: &KeyRange) -> (Vec<u8>, Vec<u8>) {
     }
 }
 
+/// A put's value packed for storage, here in the writing task rather than on
+/// the writer thread.
+fn pack(op: &WriteOp) -> Option<Vec<u8>> {
+    match op {
+        WriteOp::Put { value, .. } => codec::pack(value),
+        WriteOp::Delete { .. } => None,
+    }
+}
+
 fn end_bound(end: &[u8]) -> Bound<&[u8]> {
     if end.is_empty() {
         Bound::Unbounded
@@ -365,6 +374,7 @@ impl Store for SqliteStore {
         let (reply, rx) = oneshot::channel();
         self.send(writer::Msg::Write(writer::Req {
             cond,
+            packed: pack(&op),
             op,
             reply,
             applied: None,
@@ -387,6 +397,7 @@ impl Store for SqliteStore {
         let id = followed.then(|| self.inner.next_write_id.fetch_add(1, Ordering::Relaxed));
         self.send(writer::Msg::Write(writer::Req {
             cond,
+            packed: pack(&op),
             op,
             reply,
             applied: Some(applied),

@@ -62,6 +62,8 @@ pub(super) struct Req {
     pub followed: bool,
     /// The id a followed write can be named by ([`Precondition::After`]).
     pub id: Option<u64>,
+    /// A put's value as `codec::pack` made it, by the writing task.
+    pub packed: Option<Vec<u8>>,
 }
 
 /// Tickets of followed writes not yet chained on, at most this many: a
@@ -71,11 +73,45 @@ const NAMED_MAX: usize = 1024;
 
 /// What makes a ticket hold: the count of failed transactions, and the
 /// tickets of followed writes by id, for the write that chains on one.
+/// Also the values last written, which the next write of a key replaces.
 #[derive(Default)]
 struct Lineage {
     epoch: u64,
     named: HashMap<u64, Ticket>,
     order: VecDeque<u64>,
+    recent: Recent,
+}
+
+/// Values this thread wrote last, by key, so that a write of a busy key does
+/// not read back and unpack the value it replaces (for its `prev`). An entry
+/// is used only if its revision is the key's current one.
+#[derive(Default)]
+struct Recent(HashMap<Vec<u8>, KeyValue>);
+
+/// Keys kept in [`Recent`]; when it is full it starts over, and the busy keys
+/// come back with their next write.
+const RECENT_KEYS: usize = 128;
+/// Larger values are not kept: the map holds at most 4 MiB of its own.
+const RECENT_VALUE_MAX: usize = 32 * 1024;
+
+impl Recent {
+    fn get(&self, key: &[u8], live: &Live) -> Option<KeyValue> {
+        self.0
+            .get(key)
+            .filter(|kv| kv.mod_revision == live.mod_rev)
+            .cloned()
+    }
+
+    fn put(&mut self, kv: &KeyValue) {
+        if kv.value.len() > RECENT_VALUE_MAX {
+            self.0.remove(&kv.key);
+            return;
+        }
+        if self.0.len() >= RECENT_KEYS && !self.0.contains_key(&kv.key) {
+            self.0.clear();
+        }
+        self.0.insert(kv.key.clone(), kv.clone());
+    }
 }
 
 impl Lineage {
@@ -302,6 +338,7 @@ fn commit_batch(
             // Tickets of this batch may have gone out: void them, since the
             // revisions they name will be given to other writes.
             lineage.epoch += 1;
+            lineage.recent.0.clear();
             tracing::error!(error = %e, requests = writes.len(), "store transaction failed");
             let msg = e.to_string();
             for req in writes {
@@ -456,7 +493,14 @@ fn apply_writes(
         let mut insert = tx.prepare_cached(
             "INSERT INTO kv (rev, key, create_rev, version, value, expires_ms, codec) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
-        for Req { cond, op, id, .. } in writes {
+        for Req {
+            cond,
+            op,
+            id,
+            packed,
+            ..
+        } in writes
+        {
             let key = op.key();
             let current: Option<Live> = match overlay.get(key) {
                 Some(v) => *v,
@@ -475,7 +519,10 @@ fn apply_writes(
                 }),
             };
             let prev = match &current {
-                Some(l) => Some(fetch_kv(tx, key, l)?),
+                Some(l) => match lineage.recent.get(key, l) {
+                    Some(kv) => Some(kv),
+                    None => Some(fetch_kv(tx, key, l)?),
+                },
                 None => None,
             };
             if !ok {
@@ -492,13 +539,13 @@ fn apply_writes(
                         version: current.map_or(1, |l| l.version + 1),
                         expires_ms: ttl.map(|d| now + d.as_millis() as i64),
                     };
-                    let (form, stored) = codec::encode(value);
+                    let (form, stored) = codec::stored(value, packed.as_deref());
                     insert.execute(params![
                         rev,
                         key,
                         live.create_rev,
                         live.version,
-                        stored.as_ref(),
+                        stored,
                         live.expires_ms,
                         form
                     ])?;
@@ -531,6 +578,12 @@ fn apply_writes(
                     (EventKind::Delete, kv, None)
                 }
             };
+            match live {
+                Some(_) => lineage.recent.put(&kv),
+                None => {
+                    lineage.recent.0.remove(key);
+                }
+            }
             overlay.insert(key.to_vec(), live);
             events.push(Event {
                 kind,
@@ -609,4 +662,59 @@ fn vacuum_step(conn: &Connection) -> Result<bool> {
     conn.execute_batch(&format!("PRAGMA incremental_vacuum({VACUUM_STEP_PAGES});"))?;
     let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
     Ok(free == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(key: &str, rev: i64, len: usize) -> KeyValue {
+        KeyValue {
+            key: key.as_bytes().to_vec(),
+            value: Bytes::from(vec![b'v'; len]),
+            create_revision: 1,
+            mod_revision: rev,
+            version: rev,
+        }
+    }
+
+    fn live(rev: i64) -> Live {
+        Live {
+            mod_rev: rev,
+            create_rev: 1,
+            version: rev,
+            expires_ms: None,
+        }
+    }
+
+    #[test]
+    fn recent_values_answer_only_for_the_current_revision() {
+        let mut r = Recent::default();
+        r.put(&kv("/a", 5, 10));
+        assert_eq!(r.get(b"/a", &live(5)), Some(kv("/a", 5, 10)));
+        // The key moved on without this map knowing (never with one writer,
+        // but a mismatch must read the file, not answer wrongly).
+        assert_eq!(r.get(b"/a", &live(6)), None);
+        assert_eq!(r.get(b"/b", &live(5)), None);
+        r.put(&kv("/a", 7, 10));
+        assert_eq!(r.get(b"/a", &live(5)), None);
+        assert!(r.get(b"/a", &live(7)).is_some());
+    }
+
+    #[test]
+    fn recent_values_stay_bounded() {
+        let mut r = Recent::default();
+        r.put(&kv("/big", 1, 10));
+        r.put(&kv("/big", 2, RECENT_VALUE_MAX + 1));
+        assert_eq!(r.get(b"/big", &live(1)), None, "the replaced value is gone");
+        assert_eq!(r.get(b"/big", &live(2)), None, "too large to keep");
+        for i in 0..RECENT_KEYS * 3 {
+            r.put(&kv(&format!("/k/{i}"), i as i64 + 1, 10));
+            assert!(r.0.len() <= RECENT_KEYS);
+        }
+        let last = RECENT_KEYS * 3 - 1;
+        assert!(r
+            .get(format!("/k/{last}").as_bytes(), &live(last as i64 + 1))
+            .is_some());
+    }
 }
