@@ -111,16 +111,8 @@ async fn damaged_files_are_refused_and_left_alone() {
     let good = dir.path().join("good.db");
     let s = SqliteStore::open(&good, opts()).await.unwrap();
     // Values LZ4 cannot shrink, so the file keeps their full size.
-    let mut x = 0x2545_f491_4f6c_dd1du64;
     for i in 0..400 {
-        let value: Vec<u8> = (0..900)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let value = test_support::incompressible(900, 0x2545_f491_4f6c_dd1d + i);
         put(&s, &format!("/d/{i:04}"), &value).await;
     }
     s.close().await;

@@ -18,6 +18,20 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
+/// `len` bytes with no repeats a compressor could use (xorshift64 from
+/// `seed`, which must not be 0), the same for the same arguments.
+pub fn incompressible(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 /// A child process that is killed (SIGKILL, by its PID) and reaped on drop.
 pub struct ChildGuard {
     /// The process; `None` once it has been stopped.

@@ -118,16 +118,7 @@ mod tests {
         let small = object(1);
         assert!(small.len() < MIN_COMPRESS);
         assert!(pack(&small).is_none());
-        // Bytes from a simple generator with no repeats LZ4 could use.
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let noise: Vec<u8> = (0..4096)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let noise = test_support::incompressible(4096, 0x9e37_79b9_7f4a_7c15);
         assert!(pack(&noise).is_none());
         assert_eq!(stored(&noise, None), (RAW, noise.as_slice()));
         assert_eq!(decode(4, RAW, noise.clone()).unwrap(), noise);
