@@ -60,9 +60,17 @@ pub(super) fn stored<'a>(value: &'a [u8], packed: Option<&'a [u8]>) -> (i64, &'a
     }
 }
 
+/// The value in column `col` of a row (`None` for a tombstone's NULL), decoded
+/// by the codec in column `col + 1`: every query selects `value, codec`.
+pub(super) fn value(row: &rusqlite::Row<'_>, col: usize) -> rusqlite::Result<Option<Bytes>> {
+    row.get::<_, Option<Vec<u8>>>(col)?
+        .map(|v| decode(col, row.get(col + 1)?, v))
+        .transpose()
+}
+
 /// The value stored as `stored` with `codec`. The error is a rusqlite
 /// conversion error for column `col`, so row closures can use it as they are.
-pub(super) fn decode(col: usize, codec: i64, stored: Vec<u8>) -> rusqlite::Result<Bytes> {
+fn decode(col: usize, codec: i64, stored: Vec<u8>) -> rusqlite::Result<Bytes> {
     decode_value(codec, stored)
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(col, Type::Blob, Box::new(e)))
 }

@@ -233,11 +233,7 @@ impl SqliteStore {
             let mut kvs = Vec::with_capacity(page.len());
             for (key, l) in page {
                 let v: Option<Option<Bytes>> = stmt
-                    .query_row(params![l.mod_rev], |r| {
-                        r.get::<_, Option<Vec<u8>>>(0)?
-                            .map(|v| codec::decode(0, r.get(1)?, v))
-                            .transpose()
-                    })
+                    .query_row(params![l.mod_rev], |r| codec::value(r, 0))
                     .optional()?;
                 let Some(Some(value)) = v else {
                     return Ok(None);
@@ -283,7 +279,8 @@ impl SqliteStore {
                         mod_revision: r.get(1)?,
                         create_revision: r.get(2)?,
                         version: r.get(3)?,
-                        value: codec::decode(4, r.get(5)?, r.get(4)?)?,
+                        // The query takes no tombstones.
+                        value: codec::value(r, 4)?.unwrap_or_default(),
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -186,28 +186,24 @@ fn read_log(
                 continue;
             }
             let rev: i64 = r.get(0)?;
-            let value: Option<Vec<u8>> = r.get(4)?;
+            let value = codec::value(r, 4)?;
             let prev_kv = prev_q
                 .query_row(params![key, rev], |p| {
-                    let v: Option<Vec<u8>> = p.get(3)?;
                     let (mod_revision, create_revision, version) = (p.get(0)?, p.get(1)?, p.get(2)?);
-                    v.map(|v| {
-                        Ok(KeyValue {
-                            key: key.clone(),
-                            value: codec::decode(3, p.get(4)?, v)?,
-                            create_revision,
-                            mod_revision,
-                            version,
-                        })
-                    })
-                    .transpose()
+                    Ok(codec::value(p, 3)?.map(|value| KeyValue {
+                        key: key.clone(),
+                        value,
+                        create_revision,
+                        mod_revision,
+                        version,
+                    }))
                 })
                 .or_else(|e| match e {
                     rusqlite::Error::QueryReturnedNoRows => Ok(None),
                     e => Err(e),
                 })?;
             let (kind, value) = match value {
-                Some(v) => (EventKind::Put, codec::decode(4, r.get(5)?, v)?),
+                Some(v) => (EventKind::Put, v),
                 None => (EventKind::Delete, Bytes::new()),
             };
             out.push(Event {

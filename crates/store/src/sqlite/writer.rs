@@ -102,6 +102,11 @@ impl Recent {
             .cloned()
     }
 
+    /// The key was deleted.
+    fn forget(&mut self, key: &[u8]) {
+        self.0.remove(key);
+    }
+
     fn put(&mut self, kv: &KeyValue) {
         if kv.value.len() > RECENT_VALUE_MAX {
             self.0.remove(&kv.key);
@@ -264,11 +269,7 @@ pub(super) fn run(conn: Connection, shared: Arc<Shared>, rx: Receiver<Msg>) {
 fn fetch_kv(conn: &Connection, key: &[u8], live: &Live) -> Result<KeyValue> {
     let value: Option<Bytes> = conn
         .prepare_cached("SELECT value, codec FROM kv WHERE rev = ?1")?
-        .query_row(params![live.mod_rev], |r| {
-            r.get::<_, Option<Vec<u8>>>(0)?
-                .map(|v| codec::decode(0, r.get(1)?, v))
-                .transpose()
-        })
+        .query_row(params![live.mod_rev], |r| codec::value(r, 0))
         .optional()?
         .flatten();
     let value = value
@@ -338,7 +339,7 @@ fn commit_batch(
             // Tickets of this batch may have gone out: void them, since the
             // revisions they name will be given to other writes.
             lineage.epoch += 1;
-            lineage.recent.0.clear();
+            lineage.recent = Recent::default();
             tracing::error!(error = %e, requests = writes.len(), "store transaction failed");
             let msg = e.to_string();
             for req in writes {
@@ -580,9 +581,7 @@ fn apply_writes(
             };
             match live {
                 Some(_) => lineage.recent.put(&kv),
-                None => {
-                    lineage.recent.0.remove(key);
-                }
+                None => lineage.recent.forget(key),
             }
             overlay.insert(key.to_vec(), live);
             events.push(Event {
