@@ -208,4 +208,6 @@ mod builtin_tests;
 #[cfg(test)]
 mod compiled_tests;
 #[cfg(test)]
+mod guided_tests;
+#[cfg(test)]
 mod tests;

@@ -9,7 +9,7 @@ use super::conflict::{conflict_error, Conflicts};
 use super::managed::{Managed, ManagerId, Operation, Writer, MAX_UPDATE_MANAGERS};
 use super::merge::{merge, prune};
 use super::set::Set;
-use super::typed::{compare, field_set, validate, Ty};
+use super::typed::{compare, compare_guided, field_set, validate, Guide, Ty};
 use crate::error::{ApiError, ApiResult};
 
 /// The annotation client-side `kubectl apply` keeps its configuration in.
@@ -185,10 +185,15 @@ fn settle<S: Schema>(
     }
     // What the applier set last time and no longer sets is removed, unless
     // another manager owns it; usually it sets the same fields again.
-    if let Some(last) = last.filter(|l| !l.difference(&prepared.set).is_empty()) {
-        prune(ty, &mut merged, &last, &managed.owned());
+    let pruned = last.filter(|l| !l.difference(&prepared.set).is_empty());
+    if let Some(last) = &pruned {
+        prune(ty, &mut merged, last, &managed.owned());
     }
-    let cmp = compare(ty, live, &merged, &w.scope);
+    // The merge changed only the configuration's fields and the prune only
+    // the applier's last ones: the comparison walks those alone.
+    let mut guides = vec![Guide::Config(config)];
+    guides.extend(pruned.as_ref().map(Guide::Paths));
+    let cmp = compare_guided(ty, live, &merged, &guides, &w.scope);
     let changed = cmp.changed();
     // Forced, the applier takes the fields over: no need to find conflicts.
     if !force {

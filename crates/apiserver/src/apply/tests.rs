@@ -11,7 +11,7 @@ use super::typed::{validate, Scope};
 use crate::schema::SchemaNode;
 
 /// A custom-resource-like schema with one field of each kind.
-fn schema() -> Value {
+pub(super) fn schema() -> Value {
     json!({
         "type": "object",
         "properties": {
@@ -48,20 +48,20 @@ fn schema() -> Value {
     })
 }
 
-struct Fixture {
+pub(super) struct Fixture {
     defs: Map<String, Value>,
     root: Value,
 }
 
 impl Fixture {
-    fn new() -> Fixture {
+    pub(super) fn new() -> Fixture {
         Fixture {
             defs: Map::new(),
             root: schema(),
         }
     }
 
-    fn node(&self) -> Option<SchemaNode<'_>> {
+    pub(super) fn node(&self) -> Option<SchemaNode<'_>> {
         Some(SchemaNode::new(&self.defs, &self.root))
     }
 }

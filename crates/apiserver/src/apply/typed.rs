@@ -389,6 +389,194 @@ fn compare_node<S: Schema>(
     }
 }
 
+/// Where [`compare_guided`] looks: the fields of an apply configuration
+/// (the value itself, whose empty lists and maps change an object too), or
+/// a set of paths relative to the object.
+#[derive(Clone, Copy, Debug)]
+pub enum Guide<'g> {
+    Config(&'g Value),
+    Paths(&'g Set),
+}
+
+/// [`compare`] of an object with what it became where only the fields under
+/// `guides` can differ: a merged apply configuration leaves every other
+/// field as it was, so only the configuration's fields, and those a prune
+/// may remove, are walked. Where a guide names a step as a whole (a member
+/// of a set, a value of the configuration that is not an object or a list),
+/// or one side lacks the step, the walk below is [`compare`]'s own; the
+/// result is the same as [`compare`]'s whenever the fields present on both
+/// sides differ only under the guides.
+pub fn compare_guided<S: Schema>(
+    ty: Ty<S>,
+    old: &Value,
+    new: &Value,
+    guides: &[Guide<'_>],
+    scope: &Scope,
+) -> Comparison {
+    let mut c = Comparison::default();
+    guided_node(ty, old, new, guides, &mut Vec::new(), scope, &mut c);
+    scope.finish(&mut c.added);
+    scope.finish(&mut c.modified);
+    scope.finish(&mut c.removed);
+    c
+}
+
+/// The guides one step down, at field `key` of an object: `None` when the
+/// walk below is [`compare`]'s own, an empty list when nothing there can
+/// have changed.
+fn guides_at_field<'g>(guides: &[Guide<'g>], key: &str) -> Option<Vec<Guide<'g>>> {
+    let mut below = Vec::new();
+    for g in guides {
+        match g {
+            Guide::Config(v) => match v.get(key) {
+                None => {}
+                Some(c @ (Value::Object(_) | Value::Array(_))) => below.push(Guide::Config(c)),
+                Some(_) => return None,
+            },
+            Guide::Paths(set) => {
+                let pe = PathElement::Field(key.to_owned());
+                if set.has_member(&pe) {
+                    return None;
+                }
+                below.extend(set.child(&pe).map(Guide::Paths));
+            }
+        }
+    }
+    Some(below)
+}
+
+/// The guides at item `pe` of a list, whose configuration items are
+/// `config_items` (per guide, indexed; `None` where a guide's list could
+/// not be indexed).
+fn guides_at_item<'g>(
+    guides: &[Guide<'g>],
+    config_items: &[Option<Vec<(PathElement, Vec<&'g Value>)>>],
+    pe: &PathElement,
+) -> Option<Vec<Guide<'g>>> {
+    let mut below = Vec::new();
+    for (g, items) in guides.iter().zip(config_items) {
+        match g {
+            Guide::Config(_) => {
+                let items = items.as_ref()?;
+                if let Some((_, vs)) = items.iter().find(|(p, _)| p == pe) {
+                    match vs.as_slice() {
+                        [one] if one.is_object() => below.push(Guide::Config(one)),
+                        _ => return None,
+                    }
+                }
+            }
+            Guide::Paths(set) => {
+                if set.has_member(pe) {
+                    return None;
+                }
+                below.extend(set.child(pe).map(Guide::Paths));
+            }
+        }
+    }
+    Some(below)
+}
+
+fn guided_node<S: Schema>(
+    ty: Ty<S>,
+    old: &Value,
+    new: &Value,
+    guides: &[Guide<'_>],
+    path: &mut Path,
+    scope: &Scope,
+    c: &mut Comparison,
+) {
+    let unguided = |path: &mut Path, c: &mut Comparison| {
+        compare_node(ty, Some(old), Some(new), false, path, scope, c)
+    };
+    match pair_shape(ty, Some(old), Some(new)) {
+        Shape::Leaf => unguided(path, c),
+        Shape::Fields => {
+            let (Some(om), Some(nm)) = (old.as_object(), new.as_object()) else {
+                return unguided(path, c);
+            };
+            for (k, ov) in om {
+                if scope.skips(path, k) {
+                    continue;
+                }
+                let nv = nm.get(k);
+                let below = match nv {
+                    Some(_) => guides_at_field(guides, k),
+                    None => None,
+                };
+                if below.as_ref().is_some_and(Vec::is_empty) || nv == Some(ov) {
+                    continue;
+                }
+                path.push(PathElement::Field(k.clone()));
+                match (below, nv) {
+                    (Some(b), Some(nv)) => guided_node(field_ty(ty, k), ov, nv, &b, path, scope, c),
+                    _ => compare_node(field_ty(ty, k), Some(ov), nv, true, path, scope, c),
+                }
+                path.pop();
+            }
+            for (k, nv) in nm {
+                if om.contains_key(k) || scope.skips(path, k) {
+                    continue;
+                }
+                path.push(PathElement::Field(k.clone()));
+                compare_node(field_ty(ty, k), None, Some(nv), true, path, scope, c);
+                path.pop();
+            }
+        }
+        sh @ (Shape::Keyed(_) | Shape::Set) => {
+            let it = item_ty(ty);
+            let (Some(ol), Some(nl)) = (old.as_array(), new.as_array()) else {
+                return unguided(path, c);
+            };
+            let (Some(oi), Some(ni)) = (index_items(&sh, it, ol), index_items(&sh, it, nl)) else {
+                return unguided(path, c);
+            };
+            // Duplicates are compared as [`compare`] does, which this walk
+            // does not repeat.
+            if oi.iter().chain(&ni).any(|(_, vs)| vs.len() > 1) {
+                return unguided(path, c);
+            }
+            let config_items: Vec<_> = guides
+                .iter()
+                .map(|g| match g {
+                    Guide::Config(v) => v.as_array().and_then(|items| index_items(&sh, it, items)),
+                    Guide::Paths(_) => None,
+                })
+                .collect();
+            fn find<'v>(
+                idx: &[(PathElement, Vec<&'v Value>)],
+                pe: &PathElement,
+            ) -> Option<&'v Value> {
+                idx.iter().find(|(p, _)| p == pe).map(|(_, vs)| vs[0])
+            }
+            for (pe, ovs) in &oi {
+                let ov = ovs[0];
+                let nv = find(&ni, pe);
+                let below = match nv {
+                    Some(_) => guides_at_item(guides, &config_items, pe),
+                    None => None,
+                };
+                if below.as_ref().is_some_and(Vec::is_empty) {
+                    continue;
+                }
+                path.push(pe.clone());
+                match (below, nv) {
+                    (Some(b), Some(nv)) => guided_node(it, ov, nv, &b, path, scope, c),
+                    _ => compare_node(it, Some(ov), nv, false, path, scope, c),
+                }
+                path.pop();
+            }
+            for (pe, nvs) in &ni {
+                if find(&oi, pe).is_some() {
+                    continue;
+                }
+                path.push(pe.clone());
+                compare_node(it, None, Some(nvs[0]), false, path, scope, c);
+                path.pop();
+            }
+        }
+    }
+}
+
 /// What [`compare`] reports as added for a new object (every field, and
 /// every map, list and item as a whole), written straight as `FieldsV1`:
 /// the create path, with no set built in between.

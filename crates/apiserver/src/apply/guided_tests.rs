@@ -1,0 +1,195 @@
+//! [`compare_guided`] against [`compare`]: over many generated live objects
+//! and apply configurations of the test schema (every kind of field, nulls,
+//! empty containers, duplicate list items, items without keys), the merge
+//! of a configuration, with and without a prune, compares the same both ways.
+
+use serde_json::{json, Map, Value};
+
+use super::merge::{merge, prune};
+use super::set::Set;
+use super::tests::Fixture;
+use super::typed::{compare, compare_guided, field_set, Guide, Scope};
+
+/// A small deterministic generator (xorshift), so that a failure repeats.
+struct Gen(u64);
+
+impl Gen {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn chance(&mut self, in_four: u64) -> bool {
+        self.below(4) < in_four
+    }
+
+    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+        from[self.below(from.len() as u64) as usize]
+    }
+
+    /// Mostly a string from a small pool; sometimes null, a number or `{}`.
+    fn scalar(&mut self) -> Value {
+        match self.below(10) {
+            0 => Value::Null,
+            1 => json!(self.below(3)),
+            2 => json!({}),
+            _ => json!(self.pick(&["a", "b", "c"])),
+        }
+    }
+
+    fn string_map(&mut self) -> Value {
+        let mut m = Map::new();
+        for _ in 0..self.below(4) {
+            let k = self.pick(&["x", "y", "z"]);
+            let v = if self.below(8) == 0 {
+                Value::Null
+            } else {
+                json!(self.pick(&["1", "2"]))
+            };
+            m.insert(k.into(), v);
+        }
+        Value::Object(m)
+    }
+
+    fn string_list(&mut self) -> Value {
+        (0..self.below(4))
+            .map(|_| json!(self.pick(&["a", "b", "c"])))
+            .collect()
+    }
+
+    fn items(&mut self) -> Value {
+        let mut out = Vec::new();
+        for _ in 0..self.below(4) {
+            let mut m = Map::new();
+            // Now and then an item without its key: the list is then one field.
+            if self.below(12) != 0 {
+                m.insert("name".into(), json!(self.pick(&["n1", "n2", "n3"])));
+            }
+            if self.chance(2) {
+                m.insert("value".into(), self.scalar());
+            }
+            if self.chance(1) {
+                m.insert("port".into(), json!(self.below(3)));
+            }
+            out.push(Value::Object(m));
+        }
+        Value::Array(out)
+    }
+
+    fn spec(&mut self) -> Value {
+        let mut m = Map::new();
+        let fields: [(&str, fn(&mut Gen) -> Value); 8] = [
+            ("replicas", |g| json!(g.below(3))),
+            ("mode", Gen::scalar),
+            ("args", Gen::string_list),
+            ("tags", Gen::string_list),
+            ("items", Gen::items),
+            ("selector", Gen::string_map),
+            ("config", Gen::string_map),
+            (
+                "free",
+                |g| json!({"deep": {"k": g.scalar()}, "n": g.below(2)}),
+            ),
+        ];
+        for (k, make) in fields {
+            if self.chance(2) {
+                let v = if self.below(10) == 0 {
+                    Value::Null
+                } else {
+                    make(self)
+                };
+                m.insert(k.into(), v);
+            }
+        }
+        Value::Object(m)
+    }
+
+    fn object(&mut self) -> Value {
+        let mut meta = json!({"name": "w", "namespace": "default"});
+        if self.chance(2) {
+            meta["labels"] = self.string_map();
+        }
+        if self.chance(2) {
+            meta["annotations"] = self.string_map();
+        }
+        let mut o = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": meta});
+        if self.below(8) != 0 {
+            o["spec"] = self.spec();
+        }
+        if self.chance(1) {
+            o["status"] = json!({"ready": self.chance(2)});
+        }
+        o
+    }
+}
+
+fn assert_same(what: &str, a: &Set, b: &Set, ctx: &str) {
+    assert_eq!(
+        a.to_fields_v1(),
+        b.to_fields_v1(),
+        "{what} differs for {ctx}"
+    );
+}
+
+#[test]
+fn the_guided_comparison_of_a_merge_is_the_full_one() {
+    let f = Fixture::new();
+    let ty = f.node();
+    let scope = Scope {
+        skip_status: true,
+        skip_spec: false,
+    };
+    let mut g = Gen(0x9e37_79b9_7f4a_7c15);
+    let mut pruned_cases = 0;
+    for case in 0..4000 {
+        let live = g.object();
+        let config = g.object();
+        let mut merged = merge(ty, &live, &config);
+        let set = field_set(ty, &config, &scope);
+        let mut guides = vec![Guide::Config(&config)];
+        // Half the cases prune what an earlier configuration set, with some
+        // of it still owned by another manager.
+        let earlier;
+        if g.chance(2) {
+            earlier = field_set(ty, &g.object(), &scope);
+            let other = field_set(ty, &g.object(), &scope);
+            prune(ty, &mut merged, &earlier, &set.union(&other));
+            guides.push(Guide::Paths(&earlier));
+            pruned_cases += 1;
+        }
+        let full = compare(ty, &live, &merged, &scope);
+        let guided = compare_guided(ty, &live, &merged, &guides, &scope);
+        let ctx = format!("case {case}: live {live}, config {config}, merged {merged}");
+        assert_same("added", &full.added, &guided.added, &ctx);
+        assert_same("modified", &full.modified, &guided.modified, &ctx);
+        assert_same("removed", &full.removed, &guided.removed, &ctx);
+    }
+    assert!(pruned_cases > 1000, "the prune is exercised");
+}
+
+#[test]
+fn a_change_outside_the_guides_is_not_seen() {
+    // What the guides are for: fields off their paths are passed over (the
+    // caller's promise is that nothing changed there).
+    let f = Fixture::new();
+    let scope = Scope::default();
+    let old = json!({"spec": {"mode": "a", "replicas": 1}});
+    let new = json!({"spec": {"mode": "b", "replicas": 2}});
+    let config = json!({"spec": {"mode": "b"}});
+    let guided = compare_guided(f.node(), &old, &new, &[Guide::Config(&config)], &scope);
+    assert_eq!(
+        guided.modified.to_fields_v1(),
+        json!({"f:spec": {"f:mode": {}}})
+    );
+    let full = compare(f.node(), &old, &new, &scope);
+    assert_eq!(
+        full.modified.to_fields_v1(),
+        json!({"f:spec": {"f:mode": {}, "f:replicas": {}}})
+    );
+}
