@@ -1,11 +1,13 @@
-//! [`compare_guided`] against [`compare`]: over many generated live objects
-//! and apply configurations of the test schema (every kind of field, nulls,
-//! empty containers, duplicate list items, items without keys), the merge
-//! of a configuration, with and without a prune, compares the same both ways.
+//! The apply's shortcuts against the walks they stand for, over many
+//! generated live objects and apply configurations of the test schema (every
+//! kind of field, nulls, empty containers, duplicate list items, items
+//! without keys): [`merge`] (a copy with the configuration laid over it)
+//! against [`merge_rebuilt`], and [`compare_guided`] of a merge, with and
+//! without a prune, against [`compare`].
 
 use serde_json::{json, Map, Value};
 
-use super::merge::{merge, prune};
+use super::merge::{merge, merge_rebuilt, prune};
 use super::set::Set;
 use super::tests::Fixture;
 use super::typed::{compare, compare_guided, field_set, Guide, Scope};
@@ -84,7 +86,8 @@ impl Gen {
 
     fn spec(&mut self) -> Value {
         let mut m = Map::new();
-        let fields: [(&str, fn(&mut Gen) -> Value); 8] = [
+        type Make = fn(&mut Gen) -> Value;
+        let fields: [(&str, Make); 8] = [
             ("replicas", |g| json!(g.below(3))),
             ("mode", Gen::scalar),
             ("args", Gen::string_list),
@@ -118,6 +121,9 @@ impl Gen {
         if self.chance(2) {
             meta["annotations"] = self.string_map();
         }
+        if self.chance(1) {
+            meta["managedFields"] = json!([{"manager": "m", "operation": "Update"}]);
+        }
         let mut o = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": meta});
         if self.below(8) != 0 {
             o["spec"] = self.spec();
@@ -138,7 +144,7 @@ fn assert_same(what: &str, a: &Set, b: &Set, ctx: &str) {
 }
 
 #[test]
-fn the_guided_comparison_of_a_merge_is_the_full_one() {
+fn merges_and_their_comparisons_agree_with_the_full_walks() {
     let f = Fixture::new();
     let ty = f.node();
     let scope = Scope {
@@ -151,6 +157,11 @@ fn the_guided_comparison_of_a_merge_is_the_full_one() {
         let live = g.object();
         let config = g.object();
         let mut merged = merge(ty, &live, &config);
+        assert_eq!(
+            merged,
+            merge_rebuilt(ty, &live, &config),
+            "merge of case {case}: live {live}, config {config}"
+        );
         let set = field_set(ty, &config, &scope);
         let mut guides = vec![Guide::Config(&config)];
         // Half the cases prune what an earlier configuration set, with some

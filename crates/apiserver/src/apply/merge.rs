@@ -15,8 +15,100 @@ use super::typed::{field_ty, index_items, is_named, item_ty, pair_shape, Shape, 
 ///
 /// The live `metadata.managedFields` are left out (a configuration may not
 /// carry any): the caller writes the new ones.
+///
+/// The live object is copied whole and the configuration laid over the
+/// copy, which walks only the configuration's fields: the same result as
+/// building the merge field by field over both, for much less work when the
+/// configuration is small beside the object.
 pub fn merge<S: Schema>(ty: Ty<S>, live: &Value, config: &Value) -> Value {
+    let (Some(lm), Some(_)) = (live.as_object(), config.as_object()) else {
+        return merge_rebuilt(ty, live, config);
+    };
+    let mut out = Map::new();
+    for (k, v) in lm {
+        let v = match (k.as_str(), v) {
+            ("metadata", Value::Object(meta)) => Value::Object(
+                meta.iter()
+                    .filter(|(k, _)| *k != MANAGED_FIELDS[1])
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+            _ => v.clone(),
+        };
+        out.insert(k.clone(), v);
+    }
+    let mut out = Value::Object(out);
+    overlay(ty, &mut out, config);
+    out
+}
+
+/// [`merge`] built field by field from both sides: what [`overlay`] falls
+/// back to where a copy cannot simply be changed in place.
+pub(super) fn merge_rebuilt<S: Schema>(ty: Ty<S>, live: &Value, config: &Value) -> Value {
     merge_node(ty, Some(live), Some(config), MANAGED_FIELDS).unwrap_or(Value::Null)
+}
+
+/// Lay `rhs` over `target` (a copy of the live field) in place, with the
+/// result [`merge_node`] gives for the two.
+fn overlay<S: Schema>(ty: Ty<S>, target: &mut Value, rhs: &Value) {
+    let sh = pair_shape(ty, Some(target), Some(rhs));
+    if let (Shape::Keyed(_) | Shape::Set, Value::Array(tl), Value::Array(rl)) =
+        (&sh, &mut *target, rhs)
+    {
+        if overlay_items(&sh, item_ty(ty), tl, rl) {
+            return;
+        }
+    }
+    match (&sh, &mut *target, rhs) {
+        (Shape::Leaf, target, rhs) => *target = rhs.clone(),
+        (Shape::Fields, Value::Object(tm), Value::Object(rm)) => {
+            for (k, rv) in rm {
+                if rv.is_null() {
+                    tm.remove(k);
+                    continue;
+                }
+                match tm.get_mut(k) {
+                    Some(t) => overlay(field_ty(ty, k), t, rv),
+                    None => {
+                        if let Some(v) = merge_node(field_ty(ty, k), None, Some(rv), &[]) {
+                            tm.insert(k.clone(), v);
+                        }
+                    }
+                }
+            }
+        }
+        (_, target, rhs) => {
+            let live = std::mem::take(target);
+            *target = merge_node(ty, Some(&live), Some(rhs), &[]).unwrap_or(Value::Null);
+        }
+    }
+}
+
+/// Merge the configuration's items into the live list in place when that
+/// gives [`merge_list`]'s result without moving anything: every item of
+/// the configuration is in the live list, once, and in the configuration's
+/// order (so [`merge_list`] keeps the live order). Returns false, having
+/// changed nothing, otherwise.
+fn overlay_items<S: Schema>(sh: &Shape, it: Ty<S>, live: &mut [Value], rhs: &[Value]) -> bool {
+    let (Some(li), Some(ri)) = (index_items(sh, it, live), index_items(sh, it, rhs)) else {
+        return false;
+    };
+    if li.iter().chain(&ri).any(|(_, vs)| vs.len() > 1) {
+        return false;
+    }
+    let mut at = Vec::with_capacity(ri.len());
+    for (pe, _) in &ri {
+        match li.iter().position(|(p, _)| p == pe) {
+            Some(i) if at.last().is_none_or(|&prev| prev < i) => at.push(i),
+            _ => return false,
+        }
+    }
+    // Without duplicates, the index order is the list's.
+    drop(li);
+    for (i, r) in at.into_iter().zip(rhs) {
+        overlay(it, &mut live[i], r);
+    }
+    true
 }
 
 /// The path [`merge`] leaves out of the live object.

@@ -165,6 +165,9 @@ fn quoted_list(keys: &[String]) -> String {
     format!("[{}]", q.join(" "))
 }
 
+/// Items of a list grouped by path element, as [`index_items`] gives them.
+pub type Indexed<'v> = Vec<(PathElement, Vec<&'v Value>)>;
+
 /// The items of an associative list grouped by path element, in order of
 /// first appearance; `None` if an item cannot be named (the list is then
 /// handled as a whole).
@@ -450,7 +453,7 @@ fn guides_at_field<'g>(guides: &[Guide<'g>], key: &str) -> Option<Vec<Guide<'g>>
 /// not be indexed).
 fn guides_at_item<'g>(
     guides: &[Guide<'g>],
-    config_items: &[Option<Vec<(PathElement, Vec<&'g Value>)>>],
+    config_items: &[Option<Indexed<'g>>],
     pe: &PathElement,
 ) -> Option<Vec<Guide<'g>>> {
     let mut below = Vec::new();
