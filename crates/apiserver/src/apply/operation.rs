@@ -208,9 +208,10 @@ fn settle<S: Schema>(
             return Err(conflicts);
         }
     }
+    let mut gone = changed;
+    gone.union_with(&cmp.removed);
     for e in managed.entries.iter_mut().filter(|e| e.id != id) {
-        e.subtract(&changed);
-        e.subtract(&cmp.removed);
+        e.subtract(&gone);
     }
     managed.entry(&id, w.api_version).time = Some(w.now.clone());
     managed.prune_empty();

@@ -506,7 +506,12 @@ fn guided_node<S: Schema>(
                     Some(_) => guides_at_field(guides, k),
                     None => None,
                 };
-                if below.as_ref().is_some_and(Vec::is_empty) || nv == Some(ov) {
+                if below.as_ref().is_some_and(Vec::is_empty) {
+                    continue;
+                }
+                // No equality test first: the guided walk is as small as the
+                // configuration, the test as big as the field.
+                if below.is_none() && nv == Some(ov) {
                     continue;
                 }
                 path.push(PathElement::Field(k.clone()));
