@@ -49,6 +49,12 @@ impl GrpcRuntime {
     }
 }
 
+/// Whether a container whose stop failed is in state `state` (`None`: not
+/// known) that the stop aimed at.
+fn stopped_anyway(state: Option<i32>) -> bool {
+    state == Some(api::ContainerState::ContainerExited as i32)
+}
+
 fn err(method: &'static str) -> impl FnOnce(tonic::Status) -> CriError {
     move |s| CriError {
         method,
@@ -191,12 +197,20 @@ impl Runtime for GrpcRuntime {
             container_id: id.into(),
             timeout,
         };
-        self.runtime
-            .clone()
-            .stop_container(req)
-            .await
-            .map_err(err("StopContainer"))?;
-        Ok(())
+        let Err(status) = self.runtime.clone().stop_container(req).await else {
+            return Ok(());
+        };
+        let e = err("StopContainer")(status);
+        // containerd can lose its shim's connection while the task exits
+        // ("ttrpc: closed", containerd#11505): the stop then fails although
+        // the container stopped. The CRI's rule is that stopping a stopped
+        // container succeeds, so its state decides.
+        let state = self.container_status(id).await.map(|s| s.state).ok();
+        if stopped_anyway(state) {
+            tracing::debug!(container = %id, error = %e, "the stop failed but the container exited");
+            return Ok(());
+        }
+        Err(e)
     }
 
     async fn remove_container(&self, id: &str) -> CriResult<()> {
@@ -362,5 +376,24 @@ impl Runtime for GrpcRuntime {
 
     async fn exits(&self) -> CriResult<super::Events> {
         Ok(super::events::subscribe(self.channel.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_stop_counts_only_if_the_container_exited() {
+        use api::ContainerState as S;
+        assert!(stopped_anyway(Some(S::ContainerExited as i32)));
+        for s in [
+            S::ContainerRunning,
+            S::ContainerCreated,
+            S::ContainerUnknown,
+        ] {
+            assert!(!stopped_anyway(Some(s as i32)), "{s:?}");
+        }
+        assert!(!stopped_anyway(None));
     }
 }
