@@ -80,6 +80,15 @@ impl Set {
         self.members.contains(pe)
     }
 
+    /// The steps from here that are members or have paths under them.
+    pub fn steps(&self) -> impl Iterator<Item = &PathElement> {
+        self.members.iter().chain(
+            self.children
+                .keys()
+                .filter(|pe| !self.members.contains(*pe)),
+        )
+    }
+
     /// The paths under `pe`, relative to it.
     pub fn child(&self, pe: &PathElement) -> Option<&Set> {
         self.children.get(pe)

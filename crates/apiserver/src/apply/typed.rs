@@ -497,36 +497,52 @@ fn guided_node<S: Schema>(
             let (Some(om), Some(nm)) = (old.as_object(), new.as_object()) else {
                 return unguided(path, c);
             };
-            for (k, ov) in om {
+            // Only the guides' fields can differ (the merge adds, changes or
+            // removes only configured fields, the prune only last ones), so
+            // they alone are looked up, not every field of the object.
+            let mut keys: Vec<&str> = Vec::new();
+            for g in guides {
+                match g {
+                    Guide::Config(v) => keys.extend(
+                        v.as_object()
+                            .into_iter()
+                            .flat_map(|m| m.keys().map(String::as_str)),
+                    ),
+                    Guide::Paths(set) => keys.extend(set.steps().filter_map(|pe| match pe {
+                        PathElement::Field(k) => Some(k.as_str()),
+                        _ => None,
+                    })),
+                }
+            }
+            if guides.len() > 1 {
+                keys.sort_unstable();
+                keys.dedup();
+            }
+            for k in keys {
                 if scope.skips(path, k) {
                     continue;
                 }
-                let nv = nm.get(k);
-                let below = match nv {
-                    Some(_) => guides_at_field(guides, k),
-                    None => None,
+                let (ov, nv) = (om.get(k), nm.get(k));
+                if ov.is_none() && nv.is_none() {
+                    continue;
+                }
+                let below = match (ov, nv) {
+                    (Some(_), Some(_)) => guides_at_field(guides, k),
+                    // On one side only: added or removed as a whole.
+                    _ => None,
                 };
-                if below.as_ref().is_some_and(Vec::is_empty) {
+                // No equality test before a guided descent: the walk is as
+                // small as the configuration, the test as big as the field.
+                if below.is_none() && ov == nv {
                     continue;
                 }
-                // No equality test first: the guided walk is as small as the
-                // configuration, the test as big as the field.
-                if below.is_none() && nv == Some(ov) {
-                    continue;
+                path.push(PathElement::Field(k.to_owned()));
+                match (below, ov, nv) {
+                    (Some(b), Some(ov), Some(nv)) => {
+                        guided_node(field_ty(ty, k), ov, nv, &b, path, scope, c)
+                    }
+                    _ => compare_node(field_ty(ty, k), ov, nv, true, path, scope, c),
                 }
-                path.push(PathElement::Field(k.clone()));
-                match (below, nv) {
-                    (Some(b), Some(nv)) => guided_node(field_ty(ty, k), ov, nv, &b, path, scope, c),
-                    _ => compare_node(field_ty(ty, k), Some(ov), nv, true, path, scope, c),
-                }
-                path.pop();
-            }
-            for (k, nv) in nm {
-                if om.contains_key(k) || scope.skips(path, k) {
-                    continue;
-                }
-                path.push(PathElement::Field(k.clone()));
-                compare_node(field_ty(ty, k), None, Some(nv), true, path, scope, c);
                 path.pop();
             }
         }
@@ -550,35 +566,39 @@ fn guided_node<S: Schema>(
                     Guide::Paths(_) => None,
                 })
                 .collect();
+            // The guides' items, as the guides' fields above.
+            let mut pes: Vec<&PathElement> = Vec::new();
+            for (g, items) in guides.iter().zip(&config_items) {
+                match (g, items) {
+                    (Guide::Config(_), Some(items)) => pes.extend(items.iter().map(|(pe, _)| pe)),
+                    (Guide::Config(_), None) => return unguided(path, c),
+                    (Guide::Paths(set), _) => pes.extend(set.steps()),
+                }
+            }
+            if guides.len() > 1 {
+                pes.sort_unstable();
+                pes.dedup();
+            }
             fn find<'v>(
                 idx: &[(PathElement, Vec<&'v Value>)],
                 pe: &PathElement,
             ) -> Option<&'v Value> {
                 idx.iter().find(|(p, _)| p == pe).map(|(_, vs)| vs[0])
             }
-            for (pe, ovs) in &oi {
-                let ov = ovs[0];
-                let nv = find(&ni, pe);
-                let below = match nv {
-                    Some(_) => guides_at_item(guides, &config_items, pe),
-                    None => None,
+            for pe in pes {
+                let (ov, nv) = (find(&oi, pe), find(&ni, pe));
+                if ov.is_none() && nv.is_none() {
+                    continue;
+                }
+                let below = match (ov, nv) {
+                    (Some(_), Some(_)) => guides_at_item(guides, &config_items, pe),
+                    _ => None,
                 };
-                if below.as_ref().is_some_and(Vec::is_empty) {
-                    continue;
-                }
                 path.push(pe.clone());
-                match (below, nv) {
-                    (Some(b), Some(nv)) => guided_node(it, ov, nv, &b, path, scope, c),
-                    _ => compare_node(it, Some(ov), nv, false, path, scope, c),
+                match (below, ov, nv) {
+                    (Some(b), Some(ov), Some(nv)) => guided_node(it, ov, nv, &b, path, scope, c),
+                    _ => compare_node(it, ov, nv, false, path, scope, c),
                 }
-                path.pop();
-            }
-            for (pe, nvs) in &ni {
-                if find(&oi, pe).is_some() {
-                    continue;
-                }
-                path.push(pe.clone());
-                compare_node(it, None, Some(nvs[0]), false, path, scope, c);
                 path.pop();
             }
         }
