@@ -16,8 +16,8 @@ use super::typed::{field_ty, index_items, is_named, item_ty, pair_shape, Shape, 
 /// The live `metadata.managedFields` are left out (a configuration may not
 /// carry any): the caller writes the new ones.
 ///
-/// The live object is copied whole and the configuration laid over the
-/// copy, which walks only the configuration's fields: the same result as
+/// The live object is copied (without its managed fields) and the
+/// configuration laid over the copy, which walks only the configuration's fields: the same result as
 /// building the merge field by field over both, for much less work when the
 /// configuration is small beside the object.
 pub fn merge<S: Schema>(ty: Ty<S>, live: &Value, config: &Value) -> Value {

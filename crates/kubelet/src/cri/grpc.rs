@@ -49,8 +49,8 @@ impl GrpcRuntime {
     }
 }
 
-/// Whether a container whose stop failed is in state `state` (`None`: not
-/// known) that the stop aimed at.
+/// Whether a container whose stop failed is stopped all the same: its state
+/// (`None` when it could not be read) is exited.
 fn stopped_anyway(state: Option<i32>) -> bool {
     state == Some(api::ContainerState::ContainerExited as i32)
 }
