@@ -406,9 +406,11 @@ pub enum Guide<'g> {
 /// field as it was, so only the configuration's fields, and those a prune
 /// may remove, are walked. Where a guide names a step as a whole (a member
 /// of a set, a value of the configuration that is not an object or a list),
-/// or one side lacks the step, the walk below is [`compare`]'s own; the
-/// result is the same as [`compare`]'s whenever the fields present on both
-/// sides differ only under the guides.
+/// or one side lacks the step, the walk below is [`compare`]'s own. Only
+/// the guides' fields and items are looked at, so the result is
+/// [`compare`]'s whenever `new` differs from `old` (in value, or by a field
+/// or item present on one side only) at or under the guides alone, as the
+/// merge of a configuration and the prune of a set of paths leave it.
 pub fn compare_guided<S: Schema>(
     ty: Ty<S>,
     old: &Value,
