@@ -8,11 +8,12 @@
 //!
 //! What the syncs cost (late 2026, `wharf bench patch --in-process`, 32
 //! clients on one Deployment, alternated runs): the same build with every
-//! fsync made a no-op (`eatmydata`, so not durable) gave 3,000-4,100
-//! patches/s and a p99 of 12.5-18 ms against 2,400-2,900/s and 23-28 ms,
-//! a write's turn of its key 294-339 µs against 373-437 µs, and 14-22 %
-//! less CPU for the process, most of it on the API server's workers rather
-//! than on this thread: the disk's work slows the request path's CPUs.
+//! fsync made a no-op (`eatmydata`, so not durable) gave 2,880-4,150
+//! patches/s and a p99 of 12.5-18.6 ms against 2,330-3,090/s and 22.5-28.4
+//! ms (7 pairs), a write's turn of its key 294-339 µs against 373-437 µs,
+//! and 14-22 % less CPU for the process, most of it on the API server's
+//! workers rather than on this thread: the disk's work slows the request
+//! path's CPUs.
 //! Tried without gain: `fdatasync` instead of `fsync` (SQLite built with
 //! `HAVE_FDATASYNC`), holding a transaction open 2 or 3 ms instead of 1,
 //! and an auto-checkpoint of 4,000 or 10,000 pages instead of 1,000. The
