@@ -21,6 +21,26 @@
 //! strace, 2 × 4,000 patches: 14 such syncs of 5 ms median and 12 ms at
 //! most, during which no write commits), besides its ~1,600 WAL syncs
 //! (0.85 ms median).
+//! Where the p99 comes from (the same bench, every write's turn taken,
+//! handed over, applied and durable, and every transaction's BEGIN and
+//! COMMIT, timed in a temporary build): each write slower than its phase's
+//! p99 overlapped one of the 13-20 transactions per phase (about 1.5 %)
+//! whose COMMIT took over 5 ms (5-28 ms; the median COMMIT is 0.6-0.7 ms).
+//! A median write waits 7 ms for its turn, holds it 0.34 ms, then waits 1
+//! ms to be applied and 1.8 ms to be durable; the slowest 1 % wait 6-13
+//! ms to be applied and 7-9 ms to be durable. Those COMMITs are
+//! checkpoints' syncs of the database file. A commit of ~7 writes puts ~13
+//! frames in the WAL (5 table leaf pages; the rest are page 1, the pointer
+//! map, interior and index pages and `meta`), so the auto-checkpoint
+//! copies and syncs ~1,000 frames about 15 times a phase. With it off, the
+//! checkpointer thread's syncs slow the WAL's instead: 13-38 COMMITs over
+//! 5 ms a phase and the median COMMIT twice as long. On this disk a file
+//! that grows makes another file's sync wait (a 100 KB sync: p90 0.6 ms
+//! alone, 4.5 ms while another thread appends 3 MB and syncs, 1.4-2.9 ms
+//! while it overwrites 3 MB). Tried without gain (alternated in-process
+//! runs): the checkpointer every 5 or 10 ms instead of 100 (fewer long
+//! COMMITs in some phases, longer median COMMITs and fewer patches/s), 4
+//! KiB pages, no auto-vacuum (no pointer-map frame), and both.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{Receiver, TryRecvError};
