@@ -28,19 +28,21 @@
 //! whose COMMIT took over 5 ms (5-28 ms; the median COMMIT is 0.6-0.7 ms).
 //! A median write waits 7 ms for its turn, holds it 0.34 ms, then waits 1
 //! ms to be applied and 1.8 ms to be durable; the slowest 1 % wait 6-13
-//! ms to be applied and 7-9 ms to be durable. Those COMMITs are
-//! checkpoints' syncs of the database file. A commit of ~7 writes puts ~13
-//! frames in the WAL (5 table leaf pages; the rest are page 1, the pointer
-//! map, interior and index pages and `meta`), so the auto-checkpoint
-//! copies and syncs ~1,000 frames about 15 times a phase. With it off, the
-//! checkpointer thread's syncs slow the WAL's instead: 13-38 COMMITs over
-//! 5 ms a phase and the median COMMIT twice as long. On this disk a file
-//! that grows makes another file's sync wait (a 100 KB sync: p90 0.6 ms
-//! alone, 4.5 ms while another thread appends 3 MB and syncs, 1.4-2.9 ms
-//! while it overwrites 3 MB). Tried without gain (alternated in-process
-//! runs): the checkpointer every 5 or 10 ms instead of 100 (fewer long
-//! COMMITs in some phases, longer median COMMITs and fewer patches/s), 4
-//! KiB pages, no auto-vacuum (no pointer-map frame), and both.
+//! ms to be applied and 7-9 ms to be durable. About 15 of those COMMITs a
+//! phase are the auto-checkpoint copying and syncing ~1,000 frames (a
+//! commit of ~7 writes puts ~13 frames in the WAL: 5 table leaf pages, the
+//! rest page 1, the pointer map, interior and index pages and `meta`), but
+//! not all: with no checkpoint at all during a run (auto-checkpoint off,
+//! the checkpointer thread idle), 20-59 COMMITs a phase still took over 5
+//! ms and the median COMMIT was longer (1.3-1.9 ms against 0.9-1.4, 3
+//! alternated pairs), because the WAL then grows and a growing file's
+//! syncs are slower. On this disk a file that grows also makes another
+//! file's sync wait (a 100 KB sync: p90 0.6 ms alone, 4.5 ms while another
+//! thread appends 3 MB and syncs, 1.4-2.9 ms while it overwrites 3 MB).
+//! Tried without gain (alternated in-process runs): the checkpointer every
+//! 5 or 10 ms instead of 100 (fewer long COMMITs in some phases, longer
+//! median COMMITs and fewer patches/s), 4 KiB pages, no auto-vacuum (no
+//! pointer-map frame), and both.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{Receiver, TryRecvError};
