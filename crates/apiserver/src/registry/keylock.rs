@@ -71,9 +71,9 @@
 //! third of that in mimalloc's free of blocks another thread allocated (the
 //! object was built on the other worker), and the deep copy of the stored
 //! object that a strategic merge starts from, ~9 %, much of it cache misses
-//! on the allocator's free lists. An update needs the old object whole beside the
-//! new one (validation, managedFields, generation), so both stay as long
-//! as objects are `serde_json::Value` trees.
+//! on the allocator's free lists. An update needs the old object whole
+//! beside the new one (validation, managedFields, generation), so both
+//! stay as long as objects are `serde_json::Value` trees.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -24,8 +24,9 @@
 //! Where the p99 comes from (the same bench, every write's turn taken,
 //! handed over, applied and durable, and every transaction's BEGIN and
 //! COMMIT, timed in a temporary build): each write slower than its phase's
-//! p99 overlapped one of the 13-20 transactions per phase (about 1.5 %)
-//! whose COMMIT took over 5 ms (5-28 ms; the median COMMIT is 0.6-0.7 ms).
+//! p99 overlapped one of the transactions whose COMMIT took over 5 ms
+//! (5-28 ms; 13-20 of ~1,200 a phase in most runs, up to 73 in a slower
+//! hour; the median COMMIT is 0.6-0.7 ms).
 //! A median write waits 7 ms for its turn, holds it 0.34 ms, then waits 1
 //! ms to be applied and 1.8 ms to be durable; the slowest 1 % wait 6-13
 //! ms to be applied and 7-9 ms to be durable. About 15 of those COMMITs a
