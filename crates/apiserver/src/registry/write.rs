@@ -1028,6 +1028,8 @@ impl Registry {
                 ttl: self.ttl_of(info),
             };
             let waiters = turn.as_ref().is_some_and(keylock::has_waiters);
+            // What the replaced object is still needed for once committed.
+            let replaced_ports = replaced_node_ports(info, &old, &new);
             // Shared with the next writer of the key, not copied for it.
             let new = Arc::new(new);
             let mut write = match self.store.write_pipelined(cond, op, waiters).await {
@@ -1065,6 +1067,11 @@ impl Registry {
                 ticket_to = Some(ttx);
                 tell = Some(dtx);
             }
+            // The replaced object is freed here, with the turn handed on,
+            // not once this write is durable: a freed tree's memory is
+            // reused while it is likely still in the CPU's caches, and the
+            // writes waiting on the disk do not keep a tree each alive.
+            drop(old);
             let applied = write.applied().await;
             if let Some(tx) = ticket_to {
                 let _ = tx.send(applied);
@@ -1098,7 +1105,9 @@ impl Registry {
                 }
                 return match outcome {
                     Ok(WriteOutcome::Committed { revision, .. }) => {
-                        self.release_replaced_ports(info, &old, &new).await;
+                        for p in replaced_ports {
+                            self.services.release_node_port(p).await;
+                        }
                         Ok(WriteResult {
                             raw: prepared.map(|p| p.stamp(revision)),
                             object: Written::Shared {
@@ -1197,6 +1206,19 @@ impl Registry {
 pub(super) struct Allocated {
     ips: Vec<Ipv4Addr>,
     ports: Vec<u16>,
+}
+
+/// The NodePorts a Service update gives up (none for other kinds), to
+/// release once it has committed.
+fn replaced_node_ports(info: &ResourceInfo, old: &Value, new: &Value) -> Vec<u16> {
+    if !(info.group.is_empty() && info.plural == "services") {
+        return Vec::new();
+    }
+    let kept = node_ports(new);
+    node_ports(old)
+        .into_iter()
+        .filter(|p| !kept.contains(p))
+        .collect()
 }
 
 fn node_ports(svc: &Value) -> Vec<u16> {
@@ -1315,18 +1337,6 @@ impl Registry {
         }
         for p in node_ports(svc) {
             self.services.release_node_port(p).await;
-        }
-    }
-
-    async fn release_replaced_ports(&self, info: &ResourceInfo, old: &Value, new: &Value) {
-        if !(info.group.is_empty() && info.plural == "services") {
-            return;
-        }
-        let kept = node_ports(new);
-        for p in node_ports(old) {
-            if !kept.contains(&p) {
-                self.services.release_node_port(p).await;
-            }
         }
     }
 }

@@ -637,3 +637,40 @@ async fn an_error_on_a_handed_over_object_that_did_not_commit_is_not_answered() 
         .expect("the patch applies to the stored object");
     assert_eq!(out["data"], json!({"a": "1", "b": "x"}));
 }
+
+/// An update that changes a Service's NodePort gives the old port back once
+/// it has committed (the replaced object is gone by then): another Service
+/// can take it, and the new port stays taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_node_port_is_released_after_the_update() {
+    let (_dir, _store, reg) = registry().await;
+    let opts = WriteOptions::default();
+    reg.create(
+        &path("namespaces", None, None),
+        json!({"metadata": {"name": "d"}}),
+        &opts,
+    )
+    .await
+    .unwrap();
+    let svc = |name: &str, port: u16| {
+        json!({"metadata": {"name": name}, "spec": {"type": "NodePort",
+            "ports": [{"port": 80, "protocol": "TCP", "nodePort": port}]}})
+    };
+    let services = path("services", Some("d"), None);
+    reg.create(&services, svc("a", 30080), &opts).await.unwrap();
+    let taken = reg.create(&services, svc("b", 30080), &opts).await;
+    assert!(taken.is_err(), "30080 is a's");
+    reg.patch(
+        &path("services", Some("d"), Some("a")),
+        PatchType::Strategic,
+        br#"{"spec":{"ports":[{"port":80,"nodePort":30081}]}}"#,
+        &opts,
+    )
+    .await
+    .unwrap();
+    reg.create(&services, svc("b", 30080), &opts)
+        .await
+        .expect("30080 was released");
+    let taken = reg.create(&services, svc("c", 30081), &opts).await;
+    assert!(taken.is_err(), "30081 is a's now");
+}
