@@ -133,6 +133,13 @@ pub enum Written {
         revision: i64,
         managed_fields: Option<bytes::Bytes>,
     },
+    /// The object as served (its JSON, revision and managedFields in it),
+    /// where the write freed its tree before it was durable; decoded only
+    /// if asked for as a value.
+    Encoded {
+        raw: bytes::Bytes,
+        kind: Option<String>,
+    },
 }
 
 impl From<Value> for Written {
@@ -147,6 +154,7 @@ impl Written {
         let v = match self {
             Written::Owned(v) => v,
             Written::Shared { object, .. } => object,
+            Written::Encoded { kind, .. } => return kind.as_deref(),
         };
         v.get("kind").and_then(Value::as_str)
     }
@@ -164,6 +172,7 @@ impl Written {
                 *revision,
                 managed_fields.as_deref(),
             )),
+            Written::Encoded { raw, .. } => std::borrow::Cow::Owned(Written::decode(raw)),
         }
     }
 
@@ -180,7 +189,13 @@ impl Written {
                 revision,
                 managed_fields.as_deref(),
             ),
+            Written::Encoded { raw, .. } => Written::decode(&raw),
         }
+    }
+
+    fn decode(raw: &[u8]) -> Value {
+        // Our own encoding: it decodes.
+        serde_json::from_slice(raw).unwrap_or(Value::Null)
     }
 
     fn whole(mut object: Value, revision: i64, managed_fields: Option<&[u8]>) -> Value {

@@ -1099,6 +1099,16 @@ impl Registry {
                     }
                 }
                 turn = None;
+                // Where the answer is the object's encoding, this write keeps
+                // no tree for it while it waits for the disk: the tree lives
+                // on only with the next writer of the key, if any.
+                let kind = new.get("kind").and_then(Value::as_str).map(str::to_string);
+                let new = if prepared.is_some() {
+                    drop(new);
+                    None
+                } else {
+                    Some(new)
+                };
                 let outcome = write.outcome().await;
                 if let Some(tx) = tell {
                     let _ = tx.send(matches!(outcome, Ok(WriteOutcome::Committed { .. })));
@@ -1108,13 +1118,24 @@ impl Registry {
                         for p in replaced_ports {
                             self.services.release_node_port(p).await;
                         }
-                        Ok(WriteResult {
-                            raw: prepared.map(|p| p.stamp(revision)),
-                            object: Written::Shared {
-                                object: new,
+                        let raw = prepared.map(|p| p.stamp(revision));
+                        let object = match (new, &raw) {
+                            (Some(object), _) => Written::Shared {
+                                object,
                                 revision,
                                 managed_fields: new_mf,
                             },
+                            (None, Some(raw)) => Written::Encoded {
+                                raw: raw.clone(),
+                                kind,
+                            },
+                            (None, None) => {
+                                unreachable!("the tree is dropped only where it is encoded")
+                            }
+                        };
+                        Ok(WriteResult {
+                            raw,
+                            object,
                             code: 200,
                             warnings,
                         })

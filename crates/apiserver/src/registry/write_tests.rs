@@ -674,3 +674,34 @@ async fn a_replaced_node_port_is_released_after_the_update() {
     let taken = reg.create(&services, svc("c", 30081), &opts).await;
     assert!(taken.is_err(), "30081 is a's now");
 }
+
+/// A committed patch of a built-in kind answers with the object's encoding
+/// only (its tree freed before the write was durable), and that encoding
+/// decodes to the object as stored and served, managedFields included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patch_answers_with_the_encoding_of_the_stored_object() {
+    let (_dir, _store, reg) = registry().await;
+    configmap_c(&reg, json!({"a": "1"})).await;
+    let at = path("configmaps", Some("d"), Some("c"));
+    let opts = WriteOptions {
+        field_manager: Some("tester".into()),
+        ..Default::default()
+    };
+    let w = reg
+        .patch(&at, PatchType::Merge, br#"{"data":{"b":"2"}}"#, &opts)
+        .await
+        .unwrap();
+    let Written::Encoded { raw, kind } = &w.object else {
+        panic!("not answered by its encoding: {:?}", w.object);
+    };
+    assert_eq!(kind.as_deref(), Some("ConfigMap"));
+    assert_eq!(w.object.kind(), Some("ConfigMap"));
+    assert_eq!(Some(raw), w.raw.as_ref());
+    let stored = reg.get(&at, None).await.unwrap();
+    assert_eq!(stored["data"], json!({"a": "1", "b": "2"}));
+    assert!(stored["metadata"]["managedFields"]
+        .as_array()
+        .is_some_and(|m| m.iter().any(|e| e["manager"] == "tester")));
+    assert_eq!(*w.object.value(), stored);
+    assert_eq!(w.object.into_value(), stored);
+}
