@@ -29,16 +29,21 @@ async fn registry() -> (tempfile::TempDir, Arc<dyn store::Store>, Arc<Registry>)
     (dir, store, reg)
 }
 
-/// Namespace `d` and in it ConfigMap `c` with `data`; returns the created map.
-async fn configmap_c(reg: &Registry, data: Value) -> Value {
-    let opts = WriteOptions::default();
+/// Namespace `d`.
+async fn namespace_d(reg: &Registry) {
     reg.create(
         &path("namespaces", None, None),
         json!({"metadata": {"name": "d"}}),
-        &opts,
+        &WriteOptions::default(),
     )
     .await
     .unwrap();
+}
+
+/// Namespace `d` and in it ConfigMap `c` with `data`; returns the created map.
+async fn configmap_c(reg: &Registry, data: Value) -> Value {
+    let opts = WriteOptions::default();
+    namespace_d(reg).await;
     reg.create(
         &path("configmaps", Some("d"), None),
         json!({"metadata": {"name": "c"}, "data": data}),
@@ -645,13 +650,7 @@ async fn an_error_on_a_handed_over_object_that_did_not_commit_is_not_answered() 
 async fn a_replaced_node_port_is_released_after_the_update() {
     let (_dir, _store, reg) = registry().await;
     let opts = WriteOptions::default();
-    reg.create(
-        &path("namespaces", None, None),
-        json!({"metadata": {"name": "d"}}),
-        &opts,
-    )
-    .await
-    .unwrap();
+    namespace_d(&reg).await;
     let svc = |name: &str, port: u16| {
         json!({"metadata": {"name": name}, "spec": {"type": "NodePort",
             "ports": [{"port": 80, "protocol": "TCP", "nodePort": port}]}})
