@@ -88,7 +88,10 @@
 //! long as the next writer needs it. 4-8 % fewer perf samples in 3 pairs;
 //! over HTTPS, 4 alternated runs, SMP median 2,566/s and p99 23.9 ms
 //! against 2,370/s and 28.1 ms, SSA 2,412/s and 24.5 ms against 2,326/s and
-//! 23.8 ms.
+//! 23.8 ms. Both changes together against neither (5 alternated in-process
+//! runs, `perf stat -e task-clock` of the whole bench): median 7.64 s of
+//! CPU against 8.33 s (lower in 4 of 5 pairs); CPU per patch SMP 448 µs
+//! against 491, SSA 486 against 501.
 //! Tried and not kept: writing each copy over the tree this thread freed
 //! last (reusing its maps and strings instead of allocating): callgrind
 //! counted 1 % fewer instructions and the alternated medians did not move
