@@ -1102,12 +1102,13 @@ impl Registry {
                 // Where the answer is the object's encoding, this write keeps
                 // no tree for it while it waits for the disk: the tree lives
                 // on only with the next writer of the key, if any.
-                let kind = new.get("kind").and_then(Value::as_str).map(str::to_string);
-                let new = if prepared.is_some() {
-                    drop(new);
-                    None
-                } else {
-                    Some(new)
+                let answer = match prepared.clone() {
+                    Some(p) => {
+                        let kind = new.get("kind").and_then(Value::as_str).map(str::to_string);
+                        drop(new);
+                        Answer::Encoded(p, kind)
+                    }
+                    None => Answer::Tree(new),
                 };
                 let outcome = write.outcome().await;
                 if let Some(tx) = tell {
@@ -1118,19 +1119,18 @@ impl Registry {
                         for p in replaced_ports {
                             self.services.release_node_port(p).await;
                         }
-                        let raw = prepared.map(|p| p.stamp(revision));
-                        let object = match (new, &raw) {
-                            (Some(object), _) => Written::Shared {
-                                object,
-                                revision,
-                                managed_fields: new_mf,
-                            },
-                            (None, Some(raw)) => Written::Encoded {
-                                raw: raw.clone(),
-                                kind,
-                            },
-                            (None, None) => {
-                                unreachable!("the tree is dropped only where it is encoded")
+                        let (raw, object) = match answer {
+                            Answer::Tree(object) => (
+                                None,
+                                Written::Shared {
+                                    object,
+                                    revision,
+                                    managed_fields: new_mf,
+                                },
+                            ),
+                            Answer::Encoded(p, kind) => {
+                                let raw = p.stamp(revision);
+                                (Some(raw.clone()), Written::Encoded { raw, kind })
                             }
                         };
                         Ok(WriteResult {
@@ -1227,6 +1227,13 @@ impl Registry {
 pub(super) struct Allocated {
     ips: Vec<Ipv4Addr>,
     ports: Vec<u16>,
+}
+
+/// What a committed write answers with: its object's tree, or (where the
+/// stored form is the served one) its encoding, the tree already freed.
+enum Answer {
+    Tree(Arc<Value>),
+    Encoded(Arc<Prepared>, Option<String>),
 }
 
 /// The NodePorts a Service update gives up (none for other kinds), to
