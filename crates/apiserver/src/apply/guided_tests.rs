@@ -3,7 +3,9 @@
 //! kind of field, nulls, empty containers, duplicate list items, items
 //! without keys): [`merge`] (a copy with the configuration laid over it)
 //! against [`merge_rebuilt`], and [`compare_guided`] of a merge, with and
-//! without a prune, against [`compare`].
+//! without a prune, against [`compare`]; and [`compare`]'s own shortcuts
+//! (maps walked side by side, keyed lists paired by position) against its
+//! walk of the same lists in another order, and against itself both ways.
 
 use serde_json::{json, Map, Value};
 
@@ -203,4 +205,120 @@ fn a_change_outside_the_guides_is_not_seen() {
         full.modified.to_fields_v1(),
         json!({"f:spec": {"f:mode": {}, "f:replicas": {}}})
     );
+}
+
+#[test]
+fn the_full_walk_is_symmetric_and_sees_no_change_in_equal_objects() {
+    // `compare` walks objects side by side in key order; whatever it walks
+    // past or twice shows here: what one way adds the other removes, a
+    // modification is one both ways, and an object equals itself.
+    let f = Fixture::new();
+    let ty = f.node();
+    let scope = Scope::default();
+    let mut g = Gen(0x2545_f491_4f6c_dd1d);
+    let mut changed = 0;
+    for case in 0..4000 {
+        let a = g.object();
+        let b = if g.chance(1) { a.clone() } else { g.object() };
+        let there = compare(ty, &a, &b, &scope);
+        let back = compare(ty, &b, &a, &scope);
+        let ctx = format!("case {case}: a {a}, b {b}");
+        assert_same("added and removed", &there.added, &back.removed, &ctx);
+        assert_same("removed and added", &there.removed, &back.added, &ctx);
+        assert_same("modified", &there.modified, &back.modified, &ctx);
+        let same = compare(ty, &a, &a.clone(), &scope);
+        assert!(
+            same.added.is_empty() && same.modified.is_empty() && same.removed.is_empty(),
+            "{ctx}"
+        );
+        if a != b && !there.changed().is_empty() {
+            changed += 1;
+        }
+    }
+    assert!(changed > 2000, "most pairs differ: {changed}");
+}
+
+#[test]
+fn maps_are_walked_side_by_side_in_key_order() {
+    // The walk relies on `serde_json` maps iterating in key order (its
+    // `preserve_order` feature, if some dependency turned it on, would
+    // break that).
+    let a: Map<String, Value> = serde_json::from_str(r#"{"b": 1, "a": 2, "d": 3}"#).unwrap();
+    let b: Map<String, Value> = serde_json::from_str(r#"{"c": 4, "b": 5, "e": 6}"#).unwrap();
+    let walked: Vec<(String, Option<i64>, Option<i64>)> = super::typed::side_by_side(&a, &b)
+        .map(|(k, x, y)| {
+            (
+                k.clone(),
+                x.and_then(Value::as_i64),
+                y.and_then(Value::as_i64),
+            )
+        })
+        .collect();
+    assert_eq!(
+        walked,
+        vec![
+            ("a".to_string(), Some(2), None),
+            ("b".to_string(), Some(1), Some(5)),
+            ("c".to_string(), None, Some(4)),
+            ("d".to_string(), Some(3), None),
+            ("e".to_string(), None, Some(6)),
+        ]
+    );
+}
+
+#[test]
+fn keyed_lists_compare_alike_whether_their_items_pair_by_position_or_not() {
+    // Lists of type `map` whose items line up by position are compared pair
+    // by pair; in another order, the items are paired by name. Both must
+    // find the same changes, since the order of such a list is no field.
+    let f = Fixture::new();
+    let ty = f.node();
+    let scope = Scope::default();
+    let mut g = Gen(0x61c8_8646_80b5_83eb);
+    let mut reordered = 0;
+    for case in 0..4000 {
+        let old = g.object();
+        let mut new = old.clone();
+        // Changes to some items, by name, in place.
+        if let Some(items) = new.pointer_mut("/spec/items").and_then(Value::as_array_mut) {
+            for item in items.iter_mut() {
+                if !g.chance(2) {
+                    continue;
+                }
+                if let Some(m) = item.as_object_mut() {
+                    m.insert("value".into(), g.scalar());
+                    if g.chance(1) {
+                        m.remove("port");
+                    }
+                }
+            }
+        }
+        if g.chance(1) {
+            new["metadata"]["labels"] = g.string_map();
+        }
+        let in_place = compare(ty, &old, &new, &scope);
+        let mut turned = old.clone();
+        // Items named twice are compared in their order, as a whole: only
+        // lists without them are turned around.
+        if let Some(items) = turned
+            .pointer_mut("/spec/items")
+            .and_then(Value::as_array_mut)
+        {
+            let names: Vec<&Value> = items.iter().map(|i| &i["name"]).collect();
+            let unique = names
+                .iter()
+                .enumerate()
+                .all(|(i, n)| !n.is_null() && !names[i + 1..].contains(n));
+            if unique && items.len() > 1 {
+                items.reverse();
+                reordered += 1;
+            }
+        }
+        let by_name = compare(ty, &turned, &new, &scope);
+        let ctx = format!("case {case}: old {old}, new {new}");
+        assert_same("added", &in_place.added, &by_name.added, &ctx);
+        assert_same("modified", &in_place.modified, &by_name.modified, &ctx);
+        assert_same("removed", &in_place.removed, &by_name.removed, &ctx);
+    }
+    assert!(reordered > 200, "lists in another order: {reordered}");
 }

@@ -534,13 +534,16 @@ fn starting_point(
     new: &Value,
     w: &Writer<'_>,
     known: Option<Managed>,
+    sent_live: bool,
 ) -> Managed {
     let sent = new.get("metadata").and_then(|m| m.get("managedFields"));
     // The client sent back the live managers unchanged (a patch that does
-    // not touch them): no need to decode them again.
+    // not touch them): no need to decode them again, nor to compare them
+    // if the caller knows.
     let unchanged = known.is_some()
         && sent.is_some()
-        && old.is_some_and(|o| o.get("metadata").and_then(|m| m.get("managedFields")) == sent);
+        && (sent_live
+            || old.is_some_and(|o| o.get("metadata").and_then(|m| m.get("managedFields")) == sent));
     let live = |known: Option<Managed>| {
         known.unwrap_or_else(|| {
             old.and_then(|o| Managed::decode(o).ok())
@@ -567,20 +570,23 @@ fn starting_point(
 /// the writer gains what it changed. An existing object without managed
 /// fields stays without, as upstream.
 pub fn track_update<S: Schema>(ty: Ty<S>, old: Option<&Value>, new: &mut Value, w: &Writer<'_>) {
-    track_update_known(ty, old, new, w, None);
+    track_update_known(ty, old, new, w, None, false);
 }
 
 /// [`track_update`], with `old`'s managers already decoded (`known`), if
 /// the caller has them; returns the managers written to `new`, if any, for
-/// the next update of the object.
+/// the next update of the object. `sent_live`: the caller knows that
+/// `new` carries `old`'s `managedFields` as they were (a change that did
+/// not touch them), so they need not be compared.
 pub fn track_update_known<S: Schema>(
     ty: Ty<S>,
     old: Option<&Value>,
     new: &mut Value,
     w: &Writer<'_>,
     known: Option<Managed>,
+    sent_live: bool,
 ) -> Option<Managed> {
-    let mut managed = starting_point(old, new, w, known);
+    let mut managed = starting_point(old, new, w, known, sent_live);
     // Out of the comparison; put back for `write_to` to reuse.
     let held = new
         .get_mut("metadata")

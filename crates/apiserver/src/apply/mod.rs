@@ -135,14 +135,16 @@ pub fn track_update<S: Schema>(ty: Option<S>, old: &Value, new: &mut Value, w: &
 
 /// [`track_update`] with `old`'s managers already decoded, if the caller
 /// kept them from the previous write; returns the new ones to keep.
+/// `sent_live`: `new` carries `old`'s `managedFields` untouched.
 pub fn track_update_known<S: Schema>(
     ty: Option<S>,
     old: &Value,
     new: &mut Value,
     w: &Writer<'_>,
     known: Option<managed::Managed>,
+    sent_live: bool,
 ) -> Option<managed::Managed> {
-    managed::track_update_known(ty, Some(old), new, w, known)
+    managed::track_update_known(ty, Some(old), new, w, known, sent_live)
 }
 
 /// The manager of writes the server makes itself (bootstrap objects, CRD

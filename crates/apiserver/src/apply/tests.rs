@@ -360,7 +360,7 @@ fn list_order_follows_the_configuration_for_shared_items() {
 fn kept_managers_give_the_same_bookkeeping_as_decoded_ones() {
     let f = Fixture::new();
     let mut live = obj(json!({"replicas": 1, "config": {"a": "1"}}));
-    let mut known = track_update_known(f.node(), None, &mut live, &writer("creator"), None);
+    let mut known = track_update_known(f.node(), None, &mut live, &writer("creator"), None, false);
     for (i, who) in ["a", "b", "a", "creator", "c"].iter().enumerate() {
         let mut next = live.clone();
         next["spec"]["replicas"] = json!(i + 2);
@@ -370,8 +370,21 @@ fn kept_managers_give_the_same_bookkeeping_as_decoded_ones() {
         }
         let mut decoded = next.clone();
         track_update(f.node(), Some(&live), &mut decoded, &writer(who));
-        known = track_update_known(f.node(), Some(&live), &mut next, &writer(who), known);
+        // Told that `next` carries the live managers (it is a copy of the
+        // live object with its spec changed), or left to compare them.
+        let mut compared = next.clone();
+        let compared_known = track_update_known(
+            f.node(),
+            Some(&live),
+            &mut compared,
+            &writer(who),
+            known.clone(),
+            false,
+        );
+        known = track_update_known(f.node(), Some(&live), &mut next, &writer(who), known, true);
         assert_eq!(next, decoded, "step {i}");
+        assert_eq!(compared, decoded, "step {i}");
+        assert_eq!(compared_known, known, "step {i}");
         let mut a = known.clone().unwrap().entries;
         let mut b = Managed::decode(&next).unwrap().entries;
         a.sort_by_key(|e| e.id.identifier());
@@ -385,7 +398,7 @@ fn kept_managers_give_the_same_bookkeeping_as_decoded_ones() {
 fn applies_with_kept_managers_give_what_decoding_gives() {
     let f = Fixture::new();
     let mut live = obj(json!({"replicas": 1, "config": {"a": "1"}}));
-    let mut known = track_update_known(f.node(), None, &mut live, &writer("creator"), None);
+    let mut known = track_update_known(f.node(), None, &mut live, &writer("creator"), None, false);
     // Appliers take shared fields from each other (force), set their own,
     // drop fields they applied before, and an updater writes in between.
     let steps: Vec<(&str, Value)> = vec![
@@ -409,7 +422,14 @@ fn applies_with_kept_managers_give_what_decoding_gives() {
         if i == 3 {
             let mut next = live.clone();
             next["spec"]["mode"] = json!("slow");
-            known = track_update_known(f.node(), Some(&live), &mut next, &writer("upd"), known);
+            known = track_update_known(
+                f.node(),
+                Some(&live),
+                &mut next,
+                &writer("upd"),
+                known,
+                true,
+            );
             live = next;
         }
         let config = obj(spec);

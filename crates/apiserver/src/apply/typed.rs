@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 
 use super::compiled::Schema;
-use super::path::{Path, PathElement};
+use super::path::{compare_values, Path, PathElement};
 use super::set::Set;
 
 /// The schema at some point; `None` is "deduced from the value".
@@ -255,6 +255,69 @@ impl Comparison {
     }
 }
 
+/// The fields of two maps side by side, in key order: each key with its
+/// value in `a` and in `b`. One pass over both, since the maps are sorted.
+pub(crate) fn side_by_side<'m>(
+    a: &'m Map<String, Value>,
+    b: &'m Map<String, Value>,
+) -> impl Iterator<Item = (&'m String, Option<&'m Value>, Option<&'m Value>)> {
+    let (mut a, mut b) = (a.iter().peekable(), b.iter().peekable());
+    std::iter::from_fn(move || {
+        use std::cmp::Ordering;
+        let order = match (a.peek(), b.peek()) {
+            (None, None) => return None,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((ka, _)), Some((kb, _))) => ka.cmp(kb),
+        };
+        Some(match order {
+            Ordering::Less => {
+                let (k, v) = a.next()?;
+                (k, Some(v), None)
+            }
+            Ordering::Greater => {
+                let (k, v) = b.next()?;
+                (k, None, Some(v))
+            }
+            Ordering::Equal => {
+                let (k, va) = a.next()?;
+                let (_, vb) = b.next()?;
+                (k, Some(va), Some(vb))
+            }
+        })
+    })
+}
+
+/// Whether two versions of a list of type `map` pair up by position as
+/// they would by name: as long as each other (and short), every item an
+/// object with each key field, the item at each place named as the one at
+/// that place in the other version, and no name twice. Most updates leave a
+/// list so (containers, env, ports), and its items are then compared pair
+/// by pair without naming every one of them first.
+fn paired_by_position(keys: &[String], old: &[Value], new: &[Value]) -> bool {
+    const MOST: usize = 16;
+    if old.len() != new.len() || old.is_empty() || old.len() > MOST || keys.is_empty() {
+        return false;
+    }
+    let with_keys = |v: &Value| {
+        v.as_object()
+            .is_some_and(|m| keys.iter().all(|k| m.contains_key(k)))
+    };
+    if !old.iter().chain(new).all(with_keys) {
+        return false;
+    }
+    // Key fields compare as in a path element (1 and 1.0 name one item).
+    let same_name = |a: &Value, b: &Value| {
+        keys.iter()
+            .all(|k| compare_values(&a[k.as_str()], &b[k.as_str()]) == std::cmp::Ordering::Equal)
+    };
+    old.iter().zip(new).all(|(o, n)| same_name(o, n))
+        && old
+            .iter()
+            .enumerate()
+            .all(|(i, a)| old[i + 1..].iter().all(|b| !same_name(a, b)))
+}
+
 /// Compare two objects of the schema `ty`.
 pub fn compare<S: Schema>(ty: Ty<S>, old: &Value, new: &Value, scope: &Scope) -> Comparison {
     let mut c = Comparison::default();
@@ -303,22 +366,21 @@ fn compare_node<S: Schema>(
             let empty = Map::new();
             let om = old.and_then(Value::as_object).unwrap_or(&empty);
             let nm = new.and_then(Value::as_object).unwrap_or(&empty);
-            // Equal fields are passed over before their path is built.
-            for (k, ov) in om {
-                let nv = nm.get(k);
-                if nv == Some(ov) || scope.skips(path, k) {
+            for (k, ov, nv) in side_by_side(om, nm) {
+                if scope.skips(path, k) {
                     continue;
                 }
-                path.push(PathElement::Field(k.clone()));
-                compare_node(field_ty(ty, k), Some(ov), nv, true, path, scope, c);
-                path.pop();
-            }
-            for (k, nv) in nm {
-                if om.contains_key(k) || scope.skips(path, k) {
-                    continue;
+                match (ov, nv) {
+                    // Objects on both sides are walked, not compared first:
+                    // an object that differs would otherwise be compared up
+                    // to its difference once per level above it.
+                    (Some(Value::Object(_)), Some(Value::Object(_))) => {}
+                    // Equal fields are passed over before their path is built.
+                    (Some(o), Some(n)) if o == n => continue,
+                    _ => {}
                 }
                 path.push(PathElement::Field(k.clone()));
-                compare_node(field_ty(ty, k), None, Some(nv), true, path, scope, c);
+                compare_node(field_ty(ty, k), ov, nv, true, path, scope, c);
                 path.pop();
             }
         }
@@ -327,6 +389,29 @@ fn compare_node<S: Schema>(
             let empty = Vec::new();
             let ol = old.and_then(Value::as_array).unwrap_or(&empty);
             let nl = new.and_then(Value::as_array).unwrap_or(&empty);
+            if let Shape::Keyed(keys) = &sh {
+                if old.is_some() && new.is_some() && paired_by_position(keys, ol, nl) {
+                    // As the items would pair by name: the pairs that differ
+                    // are walked, and only they are named. (An item that
+                    // could not be named leaves it to the walk by names.)
+                    let mut named = true;
+                    for (o, n) in ol.iter().zip(nl) {
+                        if o == n {
+                            continue;
+                        }
+                        let Ok(pe) = item_element(&sh, it, n) else {
+                            named = false;
+                            break;
+                        };
+                        path.push(pe);
+                        compare_node(it, Some(o), Some(n), true, path, scope, c);
+                        path.pop();
+                    }
+                    if named {
+                        return;
+                    }
+                }
+            }
             let (Some(oi), Some(ni)) = (index_items(&sh, it, ol), index_items(&sh, it, nl)) else {
                 // Items that cannot be named: the list is one field.
                 match (old, new) {

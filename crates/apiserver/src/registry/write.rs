@@ -54,6 +54,10 @@ pub(super) struct ChangeNotes {
     /// The change reads the object's resourceVersion (a JSON patch may
     /// `test` it), so it must not start before the version is known.
     reads_version: bool,
+    /// The change leaves the object's `managedFields` as they were (a
+    /// strategic merge patch without directives that does not name them),
+    /// so the new object's need not be compared with the old one's.
+    keeps_managed_fields: bool,
     /// For an apply ([`Track::Precomputed`]): the old object's managers,
     /// decoded, when the previous writer of the key left them; then the
     /// managers the change wrote, for the next writer.
@@ -529,16 +533,21 @@ impl Registry {
         // Warnings of the latest attempt: the closure runs once per attempt.
         let patch_warnings = std::sync::Mutex::new(Vec::new());
         let pw = &patch_warnings;
-        let checked = ChangeNotes {
-            reads_version: patch_type == PatchType::Json,
-            ..ChangeNotes::default()
-        };
-        let ck = &checked;
         // A strategic merge patch of declared fields with values of their
         // plain types leaves nothing to find in the merged object.
         let plain = patch_type == PatchType::Strategic
             && !approval
             && crate::apply::plain_patch(crate::apply::schema_for(info).node(), &patch);
+        let checked = ChangeNotes {
+            reads_version: patch_type == PatchType::Json,
+            // Without directives, what the patch does not name stays.
+            keeps_managed_fields: plain
+                && patch
+                    .get("metadata")
+                    .is_none_or(|m| m.get("managedFields").is_none()),
+            ..ChangeNotes::default()
+        };
+        let ck = &checked;
         let mut res = self.guaranteed_update(rp, &name, wanted_rv, opts, Vec::new(), Track::Update, ck, move |old| {
             // The strategic merge builds a new object: only the others
             // change a copy of the old one.
@@ -868,8 +877,14 @@ impl Registry {
                 let w = crate::apply::writer(info, sub, manager, &version);
                 let schema = crate::apply::schema_for(info);
                 let known = base.as_mut().and_then(|b| b.managed.take());
-                managed =
-                    crate::apply::track_update_known(schema.node(), &old, &mut new, &w, known);
+                managed = crate::apply::track_update_known(
+                    schema.node(),
+                    &old,
+                    &mut new,
+                    &w,
+                    known,
+                    checked.keeps_managed_fields,
+                );
             }
             let mut errs = strategy::validate_object_meta_update(&new, &old, info);
             errs.extend(if status_only {

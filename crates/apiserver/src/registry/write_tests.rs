@@ -704,3 +704,73 @@ async fn a_patch_answers_with_the_encoding_of_the_stored_object() {
     assert_eq!(*w.object.value(), stored);
     assert_eq!(w.object.into_value(), stored);
 }
+
+/// A strategic merge patch that does not name managedFields leaves them to
+/// the bookkeeping of the update (they are not compared, being known to be
+/// the stored ones); one that sends them empty resets them, as upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strategic_patches_keep_or_reset_managed_fields_as_they_name_them() {
+    let (_dir, _store, reg) = registry().await;
+    configmap_c(&reg, json!({"a": "1"})).await;
+    let at = path("configmaps", Some("d"), Some("c"));
+    let opts = WriteOptions {
+        field_manager: Some("tester".into()),
+        ..Default::default()
+    };
+    let managers = |v: &Value| -> Vec<String> {
+        v["metadata"]["managedFields"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .map(|e| e["manager"].as_str().unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for (i, value) in ["2", "3"].iter().enumerate() {
+        let body = format!(r#"{{"data":{{"b":"{value}"}}}}"#);
+        reg.patch(&at, PatchType::Strategic, body.as_bytes(), &opts)
+            .await
+            .unwrap();
+        let stored = reg.get(&at, None).await.unwrap();
+        assert_eq!(stored["data"]["b"], json!(value), "patch {i}");
+        let m = managers(&stored);
+        assert_eq!(m.len(), 2, "patch {i}: {m:?}");
+        assert!(m.contains(&"tester".to_string()), "patch {i}: {m:?}");
+        let tester = stored["metadata"]["managedFields"]
+            .as_array()
+            .and_then(|m| m.iter().find(|e| e["manager"] == "tester"))
+            .cloned()
+            .unwrap();
+        assert_eq!(
+            tester["fieldsV1"],
+            json!({"f:data": {"f:b": {}}}),
+            "patch {i}"
+        );
+    }
+    // Managers sent without their fields (so that the patch has no
+    // free-form value) are invalid, and the stored ones stay.
+    reg.patch(
+        &at,
+        PatchType::Strategic,
+        br#"{"data":{"b":"4"},"metadata":{"managedFields":[{"manager":"other","operation":"Update","apiVersion":"v1"}]}}"#,
+        &opts,
+    )
+    .await
+    .unwrap();
+    let stored = reg.get(&at, None).await.unwrap();
+    assert_eq!(stored["data"]["b"], json!("4"));
+    let mut m = managers(&stored);
+    m.sort();
+    assert_eq!(m, ["kube-apiserver", "tester"]);
+    reg.patch(
+        &at,
+        PatchType::Strategic,
+        br#"{"metadata":{"managedFields":[{}]}}"#,
+        &opts,
+    )
+    .await
+    .unwrap();
+    let stored = reg.get(&at, None).await.unwrap();
+    assert!(managers(&stored).is_empty(), "{:?}", managers(&stored));
+}
