@@ -307,10 +307,21 @@ fn paired_by_position(keys: &[String], old: &[Value], new: &[Value]) -> bool {
         return false;
     }
     // Key fields compare as in a path element (1 and 1.0 name one item).
-    let same_name = |a: &Value, b: &Value| {
-        keys.iter()
-            .all(|k| compare_values(&a[k.as_str()], &b[k.as_str()]) == std::cmp::Ordering::Equal)
-    };
+    let same = |a: &Value, b: &Value| compare_values(a, b) == std::cmp::Ordering::Equal;
+    if let [key] = keys {
+        // One key field (most lists): each item's looked up once.
+        let names: Vec<&Value> = old.iter().map(|v| &v[key.as_str()]).collect();
+        return new
+            .iter()
+            .zip(&names)
+            .all(|(n, o)| same(&n[key.as_str()], o))
+            && names
+                .iter()
+                .enumerate()
+                .all(|(i, a)| names[i + 1..].iter().all(|b| !same(a, b)));
+    }
+    let same_name =
+        |a: &Value, b: &Value| keys.iter().all(|k| same(&a[k.as_str()], &b[k.as_str()]));
     old.iter().zip(new).all(|(o, n)| same_name(o, n))
         && old
             .iter()

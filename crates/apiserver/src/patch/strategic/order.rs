@@ -31,11 +31,18 @@ impl Identity<'_> {
         }
     }
 
-    /// Where `item` is in `list`, as upstream's `index`: maps match on the
-    /// merge-key value (a missing key matching a missing key).
-    fn index(&self, list: &[Value], item: &Value) -> Option<usize> {
+    /// The identities of `list`'s items, in order, to find items in it
+    /// with [`Identity::index`] (each item's merge key looked up once, not
+    /// once per search).
+    fn ids<'v>(&self, list: &'v [Value]) -> Vec<Option<&'v Value>> {
+        list.iter().map(|v| self.id(v)).collect()
+    }
+
+    /// Where `item` is in the list of `ids`, as upstream's `index`: maps
+    /// match on the merge-key value (a missing key matching a missing key).
+    fn index(&self, ids: &[Option<&Value>], item: &Value) -> Option<usize> {
         let want = self.id(item);
-        list.iter().position(|v| self.id(v) == want)
+        ids.iter().position(|id| *id == want)
     }
 }
 
@@ -72,9 +79,10 @@ fn sort_by(
     // Every item is found in `order` when called from the merge (the items
     // were partitioned by it); an item that is not keeps its relative place
     // at the end.
+    let ids = ident.ids(order);
     let mut keyed: Vec<(usize, Value)> = items
         .into_iter()
-        .map(|v| (ident.index(order, &v).unwrap_or(usize::MAX), v))
+        .map(|v| (ident.index(&ids, &v).unwrap_or(usize::MAX), v))
         .collect();
     keyed.sort_by_key(|(i, _)| *i);
     let mut out: Vec<Value> = keyed.into_iter().map(|(_, v)| v).collect();
@@ -92,6 +100,7 @@ fn interleave(
     ident: Identity<'_>,
 ) -> Vec<Value> {
     let mut out = Vec::with_capacity(server_only.len() + patch_items.len());
+    let ids = ident.ids(server_order);
     let mut left = server_only.into_iter().peekable();
     let mut right = patch_items.into_iter().peekable();
     loop {
@@ -100,7 +109,7 @@ fn interleave(
             (Some(_), None) => true,
             (None, Some(_)) => false,
             (Some(l), Some(r)) => matches!(
-                (ident.index(server_order, l), ident.index(server_order, r)),
+                (ident.index(&ids, l), ident.index(&ids, r)),
                 (Some(li), Some(ri)) if li < ri
             ),
         };
