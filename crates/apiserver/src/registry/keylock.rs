@@ -96,6 +96,20 @@
 //! last (reusing its maps and strings instead of allocating): callgrind
 //! counted 1 % fewer instructions and the alternated medians did not move
 //! (SMP 593 µs against 567), since the copy still touches every node.
+//! The managers of an update were the largest part of a strategic merge
+//! patch's turn: the comparison of the old and new objects compared each
+//! object for equality before walking it, so the part of it before a
+//! change was compared again at every level above. It now walks each
+//! object once and pairs the items of keyed lists by position
+//! (`apply::typed::compare`), and a patch that does not name
+//! managedFields does not compare them. Callgrind, in-process SMP phase
+//! (2,000 patches and the set-up): 2.42 G instructions against 2.14 G,
+//! the comparison 384 M against 171 M. In process, 4 alternated pairs
+//! (with the list-order change of the same day): SMP 6,545-6,630
+//! patches/s against 5,385-5,765, 199-205 µs of CPU per patch against
+//! 225-241; SSA 229-240 µs against 231-248. That hour the machine ran
+//! twice as fast as an hour before (the same build used 450-500 µs per
+//! patch then): compare builds only within one run of alternated pairs.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
