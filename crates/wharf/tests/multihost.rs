@@ -53,6 +53,7 @@ fn image_archive(dir: &std::path::Path) -> PathBuf {
     layer.file("bin/busybox", 0o755, &std::fs::read(BUSYBOX).unwrap());
     for a in [
         "sh", "sleep", "httpd", "wget", "echo", "cat", "hostname", "touch", "test", "[", "timeout",
+        "mv",
     ] {
         layer.symlink(&format!("bin/{a}"), "busybox");
     }
@@ -897,11 +898,13 @@ fn no_request_fails_while_a_service_scales_and_rolls_across_nodes() {
         .kubectl(&["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"])
         .unwrap();
     // (`timeout`, not wget's own -T: Debian 12's busybox 1.35 wget
-    // segfaults with -T.)
+    // segfaults with -T. The count is renamed into place, so that a reader
+    // never sees the file truncated and not yet written.)
     let script = format!(
         "ok=0; bad=0; while [ ! -e /data/stop ]; do \
          if timeout 3 wget -qO- http://{vip}/ >/dev/null 2>&1; then ok=$((ok+1)); else bad=$((bad+1)); fi; \
-         echo \"$ok $bad\" > /data/count; sleep 0.1; done; echo done >> /data/count; sleep 3600"
+         echo \"$ok $bad\" > /data/count.new; mv /data/count.new /data/count; sleep 0.1; done; \
+         echo done >> /data/count; sleep 3600"
     );
     apply(&c, &pod_on("client", "worker-1", &["sh", "-c", &script]));
     let count = || -> Result<(u64, u64), String> {

@@ -674,18 +674,26 @@ async fn a_replaced_node_port_is_released_after_the_update() {
     assert!(taken.is_err(), "30081 is a's now");
 }
 
-/// A committed patch of a built-in kind answers with the object's encoding
-/// only (its tree freed before the write was durable), and that encoding
-/// decodes to the object as stored and served, managedFields included.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_patch_answers_with_the_encoding_of_the_stored_object() {
-    let (_dir, _store, reg) = registry().await;
+/// A registry holding configmap `d/c` with `{"a": "1"}`, its path, and
+/// options that write as the field manager `tester`.
+async fn configmap_c_for_tester() -> (tempfile::TempDir, Arc<Registry>, ResourcePath, WriteOptions)
+{
+    let (dir, _store, reg) = registry().await;
     configmap_c(&reg, json!({"a": "1"})).await;
     let at = path("configmaps", Some("d"), Some("c"));
     let opts = WriteOptions {
         field_manager: Some("tester".into()),
         ..Default::default()
     };
+    (dir, reg, at, opts)
+}
+
+/// A committed patch of a built-in kind answers with the object's encoding
+/// only (its tree freed before the write was durable), and that encoding
+/// decodes to the object as stored and served, managedFields included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patch_answers_with_the_encoding_of_the_stored_object() {
+    let (_dir, reg, at, opts) = configmap_c_for_tester().await;
     let w = reg
         .patch(&at, PatchType::Merge, br#"{"data":{"b":"2"}}"#, &opts)
         .await
@@ -710,13 +718,7 @@ async fn a_patch_answers_with_the_encoding_of_the_stored_object() {
 /// the stored ones); one that sends them empty resets them, as upstream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strategic_patches_keep_or_reset_managed_fields_as_they_name_them() {
-    let (_dir, _store, reg) = registry().await;
-    configmap_c(&reg, json!({"a": "1"})).await;
-    let at = path("configmaps", Some("d"), Some("c"));
-    let opts = WriteOptions {
-        field_manager: Some("tester".into()),
-        ..Default::default()
-    };
+    let (_dir, reg, at, opts) = configmap_c_for_tester().await;
     let managers = |v: &Value| -> Vec<String> {
         v["metadata"]["managedFields"]
             .as_array()
