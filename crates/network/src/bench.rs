@@ -63,6 +63,16 @@
 //! its own CPU (`--split-cpus`, RPS) the ratio is ~1, but host to host
 //! drops by half on a shared 2-CPU VM, so it is a diagnostic, not the
 //! figure.
+//! Routed pod veths instead of the bridge (what the CNI `ptp` plugin
+//! builds: the host's end holds the gateway as a /32 and a /32 route to
+//! the pod, no bridge and so no br_netfilter hooks), tried in a scratch
+//! build of this lab (December 2026; 6 full benches each, alternated,
+//! `--throughput-only`): bench ratio medians 0.66-0.85 (median 0.79)
+//! against 0.59-0.76 (0.72) with the bridge, but the 18 rounds' ratios
+//! pooled give 0.75 against 0.74, and pod-to-pod 26.5 against 25.7
+//! Gbit/s (medians): about 3 %, within the rounds' noise. Taking the
+//! bridge out is not the lever either; the hops that stay (two more
+//! veths, two forwards, the tunnel) carry most of the extra cost.
 
 use std::fmt;
 use std::io::{Read, Write};
