@@ -74,6 +74,19 @@ def test_explain_recursive(explain):
     assert "type\t<string>" in out
 
 
+def test_explain_deployment_rolling_update(explain):
+    # The issue's own command: a field three levels down, with its docs.
+    out = explain("deployment.spec.strategy.rollingUpdate")
+    assert "GROUP:      apps" in out
+    assert "KIND:       Deployment" in out
+    assert "VERSION:    v1" in out
+    assert "FIELD: rollingUpdate <RollingUpdateDeployment>" in out
+    assert "Rolling update config params. Present only if DeploymentStrategyType" in out
+    assert "maxSurge\t<IntOrString>" in out
+    assert "maxUnavailable\t<IntOrString>" in out
+    assert "The maximum number of pods that can be scheduled above the desired" in out
+
+
 def test_explain_with_api_version_and_short_name(explain):
     out = explain("svc", "--api-version=v1")
     assert "KIND:       Service" in out
