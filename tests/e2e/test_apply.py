@@ -174,6 +174,44 @@ def test_patch_errors_are_upstreams(kubectl, namespace):
     assert kubectl.json("get", "deployment", "web", "-n", namespace)["spec"]["replicas"] == 2
 
 
+def test_json_patches_that_would_blow_up_are_refused_at_once(namespace, api_client):
+    # CVE-2019-1002100: too many operations (413), or copies that double
+    # the object again and again (422, in upstream's words), are refused
+    # before they cost the server anything, and the object stays as it was.
+    # (The Python client sends a list body as application/json-patch+json.)
+    import time
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+    core = client.CoreV1Api(api_client)
+    core.create_namespaced_config_map(namespace, client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name="grow"), data={"k": "v"}))
+
+    def refused(ops):
+        started = time.monotonic()
+        try:
+            core.patch_namespaced_config_map("grow", namespace, ops)
+        except ApiException as e:
+            return e.status, json.loads(e.body), time.monotonic() - started
+        raise AssertionError("patch accepted")
+
+    code, st, _ = refused([{"op": "test", "path": "/kind", "value": "ConfigMap"}] * 10001)
+    assert (code, st["reason"]) == (413, "RequestEntityTooLarge")
+    assert st["message"] == ("Request entity too large: The allowed maximum operations "
+                             "in a JSON patch is 10000, got 10001")
+    # 40 copies of /data into itself would make it 2^40 times its size.
+    doubling = [{"op": "add", "path": "/data/big", "value": "x" * 1000}]
+    doubling += [{"op": "copy", "from": "/data", "path": f"/data/c{i}"} for i in range(40)]
+    code, st, took = refused(doubling)
+    assert (code, st["reason"]) == (422, "Invalid"), st
+    assert "Unable to complete the copy, the accumulated size increase of copy is" in st["message"]
+    assert "exceeding the limit 3145728" in st["message"]
+    assert took < 5, took
+    assert core.read_namespaced_config_map("grow", namespace).data == {"k": "v"}
+    # Copies under the limit apply.
+    core.patch_namespaced_config_map("grow", namespace, [{"op": "copy", "from": "/data/k", "path": "/data/k2"}])
+    assert core.read_namespaced_config_map("grow", namespace).data == {"k": "v", "k2": "v"}
+
+
 def test_unknown_fields_in_a_patch(kubectl, namespace, api_client):
     from kubernetes import client
     from kubernetes.client.rest import ApiException

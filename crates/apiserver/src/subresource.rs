@@ -128,7 +128,7 @@ pub async fn handle(
                     "application/json-patch+json" => {
                         let p: json_patch::Patch = serde_json::from_value(patch)
                             .map_err(|e| ApiError::bad_request(e.to_string()))?;
-                        json_patch::patch(&mut doc, &p)
+                        crate::patch::json::apply(&mut doc, &p)
                             .map_err(|e| ApiError::bad_request(e.to_string()))?;
                     }
                     "application/merge-patch+json" | "application/strategic-merge-patch+json" => {

@@ -101,7 +101,8 @@ fn desired_scale(
         "application/json-patch+json" => {
             let p: json_patch::Patch = serde_json::from_value(patch)
                 .map_err(|e| ApiError::bad_request(format!("error decoding json patch: {e}")))?;
-            json_patch::patch(&mut doc, &p).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            crate::patch::json::apply(&mut doc, &p)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
         }
         "application/merge-patch+json" => json_patch::merge(&mut doc, &patch),
         _ => {

@@ -7,10 +7,14 @@
 //!   `$deleteFromPrimitiveList/` directives. kubectl's `apply`, `edit`,
 //!   `patch`, `set` and `rollout restart` send it.
 //!
+//! - [`json`]: `application/json-patch+json` (RFC 6902), with upstream's
+//!   limit on what `copy` operations may add.
+//!
 //! [`meta`] looks up patch metadata in the schemas of `crate::schema`;
 //! [`gofmt`] prints values in error messages as upstream does.
 
 pub mod gofmt;
+pub mod json;
 pub mod meta;
 pub mod strategic;
 

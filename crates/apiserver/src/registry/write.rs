@@ -513,7 +513,7 @@ impl Registry {
                 ApiError::bad_request("json patch must be an array of operations")
             })?;
             if n > MAX_JSON_PATCH_OPS {
-                return Err(ApiError::too_large(format!("The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPS}, got {n}")));
+                return Err(ApiError::too_large(format!("Request entity too large: The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPS}, got {n}")));
             }
         } else if !patch.is_object() {
             return Err(ApiError::bad_request("merge patch must be a JSON object"));
@@ -557,7 +557,7 @@ impl Registry {
                     let mut doc = old.clone();
                     let p: json_patch::Patch = serde_json::from_value(patch.clone())
                         .map_err(|e| ApiError::bad_request(format!("error decoding json patch: {e}")))?;
-                    json_patch::patch(&mut doc, &p).map_err(|e| ApiError::invalid(info.group, info.kind, &obj_name, &[FieldError::invalid("", "", format!("the server rejected our request due to an error in our request: {e}"))]))?;
+                    crate::patch::json::apply(&mut doc, &p).map_err(|e| ApiError::invalid(info.group, info.kind, &obj_name, &[FieldError::invalid("", "", format!("the server rejected our request due to an error in our request: {e}"))]))?;
                     doc
                 }
                 PatchType::Merge => {
