@@ -128,6 +128,7 @@ pub async fn handle(
                     "application/json-patch+json" => {
                         let p: json_patch::Patch = serde_json::from_value(patch)
                             .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                        crate::patch::json::check_operations(p.len())?;
                         crate::patch::json::apply(&mut doc, &p)
                             .map_err(|e| ApiError::bad_request(e.to_string()))?;
                     }

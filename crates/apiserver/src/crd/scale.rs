@@ -101,6 +101,7 @@ fn desired_scale(
         "application/json-patch+json" => {
             let p: json_patch::Patch = serde_json::from_value(patch)
                 .map_err(|e| ApiError::bad_request(format!("error decoding json patch: {e}")))?;
+            crate::patch::json::check_operations(p.len())?;
             crate::patch::json::apply(&mut doc, &p)
                 .map_err(|e| ApiError::bad_request(e.to_string()))?;
         }

@@ -8,6 +8,21 @@ use std::io;
 use json_patch::PatchOperation;
 use serde_json::Value;
 
+/// Most operations a JSON patch may carry (upstream's
+/// `maxJSONPatchOperations`).
+pub const MAX_OPERATIONS: usize = 10_000;
+
+/// The 413 upstream answers a patch of more than [`MAX_OPERATIONS`] with,
+/// checked before anything is read or locked.
+pub fn check_operations(n: usize) -> Result<(), crate::error::ApiError> {
+    if n > MAX_OPERATIONS {
+        return Err(crate::error::ApiError::too_large(format!(
+            "Request entity too large: The allowed maximum operations in a JSON patch is {MAX_OPERATIONS}, got {n}"
+        )));
+    }
+    Ok(())
+}
+
 /// Most bytes a patch's `copy` operations may add, all together:
 /// upstream's `JSONPatchMaxCopyBytes` (3 MiB, its largest request body).
 pub const MAX_COPY_BYTES: u64 = 3 << 20;
@@ -86,6 +101,17 @@ mod tests {
 
     fn ops(v: Value) -> Vec<PatchOperation> {
         serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn more_than_ten_thousand_operations_are_too_large() {
+        assert!(check_operations(MAX_OPERATIONS).is_ok());
+        let e = check_operations(MAX_OPERATIONS + 1).unwrap_err();
+        assert_eq!((e.code, e.reason), (413, "RequestEntityTooLarge"));
+        assert_eq!(
+            e.message,
+            "Request entity too large: The allowed maximum operations in a JSON patch is 10000, got 10001"
+        );
     }
 
     #[test]

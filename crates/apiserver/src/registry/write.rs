@@ -41,9 +41,6 @@ pub(super) enum Track {
     Precomputed,
 }
 
-/// Most operations a JSON patch may carry (CVE-2019-1002100).
-const MAX_JSON_PATCH_OPS: usize = 10_000;
-
 /// What a guaranteed update and its change tell each other.
 #[derive(Default)]
 pub(super) struct ChangeNotes {
@@ -512,9 +509,7 @@ impl Registry {
             let n = patch.as_array().map(Vec::len).ok_or_else(|| {
                 ApiError::bad_request("json patch must be an array of operations")
             })?;
-            if n > MAX_JSON_PATCH_OPS {
-                return Err(ApiError::too_large(format!("Request entity too large: The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPS}, got {n}")));
-            }
+            crate::patch::json::check_operations(n)?;
         } else if !patch.is_object() {
             return Err(ApiError::bad_request("merge patch must be a JSON object"));
         }
