@@ -51,11 +51,13 @@ pub fn apply(doc: &mut Value, ops: &[PatchOperation]) -> Result<(), JsonPatchErr
         if let PatchOperation::Copy(copy) = op {
             // A missing source fails in the operation itself, below.
             if let Some(from) = doc.pointer(copy.from.as_str()) {
-                accumulated = encoded_len_up_to(from, accumulated, MAX_COPY_BYTES).ok_or(
-                    JsonPatchError::CopyLimit {
-                        accumulated: accumulated + encoded_len(from),
-                    },
-                )?;
+                // The full length is worked out only for the refusal's message.
+                accumulated =
+                    encoded_len_up_to(from, accumulated, MAX_COPY_BYTES).ok_or_else(|| {
+                        JsonPatchError::CopyLimit {
+                            accumulated: accumulated + encoded_len(from),
+                        }
+                    })?;
             }
         }
         json_patch::patch_unsafe(doc, std::slice::from_ref(op)).map_err(|mut e| {
