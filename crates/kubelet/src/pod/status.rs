@@ -33,7 +33,7 @@ pub struct Inputs<'a> {
     pub now_ns: i64,
     /// Failures per container name.
     pub waiting: &'a HashMap<String, Waiting>,
-    /// Probe results by container ID (absent: no probes).
+    /// Probe results by container ID (absent: no result yet).
     pub probes: &'a HashMap<String, super::probe::ProbeState>,
 }
 
@@ -151,9 +151,12 @@ fn container_status(
     let probed = latest
         .and_then(|i| inp.probes.get(&i.id))
         .copied()
+        // No result yet (its probes have not run, or the prober does not
+        // follow this instance): as upstream's prober manager, a readiness
+        // probe means not ready and a startup probe not started.
         .unwrap_or(super::probe::ProbeState {
-            ready: true,
-            started: true,
+            ready: c.readiness_probe.is_none(),
+            started: c.startup_probe.is_none(),
         });
     let mut v = json!({
         "name": c.name,
@@ -483,6 +486,46 @@ mod tests {
         assert_eq!(cond(&st, "Ready")["status"], "True");
         assert_eq!(cond(&st, "Initialized")["status"], "True");
         let _: k8s_openapi::api::core::v1::PodStatus = serde_json::from_value(st).unwrap();
+    }
+
+    #[test]
+    fn a_probed_container_without_a_result_is_neither_ready_nor_started() {
+        let w = HashMap::new();
+        let rt = PodRuntime {
+            sandboxes: vec![sandbox(true)],
+            containers: vec![inst("a", 0, State::Running, 0, 50)],
+        };
+        let mut p = pod("Always", &[], &["a"]);
+        let c = &mut p.spec.as_mut().unwrap().containers[0];
+        c.readiness_probe = Some(Default::default());
+        let st = pod_status(&p, &rt, &inputs(&w));
+        assert_eq!(st["containerStatuses"][0]["ready"], false);
+        assert_eq!(st["containerStatuses"][0]["started"], true);
+        assert_eq!(cond(&st, "ContainersReady")["status"], "False");
+        let c = &mut p.spec.as_mut().unwrap().containers[0];
+        c.readiness_probe = None;
+        c.startup_probe = Some(Default::default());
+        let st = pod_status(&p, &rt, &inputs(&w));
+        assert_eq!(st["containerStatuses"][0]["ready"], false);
+        assert_eq!(st["containerStatuses"][0]["started"], false);
+        // With results, they count.
+        let probes = HashMap::from([(
+            "a-0".to_string(),
+            super::super::probe::ProbeState {
+                ready: true,
+                started: true,
+            },
+        )]);
+        let st = pod_status(
+            &p,
+            &rt,
+            &Inputs {
+                probes: &probes,
+                ..inputs(&w)
+            },
+        );
+        assert_eq!(st["containerStatuses"][0]["ready"], true);
+        assert_eq!(cond(&st, "ContainersReady")["status"], "True");
     }
 
     #[test]
