@@ -105,11 +105,14 @@ def test_http_tcp_grpc_and_startup_probes(node):
 
     # httpGet readiness: successThreshold 4 at 1 s periods: Ready no sooner
     # than 3 s after the start (whole seconds, both rounded down).
-    p = wait_for("http to be Ready", lambda: (lambda p: p if status_of(k, "http", "web").get("ready") else None)(
-        pod(k, "http")), timeout=30)
+    # One read gives both the readiness and the times (two reads could
+    # straddle the change, and the times be those from before it).
+    p = wait_for("http to be Ready", lambda: (lambda p: p if p["status"].get("containerStatuses", [{}])[0].get("ready")
+                                              else None)(pod(k, "http")), timeout=30)
     web = p["status"]["containerStatuses"][0]
-    ready_at = next(c for c in p["status"]["conditions"] if c["type"] == "ContainersReady")["lastTransitionTime"]
-    assert _secs(ready_at) - _secs(web["state"]["running"]["startedAt"]) >= 3, (ready_at, web)
+    ready = next(c for c in p["status"]["conditions"] if c["type"] == "ContainersReady")
+    assert ready["status"] == "True", p["status"]
+    assert _secs(ready["lastTransitionTime"]) - _secs(web["state"]["running"]["startedAt"]) >= 3, p["status"]
     k("exec", "http", "--", "rm", "/www/index.html")
     wait_for("http to be unready", lambda: status_of(k, "http", "web").get("ready") is False, timeout=20)
     assert {c["type"]: c["status"] for c in pod(k, "http")["status"]["conditions"]}["Ready"] == "False"
@@ -143,7 +146,9 @@ def test_http_tcp_grpc_and_startup_probes(node):
     event(k, "grpc", "Unhealthy", rf'Liveness probe failed: timeout: failed to connect service "{re.escape(gip)}:9555" '
           r"within 1s: context deadline exceeded")
     event(k, "grpc", "Killing", r"Container g failed liveness probe, will be restarted")
-    assert g["lastState"]["terminated"]["exitCode"] in (137, 143), g
+    # Killed about a second after each start: the exit code is not always a
+    # signal's (2 was seen once in 24 runs under load).
+    assert g["lastState"]["terminated"]["exitCode"] != 0, g
     delete(k, "http", "tcp", "grpc", "startup")
 
 
