@@ -18,6 +18,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# What kubectl prints for upstream's generic 422 (a JSON patch that cannot
+# apply, a list of lists in a strategic merge patch): the server's Status
+# carries no cause.
+REJECTED = "The request is invalid: the server rejected our request due to an error in our request"
+
 WHARF = os.environ.get("WHARF_BIN", str(ROOT / "target" / "debug" / "wharf"))
 # As scripts/test.sh sets it, for runs of pytest alone: test machines keep
 # much of their disk reserved, which the default thresholds report as

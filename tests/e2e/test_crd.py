@@ -15,7 +15,7 @@ import pytest
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
-from conftest import KUBECTL, Kubectl, Server
+from conftest import KUBECTL, REJECTED, Kubectl, Server
 
 GROUP = "stable.example.com"
 CRD_NAME = f"crontabs.{GROUP}"
@@ -253,6 +253,12 @@ def test_custom_resources_with_kubectl(k, namespace):
 
         # Scale subresource.
         k("scale", "crontab", "first", "-n", namespace, "--replicas=3")
+        assert k.json("get", "ct", "first", "-n", namespace)["spec"]["replicas"] == 3
+        # A JSON patch of it that cannot apply: upstream's generic 422.
+        p = k.run("patch", "ct", "first", "-n", namespace, "--subresource=scale", "--type=json",
+                  "-p", '[{"op":"test","path":"/spec/replicas","value":5}]', check=False)
+        assert p.returncode != 0
+        assert p.stderr.strip() == REJECTED, p.stderr
         assert k.json("get", "ct", "first", "-n", namespace)["spec"]["replicas"] == 3
 
         # Selectors.

@@ -7,7 +7,7 @@ import time
 
 import yaml
 
-from conftest import Kubectl, wait_for
+from conftest import REJECTED, Kubectl, wait_for
 
 MANIFEST = """
 apiVersion: apps/v1
@@ -167,6 +167,21 @@ def test_describe_label_annotate_patch_delete(kubectl, namespace):
             "-p", '[{"op":"replace","path":"/data/color","value":"red"}]')
     cm = kubectl.json("get", "configmap", "settings", "-n", namespace)
     assert cm["data"] == {"color": "red", "size": "L"}
+    # A JSON patch that cannot apply: upstream's 422 (which does not tell why),
+    # and nothing changes. The same of a Deployment's scale subresource.
+    p = kubectl.run("patch", "configmap", "settings", "-n", namespace, "--type=json",
+                    "-p", '[{"op":"replace","path":"/data/size","value":"M"},{"op":"remove","path":"/data/nope"}]',
+                    check=False)
+    assert p.returncode != 0
+    assert p.stderr.strip() == REJECTED, p.stderr
+    assert kubectl.json("get", "configmap", "settings", "-n", namespace)["data"] == {"color": "red", "size": "L"}
+    replicas = kubectl.json("get", "deployment", "web", "-n", namespace)["spec"]["replicas"]
+    p = kubectl.run("patch", "deployment", "web", "-n", namespace, "--subresource=scale", "--type=json",
+                    "-p", f'[{{"op":"test","path":"/spec/replicas","value":{replicas + 7}}}]', check=False)
+    assert p.returncode != 0
+    assert p.stderr.strip() == REJECTED, p.stderr
+    kubectl("patch", "deployment", "web", "-n", namespace, "--subresource=scale", "--type=json",
+            "-p", f'[{{"op":"test","path":"/spec/replicas","value":{replicas}}}]')
     kubectl("create", "configmap", "a1", "-n", namespace, "--from-literal=x=1")
     kubectl("label", "configmap", "a1", "-n", namespace, "group=g")
     kubectl("create", "configmap", "a2", "-n", namespace, "--from-literal=x=1")

@@ -301,6 +301,22 @@ impl ApiError {
         e
     }
 
+    /// 422 in upstream's generic words, with empty details: what its
+    /// `NewGenericServerResponse` gives a patch that cannot be applied (a
+    /// failed JSON patch operation, a list of lists in a strategic merge).
+    /// The cause itself is not told; kubectl prints "The request is
+    /// invalid: the server rejected our request due to an error in our
+    /// request".
+    pub fn rejected() -> Self {
+        let mut e = Self::new(
+            422,
+            "Invalid",
+            "the server rejected our request due to an error in our request",
+        );
+        e.details = Some(json!({}));
+        e
+    }
+
     /// 400.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)

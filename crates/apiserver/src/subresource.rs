@@ -129,8 +129,7 @@ pub async fn handle(
                         let p: json_patch::Patch = serde_json::from_value(patch)
                             .map_err(|e| ApiError::bad_request(e.to_string()))?;
                         crate::patch::json::check_operations(p.len())?;
-                        crate::patch::json::apply(&mut doc, &p)
-                            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                        crate::patch::json::apply(&mut doc, &p)?;
                     }
                     "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
                         json_patch::merge(&mut doc, &patch)

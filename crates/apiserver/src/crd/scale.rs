@@ -102,8 +102,7 @@ fn desired_scale(
             let p: json_patch::Patch = serde_json::from_value(patch)
                 .map_err(|e| ApiError::bad_request(format!("error decoding json patch: {e}")))?;
             crate::patch::json::check_operations(p.len())?;
-            crate::patch::json::apply(&mut doc, &p)
-                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            crate::patch::json::apply(&mut doc, &p)?;
         }
         "application/merge-patch+json" => json_patch::merge(&mut doc, &patch),
         _ => {

@@ -40,6 +40,15 @@ pub enum JsonPatchError {
     Operation(#[from] json_patch::PatchError),
 }
 
+/// What the client is told of a patch that failed: upstream's generic 422,
+/// without the cause (which goes to the log).
+impl From<JsonPatchError> for crate::error::ApiError {
+    fn from(e: JsonPatchError) -> Self {
+        tracing::debug!(error = %e, "JSON patch not applied");
+        crate::error::ApiError::rejected()
+    }
+}
+
 /// Apply `ops` to `doc` in order. Each copied value counts as the length of
 /// its JSON encoding, as upstream counts it; a copy that would take the sum
 /// past [`MAX_COPY_BYTES`] is refused before it is made, and counting stops

@@ -47,13 +47,7 @@ impl From<PatchError> for ApiError {
     fn from(e: PatchError) -> ApiError {
         match e {
             PatchError::BadRequest(m) => ApiError::bad_request(m),
-            PatchError::ListOfLists => ApiError {
-                code: 422,
-                reason: "Invalid",
-                message: "the server rejected our request due to an error in our request".into(),
-                details: Some(serde_json::json!({})),
-                retry_after: None,
-            },
+            PatchError::ListOfLists => ApiError::rejected(),
             PatchError::Internal(m) => ApiError {
                 code: 500,
                 reason: "",

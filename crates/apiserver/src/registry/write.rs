@@ -522,7 +522,6 @@ impl Registry {
             .map(super::parse_rv)
             .transpose()?;
         let info = rp.info;
-        let obj_name = name.clone();
         let strat = strategy::strategy_for(info);
         let fv = opts.field_validation;
         // Warnings of the latest attempt: the closure runs once per attempt.
@@ -543,44 +542,56 @@ impl Registry {
             ..ChangeNotes::default()
         };
         let ck = &checked;
-        let mut res = self.guaranteed_update(rp, &name, wanted_rv, opts, Vec::new(), Track::Update, ck, move |old| {
-            // The strategic merge builds a new object: only the others
-            // change a copy of the old one.
-            let doc = match patch_type {
-                PatchType::Apply { .. } => unreachable!("apply is dispatched above"),
-                PatchType::Json => {
-                    let mut doc = old.clone();
-                    let p: json_patch::Patch = serde_json::from_value(patch.clone())
-                        .map_err(|e| ApiError::bad_request(format!("error decoding json patch: {e}")))?;
-                    crate::patch::json::apply(&mut doc, &p).map_err(|e| ApiError::invalid(info.group, info.kind, &obj_name, &[FieldError::invalid("", "", format!("the server rejected our request due to an error in our request: {e}"))]))?;
-                    doc
-                }
-                PatchType::Merge => {
-                    let mut doc = old.clone();
-                    json_patch::merge(&mut doc, &patch);
-                    doc
-                }
-                PatchType::Strategic => {
-                    let no_patch = serde_json::Map::new();
-                    let smp = patch.as_object().unwrap_or(&no_patch);
-                    let mut doc = crate::patch::apply_strategic(info, old, smp)?;
-                    if plain {
-                        ck.found(None);
-                        return Ok(doc);
+        let mut res = self
+            .guaranteed_update(
+                rp,
+                &name,
+                wanted_rv,
+                opts,
+                Vec::new(),
+                Track::Update,
+                ck,
+                move |old| {
+                    // The strategic merge builds a new object: only the others
+                    // change a copy of the old one.
+                    let doc = match patch_type {
+                        PatchType::Apply { .. } => unreachable!("apply is dispatched above"),
+                        PatchType::Json => {
+                            let mut doc = old.clone();
+                            let p: json_patch::Patch = serde_json::from_value(patch.clone())
+                                .map_err(|e| {
+                                    ApiError::bad_request(format!("error decoding json patch: {e}"))
+                                })?;
+                            crate::patch::json::apply(&mut doc, &p)?;
+                            doc
+                        }
+                        PatchType::Merge => {
+                            let mut doc = old.clone();
+                            json_patch::merge(&mut doc, &patch);
+                            doc
+                        }
+                        PatchType::Strategic => {
+                            let no_patch = serde_json::Map::new();
+                            let smp = patch.as_object().unwrap_or(&no_patch);
+                            let mut doc = crate::patch::apply_strategic(info, old, smp)?;
+                            if plain {
+                                ck.found(None);
+                                return Ok(doc);
+                            }
+                            crate::patch::refuse_unknown(strat, &doc, smp, fv)?;
+                            let mut w = Vec::new();
+                            ck.found(handle_unknown(strat, &mut doc, fv, &mut w)?);
+                            *pw.lock().unwrap_or_else(|e| e.into_inner()) = w;
+                            doc
+                        }
+                    };
+                    if approval {
+                        return Ok(crate::certificates::with_conditions_of(old, &doc));
                     }
-                    crate::patch::refuse_unknown(strat, &doc, smp, fv)?;
-                    let mut w = Vec::new();
-                    ck.found(handle_unknown(strat, &mut doc, fv, &mut w)?);
-                    *pw.lock().unwrap_or_else(|e| e.into_inner()) = w;
-                    doc
-                }
-            };
-            if approval {
-                return Ok(crate::certificates::with_conditions_of(old, &doc));
-            }
-            Ok(doc)
-        })
-        .await?;
+                    Ok(doc)
+                },
+            )
+            .await?;
         res.warnings.extend(
             patch_warnings
                 .into_inner()
