@@ -26,6 +26,17 @@ pub struct ProbeState {
     pub started: bool,
 }
 
+impl ProbeState {
+    /// Before any result (upstream's prober manager): not ready with a
+    /// readiness probe, not started with a startup probe.
+    pub fn before_results(c: &Container) -> Self {
+        ProbeState {
+            ready: c.readiness_probe.is_none(),
+            started: c.startup_probe.is_none(),
+        }
+    }
+}
+
 /// Records a Warning event (reason, message) about the probed container.
 pub type Report = Arc<dyn Fn(&'static str, String) + Send + Sync>;
 
@@ -218,19 +229,15 @@ pub async fn http_get(
 }
 
 impl Prober {
-    /// The probe state of container instance `id` of `c`; before its
-    /// probes ran: not ready with a readiness probe, not started with a
-    /// startup probe.
+    /// The probe state of container instance `id` of `c` (before its
+    /// probes ran: [`ProbeState::before_results`]).
     pub fn state(&self, id: &str, c: &Container) -> ProbeState {
         self.states
             .lock()
             .expect("probe states")
             .get(id)
             .map(|s| *s.lock().expect("probe state"))
-            .unwrap_or(ProbeState {
-                ready: c.readiness_probe.is_none(),
-                started: c.startup_probe.is_none(),
-            })
+            .unwrap_or_else(|| ProbeState::before_results(c))
     }
 
     /// Make sure the probes of running container `id` (of `c`) run, and
@@ -257,10 +264,7 @@ impl Prober {
             if tasks.contains_key(id) {
                 continue;
             }
-            let state = Arc::new(Mutex::new(ProbeState {
-                ready: c.readiness_probe.is_none(),
-                started: c.startup_probe.is_none(),
-            }));
+            let state = Arc::new(Mutex::new(ProbeState::before_results(c)));
             states.insert(id.clone(), state.clone());
             let mut handles = Vec::new();
             for kind in [Kind::Startup, Kind::Readiness, Kind::Liveness] {

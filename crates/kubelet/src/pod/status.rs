@@ -151,13 +151,9 @@ fn container_status(
     let probed = latest
         .and_then(|i| inp.probes.get(&i.id))
         .copied()
-        // No result yet (its probes have not run, or the prober does not
-        // follow this instance): as upstream's prober manager, a readiness
-        // probe means not ready and a startup probe not started.
-        .unwrap_or(super::probe::ProbeState {
-            ready: c.readiness_probe.is_none(),
-            started: c.startup_probe.is_none(),
-        });
+        // No result yet: its probes have not run, or the prober does not
+        // follow this instance.
+        .unwrap_or_else(|| super::probe::ProbeState::before_results(c));
     let mut v = json!({
         "name": c.name,
         "state": state,
