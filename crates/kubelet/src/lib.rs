@@ -334,11 +334,7 @@ const MASQ_RESYNC: Duration = Duration::from_secs(60);
 async fn sync_masq(table: &str, pod_cidr: Option<&str>) -> Result<()> {
     let (table, pod_cidr) = (table.to_string(), pod_cidr.map(str::to_string));
     tokio::task::spawn_blocking(move || {
-        masq::sync(
-            &proxy::nft::NftCommand::default(),
-            &table,
-            pod_cidr.as_deref(),
-        )
+        masq::sync(&*proxy::nft::host(), &table, pod_cidr.as_deref())
     })
     .await
     .map_err(|e| Error::Runtime(format!("the masquerade table's task: {e}")))?

@@ -29,7 +29,7 @@ use kube::api::{Patch, PatchParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
-use proxy::nft::{Nft, NftCommand};
+use proxy::nft::Nft;
 use tokio::sync::Notify;
 
 use kernel::{IpRoute, Kernel, Op, VxlanSpec};
@@ -168,7 +168,7 @@ pub async fn run(client: Client, cfg: Config) -> Result<(), Error> {
         client,
         cfg,
         Arc::new(IpRoute::default()),
-        Arc::new(NftCommand::default()),
+        proxy::nft::host(),
     )
     .await
 }

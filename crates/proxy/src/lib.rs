@@ -1,7 +1,8 @@
 //! The service proxy: Services and EndpointSlices to one nftables table.
 //!
 //! - `rules.rs`: the desired ruleset, a pure function of the API objects;
-//! - `nft.rs`: the OS boundary (`nft -f -`, one transaction per apply);
+//! - `nft.rs`: the OS boundary (libnftables or `nft -f -`, one transaction
+//!   per apply);
 //! - `conntrack.rs`: stale UDP conntrack entries after an apply (the
 //!   `conntrack` tool), as kube-proxy clears them;
 //! - this file: the sync loop over kube-rs reflectors;

@@ -1,10 +1,16 @@
-//! The OS boundary: applying an nft script. The real implementation pipes it
-//! to `nft -f -`, which the kernel commits as one transaction (all or
-//! nothing), so the table is never seen half-written.
+//! The OS boundary: applying an nft script, which the kernel commits as
+//! one transaction (all or nothing), so the table is never seen
+//! half-written. Two real implementations: [`NftLib`] (libnftables with a
+//! context kept open, what [`host`] gives when the library loads) and
+//! [`NftCommand`] (`nft -f -` for every script, the fallback).
+
+mod library;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
+
+pub use library::NftLib;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -12,6 +18,29 @@ pub enum Error {
     Spawn(#[from] std::io::Error),
     #[error("nft rejected the ruleset: {0}")]
     Rejected(String),
+    #[error("libnftables: {0}")]
+    Library(String),
+}
+
+/// nft echoes the offending lines of a rejected script; the first few say
+/// enough.
+fn short_error(err: &str) -> String {
+    let short: Vec<&str> = err.lines().take(12).collect();
+    short.join("\n")
+}
+
+/// The applier for the host's network namespace, shared by the process:
+/// libnftables when it loads, else the `nft` binary.
+pub fn host() -> Arc<dyn Nft> {
+    static HOST: OnceLock<Arc<dyn Nft>> = OnceLock::new();
+    HOST.get_or_init(|| match NftLib::new(None) {
+        Ok(lib) => Arc::new(lib),
+        Err(e) => {
+            tracing::warn!(error = %e, "applying nft scripts with the nft binary instead");
+            Arc::new(NftCommand::default())
+        }
+    })
+    .clone()
 }
 
 /// Applies nft scripts atomically.
@@ -53,9 +82,7 @@ impl Nft for NftCommand {
         let out = child.wait_with_output()?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
-            // nft echoes the offending lines; the first few say enough.
-            let short: Vec<&str> = err.lines().take(12).collect();
-            return Err(Error::Rejected(short.join("\n")));
+            return Err(Error::Rejected(short_error(&err)));
         }
         write?;
         Ok(())

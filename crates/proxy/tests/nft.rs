@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use proxy::nft::{Nft, NftCommand};
+use proxy::nft::{Nft, NftCommand, NftLib};
 use proxy::rules::{compute, Input, NodePortAddresses, Ruleset};
 use serde_json::json;
 
@@ -318,9 +318,9 @@ fn services_in_real_network_namespaces() {
         slice("local", &["10.42.0.5"]),
         dns(&["10.42.0.6"]),
     ];
-    let nft = NftCommand {
-        netns: Some(t.router.clone()),
-    };
+    // What the proxy uses: libnftables with a context kept open (inside
+    // the router's namespace).
+    let nft = NftLib::new(Some(&t.router)).expect("libnftables loads");
     let first = ruleset(&services, &slices);
     nft.apply(&first.render(None))
         .expect("the first ruleset loads");
@@ -490,7 +490,11 @@ fn services_in_real_network_namespaces() {
             .render(Some(&second))
             .replace("10.42.0.6 . 8080", "10.42.0.5 . 8080")
     );
-    assert!(nft.apply(&bad).is_err());
+    let err = nft.apply(&bad).expect_err("a broken script").to_string();
+    assert!(
+        err.starts_with("nft rejected the ruleset: ") && err.contains("nonsense"),
+        "{err}"
+    );
     for _ in 0..4 {
         assert_eq!(t.get(&t.client, "http://10.43.0.10/").as_deref(), Ok("two"));
     }
@@ -568,9 +572,18 @@ fn a_thousand_services_with_ten_endpoints_each() {
     let t = Instant::now();
     nft.apply(&script2).expect("the update applies");
     let update = t.elapsed();
+    // The same change back and forth through libnftables (what the proxy
+    // uses; the binary above is its fallback), whose context stays open.
+    let lib = NftLib::new(Some(&ns.0)).expect("libnftables loads");
+    let mut lib_updates = Vec::new();
+    for (to, from) in [(&first, &second), (&second, &first)] {
+        let t = Instant::now();
+        lib.apply(&to.diff(from)).expect("the update applies");
+        lib_updates.push(t.elapsed());
+    }
     // The periodic refill of the whole table (same contents).
     let t = Instant::now();
-    nft.apply(&second.render(Some(&second)))
+    lib.apply(&second.render(Some(&second)))
         .expect("the refill applies");
     let refill = t.elapsed();
 
@@ -604,8 +617,8 @@ fn a_thousand_services_with_ten_endpoints_each() {
     assert!(first.chains.len() < 2100, "{}", first.chains.len());
     println!(
         "1000 services x 10 endpoints: {} rules+elements, {} chains, script {} KiB; \
-         compute {:?}, render {:?}, first (full) apply {:?}, one endpoint changed (diff of {} lines) {:?}, \
-         refill of the whole table {:?}",
+         compute {:?}, render {:?}, first (full) apply {:?}, one endpoint changed (diff of {} lines) {:?} \
+         (nft binary), {:?} (libnftables), refill of the whole table {:?}",
         first.size(),
         first.chains.len(),
         script.len() / 1024,
@@ -614,6 +627,7 @@ fn a_thousand_services_with_ten_endpoints_each() {
         full,
         script2.lines().count(),
         update,
+        lib_updates,
         refill
     );
 }
@@ -692,4 +706,51 @@ fn stale_udp_conntrack_entries_are_deleted() {
     // Nothing matches: fine.
     ct.flush(&Flush::Dest(dest("10.43.0.99"))).unwrap();
     assert!(list().contains("sport=40001"));
+}
+
+/// libnftables' context lives in the namespace it is given; without one,
+/// in the process's own, even when the thread that makes it has entered
+/// another. A table that exists only in the test's namespace tells them
+/// apart (on the host, only read: `list`).
+#[test]
+fn a_library_context_is_in_the_namespace_it_is_given() {
+    let ns = Netns(format!("wharf-test-{:x}-lib", std::process::id()));
+    must(&["ip", "netns", "add", &ns.0]);
+    let table = format!("wharf-test-lib-{:x}", std::process::id());
+    let inside = NftLib::new(Some(&ns.0)).expect("libnftables loads");
+    inside
+        .apply(&format!("add table ip {table}\n"))
+        .expect("a table in the namespace");
+    inside
+        .apply(&format!("list table ip {table}\n"))
+        .expect("listed where it was made");
+    let name = ns.0.clone();
+    let outside = std::thread::spawn(move || {
+        let f = std::fs::File::open(format!("/run/netns/{name}")).unwrap();
+        // SAFETY: setns on an open namespace file, for this thread only.
+        let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+        NftLib::new(None).expect("libnftables loads")
+    })
+    .join()
+    .unwrap();
+    let err = outside
+        .apply(&format!("list table ip {table}\n"))
+        .expect_err("not in the process's namespace");
+    assert!(
+        err.to_string().contains("No such file or directory"),
+        "{err}"
+    );
+    // A script that cannot apply leaves the context usable.
+    let bad = inside
+        .apply(&format!(
+            "add chain ip {table} c\nadd rule ip {table} c nonsense\n"
+        ))
+        .expect_err("a syntax error");
+    assert!(bad.to_string().contains("nonsense"), "{bad}");
+    assert!(!nft_list(&ns.0, &["table", "ip", &table]).contains("chain c"));
+    inside
+        .apply(&format!("add chain ip {table} c\n"))
+        .expect("the next script applies");
+    assert!(nft_list(&ns.0, &["table", "ip", &table]).contains("chain c {"));
 }

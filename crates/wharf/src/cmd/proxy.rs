@@ -110,13 +110,14 @@ impl ProxyFlags {
     }
 }
 
-/// Start the proxy with the real `nft`.
+/// Start the proxy with the real nftables (libnftables, or the `nft`
+/// binary where the library is missing).
 pub fn start(client: kube::Client, cfg: proxy::Config) -> proxy::Proxy {
     tracing::info!(table = %cfg.table, node = %cfg.node_name, cluster_cidr = ?cfg.cluster_cidr, "starting the service proxy");
     proxy::Proxy::start(
         client,
         cfg,
-        Arc::new(proxy::nft::NftCommand::default()),
+        proxy::nft::host(),
         Arc::new(proxy::conntrack::ConntrackCommand::default()),
     )
 }
@@ -124,7 +125,7 @@ pub fn start(client: kube::Client, cfg: proxy::Config) -> proxy::Proxy {
 pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     if args.cleanup {
         check_table(&args.flags.table)?;
-        proxy::nft::delete_table(&proxy::nft::NftCommand::default(), &args.flags.table)
+        proxy::nft::delete_table(&*proxy::nft::host(), &args.flags.table)
             .context("deleting the proxy's table")?;
         println!("wharf proxy: table ip {} deleted", args.flags.table);
         return Ok(());
