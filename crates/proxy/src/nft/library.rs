@@ -219,7 +219,7 @@ impl NftLib {
                 let mut ctx = match opened {
                     Ok(c) => {
                         let _ = ready_tx.send(Ok(()));
-                        c
+                        Some(c)
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -227,18 +227,21 @@ impl NftLib {
                     }
                 };
                 for (script, reply) in queue {
-                    let result = ctx.run(&script);
-                    if result.is_err() {
-                        // A fresh socket and cache for the next script,
-                        // whatever state the failure left.
-                        match Context::new(api) {
-                            Ok(c) => ctx = c,
-                            Err(e) => {
-                                let _ = reply.send(Err(e));
-                                return;
-                            }
-                        }
-                    }
+                    // A context dropped after a failure is made again
+                    // here; if that fails, this script fails, not the
+                    // thread.
+                    let result =
+                        ctx.take()
+                            .map_or_else(|| Context::new(api), Ok)
+                            .and_then(|mut c| {
+                                let r = c.run(&script);
+                                // After a failure, a fresh socket and cache for
+                                // the next script, whatever state it left.
+                                if r.is_ok() {
+                                    ctx = Some(c);
+                                }
+                                r
+                            });
                     let _ = reply.send(result);
                 }
             })
